@@ -1,0 +1,36 @@
+"""vbench's architecture registry: video backbones of three papers, built from data.
+
+Importing this package registers every family (explicit imports, no directory
+scanning). ``archs`` knows nothing of measuring: it builds models.
+"""
+
+from archs import inception, resnet  # noqa: F401  (registers the families)
+from archs._published import PublishedResult, published_for, published_table
+from archs._registry import (
+    ArchSpec,
+    UnknownArchError,
+    create_model,
+    get_arch,
+    list_archs,
+    list_families,
+    register_arch,
+)
+from archs.inception import inception_v1_2d
+from archs.inflate import inflate_conv_weight, inflate_from_2d, inflate_state_dict
+
+__all__ = [
+    "ArchSpec",
+    "PublishedResult",
+    "UnknownArchError",
+    "create_model",
+    "get_arch",
+    "inception_v1_2d",
+    "inflate_conv_weight",
+    "inflate_from_2d",
+    "inflate_state_dict",
+    "list_archs",
+    "list_families",
+    "published_for",
+    "published_table",
+    "register_arch",
+]
