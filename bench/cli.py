@@ -6,9 +6,12 @@ Known user mistakes raise :class:`bench.errors.UsageError` (or the registry's
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from functools import wraps
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -87,10 +90,106 @@ def list_cmd(
         _console().print(arch_table(rows))
 
 
+@app.command("profile")
+@_user_errors
+def profile_cmd(
+    arch: Annotated[
+        list[str], typer.Option("--arch", "-a", help="'all', a name or a pattern such as 'r*_18'; repeatable.")
+    ],
+    device: Annotated[str, typer.Option(help="cpu, cuda, mps or auto.")] = "auto",
+    batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated.")] = "1",
+    frames: Annotated[str | None, typer.Option(help="Frames, comma-separated (default: each paper input).")] = None,
+    size: Annotated[str | None, typer.Option(help="Height = width, comma-separated (default: paper input).")] = None,
+    dtype: Annotated[str, typer.Option(help="fp32, bf16 or fp16 (autocast).")] = "fp32",
+    mode: Annotated[str, typer.Option(help="infer, train (forward+backward+step) or both.")] = "infer",
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="channels_last_3d memory format.")] = False,
+    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
+    cuda_graphs: Annotated[bool, typer.Option("--cuda-graphs", help="Replay inference as a CUDA graph.")] = False,
+    static: Annotated[bool, typer.Option("--static", help="Count only (params, MACs); no timing.")] = False,
+    arch_kwargs: Annotated[
+        list[str] | None, typer.Option("--arch-kwargs", help="key=value passed to the builders; repeatable.")
+    ] = None,
+    warmup: Annotated[int, typer.Option(help="Untimed iterations first.")] = 3,
+    repeats: Annotated[int, typer.Option(help="Timed samples to take (at least).")] = 10,
+    min_time: Annotated[float, typer.Option(help="Keep sampling at least this many seconds.")] = 0.0,
+    max_time: Annotated[float, typer.Option(help="Stop sampling after this many seconds.")] = 60.0,
+    timeout: Annotated[float, typer.Option(help="Kill a worker that produces no row for this many seconds.")] = 900.0,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default reports/runs/<timestamp>).")] = None,
+    plugin: Annotated[
+        list[str] | None, typer.Option("--plugin", help="Module to import first (registers more archs).")
+    ] = None,
+    fail_on_error: Annotated[bool, typer.Option("--fail-on-error", help="Exit 1 if any row is not ok.")] = False,
+) -> None:
+    """Measure FLOPs, parameters, latency and memory; write results.csv, .md and .json."""
+    from bench.plan import Request, make_plan
+    from bench.plugins import load_plugins
+    from bench.report import summary_markdown, summary_table
+    from bench.runner import run_plan
+    from bench.timing import SamplePolicy
+
+    plugins = load_plugins(plugin or [])
+    try:
+        policy = SamplePolicy(warmup=warmup, repeats=repeats, min_time=min_time, max_time=max_time)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    request = Request(
+        archs=arch,
+        device=device,
+        batches=batch,  # type: ignore[arg-type]
+        frames=frames,  # type: ignore[arg-type]
+        sizes=size,  # type: ignore[arg-type]
+        dtype=dtype,
+        mode=mode,
+        channels_last=channels_last,
+        compiled=compile_,
+        cuda_graphs=cuda_graphs,
+        arch_kwargs=arch_kwargs or [],
+        static=static,
+        policy=policy,
+    )
+    plan = make_plan(request)
+    out_dir = out or Path("reports/runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    console = _console()
+    with _progress(console, plan.n_rows) as on_row:
+        result = run_plan(plan, out_dir, timeout=timeout, plugins=plugins, on_row=on_row, markdown=summary_markdown)
+    console.print(summary_table(result.rows))
+    for path in result.paths.values():
+        console.print(f"wrote {path}")
+    failed = [r for r in result.rows if r["status"] != "ok"]
+    if failed:
+        console.print(f"{len(failed)} of {len(result.rows)} rows did not finish ok")
+        if fail_on_error:
+            raise typer.Exit(code=1)
+
+
+@contextlib.contextmanager
+def _progress(console: Any, total: int) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """A rich progress bar on a terminal; one plain line per row otherwise."""
+    from bench.report import row_line
+
+    if not console.is_terminal:
+        yield lambda row: typer.echo(row_line(row))
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
+        task = bar.add_task("profiling", total=total)
+
+        def on_row(row: dict[str, Any]) -> None:
+            bar.update(task, advance=1, description=f"{row['arch']} {row['mode']} b{row['batch']}")
+
+        yield on_row
+
+
 def _console() -> Any:
     from rich.console import Console
 
-    return Console()
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.table import Table
 
-__all__ = ["arch_table", "fmt_input"]
+__all__ = ["arch_table", "fmt_input", "row_line", "summary_markdown", "summary_table"]
 
 
 def fmt_input(shape: Sequence[int]) -> str:
@@ -42,3 +42,77 @@ def _short_paper(paper: str) -> str:
     """``"Tran et al., A Closer Look ..., CVPR 2018"`` -> ``"Tran et al., CVPR 2018"``."""
     parts = [p.strip() for p in paper.split(",")]
     return f"{parts[0]}, {parts[-1]}" if len(parts) > 2 else paper
+
+
+# Columns of the run summary: (header with unit, row key, format).
+_SUMMARY: tuple[tuple[str, str, str], ...] = (
+    ("arch", "arch", "{}"),
+    ("mode", "mode", "{}"),
+    ("batch", "batch", "{}"),
+    ("input (TxHxW)", "_input", "{}"),
+    ("dtype", "dtype", "{}"),
+    ("params (M)", "params", "{:.2f}"),
+    ("GMACs/clip", "gmacs", "{:.2f}"),
+    ("latency (ms)", "latency_ms", "{:.2f}"),
+    ("IQR (ms)", "latency_iqr_ms", "{:.2f}"),
+    ("clips/s", "clips_per_s", "{:.1f}"),
+    ("peak mem (MiB)", "peak_mem_mib", "{:.0f}"),
+    ("status", "status", "{}"),
+)
+
+
+def _value(row: dict[str, Any], key: str, fmt: str) -> str:
+    if key == "_input":
+        return f"{row['frames']}x{row['height']}x{row['width']}"
+    v = row.get(key)
+    if v is None or v == "":
+        return "-"
+    if key == "params":
+        v = v / 1e6
+    if key == "status" and v != "ok" and row.get("error"):
+        return f"{v}: {str(row['error'])[:60]}"
+    if key == "latency_ms" and row.get("noisy"):
+        return fmt.format(v) + " (noisy)"
+    return fmt.format(v)
+
+
+def summary_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """The run's rows as a Markdown table with units in the header (fit for a README or PR)."""
+    header = [h for h, _, _ in _SUMMARY]
+    lines = [
+        "MACs are multiply-accumulates of conv, linear and matmul layers (FLOPs = 2 x MACs), per clip. "
+        "Latency is the median per iteration of the whole batch.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|"
+        + "|".join("---:" if h not in ("arch", "mode", "dtype", "status", "input (TxHxW)") else "---" for h in header)
+        + "|",
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(_value(row, k, f).replace("|", "/") for _, k, f in _SUMMARY) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def summary_table(rows: Sequence[dict[str, Any]], title: str = "vbench results") -> Table:
+    """The same table for the terminal."""
+    table = Table(title=title, title_justify="left")
+    # Leave out columns that nothing filled (a --static run has no timing).
+    columns = [(h, k, f) for h, k, f in _SUMMARY if any(_value(r, k, f) != "-" for r in rows)]
+    for header, key, _ in columns:
+        left = key in ("arch", "mode", "dtype", "status", "_input")
+        table.add_column(header, justify="left" if left else "right", no_wrap=True)
+    for row in rows:
+        cells = [_value(row, k, f) for _, k, f in columns]
+        style = None if row.get("status") == "ok" else "red"
+        table.add_row(*cells, style=style)
+    return table
+
+
+def row_line(row: dict[str, Any]) -> str:
+    """One plain log line per finished row (when stdout is not a terminal)."""
+    line = (
+        f"{row['arch']} {row['mode']} batch={row['batch']} input={_value(row, '_input', '{}')} {row['dtype']} "
+        f"status={row['status']} gmacs={_value(row, 'gmacs', '{:.2f}')} "
+        f"latency_ms={_value(row, 'latency_ms', '{:.2f}')} peak_mem_mib={_value(row, 'peak_mem_mib', '{:.0f}')}"
+    )
+    return line + (f" error={row['error']}" if row.get("error") else "")

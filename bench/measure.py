@@ -1,0 +1,176 @@
+"""Measure one configuration for real: build, warm up, time, read peak memory.
+
+Runs inside a worker process (:mod:`bench.worker`); returns plain records and
+never prints. Inference runs under ``torch.inference_mode()``; training is
+forward + cross-entropy + backward + SGD step. Reduced precision uses autocast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import archs
+from bench.plan import Config
+from bench.timing import Clock, CudaEventClock, HostClock, Measurement, SamplePolicy, sample
+
+__all__ = ["Result", "is_oom", "measure_config", "setup_device"]
+
+_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Result:
+    measurement: Measurement
+    memory: dict[str, Any]
+
+
+def is_oom(exc: BaseException) -> bool:
+    """Out-of-memory on any device: CUDA's own error, or an allocator's message."""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    msg = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
+
+
+def setup_device(device: str) -> None:
+    """Process-wide settings for timing: cuDNN autotuning on (recorded in every row)."""
+    if device == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
+def _sync(device: str) -> Callable[[], None] | None:
+    if device == "cuda":
+        return torch.cuda.synchronize
+    if device == "mps":
+        return torch.mps.synchronize
+    return None
+
+
+def _clock(device: str) -> Clock:
+    return CudaEventClock() if device == "cuda" else HostClock(sync=_sync(device))
+
+
+class _PeakRss:
+    """Peak resident memory of this process, resettable on Linux (``/proc/self/clear_refs``)."""
+
+    _status = Path("/proc/self/status")
+
+    def reset(self) -> bool:
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+            return True
+        except OSError:
+            return False
+
+    def read_mib(self) -> float | None:
+        try:
+            for line in self._status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        try:
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        except (ImportError, OSError):
+            return None
+
+
+def _step_fn(model: nn.Module, x: torch.Tensor, config: Config) -> Callable[[], object]:
+    device_type = "cuda" if config.device == "cuda" else config.device
+    autocast = (
+        (lambda: torch.autocast(device_type=device_type, dtype=_AUTOCAST[config.dtype]))
+        if config.dtype in _AUTOCAST
+        else contextlib.nullcontext
+    )
+    if config.mode == "infer":
+        model.eval()
+
+        def infer() -> object:
+            with torch.inference_mode(), autocast():
+                return model(x)
+
+        if config.cuda_graphs:
+            return _graphed(infer)
+        return infer
+
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    target = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+
+    def train() -> object:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast():
+            loss = F.cross_entropy(model(x), target)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return train
+
+
+def _graphed(fn: Callable[[], object]) -> Callable[[], object]:
+    """Capture ``fn`` in a CUDA graph (after warm-up on a side stream) and replay it."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph.replay
+
+
+def measure_config(config: Config, policy: SamplePolicy, clock: Clock | None = None) -> Result:
+    """Build the model of ``config`` on its device and time it under ``policy``.
+
+    Raises whatever the model raises; the worker turns out-of-memory errors
+    into ``oom`` rows (see :func:`is_oom`).
+    """
+    device = torch.device(config.device)
+    torch.manual_seed(0)
+    model = archs.create_model(config.arch, **dict(config.arch_kwargs)).to(device)
+    x = torch.randn(config.input_shape, device=device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    if config.compiled:
+        model = torch.compile(model)  # type: ignore[assignment]
+    fn = _step_fn(model, x, config)
+    cuda = config.device == "cuda"
+    rss = _PeakRss()
+    try:
+        for _ in range(policy.warmup):
+            fn()
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            rss.reset()
+        timed = SamplePolicy(0, policy.repeats, policy.min_time, policy.max_time, policy.max_samples)
+        m = sample(fn, timed, clock or _clock(config.device))
+        if cuda:
+            memory: dict[str, Any] = {
+                "peak_mem_mib": torch.cuda.max_memory_allocated() / 2**20,
+                "peak_mem_reserved_mib": torch.cuda.max_memory_reserved() / 2**20,
+            }
+        else:
+            memory = {"peak_mem_mib": rss.read_mib()}
+    finally:
+        del fn, model, x
+        gc.collect()
+        if cuda:
+            torch.cuda.empty_cache()
+    return Result(measurement=Measurement(m.times_s, warmup=policy.warmup), memory=memory)

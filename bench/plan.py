@@ -1,0 +1,265 @@
+"""From what the user asked to a checked list of jobs, before any long work starts.
+
+A :class:`Request` is the command line's options; :func:`make_plan` resolves
+architecture patterns, expands the grid (batch x frames x size x mode), parses
+``--arch-kwargs``, checks every input against the architecture's ``min_input``
+and counts every (architecture, input) on the meta device. Anything wrong is a
+:class:`~bench.errors.UsageError` (exit code 2) raised here, so that no timing
+has started when the user learns of a mistake. The counts are kept in the plan
+and reused for every row, so counting also happens only once.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import archs
+from bench.counting import Counts, count
+from bench.errors import UsageError
+from bench.timing import SamplePolicy
+
+__all__ = [
+    "DEVICES",
+    "DTYPES",
+    "MODES",
+    "Config",
+    "Job",
+    "Plan",
+    "Request",
+    "make_plan",
+    "parse_arch_kwargs",
+    "parse_int_list",
+    "resolve_archs",
+    "resolve_device",
+]
+
+DEVICES = ("cpu", "cuda", "mps", "auto")
+DTYPES = ("fp32", "bf16", "fp16")
+MODES = ("infer", "train", "both")
+
+
+@dataclass(frozen=True)
+class Config:
+    """One row's configuration: what is measured, on what, how."""
+
+    arch: str
+    batch: int
+    frames: int
+    height: int
+    width: int
+    device: str
+    dtype: str = "fp32"
+    mode: str = "infer"
+    channels_last: bool = False
+    compiled: bool = False
+    cuda_graphs: bool = False
+    arch_kwargs: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int, int]:
+        return (self.batch, 3, self.frames, self.height, self.width)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["arch_kwargs"] = dict(self.arch_kwargs)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Config:
+        d = dict(d)
+        d["arch_kwargs"] = tuple(sorted(d.get("arch_kwargs", {}).items()))
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Job:
+    """All configurations of one architecture: what one worker process runs."""
+
+    arch: str
+    configs: tuple[Config, ...]
+    counts: dict[tuple[int, int, int], Counts] = field(compare=False)
+    """Per-clip counts (batch 1) for each (frames, height, width) of the job."""
+
+    def counts_for(self, config: Config) -> Counts:
+        return self.counts[(config.frames, config.height, config.width)]
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the user asked for; None for frames/sizes means each architecture's paper input."""
+
+    archs: Sequence[str] = ("all",)
+    device: str = "auto"
+    batches: Sequence[int] = (1,)
+    frames: Sequence[int] | None = None
+    sizes: Sequence[int] | None = None
+    dtype: str = "fp32"
+    mode: str = "infer"
+    channels_last: bool = False
+    compiled: bool = False
+    cuda_graphs: bool = False
+    arch_kwargs: Sequence[str] = ()
+    static: bool = False
+    policy: SamplePolicy = field(default_factory=SamplePolicy)
+
+
+@dataclass(frozen=True)
+class Plan:
+    request: Request
+    device: str
+    jobs: tuple[Job, ...]
+
+    @property
+    def n_rows(self) -> int:
+        return sum(len(j.configs) for j in self.jobs)
+
+
+def parse_int_list(text: str | Sequence[int] | None, what: str) -> list[int] | None:
+    """``"1,8"`` -> ``[1, 8]``; every value must be a positive integer."""
+    if text is None:
+        return None
+    items = text.split(",") if isinstance(text, str) else list(text)
+    values = []
+    for item in items:
+        try:
+            v = int(str(item).strip())
+        except ValueError:
+            raise UsageError(f"--{what} takes positive integers separated by commas; got '{text}'") from None
+        if v <= 0:
+            raise UsageError(f"--{what} must be positive; got {v}")
+        values.append(v)
+    if not values:
+        raise UsageError(f"--{what} is empty")
+    return values
+
+
+def parse_arch_kwargs(items: Iterable[str]) -> dict[str, Any]:
+    """``["split=Mixed_3c", "num_classes=10"]`` -> ``{"split": "Mixed_3c", "num_classes": 10}``.
+
+    Values are Python literals where they parse as one (ints, floats, booleans,
+    None, tuples) and strings otherwise.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise UsageError(f"--arch-kwargs takes key=value with a Python identifier as key; got '{item}'")
+        try:
+            value: Any = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError):
+            value = raw.strip()
+        out[key] = value
+    return out
+
+
+def resolve_archs(patterns: Sequence[str]) -> list[str]:
+    """Names for ``all``, exact names and shell-style patterns, in natural order, without repeats."""
+    names: list[str] = []
+    for pattern in patterns:
+        if pattern == "all":
+            found = archs.list_archs()
+        elif any(ch in pattern for ch in "*?["):
+            found = archs.list_archs(pattern)
+            if not found:
+                raise UsageError(f"no architecture matches '{pattern}'")
+        else:
+            found = [archs.get_arch(pattern).name]  # UnknownArchError names close matches
+        names.extend(n for n in found if n not in names)
+    return names
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> cuda, mps or cpu; an unavailable device is a usage error.
+
+    Asks only whether CUDA exists, which does not create a CUDA context in this
+    process (the workers do that).
+    """
+    import torch
+
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    if device not in DEVICES:
+        raise UsageError(f"unknown device '{device}'; choose from {', '.join(DEVICES)}")
+    has_cuda = torch.cuda.is_available()
+    has_mps = torch.backends.mps.is_available()
+    if device == "auto":
+        return "cuda" if has_cuda else "mps" if has_mps else "cpu"
+    if device == "cuda" and not has_cuda:
+        raise UsageError("--device cuda: no CUDA device is available (torch sees none)")
+    if device == "mps" and not has_mps:
+        raise UsageError("--device mps: no MPS device is available")
+    return device
+
+
+def _check_input(arch: str, frames: int, height: int, width: int) -> None:
+    _, t_min, h_min, w_min = archs.get_arch(arch).min_input
+    if frames < t_min or height < h_min or width < w_min:
+        raise UsageError(
+            f"{arch} needs at least {t_min} frames and {h_min}x{w_min} pixels "
+            f"(min input 3x{t_min}x{h_min}x{w_min}); got {frames}x{height}x{width}"
+        )
+
+
+def _count(arch: str, thw: tuple[int, int, int], train: bool, kwargs: dict[str, Any]) -> Counts:
+    try:
+        return count(arch, (1, 3, *thw), train=train, **kwargs)
+    except TypeError as e:
+        raise UsageError(f"{arch}: bad --arch-kwargs: {e}") from None
+    except (ValueError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UsageError(
+            f"{arch} cannot run on {'x'.join(map(str, thw))} with {kwargs or 'default kwargs'}: {first}"
+        ) from None
+
+
+def make_plan(request: Request) -> Plan:
+    """Check the request and count every (architecture, input); raises UsageError on a mistake."""
+    if request.dtype not in DTYPES:
+        raise UsageError(f"unknown dtype '{request.dtype}'; choose from {', '.join(DTYPES)}")
+    if request.mode not in MODES:
+        raise UsageError(f"unknown mode '{request.mode}'; choose from {', '.join(MODES)}")
+    batches = parse_int_list(request.batches, "batch") or [1]
+    frames = parse_int_list(request.frames, "frames")
+    sizes = parse_int_list(request.sizes, "size")
+    kwargs = parse_arch_kwargs(request.arch_kwargs)
+    names = resolve_archs(request.archs)
+    device = resolve_device(request.device)
+    if request.cuda_graphs and device != "cuda":
+        raise UsageError("--cuda-graphs needs --device cuda")
+    modes = ["infer", "train"] if request.mode == "both" else [request.mode]
+    kw = tuple(sorted(kwargs.items()))
+
+    jobs = []
+    for name in names:
+        _, t0, h0, w0 = archs.get_arch(name).default_input
+        inputs = [
+            (t, s, s) if s is not None else (t, h0, w0)
+            for t, s in itertools.product(frames or [t0], sizes or [None])  # type: ignore[list-item]
+        ]
+        for t, h, w in inputs:
+            _check_input(name, t, h, w)
+        counts = {thw: _count(name, thw, "train" in modes, kwargs) for thw in inputs}
+        configs = tuple(
+            Config(
+                arch=name,
+                batch=b,
+                frames=t,
+                height=h,
+                width=w,
+                device=device,
+                dtype=request.dtype,
+                mode=m,
+                channels_last=request.channels_last,
+                compiled=request.compiled,
+                cuda_graphs=request.cuda_graphs,
+                arch_kwargs=kw,
+            )
+            for (t, h, w), b, m in itertools.product(inputs, batches, modes)
+        )
+        jobs.append(Job(arch=name, configs=configs, counts=counts))
+    return Plan(request=request, device=device, jobs=tuple(jobs))

@@ -1,0 +1,138 @@
+"""Results on disk: appended as rows finish, written atomically, read back with checks.
+
+A run directory holds:
+
+- ``results.jsonl``: one row per line, appended (and flushed to disk) as each
+  row finishes, so an interrupted run keeps every finished row;
+- ``results.csv``: the rows, rewritten atomically after each architecture;
+- ``results.json``: schema version, environment and rows with their raw samples;
+- ``results.md``: the Markdown table (written by :mod:`bench.report`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.errors import UsageError
+from bench.schema import COLUMNS, REQUIRED_COLUMNS, SCHEMA_VERSION
+
+__all__ = ["ResultsWriter", "atomic_write_text", "load_results", "rows_to_csv"]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _cell(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return value
+
+
+def rows_to_csv(rows: Iterable[dict[str, Any]]) -> str:
+    """The rows as CSV text with the schema's columns in order (raw samples left out)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(row.get(k)) for k in COLUMNS})
+    return buf.getvalue()
+
+
+class ResultsWriter:
+    """Collects the rows of one run into ``out_dir``."""
+
+    def __init__(self, out_dir: Path, environment: dict[str, Any]) -> None:
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.environment = dict(environment)
+        self.rows: list[dict[str, Any]] = []
+        self._jsonl = self.out_dir / "results.jsonl"
+        self._jsonl.write_text("")
+
+    @property
+    def paths(self) -> dict[str, Path]:
+        return {ext: self.out_dir / f"results.{ext}" for ext in ("csv", "md", "json")}
+
+    def append(self, row: dict[str, Any]) -> None:
+        """Keep ``row`` and put it on disk at once."""
+        self.rows.append(row)
+        with self._jsonl.open("a") as f:
+            f.write(json.dumps(row, default=str) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def checkpoint(self) -> None:
+        """Rewrite results.csv with every row so far."""
+        atomic_write_text(self.paths["csv"], rows_to_csv(self.rows))
+
+    def finish(self, markdown: str) -> dict[str, Path]:
+        """Write the CSV, the JSON (with raw samples and the environment) and the Markdown table."""
+        self.checkpoint()
+        doc = {
+            "schema_version": SCHEMA_VERSION,
+            "environment": self.environment,
+            "rows": self.rows,
+        }
+        atomic_write_text(self.paths["json"], json.dumps(doc, indent=1, default=str) + "\n")
+        atomic_write_text(self.paths["md"], markdown)
+        return self.paths
+
+
+def load_results(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows and environment of a saved run: a ``results.json`` or a run directory.
+
+    Raises:
+        UsageError: missing, unreadable, corrupt, schema-mismatched or empty files.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / "results.json"
+    if not p.exists():
+        raise UsageError(f"no results at '{path}'")
+    try:
+        doc = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UsageError(f"'{p}' is not a vbench results file: {e}") from None
+    if not isinstance(doc, dict) or "rows" not in doc:
+        raise UsageError(f"'{p}' is not a vbench results file (no 'rows')")
+    version = doc.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise UsageError(f"'{p}' has results schema version {version}; this vbench reads version {SCHEMA_VERSION}")
+    rows = doc["rows"]
+    if not isinstance(rows, list) or not rows:
+        raise UsageError(f"'{p}' holds no rows")
+    missing = _missing_columns(rows)
+    if missing:
+        raise UsageError(f"'{p}' lacks required columns: {', '.join(missing)}")
+    return rows, doc.get("environment", {})
+
+
+def _missing_columns(rows: Sequence[Any]) -> list[str]:
+    missing: set[str] = set()
+    for row in rows:
+        if not isinstance(row, dict):
+            return ["(rows are not objects)"]
+        missing.update(c for c in REQUIRED_COLUMNS if c not in row)
+    return sorted(missing)

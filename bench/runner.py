@@ -1,0 +1,184 @@
+"""Run a plan: one worker process per architecture, rows on disk as they finish.
+
+The parent never initialises CUDA: it counts on the meta device (in
+:func:`bench.plan.make_plan`) and leaves every real forward to workers. A
+worker runs all configurations of one architecture, so a GPU sweep pays for
+process start and CUDA initialisation once per architecture. If a worker
+crashes, its unfinished rows become ``error`` rows; if it produces no row for
+``timeout`` seconds it is killed and its unfinished rows become ``timeout``
+rows. Either way the run goes on with the next architecture.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import archs
+from bench.env import environment
+from bench.plan import Config, Job, Plan
+from bench.results import ResultsWriter
+from bench.schema import make_row
+from bench.worker import PREFIX, encode_job
+
+__all__ = ["RunOutput", "run_plan"]
+
+RowCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    rows: list[dict[str, Any]]
+    environment: dict[str, Any]
+    paths: dict[str, Path]
+
+
+def _static_rows(job: Job, env: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    family = archs.get_arch(job.arch).family
+    for config in job.configs:
+        yield make_row(config, family=family, env=env, counts=job.counts_for(config))
+
+
+def _failed_rows(
+    job: Job, configs: Sequence[Config], env: dict[str, Any], status: str, error: str
+) -> list[dict[str, Any]]:
+    family = archs.get_arch(job.arch).family
+    return [make_row(c, family=family, env=env, counts=job.counts_for(c), status=status, error=error) for c in configs]
+
+
+def _worker_env() -> dict[str, str]:
+    """The worker imports bench (and plugins) from where this process does."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    paths = [os.getcwd(), root, env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _tail(path: Path, lines: int = 1) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError, AttributeError):
+        proc.kill()
+    proc.wait()
+
+
+def _run_worker(
+    job: Job, plan: Plan, timeout: float, plugins: Sequence[str], parent_env: dict[str, Any], env_out: dict[str, Any]
+) -> Iterator[dict[str, Any]]:
+    """Yield the rows of one job from a worker process, or failure rows for what it did not finish."""
+    payload = encode_job(job, plan.request.policy, list(plugins))
+    with tempfile.NamedTemporaryFile("w+", prefix="vbench-worker-", suffix=".log", delete=False) as errf:
+        err_path = Path(errf.name)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errf,
+            text=True,
+            env=_worker_env(),
+            start_new_session=True,
+        )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    remaining = list(job.configs)
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(payload)
+        proc.stdin.close()
+        while remaining:
+            try:
+                line = lines.get(timeout=timeout)
+            except queue.Empty:
+                _kill(proc)
+                yield from _failed_rows(
+                    job, remaining, parent_env, "timeout", f"worker produced no row for {timeout:g} s and was killed"
+                )
+                return
+            if line is None:
+                code = proc.wait()
+                why = _tail(err_path) or "no message"
+                yield from _failed_rows(job, remaining, parent_env, "error", f"worker exited with code {code}: {why}")
+                return
+            if not line.startswith(PREFIX):
+                continue  # whatever the model printed
+            msg = json.loads(line[len(PREFIX) :])
+            if msg["type"] == "env":
+                env_out.update(msg["env"])
+            elif msg["type"] == "row":
+                remaining.pop(0)
+                yield msg["row"]
+    except BrokenPipeError:
+        code = proc.wait()
+        yield from _failed_rows(
+            job, remaining, parent_env, "error", f"worker exited with code {code}: {_tail(err_path)}"
+        )
+    finally:
+        if proc.poll() is None:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                _kill(proc)
+        err_path.unlink(missing_ok=True)
+
+
+def run_plan(
+    plan: Plan,
+    out_dir: Path,
+    *,
+    timeout: float = 600.0,
+    plugins: Sequence[str] = (),
+    on_row: RowCallback | None = None,
+    markdown: Callable[[list[dict[str, Any]]], str] | None = None,
+) -> RunOutput:
+    """Measure every job of ``plan``; rows go to ``out_dir`` as they finish.
+
+    Args:
+        timeout: Seconds a worker may go without producing a row before it is killed.
+        plugins: Modules the workers import first (to register more architectures).
+        on_row: Called with each row as it arrives (progress display).
+        markdown: Renders the final Markdown table (from :mod:`bench.report`).
+    """
+    env = environment(None)
+    env["device"] = plan.device
+    writer = ResultsWriter(out_dir, env)
+    worker_env: dict[str, Any] = {}
+    for job in plan.jobs:
+        rows = (
+            _static_rows(job, env) if plan.request.static else _run_worker(job, plan, timeout, plugins, env, worker_env)
+        )
+        for row in rows:
+            writer.append(row)
+            if on_row is not None:
+                on_row(row)
+        writer.checkpoint()
+        if worker_env:
+            writer.environment.update(worker_env)
+    paths = writer.finish(markdown(writer.rows) if markdown else "")
+    return RunOutput(rows=writer.rows, environment=writer.environment, paths=paths)
