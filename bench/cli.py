@@ -118,6 +118,7 @@ def profile_cmd(
     plugin: Annotated[
         list[str] | None, typer.Option("--plugin", help="Module to import first (registers more archs).")
     ] = None,
+    counter: Annotated[str, typer.Option(help="MAC counter: torch (meta device) or fvcore (traces on CPU).")] = "torch",
     fail_on_error: Annotated[bool, typer.Option("--fail-on-error", help="Exit 1 if any row is not ok.")] = False,
 ) -> None:
     """Measure FLOPs, parameters, latency and memory; write results.csv, .md and .json."""
@@ -147,6 +148,7 @@ def profile_cmd(
         cuda_graphs=cuda_graphs,
         arch_kwargs=arch_kwargs or [],
         static=static,
+        counter=counter,
         policy=policy,
     )
     plan = make_plan(request)
@@ -183,6 +185,47 @@ def _progress(console: Any, total: int) -> Iterator[Callable[[dict[str, Any]], N
             bar.update(task, advance=1, description=f"{row['arch']} {row['mode']} b{row['batch']}")
 
         yield on_row
+
+
+@app.command("inspect")
+@_user_errors
+def inspect_cmd(
+    name: Annotated[str, typer.Argument(help="Architecture name.")],
+    frames: Annotated[int | None, typer.Option(help="Frames (default: paper input).")] = None,
+    size: Annotated[int | None, typer.Option(help="Height = width (default: paper input).")] = None,
+    depth: Annotated[int, typer.Option(help="Deepest module level shown (root = 0).")] = 2,
+    arch_kwargs: Annotated[
+        list[str] | None, typer.Option("--arch-kwargs", help="key=value passed to the builder; repeatable.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows instead of a table.")] = False,
+) -> None:
+    """Per-module parameters, MACs and activations of one architecture (counted on the meta device)."""
+    from dataclasses import asdict
+
+    from bench.counting import module_breakdown
+    from bench.plan import Request, make_plan
+    from bench.report import inspect_table
+
+    plan = make_plan(
+        Request(
+            archs=[name],
+            device="cpu",
+            frames=None if frames is None else [frames],
+            sizes=None if size is None else [size],
+            arch_kwargs=arch_kwargs or [],
+            static=True,
+        )
+    )
+    config = plan.jobs[0].configs[0]
+    if depth < 0:
+        raise UsageError("--depth must be >= 0")
+    rows = module_breakdown(config.arch, config.input_shape, max_depth=depth, **dict(config.arch_kwargs))
+    if as_json:
+        typer.echo(json.dumps([asdict(r) for r in rows], indent=1))
+    else:
+        _console().print(
+            inspect_table(rows, title=f"{config.arch} at 3x{config.frames}x{config.height}x{config.width}")
+        )
 
 
 def _console() -> Any:

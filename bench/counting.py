@@ -140,7 +140,8 @@ def count(arch: str, shape: InputShape, *, train: bool = False, **arch_kwargs: A
         out = model(x)
     train_macs = None
     if train:
-        model.train()
+        # Eval mode: the same MACs as training (normalisation is not counted), and BatchNorm
+        # does not refuse a batch of one clip whose last feature map is 1x1x1.
         with FlopCounterMode(display=False) as both:
             model(x).sum().backward()
         train_macs = _macs(both)

@@ -12,6 +12,7 @@ and reused for every row, so counting also happens only once.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import itertools
 import os
 from collections.abc import Iterable, Sequence
@@ -24,6 +25,7 @@ from bench.errors import UsageError
 from bench.timing import SamplePolicy
 
 __all__ = [
+    "COUNTERS",
     "DEVICES",
     "DTYPES",
     "MODES",
@@ -41,6 +43,7 @@ __all__ = [
 DEVICES = ("cpu", "cuda", "mps", "auto")
 DTYPES = ("fp32", "bf16", "fp16")
 MODES = ("infer", "train", "both")
+COUNTERS = ("torch", "fvcore")
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class Request:
     cuda_graphs: bool = False
     arch_kwargs: Sequence[str] = ()
     static: bool = False
+    counter: str = "torch"
     policy: SamplePolicy = field(default_factory=SamplePolicy)
 
 
@@ -205,9 +209,15 @@ def _check_input(arch: str, frames: int, height: int, width: int) -> None:
         )
 
 
-def _count(arch: str, thw: tuple[int, int, int], train: bool, kwargs: dict[str, Any]) -> Counts:
+def _count(arch: str, thw: tuple[int, int, int], train: bool, kwargs: dict[str, Any], counter: str) -> Counts:
     try:
-        return count(arch, (1, 3, *thw), train=train, **kwargs)
+        counts = count(arch, (1, 3, *thw), train=train, **kwargs)
+        if counter == "fvcore":
+            from bench.fvcore_counter import fvcore_macs
+
+            macs, _ = fvcore_macs(arch, (1, 3, *thw), **kwargs)
+            counts = dataclasses.replace(counts, macs=macs, train_macs=None)
+        return counts
     except TypeError as e:
         raise UsageError(f"{arch}: bad --arch-kwargs: {e}") from None
     except (ValueError, RuntimeError) as e:
@@ -221,6 +231,8 @@ def make_plan(request: Request) -> Plan:
     """Check the request and count every (architecture, input); raises UsageError on a mistake."""
     if request.dtype not in DTYPES:
         raise UsageError(f"unknown dtype '{request.dtype}'; choose from {', '.join(DTYPES)}")
+    if request.counter not in COUNTERS:
+        raise UsageError(f"unknown counter '{request.counter}'; choose from {', '.join(COUNTERS)}")
     if request.mode not in MODES:
         raise UsageError(f"unknown mode '{request.mode}'; choose from {', '.join(MODES)}")
     batches = parse_int_list(request.batches, "batch") or [1]
@@ -243,7 +255,7 @@ def make_plan(request: Request) -> Plan:
         ]
         for t, h, w in inputs:
             _check_input(name, t, h, w)
-        counts = {thw: _count(name, thw, "train" in modes, kwargs) for thw in inputs}
+        counts = {thw: _count(name, thw, "train" in modes, kwargs, request.counter) for thw in inputs}
         configs = tuple(
             Config(
                 arch=name,

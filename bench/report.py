@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.table import Table
 
-__all__ = ["arch_table", "fmt_input", "row_line", "summary_markdown", "summary_table"]
+__all__ = ["arch_table", "fmt_input", "inspect_table", "row_line", "summary_markdown", "summary_table"]
 
 
 def fmt_input(shape: Sequence[int]) -> str:
@@ -116,3 +116,27 @@ def row_line(row: dict[str, Any]) -> str:
         f"latency_ms={_value(row, 'latency_ms', '{:.2f}')} peak_mem_mib={_value(row, 'peak_mem_mib', '{:.0f}')}"
     )
     return line + (f" error={row['error']}" if row.get("error") else "")
+
+
+def inspect_table(rows: Sequence[Any], title: str) -> Table:
+    """``vbench inspect``: one row per module (``bench.counting.ModuleStats``), indented by depth.
+
+    Arithmetic intensity is FLOPs per byte of fp32 weights and outputs: a rough
+    guide to whether a layer is bound by compute or by memory traffic.
+    """
+    total = max(rows[0].macs, 1) if rows else 1
+    table = Table(title=title, title_justify="left")
+    for col in ("module", "type", "params (M)", "GMACs", "% MACs", "activations (M)", "FLOP/B"):
+        table.add_column(col, justify="left" if col in ("module", "type") else "right", no_wrap=True)
+    for r in rows:
+        traffic = 4 * (r.activations + r.params)
+        table.add_row(
+            "  " * r.depth + r.name.split(".")[-1],
+            r.type,
+            f"{r.params / 1e6:.3f}",
+            f"{r.macs / 1e9:.3f}",
+            f"{100 * r.macs / total:.1f}",
+            f"{r.activations / 1e6:.2f}",
+            f"{2 * r.macs / traffic:.1f}" if traffic else "-",
+        )
+    return table

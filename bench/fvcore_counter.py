@@ -1,0 +1,74 @@
+"""fvcore's ``FlopCountAnalysis`` as a second, independent MAC counter (``--counter fvcore``).
+
+fvcore counts one fused multiply-add as one "flop", i.e. it counts MACs, the
+same convention as ours. It traces the model with TorchScript, so unlike the
+meta-device counter it needs a real forward on the CPU. Its default handles also
+count batch norm and a few element-wise ops; here those are switched off so
+that both counters count exactly conv, linear and matmul MACs, and the ops that
+video networks use without MACs (3D pools, the means, sigmoids and products of
+S3D-G's gating) are declared as such instead of being reported unsupported.
+
+fvcore is imported only when this counter is asked for, so that a machine
+without it (a GPU box, say) runs everything else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+import archs
+from bench.errors import UsageError
+
+__all__ = ["NO_MAC_OPS", "fvcore_macs"]
+
+NO_MAC_OPS = (
+    "aten::batch_norm",
+    "aten::max_pool3d",
+    "aten::max_pool2d",
+    "aten::avg_pool3d",
+    "aten::avg_pool2d",
+    "aten::adaptive_avg_pool3d",
+    "aten::adaptive_avg_pool2d",
+    "aten::mean",
+    "aten::sigmoid",
+    "aten::mul",
+    "aten::mul_",
+    "aten::add",
+    "aten::add_",
+    "aten::relu",
+    "aten::relu_",
+    "aten::dropout",
+    "aten::cat",
+    "aten::flatten",
+)
+"""Operators with no multiply-accumulates under the convention (counted as 0, not unsupported)."""
+
+
+def _zero(inputs: Any, outputs: Any) -> int:
+    return 0
+
+
+def fvcore_macs(arch: str, shape: tuple[int, ...], **arch_kwargs: Any) -> tuple[int, dict[str, int]]:
+    """MACs of ``arch`` at ``shape`` by fvcore, and the operators fvcore could not count.
+
+    Raises:
+        UsageError: if fvcore is not installed.
+    """
+    try:
+        from fvcore.nn import FlopCountAnalysis
+    except ImportError:
+        raise UsageError("--counter fvcore needs fvcore: pip install fvcore") from None
+    torch.manual_seed(0)
+    model = archs.create_model(arch, **arch_kwargs).eval()
+    x = torch.randn(shape)
+    analysis = FlopCountAnalysis(model, x)
+    # A handle of None would only silence ops that have no default handle (batch norm has
+    # one), so every op without MACs gets a handle that counts zero.
+    analysis.set_op_handle(**dict.fromkeys(NO_MAC_OPS, _zero))
+    analysis.unsupported_ops_warnings(False)
+    analysis.uncalled_modules_warnings(False)
+    with torch.no_grad():
+        total = int(analysis.total())
+    return total, dict(analysis.unsupported_ops())

@@ -1,0 +1,58 @@
+"""Architectures that fail on purpose, for the runner's fault tests (a vbench plugin).
+
+On the meta device (counting) they behave; on a real device:
+``fake_oom`` raises an out-of-memory error for batches above 1, ``fake_crash``
+kills its process for batches above 1, ``fake_hang`` never returns, and
+``fake_ok`` is a tiny network that works.
+"""
+
+import os
+import time
+
+import torch
+from torch import nn
+
+from archs import register_arch
+
+_SPEC = {"default_input": (3, 4, 8, 8), "min_input": (3, 1, 1, 1), "paper": "test double", "stages": (("all", "3d"),)}
+
+
+class Tiny(nn.Module):
+    def __init__(self, behaviour: str = "ok", num_classes: int = 400) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(3, 4, 1)
+        self.fc = nn.Linear(4, num_classes)
+        self.behaviour = behaviour
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "meta":
+            if self.behaviour == "oom" and x.shape[0] > 1:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB (fake)")
+            if self.behaviour == "crash" and x.shape[0] > 1:
+                os._exit(3)
+            if self.behaviour == "hang":
+                parent = os.getppid()
+                deadline = time.monotonic() + 120
+                while os.getppid() == parent and time.monotonic() < deadline:
+                    time.sleep(0.05)
+        return self.fc(self.conv(x).mean(dim=(2, 3, 4)))
+
+
+@register_arch(family="fake", **_SPEC)
+def fake_ok(**kw):
+    return Tiny("ok", **kw)
+
+
+@register_arch(family="fake", **_SPEC)
+def fake_oom(**kw):
+    return Tiny("oom", **kw)
+
+
+@register_arch(family="fake", **_SPEC)
+def fake_crash(**kw):
+    return Tiny("crash", **kw)
+
+
+@register_arch(family="fake", **_SPEC)
+def fake_hang(**kw):
+    return Tiny("hang", **kw)

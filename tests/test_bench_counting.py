@@ -1,0 +1,91 @@
+"""Counting against ground truth worked out by hand, and the two counters against each other."""
+
+import pytest
+import torch
+from torch import nn
+
+import archs
+from archs.resnet import midplanes
+from bench.counting import count, count_macs, module_breakdown, param_count
+
+
+def _meta(module: nn.Module) -> nn.Module:
+    return module.to("meta")
+
+
+def test_conv3d_macs_from_the_formula():
+    # C_in * C_out * kt * kh * kw * T_out * H_out * W_out
+    conv = _meta(nn.Conv3d(3, 64, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False))
+    assert count_macs(conv, (1, 3, 16, 112, 112)) == 3 * 64 * 3 * 7 * 7 * 16 * 56 * 56
+    assert count_macs(conv, (4, 3, 16, 112, 112)) == 4 * 3 * 64 * 3 * 7 * 7 * 16 * 56 * 56
+
+
+def test_depthwise_conv_counts_one_input_channel_per_output():
+    conv = _meta(nn.Conv3d(32, 32, 3, padding=1, groups=32, bias=False))
+    assert count_macs(conv, (1, 32, 8, 14, 14)) == 32 * 1 * 27 * 8 * 14 * 14
+
+
+def test_2plus1d_block_macs_by_hand():
+    """The first block of conv3_x of R(2+1)D-18 at 16x112x112: input 64x16x56x56, stride 2."""
+    block = archs.create_model("r2plus1d_18").layer2[0].to("meta")
+    t, h = 8, 28  # output size after stride 2 in time and space
+    m1, m2 = midplanes(64, 128), midplanes(128, 128)
+    expected = (
+        64 * m1 * 9 * 16 * h * h  # 1x3x3, spatial stride only: 16 frames, 28x28
+        + m1 * 128 * 3 * t * h * h  # 3x1x1, temporal stride
+        + 128 * m2 * 9 * t * h * h
+        + m2 * 128 * 3 * t * h * h
+        + 64 * 128 * t * h * h  # 1x1x1 projection shortcut, stride 2
+    )
+    assert count_macs(block, (1, 64, 16, 56, 56)) == expected
+
+
+def test_linear_and_matmul_macs():
+    lin = _meta(nn.Linear(512, 400))
+    assert count_macs(lin, (2, 512)) == 2 * 512 * 400
+
+
+def test_param_count_counts_shared_tensors_once_and_trainable_apart():
+    shared = nn.Linear(4, 4)
+    model = nn.Sequential(shared, shared, nn.Linear(4, 2))
+    model[2].weight.requires_grad_(False)
+    assert param_count(model) == (20 + 10, 20 + 2)
+
+
+def test_training_macs_are_about_three_times_forward():
+    c = count("r3d_18", (1, 3, 16, 112, 112), train=True)
+    # backward = input grads + weight grads; conv1 needs no input grad
+    assert 2.9 < c.train_macs / c.macs < 3.0
+    assert count("r3d_18", (1, 3, 16, 112, 112)).train_macs is None
+
+
+def test_activations_are_the_elements_written_by_leaf_modules():
+    model = nn.Sequential(nn.Conv3d(3, 8, 1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 2 * 4 * 4, 5))
+    from bench import counting
+
+    with torch.device("meta"):
+        m = model.to("meta")
+    with counting._activation_hooks(m) as written:
+        m(torch.empty(1, 3, 2, 4, 4, device="meta"))
+    assert written == {"0": 256, "1": 256, "2": 256, "3": 5}
+
+
+def test_module_breakdown_sums_to_the_total():
+    rows = module_breakdown("r3d_18", (1, 3, 16, 112, 112), max_depth=1)
+    root, children = rows[0], rows[1:]
+    assert root.depth == 0 and root.macs == count("r3d_18", (1, 3, 16, 112, 112)).macs
+    assert sum(r.macs for r in children) == root.macs
+    assert sum(r.params for r in children) == root.params
+    assert [r.name for r in children] == ["stem", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc"]
+
+
+@pytest.mark.parametrize("name", archs.list_archs())
+def test_fvcore_agrees_with_the_meta_counter(name):
+    """Two independent counters, same conv + linear MACs, for every registered architecture."""
+    pytest.importorskip("fvcore")
+    from bench.fvcore_counter import fvcore_macs
+
+    shape = (1, *archs.get_arch(name).min_input)
+    macs, unsupported = fvcore_macs(name, shape)
+    assert macs == count(name, shape).macs
+    assert unsupported == {}

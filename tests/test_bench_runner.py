@@ -1,0 +1,144 @@
+"""The runner end to end: worker processes, failures that lose nothing, files on disk.
+
+These run the real CLI in a subprocess with the ``fake_archs`` plugin (tests/plugins),
+so that the fake architectures never enter this process's registry.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.plan import Request, make_plan
+from bench.results import load_results
+from bench.runner import run_plan
+from bench.timing import SamplePolicy
+
+PLUGINS = str(Path(__file__).parent / "plugins")
+FAST = ["--device", "cpu", "--warmup", "0", "--repeats", "2"]
+
+
+def _vbench(*args, timeout=120):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([PLUGINS, os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run(
+        [sys.executable, "-m", "bench.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=Path(__file__).parent.parent,
+    )
+
+
+def _rows(out):
+    return {(r["arch"], r["batch"]): r for r in load_results(out)[0]}
+
+
+def test_oom_crash_and_hang_each_become_a_status_row_and_nothing_is_lost(tmp_path):
+    out = tmp_path / "run"
+    args = ["--arch", "fake_oom", "--arch", "fake_crash", "--arch", "fake_hang", "--arch", "fake_ok"]
+    proc = _vbench(
+        "profile", *args, "--plugin", "fake_archs", "--batch", "1,2,3", "--timeout", "4", *FAST, "--out", str(out)
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = _rows(out)
+    assert len(rows) == 12
+    # Out of memory in one configuration: an oom row, and the worker goes on.
+    assert [rows["fake_oom", b]["status"] for b in (1, 2, 3)] == ["ok", "oom", "oom"]
+    assert "out of memory" in rows["fake_oom", 2]["error"]
+    # A crash: the finished row stays, the unfinished ones are errors with the exit code.
+    assert [rows["fake_crash", b]["status"] for b in (1, 2, 3)] == ["ok", "error", "error"]
+    assert "exited with code 3" in rows["fake_crash", 2]["error"]
+    # A hang: killed after the timeout, every unfinished row a timeout row.
+    assert [rows["fake_hang", b]["status"] for b in (1, 2, 3)] == ["timeout"] * 3
+    # And the next architecture still runs.
+    assert all(rows["fake_ok", b]["status"] == "ok" for b in (1, 2, 3))
+    # Counting columns are filled whatever happened to the timing.
+    assert all(r["params"] == 3 * 4 + 4 + 4 * 400 + 400 and r["gmacs"] is not None for r in rows.values())
+    assert (
+        rows["fake_ok", 1]["n_samples"] >= 2
+        and len(rows["fake_ok", 1]["samples_ms"]) == rows["fake_ok", 1]["n_samples"]
+    )
+    assert "7 of 12 rows did not finish ok" in proc.stdout
+
+
+def test_fail_on_error_exits_1(tmp_path):
+    proc = _vbench(
+        "profile",
+        "--arch",
+        "fake_oom",
+        "--plugin",
+        "fake_archs",
+        "--batch",
+        "2",
+        *FAST,
+        "--fail-on-error",
+        "--out",
+        str(tmp_path),
+    )
+    assert proc.returncode == 1
+
+
+def test_an_interrupted_run_keeps_every_finished_row(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([PLUGINS, os.environ.get("PYTHONPATH", "")]))
+    cmd = [sys.executable, "-m", "bench.cli", "profile", "--arch", "fake_ok", "--arch", "fake_hang",
+           "--plugin", "fake_archs", *FAST, "--out", str(tmp_path)]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    jsonl = tmp_path / "results.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (jsonl.exists() and jsonl.read_text().strip()):
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [(r["arch"], r["status"]) for r in rows] == [("fake_ok", "ok")]
+    assert (tmp_path / "results.csv").read_text().count("fake_ok") == 1
+
+
+def test_static_run_writes_all_files_without_workers(tmp_path):
+    plan = make_plan(Request(archs=["r3d_18", "mc3_18"], device="cpu", batches=[1, 8], static=True, mode="both"))
+    seen = []
+    result = run_plan(plan, tmp_path, on_row=seen.append, markdown=lambda rows: f"{len(rows)} rows\n")
+    assert len(seen) == len(result.rows) == 8
+    assert (tmp_path / "results.md").read_text() == "8 rows\n"
+    rows, env = load_results(tmp_path)
+    assert env["torch_version"] == torch.__version__
+    r = next(r for r in rows if r["arch"] == "r3d_18" and r["batch"] == 8 and r["mode"] == "train")
+    assert r["params"] == 33_371_472 and round(r["gmacs"], 3) == 40.697 and r["gflops"] == 2 * r["gmacs"]
+    assert r["train_gmacs"] > 2.9 * r["gmacs"] and r["output_shape"] == "8x400"
+    assert r["status"] == "ok" and r["latency_ms"] is None
+    header = (tmp_path / "results.csv").read_text().splitlines()[0].split(",")
+    from bench.schema import REQUIRED_COLUMNS
+
+    assert set(REQUIRED_COLUMNS) <= set(header)
+
+
+def test_real_worker_measures_a_small_clip(tmp_path):
+    plan = make_plan(
+        Request(
+            archs=["r2plus1d_18"],
+            device="cpu",
+            frames=[8],
+            sizes=[32],
+            mode="both",
+            policy=SamplePolicy(warmup=1, repeats=3),
+        )
+    )
+    result = run_plan(plan, tmp_path)
+    assert [r["status"] for r in result.rows] == ["ok", "ok"], result.rows
+    for r in result.rows:
+        assert r["n_samples"] == 3 and r["latency_ms"] > 0 and r["peak_mem_mib"] > 0
+        assert r["latency_min_ms"] <= r["latency_ms"] and r["clips_per_s"] == pytest.approx(1000 / r["latency_ms"])
+        assert r["threads"] == result.environment["torch_threads"]
+
+
+def test_the_parent_never_initialises_cuda():
+    make_plan(Request(archs=["r3d_18"], device="auto", static=True))
+    assert not torch.cuda.is_initialized()
