@@ -100,7 +100,7 @@ def profile_cmd(
     batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated.")] = "1",
     frames: Annotated[str | None, typer.Option(help="Frames, comma-separated (default: each paper input).")] = None,
     size: Annotated[str | None, typer.Option(help="Height = width, comma-separated (default: paper input).")] = None,
-    dtype: Annotated[str, typer.Option(help="fp32, bf16 or fp16 (autocast).")] = "fp32",
+    dtype: Annotated[str, typer.Option(help="fp32, bf16 or fp16 (autocast), comma-separated.")] = "fp32",
     mode: Annotated[str, typer.Option(help="infer, train (forward+backward+step) or both.")] = "infer",
     channels_last: Annotated[bool, typer.Option("--channels-last", help="channels_last_3d memory format.")] = False,
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,

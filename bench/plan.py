@@ -102,6 +102,7 @@ class Request:
     frames: Sequence[int] | None = None
     sizes: Sequence[int] | None = None
     dtype: str = "fp32"
+    """One dtype or a comma list (``"fp32,bf16"``)."""
     mode: str = "infer"
     channels_last: bool = False
     compiled: bool = False
@@ -229,8 +230,10 @@ def _count(arch: str, thw: tuple[int, int, int], train: bool, kwargs: dict[str, 
 
 def make_plan(request: Request) -> Plan:
     """Check the request and count every (architecture, input); raises UsageError on a mistake."""
-    if request.dtype not in DTYPES:
-        raise UsageError(f"unknown dtype '{request.dtype}'; choose from {', '.join(DTYPES)}")
+    dtypes = [d.strip() for d in request.dtype.split(",")]
+    for dtype in dtypes:
+        if dtype not in DTYPES:
+            raise UsageError(f"unknown dtype '{dtype}'; choose from {', '.join(DTYPES)}")
     if request.counter not in COUNTERS:
         raise UsageError(f"unknown counter '{request.counter}'; choose from {', '.join(COUNTERS)}")
     if request.mode not in MODES:
@@ -264,14 +267,14 @@ def make_plan(request: Request) -> Plan:
                 height=h,
                 width=w,
                 device=device,
-                dtype=request.dtype,
+                dtype=dtype,
                 mode=m,
                 channels_last=request.channels_last,
                 compiled=request.compiled,
                 cuda_graphs=request.cuda_graphs,
                 arch_kwargs=kw,
             )
-            for (t, h, w), b, m in itertools.product(inputs, batches, modes)
+            for (t, h, w), dtype, b, m in itertools.product(inputs, dtypes, batches, modes)
         )
         jobs.append(Job(arch=name, configs=configs, counts=counts))
     return Plan(request=request, device=device, jobs=tuple(jobs))

@@ -1,0 +1,97 @@
+"""Harness overhead: vbench's reported latency against a bare, hand-written timing loop.
+
+For each architecture, the same model and input are timed alternately by
+``bench.measure.measure_config`` (the code path every row goes through) and by
+a plain loop (perf_counter on CPU, CUDA events on GPU), in interleaved rounds
+inside one process so that drift and noise hit both alike. Reports the median
+of each and their ratio. Target: within 2 %.
+
+    python benchmarks/overhead.py --device cpu --out reports/benchmarks/overhead_cpu.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+import archs
+from bench.env import environment
+from bench.measure import measure_config
+from bench.plan import Config
+from bench.timing import SamplePolicy
+
+CASES = {  # (arch, frames, size): small enough for a CPU, large enough to be compute-bound
+    "cpu": [("r2plus1d_18", 8, 64), ("mc3_18", 8, 64), ("s3d", 9, 193)],
+    "cuda": [("r2plus1d_18", 16, 112), ("r3d_18", 16, 112), ("i3d", 64, 224)],
+}
+
+
+def bare_loop(arch: str, shape: tuple[int, ...], device: str, n: int, warmup: int) -> list[float]:
+    torch.manual_seed(0)
+    model = archs.create_model(arch).to(device).eval()
+    x = torch.randn(shape, device=device)
+    times = []
+    with torch.inference_mode():
+        for _ in range(warmup):
+            model(x)
+        for _ in range(n):
+            if device == "cuda":
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                model(x)
+                end.record()
+                end.synchronize()
+                times.append(start.elapsed_time(end) / 1e3)
+            else:
+                t0 = time.perf_counter()
+                model(x)
+                times.append(time.perf_counter() - t0)
+    return times
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--per-round", type=int, default=6)
+    p.add_argument("--out", type=Path)
+    args = p.parse_args()
+    if args.device == "cuda":
+        torch.backends.cudnn.benchmark = True
+    lines = [
+        f"# Harness overhead on {args.device}",
+        "",
+        f"Command: `python benchmarks/overhead.py --device {args.device}` "
+        f"({args.rounds} interleaved rounds x {args.per_round} samples each way, batch 1, fp32, inference).",
+        "",
+        "| arch | input (TxHxW) | bare loop median (ms) | vbench median (ms) | ratio | vbench IQR/median |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for arch, t, s in CASES[args.device]:
+        config = Config(arch=arch, batch=1, frames=t, height=s, width=s, device=args.device)
+        policy = SamplePolicy(warmup=2, repeats=args.per_round, max_time=600)
+        bare, harness = [], []
+        for _ in range(args.rounds):
+            bare += bare_loop(arch, config.input_shape, args.device, args.per_round, warmup=2)
+            harness += list(measure_config(config, policy).measurement.times_s)
+        b, h = statistics.median(bare), statistics.median(harness)
+        q = statistics.quantiles(harness, n=4)
+        line = f"| {arch} | {t}x{s}x{s} | {b * 1e3:.2f} | {h * 1e3:.2f} | {h / b:.3f} | {(q[2] - q[0]) / h:.3f} |"
+        print(line, flush=True)
+        lines.append(line)
+    env = environment(args.device)
+    lines += ["", f"torch {env['torch_version']}, {env.get('device_name') or env['cpu_name']}, "
+              f"{env['torch_threads']} threads, vbench {env['vbench_version']} ({env['git_sha']})."]  # fmt: skip
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
