@@ -67,7 +67,6 @@ def _count_fields(counts: Counts | None) -> dict[str, Any]:
         "gflops": counts.flops / 1e9,
         "train_gmacs": None if counts.train_macs is None else counts.train_macs / 1e9,
         "activations_m": counts.activations / 1e6,
-        "output_shape": "x".join(str(v) for v in counts.output_shape),
     }
 
 
