@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from functools import wraps
@@ -100,6 +101,12 @@ def profile_cmd(
     batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated.")] = "1",
     frames: Annotated[str | None, typer.Option(help="Frames, comma-separated (default: each paper input).")] = None,
     size: Annotated[str | None, typer.Option(help="Height = width, comma-separated (default: paper input).")] = None,
+    input_: Annotated[
+        str,
+        typer.Option(
+            "--input", help="Without --frames/--size: paper (default input), min (smallest valid), or 'paper,min'."
+        ),
+    ] = "paper",
     dtype: Annotated[str, typer.Option(help="fp32, bf16 or fp16 (autocast), comma-separated.")] = "fp32",
     mode: Annotated[str, typer.Option(help="infer, train (forward+backward+step) or both.")] = "infer",
     channels_last: Annotated[bool, typer.Option("--channels-last", help="channels_last_3d memory format.")] = False,
@@ -141,6 +148,7 @@ def profile_cmd(
         batches=batch,  # type: ignore[arg-type]
         frames=frames,  # type: ignore[arg-type]
         sizes=size,  # type: ignore[arg-type]
+        inputs=input_,
         dtype=dtype,
         mode=mode,
         channels_last=channels_last,
@@ -155,7 +163,15 @@ def profile_cmd(
     out_dir = out or Path("reports/runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     console = _console()
     with _progress(console, plan.n_rows) as on_row:
-        result = run_plan(plan, out_dir, timeout=timeout, plugins=plugins, on_row=on_row, markdown=summary_markdown)
+        result = run_plan(
+            plan,
+            out_dir,
+            timeout=timeout,
+            plugins=plugins,
+            on_row=on_row,
+            markdown=summary_markdown,
+            command=_command_line(),
+        )
     console.print(summary_table(result.rows))
     for path in result.paths.values():
         console.print(f"wrote {path}")
@@ -226,6 +242,51 @@ def inspect_cmd(
         _console().print(
             inspect_table(rows, title=f"{config.arch} at 3x{config.frames}x{config.height}x{config.width}")
         )
+
+
+@app.command("compare")
+@_user_errors
+def compare_cmd(
+    base: Annotated[Path, typer.Argument(help="Baseline run: a results.json or its folder.")],
+    head: Annotated[Path, typer.Argument(help="Run to judge: a results.json or its folder.")],
+    latency_tol: Annotated[str | None, typer.Option(help="Accepted latency increase, e.g. 10% (default 10%).")] = None,
+    memory_tol: Annotated[str | None, typer.Option(help="Accepted peak-memory increase (default 5%).")] = None,
+    alpha: Annotated[float | None, typer.Option(help="Significance level of the latency test (default 0.05).")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML file with [tool.vbench.compare] (default: ./pyproject.toml if present).")
+    ] = None,
+    markdown: Annotated[Path | None, typer.Option(help="Also write the verdict to this Markdown file.")] = None,
+) -> None:
+    """Regression verdicts of HEAD against BASE; exit 1 on a regression, 2 on bad input."""
+    import os
+
+    from bench.compare import compare_rows, load_compare_config, refresh_command
+    from bench.report import compare_markdown
+    from bench.results import atomic_write_text, load_results
+
+    if config is None and Path("pyproject.toml").is_file():
+        config = Path("pyproject.toml")
+    tolerances = load_compare_config(config, latency_tol, memory_tol, alpha)
+    base_rows, base_env = load_results(base)
+    head_rows, head_env = load_results(head)
+    comparison = compare_rows(base_rows, head_rows, tolerances, base_env, head_env)
+    text = compare_markdown(comparison, str(base), str(head), refresh_command(base_env, base))
+    typer.echo(text, nl=False)
+    if markdown is not None:
+        atomic_write_text(markdown, text)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a") as f:
+            f.write(text + "\n")
+    if comparison.regressions:
+        raise typer.Exit(code=1)
+
+
+def _command_line() -> list[str]:
+    """The command as the user typed it, when this process is the ``vbench`` command (not a test runner)."""
+    if Path(sys.argv[0]).name in ("vbench", "cli.py", "__main__.py"):
+        return ["vbench", *sys.argv[1:]]
+    return []
 
 
 def _console() -> Any:

@@ -28,6 +28,7 @@ __all__ = [
     "COUNTERS",
     "DEVICES",
     "DTYPES",
+    "INPUTS",
     "MODES",
     "Config",
     "Job",
@@ -44,6 +45,7 @@ DEVICES = ("cpu", "cuda", "mps", "auto")
 DTYPES = ("fp32", "bf16", "fp16")
 MODES = ("infer", "train", "both")
 COUNTERS = ("torch", "fvcore")
+INPUTS = ("paper", "min")
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,14 @@ class Job:
     configs: tuple[Config, ...]
     counts: dict[tuple[int, int, int], Counts] = field(compare=False)
     """Per-clip counts (batch 1) for each (frames, height, width) of the job."""
+    errors: dict[tuple[int, int, int], str] = field(default_factory=dict, compare=False)
+    """Inputs at which the model could not be built or counted: the architecture's fault, not the user's."""
 
-    def counts_for(self, config: Config) -> Counts:
-        return self.counts[(config.frames, config.height, config.width)]
+    def counts_for(self, config: Config) -> Counts | None:
+        return self.counts.get((config.frames, config.height, config.width))
+
+    def error_for(self, config: Config) -> str:
+        return self.errors.get((config.frames, config.height, config.width), "")
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,8 @@ class Request:
     batches: Sequence[int] = (1,)
     frames: Sequence[int] | None = None
     sizes: Sequence[int] | None = None
+    inputs: str = "paper"
+    """Without frames/sizes: ``paper`` (each architecture's default input), ``min`` (its min_input) or both."""
     dtype: str = "fp32"
     """One dtype or a comma list (``"fp32,bf16"``)."""
     mode: str = "infer"
@@ -210,7 +219,12 @@ def _check_input(arch: str, frames: int, height: int, width: int) -> None:
         )
 
 
-def _count(arch: str, thw: tuple[int, int, int], train: bool, kwargs: dict[str, Any], counter: str) -> Counts:
+def _count(arch: str, thw: tuple[int, int, int], train: bool, kwargs: dict[str, Any], counter: str) -> Counts | str:
+    """The counts, or the error (one line) when a valid input fails: a broken model is not a usage error.
+
+    Raises:
+        UsageError: when ``--arch-kwargs`` are given and the builder refuses them.
+    """
     try:
         counts = count(arch, (1, 3, *thw), train=train, **kwargs)
         if counter == "fvcore":
@@ -219,13 +233,11 @@ def _count(arch: str, thw: tuple[int, int, int], train: bool, kwargs: dict[str, 
             macs, _ = fvcore_macs(arch, (1, 3, *thw), **kwargs)
             counts = dataclasses.replace(counts, macs=macs, train_macs=None)
         return counts
-    except TypeError as e:
-        raise UsageError(f"{arch}: bad --arch-kwargs: {e}") from None
-    except (ValueError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(
-            f"{arch} cannot run on {'x'.join(map(str, thw))} with {kwargs or 'default kwargs'}: {first}"
-        ) from None
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if kwargs and isinstance(e, (TypeError, ValueError)):
+            raise UsageError(f"{arch}: bad --arch-kwargs {kwargs}: {first}") from None
+        return f"{type(e).__name__} while building or counting: {first}"[:500]
 
 
 def make_plan(request: Request) -> Plan:
@@ -241,6 +253,12 @@ def make_plan(request: Request) -> Plan:
     batches = parse_int_list(request.batches, "batch") or [1]
     frames = parse_int_list(request.frames, "frames")
     sizes = parse_int_list(request.sizes, "size")
+    kinds = list(dict.fromkeys(k.strip() for k in request.inputs.split(",")))
+    for kind in kinds:
+        if kind not in INPUTS:
+            raise UsageError(f"unknown --input '{kind}'; choose from {', '.join(INPUTS)}")
+    if (frames or sizes) and kinds != ["paper"]:
+        raise UsageError("--input min cannot be combined with --frames or --size")
     kwargs = parse_arch_kwargs(request.arch_kwargs)
     names = resolve_archs(request.archs)
     device = resolve_device(request.device)
@@ -251,14 +269,21 @@ def make_plan(request: Request) -> Plan:
 
     jobs = []
     for name in names:
-        _, t0, h0, w0 = archs.get_arch(name).default_input
-        inputs = [
-            (t, s, s) if s is not None else (t, h0, w0)
-            for t, s in itertools.product(frames or [t0], sizes or [None])  # type: ignore[list-item]
-        ]
+        spec = archs.get_arch(name)
+        if frames or sizes:
+            _, t0, h0, w0 = spec.default_input
+            inputs = [
+                (t, s, s) if s is not None else (t, h0, w0)
+                for t, s in itertools.product(frames or [t0], sizes or [None])  # type: ignore[list-item]
+            ]
+        else:
+            shapes = [spec.default_input if kind == "paper" else spec.min_input for kind in kinds]
+            inputs = list(dict.fromkeys((t, h, w) for _, t, h, w in shapes))
         for t, h, w in inputs:
             _check_input(name, t, h, w)
-        counts = {thw: _count(name, thw, "train" in modes, kwargs, request.counter) for thw in inputs}
+        counted = {thw: _count(name, thw, "train" in modes, kwargs, request.counter) for thw in inputs}
+        counts = {thw: c for thw, c in counted.items() if isinstance(c, Counts)}
+        errors = {thw: c for thw, c in counted.items() if isinstance(c, str)}
         configs = tuple(
             Config(
                 arch=name,
@@ -276,5 +301,5 @@ def make_plan(request: Request) -> Plan:
             )
             for (t, h, w), dtype, b, m in itertools.product(inputs, dtypes, batches, modes)
         )
-        jobs.append(Job(arch=name, configs=configs, counts=counts))
+        jobs.append(Job(arch=name, configs=configs, counts=counts, errors=errors))
     return Plan(request=request, device=device, jobs=tuple(jobs))

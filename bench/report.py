@@ -11,7 +11,15 @@ from typing import Any
 
 from rich.table import Table
 
-__all__ = ["arch_table", "fmt_input", "inspect_table", "row_line", "summary_markdown", "summary_table"]
+__all__ = [
+    "arch_table",
+    "compare_markdown",
+    "fmt_input",
+    "inspect_table",
+    "row_line",
+    "summary_markdown",
+    "summary_table",
+]
 
 
 def fmt_input(shape: Sequence[int]) -> str:
@@ -140,3 +148,96 @@ def inspect_table(rows: Sequence[Any], title: str) -> Table:
             f"{2 * r.macs / traffic:.1f}" if traffic else "-",
         )
     return table
+
+
+_METRIC_NAMES = {
+    "params": "params",
+    "trainable_params": "trainable params",
+    "gmacs": "GMACs/clip",
+    "gflops": "GFLOPs/clip",
+    "train_gmacs": "train GMACs/clip",
+    "output_shape": "output shape",
+    "status": "status",
+    "latency_ms": "latency (ms)",
+    "peak_mem_mib": "peak mem (MiB)",
+}
+
+
+def _fmt_metric(metric: str, v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, (bool, str)):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if metric == "latency_ms":
+        return f"{v:.3f}"
+    if metric == "peak_mem_mib":
+        return f"{v:.1f}"
+    return f"{v:.6g}"
+
+
+def _fmt_change(ch: Any) -> str:
+    """Exact counts: the signed difference; latency and memory: the relative change."""
+    if isinstance(ch.base, (int, float)) and isinstance(ch.head, (int, float)) and ch.mark == "x":
+        diff = ch.head - ch.base
+        return f"{diff:+,}" if isinstance(diff, int) else f"{diff:+.6g}"
+    return "-" if ch.ratio is None else f"{ch.ratio - 1:+.1%}"
+
+
+def compare_markdown(comparison: Any, base: str, head: str, refresh: str = "") -> str:
+    """The verdict of ``vbench compare`` (a :class:`bench.compare.Comparison`) as Markdown."""
+    from bench.compare import MARKS
+
+    c = comparison
+    n_fail = len(c.regressions)
+    title = f"{n_fail} regression{'s' if n_fail != 1 else ''}" if n_fail else "no regression"
+    tol = c.tolerances.default
+    lines = [
+        f"## vbench compare: {title}",
+        "",
+        f"Base `{base}`, head `{head}`: {c.matched} configurations matched, {c.unchanged} unchanged; "
+        f"{len(c.new)} new, {len(c.removed)} removed.",
+        f"Tolerances: latency {tol.latency:.0%}, memory {tol.memory:.0%}"
+        + (" (with per-architecture overrides)" if c.tolerances.per_arch else "")
+        + f"; latency is tested with a one-sided Mann-Whitney U test on the raw samples, alpha {tol.alpha:g}, "
+        "against the tolerance. Params, MACs, FLOPs and output shapes must be equal.",
+        "",
+    ]
+    lines += [f"> warning: {w}" for w in c.warnings]
+    if c.warnings:
+        lines.append("")
+    if c.changes:
+        lines += [
+            "| | arch | configuration | metric | base | head | change | p | verdict |",
+            "|---|---|---|---|---:|---:|---:|---:|---|",
+        ]
+        for ch in sorted(c.changes, key=lambda ch: (not ch.fails, ch.arch, ch.config, ch.metric)):
+            verdict = ch.verdict + (f" ({ch.note})" if ch.note else "")
+            cells = [
+                ch.mark,
+                ch.arch,
+                ch.config,
+                _METRIC_NAMES.get(ch.metric, ch.metric),
+                _fmt_metric(ch.metric, ch.base),
+                _fmt_metric(ch.metric, ch.head),
+                _fmt_change(ch),
+                "-" if ch.p is None else f"{ch.p:.2g}",
+                verdict,
+            ]
+            lines.append("| " + " | ".join(str(x).replace("|", "/") for x in cells) + " |")
+        used = dict.fromkeys(ch.mark for ch in c.changes)
+        lines += ["", "Marks: " + "; ".join(f"`{m}` {MARKS[m]}" for m in MARKS if m in used) + "."]
+    for what, items in (("New rows (not in the base)", c.new), ("Removed rows (not in the head)", c.removed)):
+        if items:
+            lines += ["", f"{what}:", *[f"- {item}" for item in items]]
+    if c.counts_changed:
+        lines += [
+            "",
+            "Exact counts changed. If the change is intended, refresh the baseline and commit it:",
+            "",
+            "```",
+            refresh,
+            "```",
+        ]
+    return "\n".join(lines) + "\n"

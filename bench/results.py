@@ -101,7 +101,7 @@ class ResultsWriter:
 
 
 def load_results(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows and environment of a saved run: a ``results.json`` or a run directory.
+    """Rows and environment of a saved run: its folder, its ``results.json`` or a file beside that.
 
     Raises:
         UsageError: missing, unreadable, corrupt, schema-mismatched or empty files.
@@ -109,6 +109,8 @@ def load_results(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]
     p = Path(path)
     if p.is_dir():
         p = p / "results.json"
+    elif p.name in ("results.csv", "results.md", "results.jsonl"):
+        p = p.with_name("results.json")  # the JSON beside it has the raw samples and the environment
     if not p.exists():
         raise UsageError(f"no results at '{path}'")
     try:

@@ -11,6 +11,7 @@ rows. Either way the run goes on with the next architecture.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import queue
@@ -148,6 +149,23 @@ def _run_worker(
         err_path.unlink(missing_ok=True)
 
 
+def _job_rows(
+    job: Job, plan: Plan, timeout: float, plugins: Sequence[str], env: dict[str, Any], worker_env: dict[str, Any]
+) -> Iterator[dict[str, Any]]:
+    """Error rows for the inputs the model failed to build or count at; then what the static count or the worker gives."""
+    family = archs.get_arch(job.arch).family
+    for config in job.configs:
+        if job.error_for(config):
+            yield make_row(config, family=family, env=env, counts=None, status="error", error=job.error_for(config))
+    job = dataclasses.replace(job, configs=tuple(c for c in job.configs if not job.error_for(c)))
+    if not job.configs:
+        return
+    if plan.request.static:
+        yield from _static_rows(job, env)
+    else:
+        yield from _run_worker(job, plan, timeout, plugins, env, worker_env)
+
+
 def run_plan(
     plan: Plan,
     out_dir: Path,
@@ -156,6 +174,7 @@ def run_plan(
     plugins: Sequence[str] = (),
     on_row: RowCallback | None = None,
     markdown: Callable[[list[dict[str, Any]]], str] | None = None,
+    command: Sequence[str] = (),
 ) -> RunOutput:
     """Measure every job of ``plan``; rows go to ``out_dir`` as they finish.
 
@@ -164,15 +183,16 @@ def run_plan(
         plugins: Modules the workers import first (to register more architectures).
         on_row: Called with each row as it arrives (progress display).
         markdown: Renders the final Markdown table (from :mod:`bench.report`).
+        command: The command line that asked for the run, kept in the environment (so that
+            ``vbench compare`` can print the command that refreshes a baseline).
     """
     env = environment(None)
     env["device"] = plan.device
+    env["command"] = list(command)
     writer = ResultsWriter(out_dir, env)
     worker_env: dict[str, Any] = {}
     for job in plan.jobs:
-        rows = (
-            _static_rows(job, env) if plan.request.static else _run_worker(job, plan, timeout, plugins, env, worker_env)
-        )
+        rows = _job_rows(job, plan, timeout, plugins, env, worker_env)
         for row in rows:
             writer.append(row)
             if on_row is not None:

@@ -32,6 +32,8 @@ def _run(*args):
         (["--arch", "r3d_18", "--repeats", "0"], "repeats >= 1"),
         (["--arch", "zz*"], "no architecture matches 'zz*'"),
         (["--arch", "r3d_18", "--plugin", "no_such_module"], "cannot import plugin 'no_such_module'"),
+        (["--arch", "r3d_18", "--input", "huge"], "unknown --input 'huge'"),
+        (["--arch", "r3d_18", "--input", "min", "--frames", "8"], "--input min cannot be combined with --frames"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_before_any_work(args, message, tmp_path):
@@ -76,3 +78,14 @@ def test_inspect(tmp_path):
     rows = json.loads(result.output)
     assert rows[0]["macs"] == sum(r["macs"] for r in rows[1:])
     assert _run("inspect", "nope").exit_code == 2
+
+
+def test_input_paper_and_min_gives_both_clips_per_architecture(tmp_path):
+    result = _run(
+        "profile", "--arch", "r3d_18", "--arch", "i3d", "--static", "--input", "paper,min", "--out", str(tmp_path)
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    shapes = [(r["arch"], r["frames"], r["height"], r["output_shape"]) for r in rows]
+    assert shapes == [("r3d_18", 16, 112, "1x400"), ("r3d_18", 8, 16, "1x400"),
+                      ("i3d", 64, 224, "1x400"), ("i3d", 9, 193, "1x400")]  # fmt: skip

@@ -85,6 +85,18 @@ def test_fail_on_error_exits_1(tmp_path):
     assert proc.returncode == 1
 
 
+def test_a_model_that_cannot_be_built_gets_error_rows_and_the_others_run(tmp_path):
+    out = tmp_path / "run"
+    proc = _vbench("profile", "--arch", "fake_broken", "--arch", "fake_ok", "--plugin", "fake_archs", "--batch", "1,2",
+                   *FAST, "--out", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = _rows(out)
+    assert [rows["fake_broken", b]["status"] for b in (1, 2)] == ["error", "error"]
+    assert rows["fake_broken", 1]["error"].startswith("AttributeError while building or counting")
+    assert rows["fake_broken", 1]["params"] is None
+    assert [rows["fake_ok", b]["status"] for b in (1, 2)] == ["ok", "ok"]
+
+
 def test_an_interrupted_run_keeps_every_finished_row(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([PLUGINS, os.environ.get("PYTHONPATH", "")]))
     cmd = [sys.executable, "-m", "bench.cli", "profile", "--arch", "fake_ok", "--arch", "fake_hang",

@@ -3,7 +3,8 @@
 On the meta device (counting) they behave; on a real device:
 ``fake_oom`` raises an out-of-memory error for batches above 1, ``fake_crash``
 kills its process for batches above 1, ``fake_hang`` never returns, and
-``fake_ok`` is a tiny network that works.
+``fake_ok`` is a tiny network that works. ``fake_broken`` cannot even be
+built (a bug in the model code, not the user's mistake).
 """
 
 import os
@@ -56,3 +57,10 @@ def fake_crash(**kw):
 @register_arch(family="fake", **_SPEC)
 def fake_hang(**kw):
     return Tiny("hang", **kw)
+
+
+@register_arch(family="fake", **_SPEC)
+def fake_broken(**kw):
+    model = Tiny("ok", **kw)
+    model.fc.bias.zero_is_not_a_method()  # a model bug: AttributeError
+    return model

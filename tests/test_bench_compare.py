@@ -1,0 +1,275 @@
+"""vbench compare: the Mann-Whitney test, the gate's statistics on synthetic samples, every verdict and exit code."""
+
+import itertools
+import json
+import math
+import random
+import statistics
+
+import pytest
+from typer.testing import CliRunner
+
+import bench.stats
+from bench.cli import app
+from bench.compare import CompareConfig, Tolerances, compare_rows, load_compare_config, parse_fraction, refresh_command
+from bench.errors import UsageError
+from bench.report import compare_markdown
+from bench.schema import COLUMNS, SCHEMA_VERSION
+from bench.stats import _u_counts, mann_whitney_u
+
+runner = CliRunner()
+
+
+# ---------------------------------------------------------------- the test itself
+
+
+def test_exact_p_values_worked_out_by_hand():
+    # x above every y: 1 of the C(6, 3) = 20 orderings is as extreme.
+    assert mann_whitney_u([4, 5, 6], [1, 2, 3], "greater").p == pytest.approx(1 / 20)
+    assert mann_whitney_u([4, 5, 6], [1, 2, 3], "less").p == 1.0
+    assert mann_whitney_u([4, 5, 6], [1, 2, 3], "two-sided").p == pytest.approx(2 / 20)
+    # U = 1 (one pair with x < y): P(U >= 8) = (1 + 1) / 20 with U's null distribution 1,1,2,3,3,3,3,2,1,1.
+    result = mann_whitney_u([3, 5, 6], [1, 2, 4], "greater")
+    assert result.u == 8 and result.exact and result.p == pytest.approx(2 / 20)
+
+
+@pytest.mark.parametrize(("m", "n"), list(itertools.product(range(1, 6), repeat=2)))
+def test_null_distribution_counts_every_ordering(m, n):
+    counts = [0] * (m * n + 1)
+    for positions in itertools.combinations(range(m + n), m):
+        counts[sum(p - i for i, p in enumerate(positions))] += 1  # y's below each x
+    assert tuple(counts) == _u_counts(m, n)
+
+
+def test_normal_approximation_agrees_with_the_exact_test(monkeypatch):
+    rng = random.Random(0)
+    for _ in range(20):
+        x = [rng.gauss(0.4, 1) for _ in range(20)]
+        y = [rng.gauss(0.0, 1) for _ in range(20)]
+        exact = mann_whitney_u(x, y)
+        monkeypatch.setattr(bench.stats, "EXACT_MAX", 0)
+        approx = mann_whitney_u(x, y)
+        monkeypatch.setattr(bench.stats, "EXACT_MAX", 100)
+        assert exact.exact and not approx.exact
+        assert approx.p == pytest.approx(exact.p, abs=0.01)
+
+
+def test_ties_use_mid_ranks_and_all_equal_samples_prove_nothing():
+    # x = [1, 2, 2], y = [2, 3]: ranks 1, 3, 3 | 3, 5 -> U_x = 7 - 6 = 1
+    assert mann_whitney_u([1, 2, 2], [2, 3]).u == 1
+    assert mann_whitney_u([5.0] * 6, [5.0] * 6).p == 1.0
+    with pytest.raises(ValueError):
+        mann_whitney_u([], [1.0])
+
+
+# ---------------------------------------------------------------- the gate on synthetic samples
+
+
+def _row(arch="r3d_18", samples=None, **over):
+    row = dict.fromkeys(COLUMNS)
+    row.update(arch=arch, family="r3d", mode="infer", batch=1, frames=16, height=112, width=112, device="cpu",
+               dtype="fp32", channels_last=False, compiled=False, cuda_graphs=False, arch_kwargs="{}",
+               params=33371472, trainable_params=33371472, gmacs=40.697, gflops=81.394, output_shape="1x400",
+               status="ok", error="")  # fmt: skip
+    if samples is not None:
+        row.update(samples_ms=samples, latency_ms=statistics.median(samples))
+    row.update(over)
+    return row
+
+
+def _draw(rng, sigma, scale=1.0, n=10):
+    """Latencies around 10 ms with log-normal noise: IQR/median is about 1.35 sigma."""
+    return [10.0 * scale * rng.lognormvariate(0, sigma) for _ in range(n)]
+
+
+def _outcomes(sigma, slowdown, seeds=300):
+    out = {"fail": 0, "not significant": 0}
+    for seed in range(seeds):
+        rng = random.Random(seed)
+        base, head = _draw(rng, sigma), _draw(rng, sigma, slowdown)
+        comparison = compare_rows([_row(samples=base)], [_row(samples=head)])
+        out["fail"] += bool(comparison.regressions)
+        out["not significant"] += any(c.verdict == "not significant" for c in comparison.changes)
+    return {k: v / seeds for k, v in out.items()}
+
+
+def test_a_a_comparisons_fail_at_most_alpha_of_the_time():
+    alpha, seeds = 0.05, 400
+    plain = sum(
+        mann_whitney_u(_draw(random.Random(s), 0.05), _draw(random.Random(s + 10_000), 0.05)).p < alpha
+        for s in range(seeds)
+    )
+    slack = 3 * math.sqrt(alpha * (1 - alpha) / seeds)
+    assert plain / seeds <= alpha + slack  # the test is calibrated against "no change" ...
+    assert _outcomes(0.05, 1.0)["fail"] <= alpha  # ... and the gate, which tests against the tolerance, more so
+    assert _outcomes(0.2, 1.0)["fail"] <= alpha  # also on a noisy machine
+
+
+def test_a_15_percent_slowdown_with_realistic_noise_is_detected():
+    # sigma 0.02: IQR/median about 0.03, what a GPU gives; 10 samples a side (the default --repeats)
+    assert _outcomes(0.02, 1.15)["fail"] >= 0.95
+
+
+def test_a_15_percent_slowdown_hidden_in_noise_is_shown_not_failed():
+    rng = random.Random(1)
+    base, head = _draw(rng, 0.3), _draw(rng, 0.3, 1.15)
+    q1, _, q3 = statistics.quantiles(base, n=4)
+    assert (q3 - q1) / statistics.median(base) > 0.3
+    (change,) = compare_rows([_row(samples=base)], [_row(samples=head)]).changes
+    assert (change.mark, change.verdict, change.fails) == ("~", "not significant", False)
+    assert change.ratio > 1.1 and change.p >= 0.05
+    rates = _outcomes(0.3, 1.15)
+    assert rates["not significant"] >= 0.5  # the usual outcome (else the medians land within 10 %)
+    assert rates["fail"] <= 0.15  # a real 15 % change, yet the noise rarely lets it through the gate
+
+
+def test_faster_is_reported_better_and_never_fails():
+    rng = random.Random(3)
+    comparison = compare_rows([_row(samples=_draw(rng, 0.02))], [_row(samples=_draw(rng, 0.02, 0.7))])
+    (change,) = comparison.changes
+    assert (change.mark, change.verdict) == ("-", "faster") and not comparison.regressions
+
+
+def test_per_architecture_tolerance_relaxes_the_gate():
+    rng = random.Random(4)
+    base, head = _draw(rng, 0.02), _draw(rng, 0.02, 1.15)
+    assert compare_rows([_row(samples=base)], [_row(samples=head)]).regressions
+    loose = CompareConfig(per_arch=(("r3d_*", Tolerances(latency=0.25)),))
+    assert not compare_rows([_row(samples=base)], [_row(samples=head)], loose).changes
+
+
+def test_memory_gates_on_its_ratio():
+    base, head = _row(peak_mem_mib=1000.0), _row(peak_mem_mib=1060.0)
+    (change,) = compare_rows([base], [head]).changes
+    assert (change.mark, change.metric, change.fails) == ("+", "peak_mem_mib", True)
+    assert not compare_rows([base], [_row(peak_mem_mib=1040.0)]).changes
+
+
+# ---------------------------------------------------------------- counts, statuses, rows
+
+
+@pytest.mark.parametrize(
+    ("metric", "new"), [("params", 33371473), ("gmacs", 40.6971), ("gflops", 81.3942), ("output_shape", "1x401")]
+)
+def test_any_exact_change_fails_improvements_included(metric, new):
+    for value in (new, _row()[metric]):
+        comparison = compare_rows([_row()], [_row(**{metric: value})])
+        assert bool(comparison.regressions) == (value == new)
+    smaller = compare_rows([_row()], [_row(params=33371471)])
+    assert smaller.counts_changed and smaller.regressions[0].mark == "x"
+
+
+@pytest.mark.parametrize(("base", "head", "mark", "fails"), [
+    ("ok", "oom", "!", True), ("ok", "error", "!", True), ("ok", "timeout", "!", True),
+    ("oom", "ok", "-", False), ("oom", "error", "~", False),
+])  # fmt: skip
+def test_status_changes(base, head, mark, fails):
+    (change,) = compare_rows([_row(status=base)], [_row(status=head, error="boom" if head != "ok" else "")]).changes
+    assert (change.mark, change.fails) == (mark, fails)
+
+
+def test_new_and_removed_rows_are_listed_not_failed():
+    comparison = compare_rows([_row(), _row(arch="mc3_18")], [_row(), _row(batch=8)])
+    assert comparison.new == ["r3d_18 infer b8 16x112x112 fp32 cpu"]
+    assert comparison.removed == ["mc3_18 infer b1 16x112x112 fp32 cpu"]
+    assert not comparison.regressions and comparison.unchanged == 1
+
+
+def test_nothing_in_common_or_duplicate_rows_is_bad_input():
+    with pytest.raises(UsageError, match="share no configuration"):
+        compare_rows([_row()], [_row(batch=2)])
+    with pytest.raises(UsageError, match="two rows"):
+        compare_rows([_row(), _row()], [_row()])
+
+
+def test_markdown_verdict_and_refresh_command():
+    comparison = compare_rows([_row(), _row(arch="mc3_18")], [_row(params=1), _row(arch="mc3_18", status="oom")])
+    env = {"command": ["vbench", "profile", "--arch", "all", "--static", "--out", "somewhere/else"]}
+    text = compare_markdown(comparison, "base", "head", refresh_command(env, "reports/baselines/cpu-static"))
+    assert text.startswith("## vbench compare: 2 regressions")
+    assert "| x | r3d_18 | infer b1 16x112x112 fp32 cpu | params | 33,371,472 | 1 |" in text
+    assert "| ! | mc3_18 |" in text and "new failure" in text
+    assert "vbench profile --arch all --static --out reports/baselines/cpu-static" in text
+    assert "`x` an exact count" in text
+
+
+def test_tolerance_parsing_and_config_file(tmp_path):
+    assert parse_fraction("10%", "t") == pytest.approx(0.1) and parse_fraction("0.1", "t") == 0.1
+    for bad in ("ten", "10", "-5%"):
+        with pytest.raises(UsageError):
+            parse_fraction(bad, "--latency-tol")
+    cfg = tmp_path / "pyproject.toml"
+    cfg.write_text('[tool.vbench.compare]\nlatency-tol = "20%"\n\n[tool.vbench.compare.arch."i3d*"]\nalpha = 0.01\n')
+    config = load_compare_config(cfg, memory_tol="3%")
+    assert config.default == Tolerances(latency=0.2, memory=0.03, alpha=0.05)
+    assert config.for_arch("i3d_top_heavy") == Tolerances(latency=0.2, memory=0.03, alpha=0.01)
+    cfg.write_text("[tool.vbench.compare]\nlatency = 1\n")
+    with pytest.raises(UsageError, match="unknown key 'latency'"):
+        load_compare_config(cfg)
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def _save(path, rows, version=SCHEMA_VERSION, env=None):
+    path.mkdir(parents=True, exist_ok=True)
+    doc = {"schema_version": version, "environment": env or {}, "rows": rows}
+    (path / "results.json").write_text(json.dumps(doc))
+    return str(path)
+
+
+def _compare(*args, env=None):
+    return runner.invoke(app, ["compare", *args, "--config", "/dev/null"], env=env)
+
+
+def test_exit_codes_of_the_gate(tmp_path):
+    base = _save(tmp_path / "base", [_row()])
+    assert _compare(base, _save(tmp_path / "same", [_row()])).exit_code == 0
+    changed = _compare(base, _save(tmp_path / "changed", [_row(gmacs=41.0)]))
+    assert changed.exit_code == 1 and "| x | r3d_18 |" in changed.stdout
+    oom = _compare(base, _save(tmp_path / "oom", [_row(status="oom", error="CUDA out of memory")]))
+    assert oom.exit_code == 1 and "new failure (CUDA out of memory)" in oom.stdout
+
+
+def test_verdict_goes_to_the_step_summary_and_a_file(tmp_path):
+    summary, md = tmp_path / "summary.md", tmp_path / "verdict.md"
+    summary.write_text("earlier step\n")
+    base = _save(tmp_path / "base", [_row()])
+    result = _compare(base, base, "--markdown", str(md), env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert result.exit_code == 0
+    assert summary.read_text().startswith("earlier step\n## vbench compare: no regression")
+    assert md.read_text() == result.stdout
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda p: str(p / "missing"), "no results at"),
+        (lambda p: (p / "bad.json").write_text("{not json") and str(p / "bad.json"), "is not a vbench results file"),
+        (lambda p: _save(p / "empty", []), "holds no rows"),
+        (lambda p: _save(p / "v0", [_row()], version=0), "schema version 0; this vbench reads version 1"),
+        (lambda p: _save(p / "other", [_row(batch=4)]), "share no configuration"),
+    ],
+)
+def test_bad_files_exit_2_with_one_line(tmp_path, setup, message):
+    base = _save(tmp_path / "base", [_row()])
+    result = _compare(base, setup(tmp_path))
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
+def test_bad_tolerance_exits_2(tmp_path):
+    base = _save(tmp_path / "base", [_row()])
+    result = _compare(base, base, "--latency-tol", "10")
+    assert result.exit_code == 2 and "ambiguous; write 10% or 0.1" in result.stderr
+
+
+def test_timed_runs_on_different_machines_are_flagged():
+    rng = random.Random(5)
+    base_env = {"device_name": "NVIDIA H100", "torch_threads": 2}
+    head_env = {"device_name": "NVIDIA A100", "torch_threads": 2}
+    samples = _draw(rng, 0.02)
+    comparison = compare_rows([_row(samples=samples)], [_row(samples=samples)], None, base_env, head_env)
+    assert comparison.warnings == ["different devices: base NVIDIA H100, head NVIDIA A100"]
+    assert "> warning: different devices" in compare_markdown(comparison, "b", "h")
