@@ -15,10 +15,11 @@ from archs._registry import (
     list_families,
     register_arch,
 )
-from archs.inception import inception_v1_2d
+from archs.inception import SPLIT_POINTS, inception_v1_2d
 from archs.inflate import inflate_conv_weight, inflate_from_2d, inflate_state_dict
 
 __all__ = [
+    "SPLIT_POINTS",
     "ArchSpec",
     "PublishedResult",
     "UnknownArchError",

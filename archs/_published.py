@@ -35,6 +35,7 @@ class PublishedResult:
         gmacs: Multiply-accumulates per view in billions (the source's "GFLOPs"), or None.
         tag: ``"P"`` (primary: paper or authors' zoo) or ``"S"`` (secondary quote).
         source: Paper and table, or repository and file.
+        note: Why this implementation's count differs from the published one, where it does.
     """
 
     model: str
@@ -49,6 +50,7 @@ class PublishedResult:
     gmacs: float | None
     tag: str
     source: str
+    note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -282,6 +282,40 @@ def compare_cmd(
         raise typer.Exit(code=1)
 
 
+@app.command("report")
+@_user_errors
+def report_cmd(
+    results: Annotated[list[Path], typer.Argument(help="Saved runs: folders or their results.json.")],
+    out: Annotated[Path, typer.Option(help="Folder for report.md, the CSV tables and the figures.")] = Path(
+        "reports/report"
+    ),
+    accuracy: Annotated[
+        Path | None, typer.Option(help="CSV/JSON of your own accuracies (arch, input, top1, source, ...).")
+    ] = None,
+    published: Annotated[
+        bool, typer.Option("--published/--no-published", help="Use the published accuracies (archs/published.json).")
+    ] = True,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Draw PNG and SVG figures (matplotlib).")] = True,
+    variants: Annotated[
+        bool | None,
+        typer.Option(
+            "--variants/--no-variants", help="Mixed 2D/3D figure (default: when a run holds MCx, rMCx or heavy I3D)."
+        ),
+    ] = None,
+) -> None:
+    """Trade-off (cost beside published accuracy, Pareto), ours vs the papers, and scaling, from saved runs."""
+    from bench.tradeoff import write_report
+
+    text, paths, notes = write_report(
+        results, out, accuracy_file=accuracy, published=published, plots=plots, variants=variants
+    )
+    typer.echo(text, nl=False)
+    for note in notes:
+        typer.echo(note, err=True)
+    for path in paths:
+        typer.echo(f"wrote {path}")
+
+
 def _command_line() -> list[str]:
     """The command as the user typed it, when this process is the ``vbench`` command (not a test runner)."""
     if Path(sys.argv[0]).name in ("vbench", "cli.py", "__main__.py"):

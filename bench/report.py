@@ -16,6 +16,7 @@ __all__ = [
     "compare_markdown",
     "fmt_input",
     "inspect_table",
+    "markdown_table",
     "row_line",
     "summary_markdown",
     "summary_table",
@@ -84,20 +85,28 @@ def _value(row: dict[str, Any], key: str, fmt: str) -> str:
     return fmt.format(v)
 
 
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], left: Sequence[str] = ()) -> list[str]:
+    """Lines of a Markdown table; columns named in ``left`` are left-aligned, the others right-aligned."""
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" if h in left else "---:" for h in header) + "|",
+    ]
+    lines += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in rows]
+    return lines
+
+
 def summary_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """The run's rows as a Markdown table with units in the header (fit for a README or PR)."""
-    header = [h for h, _, _ in _SUMMARY]
     lines = [
         "MACs are multiply-accumulates of conv, linear and matmul layers (FLOPs = 2 x MACs), per clip. "
         "Latency is the median per iteration of the whole batch.",
         "",
-        "| " + " | ".join(header) + " |",
-        "|"
-        + "|".join("---:" if h not in ("arch", "mode", "dtype", "status", "input (TxHxW)") else "---" for h in header)
-        + "|",
+        *markdown_table(
+            [h for h, _, _ in _SUMMARY],
+            [[_value(row, k, f) for _, k, f in _SUMMARY] for row in rows],
+            left=("arch", "mode", "dtype", "status", "input (TxHxW)"),
+        ),
     ]
-    for row in rows:
-        lines.append("| " + " | ".join(_value(row, k, f).replace("|", "/") for _, k, f in _SUMMARY) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -208,13 +217,9 @@ def compare_markdown(comparison: Any, base: str, head: str, refresh: str = "") -
     if c.warnings:
         lines.append("")
     if c.changes:
-        lines += [
-            "| | arch | configuration | metric | base | head | change | p | verdict |",
-            "|---|---|---|---|---:|---:|---:|---:|---|",
-        ]
-        for ch in sorted(c.changes, key=lambda ch: (not ch.fails, ch.arch, ch.config, ch.metric)):
-            verdict = ch.verdict + (f" ({ch.note})" if ch.note else "")
-            cells = [
+        header = ["", "arch", "configuration", "metric", "base", "head", "change", "p", "verdict"]
+        body = [
+            [
                 ch.mark,
                 ch.arch,
                 ch.config,
@@ -223,9 +228,11 @@ def compare_markdown(comparison: Any, base: str, head: str, refresh: str = "") -
                 _fmt_metric(ch.metric, ch.head),
                 _fmt_change(ch),
                 "-" if ch.p is None else f"{ch.p:.2g}",
-                verdict,
+                ch.verdict + (f" ({ch.note})" if ch.note else ""),
             ]
-            lines.append("| " + " | ".join(str(x).replace("|", "/") for x in cells) + " |")
+            for ch in sorted(c.changes, key=lambda ch: (not ch.fails, ch.arch, ch.config, ch.metric))
+        ]
+        lines += markdown_table(header, body, left=("", "arch", "configuration", "metric", "verdict"))
         used = dict.fromkeys(ch.mark for ch in c.changes)
         lines += ["", "Marks: " + "; ".join(f"`{m}` {MARKS[m]}" for m in MARKS if m in used) + "."]
     for what, items in (("New rows (not in the base)", c.new), ("Removed rows (not in the head)", c.removed)):

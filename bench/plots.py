@@ -1,0 +1,296 @@
+"""Figures of ``vbench report`` (matplotlib, PNG and SVG).
+
+matplotlib is imported here only, with the Agg backend, so that a report can
+be drawn on a machine without a display. Every function takes plain records or
+a DataFrame from :mod:`bench.tradeoff` / :mod:`bench.variants` and returns the
+paths it wrote.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.text import Text
+from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
+
+__all__ = ["plot_scaling", "plot_tradeoff", "plot_variants"]
+
+_FAMILY_COLOURS = {
+    "i3d": "#1f77b4", "s3d": "#ff7f0e", "i3d_mixed": "#17becf", "r3d": "#2ca02c", "mc": "#d62728",
+    "rmc": "#9467bd", "r2d": "#8c564b", "r2plus1d": "#e377c2",
+}  # fmt: skip
+_OTHER = "#7f7f7f"
+
+
+def _save(fig: Figure, stem: Path) -> list[Path]:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+# Places a label may take around its point, in points: right, left, above, below, the diagonals, then further out.
+_NEAR = [(6, 0), (-6, 0), (0, 8), (0, -8), (6, 8), (6, -8), (-6, 8), (-6, -8)]
+_CANDIDATES = _NEAR + [(3 * dx, 2.5 * dy if dy else 0) for dx, dy in _NEAR] + [(6, 22), (6, -22), (-6, 22), (-6, -22)]
+
+
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    return w * h if w > 0 and h > 0 else 0.0
+
+
+def _inside(box: tuple[float, ...], pts: np.ndarray, pad: float) -> int:
+    if len(pts) == 0:
+        return 0
+    x, y = pts[:, 0], pts[:, 1]
+    return int(((x > box[0] - pad) & (x < box[2] + pad) & (y > box[1] - pad) & (y < box[3] + pad)).sum())
+
+
+def _closer_to_another(box: tuple[float, ...], own: np.ndarray, others: np.ndarray) -> bool:
+    """Whether the box's nearest edge is closer to some other point than to its own (a misleading label)."""
+
+    def gap(q: np.ndarray) -> float:
+        dx = max(box[0] - q[0], 0.0, q[0] - box[2])
+        dy = max(box[1] - q[1], 0.0, q[1] - box[3])
+        return float(np.hypot(dx, dy))
+
+    return len(others) > 0 and min(gap(q) for q in others) < gap(own)
+
+
+def _densify(ax: Axes, line: tuple[Sequence[float], Sequence[float]], step: float = 3.0) -> np.ndarray:
+    """Display-space points every ``step`` pixels along a polyline given in data coordinates."""
+    xy = ax.transData.transform(np.column_stack(line))
+    out = [xy[:1]]
+    for a, b in itertools.pairwise(xy):
+        n = max(1, int(np.hypot(*(b - a)) / step))
+        out.append(a + np.outer(np.arange(1, n + 1) / n, b - a))
+    return np.concatenate(out)
+
+
+def _place_labels(
+    ax: Axes, items: Sequence[tuple[float, float, str]], lines: Sequence[tuple[Sequence[float], Sequence[float]]] = ()
+) -> None:
+    """Label each point where its text overlaps no other label and covers as few points and lines as possible.
+
+    Greedy: for each label, in turn, the first of the candidate places with the
+    least cost (overlap with placed labels, then markers, then line pixels,
+    then leaving the axes) wins.
+    """
+    if not items:
+        return
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    scale = fig.dpi / 72
+    points = ax.transData.transform(np.array([(x, y) for x, y, _ in items], dtype=float))
+    line_pts = np.concatenate([_densify(ax, ln) for ln in lines]) if lines else np.zeros((0, 2))
+    frame = ax.get_window_extent(renderer)
+    placed: list[tuple[float, ...]] = []
+    for i, ((x, y, text), p) in enumerate(zip(items, points)):
+        others = np.delete(points, i, axis=0)
+        label = ax.annotate(text, (x, y), xytext=(0, 0), textcoords="offset points", fontsize=8, zorder=4)
+        box = Text.get_window_extent(label, renderer)
+        w, h = box.width, box.height
+        best: tuple[float, int, tuple[float, ...]] | None = None
+        for rank, (dx, dy) in enumerate(_CANDIDATES):
+            x0 = p[0] + dx * scale - (w if dx < 0 else w / 2 if dx == 0 else 0)
+            y0 = p[1] + dy * scale - (h / 2 if dy == 0 else h if dy < 0 else 0)
+            cand = (x0, y0, x0 + w, y0 + h)
+            outside = cand[0] < frame.x0 or cand[2] > frame.x1 or cand[1] < frame.y0 or cand[3] > frame.y1
+            cost = (
+                1000 * sum(_overlap(cand, b) for b in placed) / (w * h)
+                + 100 * _inside(cand, points, 3)
+                + 2 * _inside(cand, line_pts, 1)
+                + 300 * outside
+                + 40 * _closer_to_another(cand, p, others)
+                + rank
+            )
+            if best is None or cost < best[0]:
+                best = (cost, rank, cand)
+        assert best is not None
+        dx, dy = _CANDIDATES[best[1]]
+        label.set_position((dx, dy))
+        label.set_horizontalalignment("right" if dx < 0 else "center" if dx == 0 else "left")
+        label.set_verticalalignment("center" if dy == 0 else "top" if dy < 0 else "bottom")
+        if best[1] >= len(_NEAR) or _closer_to_another(best[2], p, others):
+            # placed further out, or nearer another point: a thin leader line shows whose label it is
+            ax.annotate("", (x, y), xytext=(dx, dy), textcoords="offset points", zorder=2,
+                        arrowprops={"arrowstyle": "-", "color": "0.25", "lw": 0.8, "shrinkA": 0, "shrinkB": 3})  # fmt: skip
+        placed.append(best[2])
+
+
+def _frontier(ax: Axes, points: Sequence[tuple[float, float]]) -> tuple[list[float], list[float]] | None:
+    """Draw the Pareto staircase; returns its vertices (for the labeller)."""
+    pts = sorted(points)
+    if not pts:
+        return None
+    xs, ys = [pts[0][0]], [pts[0][1]]
+    for x, y in pts[1:]:
+        xs += [x, x]
+        ys += [ys[-1], y]
+    ax.plot(xs, ys, color="0.45", lw=1.0, ls="--", label="Pareto frontier", zorder=1)
+    return xs, ys
+
+
+def plot_tradeoff(frame: Any, cost: str, stem: Path) -> list[Path]:
+    """Top-1 against GMACs (or latency), one point per architecture, the Pareto frontier drawn."""
+    flag = "pareto_gmacs" if cost == "gmacs" else "pareto_latency"
+    data = frame[frame[cost].notna() & frame["top1"].notna()]
+    if data.empty:
+        return []
+    fig, ax = plt.subplots(figsize=(11, 8))
+    items = []
+    markers = dict(zip(sorted(set(data["input"])), "os^DvP*X"))
+    for family, group in data.groupby("family", sort=True):
+        colour = _FAMILY_COLOURS.get(str(family), _OTHER)
+        ax.scatter([], [], color=colour, marker="o", label=str(family))
+        for r in group.itertuples():
+            ax.scatter(
+                getattr(r, cost), r.top1, s=42, color=colour, marker=markers[r.input], zorder=3, edgecolor="white"
+            )
+            items.append((getattr(r, cost), r.top1, r.arch))
+    for clip, marker in markers.items():
+        ax.scatter([], [], color="0.3", marker=marker, label=f"input {clip}")
+    frontier = _frontier(ax, [(getattr(r, cost), r.top1) for r in data.itertuples() if getattr(r, flag) is True])
+    ax.set_xscale("log")
+    if cost == "gmacs":
+        ax.set_xlabel("GMACs per clip (log scale; multiply-accumulates, FLOPs = 2 x MACs)")
+        ax.set_title("Published top-1 vs MACs")
+    else:
+        timing = sorted({t for t in data["timing"] if t})
+        ax.set_xlabel("latency (ms, log scale): " + "; ".join(timing)[:90])
+        ax.set_title("Published top-1 vs measured latency")
+    ax.set_ylabel("top-1 (%) as published at the same input")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8, title="family / input", title_fontsize=8)
+    x0, x1 = ax.get_xlim()
+    ax.set_xlim(x0, x1 * 1.6)  # room for the labels of the right-most points
+    y0, y1 = ax.get_ylim()
+    ax.set_ylim(y0 - 0.5, y1 + 0.5)
+    _place_labels(ax, items, [frontier] if frontier else [])
+    fig.text(0.01, 0.005, "Accuracies differ in dataset split, views and pretraining: see the report's table.",
+             fontsize=7, color="0.4")  # fmt: skip
+    return _save(fig, stem)
+
+
+def plot_variants(sweep: Sequence[dict[str, Any]], resnets: Sequence[dict[str, Any]], stem: Path) -> list[Path]:
+    """Left: GMACs of Bottom-/Top-Heavy I3D as the split moves. Right: top-1 vs GMACs of MCx, rMCx and the ends."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 6))
+    splits = [r["split"] for r in sweep if r["arch"] == "i3d_bottom_heavy"]
+    for variant, colour, label in (("i3d_bottom_heavy", "#1f77b4", "Bottom-Heavy (3D below the split)"),
+                                   ("i3d_top_heavy", "#d62728", "Top-Heavy (2D below the split)")):  # fmt: skip
+        ys = [r["gmacs"] for r in sweep if r["arch"] == variant]
+        left.plot(range(len(ys)), ys, marker="o", color=colour, label=label)
+    for end, style in (("i3d", "-"), ("i2d", ":")):
+        value = next((r["gmacs"] for r in sweep if r["arch"] == end), None)
+        if value is not None:
+            left.axhline(value, color="0.4", ls=style, lw=1, label=f"{end.upper()} ({value:.1f})")
+    left.set_xticks(range(len(splits)), splits, rotation=45, ha="right", fontsize=8)
+    left.set_xlabel("split point: first block of the upper part")
+    left.set_ylabel("GMACs per clip (3x64x224x224)")
+    left.set_title("Mixed 2D/3D Inception (Xie et al., ECCV 2018)")
+    left.grid(True, alpha=0.3)
+    left.legend(fontsize=8)
+
+    items: list[tuple[float, float, str]] = []
+    lines = []
+    for family, marker in (("mc", "o"), ("rmc", "s")):
+        pts = sorted(
+            (int(r["arch"][len(family)]), r["gmacs"], r["top1"], r["arch"])
+            for r in resnets
+            if r["family"] == family and r["top1"] is not None
+        )
+        if pts:
+            name = {"mc": "MCx", "rmc": "rMCx"}[family]
+            right.plot([p[1] for p in pts], [p[2] for p in pts], marker=marker, color=_FAMILY_COLOURS[family],
+                       label=f"{name}, x = 2..5 in order", zorder=3)  # fmt: skip
+            items += [(p[1], p[2], p[3]) for p in pts]
+            lines.append(([p[1] for p in pts], [p[2] for p in pts]))
+    for r in resnets:
+        if r["family"] not in ("mc", "rmc") and r["top1"] is not None:
+            right.scatter(r["gmacs"], r["top1"], marker="D", color=_FAMILY_COLOURS.get(r["family"], _OTHER), zorder=3)
+            items.append((r["gmacs"], r["top1"], r["arch"]))
+    right.set_xlabel("GMACs per clip (3x16x112x112)")
+    right.set_ylabel("top-1 (%), Kinetics-400, 10 clips, from scratch (VMZ)")
+    right.set_title("Mixed convolutions (Tran et al., CVPR 2018)")
+    right.grid(True, which="both", alpha=0.3)
+    right.legend(fontsize=8, loc="lower right")
+    right.set_xlim(0, max(r["gmacs"] for r in resnets) * 1.25)
+    fig.tight_layout()
+    _place_labels(right, items, lines)
+    return _save(fig, stem)
+
+
+_AXIS_LABELS = {"frames": "frames T", "height": "size H = W (pixels)", "batch": "batch"}
+
+
+def plot_scaling(rows: Sequence[dict[str, Any]], stem: Path) -> list[Path]:
+    """Relative growth of MACs (solid) and latency (dashed) along each axis that a run varies.
+
+    Along one axis the other axes are held at their largest values (the most
+    compute-bound corner); each line is divided by its first point, so a slope
+    of 1 on the log-log axes means linear growth.
+    """
+    groups = _groups(rows)
+    axes = [a for a in ("frames", "height", "batch") if any(len({r[a] for r in g}) >= 2 for g in groups.values())]
+    if not axes:
+        return []
+    fig, panels = plt.subplots(1, len(axes), figsize=(5.5 * len(axes), 4.8), squeeze=False)
+    for axis, ax in zip(axes, panels[0]):
+        others = [a for a in ("frames", "height", "batch") if a != axis]
+        ticks: set[float] = set()
+        for i, (label, group) in enumerate(groups.items()):
+            high = {a: max(r[a] for r in group) for a in others}
+            line = sorted((r for r in group if all(r[a] == high[a] for a in others)), key=lambda r: r[axis])
+            colour = plt.get_cmap("tab10")(i % 10)
+            for metric, style in (("gmacs", "-"), ("latency_ms", "--")):
+                per_iter = metric == "gmacs"
+                pts = [(r[axis], r[metric] * (r["batch"] if per_iter else 1)) for r in line if _ok(r, metric)]
+                if len(pts) >= 2:
+                    xs, ys = zip(*pts)
+                    ticks.update(xs)
+                    ax.plot(xs, [y / ys[0] for y in ys], style, marker="o", ms=3, color=colour,
+                            label=None if per_iter else label)  # fmt: skip
+        ax.plot([], [], "-", color="0.3", label="MACs per iteration")
+        ax.plot([], [], "--", color="0.3", label="latency")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log", base=2)
+        ax.set_xticks(sorted(ticks), [f"{t:g}" for t in sorted(ticks)])
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"x{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(_AXIS_LABELS[axis] + " (log scale)")
+        ax.set_ylabel("growth from the smallest value (log scale)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("Scaling along each axis (the other axes at their largest values)")
+    fig.tight_layout()
+    return _save(fig, stem)
+
+
+def _groups(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("mode", "infer") == "infer" and r.get("height") == r.get("width"):
+            out.setdefault(f"{r['arch']} {r.get('dtype', '')}".strip(), []).append(r)
+    return out
+
+
+def _ok(row: dict[str, Any], metric: str) -> bool:
+    v = row.get(metric)
+    return row.get("status") == "ok" and isinstance(v, (int, float)) and v > 0 and math.isfinite(v)

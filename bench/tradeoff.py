@@ -1,0 +1,453 @@
+"""Trade-off, paper and scaling tables from saved runs (``vbench report``), with pandas.
+
+- The trade-off table: one row per measured (architecture, arch_kwargs, input),
+  its counts, latency and memory where measured, beside the published accuracy
+  at that same input (with its source), accuracy per GMAC, and whether it is
+  Pareto-optimal for accuracy vs GMACs and vs latency.
+- The paper table: our parameter and MAC counts beside every published count
+  at the same input, with the difference in percent.
+- The scaling table: growth exponents of MACs, latency and memory along the
+  frames, size and batch axes that a run varies.
+
+Numbers come from :mod:`bench.analysis`; this module joins, selects and formats.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import archs
+from bench.analysis import fit_growth, pareto_front
+from bench.errors import UsageError
+from bench.report import markdown_table
+
+__all__ = [
+    "ACCURACY_COLUMNS",
+    "accuracy_records",
+    "failures_frame",
+    "load_accuracy",
+    "paper_frame",
+    "scaling_frame",
+    "tradeoff_frame",
+    "tradeoff_markdown",
+    "write_report",
+]
+
+ACCURACY_COLUMNS = ("arch", "input", "top1", "source")
+"""Required columns of a user's accuracy file; ``dataset``, ``top5``, ``views``, ``pretrain`` are optional."""
+
+_OPTIONAL = ("dataset", "top5", "views", "pretrain", "model")
+
+
+# ---------------------------------------------------------------- accuracy
+
+
+def load_accuracy(path: str | Path) -> list[dict[str, Any]]:
+    """A user's accuracy records from a CSV or JSON (a list of objects) file.
+
+    Raises:
+        UsageError: missing or unreadable file, missing columns, a top-1 that is not a number.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise UsageError(f"cannot read accuracy file '{path}': {e.strerror}") from None
+    try:
+        if p.suffix == ".json":
+            records = json.loads(text)
+            if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+                raise UsageError(f"'{path}' must hold a JSON list of objects")
+        else:
+            records = list(csv.DictReader(io.StringIO(text)))
+    except json.JSONDecodeError as e:
+        raise UsageError(f"'{path}' is not valid JSON: {e}") from None
+    if not records:
+        raise UsageError(f"accuracy file '{path}' holds no records")
+    missing = [c for c in ACCURACY_COLUMNS if c not in records[0]]
+    if missing:
+        raise UsageError(
+            f"accuracy file '{path}' lacks columns: {', '.join(missing)} (needs {', '.join(ACCURACY_COLUMNS)})"
+        )
+    out = []
+    for i, r in enumerate(records, start=1):
+        try:
+            top1 = float(r["top1"])
+            top5 = float(r["top5"]) if r.get("top5") not in (None, "") else None
+        except (TypeError, ValueError):
+            raise UsageError(f"accuracy file '{path}', record {i}: top1/top5 must be numbers") from None
+        out.append(
+            {"arch": str(r["arch"]), "input": str(r["input"]), "top1": top1, "top5": top5,
+             "source": str(r["source"]), **{k: r.get(k) or "" for k in _OPTIONAL if k != "top5"}}
+        )  # fmt: skip
+    return out
+
+
+def accuracy_records(user: Sequence[dict[str, Any]] = (), published: bool = True) -> list[dict[str, Any]]:
+    """The user's records first (they win for the same architecture and input), then the published ones."""
+    records = [dict(r, tag="user") for r in user]
+    if published:
+        for arch, results in archs.published_table().items():
+            records += [
+                {"arch": arch, **r.to_dict()} for r in results if r.top1 is not None and r.input not in ("", "-")
+            ]
+    return records
+
+
+def _accuracy_for(records: Sequence[dict[str, Any]], arch: str, clip: str) -> dict[str, Any] | None:
+    for r in records:
+        if r["arch"] == arch and r["input"] == clip:
+            return r
+    return None
+
+
+# ---------------------------------------------------------------- the trade-off table
+
+
+def _label(row: dict[str, Any]) -> str:
+    kwargs = json.loads(row.get("arch_kwargs") or "{}")
+    return row["arch"] + ("(" + ", ".join(f"{k}={v}" for k, v in kwargs.items()) + ")" if kwargs else "")
+
+
+def _clip(row: dict[str, Any]) -> str:
+    return f"{row['frames']}x{row['height']}x{row['width']}"
+
+
+def _timing_row(group: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The row whose latency stands for the configuration: inference at the smallest batch, first dtype."""
+    infer = [r for r in group if r.get("mode") == "infer" and r.get("n_samples")] or [
+        r for r in group if r.get("mode") == "infer" and r.get("status") != "ok"
+    ]
+    return min(infer, key=lambda r: r["batch"]) if infer else None
+
+
+def tradeoff_frame(rows: Sequence[dict[str, Any]], accuracy: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per (architecture, arch_kwargs, input): costs, accuracy, Pareto flags."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((_label(row), _clip(row)), []).append(row)
+    records = []
+    for (label, clip), group in groups.items():
+        counted = next((r for r in group if r.get("gmacs") is not None), group[0])
+        timed = _timing_row(group)
+        acc = _accuracy_for(accuracy, counted["arch"], clip) or {}
+        gmacs = counted.get("gmacs")
+        top1 = acc.get("top1")
+        records.append(
+            {
+                "arch": label,
+                "family": counted.get("family"),
+                "input": clip,
+                "params_m": counted["params"] / 1e6 if counted.get("params") is not None else None,
+                "gmacs": gmacs,
+                "latency_ms": timed.get("latency_ms") if timed and timed.get("status") == "ok" else None,
+                "noisy": bool(timed and timed.get("noisy")),
+                "peak_mem_mib": timed.get("peak_mem_mib") if timed and timed.get("status") == "ok" else None,
+                "timing": _timing_label(timed),
+                "status": _status(group),
+                "dataset": acc.get("dataset"),
+                "top1": top1,
+                "top5": acc.get("top5"),
+                "views": acc.get("views"),
+                "pretrain": acc.get("pretrain"),
+                "accuracy_source": acc.get("source"),
+                "top1_per_gmac": top1 / gmacs if top1 is not None and gmacs else None,
+            }
+        )
+    frame = pd.DataFrame.from_records(records, columns=_TRADEOFF_COLUMNS)
+    frame["pareto_gmacs"] = _pareto(frame, "gmacs")
+    frame["pareto_latency"] = _pareto(frame, "latency_ms")
+    return frame
+
+
+_TRADEOFF_COLUMNS = [
+    "arch", "family", "input", "params_m", "gmacs", "latency_ms", "noisy", "peak_mem_mib", "timing", "status", "dataset",
+    "top1", "top5", "views", "pretrain", "accuracy_source", "top1_per_gmac",
+]  # fmt: skip
+
+
+def _timing_label(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return ""
+    return f"{row['mode']} b{row['batch']} {row['dtype']} {row.get('device_name') or row['device']}"
+
+
+def _status(group: Sequence[dict[str, Any]]) -> str:
+    bad = sorted({f"{r['status']}" for r in group if r.get("status") != "ok"})
+    return "ok" if not bad else ", ".join(bad)
+
+
+def _pareto(frame: pd.DataFrame, cost: str) -> list[bool | None]:
+    """Pareto flags among the rows that have both the cost and a top-1 (None for the others)."""
+    have = [i for i in range(len(frame)) if _num(frame[cost].iloc[i]) and _num(frame["top1"].iloc[i])]
+    flags = pareto_front([(float(frame[cost].iloc[i]), float(frame["top1"].iloc[i])) for i in have])
+    out: list[bool | None] = [None] * len(frame)
+    for i, flag in zip(have, flags):
+        out[i] = flag
+    return out
+
+
+def _num(v: Any) -> bool:
+    return v is not None and not (isinstance(v, float) and math.isnan(v))
+
+
+def failures_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Every row that did not finish ok, with its configuration and reason."""
+    records = [
+        {"arch": _label(r), "mode": r.get("mode"), "batch": r.get("batch"), "input": _clip(r), "dtype": r.get("dtype"),
+         "device": r.get("device"), "status": r.get("status"), "error": r.get("error") or ""}
+        for r in rows
+        if r.get("status") != "ok"
+    ]  # fmt: skip
+    return pd.DataFrame.from_records(
+        records, columns=["arch", "mode", "batch", "input", "dtype", "device", "status", "error"]
+    )
+
+
+# ---------------------------------------------------------------- ours beside the papers
+
+
+def paper_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """For every counted (architecture, input) with a published count at that input: ours, theirs, difference.
+
+    A published count is given to some decimals (33.3 M); it "matches" when ours
+    rounds to it, else the difference is in percent.
+    """
+    seen: set[tuple[str, str]] = set()
+    records = []
+    for row in rows:
+        key = (row["arch"], _clip(row))
+        if key in seen or row.get("gmacs") is None or json.loads(row.get("arch_kwargs") or "{}"):
+            continue
+        seen.add(key)
+        for pub in archs.published_for(row["arch"]):
+            if pub.input != key[1]:
+                continue
+            for what, ours, theirs in (
+                ("params (M)", row["params"] / 1e6, pub.params_m),
+                ("GMACs", row["gmacs"], pub.gmacs),
+            ):
+                if theirs is None:
+                    continue
+                records.append(
+                    {"arch": row["arch"], "input": key[1], "count": what, "ours": ours, "published": theirs,
+                     "diff_pct": 100 * (ours - theirs) / theirs, "verdict": _agreement(ours, theirs),
+                     "source": f"{pub.model}; {pub.source} [{pub.tag}]", "note": pub.note}
+                )  # fmt: skip
+    return pd.DataFrame.from_records(
+        records, columns=["arch", "input", "count", "ours", "published", "diff_pct", "verdict", "source", "note"]
+    )
+
+
+def _agreement(ours: float, theirs: float) -> str:
+    """``exact`` (to the 3 or more decimals given), ``rounds to it`` (fewer decimals) or ``differs``.
+
+    The decimals are those of the published figure as stored (152.0 counts one).
+    """
+    text = repr(float(theirs))
+    decimals = len(text.split(".")[1]) if "e" not in text else 0
+    if round(ours, decimals) != round(theirs, decimals):
+        return "differs"
+    return "exact" if decimals >= 3 else "rounds to it"
+
+
+# ---------------------------------------------------------------- scaling
+
+AXES = ("frames", "height", "batch")
+_AXIS_NAMES = {"frames": "T (frames)", "height": "H=W (size)", "batch": "batch"}
+_SCALING_METRICS = (("gmacs_per_iter", "MACs"), ("latency_ms", "latency"), ("peak_mem_mib", "peak memory"))
+
+
+def scaling_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Growth exponents of MACs (per iteration), latency and memory along each axis that varies.
+
+    One fit per (architecture, arch_kwargs, mode, dtype, device) over all its
+    rows, ``y ~ T^a H^b B^c`` (H = W). Expect MACs ~ T^1 H^2 B^1, with small
+    departures from padding and fixed-size heads; where latency departs from
+    the MACs exponent by more than 0.2 the note says so.
+    """
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.get("width") != row.get("height"):
+            continue
+        key = (_label(row), row.get("mode"), row.get("dtype"), row.get("device"))
+        item = dict(row)
+        item["gmacs_per_iter"] = (row.get("gmacs") or 0) * (row.get("batch") or 0) or None
+        if row.get("status") != "ok":
+            item["latency_ms"] = item["peak_mem_mib"] = None
+        groups.setdefault(key, []).append(item)
+    records = []
+    for (label, mode, dtype, device), group in groups.items():
+        fits = {metric: fit_growth(group, AXES, metric) for metric, _ in _SCALING_METRICS}
+        macs = fits["gmacs_per_iter"]
+        for metric, name in _SCALING_METRICS:
+            fit = fits[metric]
+            if fit is None:
+                continue
+            for axis, exponent in fit.exponents.items():
+                values = sorted({int(r[axis]) for r in group})
+                note = ""
+                if metric == "latency_ms" and macs is not None and axis in macs.exponents:
+                    gap = exponent - macs.exponents[axis]
+                    if abs(gap) > 0.2:
+                        note = "grows " + ("slower" if gap < 0 else "faster") + f" than MACs ({gap:+.2f})"
+                records.append(
+                    {"arch": label, "mode": mode, "dtype": dtype, "device": device, "axis": _AXIS_NAMES[axis],
+                     "values": ",".join(map(str, values)), "metric": name, "exponent": exponent, "r2": fit.r2,
+                     "n": fit.n, "note": note}
+                )  # fmt: skip
+    return pd.DataFrame.from_records(
+        records, columns=["arch", "mode", "dtype", "device", "axis", "values", "metric", "exponent", "r2", "n", "note"]
+    )
+
+
+# ---------------------------------------------------------------- Markdown
+
+
+def _fmt(v: Any, spec: str = "{}") -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v == "":
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else ""
+    return spec.format(v)
+
+
+def tradeoff_markdown(
+    trade: pd.DataFrame, paper: pd.DataFrame, scaling: pd.DataFrame, failures: pd.DataFrame, sources: Sequence[str]
+) -> str:
+    """The whole report as Markdown: trade-off, failures, ours vs the papers, scaling."""
+    lines = [
+        "# vbench report",
+        "",
+        f"From {', '.join(f'`{s}`' for s in sources)}. MACs are multiply-accumulates of conv, linear and matmul "
+        "layers (what the papers call FLOPs; FLOPs = 2 x MACs), per clip. Latency: median per iteration of the "
+        "row named under *timing*. Top-1 is published at the same input (dataset, views and pretraining as listed; "
+        "they differ between papers, so compare within a family first). Pareto: no other architecture is at most "
+        "as costly and at least as accurate.",
+        "",
+        "## Trade-off",
+        "",
+    ]
+    header = ["arch", "input", "params (M)", "GMACs/clip", "latency (ms)", "peak mem (MiB)", "top-1 (%)", "top-5 (%)",
+              "top-1 / GMAC", "Pareto (GMACs)", "Pareto (latency)", "dataset, views, pretrain", "status"]  # fmt: skip
+    order = trade.sort_values(["gmacs", "arch"], na_position="last")
+    body = [
+        [r.arch, r.input, _fmt(r.params_m, "{:.2f}"), _fmt(r.gmacs, "{:.2f}"),
+         _fmt(r.latency_ms, "{:.2f}") + (" (noisy)" if r.noisy else ""),
+         _fmt(r.peak_mem_mib, "{:.0f}"), _fmt(r.top1, "{:.1f}"), _fmt(r.top5, "{:.1f}"), _fmt(r.top1_per_gmac, "{:.2f}"),
+         _fmt(r.pareto_gmacs), _fmt(r.pareto_latency),
+         ", ".join(str(x) for x in (r.dataset, r.views, r.pretrain) if _num(x) and x) or "-", r.status]
+        for r in order.itertuples()
+    ]  # fmt: skip
+    lines += markdown_table(header, body, left=("arch", "input", "dataset, views, pretrain", "status"))
+    timings = sorted({t for t in trade["timing"] if t})
+    if timings:
+        lines += ["", "Timing rows: " + "; ".join(timings) + "."]
+    sourced = trade[trade["accuracy_source"].notna()]
+    if len(sourced):
+        lines += ["", "Accuracy sources:", ""]
+        lines += [f"- {r.arch} at {r.input}: {r.accuracy_source}" for r in sourced.itertuples()]
+    lines += ["", "## Failures", ""]
+    if len(failures):
+        lines += markdown_table(
+            list(failures.columns), failures.astype(object).where(failures.notna(), "-").values.tolist(),
+            left=("arch", "mode", "input", "dtype", "device", "status", "error"),
+        )  # fmt: skip
+    else:
+        lines.append("None: every row finished ok.")
+    if len(paper):
+        lines += ["", "## Ours beside the papers", "",
+                  "Published counts at the same input. *exact*: equal to every decimal given (3 or more); *rounds to it*: "
+                  "ours, rounded to the published decimals, is the published figure; *differs*: it is not (the last "
+                  "column says why where it is known).", ""]  # fmt: skip
+        body = [
+            [r.arch, r.input, r.count, f"{r.ours:,.4f}".rstrip("0").rstrip("."), f"{r.published:g}",
+             f"{r.diff_pct:+.2f} %", r.verdict, r.source + (f". {r.note}" if r.note else "")]
+            for r in paper.itertuples()
+        ]  # fmt: skip
+        lines += markdown_table(
+            ["arch", "input", "count", "ours", "published", "difference", "verdict", "source and why"], body,
+            left=("arch", "input", "count", "verdict", "source and why"),
+        )  # fmt: skip
+    if len(scaling):
+        lines += ["", "## Scaling", "",
+                  "Growth exponents of a log-log least-squares fit, y ~ T^a (H=W)^b batch^c, one fit per "
+                  "architecture and setting; MACs per iteration should grow as T^1 (H=W)^2 batch^1.", ""]  # fmt: skip
+        body = [
+            [r.arch, f"{r.mode} {r.dtype} {r.device}", r.axis, r.values, r.metric, f"{r.exponent:.2f}", f"{r.r2:.3f}",
+             r.note or ""]
+            for r in scaling.itertuples()
+        ]  # fmt: skip
+        lines += markdown_table(
+            ["arch", "setting", "axis", "values", "metric", "exponent", "R²", "note"], body,
+            left=("arch", "setting", "axis", "values", "metric", "note"),
+        )  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- the whole report
+
+
+def write_report(
+    sources: Sequence[str | Path],
+    out_dir: Path,
+    *,
+    accuracy_file: str | Path | None = None,
+    published: bool = True,
+    plots: bool = True,
+    variants: bool | None = None,
+) -> tuple[str, list[Path], list[str]]:
+    """Read the runs, write ``report.md``, the CSV tables and the figures into ``out_dir``.
+
+    Args:
+        variants: Draw the mixed 2D/3D figure (counted afresh); None: when a run holds a mixed family.
+
+    Returns:
+        The Markdown, the paths written, and notes for the user (e.g. plots skipped).
+
+    Raises:
+        UsageError: a missing, empty or malformed results or accuracy file (before anything is written).
+    """
+    from bench.results import atomic_write_text, load_results
+
+    rows = [row for source in sources for row in load_results(source)[0]]
+    user = load_accuracy(accuracy_file) if accuracy_file is not None else []
+    trade = tradeoff_frame(rows, accuracy_records(user, published))
+    paper, scaling, failures = paper_frame(rows), scaling_frame(rows), failures_frame(rows)
+    text = tradeoff_markdown(trade, paper, scaling, failures, [str(s) for s in sources])
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, frame in (("tradeoff", trade), ("paper", paper), ("scaling", scaling), ("failures", failures)):
+        path = out_dir / f"{name}.csv"
+        atomic_write_text(path, frame.to_csv(index=False))
+        written.append(path)
+    notes = []
+    if plots:
+        try:
+            from bench import plots as figures
+        except ImportError:
+            notes.append("plots skipped: matplotlib is not installed (pip install 'vbench[plot]')")
+        else:
+            written += figures.plot_tradeoff(trade, "gmacs", out_dir / "tradeoff_gmacs")
+            written += figures.plot_tradeoff(trade, "latency_ms", out_dir / "tradeoff_latency")
+            written += figures.plot_scaling(rows, out_dir / "scaling")
+            families = {r.get("family") for r in rows}
+            if variants or (variants is None and families & {"i3d_mixed", "mc", "rmc"}):
+                from bench.variants import resnet_variants, split_sweep
+
+                written += figures.plot_variants(split_sweep(), resnet_variants(), out_dir / "mixed_variants")
+    figures_md = [p for p in written if p.suffix == ".png"]
+    if figures_md:
+        text += "\n## Figures\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in figures_md) + "\n"
+    md = out_dir / "report.md"
+    atomic_write_text(md, text)
+    return text, [md, *written], notes
