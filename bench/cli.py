@@ -127,12 +127,33 @@ def profile_cmd(
     ] = None,
     counter: Annotated[str, typer.Option(help="MAC counter: torch (meta device) or fvcore (traces on CPU).")] = "torch",
     fail_on_error: Annotated[bool, typer.Option("--fail-on-error", help="Exit 1 if any row is not ok.")] = False,
+    shard: Annotated[
+        str | None, typer.Option(help="Run shard I of N of the sweep, e.g. 2/4 (balanced by MACs).")
+    ] = None,
+    only_missing: Annotated[
+        bool, typer.Option("--only-missing", help="Keep the finished rows in --out; measure only what is missing.")
+    ] = False,
+    gpus: Annotated[str | None, typer.Option(help="GPUs to use, e.g. 0,1: one worker per GPU at a time.")] = None,
+    count_workers: Annotated[
+        int | None, typer.Option(help="CPU processes that count in parallel (default 1; with --gpus, up to 4).")
+    ] = None,
+    executor: Annotated[
+        str | None, typer.Option(help="Submit the shards as a job array: slurm, or local (same path, this machine).")
+    ] = None,
+    shards: Annotated[int | None, typer.Option(help="Array tasks for --executor (default 2, or the config).")] = None,
+    partition: Annotated[str | None, typer.Option(help="SLURM partition for --executor slurm.")] = None,
+    time_min: Annotated[int | None, typer.Option(help="Time limit of each array task, minutes (default 60).")] = None,
+    gpus_per_task: Annotated[int | None, typer.Option(help="GPUs per array task (default 0).")] = None,
+    cpus_per_task: Annotated[int | None, typer.Option(help="CPUs per array task.")] = None,
 ) -> None:
     """Measure FLOPs, parameters, latency and memory; write results.csv, .md and .json."""
+    import os
+
     from bench.plan import Request, make_plan
     from bench.plugins import load_plugins
     from bench.report import summary_markdown, summary_table
     from bench.runner import run_plan
+    from bench.shard import prepare_sweep
     from bench.timing import SamplePolicy
 
     plugins = load_plugins(plugin or [])
@@ -142,6 +163,13 @@ def profile_cmd(
         raise UsageError(str(e)) from None
     if timeout <= 0:
         raise UsageError("--timeout must be positive")
+    if count_workers is not None and count_workers < 1:
+        raise UsageError("--count-workers must be at least 1")
+    if executor is not None and (shard is not None or only_missing or gpus is not None):
+        raise UsageError("--executor runs every shard itself; it takes neither --shard, --only-missing nor --gpus")
+    if only_missing and out is None:
+        raise UsageError("--only-missing needs --out, the run folder to complete")
+    workers = count_workers or (min(4, os.cpu_count() or 1) if gpus else 1)
     request = Request(
         archs=arch,
         device=device,
@@ -158,28 +186,102 @@ def profile_cmd(
         static=static,
         counter=counter,
         policy=policy,
+        count_workers=workers,
+        plugins=plugins,
     )
-    plan = make_plan(request)
     out_dir = out or Path("reports/runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     console = _console()
-    with _progress(console, plan.n_rows) as on_row:
-        result = run_plan(
-            plan,
-            out_dir,
-            timeout=timeout,
-            plugins=plugins,
-            on_row=on_row,
-            markdown=summary_markdown,
-            command=_command_line(),
+    if executor is not None:
+        cluster = {"executor": executor, "shards": shards, "partition": partition, "time_min": time_min,
+                   "gpus_per_task": gpus_per_task, "cpus_per_task": cpus_per_task}  # fmt: skip
+        rows, paths = _profile_on_cluster(request, cluster, out_dir, timeout, plugins, console)
+    else:
+        sweep = prepare_sweep(
+            make_plan(request), shard=shard, only_missing_in=out_dir if only_missing else None, gpus=gpus
         )
-    console.print(summary_table(result.rows))
-    for path in result.paths.values():
+        with _progress(console, sweep.plan.n_rows) as on_row:
+            result = run_plan(
+                sweep.plan,
+                out_dir,
+                timeout=timeout,
+                plugins=plugins,
+                on_row=on_row,
+                markdown=summary_markdown,
+                command=_command_line(),
+                slots=sweep.slots,
+                previous=sweep.previous,
+                extra_env=sweep.environment,
+            )
+        rows, paths = result.rows, result.paths
+        if only_missing:
+            console.print(f"kept {len(sweep.previous)} finished rows; measured {sweep.plan.n_rows}")
+    console.print(summary_table(rows))
+    for path in paths.values():
         console.print(f"wrote {path}")
-    failed = [r for r in result.rows if r["status"] != "ok"]
+    failed = [r for r in rows if r["status"] != "ok"]
     if failed:
-        console.print(f"{len(failed)} of {len(result.rows)} rows did not finish ok")
+        console.print(f"{len(failed)} of {len(rows)} rows did not finish ok")
         if fail_on_error:
             raise typer.Exit(code=1)
+
+
+def _profile_on_cluster(
+    request: Any, cluster: dict[str, Any], out_dir: Path, timeout: float, plugins: list[str], console: Any
+) -> tuple[list[dict[str, Any]], dict[str, Path]]:
+    """``--executor``: check the sweep here, submit one array task per shard, wait, merge."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from bench.cluster import load_cluster_options, run_on_cluster
+    from bench.merge import merge_runs, write_merged
+    from bench.plan import make_plan
+    from bench.report import summary_markdown
+
+    options = load_cluster_options(Path("pyproject.toml"), **cluster)
+    make_plan(request)  # every usage error before anything is submitted
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=not console.is_terminal) as bar:  # fmt: skip
+        task = bar.add_task(f"{options.shards} {options.executor} tasks", total=options.shards)
+        dirs, failures = run_on_cluster(
+            request, options, out_dir, timeout=timeout, plugins=plugins,
+            on_progress=lambda done, _: bar.update(task, completed=done),
+        )  # fmt: skip
+    for index, why in failures.items():
+        console.print(f"shard {index}/{options.shards} failed: {why}")
+    merged = merge_runs([d for d in dirs if d.is_dir()] or dirs)
+    _print_merge_notes(console, merged)
+    return merged.rows, write_merged(merged, out_dir, summary_markdown)
+
+
+def _print_merge_notes(console: Any, merged: Any) -> None:
+    for what, items in (("missing jobs (no rows; re-run with --only-missing)", merged.missing),
+                        ("configurations held twice (the first kept)", merged.duplicated),
+                        ("jobs with error or timeout rows (re-run with --only-missing)", merged.failed)):  # fmt: skip
+        if items:
+            console.print(f"{len(items)} {what}: {', '.join(items[:10])}{' ...' if len(items) > 10 else ''}")
+
+
+@app.command("merge")
+@_user_errors
+def merge_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders, e.g. the outputs of --shard 1/2 and 2/2.")],
+    out: Annotated[Path, typer.Option(help="Folder for the merged results.")],
+    allow_mixed: Annotated[
+        bool, typer.Option("--allow-mixed", help="Merge runs measured on different devices or versions.")
+    ] = False,
+) -> None:
+    """Combine shard outputs into one results set; exit 1 if jobs are missing or held twice."""
+    from bench.merge import merge_runs, write_merged
+    from bench.report import summary_markdown, summary_table
+
+    merged = merge_runs(runs, allow_mixed=allow_mixed)
+    console = _console()
+    paths = write_merged(merged, out, summary_markdown)
+    console.print(summary_table(merged.rows))
+    for path in paths.values():
+        console.print(f"wrote {path}")
+    _print_merge_notes(console, merged)
+    if merged.missing or merged.duplicated:
+        raise typer.Exit(code=1)
 
 
 @contextlib.contextmanager

@@ -13,9 +13,14 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import hashlib
+import importlib
 import itertools
+import json
+import multiprocessing
 import os
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -34,11 +39,13 @@ __all__ = [
     "Job",
     "Plan",
     "Request",
+    "job_id",
     "make_plan",
     "parse_arch_kwargs",
     "parse_int_list",
     "resolve_archs",
     "resolve_device",
+    "resolve_gpus",
 ]
 
 DEVICES = ("cpu", "cuda", "mps", "auto")
@@ -91,12 +98,20 @@ class Job:
     """Per-clip counts (batch 1) for each (frames, height, width) of the job."""
     errors: dict[tuple[int, int, int], str] = field(default_factory=dict, compare=False)
     """Inputs at which the model could not be built or counted: the architecture's fault, not the user's."""
+    id: str = ""
+    """Stable id of the job as the full sweep planned it (``"r3d_18-1a2b3c4d5e"``); kept when configs are dropped."""
 
     def counts_for(self, config: Config) -> Counts | None:
         return self.counts.get((config.frames, config.height, config.width))
 
     def error_for(self, config: Config) -> str:
         return self.errors.get((config.frames, config.height, config.width), "")
+
+
+def job_id(arch: str, configs: Sequence[Config]) -> str:
+    """The architecture and a hash of its configurations: the same in every process that plans the same sweep."""
+    text = json.dumps([c.to_dict() for c in configs], sort_keys=True, default=str)
+    return f"{arch}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
 
 
 @dataclass(frozen=True)
@@ -120,6 +135,10 @@ class Request:
     static: bool = False
     counter: str = "torch"
     policy: SamplePolicy = field(default_factory=SamplePolicy)
+    count_workers: int = 1
+    """CPU processes that count (params, MACs) in parallel while planning."""
+    plugins: Sequence[str] = ()
+    """Plugin modules the counting processes import (to know the plugins' architectures)."""
 
 
 @dataclass(frozen=True)
@@ -210,6 +229,29 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def resolve_gpus(text: str | None, device: str) -> list[str]:
+    """``"0,1"`` -> ``["0", "1"]`` after checking that each GPU exists (without initialising CUDA here)."""
+    if text is None:
+        return []
+    try:
+        ids = [int(item) for item in text.split(",")]
+    except ValueError:
+        ids = []
+    if not ids or any(i < 0 for i in ids):
+        raise UsageError(f"--gpus takes GPU indices separated by commas, such as 0,1; got '{text}'")
+    if len(set(ids)) != len(ids):
+        raise UsageError(f"--gpus names a GPU twice: '{text}'")
+    if device != "cuda":
+        raise UsageError(f"--gpus needs --device cuda (or auto on a machine with CUDA); the device is {device}")
+    import torch
+
+    count = torch.cuda.device_count()
+    missing = [i for i in ids if i >= count]
+    if missing:
+        raise UsageError(f"--gpus {text}: no GPU {missing[0]} here; torch sees {count} (0..{count - 1})")
+    return [str(i) for i in ids]
+
+
 def _check_input(arch: str, frames: int, height: int, width: int) -> None:
     _, t_min, h_min, w_min = archs.get_arch(arch).min_input
     if frames < t_min or height < h_min or width < w_min:
@@ -240,6 +282,31 @@ def _count(arch: str, thw: tuple[int, int, int], train: bool, kwargs: dict[str, 
         return f"{type(e).__name__} while building or counting: {first}"[:500]
 
 
+def _import_plugins(plugins: Sequence[str]) -> None:
+    for module in plugins:
+        importlib.import_module(module)
+
+
+def _count_task(task: tuple[Any, ...]) -> Counts | str:
+    return _count(*task)
+
+
+def _count_all(tasks: Sequence[tuple[Any, ...]], workers: int, plugins: Sequence[str]) -> list[Counts | str]:
+    """Count every (architecture, input), in ``workers`` CPU processes when that is more than one.
+
+    The processes are spawned (a fresh interpreter imports torch; no state is
+    forked from a parent that may hold threads) and import the plugins first.
+    """
+    workers = min(workers, len(tasks))
+    if workers <= 1:
+        return [_count_task(t) for t in tasks]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_import_plugins, initargs=(tuple(plugins),)
+    ) as pool:
+        return list(pool.map(_count_task, tasks))
+
+
 def make_plan(request: Request) -> Plan:
     """Check the request and count every (architecture, input); raises UsageError on a mistake."""
     dtypes = [d.strip() for d in request.dtype.split(",")]
@@ -267,23 +334,25 @@ def make_plan(request: Request) -> Plan:
     modes = ["infer", "train"] if request.mode == "both" else [request.mode]
     kw = tuple(sorted(kwargs.items()))
 
-    jobs = []
+    inputs: dict[str, list[tuple[int, int, int]]] = {}
     for name in names:
         spec = archs.get_arch(name)
         if frames or sizes:
             _, t0, h0, w0 = spec.default_input
-            inputs = [
+            inputs[name] = [
                 (t, s, s) if s is not None else (t, h0, w0)
                 for t, s in itertools.product(frames or [t0], sizes or [None])  # type: ignore[list-item]
             ]
         else:
             shapes = [spec.default_input if kind == "paper" else spec.min_input for kind in kinds]
-            inputs = list(dict.fromkeys((t, h, w) for _, t, h, w in shapes))
-        for t, h, w in inputs:
-            _check_input(name, t, h, w)
-        counted = {thw: _count(name, thw, "train" in modes, kwargs, request.counter) for thw in inputs}
-        counts = {thw: c for thw, c in counted.items() if isinstance(c, Counts)}
-        errors = {thw: c for thw, c in counted.items() if isinstance(c, str)}
+            inputs[name] = list(dict.fromkeys((t, h, w) for _, t, h, w in shapes))
+        for t, h, w in inputs[name]:
+            _check_input(name, t, h, w)  # every input of every architecture, before any counting
+
+    tasks = [(name, thw, "train" in modes, kwargs, request.counter) for name in names for thw in inputs[name]]
+    counted = dict(zip([(t[0], t[1]) for t in tasks], _count_all(tasks, request.count_workers, request.plugins)))
+    jobs = []
+    for name in names:
         configs = tuple(
             Config(
                 arch=name,
@@ -299,7 +368,16 @@ def make_plan(request: Request) -> Plan:
                 cuda_graphs=request.cuda_graphs,
                 arch_kwargs=kw,
             )
-            for (t, h, w), dtype, b, m in itertools.product(inputs, dtypes, batches, modes)
+            for (t, h, w), dtype, b, m in itertools.product(inputs[name], dtypes, batches, modes)
         )
-        jobs.append(Job(arch=name, configs=configs, counts=counts, errors=errors))
+        results = {thw: counted[(name, thw)] for thw in inputs[name]}
+        jobs.append(
+            Job(
+                arch=name,
+                configs=configs,
+                counts={thw: c for thw, c in results.items() if isinstance(c, Counts)},
+                errors={thw: c for thw, c in results.items() if isinstance(c, str)},
+                id=job_id(name, configs),
+            )
+        )
     return Plan(request=request, device=device, jobs=tuple(jobs))

@@ -25,7 +25,7 @@ from typing import Any
 from bench.errors import UsageError
 from bench.schema import COLUMNS, REQUIRED_COLUMNS, SCHEMA_VERSION
 
-__all__ = ["ResultsWriter", "atomic_write_text", "load_results", "rows_to_csv"]
+__all__ = ["ResultsWriter", "atomic_write_text", "load_partial", "load_results", "rows_to_csv"]
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -138,3 +138,38 @@ def _missing_columns(rows: Sequence[Any]) -> list[str]:
             return ["(rows are not objects)"]
         missing.update(c for c in REQUIRED_COLUMNS if c not in row)
     return sorted(missing)
+
+
+def load_partial(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows and environment of a run folder that may have been interrupted.
+
+    A finished run has ``results.json``; an interrupted one only ``results.jsonl``
+    (its last line may be cut short and is then skipped; the environment is
+    unknown). A folder with neither gives no rows.
+
+    Raises:
+        UsageError: a ``results.json`` that is corrupt or of another schema version.
+    """
+    p = Path(path)
+    if (p / "results.json").exists():
+        doc_rows, env = load_results(p) if _has_rows(p / "results.json") else ([], {})
+        return doc_rows, env
+    rows = []
+    jsonl = p / "results.jsonl"
+    if jsonl.exists():
+        for line in jsonl.read_text(errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+    return rows, {}
+
+
+def _has_rows(path: Path) -> bool:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return True  # let load_results say what is wrong
+    return not (isinstance(doc, dict) and doc.get("rows") == [])

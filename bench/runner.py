@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ import archs
 from bench.env import environment
 from bench.plan import Config, Job, Plan
 from bench.results import ResultsWriter
-from bench.schema import make_row
+from bench.schema import make_row, row_key
 from bench.worker import PREFIX, encode_job
 
 __all__ = ["RunOutput", "run_plan"]
@@ -84,10 +84,22 @@ def _kill(proc: subprocess.Popen[str]) -> None:
 
 
 def _run_worker(
-    job: Job, plan: Plan, timeout: float, plugins: Sequence[str], parent_env: dict[str, Any], env_out: dict[str, Any]
+    job: Job,
+    plan: Plan,
+    timeout: float,
+    plugins: Sequence[str],
+    parent_env: dict[str, Any],
+    env_out: dict[str, Any],
+    slot: str | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Yield the rows of one job from a worker process, or failure rows for what it did not finish."""
+    """Yield the rows of one job from a worker process, or failure rows for what it did not finish.
+
+    ``slot``, when given, becomes the worker's ``CUDA_VISIBLE_DEVICES`` (its GPU is then ``cuda:0``).
+    """
     payload = encode_job(job, plan.request.policy, list(plugins))
+    worker_env = _worker_env()
+    if slot is not None:
+        worker_env["CUDA_VISIBLE_DEVICES"] = slot
     with tempfile.NamedTemporaryFile("w+", prefix="vbench-worker-", suffix=".log", delete=False) as errf:
         err_path = Path(errf.name)
         proc = subprocess.Popen(
@@ -96,7 +108,7 @@ def _run_worker(
             stdout=subprocess.PIPE,
             stderr=errf,
             text=True,
-            env=_worker_env(),
+            env=worker_env,
             start_new_session=True,
         )
     lines: queue.Queue[str | None] = queue.Queue()
@@ -150,7 +162,13 @@ def _run_worker(
 
 
 def _job_rows(
-    job: Job, plan: Plan, timeout: float, plugins: Sequence[str], env: dict[str, Any], worker_env: dict[str, Any]
+    job: Job,
+    plan: Plan,
+    timeout: float,
+    plugins: Sequence[str],
+    env: dict[str, Any],
+    worker_env: dict[str, Any],
+    slot: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Error rows for the inputs the model failed to build or count at; then what the static count or the worker gives."""
     family = archs.get_arch(job.arch).family
@@ -163,7 +181,7 @@ def _job_rows(
     if plan.request.static:
         yield from _static_rows(job, env)
     else:
-        yield from _run_worker(job, plan, timeout, plugins, env, worker_env)
+        yield from _run_worker(job, plan, timeout, plugins, env, worker_env, slot)
 
 
 def run_plan(
@@ -175,6 +193,9 @@ def run_plan(
     on_row: RowCallback | None = None,
     markdown: Callable[[list[dict[str, Any]]], str] | None = None,
     command: Sequence[str] = (),
+    slots: Sequence[str | None] = (None,),
+    previous: Sequence[dict[str, Any]] = (),
+    extra_env: Mapping[str, Any] | None = None,
 ) -> RunOutput:
     """Measure every job of ``plan``; rows go to ``out_dir`` as they finish.
 
@@ -185,20 +206,62 @@ def run_plan(
         markdown: Renders the final Markdown table (from :mod:`bench.report`).
         command: The command line that asked for the run, kept in the environment (so that
             ``vbench compare`` can print the command that refreshes a baseline).
+        slots: Where workers run at the same time: one ``CUDA_VISIBLE_DEVICES`` value per GPU
+            (``("0", "1")``), or ``(None,)`` for one worker at a time on what the process sees.
+            A slot runs one worker at a time, so two timing jobs never share a GPU.
+        previous: Rows of an earlier run to keep (``--only-missing``); they are written first.
+        extra_env: More facts for the environment (the sweep and shard this run is).
     """
     env = environment(None)
     env["device"] = plan.device
     env["command"] = list(command)
+    env.update(extra_env or {})
     writer = ResultsWriter(out_dir, env)
-    worker_env: dict[str, Any] = {}
-    for job in plan.jobs:
-        rows = _job_rows(job, plan, timeout, plugins, env, worker_env)
-        for row in rows:
-            writer.append(row)
-            if on_row is not None:
-                on_row(row)
-        writer.checkpoint()
-        if worker_env:
+    for row in previous:
+        writer.append(row)
+    lock = threading.Lock()
+
+    def run_job(job: Job, slot: str | None) -> None:
+        worker_env: dict[str, Any] = {}
+        for row in _job_rows(job, plan, timeout, plugins, env, worker_env, slot):
+            row["job_id"] = job.id
+            with lock:
+                writer.append(row)
+                if on_row is not None:
+                    on_row(row)
+        with lock:
+            writer.checkpoint()
             writer.environment.update(worker_env)
+
+    if len(slots) <= 1 or len(plan.jobs) <= 1:
+        for job in plan.jobs:
+            run_job(job, slots[0] if slots else None)
+    else:
+        todo: queue.Queue[Job] = queue.Queue()
+        for job in plan.jobs:
+            todo.put(job)
+
+        def drain(slot: str | None) -> None:
+            while True:
+                try:
+                    job = todo.get_nowait()
+                except queue.Empty:
+                    return
+                run_job(job, slot)
+
+        threads = [threading.Thread(target=drain, args=(slot,), name=f"vbench-slot-{slot}") for slot in slots]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    writer.rows[len(previous) :] = sorted(writer.rows[len(previous) :], key=_plan_order(plan))
     paths = writer.finish(markdown(writer.rows) if markdown else "")
     return RunOutput(rows=writer.rows, environment=writer.environment, paths=paths)
+
+
+def _plan_order(plan: Plan) -> Callable[[dict[str, Any]], tuple[int, int]]:
+    """Sort key that puts rows in the plan's order (rows of parallel workers arrive interleaved)."""
+    from bench.shard import config_key
+
+    order = {config_key(c): (j, i) for j, job in enumerate(plan.jobs) for i, c in enumerate(job.configs)}
+    return lambda row: order.get(row_key(row), (len(order), 0))

@@ -41,7 +41,7 @@ REQUIRED_COLUMNS = (
 EXTRA_COLUMNS = (
     "arch_kwargs", "cuda_graphs", "trainable_params", "train_gmacs", "activations_m", "output_shape",
     "latency_ci_low_ms", "latency_ci_high_ms", "noisy", "peak_mem_reserved_mib", "threads", "cudnn_benchmark",
-    "warmup",
+    "warmup", "job_id",
 )  # fmt: skip
 
 COLUMNS = REQUIRED_COLUMNS + EXTRA_COLUMNS

@@ -7,6 +7,7 @@ kills its process for batches above 1, ``fake_hang`` never returns, and
 built (a bug in the model code, not the user's mistake).
 """
 
+import json
 import os
 import time
 
@@ -31,6 +32,11 @@ class Tiny(nn.Module):
                 raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB (fake)")
             if self.behaviour == "crash" and x.shape[0] > 1:
                 os._exit(3)
+            if self.behaviour == "slot" and os.environ.get("VBENCH_SLOT_LOG"):
+                start = time.time()
+                time.sleep(0.05)
+                with open(os.environ["VBENCH_SLOT_LOG"], "a") as f:
+                    f.write(json.dumps([os.environ.get("CUDA_VISIBLE_DEVICES"), start, time.time()]) + "\n")
             if self.behaviour == "hang":
                 parent = os.getppid()
                 deadline = time.monotonic() + 120
@@ -64,3 +70,13 @@ def fake_broken(**kw):
     model = Tiny("ok", **kw)
     model.fc.bias.zero_is_not_a_method()  # a model bug: AttributeError
     return model
+
+
+# fake_slot1..4: each forward logs (CUDA_VISIBLE_DEVICES, start, end) to $VBENCH_SLOT_LOG.
+for _i in range(1, 5):
+
+    def _slot(**kw):
+        return Tiny("slot", **kw)
+
+    _slot.__name__ = f"fake_slot{_i}"
+    register_arch(family="fake", **_SPEC)(_slot)

@@ -1,0 +1,150 @@
+"""Running the shards of a sweep as a job array through submitit (``--executor slurm|local``).
+
+Each array task plans the same sweep, keeps its shard (:mod:`bench.shard`) and
+measures it into its own folder; the parent waits, then merges the folders
+(:mod:`bench.merge`). submitit's local executor runs the same code path as
+subprocesses of this machine, so the path is tested without SLURM. submitit is
+an optional extra: ``pip install 'vbench[cluster]'``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from bench.errors import UsageError
+from bench.plan import Request
+
+__all__ = ["EXECUTORS", "ClusterOptions", "load_cluster_options", "run_on_cluster", "run_shard"]
+
+EXECUTORS = ("slurm", "local")
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    executor: str = "slurm"
+    shards: int = 2
+    partition: str | None = None
+    time_min: int = 60
+    gpus_per_task: int = 0
+    cpus_per_task: int | None = None
+    array_parallelism: int | None = None
+
+
+_FILE_KEYS = {
+    "shards": int, "partition": str, "time-min": int, "gpus-per-task": int, "cpus-per-task": int,
+    "array-parallelism": int,
+}  # fmt: skip
+
+
+def load_cluster_options(path: Path | None, **cli: Any) -> ClusterOptions:
+    """Options from ``[tool.vbench.cluster]`` of a TOML file, then the command line's (None = not given)."""
+    options = ClusterOptions()
+    table: dict[str, Any] = {}
+    if path is not None and Path(path).is_file():
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover
+            import tomli as tomllib
+        try:
+            table = tomllib.loads(Path(path).read_text()).get("tool", {}).get("vbench", {}).get("cluster", {})
+        except tomllib.TOMLDecodeError as e:
+            raise UsageError(f"'{path}' is not valid TOML: {e}") from None
+    for key, value in table.items():
+        if key not in _FILE_KEYS:
+            raise UsageError(f"{path} [tool.vbench.cluster]: unknown key '{key}'; known: {', '.join(_FILE_KEYS)}")
+        try:
+            options = replace(options, **{key.replace("-", "_"): _FILE_KEYS[key](value)})
+        except (TypeError, ValueError):
+            raise UsageError(f"{path} [tool.vbench.cluster]: bad {key} = {value!r}") from None
+    options = replace(options, **{k: v for k, v in cli.items() if v is not None})
+    if options.executor not in EXECUTORS:
+        raise UsageError(f"unknown executor '{options.executor}'; choose from {', '.join(EXECUTORS)}")
+    if options.shards < 1:
+        raise UsageError("--shards must be at least 1")
+    if options.time_min < 1:
+        raise UsageError("--time-min must be at least 1")
+    return options
+
+
+def run_shard(request: Request, index: int, count: int, out_dir: str, timeout: float, plugins: Sequence[str]) -> str:
+    """One array task: plan the sweep, keep shard ``index`` of ``count``, measure it into ``out_dir``."""
+    from bench.plan import make_plan
+    from bench.plugins import load_plugins
+    from bench.runner import run_plan
+    from bench.shard import select_shard
+
+    load_plugins(list(plugins))
+    plan = make_plan(request)
+    mine = select_shard(plan, index, count)
+    sweep = {"shard": f"{index}/{count}", "jobs": [j.id for j in mine.jobs], "all_jobs": [j.id for j in plan.jobs]}
+    run_plan(mine, Path(out_dir), timeout=timeout, plugins=plugins, extra_env={"sweep": sweep})
+    return out_dir
+
+
+def _executor(options: ClusterOptions, folder: Path) -> Any:
+    try:
+        import submitit
+    except ImportError:
+        raise UsageError("--executor needs submitit: pip install 'vbench[cluster]'") from None
+    if options.executor == "slurm" and shutil.which("sbatch") is None:
+        raise UsageError("--executor slurm: no SLURM here (sbatch not found); --executor local runs the same path")
+    executor = submitit.AutoExecutor(folder=folder, cluster=options.executor)
+    params: dict[str, Any] = {"timeout_min": options.time_min, "name": "vbench"}
+    if options.gpus_per_task:
+        params["gpus_per_node"] = options.gpus_per_task
+    if options.cpus_per_task:
+        params["cpus_per_task"] = options.cpus_per_task
+    if options.executor == "slurm":
+        if options.partition:
+            params["slurm_partition"] = options.partition
+        if options.array_parallelism:
+            params["slurm_array_parallelism"] = options.array_parallelism
+    executor.update_parameters(**params)
+    return executor
+
+
+def run_on_cluster(
+    request: Request,
+    options: ClusterOptions,
+    out_dir: Path,
+    *,
+    timeout: float,
+    plugins: Sequence[str] = (),
+    on_progress: Callable[[int, int], None] | None = None,
+    poll_s: float = 1.0,
+) -> tuple[list[Path], Mapping[int, str]]:
+    """Submit one array task per shard, wait for all, and return the shard folders and the failures.
+
+    Shard folders are ``out_dir/shards/I-of-N``; a failed task leaves what it
+    measured there (rows are written as they finish) and its error in the
+    returned mapping (shard index -> message).
+    """
+    shard_root = out_dir / "shards"
+    executor = _executor(options, out_dir / "submitit")
+    n = options.shards
+    dirs = [shard_root / f"{i}-of-{n}" for i in range(1, n + 1)]
+    jobs = executor.map_array(
+        run_shard, [request] * n, list(range(1, n + 1)), [n] * n, [str(d) for d in dirs], [timeout] * n,
+        [list(plugins)] * n,
+    )  # fmt: skip
+    while True:
+        done = sum(j.done() for j in jobs)
+        if on_progress is not None:
+            on_progress(done, n)
+        if done == n:
+            break
+        time.sleep(poll_s)
+    failures: dict[int, str] = {}
+    for i, job in enumerate(jobs, start=1):
+        try:
+            job.result()
+        except Exception as e:  # a failed or pre-empted task: keep going, report it
+            lines = str(e).strip().splitlines()
+            failures[i] = lines[-1] if lines else type(e).__name__
+    return dirs, failures

@@ -1,0 +1,116 @@
+"""Merging the outputs of shards (``vbench merge DIR... --out DIR``).
+
+Shards of one sweep each record, in their environment, the ids of every job
+of the sweep and of their own. Merging checks that the runs were measured
+alike (device, CPU for CPU timing, torch and vbench versions), keeps the first
+row of every configuration, and reports the jobs that no shard ran and the
+rows that two shards both hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.compare import row_label
+from bench.errors import UsageError
+from bench.results import ResultsWriter, load_partial
+from bench.schema import row_key
+
+__all__ = ["MergeResult", "merge_runs", "write_merged"]
+
+_ALWAYS = ("torch_version", "vbench_version")
+"""Environment facts every merged run must share (counts depend on them)."""
+_TIMED = ("device_name", "cpu_name", "torch_threads")
+"""Facts that must also agree when the runs were timed."""
+
+
+@dataclass
+class MergeResult:
+    rows: list[dict[str, Any]]
+    environment: dict[str, Any]
+    missing: list[str] = field(default_factory=list)
+    """Jobs of the sweep that no run holds (re-run them with ``--only-missing``)."""
+    duplicated: list[str] = field(default_factory=list)
+    """Configurations that more than one run holds (the first run's row is kept)."""
+    failed: list[str] = field(default_factory=list)
+    """Jobs with rows that are ``error`` or ``timeout``."""
+
+
+def _check_compatible(envs: Sequence[tuple[str, dict[str, Any]]], timed: bool) -> None:
+    keys = _ALWAYS + (_TIMED if timed else ())
+    for key in keys:
+        seen: dict[Any, str] = {}
+        for source, env in envs:
+            value = env.get(key)
+            if value not in (None, ""):
+                seen.setdefault(value, source)
+        if len(seen) > 1:
+            (a, sa), (b, sb) = list(seen.items())[:2]
+            raise UsageError(
+                f"cannot merge runs with different {key}: {a!r} ({sa}) and {b!r} ({sb}); "
+                "pass --allow-mixed to merge them anyway"
+            )
+
+
+def merge_runs(paths: Sequence[str | Path], allow_mixed: bool = False) -> MergeResult:
+    """Rows of every run, checked and de-duplicated; see the module docstring.
+
+    Raises:
+        UsageError: a run folder that does not exist, corrupt files, runs measured
+            differently (unless ``allow_mixed``), or no rows at all.
+    """
+    loaded = []
+    for p in paths:
+        if not Path(p).is_dir():
+            raise UsageError(f"no run folder at '{p}'")
+        rows, env = load_partial(p)
+        loaded.append((str(p), rows, env))
+    if not any(rows for _, rows, _ in loaded):
+        raise UsageError("nothing to merge: the runs hold no rows")
+    timed = any(r.get("n_samples") for _, rows, _ in loaded for r in rows)
+    if not allow_mixed:
+        _check_compatible([(src, env) for src, _, env in loaded], timed)
+
+    merged: dict[tuple[str, ...], dict[str, Any]] = {}
+    duplicated = []
+    for _, rows, _ in loaded:
+        for row in rows:
+            key = row_key(row)
+            if key in merged:
+                duplicated.append(f"{row.get('arch')} {row_label(row)}")
+                continue
+            merged[key] = row
+    all_jobs: dict[str, None] = {}
+    for _, _, env in loaded:
+        all_jobs.update(dict.fromkeys(env.get("sweep", {}).get("all_jobs", [])))
+    present = {r.get("job_id") for r in merged.values()}
+    failed = sorted(
+        {str(r.get("job_id") or r.get("arch")) for r in merged.values() if r.get("status") in ("error", "timeout")}
+    )
+    environment = dict(next((env for _, _, env in loaded if env), {}))
+    environment.pop("command", None)
+    environment["merged_from"] = [src for src, _, _ in loaded]
+    if "sweep" in environment:
+        environment["sweep"] = {"all_jobs": list(all_jobs), "shard": None}
+    position = {j: i for i, j in enumerate(all_jobs)}
+    rows = sorted(merged.values(), key=lambda r: position.get(str(r.get("job_id")), len(position)))  # sweep order
+    return MergeResult(
+        rows=rows,
+        environment=environment,
+        missing=[j for j in all_jobs if j not in present],
+        duplicated=duplicated,
+        failed=failed,
+    )
+
+
+def write_merged(
+    result: MergeResult, out_dir: Path, markdown: Callable[[list[dict[str, Any]]], str] | None = None
+) -> dict[str, Path]:
+    """Write the merged rows as a run folder (results.jsonl, .csv, .json, .md)."""
+    writer = ResultsWriter(out_dir, result.environment)
+    for row in result.rows:
+        writer.append(row)
+    return writer.finish(markdown(writer.rows) if markdown else "")

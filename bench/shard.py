@@ -1,0 +1,155 @@
+"""Splitting a sweep into shards, and finding what a partial run still lacks.
+
+A sweep is the list of jobs of a :class:`~bench.plan.Plan` (one per
+architecture, all its configurations). Each job has a stable id, derived from
+what it measures, so that every process that builds the same plan agrees on
+it. ``--shard i/N`` keeps the jobs that a deterministic greedy balance (longest
+job first onto the lightest shard, by expected cost) puts in shard ``i``:
+every job lands in exactly one shard, whatever N.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from bench.errors import UsageError
+from bench.plan import Config, Job, Plan
+
+__all__ = [
+    "DONE_STATUSES",
+    "Sweep",
+    "assign_shards",
+    "config_key",
+    "job_cost",
+    "parse_shard",
+    "prepare_sweep",
+    "remaining_plan",
+    "select_shard",
+]
+
+DONE_STATUSES = ("ok", "oom", "skipped", "unsupported")
+"""Statuses that are a result; ``error`` and ``timeout`` rows are measured again by ``--only-missing``."""
+
+
+def job_cost(job: Job) -> float:
+    """Expected cost: MACs of every configuration times its batch, training counted three times."""
+    total = 0.0
+    for config in job.configs:
+        counts = job.counts_for(config)
+        macs = counts.macs if counts is not None else 1.0
+        total += macs * config.batch * (3 if config.mode == "train" else 1)
+    return total
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/4"`` -> ``(2, 4)``: shard 2 of 4, counted from 1."""
+    index, sep, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        raise UsageError(f"--shard takes I/N with whole numbers, such as 1/4; got '{text}'") from None
+    if not sep or n < 1 or not 1 <= i <= n:
+        raise UsageError(f"--shard I/N needs 1 <= I <= N; got '{text}'")
+    return i, n
+
+
+def assign_shards(costs: Mapping[str, float], n: int) -> dict[str, int]:
+    """Shard (1..n) of every job id: the costliest job first, each onto the least loaded shard.
+
+    Deterministic: ties in cost are broken by id, ties in load by the lower shard.
+    """
+    load = [0.0] * n
+    out: dict[str, int] = {}
+    for jid in sorted(costs, key=lambda j: (-costs[j], j)):
+        shard = min(range(n), key=lambda s: (load[s], s))
+        out[jid] = shard + 1
+        load[shard] += costs[jid]
+    return out
+
+
+def select_shard(plan: Plan, index: int, count: int) -> Plan:
+    """The plan with only the jobs of shard ``index`` of ``count``."""
+    shards = assign_shards({j.id: job_cost(j) for j in plan.jobs}, count)
+    return dataclasses.replace(plan, jobs=tuple(j for j in plan.jobs if shards[j.id] == index))
+
+
+def config_key(config: Config) -> tuple[str, ...]:
+    """The same key :func:`bench.schema.row_key` gives the row of this configuration."""
+    from bench.schema import row_key
+
+    return row_key(
+        {
+            **{k: v for k, v in config.to_dict().items() if k != "arch_kwargs"},
+            "arch_kwargs": json.dumps(dict(config.arch_kwargs), sort_keys=True),
+        }
+    )
+
+
+def remaining_plan(plan: Plan, rows: Iterable[Mapping[str, Any]]) -> tuple[Plan, list[dict[str, Any]]]:
+    """What is left of ``plan`` after ``rows`` (an earlier, partial run), and the rows to keep.
+
+    A configuration is done when a row for it has a status of :data:`DONE_STATUSES`;
+    rows that belong to no configuration of the plan are dropped.
+    """
+    from bench.schema import row_key
+
+    wanted = {config_key(c) for j in plan.jobs for c in j.configs}
+    kept: dict[tuple[str, ...], dict[str, Any]] = {}
+    for row in rows:
+        key = row_key(dict(row))
+        if key in wanted and row.get("status") in DONE_STATUSES:
+            kept[key] = dict(row)
+    jobs = []
+    for job in plan.jobs:
+        todo = tuple(c for c in job.configs if config_key(c) not in kept)
+        if todo:
+            jobs.append(dataclasses.replace(job, configs=todo))
+    return dataclasses.replace(plan, jobs=tuple(jobs)), list(kept.values())
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """What one ``vbench profile`` process runs: its part of the plan, rows kept from before, its slots."""
+
+    plan: Plan
+    previous: list[dict[str, Any]]
+    slots: list[str | None]
+    environment: dict[str, Any]
+
+
+def prepare_sweep(
+    plan: Plan,
+    *,
+    shard: str | None = None,
+    only_missing_in: Path | None = None,
+    gpus: str | None = None,
+) -> Sweep:
+    """Narrow a full plan to this process's work; every check happens here, before any timing.
+
+    Args:
+        shard: ``"I/N"``: keep shard I of N.
+        only_missing_in: A run folder: keep its finished rows and plan only what it lacks.
+        gpus: ``"0,1"``: one worker per GPU at a time.
+    """
+    from bench.plan import resolve_gpus
+    from bench.results import load_partial
+
+    full = plan
+    index, count = parse_shard(shard) if shard is not None else (1, 1)
+    slots: list[str | None] = list(resolve_gpus(gpus, plan.device)) or [None]
+    if shard is not None:
+        plan = select_shard(plan, index, count)
+    previous: list[dict[str, Any]] = []
+    if only_missing_in is not None:
+        rows, _ = load_partial(only_missing_in)
+        plan, previous = remaining_plan(plan, rows)
+    sweep = {
+        "shard": shard,
+        "jobs": [j.id for j in select_shard(full, index, count).jobs] if shard else [j.id for j in full.jobs],
+        "all_jobs": [j.id for j in full.jobs],
+    }
+    return Sweep(plan=plan, previous=previous, slots=slots, environment={"sweep": sweep})
