@@ -3,7 +3,8 @@
 #   1. the CUDA-marked tests;
 #   2. `vbench profile --arch all --device cuda` at paper inputs, batch 1 and 8, infer and train, fp32 and bf16;
 #   3. channels-last and torch.compile for three architectures;
-#   4. the harness overhead against a bare CUDA-event loop.
+#   4. the harness overhead against a bare CUDA-event loop;
+#   5. the --gpus path on GPU 0 (one worker per GPU slot) for the MC family.
 # Full results go to OUT_DIR; a short table is printed last.
 #
 #   bash benchmarks/gpu_check.sh OUT_DIR [SECONDS_FOR_THE_GRID]
@@ -24,12 +25,14 @@ timeout 150 python -m bench.cli profile --arch r2plus1d_18 --arch r3d_18 --arch 
   --dtype bf16 --channels-last --warmup 3 --repeats 10 --max-time 2 --out "$out/channels_last" > "$out/options.log" 2>&1
 timeout 200 python -m bench.cli profile --arch r2plus1d_18 --arch r3d_18 --arch s3d --device cuda --batch 8 \
   --dtype bf16 --compile --warmup 5 --repeats 10 --max-time 2 --out "$out/compile" >> "$out/options.log" 2>&1
+timeout 90 python -m bench.cli profile --arch 'mc*' --device cuda --gpus 0 --batch 8 --warmup 3 --repeats 10 \
+  --max-time 2 --out "$out/gpus" > "$out/gpus.log" 2>&1
 timeout 150 python benchmarks/overhead.py --device cuda --rounds 3 --per-round 10 --out "$out/overhead_cuda.md" \
   > "$out/overhead.log" 2>&1
 
 echo; echo "== short table =="
 cat "$out/pytest_cuda.txt" | tail -1
-for d in grid channels_last compile; do
+for d in grid channels_last compile gpus; do
   [ -f "$out/$d/results.csv" ] && python - "$out/$d/results.csv" <<'PY'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
