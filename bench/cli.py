@@ -231,13 +231,13 @@ def _profile_on_cluster(
     """``--executor``: check the sweep here, submit one array task per shard, wait, merge."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from bench.cluster import load_cluster_options, run_on_cluster
+    from bench.cluster import fill_failed_shards, load_cluster_options, run_on_cluster
     from bench.merge import merge_runs, write_merged
     from bench.plan import make_plan
     from bench.report import summary_markdown
 
     options = load_cluster_options(Path("pyproject.toml"), **cluster)
-    make_plan(request)  # every usage error before anything is submitted
+    plan = make_plan(request)  # every usage error before anything is submitted
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, disable=not console.is_terminal) as bar:  # fmt: skip
         task = bar.add_task(f"{options.shards} {options.executor} tasks", total=options.shards)
@@ -247,7 +247,10 @@ def _profile_on_cluster(
         )  # fmt: skip
     for index, why in failures.items():
         console.print(f"shard {index}/{options.shards} failed: {why}")
-    merged = merge_runs([d for d in dirs if d.is_dir()] or dirs)
+    if failures:
+        added = fill_failed_shards(plan, dirs, failures)
+        console.print(f"{added} unfinished configurations of failed tasks recorded as error/timeout rows")
+    merged = merge_runs(dirs)
     _print_merge_notes(console, merged)
     return merged.rows, write_merged(merged, out_dir, summary_markdown)
 

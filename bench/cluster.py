@@ -18,9 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError
-from bench.plan import Request
+from bench.plan import Plan, Request
+from bench.schema import row_key
 
-__all__ = ["EXECUTORS", "ClusterOptions", "load_cluster_options", "run_on_cluster", "run_shard"]
+__all__ = [
+    "EXECUTORS",
+    "ClusterOptions",
+    "fill_failed_shards",
+    "load_cluster_options",
+    "run_on_cluster",
+    "run_shard",
+]
 
 EXECUTORS = ("slurm", "local")
 
@@ -146,5 +154,47 @@ def run_on_cluster(
             job.result()
         except Exception as e:  # a failed or pre-empted task: keep going, report it
             lines = str(e).strip().splitlines()
-            failures[i] = lines[-1] if lines else type(e).__name__
+            failures[i] = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
     return dirs, failures
+
+
+def fill_failed_shards(plan: Plan, dirs: Sequence[Path], failures: Mapping[int, str]) -> int:
+    """Give every configuration that a failed task did not finish an ``error`` (or ``timeout``) row.
+
+    A task that crashed or was pre-empted leaves the rows it finished in its
+    folder; the rest of its shard would be silently missing. Written into the
+    task's folder (the task is over), so that the merge holds one row per
+    configuration and ``--only-missing`` can re-run exactly those. Returns the
+    number of rows added.
+    """
+    import archs
+    from bench.results import ResultsWriter, load_partial
+    from bench.schema import make_row
+    from bench.shard import remaining_plan, select_shard
+
+    added = 0
+    n = len(dirs)
+    for index, why in failures.items():
+        folder = dirs[index - 1]
+        rows, env = load_partial(folder)
+        shard = select_shard(plan, index, n)
+        todo, _ = remaining_plan(shard, rows)
+        status = "timeout" if "timed out" in why.lower() or "timeout" in why.lower() else "error"
+        env = env or {"sweep": {"shard": f"{index}/{n}", "jobs": [j.id for j in shard.jobs],
+                                "all_jobs": [j.id for j in plan.jobs]}}  # fmt: skip
+        done = {row_key(r) for r in rows}
+        writer = ResultsWriter(folder, env)
+        for row in rows:
+            writer.append(row)
+        for job in todo.jobs:
+            family = archs.get_arch(job.arch).family
+            for config in job.configs:
+                row = make_row(config, family=family, env=env, counts=job.counts_for(config), status=status,
+                               error=f"array task {index}/{n} did not finish: {why}"[:500])  # fmt: skip
+                row["job_id"] = job.id
+                if row_key(row) in done:  # the task wrote an error or timeout row of its own: keep that one
+                    continue
+                writer.append(row)
+                added += 1
+        writer.finish("")
+    return added

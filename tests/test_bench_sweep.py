@@ -153,6 +153,28 @@ def test_submitit_local_executor_runs_a_sharded_sweep_end_to_end(tmp_path):
     assert len(env["merged_from"]) == 2
 
 
+def test_a_killed_array_task_loses_no_other_task_rows_and_its_rest_becomes_error_rows(tmp_path):
+    pytest.importorskip("submitit")
+    out = tmp_path / "run"
+    args = ["profile", "--arch", "fake_ok", "--arch", "fake_slot1", "--arch", "fake_killtask", "--arch", "fake_slot2",
+            "--plugin", "fake_archs", "--device", "cpu", "--warmup", "0", "--repeats", "2", "--batch", "1,2",
+            "--executor", "local", "--shards", "2", "--out", str(out)]  # fmt: skip
+    # In a subprocess, so that the fake architectures stay out of this process's registry.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([PLUGINS, str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-m", "bench.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "failed" in proc.stdout and "recorded as error/timeout rows" in proc.stdout
+    rows = load_results(out)[0]
+    assert len(rows) == 8  # every configuration has its row
+    status = {(r["arch"], r["batch"]): r["status"] for r in rows}
+    assert status[("fake_killtask", 1)] == status[("fake_killtask", 2)] == "error"
+    killed = next(r for r in rows if r["arch"] == "fake_killtask")
+    assert "array task" in killed["error"] and "did not finish" in killed["error"]
+    ok = [a for (a, _), s in status.items() if s == "ok"]
+    assert ok  # the other task's jobs finished
+
+
 # ---------------------------------------------------------------- bad input
 
 

@@ -4,7 +4,8 @@ On the meta device (counting) they behave; on a real device:
 ``fake_oom`` raises an out-of-memory error for batches above 1, ``fake_crash``
 kills its process for batches above 1, ``fake_hang`` never returns, and
 ``fake_ok`` is a tiny network that works. ``fake_broken`` cannot even be
-built (a bug in the model code, not the user's mistake).
+built (a bug in the model code, not the user's mistake). ``fake_killtask``
+kills the submitit array task that runs it (its worker's parent).
 """
 
 import json
@@ -37,6 +38,9 @@ class Tiny(nn.Module):
                 time.sleep(0.05)
                 with open(os.environ["VBENCH_SLOT_LOG"], "a") as f:
                     f.write(json.dumps([os.environ.get("CUDA_VISIBLE_DEVICES"), start, time.time()]) + "\n")
+            if self.behaviour == "killtask" and os.environ.get("SUBMITIT_EXECUTOR") == "local":
+                os.kill(os.getppid(), 9)  # the array task that runs this worker dies, as if pre-empted
+                os._exit(9)
             if self.behaviour == "hang":
                 parent = os.getppid()
                 deadline = time.monotonic() + 120
@@ -80,3 +84,8 @@ for _i in range(1, 5):
 
     _slot.__name__ = f"fake_slot{_i}"
     register_arch(family="fake", **_SPEC)(_slot)
+
+
+@register_arch(family="fake", **_SPEC)
+def fake_killtask(**kw):
+    return Tiny("killtask", **kw)
