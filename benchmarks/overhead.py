@@ -12,6 +12,7 @@ of each and their ratio. Target: within 2 %.
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import time
 from pathlib import Path
@@ -24,8 +25,8 @@ from bench.measure import measure_config
 from bench.plan import Config
 from bench.timing import SamplePolicy
 
-CASES = {  # (arch, frames, size): small enough for a CPU, large enough to be compute-bound
-    "cpu": [("r2plus1d_18", 8, 64), ("mc3_18", 8, 64), ("s3d", 9, 193)],
+CASES = {  # (arch, frames, size): small enough on a CPU to take hundreds of samples
+    "cpu": [("r2plus1d_18", 8, 32), ("mc3_18", 8, 32), ("r3d_18", 8, 32)],
     "cuda": [("r2plus1d_18", 16, 112), ("r3d_18", 16, 112), ("i3d", 64, 224)],
 }
 
@@ -53,23 +54,43 @@ def bare_loop(arch: str, shape: tuple[int, ...], device: str, n: int, warmup: in
     return times
 
 
+def ratio_ci(bare: list[float], harness: list[float], n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95 % bootstrap interval of median(harness) / median(bare), resampling both sides."""
+    rng = random.Random(seed)
+    ratios = sorted(
+        statistics.median(rng.choices(harness, k=len(harness))) / statistics.median(rng.choices(bare, k=len(bare)))
+        for _ in range(n)
+    )
+    return ratios[int(0.025 * n)], ratios[int(0.975 * n) - 1]
+
+
+def iqr_ratio(xs: list[float]) -> float:
+    q = statistics.quantiles(xs, n=4)
+    return (q[2] - q[0]) / statistics.median(xs)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--per-round", type=int, default=6)
+    p.add_argument("--threads", type=int, help="torch threads on the CPU (1 is far less noisy on a shared machine)")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.device == "cuda":
         torch.backends.cudnn.benchmark = True
     lines = [
         f"# Harness overhead on {args.device}",
         "",
-        f"Command: `python benchmarks/overhead.py --device {args.device}` "
+        f"Command: `python benchmarks/overhead.py --device {args.device} --rounds {args.rounds} "
+        f"--per-round {args.per_round}" + (f" --threads {args.threads}" if args.threads else "") + "` "
         f"({args.rounds} interleaved rounds x {args.per_round} samples each way, batch 1, fp32, inference).",
         "",
-        "| arch | input (TxHxW) | bare loop median (ms) | vbench median (ms) | ratio | vbench IQR/median |",
-        "|---|---|---:|---:|---:|---:|",
+        "| arch | input (TxHxW) | bare loop median (ms) | vbench median (ms) | ratio | 95 % CI of the ratio "
+        "| bare IQR/median | vbench IQR/median |",
+        "|---|---|---:|---:|---:|---|---:|---:|",
     ]
     for arch, t, s in CASES[args.device]:
         config = Config(arch=arch, batch=1, frames=t, height=s, width=s, device=args.device)
@@ -79,8 +100,11 @@ def main() -> None:
             bare += bare_loop(arch, config.input_shape, args.device, args.per_round, warmup=2)
             harness += list(measure_config(config, policy).measurement.times_s)
         b, h = statistics.median(bare), statistics.median(harness)
-        q = statistics.quantiles(harness, n=4)
-        line = f"| {arch} | {t}x{s}x{s} | {b * 1e3:.2f} | {h * 1e3:.2f} | {h / b:.3f} | {(q[2] - q[0]) / h:.3f} |"
+        low, high = ratio_ci(bare, harness)
+        line = (
+            f"| {arch} | {t}x{s}x{s} | {b * 1e3:.2f} | {h * 1e3:.2f} | {h / b:.3f} | {low:.3f} to {high:.3f} "
+            f"| {iqr_ratio(bare):.3f} | {iqr_ratio(harness):.3f} |"
+        )
         print(line, flush=True)
         lines.append(line)
     env = environment(args.device)
