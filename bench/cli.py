@@ -214,7 +214,7 @@ def profile_cmd(
             )
         rows, paths = result.rows, result.paths
         if only_missing:
-            console.print(f"kept {len(sweep.previous)} finished rows; measured {sweep.plan.n_rows}")
+            console.print(f"kept {len(sweep.previous)} rows of the folder; measured {sweep.plan.n_rows}")
     console.print(summary_table(rows))
     for path in paths.values():
         console.print(f"wrote {path}")

@@ -92,20 +92,26 @@ def config_key(config: Config) -> tuple[str, ...]:
 def remaining_plan(plan: Plan, rows: Iterable[Mapping[str, Any]]) -> tuple[Plan, list[dict[str, Any]]]:
     """What is left of ``plan`` after ``rows`` (an earlier, partial run), and the rows to keep.
 
-    A configuration is done when a row for it has a status of :data:`DONE_STATUSES`;
-    rows that belong to no configuration of the plan are dropped.
+    A configuration of the plan is done when a row for it has a status of
+    :data:`DONE_STATUSES`. Every row is kept except those the plan measures
+    again (its configurations that are not done), so that rows of other
+    configurations in the same folder are never lost.
     """
     from bench.schema import row_key
 
     wanted = {config_key(c) for j in plan.jobs for c in j.configs}
+    done = {row_key(dict(r)) for r in rows if r.get("status") in DONE_STATUSES}
     kept: dict[tuple[str, ...], dict[str, Any]] = {}
     for row in rows:
         key = row_key(dict(row))
-        if key in wanted and row.get("status") in DONE_STATUSES:
-            kept[key] = dict(row)
+        if key in wanted and key not in done:
+            continue  # measured again
+        if key in done and row.get("status") not in DONE_STATUSES:
+            continue  # a failed attempt superseded by a finished row
+        kept.setdefault(key, dict(row))
     jobs = []
     for job in plan.jobs:
-        todo = tuple(c for c in job.configs if config_key(c) not in kept)
+        todo = tuple(c for c in job.configs if config_key(c) not in done)
         if todo:
             jobs.append(dataclasses.replace(job, configs=todo))
     return dataclasses.replace(plan, jobs=tuple(jobs)), list(kept.values())

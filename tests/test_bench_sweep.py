@@ -87,6 +87,9 @@ def test_only_missing_measures_only_what_a_run_lacks(tmp_path):
     todo_keys = {row_key(r) for r in run_plan(todo, tmp_path / "todo").rows}
     assert row_key(done[0]) in todo_keys and row_key(done[1]) not in todo_keys
     assert len(kept) == len(done) - 1 and todo.n_rows == plan.n_rows - len(kept)
+    # Rows of configurations that this plan does not hold stay in the folder.
+    other = dict(done[2], batch=64)
+    assert other in remaining_plan(plan, [*rows, other])[1]
 
     sweep = prepare_sweep(plan, only_missing_in=tmp_path)
     result = run_plan(sweep.plan, tmp_path, previous=sweep.previous, extra_env=sweep.environment)
@@ -98,7 +101,7 @@ def test_only_missing_through_the_command_line(tmp_path):
     args = ["profile", "--arch", "r3d_18", "--arch", "mc3_18", "--static", "--out", str(tmp_path)]
     assert runner.invoke(app, [*args, "--shard", "1/2"]).exit_code == 0
     result = runner.invoke(app, [*args, "--only-missing"])
-    assert result.exit_code == 0 and "kept 1 finished rows; measured 1" in result.output
+    assert result.exit_code == 0 and "kept 1 rows of the folder; measured 1" in result.output
     assert sorted(r["arch"] for r in load_results(tmp_path)[0]) == ["mc3_18", "r3d_18"]
 
 
