@@ -44,7 +44,7 @@ def test_oom_crash_and_hang_each_become_a_status_row_and_nothing_is_lost(tmp_pat
     out = tmp_path / "run"
     args = ["--arch", "fake_oom", "--arch", "fake_crash", "--arch", "fake_hang", "--arch", "fake_ok"]
     proc = _vbench(
-        "profile", *args, "--plugin", "fake_archs", "--batch", "1,2,3", "--timeout", "4", *FAST, "--out", str(out)
+        "profile", *args, "--plugin", "fake_archs", "--batch", "1,2,3", "--timeout", "10", *FAST, "--out", str(out)
     )
     assert proc.returncode == 0, proc.stderr
     rows = _rows(out)
