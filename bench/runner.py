@@ -57,6 +57,10 @@ def _failed_rows(
     return [make_row(c, family=family, env=env, counts=job.counts_for(c), status=status, error=error) for c in configs]
 
 
+STARTUP_S = 60.0
+"""Seconds a worker gets, beyond ``timeout``, to start: import torch and the plugins, initialise CUDA."""
+
+
 def _worker_env() -> dict[str, str]:
     """The worker imports bench (and plugins) from where this process does."""
     env = dict(os.environ)
@@ -125,13 +129,15 @@ def _run_worker(
         assert proc.stdin is not None
         proc.stdin.write(payload)
         proc.stdin.close()
+        started = False  # until the worker reports its environment, it also has STARTUP_S to import and initialise
         while remaining:
+            wait = timeout if started else timeout + STARTUP_S
             try:
-                line = lines.get(timeout=timeout)
+                line = lines.get(timeout=wait)
             except queue.Empty:
                 _kill(proc)
                 yield from _failed_rows(
-                    job, remaining, parent_env, "timeout", f"worker produced no row for {timeout:g} s and was killed"
+                    job, remaining, parent_env, "timeout", f"worker produced no row for {wait:g} s and was killed"
                 )
                 return
             if line is None:
@@ -143,6 +149,7 @@ def _run_worker(
                 continue  # whatever the model printed
             msg = json.loads(line[len(PREFIX) :])
             if msg["type"] == "env":
+                started = True
                 env_out.update(msg["env"])
             elif msg["type"] == "row":
                 remaining.pop(0)
@@ -200,7 +207,8 @@ def run_plan(
     """Measure every job of ``plan``; rows go to ``out_dir`` as they finish.
 
     Args:
-        timeout: Seconds a worker may go without producing a row before it is killed.
+        timeout: Seconds a worker may go without producing a row before it is killed (plus
+            :data:`STARTUP_S` before its first message, for imports and CUDA initialisation).
         plugins: Modules the workers import first (to register more architectures).
         on_row: Called with each row as it arrives (progress display).
         markdown: Renders the final Markdown table (from :mod:`bench.report`).

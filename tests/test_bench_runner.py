@@ -97,6 +97,15 @@ def test_a_model_that_cannot_be_built_gets_error_rows_and_the_others_run(tmp_pat
     assert [rows["fake_ok", b]["status"] for b in (1, 2)] == ["ok", "ok"]
 
 
+def test_a_slow_worker_start_is_not_taken_for_a_hang(tmp_path, monkeypatch):
+    monkeypatch.setenv("VBENCH_SLOW_IMPORT", "1")
+    out = tmp_path / "run"
+    proc = _vbench("profile", "--arch", "fake_ok", "--plugin", "fake_archs", "--plugin", "slow_start",
+                   "--timeout", "2", *FAST, "--out", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert _rows(out)["fake_ok", 1]["status"] == "ok"  # 4 s to start, 2 s allowed per row: still ok
+
+
 def test_an_interrupted_run_keeps_every_finished_row(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([PLUGINS, os.environ.get("PYTHONPATH", "")]))
     cmd = [sys.executable, "-m", "bench.cli", "profile", "--arch", "fake_ok", "--arch", "fake_hang",
