@@ -51,9 +51,9 @@ def fit_growth(rows: Sequence[Mapping[str, float]], axes: Sequence[str], metric:
         return None
     x = np.array([[1.0, *(math.log(float(r[a])) for a in varying)] for r in usable])
     y = np.array([math.log(float(r[metric])) for r in usable])
-    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
     if np.linalg.matrix_rank(x) < x.shape[1]:
         return None
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
     residual = y - x @ coef
     total = float(((y - y.mean()) ** 2).sum())
     r2 = 1.0 - float((residual**2).sum()) / total if total > 0 else 1.0

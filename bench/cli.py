@@ -149,9 +149,9 @@ def profile_cmd(
     """Measure FLOPs, parameters, latency and memory; write results.csv, .md and .json."""
     import os
 
-    from bench.plan import Request, make_plan
+    from bench.plan import Request
     from bench.plugins import load_plugins
-    from bench.report import summary_markdown, summary_table
+    from bench.report import summary_markdown
     from bench.runner import run_plan
     from bench.shard import prepare_sweep
     from bench.timing import SamplePolicy
@@ -196,9 +196,7 @@ def profile_cmd(
                    "gpus_per_task": gpus_per_task, "cpus_per_task": cpus_per_task}  # fmt: skip
         rows, paths = _profile_on_cluster(request, cluster, out_dir, timeout, plugins, console)
     else:
-        sweep = prepare_sweep(
-            make_plan(request), shard=shard, only_missing_in=out_dir if only_missing else None, gpus=gpus
-        )
+        sweep = prepare_sweep(request, shard=shard, only_missing_in=out_dir if only_missing else None, gpus=gpus)
         with _progress(console, sweep.plan.n_rows) as on_row:
             result = run_plan(
                 sweep.plan,
@@ -215,9 +213,7 @@ def profile_cmd(
         rows, paths = result.rows, result.paths
         if only_missing:
             console.print(f"kept {len(sweep.previous)} rows of the folder; measured {sweep.plan.n_rows}")
-    console.print(summary_table(rows))
-    for path in paths.values():
-        console.print(f"wrote {path}")
+    _print_results(console, rows, paths)
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:
         console.print(f"{len(failed)} of {len(rows)} rows did not finish ok")
@@ -228,31 +224,33 @@ def profile_cmd(
 def _profile_on_cluster(
     request: Any, cluster: dict[str, Any], out_dir: Path, timeout: float, plugins: list[str], console: Any
 ) -> tuple[list[dict[str, Any]], dict[str, Path]]:
-    """``--executor``: check the sweep here, submit one array task per shard, wait, merge."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from bench.cluster import fill_failed_shards, load_cluster_options, run_on_cluster
-    from bench.merge import merge_runs, write_merged
-    from bench.plan import make_plan
+    """``--executor``: submit one array task per shard with a progress bar, then report and write the merge."""
+    from bench.cluster import load_cluster_options, profile_on_cluster
+    from bench.config import default_config
+    from bench.merge import write_merged
     from bench.report import summary_markdown
 
-    options = load_cluster_options(Path("pyproject.toml"), **cluster)
-    plan = make_plan(request)  # every usage error before anything is submitted
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, disable=not console.is_terminal) as bar:  # fmt: skip
+    options = load_cluster_options(default_config(None), **cluster)
+    with _bar(console, disable=not console.is_terminal) as bar:
         task = bar.add_task(f"{options.shards} {options.executor} tasks", total=options.shards)
-        dirs, failures = run_on_cluster(
+        merged, failures, added = profile_on_cluster(
             request, options, out_dir, timeout=timeout, plugins=plugins,
             on_progress=lambda done, _: bar.update(task, completed=done),
         )  # fmt: skip
     for index, why in failures.items():
         console.print(f"shard {index}/{options.shards} failed: {why}")
     if failures:
-        added = fill_failed_shards(plan, dirs, failures)
         console.print(f"{added} unfinished configurations of failed tasks recorded as error/timeout rows")
-    merged = merge_runs(dirs)
     _print_merge_notes(console, merged)
     return merged.rows, write_merged(merged, out_dir, summary_markdown)
+
+
+def _print_results(console: Any, rows: list[dict[str, Any]], paths: dict[str, Path]) -> None:
+    from bench.report import summary_table
+
+    console.print(summary_table(rows))
+    for path in paths.values():
+        console.print(f"wrote {path}")
 
 
 def _print_merge_notes(console: Any, merged: Any) -> None:
@@ -274,17 +272,24 @@ def merge_cmd(
 ) -> None:
     """Combine shard outputs into one results set; exit 1 if jobs are missing or held twice."""
     from bench.merge import merge_runs, write_merged
-    from bench.report import summary_markdown, summary_table
+    from bench.report import summary_markdown
 
     merged = merge_runs(runs, allow_mixed=allow_mixed)
     console = _console()
-    paths = write_merged(merged, out, summary_markdown)
-    console.print(summary_table(merged.rows))
-    for path in paths.values():
-        console.print(f"wrote {path}")
+    _print_results(console, merged.rows, write_merged(merged, out, summary_markdown))
     _print_merge_notes(console, merged)
     if merged.missing or merged.duplicated:
         raise typer.Exit(code=1)
+
+
+def _bar(console: Any, **kwargs: Any) -> Any:
+    """The rich progress bar every command uses: description, bar, done/total, elapsed time."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+        **kwargs,
+    )  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -295,11 +300,7 @@ def _progress(console: Any, total: int) -> Iterator[Callable[[dict[str, Any]], N
     if not console.is_terminal:
         yield lambda row: typer.echo(row_line(row))
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-    ) as bar:
+    with _bar(console) as bar:
         task = bar.add_task("profiling", total=total)
 
         def on_row(row: dict[str, Any]) -> None:
@@ -366,12 +367,11 @@ def compare_cmd(
     import os
 
     from bench.compare import compare_rows, load_compare_config, refresh_command
+    from bench.config import default_config
     from bench.report import compare_markdown
     from bench.results import atomic_write_text, load_results
 
-    if config is None and Path("pyproject.toml").is_file():
-        config = Path("pyproject.toml")
-    tolerances = load_compare_config(config, latency_tol, memory_tol, alpha)
+    tolerances = load_compare_config(default_config(config), latency_tol, memory_tol, alpha)
     base_rows, base_env = load_results(base)
     head_rows, head_env = load_results(head)
     comparison = compare_rows(base_rows, head_rows, tolerances, base_env, head_env)

@@ -10,22 +10,26 @@ an optional extra: ``pip install 'vbench[cluster]'``.
 from __future__ import annotations
 
 import shutil
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bench.config import tool_table
 from bench.errors import UsageError
 from bench.plan import Plan, Request
 from bench.schema import row_key
+
+if TYPE_CHECKING:
+    from bench.merge import MergeResult
 
 __all__ = [
     "EXECUTORS",
     "ClusterOptions",
     "fill_failed_shards",
     "load_cluster_options",
+    "profile_on_cluster",
     "run_on_cluster",
     "run_shard",
 ]
@@ -53,17 +57,7 @@ _FILE_KEYS = {
 def load_cluster_options(path: Path | None, **cli: Any) -> ClusterOptions:
     """Options from ``[tool.vbench.cluster]`` of a TOML file, then the command line's (None = not given)."""
     options = ClusterOptions()
-    table: dict[str, Any] = {}
-    if path is not None and Path(path).is_file():
-        if sys.version_info >= (3, 11):
-            import tomllib
-        else:  # pragma: no cover
-            import tomli as tomllib
-        try:
-            table = tomllib.loads(Path(path).read_text()).get("tool", {}).get("vbench", {}).get("cluster", {})
-        except tomllib.TOMLDecodeError as e:
-            raise UsageError(f"'{path}' is not valid TOML: {e}") from None
-    for key, value in table.items():
+    for key, value in tool_table(path, "cluster").items():
         if key not in _FILE_KEYS:
             raise UsageError(f"{path} [tool.vbench.cluster]: unknown key '{key}'; known: {', '.join(_FILE_KEYS)}")
         try:
@@ -82,16 +76,13 @@ def load_cluster_options(path: Path | None, **cli: Any) -> ClusterOptions:
 
 def run_shard(request: Request, index: int, count: int, out_dir: str, timeout: float, plugins: Sequence[str]) -> str:
     """One array task: plan the sweep, keep shard ``index`` of ``count``, measure it into ``out_dir``."""
-    from bench.plan import make_plan
     from bench.plugins import load_plugins
     from bench.runner import run_plan
-    from bench.shard import select_shard
+    from bench.shard import prepare_sweep
 
     load_plugins(list(plugins))
-    plan = make_plan(request)
-    mine = select_shard(plan, index, count)
-    sweep = {"shard": f"{index}/{count}", "jobs": [j.id for j in mine.jobs], "all_jobs": [j.id for j in plan.jobs]}
-    run_plan(mine, Path(out_dir), timeout=timeout, plugins=plugins, extra_env={"sweep": sweep})
+    sweep = prepare_sweep(request, shard=f"{index}/{count}")
+    run_plan(sweep.plan, Path(out_dir), timeout=timeout, plugins=plugins, extra_env=sweep.environment)
     return out_dir
 
 
@@ -167,34 +158,51 @@ def fill_failed_shards(plan: Plan, dirs: Sequence[Path], failures: Mapping[int, 
     configuration and ``--only-missing`` can re-run exactly those. Returns the
     number of rows added.
     """
-    import archs
-    from bench.results import ResultsWriter, load_partial
-    from bench.schema import make_row
-    from bench.shard import remaining_plan, select_shard
+    from bench.results import load_partial, write_rows
+    from bench.runner import status_rows
+    from bench.shard import prepare_sweep, remaining_plan
 
     added = 0
     n = len(dirs)
     for index, why in failures.items():
         folder = dirs[index - 1]
         rows, env = load_partial(folder)
-        shard = select_shard(plan, index, n)
-        todo, _ = remaining_plan(shard, rows)
+        sweep = prepare_sweep(plan, shard=f"{index}/{n}")
+        todo, _ = remaining_plan(sweep.plan, rows)
         status = "timeout" if "timed out" in why.lower() or "timeout" in why.lower() else "error"
-        env = env or {"sweep": {"shard": f"{index}/{n}", "jobs": [j.id for j in shard.jobs],
-                                "all_jobs": [j.id for j in plan.jobs]}}  # fmt: skip
-        done = {row_key(r) for r in rows}
-        writer = ResultsWriter(folder, env)
-        for row in rows:
-            writer.append(row)
-        for job in todo.jobs:
-            family = archs.get_arch(job.arch).family
-            for config in job.configs:
-                row = make_row(config, family=family, env=env, counts=job.counts_for(config), status=status,
-                               error=f"array task {index}/{n} did not finish: {why}"[:500])  # fmt: skip
-                row["job_id"] = job.id
-                if row_key(row) in done:  # the task wrote an error or timeout row of its own: keep that one
-                    continue
-                writer.append(row)
-                added += 1
-        writer.finish("")
+        env = env or sweep.environment
+        have = {row_key(r) for r in rows}  # the task's own error or timeout rows stay as they are
+        new = [
+            row
+            for job in todo.jobs
+            for row in status_rows(job, job.configs, env, status, f"array task {index}/{n} did not finish: {why}"[:500])
+            if row_key(row) not in have
+        ]
+        write_rows(folder, env, [*rows, *new])
+        added += len(new)
     return added
+
+
+def profile_on_cluster(
+    request: Request,
+    options: ClusterOptions,
+    out_dir: Path,
+    *,
+    timeout: float,
+    plugins: Sequence[str] = (),
+    on_progress: Callable[[int, int], None] | None = None,
+) -> tuple[MergeResult, Mapping[int, str], int]:
+    """The whole ``--executor`` path: check the sweep here, run the shards, record failed tasks, merge.
+
+    Returns the merged results (written to ``out_dir`` by the caller), the
+    failed tasks (shard index -> message) and the rows added for them.
+    """
+    from bench.merge import merge_runs
+    from bench.plan import make_plan
+
+    plan = make_plan(request)  # every usage error before anything is submitted
+    dirs, failures = run_on_cluster(
+        request, options, out_dir, timeout=timeout, plugins=plugins, on_progress=on_progress
+    )
+    added = fill_failed_shards(plan, dirs, failures) if failures else 0
+    return merge_runs(dirs), failures, added

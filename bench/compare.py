@@ -28,14 +28,14 @@ import fnmatch
 import math
 import shlex
 import statistics
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bench.config import tool_table
 from bench.errors import UsageError
-from bench.schema import row_key
+from bench.schema import clip_of, is_missing, row_key
 from bench.stats import mann_whitney_u
 
 __all__ = [
@@ -53,14 +53,6 @@ __all__ = [
 
 EXACT_METRICS = ("params", "trainable_params", "gmacs", "gflops", "train_gmacs", "output_shape")
 """Columns that must not change at all."""
-
-MARKS = {
-    "x": "an exact count or the output shape changed (fails)",
-    "!": "ok in the base, not ok in the head (fails)",
-    "+": "worse beyond the tolerance, significantly (fails)",
-    "-": "better beyond the tolerance, significantly (or fixed)",
-    "~": "beyond the tolerance but not significant, or a failure that changed kind (shown, not failed)",
-}
 
 
 @dataclass(frozen=True)
@@ -178,19 +170,7 @@ def load_compare_config(
     keys they name. Command-line values replace the file's defaults (not its
     per-architecture entries, which are more specific).
     """
-    table: dict[str, Any] = {}
-    if path is not None:
-        if sys.version_info >= (3, 11):
-            import tomllib
-        else:  # pragma: no cover
-            import tomli as tomllib
-        try:
-            doc = tomllib.loads(Path(path).read_text())
-        except OSError as e:
-            raise UsageError(f"cannot read config '{path}': {e.strerror}") from None
-        except tomllib.TOMLDecodeError as e:
-            raise UsageError(f"'{path}' is not valid TOML: {e}") from None
-        table = doc.get("tool", {}).get("vbench", {}).get("compare", {})
+    table = tool_table(path, "compare")
     where = f"{path} [tool.vbench.compare]"
     default = _tolerances(table, Tolerances(), where)
     cli = {
@@ -209,7 +189,7 @@ def row_label(row: Mapping[str, Any]) -> str:
     parts = [
         str(row.get("mode")),
         f"b{row.get('batch')}",
-        f"{row.get('frames')}x{row.get('height')}x{row.get('width')}",
+        clip_of(row),
         str(row.get("dtype")),
         str(row.get("device")),
     ]
@@ -230,12 +210,8 @@ def _index(rows: Sequence[dict[str, Any]], which: str) -> dict[tuple[Any, ...], 
     return out
 
 
-def _present(v: Any) -> bool:
-    return v is not None and v != "" and not (isinstance(v, float) and math.isnan(v))
-
-
 def _number(v: Any) -> float | None:
-    return float(v) if _present(v) and isinstance(v, (int, float)) and not isinstance(v, bool) else None
+    return float(v) if not is_missing(v) and isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
 def _exact_changes(base: dict[str, Any], head: dict[str, Any], label: str) -> list[Change]:
@@ -244,7 +220,7 @@ def _exact_changes(base: dict[str, Any], head: dict[str, Any], label: str) -> li
         b, h = base.get(metric), head.get(metric)
         if metric == "trainable_params" and b == base.get("params") and h == head.get("params"):
             continue  # every parameter trainable on both sides: the params line says it all
-        if _present(b) and _present(h) and b != h:
+        if not is_missing(b) and not is_missing(h) and b != h:
             ratio = h / b if isinstance(b, (int, float)) and isinstance(h, (int, float)) and b else None
             changes.append(Change(base["arch"], label, metric, b, h, "x", "changed", ratio=ratio))
     return changes
@@ -340,7 +316,7 @@ def compare_rows(
         if status is not None:
             found.append(status)
         if b.get("status") == "ok" and h.get("status") == "ok":
-            timed = timed or _present(b.get("latency_ms"))
+            timed = timed or not is_missing(b.get("latency_ms"))
             found += [c for c in (_latency_change(b, h, label, tol), _memory_change(b, h, label, tol)) if c]
         changes += found
         unchanged += not found

@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.compare import row_label
 from bench.errors import UsageError
-from bench.results import ResultsWriter, load_partial
+from bench.results import load_partial, write_rows
 from bench.schema import row_key
 
 __all__ = ["MergeResult", "merge_runs", "write_merged"]
@@ -110,7 +110,4 @@ def write_merged(
     result: MergeResult, out_dir: Path, markdown: Callable[[list[dict[str, Any]]], str] | None = None
 ) -> dict[str, Path]:
     """Write the merged rows as a run folder (results.jsonl, .csv, .json, .md)."""
-    writer = ResultsWriter(out_dir, result.environment)
-    for row in result.rows:
-        writer.append(row)
-    return writer.finish(markdown(writer.rows) if markdown else "")
+    return write_rows(out_dir, result.environment, result.rows, markdown(result.rows) if markdown else "")

@@ -307,23 +307,24 @@ def _count_all(tasks: Sequence[tuple[Any, ...]], workers: int, plugins: Sequence
         return list(pool.map(_count_task, tasks))
 
 
+def _choose(values: Sequence[str], allowed: Sequence[str], what: str) -> list[str]:
+    """The values, stripped, each checked against ``allowed``."""
+    out = [v.strip() for v in values]
+    for v in out:
+        if v not in allowed:
+            raise UsageError(f"unknown {what} '{v}'; choose from {', '.join(allowed)}")
+    return out
+
+
 def make_plan(request: Request) -> Plan:
     """Check the request and count every (architecture, input); raises UsageError on a mistake."""
-    dtypes = [d.strip() for d in request.dtype.split(",")]
-    for dtype in dtypes:
-        if dtype not in DTYPES:
-            raise UsageError(f"unknown dtype '{dtype}'; choose from {', '.join(DTYPES)}")
-    if request.counter not in COUNTERS:
-        raise UsageError(f"unknown counter '{request.counter}'; choose from {', '.join(COUNTERS)}")
-    if request.mode not in MODES:
-        raise UsageError(f"unknown mode '{request.mode}'; choose from {', '.join(MODES)}")
+    dtypes = _choose(request.dtype.split(","), DTYPES, "dtype")
+    _choose([request.counter], COUNTERS, "counter")
+    _choose([request.mode], MODES, "mode")
     batches = parse_int_list(request.batches, "batch") or [1]
     frames = parse_int_list(request.frames, "frames")
     sizes = parse_int_list(request.sizes, "size")
-    kinds = list(dict.fromkeys(k.strip() for k in request.inputs.split(",")))
-    for kind in kinds:
-        if kind not in INPUTS:
-            raise UsageError(f"unknown --input '{kind}'; choose from {', '.join(INPUTS)}")
+    kinds = list(dict.fromkeys(_choose(request.inputs.split(","), INPUTS, "--input")))
     if (frames or sizes) and kinds != ["paper"]:
         raise UsageError("--input min cannot be combined with --frames or --size")
     kwargs = parse_arch_kwargs(request.arch_kwargs)

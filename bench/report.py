@@ -11,6 +11,8 @@ from typing import Any
 
 from rich.table import Table
 
+from bench.schema import clip_of
+
 __all__ = [
     "arch_table",
     "compare_markdown",
@@ -72,7 +74,7 @@ _SUMMARY: tuple[tuple[str, str, str], ...] = (
 
 def _value(row: dict[str, Any], key: str, fmt: str) -> str:
     if key == "_input":
-        return f"{row['frames']}x{row['height']}x{row['width']}"
+        return clip_of(row)
     v = row.get(key)
     if v is None or v == "":
         return "-"
@@ -186,6 +188,16 @@ def _fmt_metric(metric: str, v: Any) -> str:
     return f"{v:.6g}"
 
 
+_MARKS = {
+    # asv-style marks of `vbench compare` (which of them fail is bench.compare.Change.fails)
+    "x": "an exact count or the output shape changed (fails)",
+    "!": "ok in the base, not ok in the head (fails)",
+    "+": "worse beyond the tolerance, significantly (fails)",
+    "-": "better beyond the tolerance, significantly (or fixed)",
+    "~": "beyond the tolerance but not significant, or a failure that changed kind (shown, not failed)",
+}
+
+
 def _fmt_change(ch: Any) -> str:
     """Exact counts: the signed difference; latency and memory: the relative change."""
     if isinstance(ch.base, (int, float)) and isinstance(ch.head, (int, float)) and ch.mark == "x":
@@ -196,8 +208,6 @@ def _fmt_change(ch: Any) -> str:
 
 def compare_markdown(comparison: Any, base: str, head: str, refresh: str = "") -> str:
     """The verdict of ``vbench compare`` (a :class:`bench.compare.Comparison`) as Markdown."""
-    from bench.compare import MARKS
-
     c = comparison
     n_fail = len(c.regressions)
     title = f"{n_fail} regression{'s' if n_fail != 1 else ''}" if n_fail else "no regression"
@@ -234,7 +244,7 @@ def compare_markdown(comparison: Any, base: str, head: str, refresh: str = "") -
         ]
         lines += markdown_table(header, body, left=("", "arch", "configuration", "metric", "verdict"))
         used = dict.fromkeys(ch.mark for ch in c.changes)
-        lines += ["", "Marks: " + "; ".join(f"`{m}` {MARKS[m]}" for m in MARKS if m in used) + "."]
+        lines += ["", "Marks: " + "; ".join(f"`{m}` {_MARKS[m]}" for m in _MARKS if m in used) + "."]
     for what, items in (("New rows (not in the base)", c.new), ("Removed rows (not in the head)", c.removed)):
         if items:
             lines += ["", f"{what}:", *[f"- {item}" for item in items]]

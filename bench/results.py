@@ -15,7 +15,6 @@ import contextlib
 import csv
 import io
 import json
-import math
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -23,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError
-from bench.schema import COLUMNS, REQUIRED_COLUMNS, SCHEMA_VERSION
+from bench.schema import COLUMNS, REQUIRED_COLUMNS, SCHEMA_VERSION, is_missing
 
-__all__ = ["ResultsWriter", "atomic_write_text", "load_partial", "load_results", "rows_to_csv"]
+__all__ = ["ResultsWriter", "atomic_write_text", "load_partial", "load_results", "rows_to_csv", "write_rows"]
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -45,9 +44,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def _cell(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return value
+    return "" if is_missing(value) else value
 
 
 def rows_to_csv(rows: Iterable[dict[str, Any]]) -> str:
@@ -100,19 +97,29 @@ class ResultsWriter:
         return self.paths
 
 
-def load_results(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows and environment of a saved run: its folder, its ``results.json`` or a file beside that.
+def write_rows(
+    out_dir: Path, environment: dict[str, Any], rows: Iterable[dict[str, Any]], markdown: str = ""
+) -> dict[str, Path]:
+    """Write finished rows as a run folder in one go (results.jsonl, .csv, .json, .md)."""
+    writer = ResultsWriter(out_dir, environment)
+    for row in rows:
+        writer.append(row)
+    return writer.finish(markdown)
 
-    Raises:
-        UsageError: missing, unreadable, corrupt, schema-mismatched or empty files.
-    """
+
+def _resolve(path: str | Path) -> Path:
     p = Path(path)
     if p.is_dir():
-        p = p / "results.json"
-    elif p.name in ("results.csv", "results.md", "results.jsonl"):
-        p = p.with_name("results.json")  # the JSON beside it has the raw samples and the environment
+        return p / "results.json"
+    if p.name in ("results.csv", "results.md", "results.jsonl"):
+        return p.with_name("results.json")  # the JSON beside it has the raw samples and the environment
+    return p
+
+
+def _read(p: Path, shown: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows and environment of a ``results.json``, checked (it may hold no rows)."""
     if not p.exists():
-        raise UsageError(f"no results at '{path}'")
+        raise UsageError(f"no results at '{shown}'")
     try:
         doc = json.loads(p.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -123,12 +130,25 @@ def load_results(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]
     if version != SCHEMA_VERSION:
         raise UsageError(f"'{p}' has results schema version {version}; this vbench reads version {SCHEMA_VERSION}")
     rows = doc["rows"]
-    if not isinstance(rows, list) or not rows:
+    if not isinstance(rows, list):
         raise UsageError(f"'{p}' holds no rows")
     missing = _missing_columns(rows)
     if missing:
         raise UsageError(f"'{p}' lacks required columns: {', '.join(missing)}")
     return rows, doc.get("environment", {})
+
+
+def load_results(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows and environment of a saved run: its folder, its ``results.json`` or a file beside that.
+
+    Raises:
+        UsageError: missing, unreadable, corrupt, schema-mismatched or empty files.
+    """
+    p = _resolve(path)
+    rows, env = _read(p, path)
+    if not rows:
+        raise UsageError(f"'{p}' holds no rows")
+    return rows, env
 
 
 def _missing_columns(rows: Sequence[Any]) -> list[str]:
@@ -152,8 +172,7 @@ def load_partial(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]
     """
     p = Path(path)
     if (p / "results.json").exists():
-        doc_rows, env = load_results(p) if _has_rows(p / "results.json") else ([], {})
-        return doc_rows, env
+        return _read(p / "results.json", path)
     rows = []
     jsonl = p / "results.jsonl"
     if jsonl.exists():
@@ -165,11 +184,3 @@ def load_partial(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]
             if isinstance(row, dict):
                 rows.append(row)
     return rows, {}
-
-
-def _has_rows(path: Path) -> bool:
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return True  # let load_results say what is wrong
-    return not (isinstance(doc, dict) and doc.get("rows") == [])

@@ -29,10 +29,10 @@ import archs
 from bench.env import environment
 from bench.plan import Config, Job, Plan
 from bench.results import ResultsWriter
-from bench.schema import make_row, row_key
+from bench.schema import config_key, make_row, row_key
 from bench.worker import PREFIX, encode_job
 
-__all__ = ["RunOutput", "run_plan"]
+__all__ = ["STARTUP_S", "RunOutput", "job_row", "run_plan", "status_rows"]
 
 RowCallback = Callable[[dict[str, Any]], None]
 
@@ -44,17 +44,17 @@ class RunOutput:
     paths: dict[str, Path]
 
 
-def _static_rows(job: Job, env: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def job_row(job: Job, config: Config, env: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """A row of one of ``job``'s configurations made in this process (counted only, or failed)."""
     family = archs.get_arch(job.arch).family
-    for config in job.configs:
-        yield make_row(config, family=family, env=env, counts=job.counts_for(config))
+    return make_row(config, family=family, env=env, counts=job.counts_for(config), job_id=job.id, **fields)
 
 
-def _failed_rows(
+def status_rows(
     job: Job, configs: Sequence[Config], env: dict[str, Any], status: str, error: str
 ) -> list[dict[str, Any]]:
-    family = archs.get_arch(job.arch).family
-    return [make_row(c, family=family, env=env, counts=job.counts_for(c), status=status, error=error) for c in configs]
+    """Rows that record why these configurations have no measurement (``error``, ``timeout``)."""
+    return [job_row(job, c, env, status=status, error=error) for c in configs]
 
 
 STARTUP_S = 60.0
@@ -136,14 +136,14 @@ def _run_worker(
                 line = lines.get(timeout=wait)
             except queue.Empty:
                 _kill(proc)
-                yield from _failed_rows(
+                yield from status_rows(
                     job, remaining, parent_env, "timeout", f"worker produced no row for {wait:g} s and was killed"
                 )
                 return
             if line is None:
                 code = proc.wait()
                 why = _tail(err_path) or "no message"
-                yield from _failed_rows(job, remaining, parent_env, "error", f"worker exited with code {code}: {why}")
+                yield from status_rows(job, remaining, parent_env, "error", f"worker exited with code {code}: {why}")
                 return
             if not line.startswith(PREFIX):
                 continue  # whatever the model printed
@@ -156,7 +156,7 @@ def _run_worker(
                 yield msg["row"]
     except BrokenPipeError:
         code = proc.wait()
-        yield from _failed_rows(
+        yield from status_rows(
             job, remaining, parent_env, "error", f"worker exited with code {code}: {_tail(err_path)}"
         )
     finally:
@@ -178,15 +178,14 @@ def _job_rows(
     slot: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Error rows for the inputs the model failed to build or count at; then what the static count or the worker gives."""
-    family = archs.get_arch(job.arch).family
     for config in job.configs:
         if job.error_for(config):
-            yield make_row(config, family=family, env=env, counts=None, status="error", error=job.error_for(config))
+            yield job_row(job, config, env, status="error", error=job.error_for(config))
     job = dataclasses.replace(job, configs=tuple(c for c in job.configs if not job.error_for(c)))
     if not job.configs:
         return
     if plan.request.static:
-        yield from _static_rows(job, env)
+        yield from (job_row(job, config, env) for config in job.configs)
     else:
         yield from _run_worker(job, plan, timeout, plugins, env, worker_env, slot)
 
@@ -232,7 +231,6 @@ def run_plan(
     def run_job(job: Job, slot: str | None) -> None:
         worker_env: dict[str, Any] = {}
         for row in _job_rows(job, plan, timeout, plugins, env, worker_env, slot):
-            row["job_id"] = job.id
             with lock:
                 writer.append(row)
                 if on_row is not None:
@@ -269,7 +267,5 @@ def run_plan(
 
 def _plan_order(plan: Plan) -> Callable[[dict[str, Any]], tuple[int, int]]:
     """Sort key that puts rows in the plan's order (rows of parallel workers arrive interleaved)."""
-    from bench.shard import config_key
-
     order = {config_key(c): (j, i) for j, job in enumerate(plan.jobs) for i, c in enumerate(job.configs)}
     return lambda row: order.get(row_key(row), (len(order), 0))

@@ -10,6 +10,8 @@ and ``clips_per_s = batch / latency``.
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,6 +25,9 @@ __all__ = [
     "REQUIRED_COLUMNS",
     "SCHEMA_VERSION",
     "STATUSES",
+    "clip_of",
+    "config_key",
+    "is_missing",
     "make_row",
     "row_key",
 ]
@@ -53,8 +58,24 @@ KEY_COLUMNS = (
 """The columns that identify a configuration (``vbench compare`` matches rows on them)."""
 
 
-def row_key(row: dict[str, Any]) -> tuple[Any, ...]:
+def row_key(row: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(str(row.get(c, "")) for c in KEY_COLUMNS)
+
+
+def config_key(config: Config) -> tuple[str, ...]:
+    """The key :func:`row_key` gives the row of this configuration."""
+    fields = {**config.to_dict(), "arch_kwargs": json.dumps(dict(config.arch_kwargs), sort_keys=True)}
+    return row_key(fields)
+
+
+def clip_of(row: Mapping[str, Any]) -> str:
+    """``"16x112x112"``: the clip of a row, spelt as published inputs are."""
+    return f"{row.get('frames')}x{row.get('height')}x{row.get('width')}"
+
+
+def is_missing(value: Any) -> bool:
+    """None, "" and NaN all mean "not measured" (JSON, CSV cells and pandas spell it differently)."""
+    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
 
 
 def _count_fields(counts: Counts | None) -> dict[str, Any]:
@@ -97,6 +118,7 @@ def make_row(
     memory: dict[str, Any] | None = None,
     status: str = "ok",
     error: str = "",
+    job_id: str = "",
 ) -> dict[str, Any]:
     """One results row; every column of :data:`COLUMNS` is present (None where unknown).
 
@@ -131,6 +153,7 @@ def make_row(
         threads=env.get("torch_threads"),
         cudnn_benchmark=env.get("cudnn_benchmark"),
         timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        job_id=job_id or None,
     )
     row.update(_count_fields(counts))
     if counts is not None:

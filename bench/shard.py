@@ -11,19 +11,18 @@ every job lands in exactly one shard, whatever N.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError
-from bench.plan import Config, Job, Plan
+from bench.plan import Job, Plan, Request
+from bench.schema import config_key, row_key
 
 __all__ = [
     "DONE_STATUSES",
     "Sweep",
     "assign_shards",
-    "config_key",
     "job_cost",
     "parse_shard",
     "prepare_sweep",
@@ -77,18 +76,6 @@ def select_shard(plan: Plan, index: int, count: int) -> Plan:
     return dataclasses.replace(plan, jobs=tuple(j for j in plan.jobs if shards[j.id] == index))
 
 
-def config_key(config: Config) -> tuple[str, ...]:
-    """The same key :func:`bench.schema.row_key` gives the row of this configuration."""
-    from bench.schema import row_key
-
-    return row_key(
-        {
-            **{k: v for k, v in config.to_dict().items() if k != "arch_kwargs"},
-            "arch_kwargs": json.dumps(dict(config.arch_kwargs), sort_keys=True),
-        }
-    )
-
-
 def remaining_plan(plan: Plan, rows: Iterable[Mapping[str, Any]]) -> tuple[Plan, list[dict[str, Any]]]:
     """What is left of ``plan`` after ``rows`` (an earlier, partial run), and the rows to keep.
 
@@ -97,13 +84,11 @@ def remaining_plan(plan: Plan, rows: Iterable[Mapping[str, Any]]) -> tuple[Plan,
     again (its configurations that are not done), so that rows of other
     configurations in the same folder are never lost.
     """
-    from bench.schema import row_key
-
+    keyed = [(row_key(r), r) for r in rows]
     wanted = {config_key(c) for j in plan.jobs for c in j.configs}
-    done = {row_key(dict(r)) for r in rows if r.get("status") in DONE_STATUSES}
+    done = {key for key, r in keyed if r.get("status") in DONE_STATUSES}
     kept: dict[tuple[str, ...], dict[str, Any]] = {}
-    for row in rows:
-        key = row_key(dict(row))
+    for key, row in keyed:
         if key in wanted and key not in done:
             continue  # measured again
         if key in done and row.get("status") not in DONE_STATUSES:
@@ -128,7 +113,7 @@ class Sweep:
 
 
 def prepare_sweep(
-    plan: Plan,
+    source: Plan | Request,
     *,
     shard: str | None = None,
     only_missing_in: Path | None = None,
@@ -136,26 +121,26 @@ def prepare_sweep(
 ) -> Sweep:
     """Narrow a full plan to this process's work; every check happens here, before any timing.
 
+    Given a :class:`~bench.plan.Request`, ``shard`` and ``gpus`` are checked
+    before the plan is made (counting a big grid takes seconds).
+
     Args:
         shard: ``"I/N"``: keep shard I of N.
         only_missing_in: A run folder: keep its finished rows and plan only what it lacks.
         gpus: ``"0,1"``: one worker per GPU at a time.
     """
-    from bench.plan import resolve_gpus
+    from bench.plan import make_plan, resolve_device, resolve_gpus
     from bench.results import load_partial
 
-    full = plan
     index, count = parse_shard(shard) if shard is not None else (1, 1)
-    slots: list[str | None] = list(resolve_gpus(gpus, plan.device)) or [None]
-    if shard is not None:
-        plan = select_shard(plan, index, count)
+    device = source.device if isinstance(source, Plan) else resolve_device(source.device)
+    slots: list[str | None] = list(resolve_gpus(gpus, device)) or [None]
+    full = source if isinstance(source, Plan) else make_plan(source)
+    mine = select_shard(full, index, count) if shard is not None else full
+    sweep = {"shard": shard, "jobs": [j.id for j in mine.jobs], "all_jobs": [j.id for j in full.jobs]}
+    plan: Plan = mine
     previous: list[dict[str, Any]] = []
     if only_missing_in is not None:
         rows, _ = load_partial(only_missing_in)
-        plan, previous = remaining_plan(plan, rows)
-    sweep = {
-        "shard": shard,
-        "jobs": [j.id for j in select_shard(full, index, count).jobs] if shard else [j.id for j in full.jobs],
-        "all_jobs": [j.id for j in full.jobs],
-    }
+        plan, previous = remaining_plan(mine, rows)
     return Sweep(plan=plan, previous=previous, slots=slots, environment={"sweep": sweep})

@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import archs
 from bench.analysis import fit_growth, pareto_front
 from bench.errors import UsageError
 from bench.report import markdown_table
+from bench.schema import clip_of, is_missing
 
 __all__ = [
     "ACCURACY_COLUMNS",
@@ -117,10 +117,6 @@ def _label(row: dict[str, Any]) -> str:
     return row["arch"] + ("(" + ", ".join(f"{k}={v}" for k, v in kwargs.items()) + ")" if kwargs else "")
 
 
-def _clip(row: dict[str, Any]) -> str:
-    return f"{row['frames']}x{row['height']}x{row['width']}"
-
-
 def _timing_row(group: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """The row whose latency stands for the configuration: inference at the smallest batch, first dtype."""
     infer = [r for r in group if r.get("mode") == "infer" and r.get("n_samples")] or [
@@ -133,7 +129,7 @@ def tradeoff_frame(rows: Sequence[dict[str, Any]], accuracy: Sequence[dict[str, 
     """One row per (architecture, arch_kwargs, input): costs, accuracy, Pareto flags."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((_label(row), _clip(row)), []).append(row)
+        groups.setdefault((_label(row), clip_of(row)), []).append(row)
     records = []
     for (label, clip), group in groups.items():
         counted = next((r for r in group if r.get("gmacs") is not None), group[0])
@@ -187,7 +183,9 @@ def _status(group: Sequence[dict[str, Any]]) -> str:
 
 def _pareto(frame: pd.DataFrame, cost: str) -> list[bool | None]:
     """Pareto flags among the rows that have both the cost and a top-1 (None for the others)."""
-    have = [i for i in range(len(frame)) if _num(frame[cost].iloc[i]) and _num(frame["top1"].iloc[i])]
+    have = [
+        i for i in range(len(frame)) if not is_missing(frame[cost].iloc[i]) and not is_missing(frame["top1"].iloc[i])
+    ]
     flags = pareto_front([(float(frame[cost].iloc[i]), float(frame["top1"].iloc[i])) for i in have])
     out: list[bool | None] = [None] * len(frame)
     for i, flag in zip(have, flags):
@@ -195,14 +193,10 @@ def _pareto(frame: pd.DataFrame, cost: str) -> list[bool | None]:
     return out
 
 
-def _num(v: Any) -> bool:
-    return v is not None and not (isinstance(v, float) and math.isnan(v))
-
-
 def failures_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Every row that did not finish ok, with its configuration and reason."""
     records = [
-        {"arch": _label(r), "mode": r.get("mode"), "batch": r.get("batch"), "input": _clip(r), "dtype": r.get("dtype"),
+        {"arch": _label(r), "mode": r.get("mode"), "batch": r.get("batch"), "input": clip_of(r), "dtype": r.get("dtype"),
          "device": r.get("device"), "status": r.get("status"), "error": r.get("error") or ""}
         for r in rows
         if r.get("status") != "ok"
@@ -224,7 +218,7 @@ def paper_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     seen: set[tuple[str, str]] = set()
     records = []
     for row in rows:
-        key = (row["arch"], _clip(row))
+        key = (row["arch"], clip_of(row))
         if key in seen or row.get("gmacs") is None or json.loads(row.get("arch_kwargs") or "{}"):
             continue
         seen.add(key)
@@ -313,7 +307,7 @@ def scaling_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _fmt(v: Any, spec: str = "{}") -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)) or v == "":
+    if is_missing(v):
         return "-"
     if isinstance(v, bool):
         return "yes" if v else ""
@@ -344,7 +338,7 @@ def tradeoff_markdown(
          _fmt(r.latency_ms, "{:.2f}") + (" (noisy)" if r.noisy else ""),
          _fmt(r.peak_mem_mib, "{:.0f}"), _fmt(r.top1, "{:.1f}"), _fmt(r.top5, "{:.1f}"), _fmt(r.top1_per_gmac, "{:.2f}"),
          _fmt(r.pareto_gmacs), _fmt(r.pareto_latency),
-         ", ".join(str(x) for x in (r.dataset, r.views, r.pretrain) if _num(x) and x) or "-", r.status]
+         ", ".join(str(x) for x in (r.dataset, r.views, r.pretrain) if not is_missing(x)) or "-", r.status]
         for r in order.itertuples()
     ]  # fmt: skip
     lines += markdown_table(header, body, left=("arch", "input", "dataset, views, pretrain", "status"))

@@ -25,6 +25,7 @@ def encode_job(job: Any, policy: Any, plugins: list[str]) -> str:
     return json.dumps(
         {
             "arch": job.arch,
+            "id": job.id,
             "configs": [c.to_dict() for c in job.configs],
             "counts": {",".join(map(str, k)): asdict(v) for k, v in job.counts.items()},
             "policy": asdict(policy),
@@ -68,14 +69,22 @@ def main() -> int:
         try:
             result = measure_config(config, policy)
             row = make_row(
-                config, family=family, env=env, counts=c, measurement=result.measurement, memory=result.memory
+                config,
+                family=family,
+                env=env,
+                counts=c,
+                measurement=result.measurement,
+                memory=result.memory,
+                job_id=spec["id"],
             )
         except Exception as e:
             status = "oom" if is_oom(e) else "error"
             message = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
             if status == "error":
                 traceback.print_exc(file=sys.stderr)
-            row = make_row(config, family=family, env=env, counts=c, status=status, error=message[:500])
+            row = make_row(
+                config, family=family, env=env, counts=c, status=status, error=message[:500], job_id=spec["id"]
+            )
         _emit("row", {"row": row})
     return 0
 
