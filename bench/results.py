@@ -17,12 +17,13 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError
-from bench.schema import COLUMNS, REQUIRED_COLUMNS, SCHEMA_VERSION, is_missing
+from bench.schema import COLUMNS, SCHEMA_VERSION, is_missing
+from bench.validate import load_results_doc
 
 __all__ = ["ResultsWriter", "atomic_write_text", "load_partial", "load_results", "rows_to_csv", "write_rows"]
 
@@ -118,24 +119,8 @@ def _resolve(path: str | Path) -> Path:
 
 def _read(p: Path, shown: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows and environment of a ``results.json``, checked (it may hold no rows)."""
-    if not p.exists():
-        raise UsageError(f"no results at '{shown}'")
-    try:
-        doc = json.loads(p.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UsageError(f"'{p}' is not a vbench results file: {e}") from None
-    if not isinstance(doc, dict) or "rows" not in doc:
-        raise UsageError(f"'{p}' is not a vbench results file (no 'rows')")
-    version = doc.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise UsageError(f"'{p}' has results schema version {version}; this vbench reads version {SCHEMA_VERSION}")
-    rows = doc["rows"]
-    if not isinstance(rows, list):
-        raise UsageError(f"'{p}' holds no rows")
-    missing = _missing_columns(rows)
-    if missing:
-        raise UsageError(f"'{p}' lacks required columns: {', '.join(missing)}")
-    return rows, doc.get("environment", {})
+    rows, env, _ = load_results_doc(p, shown)
+    return rows, env
 
 
 def load_results(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -149,15 +134,6 @@ def load_results(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]
     if not rows:
         raise UsageError(f"'{p}' holds no rows")
     return rows, env
-
-
-def _missing_columns(rows: Sequence[Any]) -> list[str]:
-    missing: set[str] = set()
-    for row in rows:
-        if not isinstance(row, dict):
-            return ["(rows are not objects)"]
-        missing.update(c for c in REQUIRED_COLUMNS if c not in row)
-    return sorted(missing)
 
 
 def load_partial(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:

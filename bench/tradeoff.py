@@ -14,8 +14,6 @@ Numbers come from :mod:`bench.analysis`; this module joins, selects and formats.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,9 +23,9 @@ import pandas as pd
 
 import archs
 from bench.analysis import fit_growth, pareto_front
-from bench.errors import UsageError
 from bench.report import markdown_table
 from bench.schema import clip_of, is_missing
+from bench.validate import ACCURACY_COLUMNS, load_accuracy
 
 __all__ = [
     "ACCURACY_COLUMNS",
@@ -41,54 +39,7 @@ __all__ = [
     "write_report",
 ]
 
-ACCURACY_COLUMNS = ("arch", "input", "top1", "source")
-"""Required columns of a user's accuracy file; ``dataset``, ``top5``, ``views``, ``pretrain`` are optional."""
-
-_OPTIONAL = ("dataset", "top5", "views", "pretrain", "model")
-
-
 # ---------------------------------------------------------------- accuracy
-
-
-def load_accuracy(path: str | Path) -> list[dict[str, Any]]:
-    """A user's accuracy records from a CSV or JSON (a list of objects) file.
-
-    Raises:
-        UsageError: missing or unreadable file, missing columns, a top-1 that is not a number.
-    """
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise UsageError(f"cannot read accuracy file '{path}': {e.strerror}") from None
-    try:
-        if p.suffix == ".json":
-            records = json.loads(text)
-            if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-                raise UsageError(f"'{path}' must hold a JSON list of objects")
-        else:
-            records = list(csv.DictReader(io.StringIO(text)))
-    except json.JSONDecodeError as e:
-        raise UsageError(f"'{path}' is not valid JSON: {e}") from None
-    if not records:
-        raise UsageError(f"accuracy file '{path}' holds no records")
-    missing = [c for c in ACCURACY_COLUMNS if c not in records[0]]
-    if missing:
-        raise UsageError(
-            f"accuracy file '{path}' lacks columns: {', '.join(missing)} (needs {', '.join(ACCURACY_COLUMNS)})"
-        )
-    out = []
-    for i, r in enumerate(records, start=1):
-        try:
-            top1 = float(r["top1"])
-            top5 = float(r["top5"]) if r.get("top5") not in (None, "") else None
-        except (TypeError, ValueError):
-            raise UsageError(f"accuracy file '{path}', record {i}: top1/top5 must be numbers") from None
-        out.append(
-            {"arch": str(r["arch"]), "input": str(r["input"]), "top1": top1, "top5": top5,
-             "source": str(r["source"]), **{k: r.get(k) or "" for k in _OPTIONAL if k != "top5"}}
-        )  # fmt: skip
-    return out
 
 
 def accuracy_records(user: Sequence[dict[str, Any]] = (), published: bool = True) -> list[dict[str, Any]]:
