@@ -1,16 +1,22 @@
 """The ``vbench`` command line: parse, call the library, report, exit code.
 
 Known user mistakes raise :class:`bench.errors.UsageError` (or the registry's
-``UnknownArchError``) and become one line on stderr with exit code 2.
+``UnknownArchError``) and become one line on stderr with exit code 2. Any
+other exception is a bug of vbench's: one line, the traceback saved to a file
+it names, and exit code 3 (never 1, which means a regression). A closed
+standard output (``vbench ... | head``) stops the printing, never the work.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shlex
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -19,6 +25,7 @@ import typer
 
 import archs
 from bench.errors import UsageError
+from bench.lifetime import Interrupted
 
 app = typer.Typer(
     name="vbench",
@@ -36,15 +43,47 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code=code)
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _stdout_closed() -> None:
+    """Standard output is gone (``| head``): send the rest of it nowhere and carry on."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _crash_report(e: BaseException) -> typer.Exit:
+    """An unexpected error: one line, the traceback in a file, exit code 3."""
+    fd, path = tempfile.mkstemp(prefix="vbench-crash-", suffix=".txt")
+    with os.fdopen(fd, "w") as f:
+        f.write(f"vbench {' '.join(sys.argv[1:])}\n\n")
+        traceback.print_exception(e, file=f)
+    return _fail(f"internal error: {type(e).__name__}: {_one_line(str(e))[:200]} (traceback in {path})", code=3)
+
+
 def _user_errors(fn: F) -> F:
-    """Turn known user mistakes into one line on stderr and exit code 2."""
+    """Known user mistakes: one line and exit 2; an interruption: its exit code; a bug: exit 3."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except (UsageError, archs.UnknownArchError) as e:
-            raise _fail(str(e)) from None
+            raise _fail(_one_line(str(e))) from None
+        except typer.Exit:
+            raise
+        except BrokenPipeError:
+            _stdout_closed()
+            return None
+        except Interrupted as e:
+            raise typer.Exit(code=e.exit_code) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(code=130) from None
+        except Exception as e:
+            raise _crash_report(e) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -66,17 +105,23 @@ def _root(
     """Benchmark and profile video action-recognition backbones."""
 
 
+_PLUGIN_HELP = "Module or .py file to load first (registers more archs; runs as code); repeatable."
+
+
 @app.command("list")
 @_user_errors
 def list_cmd(
     pattern: Annotated[str, typer.Argument(help="Shell-style pattern, e.g. 'r*_18'.")] = "*",
     family: Annotated[str | None, typer.Option(help="Only this family (pattern).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per architecture.")] = False,
+    plugin: Annotated[list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP)] = None,
 ) -> None:
     """List registered architectures with their inputs, parameters and paper."""
     from bench.counting import build_meta, param_count
+    from bench.plugins import load_plugins
     from bench.report import arch_table
 
+    load_plugins(plugin or [])
     names = archs.list_archs(pattern, family=family)
     if not names:
         raise UsageError(f"no architecture matches '{pattern}'" + (f" in family '{family}'" if family else ""))
@@ -88,12 +133,76 @@ def list_cmd(
     if as_json:
         typer.echo(json.dumps(rows, indent=1))
     else:
-        _console().print(arch_table(rows))
+        console = _console()
+        console.print(arch_table(rows, width=console.width))
+
+
+_CLUSTER_ONLY = ("shards", "partition", "time_min", "gpus_per_task", "cpus_per_task")
+
+
+def _finite(value: float, what: str, *, positive: bool = False) -> float:
+    import math
+
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise UsageError(f"{what} must be a finite number of seconds{' above 0' if positive else ''}; got {value}")
+    return value
+
+
+def _memory_bytes(text: str | None) -> int | None:
+    """``"8GiB"``, ``"500MiB"``, ``"2G"`` or a number of MiB -> bytes."""
+    import re
+
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B)?\s*", text, flags=re.IGNORECASE)
+    if not m:
+        raise UsageError(f"--max-memory takes a size such as 8GiB or 500MiB; got '{text}'")
+    unit = {"": 2**20, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}[m.group(2).upper()]
+    value = int(float(m.group(1)) * unit)
+    if value <= 0:
+        raise UsageError("--max-memory must be above 0")
+    return value
+
+
+def _recorded_options(ctx: typer.Context) -> dict[str, Any]:
+    """The options given on the command line, by name: a flag is True, a value a list of strings.
+
+    Kept in the run's environment, so that the commands that finish or refresh
+    the run are rebuilt from these (and quoted), never pasted from a file.
+    """
+    out: dict[str, Any] = {}
+    for param in ctx.command.params:
+        if getattr(param, "param_type_name", "") != "option" or param.name is None:
+            continue
+        source = ctx.get_parameter_source(param.name)
+        if getattr(source, "name", "") not in ("COMMANDLINE", "ENVIRONMENT"):
+            continue
+        value = ctx.params[param.name]
+        name = max(param.opts, key=len)
+        if getattr(param, "is_flag", False):
+            if value:
+                out[name] = True
+            elif param.secondary_opts:
+                out[max(param.secondary_opts, key=len)] = True
+        elif value is not None:
+            out[name] = [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+    return out
+
+
+def profile_command(options: dict[str, Any], out_dir: Path, *extra: str) -> str:
+    """``vbench profile`` with the recorded options, ``extra`` flags and ``--out``, shell-quoted."""
+    argv = ["vbench", "profile"]
+    for name, value in options.items():
+        if name in ("--out", "--only-missing", "--overwrite"):
+            continue
+        argv += [name] if value is True else [x for v in value for x in (name, v)]
+    return shlex.join([*argv, *extra, "--out", str(out_dir)])
 
 
 @app.command("profile")
 @_user_errors
 def profile_cmd(
+    ctx: typer.Context,
     arch: Annotated[
         list[str], typer.Option("--arch", "-a", help="'all', a name or a pattern such as 'r*_18'; repeatable.")
     ],
@@ -121,10 +230,15 @@ def profile_cmd(
     min_time: Annotated[float, typer.Option(help="Keep sampling at least this many seconds.")] = 0.0,
     max_time: Annotated[float, typer.Option(help="Stop sampling after this many seconds.")] = 60.0,
     timeout: Annotated[float, typer.Option(help="Kill a worker that produces no row for this many seconds.")] = 900.0,
-    out: Annotated[Path | None, typer.Option(help="Output folder (default reports/runs/<timestamp>).")] = None,
-    plugin: Annotated[
-        list[str] | None, typer.Option("--plugin", help="Module to import first (registers more archs).")
+    max_memory: Annotated[
+        str | None,
+        typer.Option(help="Skip configurations estimated to need more, e.g. 8GiB (default: what the device has free)."),
     ] = None,
+    out: Annotated[str | None, typer.Option(help="Output folder (default reports/runs/<timestamp>).")] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the run that --out holds (default: refuse).")
+    ] = False,
+    plugin: Annotated[list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP)] = None,
     counter: Annotated[str, typer.Option(help="MAC counter: torch (meta device) or fvcore (traces on CPU).")] = "torch",
     fail_on_error: Annotated[bool, typer.Option("--fail-on-error", help="Exit 1 if any row is not ok.")] = False,
     shard: Annotated[
@@ -132,6 +246,9 @@ def profile_cmd(
     ] = None,
     only_missing: Annotated[
         bool, typer.Option("--only-missing", help="Keep the finished rows in --out; measure only what is missing.")
+    ] = False,
+    allow_mixed: Annotated[
+        bool, typer.Option("--allow-mixed", help="With --only-missing: keep rows measured in another environment.")
     ] = False,
     gpus: Annotated[str | None, typer.Option(help="GPUs to use, e.g. 0,1: one worker per GPU at a time.")] = None,
     count_workers: Annotated[
@@ -147,28 +264,39 @@ def profile_cmd(
     cpus_per_task: Annotated[int | None, typer.Option(help="CPUs per array task.")] = None,
 ) -> None:
     """Measure FLOPs, parameters, latency and memory; write results.csv, .md and .json."""
-    import os
-
+    from bench.lifetime import signals_interrupt
     from bench.plan import Request
     from bench.plugins import load_plugins
     from bench.report import summary_markdown
+    from bench.rundir import check_out
     from bench.runner import run_plan
     from bench.shard import prepare_sweep
     from bench.timing import SamplePolicy
 
-    plugins = load_plugins(plugin or [])
+    cluster = {"executor": executor, "shards": shards, "partition": partition, "time_min": time_min,
+               "gpus_per_task": gpus_per_task, "cpus_per_task": cpus_per_task}  # fmt: skip
+    given = [f"--{k.replace('_', '-')}" for k in _CLUSTER_ONLY if cluster[k] is not None]
+    if executor is None and given:
+        raise UsageError(f"{', '.join(given)} only apply with --executor slurm|local")
+    _finite(min_time, "--min-time")
+    _finite(max_time, "--max-time", positive=True)
+    _finite(timeout, "--timeout", positive=True)
     try:
         policy = SamplePolicy(warmup=warmup, repeats=repeats, min_time=min_time, max_time=max_time)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    if timeout <= 0:
-        raise UsageError("--timeout must be positive")
     if count_workers is not None and count_workers < 1:
         raise UsageError("--count-workers must be at least 1")
     if executor is not None and (shard is not None or only_missing or gpus is not None):
         raise UsageError("--executor runs every shard itself; it takes neither --shard, --only-missing nor --gpus")
     if only_missing and out is None:
         raise UsageError("--only-missing needs --out, the run folder to complete")
+    if only_missing and overwrite:
+        raise UsageError("--only-missing keeps the rows of --out and --overwrite replaces them: choose one")
+    if allow_mixed and not only_missing:
+        raise UsageError("--allow-mixed only applies with --only-missing")
+    memory = _memory_bytes(max_memory)
+    plugins = load_plugins(plugin or [])
     workers = count_workers or (min(4, os.cpu_count() or 1) if gpus else 1)
     request = Request(
         archs=arch,
@@ -189,40 +317,82 @@ def profile_cmd(
         count_workers=workers,
         plugins=plugins,
     )
-    out_dir = out or Path("reports/runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    options = _recorded_options(ctx)
+    out_dir = check_out(_folder(out), resume=only_missing, overwrite=overwrite) if out is not None else None
     console = _console()
-    if executor is not None:
-        cluster = {"executor": executor, "shards": shards, "partition": partition, "time_min": time_min,
-                   "gpus_per_task": gpus_per_task, "cpus_per_task": cpus_per_task}  # fmt: skip
-        rows, paths = _profile_on_cluster(request, cluster, out_dir, timeout, plugins, console)
-    else:
-        sweep = prepare_sweep(request, shard=shard, only_missing_in=out_dir if only_missing else None, gpus=gpus)
-        with _progress(console, sweep.plan.n_rows) as on_row:
-            result = run_plan(
-                sweep.plan,
-                out_dir,
-                timeout=timeout,
-                plugins=plugins,
-                on_row=on_row,
-                markdown=summary_markdown,
-                command=_command_line(),
-                slots=sweep.slots,
-                previous=sweep.previous,
-                extra_env=sweep.environment,
-            )
-        rows, paths = result.rows, result.paths
-        if only_missing:
-            console.print(f"kept {len(sweep.previous)} rows of the folder; measured {sweep.plan.n_rows}")
+    with signals_interrupt():
+        try:
+            if executor is not None:
+                out_dir = _claim(out_dir, only_missing, overwrite)
+                rows, paths = _profile_on_cluster(request, cluster, out_dir, timeout, plugins, console)
+            else:
+                sweep = prepare_sweep(
+                    request,
+                    shard=shard,
+                    only_missing_in=out_dir if only_missing else None,
+                    gpus=gpus,
+                    allow_mixed=allow_mixed,
+                )
+                out_dir = _claim(out_dir, only_missing, overwrite)  # the plan is checked: now the folder
+                with _progress(console, sweep.plan.n_rows) as on_row:
+                    result = run_plan(
+                        sweep.plan,
+                        out_dir,
+                        timeout=timeout,
+                        plugins=plugins,
+                        on_row=on_row,
+                        markdown=summary_markdown,
+                        command=_command_line(),
+                        slots=sweep.slots,
+                        previous=sweep.previous,
+                        extra_env={**sweep.environment, "options": options},
+                        max_memory=memory,
+                    )
+                rows, paths = result.rows, result.paths
+                if only_missing:
+                    _say(console, f"kept {len(sweep.previous)} rows of the folder; measured {sweep.plan.n_rows}")
+        except (Interrupted, KeyboardInterrupt) as e:
+            kept = getattr(e, "kept", None)
+            if kept is not None and out_dir is not None:
+                typer.echo(
+                    f"vbench: interrupted; kept {kept} rows in {out_dir}; finish with: "
+                    + profile_command(options, out_dir, "--only-missing"),
+                    err=True,
+                )
+            raise
     _print_results(console, rows, paths)
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:
-        console.print(f"{len(failed)} of {len(rows)} rows did not finish ok")
+        _say(console, f"{len(failed)} of {len(rows)} rows did not finish ok")
         if fail_on_error:
             raise typer.Exit(code=1)
 
 
+def _claim(out_dir: Path | None, resume: bool, overwrite: bool) -> Path:
+    """Create and lock the run folder (a new one under reports/runs/ without --out)."""
+    from bench.rundir import claim, new_run_dir
+
+    if out_dir is None:
+        return claim(new_run_dir(), resume=True)  # a new folder: this only takes its lock
+    return claim(out_dir, resume=resume, overwrite=overwrite)
+
+
+def _folder(text: str) -> Path:
+    """An ``--out`` value as a path; ``""`` is refused (``Path("")`` would be the working directory)."""
+    if not text.strip():
+        raise UsageError("--out is empty; name a folder")
+    return Path(text)
+
+
+def _say(console: Any, text: str) -> None:
+    """Print one line literally (no rich markup), whatever it holds."""
+    from bench.report import plain
+
+    console.print(plain(text), soft_wrap=True)
+
+
 def _profile_on_cluster(
-    request: Any, cluster: dict[str, Any], out_dir: Path, timeout: float, plugins: list[str], console: Any
+    request: Any, cluster: dict[str, Any], out_dir: Path, timeout: float, plugins: list[Any], console: Any
 ) -> tuple[list[dict[str, Any]], dict[str, Path]]:
     """``--executor``: submit one array task per shard with a progress bar, then report and write the merge."""
     from bench.cluster import load_cluster_options, profile_on_cluster
@@ -235,12 +405,12 @@ def _profile_on_cluster(
         task = bar.add_task(f"{options.shards} {options.executor} tasks", total=options.shards)
         merged, failures, added = profile_on_cluster(
             request, options, out_dir, timeout=timeout, plugins=plugins,
-            on_progress=lambda done, _: bar.update(task, completed=done),
+            on_progress=lambda done, n: bar.update(task, completed=done, total=n),
         )  # fmt: skip
     for index, why in failures.items():
-        console.print(f"shard {index}/{options.shards} failed: {why}")
+        _say(console, f"shard {index} failed: {why}")
     if failures:
-        console.print(f"{added} unfinished configurations of failed tasks recorded as error/timeout rows")
+        _say(console, f"{added} unfinished configurations of failed tasks recorded as error/timeout rows")
     _print_merge_notes(console, merged)
     return merged.rows, write_merged(merged, out_dir, summary_markdown)
 
@@ -248,9 +418,12 @@ def _profile_on_cluster(
 def _print_results(console: Any, rows: list[dict[str, Any]], paths: dict[str, Path]) -> None:
     from bench.report import summary_table
 
-    console.print(summary_table(rows))
-    for path in paths.values():
-        console.print(f"wrote {path}")
+    try:
+        console.print(summary_table(rows, width=console.width))
+        for path in paths.values():
+            _say(console, f"wrote {path}")
+    except BrokenPipeError:
+        _stdout_closed()
 
 
 def _print_merge_notes(console: Any, merged: Any) -> None:
@@ -258,25 +431,35 @@ def _print_merge_notes(console: Any, merged: Any) -> None:
                         ("configurations held twice (the first kept)", merged.duplicated),
                         ("jobs with error or timeout rows (re-run with --only-missing)", merged.failed)):  # fmt: skip
         if items:
-            console.print(f"{len(items)} {what}: {', '.join(items[:10])}{' ...' if len(items) > 10 else ''}")
+            _say(console, f"{len(items)} {what}: {', '.join(items[:10])}{' ...' if len(items) > 10 else ''}")
+    for warning in merged.warnings:
+        _say(console, f"warning: {warning}")
 
 
 @app.command("merge")
 @_user_errors
 def merge_cmd(
     runs: Annotated[list[Path], typer.Argument(help="Run folders, e.g. the outputs of --shard 1/2 and 2/2.")],
-    out: Annotated[Path, typer.Option(help="Folder for the merged results.")],
+    out: Annotated[str, typer.Option(help="Folder for the merged results.")],
     allow_mixed: Annotated[
         bool, typer.Option("--allow-mixed", help="Merge runs measured on different devices or versions.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the run that --out holds (default: refuse).")
     ] = False,
 ) -> None:
     """Combine shard outputs into one results set; exit 1 if jobs are missing or held twice."""
     from bench.merge import merge_runs, write_merged
     from bench.report import summary_markdown
+    from bench.rundir import check_out, claim
 
+    out_dir = check_out(_folder(out), overwrite=overwrite)
+    if any(Path(r).resolve() == out_dir.resolve() for r in runs):
+        raise UsageError(f"--out '{out}' is one of the runs being merged; choose another folder")
     merged = merge_runs(runs, allow_mixed=allow_mixed)
+    claim(out_dir, overwrite=overwrite)
     console = _console()
-    _print_results(console, merged.rows, write_merged(merged, out, summary_markdown))
+    _print_results(console, merged.rows, write_merged(merged, out_dir, summary_markdown))
     _print_merge_notes(console, merged)
     if merged.missing or merged.duplicated:
         raise typer.Exit(code=1)
@@ -298,13 +481,22 @@ def _progress(console: Any, total: int) -> Iterator[Callable[[dict[str, Any]], N
     from bench.report import row_line
 
     if not console.is_terminal:
-        yield lambda row: typer.echo(row_line(row))
+
+        def log(row: dict[str, Any]) -> None:
+            try:
+                typer.echo(row_line(row))
+            except BrokenPipeError:
+                _stdout_closed()  # `| head` read enough: the run goes on, quietly
+
+        yield log
         return
     with _bar(console) as bar:
         task = bar.add_task("profiling", total=total)
 
         def on_row(row: dict[str, Any]) -> None:
-            bar.update(task, advance=1, description=f"{row['arch']} {row['mode']} b{row['batch']}")
+            from rich.markup import escape
+
+            bar.update(task, advance=1, description=escape(f"{row['arch']} {row['mode']} b{row['batch']}"))
 
         yield on_row
 
@@ -312,7 +504,7 @@ def _progress(console: Any, total: int) -> Iterator[Callable[[dict[str, Any]], N
 @app.command("inspect")
 @_user_errors
 def inspect_cmd(
-    name: Annotated[str, typer.Argument(help="Architecture name.")],
+    name: Annotated[str, typer.Argument(help="Architecture name or pattern (every match is shown).")],
     frames: Annotated[int | None, typer.Option(help="Frames (default: paper input).")] = None,
     size: Annotated[int | None, typer.Option(help="Height = width (default: paper input).")] = None,
     depth: Annotated[int, typer.Option(help="Deepest module level shown (root = 0).")] = 2,
@@ -320,14 +512,23 @@ def inspect_cmd(
         list[str] | None, typer.Option("--arch-kwargs", help="key=value passed to the builder; repeatable.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows instead of a table.")] = False,
+    plugin: Annotated[list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP)] = None,
 ) -> None:
-    """Per-module parameters, MACs and activations of one architecture (counted on the meta device)."""
+    """Per-module parameters, MACs and activations (counted on the meta device).
+
+    With a pattern, every matching architecture is shown (with --json: an object
+    mapping each name to its rows).
+    """
     from dataclasses import asdict
 
     from bench.counting import module_breakdown
     from bench.plan import Request, make_plan
+    from bench.plugins import load_plugins
     from bench.report import inspect_table
 
+    if depth < 0:
+        raise UsageError("--depth must be >= 0")
+    plugins = load_plugins(plugin or [])
     plan = make_plan(
         Request(
             archs=[name],
@@ -336,18 +537,30 @@ def inspect_cmd(
             sizes=None if size is None else [size],
             arch_kwargs=arch_kwargs or [],
             static=True,
+            plugins=plugins,
         )
     )
-    config = plan.jobs[0].configs[0]
-    if depth < 0:
-        raise UsageError("--depth must be >= 0")
-    rows = module_breakdown(config.arch, config.input_shape, max_depth=depth, **dict(config.arch_kwargs))
-    if as_json:
-        typer.echo(json.dumps([asdict(r) for r in rows], indent=1))
-    else:
-        _console().print(
-            inspect_table(rows, title=f"{config.arch} at 3x{config.frames}x{config.height}x{config.width}")
+    found = {}
+    for job in plan.jobs:
+        config = job.configs[0]
+        if job.error_for(config):
+            if len(plan.jobs) == 1:
+                raise UsageError(f"{job.arch}: {job.error_for(config)}")
+            typer.echo(f"vbench: warning: {job.arch}: {_one_line(job.error_for(config))}", err=True)
+            continue
+        found[job.arch] = (
+            config,
+            module_breakdown(job.arch, config.input_shape, max_depth=depth, **dict(config.arch_kwargs)),
         )
+    if as_json:
+        if len(found) == 1 and not any(ch in name for ch in "*?["):
+            typer.echo(json.dumps([asdict(r) for r in next(iter(found.values()))[1]], indent=1))
+        else:
+            typer.echo(json.dumps({arch: [asdict(r) for r in rows] for arch, (_, rows) in found.items()}, indent=1))
+        return
+    console = _console()
+    for arch, (config, rows) in found.items():
+        console.print(inspect_table(rows, title=f"{arch} at 3x{config.frames}x{config.height}x{config.width}"))
 
 
 @app.command("compare")
@@ -364,25 +577,32 @@ def compare_cmd(
     markdown: Annotated[Path | None, typer.Option(help="Also write the verdict to this Markdown file.")] = None,
 ) -> None:
     """Regression verdicts of HEAD against BASE; exit 1 on a regression, 2 on bad input."""
-    import os
-
     from bench.compare import compare_rows, load_compare_config, refresh_command
     from bench.config import default_config
     from bench.report import compare_markdown
     from bench.results import atomic_write_text, load_results
 
+    if markdown is not None and (markdown.is_dir() or str(markdown) == ""):
+        raise UsageError(f"--markdown '{markdown}' is a folder; name a file")
     tolerances = load_compare_config(default_config(config), latency_tol, memory_tol, alpha)
     base_rows, base_env = load_results(base)
     head_rows, head_env = load_results(head)
     comparison = compare_rows(base_rows, head_rows, tolerances, base_env, head_env)
     text = compare_markdown(comparison, str(base), str(head), refresh_command(base_env, base))
-    typer.echo(text, nl=False)
+    with contextlib.suppress(BrokenPipeError):
+        typer.echo(text, nl=False)
     if markdown is not None:
-        atomic_write_text(markdown, text)
+        try:
+            atomic_write_text(markdown, text)
+        except OSError as e:
+            raise UsageError(f"cannot write --markdown '{markdown}': {e.strerror or e}") from None
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
-        with open(summary, "a") as f:
-            f.write(text + "\n")
+        try:
+            with open(summary, "a") as f:
+                f.write(text + "\n")
+        except OSError as e:  # the verdict stands; only the summary is missing
+            typer.echo(f"vbench: warning: cannot append to GITHUB_STEP_SUMMARY '{summary}': {e.strerror}", err=True)
     if comparison.regressions:
         raise typer.Exit(code=1)
 
@@ -391,9 +611,13 @@ def compare_cmd(
 @_user_errors
 def report_cmd(
     results: Annotated[list[Path], typer.Argument(help="Saved runs: folders or their results.json.")],
-    out: Annotated[Path, typer.Option(help="Folder for report.md, the CSV tables and the figures.")] = Path(
-        "reports/report"
-    ),
+    out: Annotated[
+        str | None,
+        typer.Option(help="Folder for report.md, the CSV tables and the figures (default reports/runs/report-<time>)."),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Write into a folder that holds files vbench report did not write.")
+    ] = False,
     accuracy: Annotated[
         Path | None, typer.Option(help="CSV/JSON of your own accuracies (arch, input, top1, source, ...).")
     ] = None,
@@ -409,16 +633,29 @@ def report_cmd(
     ] = None,
 ) -> None:
     """Trade-off (cost beside published accuracy, Pareto), ours vs the papers, and scaling, from saved runs."""
+    from bench.rundir import new_run_dir, probe_writable
     from bench.tradeoff import write_report
 
-    text, paths, notes = write_report(
-        results, out, accuracy_file=accuracy, published=published, plots=plots, variants=variants
-    )
-    typer.echo(text, nl=False)
+    made = out is None
+    out_dir = probe_writable(_folder(out), "--out") if out is not None else new_run_dir(Path("reports/runs"), "report-")
+    try:
+        text, paths, notes = write_report(
+            results, out_dir, accuracy_file=accuracy, published=published, plots=plots, variants=variants,
+            overwrite=overwrite,
+        )  # fmt: skip
+    except UsageError:
+        if made:
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()  # the default folder made for this report, still empty
+        raise
+    try:
+        typer.echo(text, nl=False)
+        for path in paths:
+            typer.echo(f"wrote {path}")
+    except BrokenPipeError:
+        _stdout_closed()
     for note in notes:
         typer.echo(note, err=True)
-    for path in paths:
-        typer.echo(f"wrote {path}")
 
 
 def _command_line() -> list[str]:

@@ -9,6 +9,7 @@ an optional extra: ``pip install 'vbench[cluster]'``.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -60,10 +61,11 @@ def load_cluster_options(path: Path | None, **cli: Any) -> ClusterOptions:
     for key, value in tool_table(path, "cluster").items():
         if key not in _FILE_KEYS:
             raise UsageError(f"{path} [tool.vbench.cluster]: unknown key '{key}'; known: {', '.join(_FILE_KEYS)}")
-        try:
-            options = replace(options, **{key.replace("-", "_"): _FILE_KEYS[key](value)})
-        except (TypeError, ValueError):
-            raise UsageError(f"{path} [tool.vbench.cluster]: bad {key} = {value!r}") from None
+        kind = _FILE_KEYS[key]
+        if type(value) is not kind:
+            what = "a whole number" if kind is int else "a string"
+            raise UsageError(f"{path} [tool.vbench.cluster]: {key} must be {what}; got {str(value)[:40]!r}")
+        options = replace(options, **{key.replace("-", "_"): value})  # type: ignore[arg-type]
     options = replace(options, **{k: v for k, v in cli.items() if v is not None})
     if options.executor not in EXECUTORS:
         raise UsageError(f"unknown executor '{options.executor}'; choose from {', '.join(EXECUTORS)}")
@@ -74,15 +76,19 @@ def load_cluster_options(path: Path | None, **cli: Any) -> ClusterOptions:
     return options
 
 
-def run_shard(request: Request, index: int, count: int, out_dir: str, timeout: float, plugins: Sequence[str]) -> str:
+def run_shard(
+    request: Request, index: int, count: int, out_dir: str, timeout: float, plugins: Sequence[dict[str, Any]]
+) -> str:
     """One array task: plan the sweep, keep shard ``index`` of ``count``, measure it into ``out_dir``."""
-    from bench.plugins import load_plugins
+    from bench.lifetime import signals_interrupt
+    from bench.plugins import import_plugins
     from bench.runner import run_plan
     from bench.shard import prepare_sweep
 
-    load_plugins(list(plugins))
+    import_plugins(list(plugins))
     sweep = prepare_sweep(request, shard=f"{index}/{count}")
-    run_plan(sweep.plan, Path(out_dir), timeout=timeout, plugins=plugins, extra_env=sweep.environment)
+    with signals_interrupt():  # a cancelled task ends its worker too, and keeps its finished rows
+        run_plan(sweep.plan, Path(out_dir), timeout=timeout, plugins=plugins, extra_env=sweep.environment)
     return out_dir
 
 
@@ -114,7 +120,7 @@ def run_on_cluster(
     out_dir: Path,
     *,
     timeout: float,
-    plugins: Sequence[str] = (),
+    plugins: Sequence[dict[str, Any]] = (),
     on_progress: Callable[[int, int], None] | None = None,
     poll_s: float = 1.0,
 ) -> tuple[list[Path], Mapping[int, str]]:
@@ -123,22 +129,31 @@ def run_on_cluster(
     Shard folders are ``out_dir/shards/I-of-N``; a failed task leaves what it
     measured there (rows are written as they finish) and its error in the
     returned mapping (shard index -> message).
+
+    Timed sweeps on the local executor run one task at a time: tasks that time
+    models side by side on one machine would slow each other down. An
+    interruption (Ctrl-C) cancels every submitted task before it is re-raised.
     """
     shard_root = out_dir / "shards"
     executor = _executor(options, out_dir / "submitit")
     n = options.shards
     dirs = [shard_root / f"{i}-of-{n}" for i in range(1, n + 1)]
-    jobs = executor.map_array(
-        run_shard, [request] * n, list(range(1, n + 1)), [n] * n, [str(d) for d in dirs], [timeout] * n,
-        [list(plugins)] * n,
-    )  # fmt: skip
-    while True:
-        done = sum(j.done() for j in jobs)
-        if on_progress is not None:
-            on_progress(done, n)
-        if done == n:
-            break
-        time.sleep(poll_s)
+    args = [(request, i, n, str(dirs[i - 1]), timeout, list(plugins)) for i in range(1, n + 1)]
+    one_at_a_time = options.executor == "local" and not request.static
+    jobs: list[Any] = []
+    try:
+        if one_at_a_time:
+            for a in args:
+                jobs.append(executor.submit(run_shard, *a))
+                _wait(jobs, n, on_progress, poll_s, len(jobs))
+        else:
+            jobs = executor.map_array(run_shard, *[list(col) for col in zip(*args)])
+            _wait(jobs, n, on_progress, poll_s, n)
+    except BaseException:
+        for job in jobs:
+            with contextlib.suppress(Exception):
+                job.cancel(check=False)
+        raise
     failures: dict[int, str] = {}
     for i, job in enumerate(jobs, start=1):
         try:
@@ -147,6 +162,19 @@ def run_on_cluster(
             lines = str(e).strip().splitlines()
             failures[i] = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
     return dirs, failures
+
+
+def _wait(
+    jobs: Sequence[Any], n: int, on_progress: Callable[[int, int], None] | None, poll_s: float, upto: int
+) -> None:
+    """Wait until the first ``upto`` of ``jobs`` are done, reporting progress out of ``n``."""
+    while True:
+        done = sum(j.done() for j in jobs)
+        if on_progress is not None:
+            on_progress(done, n)
+        if done >= upto:
+            return
+        time.sleep(poll_s)
 
 
 def fill_failed_shards(plan: Plan, dirs: Sequence[Path], failures: Mapping[int, str]) -> int:
@@ -189,7 +217,7 @@ def profile_on_cluster(
     out_dir: Path,
     *,
     timeout: float,
-    plugins: Sequence[str] = (),
+    plugins: Sequence[dict[str, Any]] = (),
     on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[MergeResult, Mapping[int, str], int]:
     """The whole ``--executor`` path: check the sweep here, run the shards, record failed tasks, merge.
@@ -201,6 +229,7 @@ def profile_on_cluster(
     from bench.plan import make_plan
 
     plan = make_plan(request)  # every usage error before anything is submitted
+    options = replace(options, shards=min(options.shards, max(1, len(plan.jobs))))  # no empty array tasks
     dirs, failures = run_on_cluster(
         request, options, out_dir, timeout=timeout, plugins=plugins, on_progress=on_progress
     )

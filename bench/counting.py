@@ -51,6 +51,8 @@ class Counts:
             None when not counted.
         activations: Elements written by the leaf modules in one forward.
         output_shape: Shape of the logits.
+        peak_activation: Elements of the largest output one leaf module writes (what an
+            inference must hold at once, beside its input: the basis of the memory estimate).
     """
 
     params: int
@@ -59,6 +61,7 @@ class Counts:
     train_macs: int | None
     activations: int
     output_shape: tuple[int, ...]
+    peak_activation: int = 0
 
     @property
     def flops(self) -> int:
@@ -151,8 +154,16 @@ def count(arch: str, shape: InputShape, *, train: bool = False, **arch_kwargs: A
         macs=_macs(fwd),
         train_macs=train_macs,
         activations=sum(written.values()),
-        output_shape=tuple(out.shape),
+        output_shape=_output_shape(out),
+        peak_activation=max(written.values(), default=0),
     )
+
+
+def _output_shape(out: Any) -> tuple[int, ...]:
+    """The logits' shape; a model that returns anything but one tensor is broken."""
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"the model returned {type(out).__name__}, not a tensor of logits")
+    return tuple(out.shape)
 
 
 def module_breakdown(

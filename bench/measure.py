@@ -19,10 +19,19 @@ import torch.nn.functional as F
 from torch import nn
 
 import archs
+from bench.counting import Counts
 from bench.plan import Config
 from bench.timing import Clock, CudaEventClock, HostClock, Measurement, SamplePolicy, sample
 
-__all__ = ["Result", "is_oom", "measure_config", "setup_device"]
+__all__ = [
+    "Result",
+    "device_free_bytes",
+    "estimate_bytes",
+    "is_oom",
+    "measure_config",
+    "setup_device",
+    "unsupported",
+]
 
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -39,6 +48,56 @@ def is_oom(exc: BaseException) -> bool:
         return True
     msg = str(exc).lower()
     return isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
+
+
+def estimate_bytes(counts: Counts, config: Config) -> int:
+    """Memory one configuration needs, from its counts, before anything is allocated (a rough upper bound).
+
+    Weights in fp32 (autocast keeps them so); activations in the dtype's width.
+    Inference holds the weights and about three of its largest layer outputs at
+    once (input, output and a residual branch); training holds the weights,
+    their gradients and the optimiser's momentum, and every activation the
+    backward pass needs.
+    """
+    width = 2 if config.dtype in _AUTOCAST else 4
+    weights = 4 * counts.params
+    if config.mode == "train":
+        return 3 * weights + width * config.batch * counts.activations
+    return weights + 3 * width * config.batch * counts.peak_activation
+
+
+def device_free_bytes(device: str) -> int | None:
+    """What the device has free now: CUDA's free memory, or the host's available memory (Linux)."""
+    if device == "cuda":
+        return int(torch.cuda.mem_get_info()[0])
+    if device == "cpu":
+        try:
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            return None
+    return None
+
+
+def unsupported(config: Config) -> str:
+    """Why this configuration cannot be measured as asked (``""`` when it can): an ``unsupported`` row.
+
+    Measuring something else under the same label would be a wrong number, not a missing one.
+    """
+    if config.cuda_graphs and config.mode == "train":
+        return "--cuda-graphs replays inference only; a training step is not captured"
+    if config.dtype == "fp16" and config.device == "cpu" and not _cpu_fp16_autocast():
+        return "this torch has no fp16 autocast on the CPU"
+    return ""
+
+
+def _cpu_fp16_autocast() -> bool:
+    try:
+        with torch.autocast(device_type="cpu", dtype=torch.float16):
+            return True
+    except (RuntimeError, ValueError):
+        return False
 
 
 def setup_device(device: str) -> None:
@@ -86,7 +145,9 @@ class _PeakRss:
             return None
 
 
-def _step_fn(model: nn.Module, x: torch.Tensor, config: Config) -> Callable[[], object]:
+def _step_fn(
+    model: nn.Module, x: torch.Tensor, config: Config, expected: tuple[int, ...] | None = None
+) -> Callable[[], object]:
     device_type = "cuda" if config.device == "cuda" else config.device
     autocast = (
         (lambda: torch.autocast(device_type=device_type, dtype=_AUTOCAST[config.dtype]))
@@ -100,9 +161,8 @@ def _step_fn(model: nn.Module, x: torch.Tensor, config: Config) -> Callable[[], 
             with torch.inference_mode(), autocast():
                 return model(x)
 
-        if config.cuda_graphs:
-            return _graphed(infer)
-        return infer
+        checked = _checked(infer, expected)
+        return _graphed(checked) if config.cuda_graphs else checked
 
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
@@ -133,8 +193,32 @@ def _graphed(fn: Callable[[], object]) -> Callable[[], object]:
     return graph.replay
 
 
-def measure_config(config: Config, policy: SamplePolicy, clock: Clock | None = None) -> Result:
+def _checked(fn: Callable[[], object], expected: tuple[int, ...] | None) -> Callable[[], object]:
+    """``fn``, whose first result must be a tensor of ``expected`` shape (inference only)."""
+    if expected is None:
+        return fn
+    first = True
+
+    def call() -> object:
+        nonlocal first
+        out = fn()
+        if first:
+            first = False
+            actual = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            if actual != expected:
+                raise RuntimeError(f"the model returned {actual}; expected logits of shape {expected}")
+        return out
+
+    return call
+
+
+def measure_config(
+    config: Config, policy: SamplePolicy, clock: Clock | None = None, expected_shape: tuple[int, ...] | None = None
+) -> Result:
     """Build the model of ``config`` on its device and time it under ``policy``.
+
+    ``expected_shape``, when given, is checked against the first inference
+    output (a model that returns the wrong thing is an error, not a latency).
 
     Raises whatever the model raises; the worker turns out-of-memory errors
     into ``oom`` rows (see :func:`is_oom`).
@@ -148,7 +232,7 @@ def measure_config(config: Config, policy: SamplePolicy, clock: Clock | None = N
         x = x.contiguous(memory_format=torch.channels_last_3d)
     if config.compiled:
         model = torch.compile(model)  # type: ignore[assignment]
-    fn = _step_fn(model, x, config)
+    fn = _step_fn(model, x, config, expected_shape)
     cuda = config.device == "cuda"
     rss = _PeakRss()
     try:

@@ -19,7 +19,7 @@ from bench.errors import UsageError
 from bench.results import load_partial, write_rows
 from bench.schema import row_key
 
-__all__ = ["MergeResult", "merge_runs", "write_merged"]
+__all__ = ["MergeResult", "check_compatible", "merge_runs", "timed_concurrently", "write_merged"]
 
 _ALWAYS = ("torch_version", "vbench_version")
 """Environment facts every merged run must share (counts depend on them)."""
@@ -37,9 +37,31 @@ class MergeResult:
     """Configurations that more than one run holds (the first run's row is kept)."""
     failed: list[str] = field(default_factory=list)
     """Jobs with rows that are ``error`` or ``timeout``."""
+    warnings: list[str] = field(default_factory=list)
+    """Runs that were timed at the same time on one machine (their latencies may be too high)."""
 
 
-def _check_compatible(envs: Sequence[tuple[str, dict[str, Any]]], timed: bool) -> None:
+def timed_concurrently(runs: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Pairs of timed runs whose [started_at, finished_at] overlap on the same host, as warnings."""
+    spans = []
+    for source, env in runs:
+        start, end, host = env.get("started_at"), env.get("finished_at"), env.get("host")
+        if isinstance(start, str) and isinstance(end, str) and host:
+            spans.append((source, str(host), start, end))
+    out = []
+    for i, (a, host_a, start_a, end_a) in enumerate(spans):
+        for b, host_b, start_b, end_b in spans[i + 1 :]:
+            if host_a == host_b and start_a < end_b and start_b < end_a:
+                out.append(f"{a} and {b} were timed at the same time on {host_a}; their latencies may be too high")
+    return out
+
+
+def check_compatible(envs: Sequence[tuple[str, dict[str, Any]]], timed: bool) -> None:
+    """Refuse runs measured differently: torch and vbench versions, and for timed runs device, CPU, threads.
+
+    Raises:
+        UsageError: naming the first fact that differs and where (``--allow-mixed`` skips this check).
+    """
     keys = _ALWAYS + (_TIMED if timed else ())
     for key in keys:
         seen: dict[Any, str] = {}
@@ -50,8 +72,8 @@ def _check_compatible(envs: Sequence[tuple[str, dict[str, Any]]], timed: bool) -
         if len(seen) > 1:
             (a, sa), (b, sb) = list(seen.items())[:2]
             raise UsageError(
-                f"cannot merge runs with different {key}: {a!r} ({sa}) and {b!r} ({sb}); "
-                "pass --allow-mixed to merge them anyway"
+                f"cannot mix runs with different {key}: {str(a)[:60]!r} ({sa}) and {str(b)[:60]!r} ({sb}); "
+                "pass --allow-mixed to mix them anyway"
             )
 
 
@@ -72,7 +94,9 @@ def merge_runs(paths: Sequence[str | Path], allow_mixed: bool = False) -> MergeR
         raise UsageError("nothing to merge: the runs hold no rows")
     timed = any(r.get("n_samples") for _, rows, _ in loaded for r in rows)
     if not allow_mixed:
-        _check_compatible([(src, env) for src, _, env in loaded], timed)
+        check_compatible([(src, env) for src, _, env in loaded], timed)
+    concurrent = timed_concurrently([(src, env) for src, _, env in loaded]) if timed else []
+    concurrent += [f"{src}: {w}" for src, _, env in loaded for w in env.get("timed_concurrently") or []]
 
     merged: dict[tuple[str, ...], dict[str, Any]] = {}
     duplicated = []
@@ -93,6 +117,10 @@ def merge_runs(paths: Sequence[str | Path], allow_mixed: bool = False) -> MergeR
     environment = dict(next((env for _, _, env in loaded if env), {}))
     environment.pop("command", None)
     environment["merged_from"] = [src for src, _, _ in loaded]
+    environment.pop("started_at", None)
+    environment.pop("finished_at", None)
+    if concurrent:
+        environment["timed_concurrently"] = concurrent
     if "sweep" in environment:
         environment["sweep"] = {"all_jobs": list(all_jobs), "shard": None}
     position = {j: i for i, j in enumerate(all_jobs)}
@@ -103,6 +131,7 @@ def merge_runs(paths: Sequence[str | Path], allow_mixed: bool = False) -> MergeR
         missing=[j for j in all_jobs if j not in present],
         duplicated=duplicated,
         failed=failed,
+        warnings=concurrent,
     )
 
 

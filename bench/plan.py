@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import hashlib
-import importlib
 import itertools
 import json
 import multiprocessing
@@ -137,8 +136,8 @@ class Request:
     policy: SamplePolicy = field(default_factory=SamplePolicy)
     count_workers: int = 1
     """CPU processes that count (params, MACs) in parallel while planning."""
-    plugins: Sequence[str] = ()
-    """Plugin modules the counting processes import (to know the plugins' architectures)."""
+    plugins: Sequence[dict[str, Any]] = ()
+    """Plugins the counting processes load (records of :func:`bench.plugins.load_plugins`)."""
 
 
 @dataclass(frozen=True)
@@ -153,7 +152,7 @@ class Plan:
 
 
 def parse_int_list(text: str | Sequence[int] | None, what: str) -> list[int] | None:
-    """``"1,8"`` -> ``[1, 8]``; every value must be a positive integer."""
+    """``"1,8"`` -> ``[1, 8]``; every value must be a positive integer; repeats are folded (``"1,1"`` -> ``[1]``)."""
     if text is None:
         return None
     items = text.split(",") if isinstance(text, str) else list(text)
@@ -168,7 +167,7 @@ def parse_int_list(text: str | Sequence[int] | None, what: str) -> list[int] | N
         values.append(v)
     if not values:
         raise UsageError(f"--{what} is empty")
-    return values
+    return list(dict.fromkeys(values))
 
 
 def parse_arch_kwargs(items: Iterable[str]) -> dict[str, Any]:
@@ -185,10 +184,19 @@ def parse_arch_kwargs(items: Iterable[str]) -> dict[str, Any]:
             raise UsageError(f"--arch-kwargs takes key=value with a Python identifier as key; got '{item}'")
         try:
             value: Any = ast.literal_eval(raw.strip())
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
             value = raw.strip()
+        if key in _POSITIVE_KWARGS and (type(value) is not int or value < 1):
+            raise UsageError(f"--arch-kwargs {key} must be a positive integer; got {raw.strip()[:40]!r}")
         out[key] = value
     return out
+
+
+DEFAULT_CLASSES = 400
+"""Every model returns (batch, num_classes) logits, 400 classes unless ``num_classes`` says otherwise."""
+
+_POSITIVE_KWARGS = ("num_classes", "frames")
+"""Builder keywords that are counts: 0 classes or 0 frames build a model that measures nothing."""
 
 
 def resolve_archs(patterns: Sequence[str]) -> list[str]:
@@ -269,6 +277,10 @@ def _count(arch: str, thw: tuple[int, int, int], train: bool, kwargs: dict[str, 
     """
     try:
         counts = count(arch, (1, 3, *thw), train=train, **kwargs)
+        expected = (1, kwargs.get("num_classes", DEFAULT_CLASSES))
+        if len(counts.output_shape) != 2 or counts.output_shape != expected:
+            shown = "x".join(map(str, counts.output_shape))
+            return f"the model returned logits of shape {shown}; expected {expected[0]}x{expected[1]} (batch x classes)"
         if counter == "fvcore":
             from bench.fvcore_counter import fvcore_macs
 
@@ -282,16 +294,11 @@ def _count(arch: str, thw: tuple[int, int, int], train: bool, kwargs: dict[str, 
         return f"{type(e).__name__} while building or counting: {first}"[:500]
 
 
-def _import_plugins(plugins: Sequence[str]) -> None:
-    for module in plugins:
-        importlib.import_module(module)
-
-
 def _count_task(task: tuple[Any, ...]) -> Counts | str:
     return _count(*task)
 
 
-def _count_all(tasks: Sequence[tuple[Any, ...]], workers: int, plugins: Sequence[str]) -> list[Counts | str]:
+def _count_all(tasks: Sequence[tuple[Any, ...]], workers: int, plugins: Sequence[dict[str, Any]]) -> list[Counts | str]:
     """Count every (architecture, input), in ``workers`` CPU processes when that is more than one.
 
     The processes are spawned (a fresh interpreter imports torch; no state is
@@ -300,9 +307,11 @@ def _count_all(tasks: Sequence[tuple[Any, ...]], workers: int, plugins: Sequence
     workers = min(workers, len(tasks))
     if workers <= 1:
         return [_count_task(t) for t in tasks]
+    from bench.plugins import import_plugins
+
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_import_plugins, initargs=(tuple(plugins),)
+        workers, mp_context=context, initializer=import_plugins, initargs=(list(plugins),)
     ) as pool:
         return list(pool.map(_count_task, tasks))
 
@@ -318,7 +327,7 @@ def _choose(values: Sequence[str], allowed: Sequence[str], what: str) -> list[st
 
 def make_plan(request: Request) -> Plan:
     """Check the request and count every (architecture, input); raises UsageError on a mistake."""
-    dtypes = _choose(request.dtype.split(","), DTYPES, "dtype")
+    dtypes = list(dict.fromkeys(_choose(request.dtype.split(","), DTYPES, "dtype")))
     _choose([request.counter], COUNTERS, "counter")
     _choose([request.mode], MODES, "mode")
     batches = parse_int_list(request.batches, "batch") or [1]

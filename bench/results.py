@@ -5,8 +5,15 @@ A run directory holds:
 - ``results.jsonl``: one row per line, appended (and flushed to disk) as each
   row finishes, so an interrupted run keeps every finished row;
 - ``results.csv``: the rows, rewritten atomically after each architecture;
-- ``results.json``: schema version, environment and rows with their raw samples;
-- ``results.md``: the Markdown table (written by :mod:`bench.report`).
+- ``results.json``: schema version, environment, ``state`` and rows with their
+  raw samples; written with ``"state": "running"`` and no rows when the run
+  starts, and with every row when it ends (``complete``, or ``interrupted``);
+- ``results.md``: the Markdown table (written by :mod:`bench.report`);
+- ``logs/``: what each architecture's model printed (capped).
+
+While a run is open, or after it was killed, ``results.jsonl`` is the record of
+truth: readers take the rows from it whenever ``results.json`` is not
+``complete``, so an older ``results.json`` can never win.
 """
 
 from __future__ import annotations
@@ -25,7 +32,39 @@ from bench.errors import UsageError
 from bench.schema import COLUMNS, SCHEMA_VERSION, is_missing
 from bench.validate import load_results_doc
 
-__all__ = ["ResultsWriter", "atomic_write_text", "load_partial", "load_results", "rows_to_csv", "write_rows"]
+
+def read_text(path: Path, what: str) -> str:  # TEMP until validate.py offers it
+    return path.read_text(errors="replace")
+
+
+def check_results_doc(
+    doc: dict[str, Any], p: Path
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:  # TEMP
+    return doc["rows"], doc["environment"], doc
+
+
+__all__ = [
+    "STATES",
+    "ResultsWriter",
+    "atomic_write_text",
+    "load_partial",
+    "load_results",
+    "read_run",
+    "rows_to_csv",
+    "write_rows",
+]
+
+
+def _file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_MODE = _file_mode()
+"""What ``open`` would give a new file under this process's umask (``mkstemp`` makes them 0600)."""
+
+STATES = ("running", "interrupted", "complete")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -33,6 +72,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _MODE)
         with os.fdopen(fd, "w", newline="") as f:
             f.write(text)
             f.flush()
@@ -67,6 +107,9 @@ class ResultsWriter:
         self.environment = dict(environment)
         self.rows: list[dict[str, Any]] = []
         self._jsonl = self.out_dir / "results.jsonl"
+        for stale in ("csv", "md"):
+            self.paths[stale].unlink(missing_ok=True)
+        self._write_json("running")
         self._jsonl.write_text("")
 
     @property
@@ -85,15 +128,19 @@ class ResultsWriter:
         """Rewrite results.csv with every row so far."""
         atomic_write_text(self.paths["csv"], rows_to_csv(self.rows))
 
-    def finish(self, markdown: str) -> dict[str, Path]:
-        """Write the CSV, the JSON (with raw samples and the environment) and the Markdown table."""
-        self.checkpoint()
+    def _write_json(self, state: str) -> None:
         doc = {
             "schema_version": SCHEMA_VERSION,
+            "state": state,
             "environment": self.environment,
-            "rows": self.rows,
+            "rows": self.rows if state != "running" else [],
         }
         atomic_write_text(self.paths["json"], json.dumps(doc, indent=1, default=str) + "\n")
+
+    def finish(self, markdown: str, state: str = "complete") -> dict[str, Path]:
+        """Write the CSV, the JSON (with raw samples and the environment) and the Markdown table."""
+        self.checkpoint()
+        self._write_json(state)
         atomic_write_text(self.paths["md"], markdown)
         return self.paths
 
@@ -117,10 +164,44 @@ def _resolve(path: str | Path) -> Path:
     return p
 
 
-def _read(p: Path, shown: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows and environment of a ``results.json``, checked (it may hold no rows)."""
-    rows, env, _ = load_results_doc(p, shown)
-    return rows, env
+def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of a ``results.jsonl``; a last line cut short by a kill is skipped."""
+    rows = []
+    if path.is_file():
+        for line in read_text(path, "results").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+    return rows
+
+
+def read_run(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
+    """Rows, environment and state (``complete``, ``interrupted``, ``running``) of a run.
+
+    ``path`` is a run folder, its ``results.json`` or a file beside it. When
+    ``results.json`` is not ``complete``, the rows come from ``results.jsonl``
+    (the record of truth while a run is open), checked like the JSON's.
+
+    Raises:
+        UsageError: missing, unreadable, corrupt or schema-mismatched files.
+    """
+    p = _resolve(path)
+    folder = p.parent
+    if not p.exists() and (folder / "results.jsonl").is_file():
+        rows, env, state = _jsonl_rows(folder / "results.jsonl"), dict[str, Any](), "running"
+    else:
+        rows, env, doc = load_results_doc(p, path)
+        state = doc.get("state", "complete")
+        if state not in STATES:
+            raise UsageError(f"'{p}': unknown state {str(state)[:40]!r}")
+        if state == "complete":
+            return rows, env, state
+        rows = _jsonl_rows(folder / "results.jsonl")
+    rows, env, _ = check_results_doc({"schema_version": SCHEMA_VERSION, "environment": env, "rows": rows}, p)
+    return rows, env, state
 
 
 def load_results(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -129,34 +210,20 @@ def load_results(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]
     Raises:
         UsageError: missing, unreadable, corrupt, schema-mismatched or empty files.
     """
-    p = _resolve(path)
-    rows, env = _read(p, path)
+    rows, env, _ = read_run(path)
     if not rows:
-        raise UsageError(f"'{p}' holds no rows")
+        raise UsageError(f"'{_resolve(path)}' holds no rows")
     return rows, env
 
 
 def load_partial(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows and environment of a run folder that may have been interrupted.
-
-    A finished run has ``results.json``; an interrupted one only ``results.jsonl``
-    (its last line may be cut short and is then skipped; the environment is
-    unknown). A folder with neither gives no rows.
+    """Rows and environment of a run folder that may have been interrupted (or may hold nothing).
 
     Raises:
         UsageError: a ``results.json`` that is corrupt or of another schema version.
     """
     p = Path(path)
-    if (p / "results.json").exists():
-        return _read(p / "results.json", path)
-    rows = []
-    jsonl = p / "results.jsonl"
-    if jsonl.exists():
-        for line in jsonl.read_text(errors="replace").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
-    return rows, {}
+    if not (p / "results.json").exists() and not (p / "results.jsonl").exists():
+        return [], {}
+    rows, env, _ = read_run(p)
+    return rows, env

@@ -3,34 +3,51 @@
 The parent never initialises CUDA: it counts on the meta device (in
 :func:`bench.plan.make_plan`) and leaves every real forward to workers. A
 worker runs all configurations of one architecture, so a GPU sweep pays for
-process start and CUDA initialisation once per architecture. If a worker
-crashes, its unfinished rows become ``error`` rows; if it produces no row for
-``timeout`` seconds it is killed and its unfinished rows become ``timeout``
-rows. Either way the run goes on with the next architecture.
+process start and CUDA initialisation once per architecture.
+
+What a run guarantees (DESIGN.md, "Bad input gets a clear error, and nothing is lost"):
+
+- Results come back on a private pipe (:mod:`bench.worker`); the model's stdout
+  and stderr go to ``logs/<arch>.log`` in the run folder (capped at
+  :data:`LOG_CAP_BYTES`) and are never parsed, so nothing a model prints can
+  change, add or remove a row. An error row quotes the log's last lines.
+- A worker that crashes turns its unfinished rows into ``error`` rows (``oom``
+  when the kernel's OOM killer ended it); one that produces no row for
+  ``timeout`` seconds is killed and its rows become ``timeout`` rows. Either way
+  the run goes on with the next architecture.
+- Each worker is the leader of its own process group; when its job ends, the
+  group is killed, so nothing the model forked outlives it. An interruption
+  ends every live group, writes what finished and re-raises.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import platform
 import queue
+import re
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import archs
 from bench.env import environment
+from bench.errors import OutputError
+from bench.lifetime import LIVE, end_group
 from bench.plan import Config, Job, Plan
 from bench.results import ResultsWriter
 from bench.schema import config_key, make_row, row_key
-from bench.worker import PREFIX, encode_job
+from bench.worker import BOOTSTRAP, RESULT_FD_ENV, encode_job
 
 __all__ = ["STARTUP_S", "RunOutput", "job_row", "run_plan", "status_rows"]
 
@@ -60,122 +77,218 @@ def status_rows(
 STARTUP_S = 60.0
 """Seconds a worker gets, beyond ``timeout``, to start: import torch and the plugins, initialise CUDA."""
 
+LOG_CAP_BYTES = 1 << 20
+"""What one architecture's log keeps of its model's output (the rest is counted, not kept)."""
 
-def _worker_env() -> dict[str, str]:
-    """The worker imports bench (and plugins) from where this process does."""
+_POLL_S = 0.25
+
+
+def _worker_env(result_fd: int, slot: str | None) -> dict[str, str]:
+    """The worker's environment: where vbench lives, the private channel, its GPU (no working directory)."""
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parent.parent)
-    paths = [os.getcwd(), root, env.get("PYTHONPATH", "")]
-    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    env["VBENCH_ROOT"] = str(Path(__file__).resolve().parent.parent)
+    env["VBENCH_PARENT_PID"] = str(os.getpid())
+    env[RESULT_FD_ENV] = str(result_fd)
+    env["VBENCH_WORKER"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
+    if slot is not None:
+        env["CUDA_VISIBLE_DEVICES"] = slot
     return env
 
 
-def _tail(path: Path, lines: int = 1) -> str:
+def log_name(arch: str) -> str:
+    """The log file of an architecture (plugin names may hold any character)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", arch)[:100] + ".log"
+
+
+def _pump_log(stream: IO[bytes], path: Path, cap: int) -> None:
+    """Copy the model's stdout and stderr into ``path``, keeping at most ``cap`` bytes.
+
+    The pipe is always drained to its end (a worker blocked on a full pipe would
+    look like a hang), also when the log cannot be written (a full disk).
+    """
+    kept = dropped = 0
+    log: IO[bytes] | None = None
+    with contextlib.suppress(OSError):
+        log = path.open("ab")
+    with stream:
+        while chunk := stream.read1(65536):  # type: ignore[attr-defined]
+            room = max(cap - kept, 0) if log is not None else 0
+            if room:
+                try:
+                    log.write(chunk[:room])  # type: ignore[union-attr]
+                    log.flush()  # type: ignore[union-attr]
+                except OSError:
+                    room = 0
+            kept += min(room, len(chunk))
+            dropped += len(chunk) - min(room, len(chunk))
+    if log is not None:
+        with contextlib.suppress(OSError), log:
+            if dropped:
+                log.write(f"\n[vbench: {dropped} more bytes of output not kept]\n".encode())
+
+
+def _read_channel(fd: int, messages: queue.Queue[Any]) -> None:
+    """Parse the worker's private channel: one JSON object a line; ``None`` at its end."""
+    with os.fdopen(fd, "rb") as f:
+        for line in f:
+            try:
+                msg = json.loads(line.decode())
+                if not isinstance(msg, dict):
+                    raise ValueError("not an object")
+            except (UnicodeDecodeError, ValueError) as e:
+                msg = {"type": "bad", "why": f"unreadable message from the worker ({e})"}
+            messages.put(msg)
+    messages.put(None)
+
+
+def _log_tail(path: Path, lines: int = 3) -> str:
+    """The last lines of a log, printable and on one line."""
     try:
-        text = path.read_text(errors="replace").strip().splitlines()
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - 4096))
+            text = f.read().decode(errors="replace")
     except OSError:
         return ""
-    return " | ".join(text[-lines:])
+    kept = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("[vbench:")]
+    tail = " | ".join(kept[-lines:])
+    return "".join(ch if ch.isprintable() else "?" for ch in tail)[:300]
 
 
-def _kill(proc: subprocess.Popen[str]) -> None:
+def _oom_kills() -> int | None:
+    """The kernel's count of OOM kills in this cgroup (cgroup v2), or None where it is not readable."""
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, AttributeError):
-        proc.kill()
-    proc.wait()
+        for line in Path("/sys/fs/cgroup/memory.events").read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _exit_status(code: int, oom_before: int | None) -> tuple[str, str]:
+    """The status and reason for a worker that ended on its own before finishing its job."""
+    if code == -signal.SIGKILL:
+        after = _oom_kills()
+        if oom_before is not None and after is not None and after > oom_before:
+            return "oom", "worker killed by the kernel's out-of-memory killer (SIGKILL)"
+        return "error", "worker killed by SIGKILL (not by vbench)"
+    if code < 0:
+        return "error", f"worker killed by {signal.Signals(-code).name}"
+    return "error", f"worker exited with code {code}"
 
 
 def _run_worker(
     job: Job,
     plan: Plan,
     timeout: float,
-    plugins: Sequence[str],
+    plugins: Sequence[dict[str, Any]],
     parent_env: dict[str, Any],
     env_out: dict[str, Any],
+    log_dir: Path,
     slot: str | None = None,
+    max_memory: int | None = None,
+    stop: threading.Event | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield the rows of one job from a worker process, or failure rows for what it did not finish.
 
+    Results come on a private pipe; the model's output goes to ``log_dir``.
     ``slot``, when given, becomes the worker's ``CUDA_VISIBLE_DEVICES`` (its GPU is then ``cuda:0``).
     """
-    payload = encode_job(job, plan.request.policy, list(plugins))
-    worker_env = _worker_env()
-    if slot is not None:
-        worker_env["CUDA_VISIBLE_DEVICES"] = slot
-    with tempfile.NamedTemporaryFile("w+", prefix="vbench-worker-", suffix=".log", delete=False) as errf:
-        err_path = Path(errf.name)
+    payload = encode_job(job, plan.request.policy, list(plugins), max_memory).encode()
+    log_path = log_dir / log_name(job.arch)
+    with contextlib.suppress(OSError):  # no log folder (a full disk): the log pump copes
+        log_dir.mkdir(parents=True, exist_ok=True)
+    read_fd, write_fd = os.pipe()
+    oom_before = _oom_kills()
+    try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.worker"],
+            [sys.executable, "-c", BOOTSTRAP],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=errf,
-            text=True,
-            env=worker_env,
-            start_new_session=True,
-        )
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=read, daemon=True).start()
-    remaining = list(job.configs)
-    try:
-        assert proc.stdin is not None
-        proc.stdin.write(payload)
-        proc.stdin.close()
-        started = False  # until the worker reports its environment, it also has STARTUP_S to import and initialise
-        while remaining:
-            wait = timeout if started else timeout + STARTUP_S
-            try:
-                line = lines.get(timeout=wait)
-            except queue.Empty:
-                _kill(proc)
-                yield from status_rows(
-                    job, remaining, parent_env, "timeout", f"worker produced no row for {wait:g} s and was killed"
-                )
-                return
-            if line is None:
-                code = proc.wait()
-                why = _tail(err_path) or "no message"
-                yield from status_rows(job, remaining, parent_env, "error", f"worker exited with code {code}: {why}")
-                return
-            if not line.startswith(PREFIX):
-                continue  # whatever the model printed
-            msg = json.loads(line[len(PREFIX) :])
-            if msg["type"] == "env":
-                started = True
-                env_out.update(msg["env"])
-            elif msg["type"] == "row":
-                remaining.pop(0)
-                yield msg["row"]
-    except BrokenPipeError:
-        code = proc.wait()
-        yield from status_rows(
-            job, remaining, parent_env, "error", f"worker exited with code {code}: {_tail(err_path)}"
+            stderr=subprocess.STDOUT,
+            env=_worker_env(write_fd, slot),
+            pass_fds=(write_fd,),
+            start_new_session=True,  # its own process group: one killpg ends it and what it forks
         )
     finally:
-        if proc.poll() is None:
+        os.close(write_fd)
+    LIVE.add(proc)
+    messages: queue.Queue[Any] = queue.Queue()
+    assert proc.stdout is not None and proc.stdin is not None
+    threads = [
+        threading.Thread(target=_read_channel, args=(read_fd, messages), daemon=True),
+        threading.Thread(target=_pump_log, args=(proc.stdout, log_path, LOG_CAP_BYTES), daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    remaining = list(job.configs)
+
+    def failed(status: str, why: str) -> list[dict[str, Any]]:
+        tail = _log_tail(log_path)
+        where = f"log: {log_path.parent.name}/{log_path.name}"
+        error = f"{why}; last output: {tail} ({where})" if tail else f"{why} ({where})"
+        return status_rows(job, remaining, parent_env, status, error[:500])
+
+    try:
+        try:
+            proc.stdin.write(payload)
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass  # the worker died at once; its exit code tells why
+        started = False  # until the worker reports its environment, it also has STARTUP_S to start
+        deadline = time.monotonic() + timeout + STARTUP_S
+        exited_at: float | None = None
+        while remaining:
+            if stop is not None and stop.is_set():
+                return
             try:
+                msg = messages.get(timeout=_POLL_S)
+            except queue.Empty:
+                now = time.monotonic()
+                if proc.poll() is not None:
+                    # The worker is gone; its channel ends at once unless a descendant kept it open.
+                    exited_at = exited_at or now
+                    if now - exited_at > 2.0:
+                        msg = None
+                    else:
+                        continue
+                elif now > deadline:
+                    end_group(proc)
+                    wait = timeout if started else timeout + STARTUP_S
+                    yield from failed("timeout", f"worker produced no row for {wait:g} s and was killed")
+                    return
+                else:
+                    continue
+            if msg is None:
+                end_group(proc)  # reap it, and anything it forked
+                status, why = _exit_status(proc.returncode, oom_before)
+                yield from failed(status, why)
+                return
+            if msg.get("type") == "env" and isinstance(msg.get("env"), dict):
+                started = True
+                env_out.update(msg["env"])
+            elif msg.get("type") == "row" and isinstance(msg.get("row"), dict):
+                remaining.pop(0)
+                yield msg["row"]
+            else:
+                end_group(proc)
+                yield from failed("error", str(msg.get("why") or "unexpected message from the worker"))
+                return
+            deadline = time.monotonic() + timeout
+    finally:
+        if not remaining and proc.poll() is None:  # done: give it a moment to exit by itself
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                _kill(proc)
-        err_path.unlink(missing_ok=True)
+        end_group(proc)  # whatever the model forked dies with the job
+        LIVE.discard(proc)
+        for t in threads:
+            t.join(timeout=2)
 
 
 def _job_rows(
-    job: Job,
-    plan: Plan,
-    timeout: float,
-    plugins: Sequence[str],
-    env: dict[str, Any],
-    worker_env: dict[str, Any],
-    slot: str | None = None,
+    job: Job, plan: Plan, env: dict[str, Any], measure: Callable[[Job], Iterator[dict[str, Any]]]
 ) -> Iterator[dict[str, Any]]:
     """Error rows for the inputs the model failed to build or count at; then what the static count or the worker gives."""
     for config in job.configs:
@@ -187,7 +300,11 @@ def _job_rows(
     if plan.request.static:
         yield from (job_row(job, config, env) for config in job.configs)
     else:
-        yield from _run_worker(job, plan, timeout, plugins, env, worker_env, slot)
+        yield from measure(job)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def run_plan(
@@ -195,72 +312,119 @@ def run_plan(
     out_dir: Path,
     *,
     timeout: float = 600.0,
-    plugins: Sequence[str] = (),
+    plugins: Sequence[dict[str, Any]] = (),
     on_row: RowCallback | None = None,
     markdown: Callable[[list[dict[str, Any]]], str] | None = None,
     command: Sequence[str] = (),
     slots: Sequence[str | None] = (None,),
     previous: Sequence[dict[str, Any]] = (),
     extra_env: Mapping[str, Any] | None = None,
+    max_memory: int | None = None,
 ) -> RunOutput:
     """Measure every job of ``plan``; rows go to ``out_dir`` as they finish.
+
+    An interruption (:class:`~bench.lifetime.Interrupted`, ``KeyboardInterrupt``) or
+    a failure to write ends every worker and their children, writes what finished
+    (``results.json`` with ``"state": "interrupted"``) and re-raises; the exception
+    carries ``kept``, the number of rows on disk.
 
     Args:
         timeout: Seconds a worker may go without producing a row before it is killed (plus
             :data:`STARTUP_S` before its first message, for imports and CUDA initialisation).
-        plugins: Modules the workers import first (to register more architectures).
+        plugins: Plugins the workers load first (:func:`bench.plugins.load_plugins`'s records).
         on_row: Called with each row as it arrives (progress display).
         markdown: Renders the final Markdown table (from :mod:`bench.report`).
-        command: The command line that asked for the run, kept in the environment (so that
-            ``vbench compare`` can print the command that refreshes a baseline).
+        command: The command line that asked for the run, kept in the environment.
         slots: Where workers run at the same time: one ``CUDA_VISIBLE_DEVICES`` value per GPU
             (``("0", "1")``), or ``(None,)`` for one worker at a time on what the process sees.
             A slot runs one worker at a time, so two timing jobs never share a GPU.
         previous: Rows of an earlier run to keep (``--only-missing``); they are written first.
-        extra_env: More facts for the environment (the sweep and shard this run is).
+        extra_env: More facts for the environment (the sweep and shard this run is, the options).
+        max_memory: Bytes a configuration may be estimated to need (default: what the device has free).
     """
     env = environment(None)
-    env["device"] = plan.device
-    env["command"] = list(command)
+    env.update(device=plan.device, command=list(command), plugins=list(plugins), host=platform.node())
+    env.update(started_at=_now(), max_memory=max_memory)
     env.update(extra_env or {})
     writer = ResultsWriter(out_dir, env)
-    for row in previous:
-        writer.append(row)
     lock = threading.Lock()
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    @contextlib.contextmanager
+    def writing() -> Iterator[None]:
+        try:
+            yield
+        except OSError as e:
+            raise OutputError(
+                f"cannot write to '{out_dir}': {e.strerror or e}; the {len(writer.rows)} rows finished "
+                "before are in results.jsonl"
+            ) from None
+
+    def keep(row: dict[str, Any]) -> None:
+        with writing():
+            writer.append(row)
+
+    def measure(job: Job, slot: str | None, worker_env: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        return _run_worker(job, plan, timeout, plugins, env, worker_env, out_dir / "logs", slot, max_memory, stop)
 
     def run_job(job: Job, slot: str | None) -> None:
         worker_env: dict[str, Any] = {}
-        for row in _job_rows(job, plan, timeout, plugins, env, worker_env, slot):
+        for row in _job_rows(job, plan, env, lambda j: measure(j, slot, worker_env)):
             with lock:
-                writer.append(row)
+                keep(row)
                 if on_row is not None:
                     on_row(row)
-        with lock:
+        with lock, writing():
             writer.checkpoint()
             writer.environment.update(worker_env)
 
-    if len(slots) <= 1 or len(plan.jobs) <= 1:
-        for job in plan.jobs:
-            run_job(job, slots[0] if slots else None)
-    else:
-        todo: queue.Queue[Job] = queue.Queue()
-        for job in plan.jobs:
-            todo.put(job)
-
-        def drain(slot: str | None) -> None:
-            while True:
+    def drain(todo: queue.Queue[Job], slot: str | None) -> None:
+        try:
+            while not stop.is_set():
                 try:
                     job = todo.get_nowait()
                 except queue.Empty:
                     return
                 run_job(job, slot)
+        except BaseException as e:  # handed to the main thread, which ends the run
+            failures.append(e)
+            stop.set()
 
-        threads = [threading.Thread(target=drain, args=(slot,), name=f"vbench-slot-{slot}") for slot in slots]
+    threads: list[threading.Thread] = []
+    try:
+        for row in previous:
+            keep(row)
+        if len(slots) <= 1 or len(plan.jobs) <= 1:
+            for job in plan.jobs:
+                run_job(job, slots[0] if slots else None)
+        else:
+            todo: queue.Queue[Job] = queue.Queue()
+            for job in plan.jobs:
+                todo.put(job)
+            threads = [
+                threading.Thread(target=drain, args=(todo, slot), name=f"vbench-slot-{slot}", daemon=True)
+                for slot in slots
+            ]
+            for t in threads:
+                t.start()
+            while any(t.is_alive() for t in threads):
+                for t in threads:
+                    t.join(timeout=_POLL_S)  # short waits: a signal reaches this thread at once
+            if failures:
+                raise failures[0]
+    except BaseException as e:
+        stop.set()
+        LIVE.end_all()
         for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+            t.join(timeout=2)
+        writer.environment["finished_at"] = _now()
+        with contextlib.suppress(OSError):
+            writer.finish(markdown(writer.rows) if markdown else "", state="interrupted")
+        e.kept = len(writer.rows)  # type: ignore[attr-defined]
+        raise
     writer.rows[len(previous) :] = sorted(writer.rows[len(previous) :], key=_plan_order(plan))
+    writer.environment["finished_at"] = _now()
     paths = writer.finish(markdown(writer.rows) if markdown else "")
     return RunOutput(rows=writer.rows, environment=writer.environment, paths=paths)
 

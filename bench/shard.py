@@ -118,6 +118,7 @@ def prepare_sweep(
     shard: str | None = None,
     only_missing_in: Path | None = None,
     gpus: str | None = None,
+    allow_mixed: bool = False,
 ) -> Sweep:
     """Narrow a full plan to this process's work; every check happens here, before any timing.
 
@@ -128,6 +129,8 @@ def prepare_sweep(
         shard: ``"I/N"``: keep shard I of N.
         only_missing_in: A run folder: keep its finished rows and plan only what it lacks.
         gpus: ``"0,1"``: one worker per GPU at a time.
+        allow_mixed: With ``only_missing_in``, keep rows measured in another environment
+            (other torch, vbench, CPU, GPU or thread count); refused otherwise.
     """
     from bench.plan import make_plan, resolve_device, resolve_gpus
     from bench.results import load_partial
@@ -141,6 +144,12 @@ def prepare_sweep(
     plan: Plan = mine
     previous: list[dict[str, Any]] = []
     if only_missing_in is not None:
-        rows, _ = load_partial(only_missing_in)
+        rows, env = load_partial(only_missing_in)
+        if rows and not allow_mixed:
+            from bench.env import environment
+            from bench.merge import check_compatible
+
+            timed = not full.request.static or any(r.get("n_samples") for r in rows)
+            check_compatible([(str(only_missing_in), env), ("this run", environment(None))], timed)
         plan, previous = remaining_plan(mine, rows)
     return Sweep(plan=plan, previous=previous, slots=slots, environment={"sweep": sweep})

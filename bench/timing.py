@@ -94,8 +94,12 @@ class SamplePolicy:
     max_samples: int = 100_000
 
     def __post_init__(self) -> None:
+        if not all(math.isfinite(v) for v in (self.min_time, self.max_time)):
+            raise ValueError("min_time and max_time must be finite numbers of seconds")
         if self.warmup < 0 or self.repeats < 1 or self.min_time < 0 or self.max_time <= 0:
             raise ValueError("warmup >= 0, repeats >= 1, min_time >= 0 and max_time > 0 are required")
+        if self.min_time > self.max_time:
+            raise ValueError(f"min_time ({self.min_time:g} s) cannot exceed max_time ({self.max_time:g} s)")
 
 
 @dataclass(frozen=True)

@@ -1,27 +1,47 @@
 """A worker process: measures every configuration of one architecture.
 
-Started by :mod:`bench.runner` as ``python -m bench.worker``; reads one job as
-JSON on stdin and writes one line per message on stdout, each prefixed with
-:data:`PREFIX` so that anything a model prints is ignored: first the
-environment, then one results row per configuration as soon as it is measured.
-An out-of-memory error in one configuration becomes an ``oom`` row and the
-worker goes on with the next; any other exception becomes an ``error`` row.
+Started by :mod:`bench.runner` through :data:`BOOTSTRAP`. It reads one job as
+JSON on stdin and sends its messages on a private pipe whose file descriptor
+is in ``VBENCH_RESULT_FD``: first the environment, then one results row per
+configuration as soon as it is measured, one JSON object a line. Whatever the
+model prints goes to stdout and stderr, which the parent writes to a log and
+never parses, so nothing a model prints or writes can change, add or remove a
+row. An out-of-memory error in one configuration becomes an ``oom`` row and the
+worker goes on with the next; a configuration whose estimated memory exceeds
+what the device has free becomes a ``skipped`` row; any other exception
+becomes an ``error`` row.
 """
 
 from __future__ import annotations
 
-import importlib
+import functools
 import json
+import os
 import sys
 import traceback
 from dataclasses import asdict
-from typing import Any
+from typing import Any, BinaryIO
 
-PREFIX = "@@vbench "
+RESULT_FD_ENV = "VBENCH_RESULT_FD"
+
+BOOTSTRAP = (
+    "import os, sys\n"
+    "cwd = os.getcwd()\n"
+    "sys.path[:] = [p for p in sys.path if p not in ('', '.', cwd)]\n"
+    "sys.path.append(os.environ['VBENCH_ROOT'])\n"
+    "from bench.worker import main\n"
+    "sys.exit(main())\n"
+)
+"""What ``python -c`` runs: the working directory leaves ``sys.path`` before anything is imported.
+
+A ``json.py`` or ``inspect.py`` where the user happens to run vbench must not be
+executed by the workers; vbench's own folder goes to the *end* of the path, so it
+can never shadow the standard library or torch.
+"""
 
 
-def encode_job(job: Any, policy: Any, plugins: list[str]) -> str:
-    """The JSON a worker reads (``job`` is a :class:`bench.plan.Job`)."""
+def encode_job(job: Any, policy: Any, plugins: list[dict[str, Any]], max_memory: int | None = None) -> str:
+    """The JSON a worker reads (``job`` is a :class:`bench.plan.Job`; plugins as :func:`bench.plugins.load_plugins`)."""
     return json.dumps(
         {
             "arch": job.arch,
@@ -30,24 +50,55 @@ def encode_job(job: Any, policy: Any, plugins: list[str]) -> str:
             "counts": {",".join(map(str, k)): asdict(v) for k, v in job.counts.items()},
             "policy": asdict(policy),
             "plugins": plugins,
+            "max_memory": max_memory,
         }
     )
 
 
-def _emit(kind: str, payload: dict[str, Any]) -> None:
-    sys.stdout.write(PREFIX + json.dumps({"type": kind, **payload}, default=str) + "\n")
-    sys.stdout.flush()
+class _Channel:
+    """The private pipe to the parent; a child the model forks loses it at once."""
+
+    def __init__(self, fd: int) -> None:
+        os.set_inheritable(fd, False)  # never passed to a program the model starts
+        self._file: BinaryIO = os.fdopen(fd, "wb")
+        self._fd = fd
+        os.register_at_fork(after_in_child=self._drop)
+
+    def _drop(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._fd)  # the forked child's copy now points nowhere: no row can come from it
+        os.close(devnull)
+
+    def send(self, kind: str, payload: dict[str, Any]) -> None:
+        line = json.dumps({"type": kind, **payload}, default=str, allow_nan=True) + "\n"
+        self._file.write(line.encode())
+        self._file.flush()
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
 def main() -> int:
-    spec = json.loads(sys.stdin.read())
-    for module in spec.get("plugins", []):
-        importlib.import_module(module)
+    channel = _Channel(int(os.environ[RESULT_FD_ENV]))
+    spec = json.loads(sys.stdin.buffer.read())
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)  # a model that reads stdin gets end-of-file, not the parent's pipe
+    os.close(devnull)
+
+    from bench.lifetime import watch_parent
+
+    watch_parent(int(os.environ.get("VBENCH_PARENT_PID", os.getppid())))
+
+    from bench.plugins import import_plugins
+
+    import_plugins(spec.get("plugins", []))
 
     import archs
     from bench.counting import Counts
     from bench.env import environment
-    from bench.measure import is_oom, measure_config, setup_device
+    from bench.measure import device_free_bytes, estimate_bytes, is_oom, measure_config, setup_device, unsupported
     from bench.plan import Config
     from bench.schema import make_row
     from bench.timing import SamplePolicy
@@ -62,31 +113,35 @@ def main() -> int:
     device = configs[0].device if configs else "cpu"
     setup_device(device)
     env = environment(device)
-    _emit("env", {"env": env})
+    channel.send("env", {"env": env})
 
     for config in configs:
         c = counts[(config.frames, config.height, config.width)]
+        row = functools.partial(make_row, config, family=family, env=env, counts=c, job_id=spec["id"])
+        why = unsupported(config)
+        if why:
+            channel.send("row", {"row": row(status="unsupported", error=why)})
+            continue
+        need = estimate_bytes(c, config)
+        limit = spec.get("max_memory") or device_free_bytes(device)
+        if limit is not None and need > limit:
+            channel.send("row", {"row": row(status="skipped", error=_skip_reason(need, limit, spec))})
+            continue
         try:
-            result = measure_config(config, policy)
-            row = make_row(
-                config,
-                family=family,
-                env=env,
-                counts=c,
-                measurement=result.measurement,
-                memory=result.memory,
-                job_id=spec["id"],
-            )
+            result = measure_config(config, policy, expected_shape=(config.batch, *c.output_shape[1:]))
+            out = row(measurement=result.measurement, memory=result.memory)
         except Exception as e:
             status = "oom" if is_oom(e) else "error"
-            message = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
             if status == "error":
                 traceback.print_exc(file=sys.stderr)
-            row = make_row(
-                config, family=family, env=env, counts=c, status=status, error=message[:500], job_id=spec["id"]
-            )
-        _emit("row", {"row": row})
+            out = row(status=status, error=_first_line(e)[:500])
+        channel.send("row", {"row": out})
     return 0
+
+
+def _skip_reason(need: int, limit: int, spec: dict[str, Any]) -> str:
+    where = "--max-memory" if spec.get("max_memory") else "free on the device"
+    return f"estimated memory {need / 2**30:.2f} GiB exceeds {limit / 2**30:.2f} GiB ({where})"
 
 
 if __name__ == "__main__":

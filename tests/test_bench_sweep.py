@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 from bench.cli import app
 from bench.errors import UsageError
 from bench.merge import merge_runs
-from bench.plan import Request, make_plan, resolve_gpus
+from bench.plan import Config, Request, make_plan, resolve_gpus
 from bench.results import load_results
 from bench.runner import run_plan
-from bench.schema import COLUMNS, row_key
+from bench.schema import make_row, row_key
 from bench.shard import assign_shards, parse_shard, prepare_sweep, remaining_plan, select_shard
 
 runner = CliRunner()
@@ -119,7 +119,8 @@ def test_gpu_slots_run_one_worker_each_and_a_crash_loses_nothing(tmp_path):
         from bench.timing import SamplePolicy
         plan = make_plan(Request(archs=["fake_slot1", "fake_slot2", "fake_crash", "fake_slot3", "fake_slot4"],
                                  device="cpu", batches=[1, 2], policy=SamplePolicy(warmup=0, repeats=3)))
-        run_plan(plan, Path({str(tmp_path / "run")!r}), slots=("0", "1"), plugins=["fake_archs"])
+        from bench.plugins import load_plugins
+        run_plan(plan, Path({str(tmp_path / "run")!r}), slots=("0", "1"), plugins=load_plugins(["fake_archs"]))
     """)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([PLUGINS, str(ROOT)]), VBENCH_SLOT_LOG=str(log))
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=180)
@@ -214,14 +215,9 @@ def test_a_gpu_that_is_not_there(monkeypatch):
 
 def test_merging_runs_from_different_machines_is_refused(tmp_path):
     def save(name, env):
-        row = {
-            **dict.fromkeys(COLUMNS),
-            "arch": "r3d_18",
-            "batch": 1,
-            "status": "ok",
-            "n_samples": 5,
-            "latency_ms": 1.0,
-        }
+        config = Config(arch="r3d_18", batch=1, frames=16, height=112, width=112, device="cuda")
+        row = make_row(config, family="resnet", env=env, counts=None)
+        row.update(n_samples=5, latency_ms=1.0)
         (tmp_path / name).mkdir()
         (tmp_path / name / "results.json").write_text(json.dumps({"schema_version": 1, "environment": env,
                                                                   "rows": [row]}))  # fmt: skip

@@ -1,0 +1,118 @@
+"""Process lifetime: a run owns its process tree.
+
+The parent turns SIGINT, SIGTERM and SIGHUP into :class:`Interrupted` (raised in
+the main thread), so that the runner can end every worker, write what finished
+and exit with 128 + the signal's number. Workers run in their own process
+group (their own session), so a worker and anything it forked are ended with
+one ``killpg``; a worker watches its parent and ends its own group when the
+parent is gone (SIGKILL leaves the parent no chance to clean up).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["LIVE", "Interrupted", "end_group", "signals_interrupt", "watch_parent"]
+
+_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
+
+
+class Interrupted(BaseException):
+    """A signal asked this process to stop (a BaseException, like KeyboardInterrupt)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+@contextlib.contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """Within the block, SIGINT/SIGTERM/SIGHUP raise :class:`Interrupted` once; later ones are ignored.
+
+    Only the main thread can install handlers; elsewhere the block changes nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = threading.Event()
+
+    def handler(signum: int, _frame: Any) -> None:
+        if fired.is_set():
+            return  # a second Ctrl-C while the run cleans up: cleaning up is already under way
+        fired.set()
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in _SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def end_group(proc: subprocess.Popen[Any]) -> None:
+    """SIGKILL ``proc``'s process group (the worker and whatever it forked), then reap ``proc``."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    except AttributeError:  # pragma: no cover - no process groups (Windows)
+        proc.kill()
+    with contextlib.suppress(ChildProcessError):
+        proc.wait()
+
+
+class _Live:
+    """The worker processes running now, so that an interruption can end them all."""
+
+    def __init__(self) -> None:
+        self._procs: set[subprocess.Popen[Any]] = set()
+        self._lock = threading.Lock()
+
+    def add(self, proc: subprocess.Popen[Any]) -> None:
+        with self._lock:
+            self._procs.add(proc)
+
+    def discard(self, proc: subprocess.Popen[Any]) -> None:
+        with self._lock:
+            self._procs.discard(proc)
+
+    def end_all(self) -> None:
+        with self._lock:
+            procs = list(self._procs)
+        for proc in procs:
+            end_group(proc)
+
+
+LIVE = _Live()
+
+
+def watch_parent(parent_pid: int, poll_s: float = 0.2) -> None:
+    """In a worker: when ``parent_pid`` is no longer our parent, SIGKILL our own process group.
+
+    Polls from a daemon thread (PyTorch's kernels release the GIL, so the thread
+    runs while the model computes). Killing the group, not only this process,
+    also ends any child the model forked.
+    """
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                try:
+                    os.killpg(os.getpgid(0), signal.SIGKILL)
+                finally:
+                    os._exit(137)
+            time.sleep(poll_s)
+
+    threading.Thread(target=watch, name="vbench-parent-watch", daemon=True).start()
