@@ -34,6 +34,22 @@ _FAMILY_COLOURS = {
 _OTHER = "#7f7f7f"
 
 
+def _literal(text: object) -> str:
+    """Text from a run or a plugin (an architecture name, a device name) as matplotlib shows it literally.
+
+    matplotlib reads text between two ``$`` as mathtext: a name such as
+    ``a$\\frac$b`` would stop the report with a parse error, after some files
+    were written. An escaped ``\\$`` is a plain dollar sign.
+    """
+    return str(text).replace("$", r"\$")
+
+
+def _legend_label(text: object) -> str:
+    """:func:`_literal`, and not hidden: matplotlib leaves out legend labels that start with ``_``."""
+    label = _literal(text)
+    return " " + label if label.startswith("_") else label
+
+
 def _save(fig: Figure, stem: Path) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
@@ -158,14 +174,14 @@ def plot_tradeoff(frame: Any, cost: str, stem: Path) -> list[Path]:
     markers = dict(zip(sorted(set(data["input"])), "os^DvP*X"))
     for family, group in data.groupby("family", sort=True):
         colour = _FAMILY_COLOURS.get(str(family), _OTHER)
-        ax.scatter([], [], color=colour, marker="o", label=str(family))
+        ax.scatter([], [], color=colour, marker="o", label=_legend_label(family))
         for r in group.itertuples():
             ax.scatter(
                 getattr(r, cost), r.top1, s=42, color=colour, marker=markers[r.input], zorder=3, edgecolor="white"
             )
-            items.append((getattr(r, cost), r.top1, r.arch))
+            items.append((getattr(r, cost), r.top1, _literal(r.arch)))
     for clip, marker in markers.items():
-        ax.scatter([], [], color="0.3", marker=marker, label=f"input {clip}")
+        ax.scatter([], [], color="0.3", marker=marker, label=_legend_label(f"input {clip}"))
     frontier = _frontier(ax, [(getattr(r, cost), r.top1) for r in data.itertuples() if getattr(r, flag) is True])
     ax.set_xscale("log")
     if cost == "gmacs":
@@ -173,7 +189,7 @@ def plot_tradeoff(frame: Any, cost: str, stem: Path) -> list[Path]:
         ax.set_title("Published top-1 vs MACs")
     else:
         timing = sorted({t for t in data["timing"] if t})
-        ax.set_xlabel("latency (ms, log scale): " + "; ".join(timing)[:90])
+        ax.set_xlabel(_literal("latency (ms, log scale): " + "; ".join(timing)[:90]))
         ax.set_title("Published top-1 vs measured latency")
     ax.set_ylabel("top-1 (%) as published at the same input")
     ax.grid(True, which="both", alpha=0.3)
@@ -200,7 +216,7 @@ def plot_variants(sweep: Sequence[dict[str, Any]], resnets: Sequence[dict[str, A
         value = next((r["gmacs"] for r in sweep if r["arch"] == end), None)
         if value is not None:
             left.axhline(value, color="0.4", ls=style, lw=1, label=f"{end.upper()} ({value:.1f})")
-    left.set_xticks(range(len(splits)), splits, rotation=45, ha="right", fontsize=8)
+    left.set_xticks(range(len(splits)), [_literal(s) for s in splits], rotation=45, ha="right", fontsize=8)
     left.set_xlabel("split point: first block of the upper part")
     left.set_ylabel("GMACs per clip (3x64x224x224)")
     left.set_title("Mixed 2D/3D Inception (Xie et al., ECCV 2018)")
@@ -219,12 +235,12 @@ def plot_variants(sweep: Sequence[dict[str, Any]], resnets: Sequence[dict[str, A
             name = {"mc": "MCx", "rmc": "rMCx"}[family]
             right.plot([p[1] for p in pts], [p[2] for p in pts], marker=marker, color=_FAMILY_COLOURS[family],
                        label=f"{name}, x = 2..5 in order", zorder=3)  # fmt: skip
-            items += [(p[1], p[2], p[3]) for p in pts]
+            items += [(p[1], p[2], _literal(p[3])) for p in pts]
             lines.append(([p[1] for p in pts], [p[2] for p in pts]))
     for r in resnets:
         if r["family"] not in ("mc", "rmc") and r["top1"] is not None:
             right.scatter(r["gmacs"], r["top1"], marker="D", color=_FAMILY_COLOURS.get(r["family"], _OTHER), zorder=3)
-            items.append((r["gmacs"], r["top1"], r["arch"]))
+            items.append((r["gmacs"], r["top1"], _literal(r["arch"])))
     right.set_xlabel("GMACs per clip (3x16x112x112)")
     right.set_ylabel("top-1 (%), Kinetics-400, 10 clips, from scratch (VMZ)")
     right.set_title("Mixed convolutions (Tran et al., CVPR 2018)")
@@ -265,7 +281,7 @@ def plot_scaling(rows: Sequence[dict[str, Any]], stem: Path) -> list[Path]:
                     xs, ys = zip(*pts)
                     ticks.update(xs)
                     ax.plot(xs, [y / ys[0] for y in ys], style, marker="o", ms=3, color=colour,
-                            label=None if per_iter else label)  # fmt: skip
+                            label=None if per_iter else _legend_label(label))  # fmt: skip
         ax.plot([], [], "-", color="0.3", label="MACs per iteration")
         ax.plot([], [], "--", color="0.3", label="latency")
         ax.set_xscale("log", base=2)

@@ -15,6 +15,7 @@ Numbers come from :mod:`bench.analysis`; this module joins, selects and formats.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,17 @@ import pandas as pd
 
 import archs
 from bench.analysis import fit_growth, pareto_front
-from bench.report import markdown_table
+from bench.errors import OutputError, UsageError
+from bench.report import markdown_table, md_code, md_escape, md_image
 from bench.schema import clip_of, is_missing
-from bench.validate import ACCURACY_COLUMNS, load_accuracy
+from bench.validate import ACCURACY_COLUMNS, load_accuracy, show_path
 
 __all__ = [
     "ACCURACY_COLUMNS",
+    "MANIFEST",
+    "REPORT_FILES",
     "accuracy_records",
+    "check_report_folder",
     "failures_frame",
     "load_accuracy",
     "paper_frame",
@@ -272,7 +277,7 @@ def tradeoff_markdown(
     lines = [
         "# vbench report",
         "",
-        f"From {', '.join(f'`{s}`' for s in sources)}. MACs are multiply-accumulates of conv, linear and matmul "
+        f"From {', '.join(md_code(s) for s in sources)}. MACs are multiply-accumulates of conv, linear and matmul "
         "layers (what the papers call FLOPs; FLOPs = 2 x MACs), per clip. Latency: median per iteration of the "
         "row named under *timing*. Top-1 is published at the same input (dataset, views and pretraining as listed; "
         "they differ between papers, so compare within a family first). Pareto: no other architecture is at most "
@@ -295,11 +300,14 @@ def tradeoff_markdown(
     lines += markdown_table(header, body, left=("arch", "input", "dataset, views, pretrain", "status"))
     timings = sorted({t for t in trade["timing"] if t})
     if timings:
-        lines += ["", "Timing rows: " + "; ".join(timings) + "."]
+        lines += ["", "Timing rows: " + "; ".join(md_escape(t) for t in timings) + "."]
     sourced = trade[trade["accuracy_source"].notna()]
     if len(sourced):
         lines += ["", "Accuracy sources:", ""]
-        lines += [f"- {r.arch} at {r.input}: {r.accuracy_source}" for r in sourced.itertuples()]
+        lines += [
+            f"- {md_escape(r.arch)} at {md_escape(r.input)}: {md_escape(r.accuracy_source)}"
+            for r in sourced.itertuples()
+        ]
     lines += ["", "## Failures", ""]
     if len(failures):
         lines += markdown_table(
@@ -340,6 +348,87 @@ def tradeoff_markdown(
 
 # ---------------------------------------------------------------- the whole report
 
+MANIFEST = ".vbench-report.json"
+"""Written into the report folder: the names of the files ``vbench report`` wrote there."""
+
+_TABLES = ("tradeoff", "paper", "scaling", "failures")
+_FIGURES = ("tradeoff_gmacs", "tradeoff_latency", "scaling", "mixed_variants")
+REPORT_FILES = frozenset(
+    {"report.md", *(f"{t}.csv" for t in _TABLES), *(f"{f}.{ext}" for f in _FIGURES for ext in ("png", "svg"))}
+)
+"""Every name a report may write. A folder without a manifest that holds only these is taken for a report."""
+
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.\w+\.tmp$")
+"""What an interrupted atomic write leaves behind: ``.report.md.k3j2x9ab.tmp``."""
+
+
+def _read_manifest(folder: Path) -> set[str] | None:
+    """The names a manifest lists; None where there is none or it is not one (then the names are the known ones)."""
+    path = folder / MANIFEST
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > 1_000_000:
+            return None
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    files = doc.get("files") if isinstance(doc, dict) else doc
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        return None
+    return set(files)
+
+
+def check_report_folder(out_dir: Path, overwrite: bool = False) -> set[str]:
+    """Refuse a report folder that would clobber what vbench did not write there; return the names it did write.
+
+    A folder that holds only what an earlier ``vbench report`` wrote (the names
+    in its manifest, or, without a manifest, only names a report writes: how the
+    committed ``reports/report/`` and ``reports/scaling/`` came to be) may be
+    rewritten: regenerating a committed report is the normal use. Anything else
+    in it (another file, a folder, a link) is refused unless ``overwrite``, and
+    even then it is left where it is and not listed as the report's.
+
+    Raises:
+        UsageError: ``out_dir`` is a file (or not a folder), or it holds files
+            vbench report did not write and ``overwrite`` is false.
+    """
+    if not out_dir.exists() and not out_dir.is_symlink():
+        return set()
+    if not out_dir.is_dir():
+        what = "a file" if out_dir.is_file() else "not a folder"
+        raise UsageError(f"{show_path(out_dir)} is {what}; choose a folder for the report (--out)")
+    try:
+        entries = sorted(p.name for p in out_dir.iterdir())
+    except OSError as e:
+        raise OutputError(f"cannot read the report folder {show_path(out_dir)}: {e.strerror or e}") from None
+    listed = _read_manifest(out_dir)
+    known = REPORT_FILES if listed is None else listed
+    ours: set[str] = set()
+    foreign: list[str] = []
+    for name in entries:
+        if name == MANIFEST:
+            continue
+        path = out_dir / name
+        leftover = _TEMPORARY.match(name)
+        regular = path.is_file() and not path.is_symlink()
+        if regular and (name in known or (leftover is not None and leftover["name"] in REPORT_FILES | {MANIFEST})):
+            ours.add(name)
+        else:
+            foreign.append(name)
+    if foreign and not overwrite:
+        raise UsageError(
+            f"{show_path(out_dir)} holds files vbench report did not write (e.g. {show_path(foreign[0])}); "
+            "choose an empty folder or pass --overwrite"
+        )
+    return {name for name in ours if not _TEMPORARY.match(name)}
+
+
+def _write_manifest(out_dir: Path, names: set[str]) -> Path:
+    from bench.results import atomic_write_text
+
+    path = out_dir / MANIFEST
+    atomic_write_text(path, json.dumps({"written_by": "vbench report", "files": sorted(names)}, indent=1) + "\n")
+    return path
+
 
 def write_report(
     sources: Sequence[str | Path],
@@ -349,50 +438,65 @@ def write_report(
     published: bool = True,
     plots: bool = True,
     variants: bool | None = None,
+    overwrite: bool = False,
 ) -> tuple[str, list[Path], list[str]]:
     """Read the runs, write ``report.md``, the CSV tables and the figures into ``out_dir``.
 
     Args:
         variants: Draw the mixed 2D/3D figure (counted afresh); None: when a run holds a mixed family.
+        overwrite: Write into ``out_dir`` even though it holds files vbench report
+            did not write (they are left alone). See :func:`check_report_folder`.
 
     Returns:
-        The Markdown, the paths written, and notes for the user (e.g. plots skipped).
+        The Markdown, the paths written (the manifest last), and notes for the user (e.g. plots skipped).
 
     Raises:
-        UsageError: a missing, empty or malformed results or accuracy file (before anything is written).
+        UsageError: a missing, empty or malformed results or accuracy file, or a
+            report folder that is a file or holds other files (all before
+            anything is written); OutputError: a folder that cannot be written.
     """
     from bench.results import atomic_write_text, load_results
 
+    own = check_report_folder(out_dir, overwrite)
     rows = [row for source in sources for row in load_results(source)[0]]
     user = load_accuracy(accuracy_file) if accuracy_file is not None else []
     trade = tradeoff_frame(rows, accuracy_records(user, published))
     paper, scaling, failures = paper_frame(rows), scaling_frame(rows), failures_frame(rows)
     text = tradeoff_markdown(trade, paper, scaling, failures, [str(s) for s in sources])
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, frame in (("tradeoff", trade), ("paper", paper), ("scaling", scaling), ("failures", failures)):
-        path = out_dir / f"{name}.csv"
-        atomic_write_text(path, frame.to_csv(index=False))
-        written.append(path)
+    written: list[Path] = []
     notes = []
-    if plots:
-        try:
-            from bench import plots as figures
-        except ImportError:
-            notes.append("plots skipped: matplotlib is not installed (pip install 'vbench[plot]')")
-        else:
-            written += figures.plot_tradeoff(trade, "gmacs", out_dir / "tradeoff_gmacs")
-            written += figures.plot_tradeoff(trade, "latency_ms", out_dir / "tradeoff_latency")
-            written += figures.plot_scaling(rows, out_dir / "scaling")
-            families = {r.get("family") for r in rows}
-            if variants or (variants is None and families & {"i3d_mixed", "mc", "rmc"}):
-                from bench.variants import resnet_variants, split_sweep
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        # First claim every name this report may write, so that an interrupted report is still ours.
+        planned = {"report.md", *(f"{t}.csv" for t in _TABLES)} | (set(REPORT_FILES) if plots else set())
+        _write_manifest(out_dir, own | planned)
+        for name, frame in (("tradeoff", trade), ("paper", paper), ("scaling", scaling), ("failures", failures)):
+            path = out_dir / f"{name}.csv"
+            atomic_write_text(path, frame.to_csv(index=False))
+            written.append(path)
+        if plots:
+            try:
+                from bench import plots as figures
+            except ImportError:
+                notes.append("plots skipped: matplotlib is not installed (pip install 'vbench[plot]')")
+            else:
+                written += figures.plot_tradeoff(trade, "gmacs", out_dir / "tradeoff_gmacs")
+                written += figures.plot_tradeoff(trade, "latency_ms", out_dir / "tradeoff_latency")
+                written += figures.plot_scaling(rows, out_dir / "scaling")
+                families = {r.get("family") for r in rows}
+                if variants or (variants is None and families & {"i3d_mixed", "mc", "rmc"}):
+                    from bench.variants import resnet_variants, split_sweep
 
-                written += figures.plot_variants(split_sweep(), resnet_variants(), out_dir / "mixed_variants")
-    figures_md = [p for p in written if p.suffix == ".png"]
-    if figures_md:
-        text += "\n## Figures\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in figures_md) + "\n"
-    md = out_dir / "report.md"
-    atomic_write_text(md, text)
-    return text, [md, *written], notes
+                    written += figures.plot_variants(split_sweep(), resnet_variants(), out_dir / "mixed_variants")
+        figures_md = [p for p in written if p.suffix == ".png"]
+        if figures_md:
+            text += "\n## Figures\n\n" + "\n".join(md_image(p.stem, p.name) for p in figures_md) + "\n"
+        md = out_dir / "report.md"
+        atomic_write_text(md, text)
+        # Files of an earlier report that this one did not rewrite stay (and stay listed): nothing is deleted.
+        still = {name for name in own if (out_dir / name).is_file()}
+        manifest = _write_manifest(out_dir, still | {md.name, *(p.name for p in written)})
+    except OSError as e:
+        raise OutputError(f"cannot write the report into {show_path(out_dir)}: {e.strerror or e}") from None
+    return text, [md, *written, manifest], notes
