@@ -25,9 +25,11 @@ Everything here returns records; :func:`bench.report.compare_markdown` formats t
 from __future__ import annotations
 
 import fnmatch
+import json
 import math
 import shlex
 import statistics
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,6 +39,7 @@ from bench.config import tool_table
 from bench.errors import UsageError
 from bench.schema import clip_of, is_missing, row_key
 from bench.stats import mann_whitney_u
+from bench.validate import show, show_path
 
 __all__ = [
     "EXACT_METRICS",
@@ -118,42 +121,58 @@ class Comparison:
         return any(c.mark == "x" for c in self.changes)
 
 
-def parse_fraction(value: str | float, what: str) -> float:
+def parse_fraction(value: Any, what: str) -> float:
     """``"10%"`` or ``0.1`` -> 0.1. A bare number of 1 or more is refused as ambiguous."""
-    text = str(value).strip()
+    hint = f"{what} takes a percentage such as 10% or a fraction such as 0.1; got {show(value)}"
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise UsageError(hint)
+    percent = isinstance(value, str) and value.strip().endswith("%")
     try:
-        frac = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        raise UsageError(f"{what} takes a percentage such as 10% or a fraction such as 0.1; got '{value}'") from None
-    if not text.endswith("%") and frac >= 1:
+        if isinstance(value, str):
+            text = value.strip()
+            frac = float(text[:-1]) / 100 if percent else float(text)
+        else:
+            frac = float(value)
+            text = show(value)
+    except (ValueError, OverflowError):
+        raise UsageError(hint) from None
+    if not math.isfinite(frac):
+        raise UsageError(f"{what} must be between 0% and 1000%; got {show(value)}")
+    if not percent and frac >= 1:
         raise UsageError(f"{what} {text} is ambiguous; write {text}% or {frac / 100:g}")
-    if not 0 <= frac < 10 or math.isnan(frac):
-        raise UsageError(f"{what} must be between 0% and 1000%; got '{value}'")
+    if not 0 <= frac < 10:
+        raise UsageError(f"{what} must be between 0% and 1000%; got {show(value)}")
     return frac
 
 
-def _alpha(value: str | float) -> float:
+def _alpha(value: Any, what: str = "alpha") -> float:
+    hint = f"{what} must be a number in (0, 1); got {show(value)}"
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise UsageError(hint)
     try:
-        alpha = float(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"alpha must be a number in (0, 1); got '{value}'") from None
-    if not 0 < alpha < 1:
-        raise UsageError(f"alpha must be in (0, 1); got {alpha}")
+        alpha = float(value.strip() if isinstance(value, str) else value)
+    except (ValueError, OverflowError):
+        raise UsageError(hint) from None
+    if not 0 < alpha < 1:  # NaN fails too
+        raise UsageError(hint)
     return alpha
 
 
-def _tolerances(table: Mapping[str, Any], base: Tolerances, where: str) -> Tolerances:
-    known = {"latency-tol", "memory-tol", "alpha"}
-    unknown = sorted(set(table) - known - {"arch"})
+_TOLERANCE_KEYS = ("latency-tol", "memory-tol", "alpha")
+
+
+def _tolerances(table: Mapping[str, Any], base: Tolerances, where: str, nested: bool = False) -> Tolerances:
+    """``base`` with the keys of ``table`` (``nested``: the table may hold ``arch``, checked by the caller)."""
+    unknown = sorted(str(k) for k in table if k not in _TOLERANCE_KEYS and not (nested and k == "arch"))
     if unknown:
-        raise UsageError(f"{where}: unknown key '{unknown[0]}'; known keys: {', '.join(sorted(known))}")
+        raise UsageError(f"{where}: unknown key {show(unknown[0])}; known keys: {', '.join(_TOLERANCE_KEYS)}")
     tol = base
     if "latency-tol" in table:
         tol = replace(tol, latency=parse_fraction(table["latency-tol"], f"{where} latency-tol"))
     if "memory-tol" in table:
         tol = replace(tol, memory=parse_fraction(table["memory-tol"], f"{where} memory-tol"))
     if "alpha" in table:
-        tol = replace(tol, alpha=_alpha(table["alpha"]))
+        tol = replace(tol, alpha=_alpha(table["alpha"], f"{where} alpha"))
     return tol
 
 
@@ -169,19 +188,36 @@ def load_compare_config(
     ``[tool.vbench.compare.arch."PATTERN"]``; they override the defaults for the
     keys they name. Command-line values replace the file's defaults (not its
     per-architecture entries, which are more specific).
+
+    Raises:
+        UsageError: an unreadable file, a table of the wrong shape, an unknown
+            key or a value of the wrong type (naming the file, table and key).
     """
     table = tool_table(path, "compare")
-    where = f"{path} [tool.vbench.compare]"
-    default = _tolerances(table, Tolerances(), where)
+    where = f"{show_path(path or '')} [tool.vbench.compare]"
+    default = _tolerances(table, Tolerances(), where, nested=True)
     cli = {
         k: v for k, v in (("latency-tol", latency_tol), ("memory-tol", memory_tol), ("alpha", alpha)) if v is not None
     }
     default = _tolerances(cli, default, "command line")
-    per_arch = tuple(
-        (pattern, _tolerances(sub, default, f'{where} arch."{pattern}"'))
-        for pattern, sub in table.get("arch", {}).items()
-    )
-    return CompareConfig(default=default, per_arch=per_arch)
+    patterns = table.get("arch", {})
+    if not isinstance(patterns, dict):
+        raise UsageError(
+            f"{where}: 'arch' must be a table of patterns such as [tool.vbench.compare.arch.\"r3d*\"]; "
+            f"got {show(patterns)}"
+        )
+    per_arch = []
+    for pattern, sub in patterns.items():
+        at = f"{show_path(path or '')} [tool.vbench.compare.arch.{_toml_key(pattern)}]"
+        if not isinstance(sub, dict):
+            raise UsageError(f"{at} must be a table of tolerances; got {show(sub)}")
+        per_arch.append((pattern, _tolerances(sub, default, at)))
+    return CompareConfig(default=default, per_arch=tuple(per_arch))
+
+
+def _toml_key(key: str) -> str:
+    """A key as TOML quotes it (escaped, one line)."""
+    return json.dumps(key)
 
 
 def row_label(row: Mapping[str, Any]) -> str:
@@ -211,7 +247,23 @@ def _index(rows: Sequence[dict[str, Any]], which: str) -> dict[tuple[Any, ...], 
 
 
 def _number(v: Any) -> float | None:
-    return float(v) if not is_missing(v) and isinstance(v, (int, float)) and not isinstance(v, bool) else None
+    """A finite number, else None: NaN, inf and non-numbers never decide a verdict."""
+    if is_missing(v) or isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        x = float(v)
+    except OverflowError:
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _samples(row: Mapping[str, Any]) -> list[float]:
+    """The raw samples of a row; none at all when any is not a finite non-negative number."""
+    raw = row.get("samples_ms")
+    if not isinstance(raw, list):
+        return []
+    values = [_number(t) for t in raw]
+    return [v for v in values if v is not None] if all(v is not None and v >= 0 for v in values) else []
 
 
 def _exact_changes(base: dict[str, Any], head: dict[str, Any], label: str) -> list[Change]:
@@ -239,7 +291,7 @@ def _status_change(base: dict[str, Any], head: dict[str, Any], label: str) -> Ch
 
 
 def _latency_change(base: dict[str, Any], head: dict[str, Any], label: str, tol: Tolerances) -> Change | None:
-    b_samples, h_samples = base.get("samples_ms") or [], head.get("samples_ms") or []
+    b_samples, h_samples = _samples(base), _samples(head)
     b_med = statistics.median(b_samples) if b_samples else _number(base.get("latency_ms"))
     h_med = statistics.median(h_samples) if h_samples else _number(head.get("latency_ms"))
     if b_med is None or h_med is None or b_med <= 0:
@@ -284,6 +336,9 @@ def _environment_warnings(base_env: Mapping[str, Any], head_env: Mapping[str, An
         b, h = base_env.get(key), head_env.get(key)
         if b and h and b != h and (timed or key == "torch_version"):
             warnings.append(f"different {what}: base {b}, head {h}")
+    for side, env in (("base", base_env), ("head", head_env)):
+        if timed and env.get("timed_concurrently"):
+            warnings.append(f"the {side} was timed while other timed work ran on the same machine (see its merge)")
     return warnings
 
 
@@ -331,24 +386,88 @@ def compare_rows(
     )
 
 
-def refresh_command(base_env: Mapping[str, Any], base_path: str | Path) -> str:
-    """The command that re-creates the base where it lies (from the command line it recorded)."""
-    out_dir = Path(base_path)
-    if out_dir.is_file():  # results.json inside the run folder
-        out_dir = out_dir.parent
-    argv = list(base_env.get("command") or [])
-    if not argv:
-        return f"vbench profile <the options of the baseline run> --out {shlex.quote(str(out_dir))}"
-    cleaned: list[str] = []
+_PROFILE_OPTIONS = (
+    "--arch", "--device", "--batch", "--frames", "--size", "--input", "--dtype", "--mode", "--channels-last",
+    "--compile", "--cuda-graphs", "--static", "--arch-kwargs", "--warmup", "--repeats", "--min-time", "--max-time",
+    "--timeout", "--max-memory", "--plugin", "--counter", "--fail-on-error", "--gpus", "--count-workers",
+)  # fmt: skip
+"""Options of ``vbench profile`` that say what a baseline measured, so a refreshed baseline repeats them."""
+_PROFILE_FLAGS = ("--channels-last", "--compile", "--cuda-graphs", "--static", "--fail-on-error")
+"""Those of :data:`_PROFILE_OPTIONS` that take no value."""
+_NOT_REPEATED = (
+    "--out", "--shard", "--executor", "--shards", "--partition", "--time-min", "--gpus-per-task", "--cpus-per-task",
+)  # fmt: skip
+"""Options that say where and how the baseline was run, not what it measured (dropped from a recorded command)."""
+_NOT_REPEATED_FLAGS = ("--only-missing", "--overwrite", "--allow-mixed")
+_PLACEHOLDER = "<the options of the baseline run>"
+
+
+def _printable(text: Any) -> bool:
+    """A string that can be shown inside a Markdown code block and pasted into a shell as one argument."""
+    return (
+        isinstance(text, str)
+        and "`" not in text
+        and not any(unicodedata.category(c)[0] == "C" or unicodedata.category(c) in ("Zl", "Zp") for c in text)
+    )
+
+
+def _from_options(options: Mapping[str, Any]) -> list[str] | None:
+    """``vbench profile`` arguments from recorded options; None when any value cannot be shown safely."""
+    args: list[str] = []
+    for name in _PROFILE_OPTIONS:
+        value = options.get(name)
+        if value is None or value is False:
+            continue
+        if name in _PROFILE_FLAGS:
+            if value is not True:
+                return None
+            args.append(name)
+            continue
+        if not isinstance(value, list) or not all(_printable(v) for v in value):
+            return None
+        for v in value:
+            args += [f"{name}={v}"] if v.startswith("-") else [name, v]
+    return args
+
+
+def _from_command(command: Any) -> list[str] | None:
+    """The arguments of a recorded ``vbench profile`` command line, less where and how it ran."""
+    if not isinstance(command, list) or not all(_printable(a) for a in command):
+        return None
+    if command[:2] != ["vbench", "profile"]:
+        return None
+    args: list[str] = []
     skip = False
-    for arg in argv:
+    for arg in command[2:]:
         if skip:
             skip = False
             continue
-        if arg == "--out":
+        if arg in _NOT_REPEATED:
             skip = True
             continue
-        if arg.startswith("--out="):
+        if arg in _NOT_REPEATED_FLAGS or arg.split("=", 1)[0] in _NOT_REPEATED:
             continue
-        cleaned.append(arg)
-    return shlex.join([*cleaned, "--out", str(out_dir)])
+        args.append(arg)
+    return args
+
+
+def refresh_command(base_env: Mapping[str, Any], base_path: str | Path) -> str:
+    """The command that re-creates the base where it lies, from the options it recorded.
+
+    The base folder holds a run, so the command replaces it (``--overwrite``).
+    The options come from a file, and the command is printed for people to
+    paste into a shell: only options of ``vbench profile`` are taken, every
+    value is shell-quoted, and a value with a control character (a newline) or
+    a backtick (it would end the Markdown code block) gives the placeholder
+    instead. ``environment["options"]`` (option -> ``true`` or a list of
+    values) is preferred; else the recorded ``command`` line.
+    """
+    out_dir = Path(base_path)
+    if out_dir.is_file():  # results.json inside the run folder
+        out_dir = out_dir.parent
+    folder = shlex.quote(str(out_dir)) if _printable(str(out_dir)) else "<the baseline folder>"
+    options = base_env.get("options")
+    args = _from_options(options) if isinstance(options, Mapping) else _from_command(base_env.get("command"))
+    if not args:
+        return f"vbench profile {_PLACEHOLDER} --overwrite --out {folder}"
+    return f"{shlex.join(['vbench', 'profile', *args])} --overwrite --out {folder}"

@@ -30,18 +30,7 @@ from typing import Any
 
 from bench.errors import UsageError
 from bench.schema import COLUMNS, SCHEMA_VERSION, is_missing
-from bench.validate import load_results_doc
-
-
-def read_text(path: Path, what: str) -> str:  # TEMP until validate.py offers it
-    return path.read_text(errors="replace")
-
-
-def check_results_doc(
-    doc: dict[str, Any], p: Path
-) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:  # TEMP
-    return doc["rows"], doc["environment"], doc
-
+from bench.validate import check_results_doc, load_results_doc, parse_json, read_text
 
 __all__ = [
     "STATES",
@@ -168,11 +157,11 @@ def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
     """Rows of a ``results.jsonl``; a last line cut short by a kill is skipped."""
     rows = []
     if path.is_file():
-        for line in read_text(path, "results").splitlines():
+        for line in read_text(path, "results file", errors="replace").splitlines():
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
+                row = parse_json(line, f"'{path}'")
+            except UsageError:
+                continue  # a line cut short by a kill, or not a row at all
             if isinstance(row, dict):
                 rows.append(row)
     return rows

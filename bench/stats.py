@@ -78,13 +78,23 @@ def mann_whitney_u(x: Sequence[float], y: Sequence[float], alternative: str = "g
     """Test whether ``x`` tends to be larger than ``y`` (``greater``), smaller (``less``) or either.
 
     Raises:
-        ValueError: an empty sample or an unknown alternative.
+        ValueError: an empty sample, a value that is not a finite number (NaN
+            has no rank: it would decide the verdict by where the sort puts it),
+            or an unknown alternative.
     """
     if alternative not in ALTERNATIVES:
         raise ValueError(f"alternative must be one of {ALTERNATIVES}")
     m, n = len(x), len(y)
     if m == 0 or n == 0:
         raise ValueError("both samples need at least one value")
+    for v in (*x, *y):
+        try:
+            finite = not isinstance(v, bool) and math.isfinite(v)
+        except (TypeError, OverflowError):  # not a number; an integer beyond float range
+            finite = False
+        if not finite:
+            got = repr(v) if isinstance(v, float) else f"a value of type {type(v).__name__}"
+            raise ValueError(f"samples must be finite numbers; got {got}")
     ranks, ties = _ranks([*x, *y])
     u = sum(ranks[:m]) - m * (m + 1) / 2
     mean = m * n / 2

@@ -369,7 +369,7 @@ def _read_manifest(folder: Path) -> set[str] | None:
         if path.is_symlink() or not path.is_file() or path.stat().st_size > 1_000_000:
             return None
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     files = doc.get("files") if isinstance(doc, dict) else doc
     if not isinstance(files, list) or not all(isinstance(f, str) for f in files):

@@ -189,7 +189,7 @@ def test_markdown_verdict_and_refresh_command():
     assert text.startswith("## vbench compare: 2 regressions")
     assert "| x | r3d_18 | infer b1 16x112x112 fp32 cpu | params | 33,371,472 | 1 |" in text
     assert "| ! | mc3_18 |" in text and "new failure" in text
-    assert "vbench profile --arch all --static --out reports/baselines/cpu-static" in text
+    assert "vbench profile --arch all --static --overwrite --out reports/baselines/cpu-static" in text
     assert "`x` an exact count" in text
 
 
