@@ -1,44 +1,87 @@
 #!/usr/bin/env bash
-# Every GPU check in one call, for a machine with an NVIDIA GPU (no fvcore needed):
-#   1. the CUDA-marked tests;
-#   2. `vbench profile --arch all --device cuda` at paper inputs, batch 1 and 8, infer and train, fp32 and bf16;
-#   3. channels-last and torch.compile for three architectures;
-#   4. the harness overhead against a bare CUDA-event loop;
-#   5. the --gpus path on GPU 0 (one worker per GPU slot) for the MC family.
-# Full results go to OUT_DIR; a short table is printed last.
+# Every GPU check in one call, most important first, for a machine with an NVIDIA GPU.
+# Runs with the machine's own Python (${PYTHON:-python3}); needs torch, pandas, rich, typer,
+# pytest; fvcore is not needed. Each step has its own time limit; the whole script fits in
+# about 8 minutes:
+#   0. self-check (20 s): bench and archs import, CUDA is there, the GPU's name;
+#   1. the grid: every architecture at its paper input, infer and train, fp32 and bf16,
+#      batch 1 and 8 (230 s);
+#   2. the harness overhead against a bare CUDA-event loop, 3 architectures (60 s);
+#   3. the CUDA-marked tests (50 s);
+#   4. channels-last, --compile and --cuda-graphs on 3 architectures (75 s);
+#   5. the --gpus path on GPU 0 (25 s).
+# Everything goes under OUT_DIR in at most 8 files (run folders as .tgz); a short table last.
 #
-#   bash benchmarks/gpu_check.sh OUT_DIR [SECONDS_FOR_THE_GRID]
+#   bash benchmarks/gpu_check.sh OUT_DIR
 set -uo pipefail
-out=${1:?usage: benchmarks/gpu_check.sh OUT_DIR [SECONDS_FOR_THE_GRID]}
-grid_limit=${2:-300}
+out=${1:?usage: benchmarks/gpu_check.sh OUT_DIR}
+py=${PYTHON:-python3}
 mkdir -p "$out"
 cd "$(dirname "$0")/.."
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-vb() { python -m bench.cli "$@"; }
+runs=$(mktemp -d)
+vb() { local limit=$1; shift; timeout "$limit" "$py" -m bench.cli "$@"; }
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
-timeout 120 python -m pytest -q -m cuda tests/test_bench_cuda.py 2>&1 | tail -15 | tee "$out/pytest_cuda.txt"
-timeout "$grid_limit" python -m bench.cli profile --arch all --device cuda --batch 1,8 --mode both --dtype fp32,bf16 \
-  --warmup 3 --repeats 10 --max-time 2 --timeout 120 --out "$out/grid" > "$out/grid.log" 2>&1
-echo "grid exit code: $?" | tee -a "$out/grid.log"
-timeout 150 python -m bench.cli profile --arch r2plus1d_18 --arch r3d_18 --arch s3d --device cuda --batch 8 \
-  --dtype bf16 --channels-last --warmup 3 --repeats 10 --max-time 2 --out "$out/channels_last" > "$out/options.log" 2>&1
-timeout 200 python -m bench.cli profile --arch r2plus1d_18 --arch r3d_18 --arch s3d --device cuda --batch 8 \
-  --dtype bf16 --compile --warmup 5 --repeats 10 --max-time 2 --out "$out/compile" >> "$out/options.log" 2>&1
-timeout 90 python -m bench.cli profile --arch 'mc*' --device cuda --gpus 0 --batch 8 --warmup 3 --repeats 10 \
-  --max-time 2 --out "$out/gpus" > "$out/gpus.log" 2>&1
-timeout 150 python benchmarks/overhead.py --device cuda --rounds 3 --per-round 10 --out "$out/overhead_cuda.md" \
-  > "$out/overhead.log" 2>&1
+# 0. Self-check: stop at once if this machine cannot run the rest.
+if ! timeout 20 "$py" - > "$out/selfcheck.txt" 2>&1 <<'PY'
+import torch, bench, archs
+from bench.env import environment
+assert torch.cuda.is_available(), "torch sees no CUDA device"
+env = environment("cuda")
+print(f"ok: {env['device_name']}, {env['device_memory_mib']} MiB, torch {env['torch_version']}, "
+      f"CUDA {env['cuda_version']}, cuDNN {env['cudnn_version']}, {len(archs.list_archs())} architectures")
+PY
+then
+  cat "$out/selfcheck.txt"; echo "self-check failed: nothing else was run"; exit 1
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >> "$out/selfcheck.txt" 2>&1
 
-echo; echo "== short table =="
-cat "$out/pytest_cuda.txt" | tail -1
-for d in grid channels_last compile gpus; do
-  [ -f "$out/$d/results.csv" ] && python - "$out/$d/results.csv" <<'PY'
+# 1. The grid.
+start=$(date +%s)
+vb 230 profile --arch all --device cuda --batch 1,8 --mode both --dtype fp32,bf16 \
+  --warmup 3 --repeats 10 --max-time 2 --timeout 60 --out "$runs/grid" > "$runs/grid.log" 2>&1
+echo "grid exit code $? after $(( $(date +%s) - start )) s" >> "$runs/grid.log"
+
+# 2. Harness overhead against a bare CUDA-event loop.
+timeout 60 "$py" benchmarks/overhead.py --device cuda --rounds 3 --per-round 10 --out "$out/overhead_cuda.md" \
+  > "$runs/overhead.log" 2>&1
+
+# 3. The CUDA tests.
+timeout 50 "$py" -m pytest -q -p no:cacheprovider -m cuda tests/test_bench_cuda.py > "$out/pytest_cuda.txt" 2>&1
+
+# 4. Options, 3 architectures each.
+three=(--arch r2plus1d_18 --arch r3d_18 --arch s3d --device cuda --batch 8 --warmup 3 --repeats 10 --max-time 2)
+vb 20 profile "${three[@]}" --dtype bf16 --channels-last --out "$runs/channels_last" > "$runs/options.log" 2>&1
+vb 35 profile "${three[@]}" --dtype bf16 --compile --warmup 5 --out "$runs/compile" >> "$runs/options.log" 2>&1
+vb 20 profile "${three[@]}" --cuda-graphs --out "$runs/cuda_graphs" >> "$runs/options.log" 2>&1
+
+# 5. One worker per GPU slot, on GPU 0.
+vb 25 profile --arch 'mc*' --device cuda --gpus 0 --batch 8 --warmup 3 --repeats 10 --max-time 2 \
+  --out "$runs/gpus" > "$runs/gpus.log" 2>&1
+
+# The short table, then the files (at most 8).
+{
+  echo "== vbench GPU check =="
+  head -1 "$out/selfcheck.txt"
+  tail -1 "$runs/grid.log"
+  for d in grid channels_last compile cuda_graphs gpus; do
+    if [ -f "$runs/$d/results.csv" ]; then
+      "$py" - "$runs/$d/results.csv" <<'PY'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 bad = [r for r in rows if r["status"] != "ok"]
-print(f"{sys.argv[1]}: {len(rows)} rows, {len(rows) - len(bad)} ok; not ok: "
+print(f"{sys.argv[1].split('/')[-2]}: {len(rows)} rows, {len(rows) - len(bad)} ok; not ok: "
       + (", ".join(f"{r['arch']}/{r['mode']}/b{r['batch']}/{r['dtype']}={r['status']}" for r in bad[:8]) or "none"))
 PY
-done
-grep '^|' "$out/overhead_cuda.md" 2>/dev/null || tail -3 "$out/overhead.log"
+    else
+      echo "$d: no results ($(tail -1 "$runs/$d.log" 2>/dev/null || echo 'see logs'))"
+    fi
+  done
+  echo "cuda tests: $(tail -1 "$out/pytest_cuda.txt")"
+  grep '^|' "$out/overhead_cuda.md" 2>/dev/null || echo "overhead: $(tail -1 "$runs/overhead.log")"
+} > "$out/summary.txt"
+tar -czf "$out/grid.tgz" -C "$runs" grid 2>/dev/null
+tar -czf "$out/options.tgz" -C "$runs" channels_last compile cuda_graphs gpus 2>/dev/null
+tar -czf "$out/logs.tgz" -C "$runs" grid.log overhead.log options.log gpus.log 2>/dev/null
+rm -rf "$runs"
+cat "$out/summary.txt"
