@@ -1,30 +1,63 @@
 """The architecture registry: register, list, get, create.
 
-Modelled on timm's registry and torchvision's weights metadata: a builder
-function is registered under its own name together with a frozen
-:class:`ArchSpec`, so that everything a harness needs to know before building
-a model (family, inputs, paper, published results) is readable without
-building it.
+Modelled on timm's registry (``model_args``, ``default_cfg``) and torchvision's
+weights metadata: each architecture is one declaration, a function registered
+under its own name that takes the architecture's options (``num_classes``,
+``split``, ``frames``...) and returns its configuration (an :class:`ArchConfig`).
+The configuration both builds the model and says, without building it, what a
+harness needs to know: the paper's input, the smallest valid input, the
+temporal kind of each stage. Metadata that depends on an option is derived from
+it: ``get_arch("i3d_top_heavy").stages_for(split="Mixed_3b")``,
+``get_arch("r2d_18").default_input_for(frames=8)``.
+
+Plugins may register a plain builder instead (a function that returns the
+model), with its metadata given to :func:`register_arch`; its metadata then
+does not depend on options.
+
+The model contract
+------------------
+Every registered architecture builds a ``torch.nn.Module`` that:
+
+- takes a clip ``(B, C, T, H, W)`` (C = 3) of at least ``spec.min_input`` and
+  returns logits ``(B, num_classes)``, no softmax;
+- takes ``num_classes`` (default 400) as an option and has it as
+  ``model.num_classes``;
+- exposes ``model.forward_features(x)``, the feature extractor, returning a map
+  ``(B, model.num_features, t, h, w)``; ``model.forward_head(f)``, from that map
+  to the logits; and ``model.classifier``, the layer that produces the logits
+  (its ``out_features`` or ``out_channels`` is ``num_classes``);
+  ``model(x) == model.forward_head(model.forward_features(x))``.
+
+The families' networks inherit these from :class:`archs._blocks.VideoClassifier`;
+``tests/test_design_archs.py`` checks every registered architecture against them.
+A new family also names a :class:`Family` (its colour and role in reports) and,
+where its paper compares 2D/3D variants, gives each architecture a
+:class:`Variant`, so that reports draw it without being told its name.
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from torch import nn
 
 from archs._published import PublishedResult, published_for
 
 __all__ = [
+    "ArchConfig",
     "ArchSpec",
+    "Family",
     "UnknownArchError",
+    "Variant",
     "create_model",
     "get_arch",
+    "get_family",
     "list_archs",
     "list_families",
     "register_arch",
@@ -33,7 +66,77 @@ __all__ = [
 Shape = tuple[int, int, int, int]
 """An input clip without the batch dimension: (C, T, H, W)."""
 
-Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
+Stages = tuple[tuple[str, str], ...]
+"""``(stage_name, kind)`` pairs; kind is a :class:`~archs._blocks.ConvKind` value (``"3d"``, ``"2d"``...)."""
+
+Declaration = TypeVar("Declaration", bound=Callable[..., Any])
+
+
+@runtime_checkable
+class ArchConfig(Protocol):
+    """The one configuration of an architecture: it builds the model and states its inputs and stages."""
+
+    @property
+    def default_input(self) -> Shape:
+        """The paper's input clip (C, T, H, W)."""
+        ...
+
+    @property
+    def min_input(self) -> Shape:
+        """The smallest clip (C, T, H, W) the model accepts."""
+        ...
+
+    @property
+    def stages(self) -> Stages:
+        """Temporal/spatial kind of each stage or block, in order (empty when not meaningful)."""
+        ...
+
+    def build(self) -> nn.Module:
+        """The model (randomly initialised)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Family:
+    """How reports show a family of architectures.
+
+    Attributes:
+        name: The family name of the specs (``"mc"``).
+        color: Its colour in every figure.
+        mixed: Mixed 2D/3D networks: a report of runs that hold one draws the
+            mixed-variants figure.
+        series: Where the family's members form a series in the mixed-variants
+            figure (MC2 ... MC5), the legend of the line that joins them in
+            :attr:`Variant.order`; empty for none.
+        marker: The marker of that line.
+    """
+
+    name: str
+    color: str = "#7f7f7f"
+    mixed: bool = False
+    series: str = ""
+    marker: str = "o"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """An architecture's place in its paper's comparison of 2D/3D variants (the mixed-variants figure).
+
+    Attributes:
+        comparison: The comparison it belongs to, one panel of the figure (its title).
+        order: Its position in the comparison.
+        label: Its legend entry where the figure draws it as a line of its own
+            (a split sweep, a reference level); empty: the family's.
+        color: That line's colour; empty: the family's.
+        splits: The values of its ``split`` option that the figure sweeps (the
+            Bottom-/Top-Heavy I3Ds); empty: drawn at its defaults.
+    """
+
+    comparison: str
+    order: int
+    label: str = ""
+    color: str = ""
+    splits: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -41,28 +144,63 @@ class ArchSpec:
     """What is known about an architecture without building it.
 
     Attributes:
-        name: Registry key, the builder function's name.
-        family: Family name shared by related architectures (``"i3d"``, ``"resnet3d"``...).
-        builder: The registered function; ``builder(**kwargs)`` returns the model.
-        default_input: The paper's input clip (C, T, H, W).
-        min_input: The smallest clip (C, T, H, W) the model accepts with default kwargs.
+        name: Registry key, the declaring function's name.
+        family: Family name shared by related architectures (``"i3d"``, ``"r3d"``...).
+        builder: ``builder(**kwargs)`` returns the model (named as the architecture).
+        configure: ``configure(**kwargs)`` returns the :class:`ArchConfig` for those options.
+        default_input: The paper's input clip (C, T, H, W), with default options.
+        min_input: The smallest clip (C, T, H, W) the model accepts with default options.
         stages: Temporal/spatial type of each stage or block in order, as
             ``(stage_name, kind)`` pairs with kind one of ``"3d"``, ``"2d"``,
-            ``"(2+1)d"`` or ``"sep"`` (separable). Empty when not meaningful.
+            ``"(2+1)d"``, ``"sep"`` (separable) or ``"r2d"`` (time folded),
+            with default options. Empty when not meaningful.
         paper: The reference for the definition.
         description: One line on what distinguishes this architecture.
         published: Published results for this architecture, from ``published.json``.
+        variant: Its place in its paper's comparison of 2D/3D variants, if any.
     """
 
     name: str
     family: str
     builder: Callable[..., nn.Module] = field(repr=False, compare=False)
+    configure: Callable[..., ArchConfig] = field(repr=False, compare=False)
     default_input: Shape
     min_input: Shape
-    stages: tuple[tuple[str, str], ...]
+    stages: Stages
     paper: str
     description: str = ""
     published: tuple[PublishedResult, ...] = ()
+    variant: Variant | None = None
+
+    def config(self, **kwargs: Any) -> ArchConfig:
+        """The configuration for these options; options that are None are dropped (as by :func:`create_model`).
+
+        Raises:
+            TypeError: an option the architecture does not take.
+            ValueError: a value it does not accept (``split="Mixed_9z"``).
+        """
+        return self.configure(**{k: v for k, v in kwargs.items() if v is not None})
+
+    def default_input_for(self, **kwargs: Any) -> Shape:
+        """The paper's input with these options: R2D built with ``frames=8`` takes 3x8x112x112.
+
+        Raises as :meth:`config`.
+        """
+        return self.config(**kwargs).default_input
+
+    def min_input_for(self, **kwargs: Any) -> Shape:
+        """The smallest valid input with these options: R2D built with ``frames=8`` needs 8 frames.
+
+        Raises as :meth:`config`.
+        """
+        return self.config(**kwargs).min_input
+
+    def stages_for(self, **kwargs: Any) -> Stages:
+        """The kind of each stage with these options: a heavy I3D's follow its ``split``.
+
+        Raises as :meth:`config`.
+        """
+        return self.config(**kwargs).stages
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as JSON-ready data (everything except the builder)."""
@@ -71,11 +209,25 @@ class ArchSpec:
             "family": self.family,
             "default_input": list(self.default_input),
             "min_input": list(self.min_input),
-            "stages": [list(s) for s in self.stages],
+            "stages": [[name, str(kind)] for name, kind in self.stages],
             "paper": self.paper,
             "description": self.description,
             "published": [p.to_dict() for p in self.published],
         }
+
+
+@dataclass(frozen=True)
+class _Fixed:
+    """The configuration of a plain builder registered with its metadata (a plugin's)."""
+
+    builder: Callable[..., nn.Module]
+    kwargs: dict[str, Any]
+    default_input: Shape
+    min_input: Shape
+    stages: Stages
+
+    def build(self) -> nn.Module:
+        return self.builder(**self.kwargs)
 
 
 class UnknownArchError(KeyError):
@@ -92,37 +244,105 @@ class UnknownArchError(KeyError):
 
 
 _REGISTRY: dict[str, ArchSpec] = {}
+_FAMILIES: dict[str, Family] = {}
+
+
+def _shape(value: Iterable[int]) -> Shape:
+    c, t, h, w = value
+    return (c, t, h, w)
+
+
+def _stages(value: Iterable[Sequence[str]]) -> Stages:
+    return tuple((name, kind) for name, kind in value)
+
+
+def _add_family(family: Family) -> None:
+    known = _FAMILIES.setdefault(family.name, family)
+    if known != family:
+        raise ValueError(f"family '{family.name}' is already registered as {known}")
+
+
+def _fixed(
+    builder: Callable[..., nn.Module], default_input: Shape, min_input: Shape, stages: Stages
+) -> Callable[..., ArchConfig]:
+    """A plain builder's ``configure``: its metadata whatever the options."""
+
+    def configure(**kwargs: Any) -> ArchConfig:
+        return _Fixed(builder, kwargs, default_input, min_input, stages)
+
+    return configure
+
+
+def _builder(configure: Callable[..., ArchConfig]) -> Callable[..., nn.Module]:
+    """A declaration's builder: the model of its configuration, named as the declaration."""
+
+    @functools.wraps(configure)
+    def builder(**kwargs: Any) -> nn.Module:
+        return configure(**kwargs).build()
+
+    return builder
 
 
 def register_arch(
     *,
-    family: str,
-    default_input: Shape,
-    min_input: Shape,
+    family: str | Family,
     paper: str,
-    stages: Iterable[tuple[str, str]] = (),
     description: str = "",
-) -> Callable[[Builder], Builder]:
-    """Register a builder under its function name.
+    variant: Variant | None = None,
+    default_input: Shape | None = None,
+    min_input: Shape | None = None,
+    stages: Iterable[tuple[str, str]] = (),
+) -> Callable[[Declaration], Declaration]:
+    """Register a declaration (or a plain builder) under its function name; returns the function unchanged.
+
+    A declaration takes the architecture's options and returns its
+    :class:`ArchConfig`; inputs and stages come from the configuration.
+    Without a declaration, pass ``default_input`` and ``min_input`` (and
+    ``stages``): the function is then the builder itself, returning the model.
+
+    Args:
+        family: The family name, or a :class:`Family` (registered with it).
+        paper: The reference for the definition.
+        description: One line on what distinguishes it.
+        variant: Its place in its paper's comparison of 2D/3D variants.
+        default_input: A plain builder's paper input (C, T, H, W).
+        min_input: A plain builder's smallest valid input.
+        stages: A plain builder's stage kinds.
 
     Raises:
-        ValueError: if the name is already registered.
+        ValueError: if the name is already registered, a family of that name
+            differs, or only one of default_input and min_input is given.
+        TypeError: if a declaration does not return an :class:`ArchConfig`.
     """
+    if (default_input is None) != (min_input is None):
+        raise ValueError("a plain builder needs both default_input and min_input")
 
-    def decorator(fn: Builder) -> Builder:
+    def decorator(fn: Declaration) -> Declaration:
         name = fn.__name__
         if name in _REGISTRY:
             raise ValueError(f"architecture '{name}' is already registered")
+        if default_input is not None and min_input is not None:
+            configure = _fixed(fn, _shape(default_input), _shape(min_input), _stages(stages))
+            builder: Callable[..., nn.Module] = fn
+        else:
+            configure, builder = fn, _builder(fn)
+        config = configure()
+        if not isinstance(config, ArchConfig):
+            raise TypeError(f"{name}() returned {type(config).__name__}, not an ArchConfig")
+        if isinstance(family, Family):
+            _add_family(family)
         _REGISTRY[name] = ArchSpec(
             name=name,
-            family=family,
-            builder=fn,
-            default_input=tuple(default_input),  # type: ignore[arg-type]
-            min_input=tuple(min_input),  # type: ignore[arg-type]
-            stages=tuple(tuple(s) for s in stages),  # type: ignore[misc]
+            family=family.name if isinstance(family, Family) else family,
+            builder=builder,
+            configure=configure,
+            default_input=_shape(config.default_input),
+            min_input=_shape(config.min_input),
+            stages=_stages(config.stages),
             paper=paper,
             description=description,
             published=published_for(name),
+            variant=variant,
         )
         return fn
 
@@ -170,6 +390,11 @@ def list_archs(
 def list_families() -> list[str]:
     """The distinct family names, in natural order."""
     return sorted({s.family for s in _REGISTRY.values()}, key=_natural_key)
+
+
+def get_family(name: str) -> Family:
+    """The :class:`Family` registered under ``name``; a grey one with no role for a family nobody described."""
+    return _FAMILIES.get(name) or Family(name)
 
 
 def get_arch(name: str) -> ArchSpec:

@@ -7,11 +7,14 @@ References:
     Speed-Accuracy Trade-offs in Video Classification", ECCV 2018 (S3D, S3D-G,
     I2D, Bottom-Heavy and Top-Heavy I3D).
 
-All of them are one network, :class:`InceptionNet`, built from data: the kind of
-each of the eleven conv blocks (``"3d"``, ``"2d"`` or ``"sep"``) and a gating
-flag. A ``"2d"`` block keeps the 3D layout but has temporal kernel 1; pools are
-those of I3D in every variant (the branch-3 max-pool stays 3x3x3 and
-MaxPool_4a / MaxPool_5a still stride in time), as in the TF-slim reference.
+All of them are one network, :class:`InceptionNet`, built from one
+:class:`InceptionConfig`: the :class:`~archs._blocks.ConvKind` of each of the
+eleven conv blocks (3D, 2D or separable) and a gating flag. A 2D block keeps the
+3D layout but has temporal kernel 1; pools are those of I3D in every variant
+(the branch-3 max-pool stays 3x3x3 and MaxPool_4a / MaxPool_5a still stride in
+time), as in the TF-slim reference, and the stem strides by 2 in time whatever
+its kind, so that every variant keeps I3D's temporal resolution (and its
+smallest input).
 
 Padding: the references use TensorFlow's SAME padding. Here every conv and pool
 is padded symmetrically (and MaxPool_5a uses ``ceil_mode``), which gives the
@@ -30,22 +33,27 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from archs._blocks import ConvUnit
-from archs._registry import register_arch
+from archs._blocks import ConvKind, ConvUnit, Triple, VideoClassifier
+from archs._registry import Family, Shape, Stages, Variant, register_arch
 
 __all__ = [
     "BLOCKS",
     "SPLIT_POINTS",
+    "InceptionBlock",
+    "InceptionConfig",
     "InceptionNet",
     "SelfGating",
     "inception_kinds",
     "inception_v1_2d",
 ]
+
+K3D, K2D, SEP = ConvKind.THREE_D, ConvKind.TWO_D, ConvKind.SEPARABLE
 
 BLOCKS: tuple[str, ...] = (
     "Conv_1a",
@@ -77,7 +85,11 @@ _MIXED: Mapping[str, tuple[int, int, int, int, int, int]] = {
     "Mixed_5b": (256, 160, 320, 32, 128, 128),
     "Mixed_5c": (384, 192, 384, 48, 128, 128),
 }
-_POOL_BEFORE = {"Mixed_4b": "MaxPool_4a", "Mixed_5b": "MaxPool_5a"}
+# The max-pools that stride in time, by the block they precede: name, kernel, stride, ceil_mode.
+_POOL_BEFORE: Mapping[str, tuple[str, Triple, Triple, bool]] = {
+    "Mixed_4b": ("MaxPool_4a", (3, 3, 3), (2, 2, 2), False),
+    "Mixed_5b": ("MaxPool_5a", (2, 2, 2), (2, 2, 2), True),
+}
 
 
 def _out_width(widths: tuple[int, int, int, int, int, int]) -> int:
@@ -101,32 +113,27 @@ class SelfGating(nn.Module):
         return x * gate[:, :, None, None, None]
 
 
-def _st_conv(kind: str, in_ch: int, out_ch: int, k: int, stride: int, pad: int, dim: int) -> nn.Module:
-    """A k x k spatial conv of the given kind; ``stride`` applies to time and space.
+def _st_conv(kind: ConvKind, in_ch: int, out_ch: int, k: int, stride: int, dim: int) -> nn.Module:
+    """A k x k spatial conv of the given kind, each part followed by BN and ReLU; ``stride`` applies to time and space.
 
-    ``"3d"``: k x k x k. ``"2d"``: 1 x k x k (time still strided). ``"sep"``:
-    1 x k x k then k x 1 x 1, each followed by BN and ReLU, both of full output
-    width (S3D; unlike R(2+1)D the middle width is not parameter-matched).
+    A factorised (separable) kind is 1 x k x k then k x 1 x 1, both of full output
+    width (S3D; unlike R(2+1)D the middle width is not parameter-matched). In 2D
+    (``dim=2``) every conv is 2D.
     """
-    if dim == 2 or kind == "2d":
-        return ConvUnit(in_ch, out_ch, (1, k, k), (stride, stride, stride), (0, pad, pad), dim=dim)
-    if kind == "3d":
-        return ConvUnit(in_ch, out_ch, k, stride, pad)
-    if kind == "sep":
-        return nn.Sequential(
-            OrderedDict(
-                spatial=ConvUnit(in_ch, out_ch, (1, k, k), (1, stride, stride), (0, pad, pad)),
-                temporal=ConvUnit(out_ch, out_ch, (k, 1, 1), (stride, 1, 1), (pad, 0, 0)),
-            )
-        )
-    raise ValueError(f"unknown conv kind {kind!r}")
+    parts = (K2D if dim == 2 else kind).parts(k, (stride, stride, stride))
+    if len(parts) == 1:
+        return ConvUnit(in_ch, out_ch, *parts[0], dim=dim)
+    spatial, temporal = parts
+    return nn.Sequential(
+        OrderedDict(spatial=ConvUnit(in_ch, out_ch, *spatial), temporal=ConvUnit(out_ch, out_ch, *temporal))
+    )
 
 
 def _maybe_gate(module: nn.Module, channels: int, gating: bool) -> nn.Module:
     return nn.Sequential(module, SelfGating(channels)) if gating else module
 
 
-def _max_pool(dim: int, kernel: tuple[int, int, int], stride: tuple[int, int, int], ceil: bool = False) -> nn.Module:
+def _max_pool(dim: int, kernel: Triple, stride: Triple, ceil: bool = False) -> nn.Module:
     pad = tuple(k // 2 if k == 3 else 0 for k in kernel)
     if dim == 2:
         return nn.MaxPool2d(kernel[1:], stride[1:], pad[1:], ceil_mode=ceil)
@@ -140,7 +147,7 @@ class InceptionBlock(nn.Module):
         self,
         in_ch: int,
         widths: tuple[int, int, int, int, int, int],
-        kind: str,
+        kind: ConvKind,
         gating: bool = False,
         dim: int = 3,
     ) -> None:
@@ -148,10 +155,10 @@ class InceptionBlock(nn.Module):
         b0, b1a, b1b, b2a, b2b, b3 = widths
         self.branch0 = _maybe_gate(ConvUnit(in_ch, b0, 1, dim=dim), b0, gating)
         self.branch1 = nn.Sequential(
-            ConvUnit(in_ch, b1a, 1, dim=dim), _maybe_gate(_st_conv(kind, b1a, b1b, 3, 1, 1, dim), b1b, gating)
+            ConvUnit(in_ch, b1a, 1, dim=dim), _maybe_gate(_st_conv(kind, b1a, b1b, 3, 1, dim), b1b, gating)
         )
         self.branch2 = nn.Sequential(
-            ConvUnit(in_ch, b2a, 1, dim=dim), _maybe_gate(_st_conv(kind, b2a, b2b, 3, 1, 1, dim), b2b, gating)
+            ConvUnit(in_ch, b2a, 1, dim=dim), _maybe_gate(_st_conv(kind, b2a, b2b, 3, 1, dim), b2b, gating)
         )
         self.branch3 = nn.Sequential(
             _max_pool(dim, (3, 3, 3), (1, 1, 1)), _maybe_gate(ConvUnit(in_ch, b3, 1, dim=dim), b3, gating)
@@ -161,25 +168,25 @@ class InceptionBlock(nn.Module):
         return torch.cat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], dim=1)
 
 
-class InceptionNet(nn.Module):
+class InceptionNet(VideoClassifier):
     """Inception-v1 (BN) as a video network (``dim=3``) or as an image network (``dim=2``).
 
     Args:
-        kinds: Kind of each of :data:`BLOCKS`, ``"3d"``, ``"2d"`` or ``"sep"``
-            (ignored for ``dim=2``).
+        kinds: Kind of each of :data:`BLOCKS` (ignored for ``dim=2``).
         gating: S3D-G feature gating on Conv_2c and on every branch output.
         num_classes: Logits.
         dropout: Dropout before the logits conv.
         dim: 3 for clips (B, C, T, H, W), 2 for images (B, C, H, W).
 
     The head follows DeepMind's I3D: average pool 2x7x7 (7x7 in 2D), stride 1,
-    no padding; dropout; a 1x1x1 conv with bias; the mean over the remaining
-    positions. Hence the smallest clip is 9x193x193 (Mixed_5c must be at least 2x7x7).
+    no padding; dropout; a 1x1x1 conv with bias (the classifier, ``logits``);
+    the mean over the remaining positions. Hence the smallest clip is 9x193x193
+    (Mixed_5c must be at least 2x7x7).
     """
 
     def __init__(
         self,
-        kinds: Sequence[str],
+        kinds: Sequence[ConvKind],
         gating: bool = False,
         num_classes: int = 400,
         dropout: float = 0.5,
@@ -189,39 +196,47 @@ class InceptionNet(nn.Module):
         if len(kinds) != len(BLOCKS):
             raise ValueError(f"expected {len(BLOCKS)} block kinds, got {len(kinds)}")
         kind = dict(zip(BLOCKS, kinds, strict=True))
+        gating = gating and dim == 3
         layers: OrderedDict[str, nn.Module] = OrderedDict()
-        layers["Conv_1a"] = _st_conv(kind["Conv_1a"], 3, 64, 7, 2, 3, dim)
+        layers["Conv_1a"] = _st_conv(kind["Conv_1a"], 3, 64, 7, 2, dim)
         layers["MaxPool_2a"] = _max_pool(dim, (1, 3, 3), (1, 2, 2))
         layers["Conv_2b"] = ConvUnit(64, 64, 1, dim=dim)
-        layers["Conv_2c"] = _maybe_gate(_st_conv(kind["Conv_2c"], 64, 192, 3, 1, 1, dim), 192, gating and dim == 3)
+        layers["Conv_2c"] = _maybe_gate(_st_conv(kind["Conv_2c"], 64, 192, 3, 1, dim), 192, gating)
         layers["MaxPool_3a"] = _max_pool(dim, (1, 3, 3), (1, 2, 2))
         in_ch = 192
         for name, widths in _MIXED.items():
-            if name == "Mixed_4b":
-                layers["MaxPool_4a"] = _max_pool(dim, (3, 3, 3), (2, 2, 2))
-            elif name == "Mixed_5b":
-                layers["MaxPool_5a"] = _max_pool(dim, (2, 2, 2), (2, 2, 2), ceil=True)
-            layers[name] = InceptionBlock(in_ch, widths, kind[name], gating and dim == 3, dim)
+            if name in _POOL_BEFORE:
+                pool, kernel, stride, ceil = _POOL_BEFORE[name]
+                layers[pool] = _max_pool(dim, kernel, stride, ceil)
+            layers[name] = InceptionBlock(in_ch, widths, kind[name], gating, dim)
             in_ch = _out_width(widths)
         self.features = nn.Sequential(layers)
         self.avgpool = nn.AvgPool3d((2, 7, 7), stride=1) if dim == 3 else nn.AvgPool2d(7, stride=1)
         self.dropout = nn.Dropout(dropout)
         conv = nn.Conv3d if dim == 3 else nn.Conv2d
         self.logits = conv(in_ch, num_classes, kernel_size=1, bias=True)
-        self.dim = dim
+        self.num_classes = num_classes
+        self.num_features = in_ch
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.logits(self.dropout(self.avgpool(self.features(x))))
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        x = self.logits(self.dropout(self.avgpool(x)))
         return x.mean(dim=tuple(range(2, x.ndim)))
 
+    @property
+    def classifier(self) -> nn.Module:
+        return self.logits
 
-def inception_kinds(low: str, high: str, split: str | None) -> tuple[str, ...]:
-    """Per-block kinds: ``low`` for the blocks below ``split``, ``high`` from it on.
+
+def inception_kinds(low: ConvKind, high: ConvKind | None = None, split: str | None = None) -> tuple[ConvKind, ...]:
+    """Per-block kinds: ``low`` for the blocks below ``split``, ``high`` from it on (``low`` everywhere without a split).
 
     Raises:
         ValueError: if ``split`` is not one of :data:`SPLIT_POINTS`.
     """
-    if split is None:
+    if split is None or high is None:
         return (low,) * len(BLOCKS)
     if split not in SPLIT_POINTS:
         raise ValueError(f"split must be one of {', '.join(SPLIT_POINTS)}; got {split!r}")
@@ -232,119 +247,138 @@ def inception_kinds(low: str, high: str, split: str | None) -> tuple[str, ...]:
 def inception_v1_2d(num_classes: int = 1000, dropout: float = 0.5) -> InceptionNet:
     """The 2D Inception-v1 (BN) image network that I3D is inflated from.
 
-    Same layer list and parameter names as :func:`i3d`, so that
+    Same layer list and parameter names as I3D, so that
     :func:`archs.inflate.inflate_from_2d` maps one onto the other by name.
     """
-    return InceptionNet(("2d",) * len(BLOCKS), num_classes=num_classes, dropout=dropout, dim=2)
+    return InceptionNet((K2D,) * len(BLOCKS), num_classes=num_classes, dropout=dropout, dim=2)
+
+
+@dataclass(frozen=True)
+class InceptionConfig:
+    """One Inception video network: what :class:`InceptionNet` is built from and what its spec says.
+
+    Attributes:
+        kinds: Kind of each of :data:`BLOCKS`.
+        gating: S3D-G feature gating.
+        num_classes: Logits (an option).
+        dropout: Dropout before the logits (an option).
+    """
+
+    kinds: tuple[ConvKind, ...]
+    gating: bool = False
+    num_classes: int = 400
+    dropout: float = 0.5
+
+    def with_options(self, *, num_classes: int | None = None, dropout: float | None = None) -> InceptionConfig:
+        """The options every Inception network takes; any other keyword is a TypeError."""
+        return replace(
+            self,
+            num_classes=self.num_classes if num_classes is None else num_classes,
+            dropout=self.dropout if dropout is None else dropout,
+        )
+
+    @property
+    def default_input(self) -> Shape:
+        """The papers' clip: 64 frames of 224x224."""
+        return (3, 64, 224, 224)
+
+    @property
+    def min_input(self) -> Shape:
+        """What the fixed 2x7x7 head needs (see :class:`InceptionNet`)."""
+        return (3, 9, 193, 193)
+
+    @property
+    def stages(self) -> Stages:
+        return tuple(zip(BLOCKS, self.kinds, strict=True))
+
+    def build(self) -> InceptionNet:
+        return InceptionNet(self.kinds, self.gating, num_classes=self.num_classes, dropout=self.dropout)
 
 
 _I3D_PAPER = "Carreira & Zisserman, Quo Vadis, Action Recognition? CVPR 2017"
 _XIE_PAPER = "Xie et al., Rethinking Spatiotemporal Feature Learning, ECCV 2018"
-_DEFAULT = (3, 64, 224, 224)
-_MIN = (3, 9, 193, 193)
-
-
-def _stages(kinds: Sequence[str]) -> tuple[tuple[str, str], ...]:
-    return tuple(zip(BLOCKS, kinds, strict=True))
-
-
-def _build(kinds: Sequence[str], gating: bool = False, **kwargs: Any) -> InceptionNet:
-    return InceptionNet(kinds, gating=gating, **kwargs)
-
-
+_XIE = "Mixed 2D/3D Inception (Xie et al., ECCV 2018)"
 _HEAVY_SPLIT = "Mixed_4b"
 
+_I3D = Family("i3d", color="#1f77b4")
+_S3D = Family("s3d", color="#ff7f0e")
+_MIXED_I3D = Family("i3d_mixed", color="#17becf", mixed=True)
+
 
 @register_arch(
-    family="i3d",
-    default_input=_DEFAULT,
-    min_input=_MIN,
+    family=_I3D,
     paper=_I3D_PAPER,
-    stages=_stages(inception_kinds("3d", "3d", None)),
     description="Inception-v1 (BN) inflated to 3D; DeepMind layer list",
+    variant=Variant(_XIE, order=2, label="I3D"),
 )
-def i3d(**kwargs: Any) -> InceptionNet:
+def i3d(**options: Any) -> InceptionConfig:
     """I3D: every conv k x k becomes k x k x k (the stem 7x7x7, stride 2 in time)."""
-    return _build(inception_kinds("3d", "3d", None), **kwargs)
+    return InceptionConfig(inception_kinds(K3D)).with_options(**options)
 
 
 @register_arch(
-    family="i3d",
-    default_input=_DEFAULT,
-    min_input=_MIN,
+    family=_I3D,
     paper=_XIE_PAPER,
-    stages=_stages(inception_kinds("2d", "2d", None)),
     description="I3D with temporal kernel 1 in every conv; pools as I3D",
+    variant=Variant(_XIE, order=3, label="I2D"),
 )
-def i2d(**kwargs: Any) -> InceptionNet:
+def i2d(**options: Any) -> InceptionConfig:
     """I2D: a 2D network applied to every frame, with I3D's (temporal) pools."""
-    return _build(inception_kinds("2d", "2d", None), **kwargs)
+    return InceptionConfig(inception_kinds(K2D)).with_options(**options)
 
 
 @register_arch(
-    family="s3d",
-    default_input=_DEFAULT,
-    min_input=_MIN,
+    family=_S3D,
     paper=_XIE_PAPER,
-    stages=_stages(inception_kinds("sep", "sep", None)),
     description="separable 1xkxk + kx1x1 stem, Conv_2c and Inception branches 1-2",
 )
-def s3d(**kwargs: Any) -> InceptionNet:
+def s3d(**options: Any) -> InceptionConfig:
     """S3D as torchvision defines it (8,320,048 parameters, dropout 0.2).
 
     The stem is separable too (torchvision, kylemin/S3D). TF-slim's S3D-G keeps a
     non-separable 3x7x7 stem instead; that and padding are why this definition
     counts 71.9 GMACs at 64x224x224 where the paper reports 66.4.
     """
-    kwargs.setdefault("dropout", 0.2)
-    return _build(inception_kinds("sep", "sep", None), **kwargs)
+    return InceptionConfig(inception_kinds(SEP), dropout=0.2).with_options(**options)
 
 
 @register_arch(
-    family="s3d",
-    default_input=_DEFAULT,
-    min_input=_MIN,
+    family=_S3D,
     paper=_XIE_PAPER,
-    stages=_stages(inception_kinds("sep", "sep", None)),
     description="S3D plus feature gating on Conv_2c and every branch output",
 )
-def s3d_g(**kwargs: Any) -> InceptionNet:
+def s3d_g(**options: Any) -> InceptionConfig:
     """S3D-G: :func:`s3d` with :class:`SelfGating` where TF-slim's ``s3dg.py`` gates."""
-    kwargs.setdefault("dropout", 0.2)
-    return _build(inception_kinds("sep", "sep", None), gating=True, **kwargs)
+    return InceptionConfig(inception_kinds(SEP), gating=True, dropout=0.2).with_options(**options)
 
 
 @register_arch(
-    family="i3d_mixed",
-    default_input=_DEFAULT,
-    min_input=_MIN,
+    family=_MIXED_I3D,
     paper=_XIE_PAPER,
-    stages=_stages(inception_kinds("3d", "2d", _HEAVY_SPLIT)),
     description="3D blocks below the split (default Mixed_4b), 2D from it on",
+    variant=Variant(_XIE, order=0, label="Bottom-Heavy (3D below the split)", color="#1f77b4", splits=SPLIT_POINTS),
 )
-def i3d_bottom_heavy(split: str = _HEAVY_SPLIT, **kwargs: Any) -> InceptionNet:
+def i3d_bottom_heavy(split: str = _HEAVY_SPLIT, **options: Any) -> InceptionConfig:
     """Bottom-Heavy I3D: "3D in the lower layers, and 2D in the higher layers".
 
     Args:
         split: First block that is 2D, one of :data:`SPLIT_POINTS`. The default,
             Mixed_4b, switches at MaxPool_4a: 3D through Mixed_3c.
     """
-    return _build(inception_kinds("3d", "2d", split), **kwargs)
+    return InceptionConfig(inception_kinds(K3D, K2D, split)).with_options(**options)
 
 
 @register_arch(
-    family="i3d_mixed",
-    default_input=_DEFAULT,
-    min_input=_MIN,
+    family=_MIXED_I3D,
     paper=_XIE_PAPER,
-    stages=_stages(inception_kinds("2d", "3d", _HEAVY_SPLIT)),
     description="2D blocks below the split (default Mixed_4b), 3D from it on",
+    variant=Variant(_XIE, order=1, label="Top-Heavy (2D below the split)", color="#d62728", splits=SPLIT_POINTS),
 )
-def i3d_top_heavy(split: str = _HEAVY_SPLIT, **kwargs: Any) -> InceptionNet:
+def i3d_top_heavy(split: str = _HEAVY_SPLIT, **options: Any) -> InceptionConfig:
     """Top-Heavy I3D: "2D in the lower (larger) layers, and 3D in the upper layers".
 
     Args:
         split: First block that is 3D, one of :data:`SPLIT_POINTS`. The default,
             Mixed_4b, switches at MaxPool_4a: 2D through Mixed_3c (the stem too).
     """
-    return _build(inception_kinds("2d", "3d", split), **kwargs)
+    return InceptionConfig(inception_kinds(K2D, K3D, split)).with_options(**options)

@@ -6,13 +6,14 @@ Reference:
     paper is silent the authors' code is followed (facebookresearch/VMZ,
     ``c2/lib/models/r3d_model.py`` and ``builder/video_model.py``).
 
-Every variant is one network, :class:`VideoResNet`, built from data: the kind of
-the stem and of each residual stage (``"3d"``: 3x3x3, ``"2d"``: 1x3x3,
-``"(2+1)d"``: 1x3x3 then 3x1x1). The skeleton is VMZ's and torchvision's: no
-max-pool after conv1; stages of 64, 128, 256, 512 channels; the first block
-of stages 3 to 5 strides by 2 in space and, for 3D and (2+1)D blocks, in time
-(2D blocks stride only in space); projection shortcuts are 1x1x1 convs with the
-block's stride; global average pool; a linear classifier.
+Every variant is one network, :class:`VideoResNet`, built from one
+:class:`ResNetConfig`: the :class:`~archs._blocks.ConvKind` of the stem and of
+each residual stage (3D: 3x3x3, 2D: 1x3x3, (2+1)D: 1x3x3 then 3x1x1; R2D's stem
+folds the clip). The skeleton is VMZ's and torchvision's: no max-pool after
+conv1; stages of 64, 128, 256, 512 channels; the first block of stages 3 to 5
+strides by 2 in space and, for kinds with a temporal extent, in time (2D blocks
+stride only in space: the kind's own rule); projection shortcuts are 1x1x1
+convs with the block's stride; global average pool; a linear classifier.
 
 Difference from torchvision: torchvision's ``r2plus1d_18`` computes the
 intermediate width M_i once per block, from the block's (in, out), and uses it
@@ -28,16 +29,23 @@ Basic block::
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from torch import Tensor, nn
 
-from archs._registry import register_arch
+from archs._blocks import ConvKind, VideoClassifier
+from archs._registry import Family, Shape, Stages, Variant, register_arch
 
-__all__ = ["VideoResNet", "midplanes"]
+__all__ = ["BasicBlock", "ResNetConfig", "VideoResNet", "midplanes"]
+
+K3D, K2D, R2P1D, FOLDED = ConvKind.THREE_D, ConvKind.TWO_D, ConvKind.R2PLUS1D, ConvKind.FOLDED
 
 _WIDTHS = (64, 128, 256, 512)
+_STAGE_NAMES = ("conv1", "conv2_x", "conv3_x", "conv4_x", "conv5_x")
 _PAPER = "Tran et al., A Closer Look at Spatiotemporal Convolutions, CVPR 2018"
 
 
@@ -49,20 +57,21 @@ def midplanes(in_ch: int, out_ch: int, t: int = 3, d: int = 3) -> int:
     return (t * d * d * in_ch * out_ch) // (d * d * in_ch + t * out_ch)
 
 
-def _conv(kind: str, in_ch: int, out_ch: int, stride: int, mid: int) -> nn.Module:
-    """A 3x3(x3) conv of the given kind; a 2D conv strides only in space."""
-    if kind == "3d":
-        return nn.Conv3d(in_ch, out_ch, 3, stride, 1, bias=False)
-    if kind == "2d":
-        return nn.Conv3d(in_ch, out_ch, (1, 3, 3), (1, stride, stride), (0, 1, 1), bias=False)
-    if kind == "(2+1)d":
-        return nn.Sequential(
-            nn.Conv3d(in_ch, mid, (1, 3, 3), (1, stride, stride), (0, 1, 1), bias=False),
-            nn.BatchNorm3d(mid),
-            nn.ReLU(inplace=True),
-            nn.Conv3d(mid, out_ch, (3, 1, 1), (stride, 1, 1), (1, 0, 0), bias=False),
-        )
-    raise ValueError(f"unknown conv kind {kind!r}")
+def _conv(kind: ConvKind, in_ch: int, out_ch: int, stride: int, mid: int) -> nn.Module:
+    """A 3x3(x3) conv of the given kind, downsampling by ``stride`` as the kind strides.
+
+    A factorised kind is 1x3x3 to ``mid`` channels, BN, ReLU, then 3x1x1.
+    """
+    parts = kind.parts(3, kind.stride(stride))
+    if len(parts) == 1:
+        return nn.Conv3d(in_ch, out_ch, *parts[0], bias=False)
+    spatial, temporal = parts
+    return nn.Sequential(
+        nn.Conv3d(in_ch, mid, *spatial, bias=False),
+        nn.BatchNorm3d(mid),
+        nn.ReLU(inplace=True),
+        nn.Conv3d(mid, out_ch, *temporal, bias=False),
+    )
 
 
 class BasicBlock(nn.Module):
@@ -73,7 +82,7 @@ class BasicBlock(nn.Module):
             convs; otherwise each conv gets its own (the paper's rule).
     """
 
-    def __init__(self, in_ch: int, out_ch: int, kind: str, stride: int, mid_per_block: bool) -> None:
+    def __init__(self, in_ch: int, out_ch: int, kind: ConvKind, stride: int, mid_per_block: bool) -> None:
         super().__init__()
         mid1 = midplanes(in_ch, out_ch)
         mid2 = mid1 if mid_per_block else midplanes(out_ch, out_ch)
@@ -83,9 +92,8 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Sequential(_conv(kind, out_ch, out_ch, 1, mid2), nn.BatchNorm3d(out_ch))
         self.downsample: nn.Module | None = None
         if stride != 1 or in_ch != out_ch:
-            t_stride = 1 if kind == "2d" else stride
             self.downsample = nn.Sequential(
-                nn.Conv3d(in_ch, out_ch, 1, (t_stride, stride, stride), bias=False), nn.BatchNorm3d(out_ch)
+                nn.Conv3d(in_ch, out_ch, 1, kind.stride(stride), bias=False), nn.BatchNorm3d(out_ch)
             )
         self.relu = nn.ReLU(inplace=True)
 
@@ -94,46 +102,37 @@ class BasicBlock(nn.Module):
         return self.relu(self.conv2(self.conv1(x)) + identity)
 
 
-def _stem(kind: str, frames: int) -> nn.Sequential:
-    """conv1, 64 channels, stride (1, 2, 2), followed by BN and ReLU.
+def _stem(kind: ConvKind, frames: int) -> nn.Sequential:
+    """conv1, 64 channels, stride (1, 2, 2), each conv followed by BN and ReLU.
 
-    ``"3d"``: 3x7x7. ``"2d"``: 1x7x7. ``"(2+1)d"``: 1x7x7 to 45 channels, BN,
-    ReLU, 3x1x1 to 64 (45 is hard-coded in VMZ and torchvision). ``"r2d"``:
-    ``frames``x7x7 with no temporal padding, which folds time into channels (R2D).
+    3D: 3x7x7. 2D: 1x7x7. (2+1)D: 1x7x7 to 45 channels, then 3x1x1 to 64 (45 is
+    hard-coded in VMZ and torchvision). Folded (R2D): ``frames``x7x7 with no
+    temporal padding, which folds time into channels.
     """
-    if kind == "(2+1)d":
-        return nn.Sequential(
-            nn.Conv3d(3, 45, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False),
-            nn.BatchNorm3d(45),
-            nn.ReLU(inplace=True),
-            nn.Conv3d(45, 64, (3, 1, 1), 1, (1, 0, 0), bias=False),
-            nn.BatchNorm3d(64),
-            nn.ReLU(inplace=True),
-        )
-    kt, pt = {"3d": (3, 1), "2d": (1, 0), "r2d": (frames, 0)}[kind]
-    return nn.Sequential(
-        nn.Conv3d(3, 64, (kt, 7, 7), (1, 2, 2), (pt, 3, 3), bias=False),
-        nn.BatchNorm3d(64),
-        nn.ReLU(inplace=True),
-    )
+    parts = kind.parts(7, (1, 2, 2), t=frames if kind.folds_time else 3)
+    widths = (3, 45, 64) if kind.factorised else (3, 64)
+    layers: list[nn.Module] = []
+    for part, (c_in, c_out) in zip(parts, itertools.pairwise(widths), strict=True):
+        layers += [nn.Conv3d(c_in, c_out, *part, bias=False), nn.BatchNorm3d(c_out), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
 
 
-class VideoResNet(nn.Module):
+class VideoResNet(VideoClassifier):
     """A ResNet of basic blocks on clips, with per-stage conv kinds.
 
     Args:
-        stem: Kind of conv1 (``"3d"``, ``"2d"``, ``"(2+1)d"`` or ``"r2d"``).
+        stem: Kind of conv1.
         kinds: Kind of each of the four residual stages conv2_x..conv5_x.
         layers: Blocks per stage ([2, 2, 2, 2] for 18 layers, [3, 4, 6, 3] for 34).
         num_classes: Logits.
         mid_per_block: torchvision's M_i rule for (2+1)D blocks (see module docstring).
-        frames: Temporal kernel of the R2D stem (the clip length it folds).
+        frames: Temporal kernel of a folded (R2D) stem: the clip length it folds.
     """
 
     def __init__(
         self,
-        stem: str,
-        kinds: Sequence[str],
+        stem: ConvKind,
+        kinds: Sequence[ConvKind],
         layers: Sequence[int],
         num_classes: int = 400,
         mid_per_block: bool = False,
@@ -157,6 +156,8 @@ class VideoResNet(nn.Module):
             setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
         self.avgpool = nn.AdaptiveAvgPool3d(1)
         self.fc = nn.Linear(in_ch, num_classes)
+        self.num_classes = num_classes
+        self.num_features = in_ch
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -170,159 +171,217 @@ class VideoResNet(nn.Module):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)
 
-    def features(self, x: Tensor) -> Tensor:
+    def forward_features(self, x: Tensor) -> Tensor:
         x = self.stem(x)
         for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
             x = stage(x)
         return x
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc(self.avgpool(self.features(x)).flatten(1))
+    def forward_head(self, x: Tensor) -> Tensor:
+        return self.fc(self.avgpool(x).flatten(1))
+
+    @property
+    def classifier(self) -> nn.Module:
+        return self.fc
 
 
-def _mc(x: int) -> tuple[str, ...]:
-    """MCx: 3D up to conv(x-1)_x, 2D from conv x_x on (conv1 is 3D)."""
-    return tuple("3d" if stage < x else "2d" for stage in (2, 3, 4, 5))
+@dataclass(frozen=True)
+class ResNetConfig:
+    """One video ResNet: what :class:`VideoResNet` is built from and what its spec says.
 
-
-def _rmc(x: int) -> tuple[str, ...]:
-    """rMCx: 2D up to conv(x-1)_x (conv1 is 2D), 3D from conv x_x on."""
-    return tuple("3d" if stage >= x else "2d" for stage in (2, 3, 4, 5))
-
-
-def _stages(stem: str, kinds: Sequence[str]) -> tuple[tuple[str, str], ...]:
-    names = ("conv1", "conv2_x", "conv3_x", "conv4_x", "conv5_x")
-    return tuple(zip(names, (stem, *kinds), strict=True))
-
-
-def _temporal_stride(kinds: Sequence[str]) -> int:
-    """Total temporal downsampling: stages 3 to 5 halve time unless they are 2D."""
-    return 2 ** sum(k != "2d" for k in kinds[1:])
-
-
-def _spec(
-    family: str, stem: str, kinds: Sequence[str], frames: int = 16, min_frames: int | None = None
-) -> dict[str, Any]:
-    """register_arch arguments for a ResNet variant.
-
-    ``min_input`` is the total stride: the smallest clip whose final feature map
-    is 1x1x1, so that no strided conv acts on padding alone.
+    Attributes:
+        stem: Kind of conv1.
+        kinds: Kind of each residual stage, conv2_x..conv5_x.
+        layers: Blocks per stage.
+        frames: Frames of the paper's clip; a folded (R2D) stem spans exactly this many.
+        mid_per_block: torchvision's M_i rule for (2+1)D blocks.
+        num_classes: Logits (an option).
     """
-    t_min = min_frames if min_frames is not None else _temporal_stride(kinds)
-    return {
-        "family": family,
-        "default_input": (3, frames, 112, 112),
-        "min_input": (3, t_min, 16, 16),
-        "paper": _PAPER,
-        "stages": _stages(stem, kinds),
-    }
+
+    stem: ConvKind
+    kinds: tuple[ConvKind, ...]
+    layers: tuple[int, ...]
+    frames: int = 16
+    mid_per_block: bool = False
+    num_classes: int = 400
+
+    def __post_init__(self) -> None:
+        if self.frames < 1:
+            raise ValueError(f"frames must be a positive number of frames, got {self.frames}")
+
+    def with_options(self, *, num_classes: int | None = None) -> ResNetConfig:
+        """The options every ResNet takes; any other keyword is a TypeError."""
+        return replace(self, num_classes=self.num_classes if num_classes is None else num_classes)
+
+    @property
+    def default_input(self) -> Shape:
+        """The paper's clip: ``frames`` frames of 112x112."""
+        return (3, self.frames, 112, 112)
+
+    @property
+    def min_input(self) -> Shape:
+        """The total stride, so that no strided conv acts on padding alone; a folded stem needs its whole clip.
+
+        Space: conv1 and stages 3 to 5 halve it (16). Time: stages 3 to 5 halve
+        it where their kind strides in time.
+        """
+        t_min = math.prod(kind.stride(2)[0] for kind in self.kinds[1:])
+        return (3, self.frames if self.stem.folds_time else t_min, 16, 16)
+
+    @property
+    def stages(self) -> Stages:
+        return tuple(zip(_STAGE_NAMES, (self.stem, *self.kinds), strict=True))
+
+    def build(self) -> VideoResNet:
+        return VideoResNet(self.stem, self.kinds, self.layers, self.num_classes, self.mid_per_block, self.frames)
+
+
+def _mc(x: int) -> tuple[ConvKind, ...]:
+    """MCx: 3D up to conv(x-1)_x, 2D from conv x_x on (conv1 is 3D)."""
+    return tuple(K3D if stage < x else K2D for stage in (2, 3, 4, 5))
+
+
+def _rmc(x: int) -> tuple[ConvKind, ...]:
+    """rMCx: 2D up to conv(x-1)_x (conv1 is 2D), 3D from conv x_x on."""
+    return tuple(K3D if stage >= x else K2D for stage in (2, 3, 4, 5))
 
 
 _18 = (2, 2, 2, 2)
 _34 = (3, 4, 6, 3)
-_3D = ("3d",) * 4
-_2D = ("2d",) * 4
-_2P1 = ("(2+1)d",) * 4
+_3D = (K3D,) * 4
+_2D = (K2D,) * 4
+_2P1 = (R2P1D,) * 4
 
+_TRAN = "Mixed convolutions (Tran et al., CVPR 2018)"
+"""The comparison of the paper's Table 2: the 18-layer variants at 16x112x112, in this order."""
 
-@register_arch(**_spec("r3d", "3d", _3D), description="3D ResNet-18, 3x3x3 basic blocks")
-def r3d_18(**kwargs: Any) -> VideoResNet:
-    """R3D-18 (torchvision ``r3d_18``: 33,371,472 parameters)."""
-    return VideoResNet("3d", _3D, _18, **kwargs)
-
-
-@register_arch(**_spec("r3d", "3d", _3D), description="3D ResNet-34, 3x3x3 basic blocks")
-def r3d_34(**kwargs: Any) -> VideoResNet:
-    """R3D-34: blocks [3, 4, 6, 3] (VMZ ``r3d_model.py``)."""
-    return VideoResNet("3d", _3D, _34, **kwargs)
-
-
-@register_arch(**_spec("mc", "3d", _mc(2)), description="3D conv1, 2D from conv2_x")
-def mc2_18(**kwargs: Any) -> VideoResNet:
-    """MC2-18: only conv1 is 3D."""
-    return VideoResNet("3d", _mc(2), _18, **kwargs)
-
-
-@register_arch(**_spec("mc", "3d", _mc(3)), description="3D up to conv2_x, 2D from conv3_x")
-def mc3_18(**kwargs: Any) -> VideoResNet:
-    """MC3-18 (torchvision ``mc3_18``: 11,695,440 parameters)."""
-    return VideoResNet("3d", _mc(3), _18, **kwargs)
-
-
-@register_arch(**_spec("mc", "3d", _mc(4)), description="3D up to conv3_x, 2D from conv4_x")
-def mc4_18(**kwargs: Any) -> VideoResNet:
-    """MC4-18."""
-    return VideoResNet("3d", _mc(4), _18, **kwargs)
-
-
-@register_arch(**_spec("mc", "3d", _mc(5)), description="3D up to conv4_x, 2D conv5_x")
-def mc5_18(**kwargs: Any) -> VideoResNet:
-    """MC5-18."""
-    return VideoResNet("3d", _mc(5), _18, **kwargs)
-
-
-@register_arch(**_spec("rmc", "2d", _rmc(2)), description="2D conv1, 3D from conv2_x")
-def rmc2_18(**kwargs: Any) -> VideoResNet:
-    """rMC2-18: every residual stage is 3D."""
-    return VideoResNet("2d", _rmc(2), _18, **kwargs)
-
-
-@register_arch(**_spec("rmc", "2d", _rmc(3)), description="2D up to conv2_x, 3D from conv3_x")
-def rmc3_18(**kwargs: Any) -> VideoResNet:
-    """rMC3-18."""
-    return VideoResNet("2d", _rmc(3), _18, **kwargs)
-
-
-@register_arch(**_spec("rmc", "2d", _rmc(4)), description="2D up to conv3_x, 3D from conv4_x")
-def rmc4_18(**kwargs: Any) -> VideoResNet:
-    """rMC4-18."""
-    return VideoResNet("2d", _rmc(4), _18, **kwargs)
-
-
-@register_arch(**_spec("rmc", "2d", _rmc(5)), description="2D up to conv4_x, 3D conv5_x")
-def rmc5_18(**kwargs: Any) -> VideoResNet:
-    """rMC5-18: only conv5_x is 3D."""
-    return VideoResNet("2d", _rmc(5), _18, **kwargs)
+_R2D = Family("r2d", color="#8c564b")
+_MC = Family("mc", color="#d62728", mixed=True, series="MCx, x = 2..5 in order", marker="o")
+_RMC = Family("rmc", color="#9467bd", mixed=True, series="rMCx, x = 2..5 in order", marker="s")
+_R3D = Family("r3d", color="#2ca02c")
+_R2PLUS1D = Family("r2plus1d", color="#e377c2")
 
 
 @register_arch(
-    **_spec("r2d", "r2d", _2D, min_frames=16), description="time folded into channels by a 16x7x7 conv1, then 2D"
+    family=_R2D,
+    paper=_PAPER,
+    description="time folded into channels by a 16x7x7 conv1, then 2D",
+    variant=Variant(_TRAN, order=0),
 )
-def r2d_18(frames: int = 16, **kwargs: Any) -> VideoResNet:
+def r2d_18(frames: int = 16, **options: Any) -> ResNetConfig:
     """R2D-18: conv1 spans the whole clip (VMZ ``create_r2d``).
 
     Args:
-        frames: Clip length folded by conv1 (the paper's L). Longer clips slide it
-            over time and average; shorter ones are rejected by min_input.
+        frames: Clip length folded by conv1 (the paper's L), and so the clip of
+            its default and smallest input. Longer clips slide it over time and
+            average.
     """
-    return VideoResNet("r2d", _2D, _18, frames=frames, **kwargs)
-
-
-@register_arch(**_spec("r2d", "2d", _2D), description="2D ResNet-18 on every frame, time pooled at the end")
-def fr2d_18(**kwargs: Any) -> VideoResNet:
-    """f-R2D-18: frame-wise 2D convs with shared weights; late temporal pooling."""
-    return VideoResNet("2d", _2D, _18, **kwargs)
-
-
-@register_arch(**_spec("r2plus1d", "(2+1)d", _2P1), description="(2+1)D blocks, M_i per conv (paper, VMZ)")
-def r2plus1d_18(**kwargs: Any) -> VideoResNet:
-    """R(2+1)D-18 as in the paper: the intermediate width M_i computed for each conv."""
-    return VideoResNet("(2+1)d", _2P1, _18, **kwargs)
+    return ResNetConfig(FOLDED, _2D, _18, frames=frames).with_options(**options)
 
 
 @register_arch(
-    **_spec("r2plus1d", "(2+1)d", _2P1, frames=32), description="(2+1)D ResNet-34, M_i per conv (paper, VMZ)"
+    family=_R2D,
+    paper=_PAPER,
+    description="2D ResNet-18 on every frame, time pooled at the end",
+    variant=Variant(_TRAN, order=1),
 )
-def r2plus1d_34(**kwargs: Any) -> VideoResNet:
+def fr2d_18(**options: Any) -> ResNetConfig:
+    """f-R2D-18: frame-wise 2D convs with shared weights; late temporal pooling."""
+    return ResNetConfig(K2D, _2D, _18).with_options(**options)
+
+
+@register_arch(family=_MC, paper=_PAPER, description="3D conv1, 2D from conv2_x", variant=Variant(_TRAN, order=2))
+def mc2_18(**options: Any) -> ResNetConfig:
+    """MC2-18: only conv1 is 3D."""
+    return ResNetConfig(K3D, _mc(2), _18).with_options(**options)
+
+
+@register_arch(
+    family=_MC, paper=_PAPER, description="3D up to conv2_x, 2D from conv3_x", variant=Variant(_TRAN, order=3)
+)
+def mc3_18(**options: Any) -> ResNetConfig:
+    """MC3-18 (torchvision ``mc3_18``: 11,695,440 parameters)."""
+    return ResNetConfig(K3D, _mc(3), _18).with_options(**options)
+
+
+@register_arch(
+    family=_MC, paper=_PAPER, description="3D up to conv3_x, 2D from conv4_x", variant=Variant(_TRAN, order=4)
+)
+def mc4_18(**options: Any) -> ResNetConfig:
+    """MC4-18."""
+    return ResNetConfig(K3D, _mc(4), _18).with_options(**options)
+
+
+@register_arch(family=_MC, paper=_PAPER, description="3D up to conv4_x, 2D conv5_x", variant=Variant(_TRAN, order=5))
+def mc5_18(**options: Any) -> ResNetConfig:
+    """MC5-18."""
+    return ResNetConfig(K3D, _mc(5), _18).with_options(**options)
+
+
+@register_arch(family=_RMC, paper=_PAPER, description="2D conv1, 3D from conv2_x", variant=Variant(_TRAN, order=6))
+def rmc2_18(**options: Any) -> ResNetConfig:
+    """rMC2-18: every residual stage is 3D."""
+    return ResNetConfig(K2D, _rmc(2), _18).with_options(**options)
+
+
+@register_arch(
+    family=_RMC, paper=_PAPER, description="2D up to conv2_x, 3D from conv3_x", variant=Variant(_TRAN, order=7)
+)
+def rmc3_18(**options: Any) -> ResNetConfig:
+    """rMC3-18."""
+    return ResNetConfig(K2D, _rmc(3), _18).with_options(**options)
+
+
+@register_arch(
+    family=_RMC, paper=_PAPER, description="2D up to conv3_x, 3D from conv4_x", variant=Variant(_TRAN, order=8)
+)
+def rmc4_18(**options: Any) -> ResNetConfig:
+    """rMC4-18."""
+    return ResNetConfig(K2D, _rmc(4), _18).with_options(**options)
+
+
+@register_arch(family=_RMC, paper=_PAPER, description="2D up to conv4_x, 3D conv5_x", variant=Variant(_TRAN, order=9))
+def rmc5_18(**options: Any) -> ResNetConfig:
+    """rMC5-18: only conv5_x is 3D."""
+    return ResNetConfig(K2D, _rmc(5), _18).with_options(**options)
+
+
+@register_arch(
+    family=_R3D, paper=_PAPER, description="3D ResNet-18, 3x3x3 basic blocks", variant=Variant(_TRAN, order=10)
+)
+def r3d_18(**options: Any) -> ResNetConfig:
+    """R3D-18 (torchvision ``r3d_18``: 33,371,472 parameters)."""
+    return ResNetConfig(K3D, _3D, _18).with_options(**options)
+
+
+@register_arch(family=_R3D, paper=_PAPER, description="3D ResNet-34, 3x3x3 basic blocks")
+def r3d_34(**options: Any) -> ResNetConfig:
+    """R3D-34: blocks [3, 4, 6, 3] (VMZ ``r3d_model.py``)."""
+    return ResNetConfig(K3D, _3D, _34).with_options(**options)
+
+
+@register_arch(
+    family=_R2PLUS1D,
+    paper=_PAPER,
+    description="(2+1)D blocks, M_i per conv (paper, VMZ)",
+    variant=Variant(_TRAN, order=11),
+)
+def r2plus1d_18(**options: Any) -> ResNetConfig:
+    """R(2+1)D-18 as in the paper: the intermediate width M_i computed for each conv."""
+    return ResNetConfig(R2P1D, _2P1, _18).with_options(**options)
+
+
+@register_arch(family=_R2PLUS1D, paper=_PAPER, description="(2+1)D ResNet-34, M_i per conv (paper, VMZ)")
+def r2plus1d_34(**options: Any) -> ResNetConfig:
     """R(2+1)D-34: blocks [3, 4, 6, 3]; the paper's 32-frame Kinetics model."""
-    return VideoResNet("(2+1)d", _2P1, _34, **kwargs)
+    return ResNetConfig(R2P1D, _2P1, _34, frames=32).with_options(**options)
 
 
-@register_arch(**_spec("r2plus1d", "(2+1)d", _2P1), description="torchvision's R(2+1)D-18: one M_i per block")
-def r2plus1d_18_tv(**kwargs: Any) -> VideoResNet:
+@register_arch(family=_R2PLUS1D, paper=_PAPER, description="torchvision's R(2+1)D-18: one M_i per block")
+def r2plus1d_18_tv(**options: Any) -> ResNetConfig:
     """R(2+1)D-18 as torchvision defines it (31,505,325 parameters).
 
     torchvision's ``BasicBlock`` computes ``midplanes`` from the block's (in, out)
     and uses it for both convs; the paper computes it per conv (see :func:`r2plus1d_18`).
     """
-    return VideoResNet("(2+1)d", _2P1, _18, mid_per_block=True, **kwargs)
+    return ResNetConfig(R2P1D, _2P1, _18, mid_per_block=True).with_options(**options)

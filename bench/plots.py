@@ -3,7 +3,10 @@
 matplotlib is imported here only, with the Agg backend, so that a report can
 be drawn on a machine without a display. Every function takes plain records or
 a DataFrame from :mod:`bench.tradeoff` / :mod:`bench.variants` and returns the
-paths it wrote.
+paths it wrote. How an architecture is drawn (its family's colour, its place
+in a comparison of variants, its legend) is the registry's metadata
+(:class:`archs.Family`, :class:`archs.Variant`), so a new family is drawn
+without a change here; a family the registry does not describe is grey.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Any
 import matplotlib
 import numpy as np
 
+import archs
+
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
@@ -27,11 +32,30 @@ from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
 
 __all__ = ["plot_scaling", "plot_tradeoff", "plot_variants"]
 
-_FAMILY_COLOURS = {
-    "i3d": "#1f77b4", "s3d": "#ff7f0e", "i3d_mixed": "#17becf", "r3d": "#2ca02c", "mc": "#d62728",
-    "rmc": "#9467bd", "r2d": "#8c564b", "r2plus1d": "#e377c2",
-}  # fmt: skip
-_OTHER = "#7f7f7f"
+_END_STYLES = ("-", ":", "--", "-.")
+"""Line styles of the unswept members of a split sweep (I3D, I2D), in their order."""
+
+
+def _colour(family: object) -> str:
+    return archs.get_family(str(family)).color
+
+
+def _variant(arch: str) -> archs.Variant | None:
+    """The registry's :class:`archs.Variant` of a name from a record; None for a name it does not know."""
+    try:
+        return archs.get_arch(arch).variant
+    except archs.UnknownArchError:
+        return None
+
+
+def _own_line(arch: str) -> tuple[str, str]:
+    """Label and colour of an architecture drawn as a line of its own: its variant's, else its name and family's."""
+    try:
+        spec = archs.get_arch(arch)
+    except archs.UnknownArchError:
+        return arch, _colour("")
+    v = spec.variant
+    return (v and v.label) or arch, (v and v.color) or _colour(spec.family)
 
 
 def _literal(text: object) -> str:
@@ -173,7 +197,7 @@ def plot_tradeoff(frame: Any, cost: str, stem: Path) -> list[Path]:
     items = []
     markers = dict(zip(sorted(set(data["input"])), "os^DvP*X"))
     for family, group in data.groupby("family", sort=True):
-        colour = _FAMILY_COLOURS.get(str(family), _OTHER)
+        colour = _colour(family)
         ax.scatter([], [], color=colour, marker="o", label=_legend_label(family))
         for r in group.itertuples():
             ax.scatter(
@@ -205,51 +229,72 @@ def plot_tradeoff(frame: Any, cost: str, stem: Path) -> list[Path]:
 
 
 def plot_variants(sweep: Sequence[dict[str, Any]], resnets: Sequence[dict[str, Any]], stem: Path) -> list[Path]:
-    """Left: GMACs of Bottom-/Top-Heavy I3D as the split moves. Right: top-1 vs GMACs of MCx, rMCx and the ends."""
+    """Left: GMACs of the swept variants (Bottom-/Top-Heavy I3D) as the split moves. Right: top-1 vs GMACs (MCx, rMCx...).
+
+    Labels, colours, series and order come from each architecture's
+    :class:`archs.Variant` and :class:`archs.Family`; the records from
+    :mod:`bench.variants` give the numbers.
+    """
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 6))
-    splits = [r["split"] for r in sweep if r["arch"] == "i3d_bottom_heavy"]
-    for variant, colour, label in (("i3d_bottom_heavy", "#1f77b4", "Bottom-Heavy (3D below the split)"),
-                                   ("i3d_top_heavy", "#d62728", "Top-Heavy (2D below the split)")):  # fmt: skip
-        ys = [r["gmacs"] for r in sweep if r["arch"] == variant]
-        left.plot(range(len(ys)), ys, marker="o", color=colour, label=label)
-    for end, style in (("i3d", "-"), ("i2d", ":")):
-        value = next((r["gmacs"] for r in sweep if r["arch"] == end), None)
-        if value is not None:
-            left.axhline(value, color="0.4", ls=style, lw=1, label=f"{end.upper()} ({value:.1f})")
+    variants = {r["arch"]: _variant(r["arch"]) for r in [*sweep, *resnets]}
+    swept = list(dict.fromkeys(r["arch"] for r in sweep if r["split"] is not None))
+    splits = [r["split"] for r in sweep if swept and r["arch"] == swept[0]]
+    for name in swept:
+        label, colour = _own_line(name)
+        ys = [r["gmacs"] for r in sweep if r["arch"] == name]
+        left.plot(range(len(ys)), ys, marker="o", color=colour, label=_legend_label(label))
+    for i, r in enumerate(r for r in sweep if r["split"] is None):
+        label = _literal(_own_line(r["arch"])[0])
+        style = _END_STYLES[i % len(_END_STYLES)]
+        left.axhline(r["gmacs"], color="0.4", ls=style, lw=1, label=f"{label} ({r['gmacs']:.1f})")
     left.set_xticks(range(len(splits)), [_literal(s) for s in splits], rotation=45, ha="right", fontsize=8)
     left.set_xlabel("split point: first block of the upper part")
     left.set_ylabel("GMACs per clip (3x64x224x224)")
-    left.set_title("Mixed 2D/3D Inception (Xie et al., ECCV 2018)")
+    left.set_title(_literal(_comparison(variants, swept)))
     left.grid(True, alpha=0.3)
     left.legend(fontsize=8)
 
     items: list[tuple[float, float, str]] = []
     lines = []
-    for family, marker in (("mc", "o"), ("rmc", "s")):
+    ranked = [r for r in resnets if r["top1"] is not None]
+    series = [f for f in dict.fromkeys(r["family"] for r in ranked) if archs.get_family(str(f)).series]
+    for family in sorted(series, key=lambda f: _first(ranked, variants, f)):
+        info = archs.get_family(str(family))
         pts = sorted(
-            (int(r["arch"][len(family)]), r["gmacs"], r["top1"], r["arch"])
-            for r in resnets
-            if r["family"] == family and r["top1"] is not None
+            (_order(variants, r["arch"]), r["gmacs"], r["top1"], r["arch"]) for r in ranked if r["family"] == family
         )
-        if pts:
-            name = {"mc": "MCx", "rmc": "rMCx"}[family]
-            right.plot([p[1] for p in pts], [p[2] for p in pts], marker=marker, color=_FAMILY_COLOURS[family],
-                       label=f"{name}, x = 2..5 in order", zorder=3)  # fmt: skip
-            items += [(p[1], p[2], _literal(p[3])) for p in pts]
-            lines.append(([p[1] for p in pts], [p[2] for p in pts]))
-    for r in resnets:
-        if r["family"] not in ("mc", "rmc") and r["top1"] is not None:
-            right.scatter(r["gmacs"], r["top1"], marker="D", color=_FAMILY_COLOURS.get(r["family"], _OTHER), zorder=3)
+        right.plot([p[1] for p in pts], [p[2] for p in pts], marker=info.marker, color=info.color,
+                   label=_legend_label(info.series), zorder=3)  # fmt: skip
+        items += [(p[1], p[2], _literal(p[3])) for p in pts]
+        lines.append(([p[1] for p in pts], [p[2] for p in pts]))
+    for r in ranked:
+        if r["family"] not in series:
+            right.scatter(r["gmacs"], r["top1"], marker="D", color=_colour(r["family"]), zorder=3)
             items.append((r["gmacs"], r["top1"], _literal(r["arch"])))
     right.set_xlabel("GMACs per clip (3x16x112x112)")
     right.set_ylabel("top-1 (%), Kinetics-400, 10 clips, from scratch (VMZ)")
-    right.set_title("Mixed convolutions (Tran et al., CVPR 2018)")
+    right.set_title(_literal(_comparison(variants, [r["arch"] for r in resnets])))
     right.grid(True, which="both", alpha=0.3)
     right.legend(fontsize=8, loc="lower right")
     right.set_xlim(0, max(r["gmacs"] for r in resnets) * 1.25)
     fig.tight_layout()
     _place_labels(right, items, lines)
     return _save(fig, stem)
+
+
+def _order(variants: dict[str, archs.Variant | None], arch: str) -> float:
+    v = variants.get(arch)
+    return v.order if v is not None else math.inf
+
+
+def _first(rows: Sequence[dict[str, Any]], variants: dict[str, archs.Variant | None], family: object) -> float:
+    """Where a family's first member stands in its comparison: families are drawn in that order."""
+    return min(_order(variants, r["arch"]) for r in rows if r["family"] == family)
+
+
+def _comparison(variants: dict[str, archs.Variant | None], names: Sequence[str]) -> str:
+    """The title of the comparison the first of these architectures belongs to (empty when none)."""
+    return next((v.comparison for n in names if (v := variants.get(n)) is not None), "")
 
 
 _AXIS_LABELS = {"frames": "frames T", "height": "size H = W (pixels)", "batch": "batch"}

@@ -9,23 +9,27 @@
 - The scaling table: growth exponents of MACs, latency and memory along the
   frames, size and batch axes that a run varies.
 
-Numbers come from :mod:`bench.analysis`; this module joins, selects and formats.
+Numbers come from :mod:`bench.analysis`; this module joins and selects (pandas
+frames). Their Markdown is :mod:`bench.report_md`'s. :data:`SECTIONS` lists the
+report's tables, one entry each (CSV name, title, how it is computed, how it is
+rendered); :func:`write_report` writes them all, the figures and the manifest.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 import archs
+from bench import report_md
 from bench.analysis import fit_growth, pareto_front
 from bench.errors import OutputError, UsageError
-from bench.report import markdown_table, md_code, md_escape, md_image
 from bench.schema import clip_of, is_missing
 from bench.validate import ACCURACY_COLUMNS, load_accuracy, show_path
 
@@ -33,6 +37,8 @@ __all__ = [
     "ACCURACY_COLUMNS",
     "MANIFEST",
     "REPORT_FILES",
+    "SECTIONS",
+    "Section",
     "accuracy_records",
     "check_report_folder",
     "failures_frame",
@@ -259,91 +265,44 @@ def scaling_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     )
 
 
-# ---------------------------------------------------------------- Markdown
+# ---------------------------------------------------------------- the report's tables
 
 
-def _fmt(v: Any, spec: str = "{}") -> str:
-    if is_missing(v):
-        return "-"
-    if isinstance(v, bool):
-        return "yes" if v else ""
-    return spec.format(v)
+@dataclass(frozen=True)
+class Section:
+    """One table of the report: its CSV, its Markdown section, how it is computed and how it is rendered.
+
+    Attributes:
+        name: The CSV's stem (``tradeoff`` -> ``tradeoff.csv``).
+        title: The Markdown section's title.
+        compute: ``(rows, accuracy records) -> frame``.
+        render: ``frame -> Markdown lines`` of the section's body; none leaves the section out.
+    """
+
+    name: str
+    title: str
+    compute: Callable[[Sequence[dict[str, Any]], Sequence[dict[str, Any]]], pd.DataFrame]
+    render: Callable[[pd.DataFrame], list[str]]
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section("tradeoff", "Trade-off", tradeoff_frame, report_md.tradeoff_lines),
+    Section("failures", "Failures", lambda rows, _: failures_frame(rows), report_md.failures_lines),
+    Section("paper", "Ours beside the papers", lambda rows, _: paper_frame(rows), report_md.paper_lines),
+    Section("scaling", "Scaling", lambda rows, _: scaling_frame(rows), report_md.scaling_lines),
+)
+"""The report's tables, in the order of the Markdown; a new table is one more entry."""
 
 
 def tradeoff_markdown(
     trade: pd.DataFrame, paper: pd.DataFrame, scaling: pd.DataFrame, failures: pd.DataFrame, sources: Sequence[str]
 ) -> str:
-    """The whole report as Markdown: trade-off, failures, ours vs the papers, scaling."""
-    lines = [
-        "# vbench report",
-        "",
-        f"From {', '.join(md_code(s) for s in sources)}. MACs are multiply-accumulates of conv, linear and matmul "
-        "layers (what the papers call FLOPs; FLOPs = 2 x MACs), per clip. Latency: median per iteration of the "
-        "row named under *timing*. Top-1 is published at the same input (dataset, views and pretraining as listed; "
-        "they differ between papers, so compare within a family first). Pareto: no other architecture is at most "
-        "as costly and at least as accurate.",
-        "",
-        "## Trade-off",
-        "",
-    ]
-    header = ["arch", "input", "params (M)", "GMACs/clip", "latency (ms)", "peak mem (MiB)", "top-1 (%)", "top-5 (%)",
-              "top-1 / GMAC", "Pareto (GMACs)", "Pareto (latency)", "dataset, views, pretrain", "status"]  # fmt: skip
-    order = trade.sort_values(["gmacs", "arch"], na_position="last")
-    body = [
-        [r.arch, r.input, _fmt(r.params_m, "{:.2f}"), _fmt(r.gmacs, "{:.2f}"),
-         _fmt(r.latency_ms, "{:.2f}") + (" (noisy)" if r.noisy else ""),
-         _fmt(r.peak_mem_mib, "{:.0f}"), _fmt(r.top1, "{:.1f}"), _fmt(r.top5, "{:.1f}"), _fmt(r.top1_per_gmac, "{:.2f}"),
-         _fmt(r.pareto_gmacs), _fmt(r.pareto_latency),
-         ", ".join(str(x) for x in (r.dataset, r.views, r.pretrain) if not is_missing(x)) or "-", r.status]
-        for r in order.itertuples()
-    ]  # fmt: skip
-    lines += markdown_table(header, body, left=("arch", "input", "dataset, views, pretrain", "status"))
-    timings = sorted({t for t in trade["timing"] if t})
-    if timings:
-        lines += ["", "Timing rows: " + "; ".join(md_escape(t) for t in timings) + "."]
-    sourced = trade[trade["accuracy_source"].notna()]
-    if len(sourced):
-        lines += ["", "Accuracy sources:", ""]
-        lines += [
-            f"- {md_escape(r.arch)} at {md_escape(r.input)}: {md_escape(r.accuracy_source)}"
-            for r in sourced.itertuples()
-        ]
-    lines += ["", "## Failures", ""]
-    if len(failures):
-        lines += markdown_table(
-            list(failures.columns), failures.astype(object).where(failures.notna(), "-").values.tolist(),
-            left=("arch", "mode", "input", "dtype", "device", "status", "error"),
-        )  # fmt: skip
-    else:
-        lines.append("None: every row finished ok.")
-    if len(paper):
-        lines += ["", "## Ours beside the papers", "",
-                  "Published counts at the same input. *exact*: equal to every decimal given (3 or more); *rounds to it*: "
-                  "ours, rounded to the published decimals, is the published figure; *differs*: it is not (the last "
-                  "column says why where it is known).", ""]  # fmt: skip
-        body = [
-            [r.arch, r.input, r.count, f"{r.ours:,.4f}".rstrip("0").rstrip("."), f"{r.published:g}",
-             f"{r.diff_pct:+.2f} %", r.verdict, r.source + (f". {r.note}" if r.note else "")]
-            for r in paper.itertuples()
-        ]  # fmt: skip
-        lines += markdown_table(
-            ["arch", "input", "count", "ours", "published", "difference", "verdict", "source and why"], body,
-            left=("arch", "input", "count", "verdict", "source and why"),
-        )  # fmt: skip
-    if len(scaling):
-        lines += ["", "## Scaling", "",
-                  "Growth exponents of a log-log least-squares fit, y ~ T^a (H=W)^b batch^c, one fit per "
-                  "architecture and setting; MACs per iteration should grow as T^1 (H=W)^2 batch^1.", ""]  # fmt: skip
-        body = [
-            [r.arch, f"{r.mode} {r.dtype} {r.device}", r.axis, r.values, r.metric, f"{r.exponent:.2f}", f"{r.r2:.3f}",
-             r.note or ""]
-            for r in scaling.itertuples()
-        ]  # fmt: skip
-        lines += markdown_table(
-            ["arch", "setting", "axis", "values", "metric", "exponent", "R²", "note"], body,
-            left=("arch", "setting", "axis", "values", "metric", "note"),
-        )  # fmt: skip
-    return "\n".join(lines) + "\n"
+    """The whole report as Markdown, from its four frames: trade-off, failures, ours vs the papers, scaling."""
+    return _markdown({"tradeoff": trade, "paper": paper, "scaling": scaling, "failures": failures}, sources)
+
+
+def _markdown(frames: dict[str, pd.DataFrame], sources: Sequence[str]) -> str:
+    return report_md.report_markdown([(s.title, s.render(frames[s.name])) for s in SECTIONS], sources)
 
 
 # ---------------------------------------------------------------- the whole report
@@ -351,8 +310,10 @@ def tradeoff_markdown(
 MANIFEST = ".vbench-report.json"
 """Written into the report folder: the names of the files ``vbench report`` wrote there."""
 
-_TABLES = ("tradeoff", "paper", "scaling", "failures")
+_TABLES = tuple(s.name for s in SECTIONS)
 _FIGURES = ("tradeoff_gmacs", "tradeoff_latency", "scaling", "mixed_variants")
+_COUNTED_AFRESH = ("mixed_variants",)
+"""Figures whose numbers ``vbench report`` counts with this checkout's models instead of reading them from the runs."""
 REPORT_FILES = frozenset(
     {"report.md", *(f"{t}.csv" for t in _TABLES), *(f"{f}.{ext}" for f in _FIGURES for ext in ("png", "svg"))}
 )
@@ -430,6 +391,11 @@ def _write_manifest(out_dir: Path, names: set[str]) -> Path:
     return path
 
 
+def _holds_mixed_family(rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether a run holds an architecture of a mixed 2D/3D family (registry metadata: :attr:`archs.Family.mixed`)."""
+    return any(archs.get_family(f).mixed for f in {r.get("family") for r in rows} if isinstance(f, str))
+
+
 def write_report(
     sources: Sequence[str | Path],
     out_dir: Path,
@@ -443,7 +409,8 @@ def write_report(
     """Read the runs, write ``report.md``, the CSV tables and the figures into ``out_dir``.
 
     Args:
-        variants: Draw the mixed 2D/3D figure (counted afresh); None: when a run holds a mixed family.
+        variants: Draw the mixed 2D/3D figure (counted afresh with this checkout's models, as the report
+            says); None: when a run holds an architecture of a mixed 2D/3D family.
         overwrite: Write into ``out_dir`` even though it holds files vbench report
             did not write (they are left alone). See :func:`check_report_folder`.
 
@@ -460,9 +427,9 @@ def write_report(
     own = check_report_folder(out_dir, overwrite)
     rows = [row for source in sources for row in load_results(source)[0]]
     user = load_accuracy(accuracy_file) if accuracy_file is not None else []
-    trade = tradeoff_frame(rows, accuracy_records(user, published))
-    paper, scaling, failures = paper_frame(rows), scaling_frame(rows), failures_frame(rows)
-    text = tradeoff_markdown(trade, paper, scaling, failures, [str(s) for s in sources])
+    accuracy = accuracy_records(user, published)
+    frames = {s.name: s.compute(rows, accuracy) for s in SECTIONS}
+    text = _markdown(frames, [str(s) for s in sources])
 
     written: list[Path] = []
     notes = []
@@ -471,7 +438,7 @@ def write_report(
         # First claim every name this report may write, so that an interrupted report is still ours.
         planned = {"report.md", *(f"{t}.csv" for t in _TABLES)} | (set(REPORT_FILES) if plots else set())
         _write_manifest(out_dir, own | planned)
-        for name, frame in (("tradeoff", trade), ("paper", paper), ("scaling", scaling), ("failures", failures)):
+        for name, frame in frames.items():
             path = out_dir / f"{name}.csv"
             atomic_write_text(path, frame.to_csv(index=False))
             written.append(path)
@@ -481,17 +448,14 @@ def write_report(
             except ImportError:
                 notes.append("plots skipped: matplotlib is not installed (pip install 'vbench[plot]')")
             else:
-                written += figures.plot_tradeoff(trade, "gmacs", out_dir / "tradeoff_gmacs")
-                written += figures.plot_tradeoff(trade, "latency_ms", out_dir / "tradeoff_latency")
+                written += figures.plot_tradeoff(frames["tradeoff"], "gmacs", out_dir / "tradeoff_gmacs")
+                written += figures.plot_tradeoff(frames["tradeoff"], "latency_ms", out_dir / "tradeoff_latency")
                 written += figures.plot_scaling(rows, out_dir / "scaling")
-                families = {r.get("family") for r in rows}
-                if variants or (variants is None and families & {"i3d_mixed", "mc", "rmc"}):
+                if variants or (variants is None and _holds_mixed_family(rows)):
                     from bench.variants import resnet_variants, split_sweep
 
                     written += figures.plot_variants(split_sweep(), resnet_variants(), out_dir / "mixed_variants")
-        figures_md = [p for p in written if p.suffix == ".png"]
-        if figures_md:
-            text += "\n## Figures\n\n" + "\n".join(md_image(p.stem, p.name) for p in figures_md) + "\n"
+        text += report_md.figures_markdown([p for p in written if p.suffix == ".png"], _COUNTED_AFRESH)
         md = out_dir / "report.md"
         atomic_write_text(md, text)
         # Files of an earlier report that this one did not rewrite stay (and stay listed): nothing is deleted.

@@ -135,6 +135,31 @@ def test_failed_rows_are_listed_not_dropped():
     assert "None: every row finished ok." not in text
 
 
+def test_report_sections_are_one_list_in_the_markdown_order():
+    from bench.tradeoff import REPORT_FILES, SECTIONS
+
+    assert [s.title for s in SECTIONS] == ["Trade-off", "Failures", "Ours beside the papers", "Scaling"]
+    assert {f"{s.name}.csv" for s in SECTIONS} <= REPORT_FILES
+    rows = _costs()
+    text = tradeoff_markdown(tradeoff_frame(rows, ACC), paper_frame(rows), scaling_frame(rows), failures_frame(rows),
+                             ["run"])  # fmt: skip
+    assert [line[3:] for line in text.splitlines() if line.startswith("## ")] == ["Trade-off", "Failures"]
+
+
+def test_figures_section_says_which_figures_are_counted_afresh():
+    from pathlib import Path
+
+    from bench.report_md import figures_markdown
+
+    assert figures_markdown([]) == ""
+    text = figures_markdown([Path("tradeoff_gmacs.png"), Path("mixed_variants.png")], ("mixed_variants",))
+    assert text.startswith(
+        "\n## Figures\n\n![tradeoff_gmacs](tradeoff_gmacs.png)\n![mixed_variants](mixed_variants.png)\n"
+    )
+    assert "`mixed_variants`: counted with this checkout's models, not read from the runs." in text
+    assert "counted" not in figures_markdown([Path("tradeoff_gmacs.png")], ("mixed_variants",))
+
+
 def test_ours_beside_the_papers_with_the_difference():
     rows = [
         _row("r3d_18", params=33_371_472, gmacs=40.696553472),

@@ -1,0 +1,141 @@
+"""The Markdown of ``vbench report``: each table of :mod:`bench.tradeoff` as text, and the document around them.
+
+Numbers are computed in :mod:`bench.tradeoff` (DataFrames); this module only
+formats them. Each ``*_lines`` function renders one table's section body (its
+title is added by :func:`report_markdown`); an empty list leaves the section out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.report import markdown_table, md_code, md_escape, md_image
+from bench.schema import is_missing
+
+__all__ = [
+    "failures_lines",
+    "figures_markdown",
+    "paper_lines",
+    "report_markdown",
+    "scaling_lines",
+    "tradeoff_lines",
+]
+
+
+def _fmt(v: Any, spec: str = "{}") -> str:
+    if is_missing(v):
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else ""
+    return spec.format(v)
+
+
+def report_markdown(sections: Sequence[tuple[str, Sequence[str]]], sources: Sequence[str]) -> str:
+    """The whole report: a header naming the runs, then each ``(title, body lines)`` that has a body."""
+    lines = [
+        "# vbench report",
+        "",
+        f"From {', '.join(md_code(s) for s in sources)}. MACs are multiply-accumulates of conv, linear and matmul "
+        "layers (what the papers call FLOPs; FLOPs = 2 x MACs), per clip. Latency: median per iteration of the "
+        "row named under *timing*. Top-1 is published at the same input (dataset, views and pretraining as listed; "
+        "they differ between papers, so compare within a family first). Pareto: no other architecture is at most "
+        "as costly and at least as accurate.",
+    ]
+    for title, body in sections:
+        if body:
+            lines += ["", f"## {title}", "", *body]
+    return "\n".join(lines) + "\n"
+
+
+def tradeoff_lines(trade: pd.DataFrame) -> list[str]:
+    """The trade-off table, by GMACs, with the timing rows named and every accuracy's source."""
+    header = ["arch", "input", "params (M)", "GMACs/clip", "latency (ms)", "peak mem (MiB)", "top-1 (%)", "top-5 (%)",
+              "top-1 / GMAC", "Pareto (GMACs)", "Pareto (latency)", "dataset, views, pretrain", "status"]  # fmt: skip
+    order = trade.sort_values(["gmacs", "arch"], na_position="last")
+    body = [
+        [r.arch, r.input, _fmt(r.params_m, "{:.2f}"), _fmt(r.gmacs, "{:.2f}"),
+         _fmt(r.latency_ms, "{:.2f}") + (" (noisy)" if r.noisy else ""),
+         _fmt(r.peak_mem_mib, "{:.0f}"), _fmt(r.top1, "{:.1f}"), _fmt(r.top5, "{:.1f}"), _fmt(r.top1_per_gmac, "{:.2f}"),
+         _fmt(r.pareto_gmacs), _fmt(r.pareto_latency),
+         ", ".join(str(x) for x in (r.dataset, r.views, r.pretrain) if not is_missing(x)) or "-", r.status]
+        for r in order.itertuples()
+    ]  # fmt: skip
+    lines = markdown_table(header, body, left=("arch", "input", "dataset, views, pretrain", "status"))
+    timings = sorted({t for t in trade["timing"] if t})
+    if timings:
+        lines += ["", "Timing rows: " + "; ".join(md_escape(t) for t in timings) + "."]
+    sourced = trade[trade["accuracy_source"].notna()]
+    if len(sourced):
+        lines += ["", "Accuracy sources:", ""]
+        lines += [
+            f"- {md_escape(r.arch)} at {md_escape(r.input)}: {md_escape(r.accuracy_source)}"
+            for r in sourced.itertuples()
+        ]
+    return lines
+
+
+def failures_lines(failures: pd.DataFrame) -> list[str]:
+    """Every row that did not finish ok, or a line saying there is none."""
+    if not len(failures):
+        return ["None: every row finished ok."]
+    return markdown_table(
+        list(failures.columns), failures.astype(object).where(failures.notna(), "-").values.tolist(),
+        left=("arch", "mode", "input", "dtype", "device", "status", "error"),
+    )  # fmt: skip
+
+
+def paper_lines(paper: pd.DataFrame) -> list[str]:
+    """Our counts beside the published ones (nothing when no count was published at a measured input)."""
+    if not len(paper):
+        return []
+    lines = ["Published counts at the same input. *exact*: equal to every decimal given (3 or more); *rounds to it*: "
+             "ours, rounded to the published decimals, is the published figure; *differs*: it is not (the last "
+             "column says why where it is known).", ""]  # fmt: skip
+    body = [
+        [r.arch, r.input, r.count, f"{r.ours:,.4f}".rstrip("0").rstrip("."), f"{r.published:g}",
+         f"{r.diff_pct:+.2f} %", r.verdict, r.source + (f". {r.note}" if r.note else "")]
+        for r in paper.itertuples()
+    ]  # fmt: skip
+    return lines + markdown_table(
+        ["arch", "input", "count", "ours", "published", "difference", "verdict", "source and why"], body,
+        left=("arch", "input", "count", "verdict", "source and why"),
+    )  # fmt: skip
+
+
+def scaling_lines(scaling: pd.DataFrame) -> list[str]:
+    """The growth exponents (nothing when no run varies an axis)."""
+    if not len(scaling):
+        return []
+    lines = ["Growth exponents of a log-log least-squares fit, y ~ T^a (H=W)^b batch^c, one fit per "
+             "architecture and setting; MACs per iteration should grow as T^1 (H=W)^2 batch^1.", ""]  # fmt: skip
+    body = [
+        [r.arch, f"{r.mode} {r.dtype} {r.device}", r.axis, r.values, r.metric, f"{r.exponent:.2f}", f"{r.r2:.3f}",
+         r.note or ""]
+        for r in scaling.itertuples()
+    ]  # fmt: skip
+    return lines + markdown_table(
+        ["arch", "setting", "axis", "values", "metric", "exponent", "R²", "note"], body,
+        left=("arch", "setting", "axis", "values", "metric", "note"),
+    )  # fmt: skip
+
+
+def figures_markdown(images: Sequence[Path], counted_afresh: Sequence[str] = ()) -> str:
+    """The Figures section appended to the report ("" without figures).
+
+    Args:
+        images: The PNG files, linked by name (they sit beside ``report.md``).
+        counted_afresh: Stems of the figures whose numbers were counted with this
+            checkout's models rather than read from the runs; the section says so.
+    """
+    if not images:
+        return ""
+    lines = ["", "## Figures", "", *(md_image(p.stem, p.name) for p in images)]
+    fresh = [stem for stem in counted_afresh if any(p.stem == stem for p in images)]
+    if fresh:
+        names = ", ".join(md_code(stem) for stem in fresh)
+        lines += ["", f"{names}: counted with this checkout's models, not read from the runs."]
+    return "\n".join(lines) + "\n"
