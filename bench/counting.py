@@ -8,16 +8,27 @@ not counted.
 Models are built and run on the ``meta`` device, where tensors have shapes but
 no data: ``torch.utils.flop_counter.FlopCounterMode`` sees every operator and
 nothing is computed, so counting every architecture at its paper input takes
-seconds on a laptop CPU. The functions here return numbers; formatting lives in
-:mod:`bench.report`.
+seconds on a laptop CPU.
+
+One analysis, many views (fvcore's ``FlopCountAnalysis`` shape):
+:class:`MacAnalysis` runs one forward of one model at one input shape and
+answers every question about it (total, by module, by operator, activations,
+parameters, operators it could not count). :func:`count` and
+:func:`module_breakdown` are thin wrappers that build a registered architecture
+and read the analysis. The MAC counters themselves are a table,
+:data:`COUNTERS`, read by :func:`count_with`. The functions here return
+numbers; formatting lives in :mod:`bench.report`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+import itertools
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -26,11 +37,16 @@ from torch.utils.flop_counter import FlopCounterMode
 import archs
 
 __all__ = [
+    "COUNTERS",
+    "MAC_FREE_OPS",
     "Counts",
+    "MacAnalysis",
+    "MacCount",
     "ModuleStats",
     "build_meta",
     "count",
     "count_macs",
+    "count_with",
     "module_breakdown",
     "param_count",
 ]
@@ -80,6 +96,95 @@ class ModuleStats:
     activations: int
 
 
+# Operators seen in a forward that have no multiply-accumulates under the convention, by
+# why. Every other operator that FlopCounterMode does not count is reported by
+# ``MacAnalysis.unsupported_ops()`` (fvcore's rule: an operator is counted, declared free,
+# or reported); a test holds that list empty for every registered architecture, so an
+# architecture that brings a new operator either gets its rule here or shows its hole.
+_FREE_BY_KIND: dict[str, tuple[str, ...]] = {
+    "normalisation": (
+        "_native_batch_norm_legit_no_training",
+        "_native_batch_norm_legit",
+        "_native_batch_norm_legit_functional",
+        "native_batch_norm",
+        "cudnn_batch_norm",
+        "native_layer_norm",
+        "native_group_norm",
+    ),
+    "activation": (
+        "relu",
+        "relu_",
+        "sigmoid",
+        "sigmoid_",
+        "tanh",
+        "tanh_",
+        "gelu",
+        "silu",
+        "silu_",
+        "hardtanh",
+        "hardtanh_",
+        "hardswish",
+        "hardswish_",
+        "hardsigmoid",
+        "leaky_relu",
+        "leaky_relu_",
+        "elu",
+        "elu_",
+        "threshold",
+        "clamp",
+        "clamp_min",
+        "_softmax",
+        "_log_softmax",
+    ),
+    "pooling": (
+        "max_pool2d_with_indices",
+        "max_pool3d_with_indices",
+        "avg_pool2d",
+        "avg_pool3d",
+        "_adaptive_avg_pool2d",
+        "_adaptive_avg_pool3d",
+        "adaptive_max_pool2d",
+        "adaptive_max_pool3d",
+    ),
+    "elementwise": ("add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "neg", "sqrt", "rsqrt", "pow"),
+    "reduction": ("mean", "sum", "amax", "max", "min"),
+    "memory": (
+        "empty",
+        "empty_like",
+        "zeros",
+        "ones",
+        "full",
+        "fill_",
+        "zero_",
+        "clone",
+        "copy_",
+        "_to_copy",
+        "detach",
+        "alias",
+        "lift_fresh",
+        "view",
+        "_unsafe_view",
+        "t",
+        "transpose",
+        "permute",
+        "unsqueeze",
+        "squeeze",
+        "expand",
+        "slice",
+        "select",
+        "split",
+        "split_with_sizes",
+        "cat",
+        "stack",
+        "constant_pad_nd",
+        "native_dropout",
+        "bernoulli_",
+    ),
+}
+MAC_FREE_OPS: dict[str, str] = {f"aten.{op}": kind for kind, ops in _FREE_BY_KIND.items() for op in ops}
+"""Operator name (``aten.relu_``) -> why it has no MACs; extend it for an operator of your own."""
+
+
 def param_count(model: nn.Module) -> tuple[int, int]:
     """(total, trainable) parameters; shared tensors are counted once."""
     seen: dict[int, nn.Parameter] = {id(p): p for p in model.parameters()}
@@ -99,15 +204,6 @@ def _macs(counter: FlopCounterMode) -> int:
     # FlopCounterMode counts a multiply-add as 2 FLOPs for every operator it knows.
     flops = counter.get_total_flops()
     return int(flops) // 2
-
-
-def count_macs(model: nn.Module, shape: InputShape) -> int:
-    """Forward MACs of ``model`` on a batch of the given shape, on the model's device."""
-    device = next(iter(model.parameters())).device
-    x = torch.empty(shape, device=device)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(x)
-    return _macs(counter)
 
 
 @contextmanager
@@ -131,39 +227,244 @@ def _activation_hooks(model: nn.Module) -> Iterator[dict[str, int]]:
             h.remove()
 
 
+class _RecordingCounter(FlopCounterMode):
+    """FlopCounterMode that also keeps, per module, the operators it saw and did not count.
+
+    It overrides FlopCounterMode's private ``_count_flops`` (torch 2.x), the one call
+    every undecomposed operator reaches; ``tests/test_design_counting.py`` notices if a
+    torch release stops calling it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(display=False)
+        self.uncounted: dict[str, Counter[str]] = {}
+
+    def _count_flops(self, func_packet: Any, out: Any, args: Any, kwargs: Any) -> Any:
+        # Called once for every operator that reaches the counter undecomposed, counted or not.
+        if func_packet not in self.flop_registry:
+            op = str(func_packet)
+            for parent in self.mod_tracker.parents:
+                self.uncounted.setdefault(parent, Counter())[op] += 1
+        return super()._count_flops(func_packet, out, args, kwargs)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return torch.device("meta") if first is None else first.device
+
+
+class MacAnalysis:
+    """Everything countable about one model at one input shape, from one forward pass.
+
+    Like fvcore's ``FlopCountAnalysis``: built cheaply, it runs the model once, on
+    first use, under ``FlopCounterMode`` with forward hooks on the leaf modules,
+    and every view (``total``, ``by_module``, ``by_operator``, activations,
+    ``unsupported_ops`` ...) reads that one record. The model runs on its own
+    device (``meta`` for :func:`build_meta`'s models: nothing is computed) under
+    ``torch.no_grad()``, in whatever mode the caller left it (``build_meta``: eval).
+
+    Module names are ``named_modules()``'s, the root being ``""``. MACs of a module
+    include its children's; activations are the elements written by the leaf
+    modules under it. Operator names are ATen's (``aten.convolution``).
+
+    Training MACs (:meth:`train_total`) need a backward, so they take a second
+    pass, run only when asked for and kept.
+    """
+
+    def __init__(self, model: nn.Module, shape: Sequence[int]) -> None:
+        self.model = model
+        self.shape = tuple(shape)
+        self._counter: _RecordingCounter | None = None
+        self._written: dict[str, int] = {}
+        self._output: torch.Size | str = ""
+        self._by_module: dict[str, dict[str, int]] | None = None
+        self._train_macs: int | None = None
+
+    # -- the passes -----------------------------------------------------------------------
+
+    def _input(self) -> torch.Tensor:
+        return torch.empty(self.shape, device=_model_device(self.model))
+
+    def _forward(self) -> _RecordingCounter:
+        if self._counter is None:
+            x = self._input()
+            with _activation_hooks(self.model) as written, torch.no_grad(), _RecordingCounter() as counter:
+                out = self.model(x)
+            self._written = written
+            self._output = out.shape if isinstance(out, torch.Tensor) else type(out).__name__
+            self._counter = counter
+        return self._counter
+
+    def train_total(self) -> int:
+        """Forward + backward MACs of the whole batch (a second pass, with autograd, on first call).
+
+        The model stays in its mode: in eval mode the MACs are those of training
+        (normalisation is not counted), and BatchNorm does not refuse a batch of one
+        clip whose last feature map is 1x1x1.
+        """
+        if self._train_macs is None:
+            x = self._input()
+            with FlopCounterMode(display=False) as both:
+                self.model(x).sum().backward()
+            self._train_macs = _macs(both)
+        return self._train_macs
+
+    # -- MACs ---------------------------------------------------------------------------
+
+    def total(self, module: str = "") -> int:
+        """Forward MACs of the whole batch, of the model or of one module (with its children)."""
+        if module == "":
+            return _macs(self._forward())
+        return self.by_module().get(module, 0)
+
+    def _tracked(self) -> dict[str, dict[str, int]]:
+        """FLOPs by module (relative names) and operator, as FlopCounterMode recorded them."""
+        if self._by_module is None:
+            root = type(self.model).__name__
+            self._by_module = {
+                _relative(key, root): {str(op): int(f) for op, f in per_op.items()}
+                for key, per_op in self._forward().get_flop_counts().items()
+                if key != "Global"
+            }
+        return self._by_module
+
+    def by_module(self) -> dict[str, int]:
+        """MACs of every module (every depth, in module order; 0 for a module without any)."""
+        tracked = self._tracked()
+        return {name: sum(tracked.get(name, {}).values()) // 2 for name, _ in self.model.named_modules()}
+
+    def by_operator(self, module: str = "") -> dict[str, int]:
+        """MACs by operator, of the model or of one module."""
+        if module == "":
+            per_op = {str(op): int(f) for op, f in self._forward().get_flop_counts().get("Global", {}).items()}
+        else:
+            per_op = self._tracked().get(module, {})
+        return {op: f // 2 for op, f in per_op.items()}
+
+    def by_module_and_operator(self) -> dict[str, dict[str, int]]:
+        """MACs by operator for every module that has any."""
+        return {name: {op: f // 2 for op, f in per_op.items()} for name, per_op in self._tracked().items()}
+
+    def uncounted_ops(self, module: str = "") -> dict[str, int]:
+        """Every operator seen and not counted, with how often it ran (MAC-free ones included)."""
+        uncounted = self._forward().uncounted
+        if module == "":
+            return dict(uncounted.get("Global", {}))
+        root = type(self.model).__name__
+        by_name = {_relative(key, root): ops for key, ops in uncounted.items() if key != "Global"}
+        return dict(by_name.get(module, {}))
+
+    def unsupported_ops(self, module: str = "") -> dict[str, int]:
+        """Operators seen, not counted, and not declared free in :data:`MAC_FREE_OPS`.
+
+        Empty when the total is complete; otherwise each name is work the total
+        misses (a matrix-vector product, a distance matrix ...), with its count.
+        """
+        return {op: n for op, n in self.uncounted_ops(module).items() if op not in MAC_FREE_OPS}
+
+    # -- activations, output, parameters ------------------------------------------------
+
+    def activations_by_leaf(self) -> dict[str, int]:
+        """Elements written by each leaf module that returned a tensor."""
+        self._forward()
+        return dict(self._written)
+
+    def activations_by_module(self) -> dict[str, int]:
+        """Elements written by the leaf modules under each module (the root: all of them)."""
+        per_module = dict.fromkeys((name for name, _ in self.model.named_modules()), 0)
+        for leaf, n in self.activations_by_leaf().items():
+            parts = leaf.split(".") if leaf else []
+            for ancestor in {"", *(".".join(parts[: i + 1]) for i in range(len(parts)))}:
+                per_module[ancestor] = per_module.get(ancestor, 0) + n
+        return per_module
+
+    def activations(self) -> int:
+        """Elements written by all the leaf modules in one forward."""
+        return sum(self.activations_by_leaf().values())
+
+    def peak_activation(self) -> int:
+        """Elements of the largest output that one leaf module writes."""
+        return max(self.activations_by_leaf().values(), default=0)
+
+    def output_shape(self) -> tuple[int, ...]:
+        """The logits' shape; a model that returns anything but one tensor is broken.
+
+        Raises:
+            TypeError: if the model did not return one tensor.
+        """
+        self._forward()
+        if isinstance(self._output, str):
+            raise TypeError(f"the model returned {self._output}, not a tensor of logits")
+        return tuple(self._output)
+
+    def params(self) -> int:
+        return param_count(self.model)[0]
+
+    def trainable_params(self) -> int:
+        return param_count(self.model)[1]
+
+    def params_by_module(self, *, trainable: bool = False) -> dict[str, int]:
+        """Parameters of every module with its children's (shared tensors counted once)."""
+        return {name: param_count(m)[1 if trainable else 0] for name, m in self.model.named_modules()}
+
+    # -- records ------------------------------------------------------------------------
+
+    def counts(self, *, train: bool = False) -> Counts:
+        """The record for results rows; ``train`` adds the training MACs (a second pass)."""
+        total, trainable = param_count(self.model)
+        macs = self.total()
+        return Counts(
+            params=total,
+            trainable_params=trainable,
+            macs=macs,
+            train_macs=self.train_total() if train else None,
+            activations=self.activations(),
+            output_shape=self.output_shape(),
+            peak_activation=self.peak_activation(),
+        )
+
+    def module_stats(self, *, max_depth: int | None = None) -> list[ModuleStats]:
+        """One row per module, in module order (root first, named after its class).
+
+        Args:
+            max_depth: Keep modules at most this deep (the root is depth 0).
+        """
+        macs, acts = self.by_module(), self.activations_by_module()
+        root = type(self.model).__name__
+        rows = []
+        for name, module in self.model.named_modules():
+            depth = 0 if name == "" else name.count(".") + 1
+            if max_depth is not None and depth > max_depth:
+                continue
+            rows.append(
+                ModuleStats(
+                    name=name or root,
+                    type=type(module).__name__,
+                    depth=depth,
+                    params=param_count(module)[0],
+                    macs=macs[name],
+                    activations=acts[name],
+                )
+            )
+        return rows
+
+
+def _relative(key: str, root: str) -> str:
+    """FlopCounterMode's module key (``ResNet3d.layer1.0``) as a ``named_modules()`` name."""
+    return key[len(root) + 1 :] if key.startswith(root + ".") else ("" if key == root else key)
+
+
+def count_macs(model: nn.Module, shape: Sequence[int]) -> int:
+    """Forward MACs of ``model`` on a batch of the given shape, on the model's device."""
+    return MacAnalysis(model, shape).total()
+
+
 def count(arch: str, shape: InputShape, *, train: bool = False, **arch_kwargs: Any) -> Counts:
     """Parameters, MACs (and, with ``train``, forward + backward MACs) of ``arch`` at ``shape``.
 
     Nothing is computed: the model lives on the meta device.
     """
-    model = build_meta(arch, **arch_kwargs)
-    total, trainable = param_count(model)
-    x = torch.empty(shape, device="meta")
-    with _activation_hooks(model) as written, torch.no_grad(), FlopCounterMode(display=False) as fwd:
-        out = model(x)
-    train_macs = None
-    if train:
-        # Eval mode: the same MACs as training (normalisation is not counted), and BatchNorm
-        # does not refuse a batch of one clip whose last feature map is 1x1x1.
-        with FlopCounterMode(display=False) as both:
-            model(x).sum().backward()
-        train_macs = _macs(both)
-    return Counts(
-        params=total,
-        trainable_params=trainable,
-        macs=_macs(fwd),
-        train_macs=train_macs,
-        activations=sum(written.values()),
-        output_shape=_output_shape(out),
-        peak_activation=max(written.values(), default=0),
-    )
-
-
-def _output_shape(out: Any) -> tuple[int, ...]:
-    """The logits' shape; a model that returns anything but one tensor is broken."""
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"the model returned {type(out).__name__}, not a tensor of logits")
-    return tuple(out.shape)
+    return MacAnalysis(build_meta(arch, **arch_kwargs), shape).counts(train=train)
 
 
 def module_breakdown(
@@ -174,32 +475,56 @@ def module_breakdown(
     Args:
         max_depth: Keep modules at most this deep (the root is depth 0).
     """
-    model = build_meta(arch, **arch_kwargs)
-    x = torch.empty(shape, device="meta")
-    with _activation_hooks(model) as written, torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(x)
-    root = type(model).__name__
-    macs: dict[str, int] = {}
-    for key, per_op in counter.get_flop_counts().items():
-        if key == "Global":
-            continue
-        name = key[len(root) + 1 :] if key.startswith(root + ".") else ("" if key == root else key)
-        macs[name] = int(sum(per_op.values())) // 2
-    rows = []
-    for name, module in model.named_modules():
-        depth = 0 if name == "" else name.count(".") + 1
-        if max_depth is not None and depth > max_depth:
-            continue
-        prefix = name + "."
-        acts = sum(v for k, v in written.items() if k == name or k.startswith(prefix) or name == "")
-        rows.append(
-            ModuleStats(
-                name=name or root,
-                type=type(module).__name__,
-                depth=depth,
-                params=param_count(module)[0],
-                macs=macs.get(name, 0),
-                activations=acts,
-            )
-        )
-    return rows
+    return MacAnalysis(build_meta(arch, **arch_kwargs), shape).module_stats(max_depth=max_depth)
+
+
+# -- the MAC counters, a table ----------------------------------------------------------
+
+
+class MacCount(Protocol):
+    """What a counter returns: forward MACs and the operators it could not count."""
+
+    def total(self) -> int: ...
+
+    def unsupported_ops(self) -> Mapping[str, int]: ...
+
+
+def _torch_counter(arch: str, shape: Sequence[int], **arch_kwargs: Any) -> MacCount:
+    return MacAnalysis(build_meta(arch, **arch_kwargs), shape)
+
+
+def _fvcore_counter(arch: str, shape: Sequence[int], **arch_kwargs: Any) -> MacCount:
+    # bench.fvcore_counter imports fvcore only inside its functions: importing this
+    # module never needs fvcore.
+    from bench.fvcore_counter import fvcore_analysis
+
+    return fvcore_analysis(arch, shape, **arch_kwargs)
+
+
+COUNTERS: dict[str, Callable[..., MacCount]] = {"torch": _torch_counter, "fvcore": _fvcore_counter}
+"""MAC counter name (``--counter``) -> ``(arch, shape, **arch_kwargs) -> MacCount``.
+
+``torch``: :class:`MacAnalysis` on the meta device. ``fvcore``: fvcore's
+``FlopCountAnalysis``, an independent check that traces a real forward on the
+CPU (raises ``UsageError`` where fvcore is not installed).
+"""
+
+
+def count_with(counter: str, arch: str, shape: InputShape, train: bool = False, **arch_kwargs: Any) -> Counts:
+    """:func:`count`, with the forward MACs from the counter named ``counter``.
+
+    Parameters, activations and output shape always come from the meta-device
+    analysis. A counter whose result is that analysis (``torch``) gives every
+    field, training MACs included when ``train``; any other counter (``fvcore``)
+    gives the forward MACs only, so ``train_macs`` is None.
+
+    Raises:
+        ValueError: if ``counter`` is not a key of :data:`COUNTERS`.
+    """
+    if counter not in COUNTERS:
+        raise ValueError(f"unknown MAC counter {counter!r}; known: {', '.join(COUNTERS)}")
+    result = COUNTERS[counter](arch, shape, **arch_kwargs)
+    if isinstance(result, MacAnalysis):
+        return result.counts(train=train)
+    counts = count(arch, shape, **arch_kwargs)
+    return dataclasses.replace(counts, macs=int(result.total()), train_macs=None)

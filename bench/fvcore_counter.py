@@ -14,14 +14,18 @@ without it (a GPU box, say) runs everything else.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 import archs
 from bench.errors import UsageError
 
-__all__ = ["NO_MAC_OPS", "fvcore_macs"]
+if TYPE_CHECKING:
+    from fvcore.nn import FlopCountAnalysis
+
+__all__ = ["NO_MAC_OPS", "fvcore_analysis", "fvcore_macs"]
 
 NO_MAC_OPS = (
     "aten::batch_norm",
@@ -50,8 +54,13 @@ def _zero(inputs: Any, outputs: Any) -> int:
     return 0
 
 
-def fvcore_macs(arch: str, shape: tuple[int, ...], **arch_kwargs: Any) -> tuple[int, dict[str, int]]:
-    """MACs of ``arch`` at ``shape`` by fvcore, and the operators fvcore could not count.
+def fvcore_analysis(arch: str, shape: Sequence[int], **arch_kwargs: Any) -> FlopCountAnalysis:
+    """fvcore's analysis of ``arch`` at ``shape``, already run: ``.total()`` is MACs.
+
+    The model is built on the CPU with seeded random weights and traced once, under
+    ``torch.no_grad()``; every view of the returned analysis (``.total()``,
+    ``.by_module()``, ``.by_operator()``, ``.unsupported_ops()``) reads that trace.
+    This is the ``fvcore`` entry of :data:`bench.counting.COUNTERS`.
 
     Raises:
         UsageError: if fvcore is not installed.
@@ -62,7 +71,7 @@ def fvcore_macs(arch: str, shape: tuple[int, ...], **arch_kwargs: Any) -> tuple[
         raise UsageError("--counter fvcore needs fvcore: pip install fvcore") from None
     torch.manual_seed(0)
     model = archs.create_model(arch, **arch_kwargs).eval()
-    x = torch.randn(shape)
+    x = torch.randn(tuple(shape))
     analysis = FlopCountAnalysis(model, x)
     # A handle of None would only silence ops that have no default handle (batch norm has
     # one), so every op without MACs gets a handle that counts zero.
@@ -70,5 +79,15 @@ def fvcore_macs(arch: str, shape: tuple[int, ...], **arch_kwargs: Any) -> tuple[
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
     with torch.no_grad():
-        total = int(analysis.total())
-    return total, dict(analysis.unsupported_ops())
+        analysis.total()  # the one trace; fvcore keeps its results
+    return analysis
+
+
+def fvcore_macs(arch: str, shape: tuple[int, ...], **arch_kwargs: Any) -> tuple[int, dict[str, int]]:
+    """MACs of ``arch`` at ``shape`` by fvcore, and the operators fvcore could not count.
+
+    Raises:
+        UsageError: if fvcore is not installed.
+    """
+    analysis = fvcore_analysis(arch, shape, **arch_kwargs)
+    return int(analysis.total()), dict(analysis.unsupported_ops())

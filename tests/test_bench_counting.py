@@ -6,7 +6,7 @@ from torch import nn
 
 import archs
 from archs.resnet import midplanes
-from bench.counting import count, count_macs, module_breakdown, param_count
+from bench.counting import COUNTERS, count, count_macs, module_breakdown, param_count
 
 
 def _meta(module: nn.Module) -> nn.Module:
@@ -83,9 +83,7 @@ def test_module_breakdown_sums_to_the_total():
 def test_fvcore_agrees_with_the_meta_counter(name):
     """Two independent counters, same conv + linear MACs, for every registered architecture."""
     pytest.importorskip("fvcore")
-    from bench.fvcore_counter import fvcore_macs
-
     shape = (1, *archs.get_arch(name).min_input)
-    macs, unsupported = fvcore_macs(name, shape)
-    assert macs == count(name, shape).macs
-    assert unsupported == {}
+    fvcore = COUNTERS["fvcore"](name, shape)
+    assert fvcore.total() == count(name, shape).macs
+    assert dict(fvcore.unsupported_ops()) == {}
