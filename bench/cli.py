@@ -23,9 +23,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-import archs
 from bench.errors import UsageError
 from bench.lifetime import Interrupted
+from bench.records import COUNTERS, DEVICES, DTYPES, EXECUTORS, INPUTS, MODES, Request, Row, check_run_options
 
 app = typer.Typer(
     name="vbench",
@@ -71,7 +71,7 @@ def _user_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (UsageError, archs.UnknownArchError) as e:
+        except UsageError as e:
             raise _fail(_one_line(str(e))) from None
         except typer.Exit:
             raise
@@ -83,9 +83,17 @@ def _user_errors(fn: F) -> F:
         except KeyboardInterrupt:
             raise typer.Exit(code=130) from None
         except Exception as e:
+            if _unknown_arch(e):
+                raise _fail(_one_line(str(e))) from None
             raise _crash_report(e) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _unknown_arch(e: Exception) -> bool:
+    """The registry's error for an unknown name; the registry (and torch) is not imported to ask."""
+    registry = sys.modules.get("archs")
+    return registry is not None and isinstance(e, registry.UnknownArchError)
 
 
 def _version(value: bool) -> None:
@@ -103,6 +111,7 @@ def _root(
     ] = False,
 ) -> None:
     """Benchmark and profile video action-recognition backbones."""
+    _std_streams()
 
 
 _PLUGIN_HELP = "Module or .py file to load first (registers more archs; runs as code); repeatable."
@@ -117,6 +126,7 @@ def list_cmd(
     plugin: Annotated[list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP)] = None,
 ) -> None:
     """List registered architectures with their inputs, parameters and paper."""
+    import archs
     from bench.counting import build_meta, param_count
     from bench.plugins import load_plugins
     from bench.report import arch_table
@@ -135,33 +145,6 @@ def list_cmd(
     else:
         console = _console()
         console.print(arch_table(rows, width=console.width))
-
-
-_CLUSTER_ONLY = ("shards", "partition", "time_min", "gpus_per_task", "cpus_per_task")
-
-
-def _finite(value: float, what: str, *, positive: bool = False) -> float:
-    import math
-
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise UsageError(f"{what} must be a finite number of seconds{' above 0' if positive else ''}; got {value}")
-    return value
-
-
-def _memory_bytes(text: str | None) -> int | None:
-    """``"8GiB"``, ``"500MiB"``, ``"2G"`` or a number of MiB -> bytes."""
-    import re
-
-    if text is None:
-        return None
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B)?\s*", text, flags=re.IGNORECASE)
-    if not m:
-        raise UsageError(f"--max-memory takes a size such as 8GiB or 500MiB; got '{text}'")
-    unit = {"": 2**20, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}[m.group(2).upper()]
-    value = int(float(m.group(1)) * unit)
-    if value <= 0:
-        raise UsageError("--max-memory must be above 0")
-    return value
 
 
 def _recorded_options(ctx: typer.Context) -> dict[str, Any]:
@@ -189,14 +172,29 @@ def _recorded_options(ctx: typer.Context) -> dict[str, Any]:
     return out
 
 
-def profile_command(options: dict[str, Any], out_dir: Path, *extra: str) -> str:
-    """``vbench profile`` with the recorded options, ``extra`` flags and ``--out``, shell-quoted."""
+_CLUSTER_OPTIONS = ("--executor", "--shards", "--partition", "--time-min", "--gpus-per-task", "--cpus-per-task")
+
+
+def profile_command(options: dict[str, Any], out_dir: Path, *extra: str, local: bool = False) -> str:
+    """``vbench profile`` with the recorded options, ``extra`` flags and ``--out``, shell-quoted.
+
+    ``local``: without the cluster options (``--only-missing`` finishes a run in this process).
+    """
     argv = ["vbench", "profile"]
     for name, value in options.items():
-        if name in ("--out", "--only-missing", "--overwrite"):
+        if name in ("--out", "--only-missing", "--overwrite") or (local and name in _CLUSTER_OPTIONS):
             continue
         argv += [name] if value is True else [x for v in value for x in (name, v)]
     return shlex.join([*argv, *extra, "--out", str(out_dir)])
+
+
+def _choices(values: tuple[str, ...]) -> str:
+    """``"cpu, cuda, mps or auto"``: the choices of an option, for its help."""
+    return f"{', '.join(values[:-1])} or {values[-1]}" if len(values) > 1 else values[0]
+
+
+_GRID, _TIMING, _OUTPUT, _SWEEPS, _CLUSTER, _MODELS = "Grid", "Timing", "Output", "Sweeps", "Cluster", "Models"
+"""The help panels of ``vbench profile``."""
 
 
 @app.command("profile")
@@ -204,127 +202,194 @@ def profile_command(options: dict[str, Any], out_dir: Path, *extra: str) -> str:
 def profile_cmd(
     ctx: typer.Context,
     arch: Annotated[
-        list[str], typer.Option("--arch", "-a", help="'all', a name or a pattern such as 'r*_18'; repeatable.")
+        list[str],
+        typer.Option(
+            "--arch", "-a", help="'all', a name or a pattern such as 'r*_18'; repeatable.", rich_help_panel=_GRID
+        ),
     ],
-    device: Annotated[str, typer.Option(help="cpu, cuda, mps or auto.")] = "auto",
-    batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated.")] = "1",
-    frames: Annotated[str | None, typer.Option(help="Frames, comma-separated (default: each paper input).")] = None,
-    size: Annotated[str | None, typer.Option(help="Height = width, comma-separated (default: paper input).")] = None,
+    device: Annotated[str, typer.Option(help=f"{_choices(DEVICES)}.", rich_help_panel=_GRID)] = "auto",
+    batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated.", rich_help_panel=_GRID)] = "1",
+    frames: Annotated[
+        str | None,
+        typer.Option(help="Frames, comma-separated (default: each paper input).", rich_help_panel=_GRID),
+    ] = None,
+    size: Annotated[
+        str | None,
+        typer.Option(help="Height = width, comma-separated (default: paper input).", rich_help_panel=_GRID),
+    ] = None,
     input_: Annotated[
         str,
         typer.Option(
-            "--input", help="Without --frames/--size: paper (default input), min (smallest valid), or 'paper,min'."
+            "--input",
+            help=f"Without --frames/--size: {_choices(INPUTS)} (paper: the default input; min: the smallest valid), "
+            "or both, comma-separated.",
+            rich_help_panel=_GRID,
         ),
     ] = "paper",
-    dtype: Annotated[str, typer.Option(help="fp32, bf16 or fp16 (autocast), comma-separated.")] = "fp32",
-    mode: Annotated[str, typer.Option(help="infer, train (forward+backward+step) or both.")] = "infer",
-    channels_last: Annotated[bool, typer.Option("--channels-last", help="channels_last_3d memory format.")] = False,
-    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
-    cuda_graphs: Annotated[bool, typer.Option("--cuda-graphs", help="Replay inference as a CUDA graph.")] = False,
-    static: Annotated[bool, typer.Option("--static", help="Count only (params, MACs); no timing.")] = False,
+    dtype: Annotated[
+        str,
+        typer.Option(
+            help=f"{_choices(DTYPES)} (the half types through autocast), comma-separated.", rich_help_panel=_GRID
+        ),
+    ] = "fp32",
+    mode: Annotated[
+        str,
+        typer.Option(help=f"{_choices(MODES)} (train: forward+backward+step).", rich_help_panel=_GRID),
+    ] = "infer",
+    channels_last: Annotated[
+        bool, typer.Option("--channels-last", help="channels_last_3d memory format.", rich_help_panel=_GRID)
+    ] = False,
+    compile_: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the model.", rich_help_panel=_GRID)
+    ] = False,
+    cuda_graphs: Annotated[
+        bool, typer.Option("--cuda-graphs", help="Replay inference as a CUDA graph.", rich_help_panel=_GRID)
+    ] = False,
+    static: Annotated[
+        bool, typer.Option("--static", help="Count only (params, MACs); no timing.", rich_help_panel=_GRID)
+    ] = False,
     arch_kwargs: Annotated[
-        list[str] | None, typer.Option("--arch-kwargs", help="key=value passed to the builders; repeatable.")
+        list[str] | None,
+        typer.Option("--arch-kwargs", help="key=value passed to the builders; repeatable.", rich_help_panel=_GRID),
     ] = None,
-    warmup: Annotated[int, typer.Option(help="Untimed iterations first.")] = 3,
-    repeats: Annotated[int, typer.Option(help="Timed samples to take (at least).")] = 10,
-    min_time: Annotated[float, typer.Option(help="Keep sampling at least this many seconds.")] = 0.0,
-    max_time: Annotated[float, typer.Option(help="Stop sampling after this many seconds.")] = 60.0,
-    timeout: Annotated[float, typer.Option(help="Kill a worker that produces no row for this many seconds.")] = 900.0,
+    warmup: Annotated[int, typer.Option(help="Untimed iterations first.", rich_help_panel=_TIMING)] = 3,
+    repeats: Annotated[int, typer.Option(help="Timed samples to take (at least).", rich_help_panel=_TIMING)] = 10,
+    min_time: Annotated[
+        float, typer.Option(help="Keep sampling at least this many seconds.", rich_help_panel=_TIMING)
+    ] = 0.0,
+    max_time: Annotated[
+        float, typer.Option(help="Stop sampling after this many seconds.", rich_help_panel=_TIMING)
+    ] = 60.0,
+    timeout: Annotated[
+        float,
+        typer.Option(help="Kill a worker that produces no row for this many seconds.", rich_help_panel=_TIMING),
+    ] = 900.0,
     max_memory: Annotated[
         str | None,
-        typer.Option(help="Skip configurations estimated to need more, e.g. 8GiB (default: what the device has free)."),
+        typer.Option(
+            help="Skip configurations estimated to need more, e.g. 8GiB (default: what the device has free).",
+            rich_help_panel=_TIMING,
+        ),
     ] = None,
-    out: Annotated[str | None, typer.Option(help="Output folder (default reports/runs/<timestamp>).")] = None,
+    out: Annotated[
+        str | None, typer.Option(help="Output folder (default reports/runs/<timestamp>).", rich_help_panel=_OUTPUT)
+    ] = None,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace the run that --out holds (default: refuse).")
+        bool,
+        typer.Option(
+            "--overwrite", help="Replace the run that --out holds (default: refuse).", rich_help_panel=_OUTPUT
+        ),
     ] = False,
-    plugin: Annotated[list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP)] = None,
-    counter: Annotated[str, typer.Option(help="MAC counter: torch (meta device) or fvcore (traces on CPU).")] = "torch",
-    fail_on_error: Annotated[bool, typer.Option("--fail-on-error", help="Exit 1 if any row is not ok.")] = False,
+    plugin: Annotated[list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP, rich_help_panel=_MODELS)] = None,
+    counter: Annotated[
+        str,
+        typer.Option(
+            help=f"MAC counter: {_choices(COUNTERS)} (torch: on the meta device; fvcore: traces on CPU).",
+            rich_help_panel=_MODELS,
+        ),
+    ] = "torch",
+    fail_on_error: Annotated[
+        bool, typer.Option("--fail-on-error", help="Exit 1 if any row is not ok.", rich_help_panel=_OUTPUT)
+    ] = False,
     shard: Annotated[
-        str | None, typer.Option(help="Run shard I of N of the sweep, e.g. 2/4 (balanced by MACs).")
+        str | None,
+        typer.Option(help="Run shard I of N of the sweep, e.g. 2/4 (balanced by MACs).", rich_help_panel=_SWEEPS),
     ] = None,
     only_missing: Annotated[
-        bool, typer.Option("--only-missing", help="Keep the finished rows in --out; measure only what is missing.")
+        bool,
+        typer.Option(
+            "--only-missing",
+            help="Keep the finished rows in --out; measure only what is missing.",
+            rich_help_panel=_SWEEPS,
+        ),
     ] = False,
     allow_mixed: Annotated[
-        bool, typer.Option("--allow-mixed", help="With --only-missing: keep rows measured in another environment.")
+        bool,
+        typer.Option(
+            "--allow-mixed",
+            help="With --only-missing: keep rows measured in another environment.",
+            rich_help_panel=_SWEEPS,
+        ),
     ] = False,
-    gpus: Annotated[str | None, typer.Option(help="GPUs to use, e.g. 0,1: one worker per GPU at a time.")] = None,
+    gpus: Annotated[
+        str | None,
+        typer.Option(help="GPUs to use, e.g. 0,1: one worker per GPU at a time.", rich_help_panel=_SWEEPS),
+    ] = None,
     count_workers: Annotated[
-        int | None, typer.Option(help="CPU processes that count in parallel (default 1; with --gpus, up to 4).")
+        int | None,
+        typer.Option(
+            help="CPU processes that count in parallel (default 1; with --gpus, up to 4).", rich_help_panel=_SWEEPS
+        ),
     ] = None,
     executor: Annotated[
-        str | None, typer.Option(help="Submit the shards as a job array: slurm, or local (same path, this machine).")
+        str | None,
+        typer.Option(
+            help=f"Submit the shards as a job array: {_choices(EXECUTORS)} (local: the same path, on this machine).",
+            rich_help_panel=_CLUSTER,
+        ),
     ] = None,
-    shards: Annotated[int | None, typer.Option(help="Array tasks for --executor (default 2, or the config).")] = None,
-    partition: Annotated[str | None, typer.Option(help="SLURM partition for --executor slurm.")] = None,
-    time_min: Annotated[int | None, typer.Option(help="Time limit of each array task, minutes (default 60).")] = None,
-    gpus_per_task: Annotated[int | None, typer.Option(help="GPUs per array task (default 0).")] = None,
-    cpus_per_task: Annotated[int | None, typer.Option(help="CPUs per array task.")] = None,
+    shards: Annotated[
+        int | None,
+        typer.Option(help="Array tasks for --executor (default 2, or the config).", rich_help_panel=_CLUSTER),
+    ] = None,
+    partition: Annotated[
+        str | None, typer.Option(help="SLURM partition for --executor slurm.", rich_help_panel=_CLUSTER)
+    ] = None,
+    time_min: Annotated[
+        int | None,
+        typer.Option(help="Time limit of each array task, minutes (default 60).", rich_help_panel=_CLUSTER),
+    ] = None,
+    gpus_per_task: Annotated[
+        int | None, typer.Option(help="GPUs per array task (default 0).", rich_help_panel=_CLUSTER)
+    ] = None,
+    cpus_per_task: Annotated[int | None, typer.Option(help="CPUs per array task.", rich_help_panel=_CLUSTER)] = None,
 ) -> None:
     """Measure FLOPs, parameters, latency and memory; write results.csv, .md and .json."""
     from bench.lifetime import signals_interrupt
-    from bench.plan import Request
     from bench.plugins import load_plugins
     from bench.report import summary_markdown
     from bench.rundir import check_out
     from bench.runner import run_plan
     from bench.shard import prepare_sweep
-    from bench.timing import SamplePolicy
 
-    cluster = {"executor": executor, "shards": shards, "partition": partition, "time_min": time_min,
-               "gpus_per_task": gpus_per_task, "cpus_per_task": cpus_per_task}  # fmt: skip
-    given = [f"--{k.replace('_', '-')}" for k in _CLUSTER_ONLY if cluster[k] is not None]
-    if executor is None and given:
-        raise UsageError(f"{', '.join(given)} only apply with --executor slurm|local")
-    _finite(min_time, "--min-time")
-    _finite(max_time, "--max-time", positive=True)
-    _finite(timeout, "--timeout", positive=True)
-    try:
-        policy = SamplePolicy(warmup=warmup, repeats=repeats, min_time=min_time, max_time=max_time)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    if count_workers is not None and count_workers < 1:
-        raise UsageError("--count-workers must be at least 1")
-    if executor is not None and (shard is not None or only_missing or gpus is not None):
-        raise UsageError("--executor runs every shard itself; it takes neither --shard, --only-missing nor --gpus")
-    if only_missing and out is None:
-        raise UsageError("--only-missing needs --out, the run folder to complete")
-    if only_missing and overwrite:
-        raise UsageError("--only-missing keeps the rows of --out and --overwrite replaces them: choose one")
-    if allow_mixed and not only_missing:
-        raise UsageError("--allow-mixed only applies with --only-missing")
-    memory = _memory_bytes(max_memory)
-    plugins = load_plugins(plugin or [])
-    workers = count_workers or (min(4, os.cpu_count() or 1) if gpus else 1)
-    request = Request(
-        archs=arch,
-        device=device,
-        batches=batch,  # type: ignore[arg-type]
-        frames=frames,  # type: ignore[arg-type]
-        sizes=size,  # type: ignore[arg-type]
-        inputs=input_,
-        dtype=dtype,
-        mode=mode,
-        channels_last=channels_last,
-        compiled=compile_,
-        cuda_graphs=cuda_graphs,
-        arch_kwargs=arch_kwargs or [],
-        static=static,
-        counter=counter,
-        policy=policy,
-        count_workers=workers,
-        plugins=plugins,
-    )
-    options = _recorded_options(ctx)
-    out_dir = check_out(_folder(out), resume=only_missing, overwrite=overwrite) if out is not None else None
-    console = _console()
-    with signals_interrupt():
+    cluster = {"shards": shards, "partition": partition, "time_min": time_min, "gpus_per_task": gpus_per_task,
+               "cpus_per_task": cpus_per_task}  # fmt: skip
+    run = check_run_options(
+        warmup=warmup, repeats=repeats, min_time=min_time, max_time=max_time, timeout=timeout, max_memory=max_memory,
+        count_workers=count_workers, executor=executor, cluster=cluster, shard=shard, gpus=gpus,
+        out_given=out is not None, only_missing=only_missing, overwrite=overwrite, allow_mixed=allow_mixed,
+    )  # fmt: skip
+    with signals_interrupt():  # from here, Ctrl-C is Interrupted: never taken for a plugin's or a model's
+        plugins = load_plugins(plugin or [])
+        workers = count_workers or (min(4, os.cpu_count() or 1) if gpus else 1)
+        request = Request(
+            archs=arch,
+            device=device,
+            batches=batch,
+            frames=frames,
+            sizes=size,
+            inputs=input_,
+            dtype=dtype,
+            mode=mode,
+            channels_last=channels_last,
+            compiled=compile_,
+            cuda_graphs=cuda_graphs,
+            arch_kwargs=arch_kwargs or [],
+            static=static,
+            counter=counter,
+            policy=run.policy,
+            count_workers=workers,
+            plugins=plugins,
+        )
+        options = _recorded_options(ctx)
+        out_dir = check_out(_folder(out), resume=only_missing, overwrite=overwrite) if out is not None else None
+        console = _console()
         try:
             if executor is not None:
                 out_dir = _claim(out_dir, only_missing, overwrite)
-                rows, paths = _profile_on_cluster(request, cluster, out_dir, timeout, plugins, console)
+                rows, paths = _profile_on_cluster(
+                    request, {"executor": executor, **cluster}, out_dir, run.timeout, plugins, console
+                )
             else:
                 sweep = prepare_sweep(
                     request,
@@ -338,7 +403,7 @@ def profile_cmd(
                     result = run_plan(
                         sweep.plan,
                         out_dir,
-                        timeout=timeout,
+                        timeout=run.timeout,
                         plugins=plugins,
                         on_row=on_row,
                         markdown=summary_markdown,
@@ -346,7 +411,7 @@ def profile_cmd(
                         slots=sweep.slots,
                         previous=sweep.previous,
                         extra_env={**sweep.environment, "options": options},
-                        max_memory=memory,
+                        max_memory=run.max_memory,
                     )
                 rows, paths = result.rows, result.paths
                 if only_missing:
@@ -356,7 +421,7 @@ def profile_cmd(
             if kept is not None and out_dir is not None:
                 typer.echo(
                     f"vbench: interrupted; kept {kept} rows in {out_dir}; finish with: "
-                    + profile_command(options, out_dir, "--only-missing"),
+                    + profile_command(options, out_dir, "--only-missing", local=True),
                     err=True,
                 )
             raise
@@ -393,7 +458,7 @@ def _say(console: Any, text: str) -> None:
 
 def _profile_on_cluster(
     request: Any, cluster: dict[str, Any], out_dir: Path, timeout: float, plugins: list[Any], console: Any
-) -> tuple[list[dict[str, Any]], dict[str, Path]]:
+) -> tuple[list[Row], dict[str, Path]]:
     """``--executor``: submit one array task per shard with a progress bar, then report and write the merge."""
     from bench.cluster import load_cluster_options, profile_on_cluster
     from bench.config import default_config
@@ -415,7 +480,7 @@ def _profile_on_cluster(
     return merged.rows, write_merged(merged, out_dir, summary_markdown)
 
 
-def _print_results(console: Any, rows: list[dict[str, Any]], paths: dict[str, Path]) -> None:
+def _print_results(console: Any, rows: list[Row], paths: dict[str, Path]) -> None:
     from bench.report import summary_table
 
     try:
@@ -476,13 +541,13 @@ def _bar(console: Any, **kwargs: Any) -> Any:
 
 
 @contextlib.contextmanager
-def _progress(console: Any, total: int) -> Iterator[Callable[[dict[str, Any]], None]]:
+def _progress(console: Any, total: int) -> Iterator[Callable[[Row], None]]:
     """A rich progress bar on a terminal; one plain line per row otherwise."""
     from bench.report import row_line
 
     if not console.is_terminal:
 
-        def log(row: dict[str, Any]) -> None:
+        def log(row: Row) -> None:
             try:
                 typer.echo(row_line(row))
             except BrokenPipeError:
@@ -493,7 +558,7 @@ def _progress(console: Any, total: int) -> Iterator[Callable[[dict[str, Any]], N
     with _bar(console) as bar:
         task = bar.add_task("profiling", total=total)
 
-        def on_row(row: dict[str, Any]) -> None:
+        def on_row(row: Row) -> None:
             from rich.markup import escape
 
             bar.update(task, advance=1, description=escape(f"{row['arch']} {row['mode']} b{row['batch']}"))
@@ -672,8 +737,25 @@ def _console() -> Any:
     return console if console.is_terminal else Console(width=200)
 
 
+def _std_streams() -> None:
+    """Open /dev/null on any of fds 0-2 that is closed, so that no pipe or file of ours lands there."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            devnull = os.open(os.devnull, os.O_RDWR)
+            if devnull != fd:
+                os.dup2(devnull, fd)
+                os.close(devnull)
+
+
 def main() -> None:  # pragma: no cover - console entry point
-    app()
+    """The ``vbench`` command: a Ctrl-C before any command runs (while Python starts) is exit 130, quietly."""
+    _std_streams()
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from bench.config import tool_table
 from bench.errors import UsageError
 from bench.plan import Plan, Request
+from bench.records import EXECUTORS
 from bench.schema import row_key
 
 if TYPE_CHECKING:
@@ -34,8 +35,6 @@ __all__ = [
     "run_on_cluster",
     "run_shard",
 ]
-
-EXECUTORS = ("slurm", "local")
 
 
 @dataclass(frozen=True)
@@ -230,8 +229,29 @@ def profile_on_cluster(
 
     plan = make_plan(request)  # every usage error before anything is submitted
     options = replace(options, shards=min(options.shards, max(1, len(plan.jobs))))  # no empty array tasks
-    dirs, failures = run_on_cluster(
-        request, options, out_dir, timeout=timeout, plugins=plugins, on_progress=on_progress
-    )
+    try:
+        dirs, failures = run_on_cluster(
+            request, options, out_dir, timeout=timeout, plugins=plugins, on_progress=on_progress
+        )
+    except BaseException as e:  # interrupted: the tasks are cancelled; keep what they finished
+        e.kept = _keep_interrupted(out_dir, options.shards)  # type: ignore[attr-defined]
+        raise
     added = fill_failed_shards(plan, dirs, failures) if failures else 0
     return merge_runs(dirs), failures, added
+
+
+def _keep_interrupted(out_dir: Path, shards: int) -> int:
+    """Write the rows the shard folders hold as ``out_dir``'s run, ``interrupted``; return how many."""
+    from bench.merge import merge_runs
+    from bench.results import ResultsWriter
+
+    dirs = [d for d in (out_dir / "shards" / f"{i}-of-{shards}" for i in range(1, shards + 1)) if d.is_dir()]
+    try:
+        merged = merge_runs(dirs, allow_mixed=True) if dirs else None
+    except UsageError:  # no rows yet
+        merged = None
+    writer = ResultsWriter(out_dir, merged.environment if merged else {})
+    for row in merged.rows if merged else []:
+        writer.append(row)
+    writer.finish("", state="interrupted")
+    return len(writer.rows)

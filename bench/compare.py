@@ -2,7 +2,8 @@
 
 The policy (DESIGN.md, "Regression checks"):
 
-- Rows are matched on :data:`bench.schema.KEY_COLUMNS`.
+- Rows are matched on :data:`bench.columns.KEY_COLUMNS`; the column registry
+  (:mod:`bench.columns`) says how each column is gated.
 - Parameters, MACs, FLOPs and the output shape must be equal: any change
   fails, improvements included (a baseline is refreshed on purpose, never
   drifts).
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bench import columns
 from bench.config import tool_table
 from bench.errors import UsageError
 from bench.schema import clip_of, is_missing, row_key
@@ -54,8 +56,8 @@ __all__ = [
     "row_label",
 ]
 
-EXACT_METRICS = ("params", "trainable_params", "gmacs", "gflops", "train_gmacs", "output_shape")
-"""Columns that must not change at all."""
+EXACT_METRICS = columns.EXACT_METRICS
+"""Columns that must not change at all (those the column registry gates ``exact``)."""
 
 
 @dataclass(frozen=True)
@@ -236,8 +238,8 @@ def row_label(row: Mapping[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _index(rows: Sequence[dict[str, Any]], which: str) -> dict[tuple[Any, ...], dict[str, Any]]:
-    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+def _index(rows: Sequence[Mapping[str, Any]], which: str) -> dict[tuple[Any, ...], Mapping[str, Any]]:
+    out: dict[tuple[Any, ...], Mapping[str, Any]] = {}
     for row in rows:
         key = row_key(row)
         if key in out:
@@ -266,7 +268,7 @@ def _samples(row: Mapping[str, Any]) -> list[float]:
     return [v for v in values if v is not None] if all(v is not None and v >= 0 for v in values) else []
 
 
-def _exact_changes(base: dict[str, Any], head: dict[str, Any], label: str) -> list[Change]:
+def _exact_changes(base: Mapping[str, Any], head: Mapping[str, Any], label: str) -> list[Change]:
     changes = []
     for metric in EXACT_METRICS:
         b, h = base.get(metric), head.get(metric)
@@ -278,7 +280,7 @@ def _exact_changes(base: dict[str, Any], head: dict[str, Any], label: str) -> li
     return changes
 
 
-def _status_change(base: dict[str, Any], head: dict[str, Any], label: str) -> Change | None:
+def _status_change(base: Mapping[str, Any], head: Mapping[str, Any], label: str) -> Change | None:
     b, h = base.get("status"), head.get("status")
     if b == h:
         return None
@@ -290,7 +292,7 @@ def _status_change(base: dict[str, Any], head: dict[str, Any], label: str) -> Ch
     return Change(base["arch"], label, "status", b, h, "~", "failure changed", note=note)
 
 
-def _latency_change(base: dict[str, Any], head: dict[str, Any], label: str, tol: Tolerances) -> Change | None:
+def _latency_change(base: Mapping[str, Any], head: Mapping[str, Any], label: str, tol: Tolerances) -> Change | None:
     b_samples, h_samples = _samples(base), _samples(head)
     b_med = statistics.median(b_samples) if b_samples else _number(base.get("latency_ms"))
     h_med = statistics.median(h_samples) if h_samples else _number(head.get("latency_ms"))
@@ -312,7 +314,7 @@ def _latency_change(base: dict[str, Any], head: dict[str, Any], label: str, tol:
     return Change(base["arch"], label, "latency_ms", b_med, h_med, mark, verdict, ratio, test.p, note)
 
 
-def _memory_change(base: dict[str, Any], head: dict[str, Any], label: str, tol: Tolerances) -> Change | None:
+def _memory_change(base: Mapping[str, Any], head: Mapping[str, Any], label: str, tol: Tolerances) -> Change | None:
     b, h = _number(base.get("peak_mem_mib")), _number(head.get("peak_mem_mib"))
     if b is None or h is None or b <= 0:
         return None
@@ -343,13 +345,17 @@ def _environment_warnings(base_env: Mapping[str, Any], head_env: Mapping[str, An
 
 
 def compare_rows(
-    base_rows: Sequence[dict[str, Any]],
-    head_rows: Sequence[dict[str, Any]],
+    base_rows: Sequence[Mapping[str, Any]],
+    head_rows: Sequence[Mapping[str, Any]],
     config: CompareConfig | None = None,
     base_env: Mapping[str, Any] | None = None,
     head_env: Mapping[str, Any] | None = None,
 ) -> Comparison:
     """Match rows on their configuration and judge every metric.
+
+    The rows are results rows (:class:`~bench.records.Row`), of a run or read
+    back from a file (:func:`bench.results.load_results`); only the columns
+    that match and are judged are read.
 
     Raises:
         UsageError: duplicate rows in one run, or no configuration in common.

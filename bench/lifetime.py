@@ -6,6 +6,12 @@ and exit with 128 + the signal's number. Workers run in their own process
 group (their own session), so a worker and anything it forked are ended with
 one ``killpg``; a worker watches its parent and ends its own group when the
 parent is gone (SIGKILL leaves the parent no chance to clean up).
+
+A model can also leave its group (``setsid``, a double fork, a daemon). On
+Linux the running process is made a *child subreaper*
+(``PR_SET_CHILD_SUBREAPER``): such an orphan is re-parented to it instead of to
+init, so :func:`end_orphans` can find every child that is not a live worker and
+end it, with its own group, when a job ends.
 """
 
 from __future__ import annotations
@@ -19,7 +25,15 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["LIVE", "Interrupted", "end_group", "signals_interrupt", "watch_parent"]
+__all__ = [
+    "LIVE",
+    "Interrupted",
+    "become_subreaper",
+    "end_group",
+    "end_orphans",
+    "signals_interrupt",
+    "watch_parent",
+]
 
 _SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
 
@@ -78,11 +92,21 @@ class _Live:
 
     def __init__(self) -> None:
         self._procs: set[subprocess.Popen[Any]] = set()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered: add() runs inside starting()
+
+    @contextlib.contextmanager
+    def starting(self) -> Iterator[None]:
+        """Hold while starting a worker and adding it, so :func:`end_orphans` never takes it for an orphan."""
+        with self._lock:
+            yield
 
     def add(self, proc: subprocess.Popen[Any]) -> None:
         with self._lock:
             self._procs.add(proc)
+
+    def pids(self) -> set[int]:
+        with self._lock:
+            return {p.pid for p in self._procs}
 
     def discard(self, proc: subprocess.Popen[Any]) -> None:
         with self._lock:
@@ -96,6 +120,60 @@ class _Live:
 
 
 LIVE = _Live()
+
+
+def become_subreaper() -> bool:
+    """Linux: orphaned descendants are re-parented to this process, not to init. False elsewhere."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def _children() -> list[int]:
+    """This process's children, from /proc (empty where there is no /proc)."""
+    me, out = os.getpid(), []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 1 and fields[1] == str(me):
+            out.append(int(entry))
+    return out
+
+
+def end_orphans(keep: set[int] | None = None) -> int:
+    """SIGKILL every child of this process (and its group) that is not a live worker or in ``keep``; reap them.
+
+    With :func:`become_subreaper`, what a model left behind (a daemon, a double
+    fork) is our child by now. Returns how many were ended.
+    """
+    with LIVE.starting():
+        spare = LIVE.pids() | (keep or set())
+        orphans = [pid for pid in _children() if pid not in spare]
+        for pid in orphans:
+            with contextlib.suppress(OSError):
+                pgid = os.getpgid(pid)
+                if pgid not in (os.getpgid(0),):
+                    os.killpg(pgid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    for pid in orphans:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, 0)
+    return len(orphans)
 
 
 def watch_parent(parent_pid: int, poll_s: float = 0.2) -> None:

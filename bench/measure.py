@@ -12,7 +12,6 @@ import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +19,7 @@ from torch import nn
 
 import archs
 from bench.counting import Counts
-from bench.plan import Config
+from bench.records import Config, Memory
 from bench.timing import Clock, CudaEventClock, HostClock, Measurement, SamplePolicy, sample
 
 __all__ = [
@@ -39,7 +38,7 @@ _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 @dataclass(frozen=True)
 class Result:
     measurement: Measurement
-    memory: dict[str, Any]
+    memory: Memory
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -246,7 +245,7 @@ def measure_config(
         timed = SamplePolicy(0, policy.repeats, policy.min_time, policy.max_time, policy.max_samples)
         m = sample(fn, timed, clock or _clock(config.device))
         if cuda:
-            memory: dict[str, Any] = {
+            memory: Memory = {
                 "peak_mem_mib": torch.cuda.max_memory_allocated() / 2**20,
                 "peak_mem_reserved_mib": torch.cuda.max_memory_reserved() / 2**20,
             }

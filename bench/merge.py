@@ -16,6 +16,7 @@ from typing import Any
 
 from bench.compare import row_label
 from bench.errors import UsageError
+from bench.records import Row
 from bench.results import load_partial, write_rows
 from bench.schema import row_key
 
@@ -29,7 +30,7 @@ _TIMED = ("device_name", "cpu_name", "torch_threads")
 
 @dataclass
 class MergeResult:
-    rows: list[dict[str, Any]]
+    rows: list[Row]
     environment: dict[str, Any]
     missing: list[str] = field(default_factory=list)
     """Jobs of the sweep that no run holds (re-run them with ``--only-missing``)."""
@@ -98,7 +99,7 @@ def merge_runs(paths: Sequence[str | Path], allow_mixed: bool = False) -> MergeR
     concurrent = timed_concurrently([(src, env) for src, _, env in loaded]) if timed else []
     concurrent += [f"{src}: {w}" for src, _, env in loaded for w in env.get("timed_concurrently") or []]
 
-    merged: dict[tuple[str, ...], dict[str, Any]] = {}
+    merged: dict[tuple[str, ...], Row] = {}
     duplicated = []
     for _, rows, _ in loaded:
         for row in rows:
@@ -136,7 +137,7 @@ def merge_runs(paths: Sequence[str | Path], allow_mixed: bool = False) -> MergeR
 
 
 def write_merged(
-    result: MergeResult, out_dir: Path, markdown: Callable[[list[dict[str, Any]]], str] | None = None
+    result: MergeResult, out_dir: Path, markdown: Callable[[list[Row]], str] | None = None
 ) -> dict[str, Path]:
     """Write the merged rows as a run folder (results.jsonl, .csv, .json, .md)."""
     return write_rows(out_dir, result.environment, result.rows, markdown(result.rows) if markdown else "")

@@ -7,26 +7,42 @@ and counts every (architecture, input) on the meta device. Anything wrong is a
 :class:`~bench.errors.UsageError` (exit code 2) raised here, so that no timing
 has started when the user learns of a mistake. The counts are kept in the plan
 and reused for every row, so counting also happens only once.
+
+The records themselves (:class:`Request`, :class:`Config`, :class:`Job`,
+:class:`Plan`) and the choices (:data:`DEVICES`, ...) live in the torch-free
+:mod:`bench.records` and are re-exported here; planning imports the registry
+and the counter (torch).
 """
 
 from __future__ import annotations
 
 import ast
-import dataclasses
-import hashlib
 import itertools
-import json
 import multiprocessing
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
 
 import archs
-from bench.counting import Counts, count
+from bench.counting import Counts, count_with
 from bench.errors import UsageError
-from bench.timing import SamplePolicy
+from bench.records import (
+    COUNTERS,
+    DEVICES,
+    DTYPES,
+    INPUTS,
+    MODES,
+    ROW_MODES,
+    Config,
+    Device,
+    Job,
+    Plan,
+    Request,
+    choice,
+    job_id,
+)
 
 __all__ = [
     "COUNTERS",
@@ -46,109 +62,6 @@ __all__ = [
     "resolve_device",
     "resolve_gpus",
 ]
-
-DEVICES = ("cpu", "cuda", "mps", "auto")
-DTYPES = ("fp32", "bf16", "fp16")
-MODES = ("infer", "train", "both")
-COUNTERS = ("torch", "fvcore")
-INPUTS = ("paper", "min")
-
-
-@dataclass(frozen=True)
-class Config:
-    """One row's configuration: what is measured, on what, how."""
-
-    arch: str
-    batch: int
-    frames: int
-    height: int
-    width: int
-    device: str
-    dtype: str = "fp32"
-    mode: str = "infer"
-    channels_last: bool = False
-    compiled: bool = False
-    cuda_graphs: bool = False
-    arch_kwargs: tuple[tuple[str, Any], ...] = ()
-
-    @property
-    def input_shape(self) -> tuple[int, int, int, int, int]:
-        return (self.batch, 3, self.frames, self.height, self.width)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["arch_kwargs"] = dict(self.arch_kwargs)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Config:
-        d = dict(d)
-        d["arch_kwargs"] = tuple(sorted(d.get("arch_kwargs", {}).items()))
-        return cls(**d)
-
-
-@dataclass(frozen=True)
-class Job:
-    """All configurations of one architecture: what one worker process runs."""
-
-    arch: str
-    configs: tuple[Config, ...]
-    counts: dict[tuple[int, int, int], Counts] = field(compare=False)
-    """Per-clip counts (batch 1) for each (frames, height, width) of the job."""
-    errors: dict[tuple[int, int, int], str] = field(default_factory=dict, compare=False)
-    """Inputs at which the model could not be built or counted: the architecture's fault, not the user's."""
-    id: str = ""
-    """Stable id of the job as the full sweep planned it (``"r3d_18-1a2b3c4d5e"``); kept when configs are dropped."""
-
-    def counts_for(self, config: Config) -> Counts | None:
-        return self.counts.get((config.frames, config.height, config.width))
-
-    def error_for(self, config: Config) -> str:
-        return self.errors.get((config.frames, config.height, config.width), "")
-
-
-def job_id(arch: str, configs: Sequence[Config]) -> str:
-    """The architecture and a hash of its configurations: the same in every process that plans the same sweep."""
-    text = json.dumps([c.to_dict() for c in configs], sort_keys=True, default=str)
-    return f"{arch}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
-
-
-@dataclass(frozen=True)
-class Request:
-    """What the user asked for; None for frames/sizes means each architecture's paper input."""
-
-    archs: Sequence[str] = ("all",)
-    device: str = "auto"
-    batches: Sequence[int] = (1,)
-    frames: Sequence[int] | None = None
-    sizes: Sequence[int] | None = None
-    inputs: str = "paper"
-    """Without frames/sizes: ``paper`` (each architecture's default input), ``min`` (its min_input) or both."""
-    dtype: str = "fp32"
-    """One dtype or a comma list (``"fp32,bf16"``)."""
-    mode: str = "infer"
-    channels_last: bool = False
-    compiled: bool = False
-    cuda_graphs: bool = False
-    arch_kwargs: Sequence[str] = ()
-    static: bool = False
-    counter: str = "torch"
-    policy: SamplePolicy = field(default_factory=SamplePolicy)
-    count_workers: int = 1
-    """CPU processes that count (params, MACs) in parallel while planning."""
-    plugins: Sequence[dict[str, Any]] = ()
-    """Plugins the counting processes load (records of :func:`bench.plugins.load_plugins`)."""
-
-
-@dataclass(frozen=True)
-class Plan:
-    request: Request
-    device: str
-    jobs: tuple[Job, ...]
-
-    @property
-    def n_rows(self) -> int:
-        return sum(len(j.configs) for j in self.jobs)
 
 
 def parse_int_list(text: str | Sequence[int] | None, what: str) -> list[int] | None:
@@ -186,6 +99,8 @@ def parse_arch_kwargs(items: Iterable[str]) -> dict[str, Any]:
             value: Any = ast.literal_eval(raw.strip())
         except (ValueError, SyntaxError, MemoryError, RecursionError):
             value = raw.strip()
+        if key in out:
+            raise UsageError(f"--arch-kwargs names {key} twice")
         if key in _POSITIVE_KWARGS and (type(value) is not int or value < 1):
             raise UsageError(f"--arch-kwargs {key} must be a positive integer; got {raw.strip()[:40]!r}")
         out[key] = value
@@ -215,7 +130,7 @@ def resolve_archs(patterns: Sequence[str]) -> list[str]:
     return names
 
 
-def resolve_device(device: str) -> str:
+def resolve_device(device: str) -> Device:
     """``auto`` -> cuda, mps or cpu; an unavailable device is a usage error.
 
     Asks only whether CUDA exists, which does not create a CUDA context in this
@@ -224,17 +139,16 @@ def resolve_device(device: str) -> str:
     import torch
 
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
-    if device not in DEVICES:
-        raise UsageError(f"unknown device '{device}'; choose from {', '.join(DEVICES)}")
+    chosen = choice(device, DEVICES, "device")
     has_cuda = torch.cuda.is_available()
     has_mps = torch.backends.mps.is_available()
-    if device == "auto":
+    if chosen == "auto":
         return "cuda" if has_cuda else "mps" if has_mps else "cpu"
-    if device == "cuda" and not has_cuda:
+    if chosen == "cuda" and not has_cuda:
         raise UsageError("--device cuda: no CUDA device is available (torch sees none)")
-    if device == "mps" and not has_mps:
+    if chosen == "mps" and not has_mps:
         raise UsageError("--device mps: no MPS device is available")
-    return device
+    return chosen
 
 
 def resolve_gpus(text: str | None, device: str) -> list[str]:
@@ -260,8 +174,18 @@ def resolve_gpus(text: str | None, device: str) -> list[str]:
     return [str(i) for i in ids]
 
 
-def _check_input(arch: str, frames: int, height: int, width: int) -> None:
-    _, t_min, h_min, w_min = archs.get_arch(arch).min_input
+def _spec_input(arch: str, which: str, kwargs: dict[str, Any]) -> tuple[int, int, int, int]:
+    """The paper (``default``) or smallest (``min``) input of ``arch`` built with ``kwargs`` (R2D's follow ``frames``)."""
+    spec = archs.get_arch(arch)
+    try:
+        return tuple(spec.default_input_for(**kwargs) if which == "default" else spec.min_input_for(**kwargs))  # type: ignore[return-value]
+    except (TypeError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UsageError(f"{arch}: bad --arch-kwargs {kwargs}: {first}") from None
+
+
+def _check_input(arch: str, frames: int, height: int, width: int, kwargs: dict[str, Any]) -> None:
+    _, t_min, h_min, w_min = _spec_input(arch, "min", kwargs)
     if frames < t_min or height < h_min or width < w_min:
         raise UsageError(
             f"{arch} needs at least {t_min} frames and {h_min}x{w_min} pixels "
@@ -276,18 +200,15 @@ def _count(arch: str, thw: tuple[int, int, int], train: bool, kwargs: dict[str, 
         UsageError: when ``--arch-kwargs`` are given and the builder refuses them.
     """
     try:
-        counts = count(arch, (1, 3, *thw), train=train, **kwargs)
+        counts = count_with(counter, arch, (1, 3, *thw), train=train, **kwargs)
         expected = (1, kwargs.get("num_classes", DEFAULT_CLASSES))
         if len(counts.output_shape) != 2 or counts.output_shape != expected:
             shown = "x".join(map(str, counts.output_shape))
             return f"the model returned logits of shape {shown}; expected {expected[0]}x{expected[1]} (batch x classes)"
-        if counter == "fvcore":
-            from bench.fvcore_counter import fvcore_macs
-
-            macs, _ = fvcore_macs(arch, (1, 3, *thw), **kwargs)
-            counts = dataclasses.replace(counts, macs=macs, train_macs=None)
         return counts
-    except Exception as e:
+    except UsageError:
+        raise
+    except (Exception, SystemExit, KeyboardInterrupt) as e:  # the model's; a user's Ctrl-C is Interrupted
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         if kwargs and isinstance(e, (TypeError, ValueError)):
             raise UsageError(f"{arch}: bad --arch-kwargs {kwargs}: {first}") from None
@@ -298,38 +219,80 @@ def _count_task(task: tuple[Any, ...]) -> Counts | str:
     return _count(*task)
 
 
+def _count_init(plugins: Sequence[dict[str, Any]]) -> None:
+    """A counting process: what the models print goes nowhere; the plugins are loaded from their files."""
+    from bench.plugins import import_plugins
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        os.dup2(devnull, fd)
+    import_plugins(plugins)
+
+
+def _in_processes(
+    tasks: Sequence[tuple[Any, ...]], workers: int, plugins: Sequence[dict[str, Any]]
+) -> list[Counts | str]:
+    """Count in spawned processes; a process that dies (a model calling ``os._exit``) costs only its own task.
+
+    Spawned (a fresh interpreter imports torch; nothing is forked from a parent
+    that may hold threads), with ``PYTHONSAFEPATH`` so that the working
+    directory is not on their path.
+    """
+    os.environ.setdefault("PYTHONSAFEPATH", "1")
+    context = multiprocessing.get_context("spawn")
+
+    def pool(n: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(n, mp_context=context, initializer=_count_init, initargs=(list(plugins),))
+
+    try:
+        with pool(workers) as p:
+            return list(p.map(_count_task, tasks))
+    except BrokenProcessPool:
+        pass
+    out: list[Counts | str] = []
+    for task in tasks:  # find the one that breaks its process: each alone
+        try:
+            with pool(1) as p:
+                out.append(p.submit(_count_task, task).result())
+        except BrokenProcessPool:
+            out.append("the process that built or counted the model died (the model ended it, or crashed)")
+    return out
+
+
 def _count_all(tasks: Sequence[tuple[Any, ...]], workers: int, plugins: Sequence[dict[str, Any]]) -> list[Counts | str]:
     """Count every (architecture, input), in ``workers`` CPU processes when that is more than one.
 
-    The processes are spawned (a fresh interpreter imports torch; no state is
-    forked from a parent that may hold threads) and import the plugins first.
+    Architectures that plugins registered are always counted in another
+    process: a builder that exits, prints or kills its process must not end or
+    spoof vbench itself.
     """
-    workers = min(workers, len(tasks))
-    if workers <= 1:
-        return [_count_task(t) for t in tasks]
-    from bench.plugins import import_plugins
+    foreign = {arch for p in plugins for arch in p.get("archs", ())}
+    own = [i for i, t in enumerate(tasks) if t[0] not in foreign]
+    theirs = [i for i, t in enumerate(tasks) if t[0] in foreign]
+    results: dict[int, Counts | str] = {}
+    if len(own) > 1 and workers > 1:
+        results.update(zip(own, _in_processes([tasks[i] for i in own], min(workers, len(own)), plugins)))
+    else:
+        results.update((i, _count_task(tasks[i])) for i in own)
+    if theirs:
+        found = _in_processes([tasks[i] for i in theirs], max(1, min(workers, len(theirs))), plugins)
+        results.update(zip(theirs, found))
+    return [results[i] for i in range(len(tasks))]
 
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=import_plugins, initargs=(list(plugins),)
-    ) as pool:
-        return list(pool.map(_count_task, tasks))
+
+_T = TypeVar("_T", bound=str)
 
 
-def _choose(values: Sequence[str], allowed: Sequence[str], what: str) -> list[str]:
+def _choose(values: Sequence[str], allowed: tuple[_T, ...], what: str) -> list[_T]:
     """The values, stripped, each checked against ``allowed``."""
-    out = [v.strip() for v in values]
-    for v in out:
-        if v not in allowed:
-            raise UsageError(f"unknown {what} '{v}'; choose from {', '.join(allowed)}")
-    return out
+    return [choice(v.strip(), allowed, what) for v in values]
 
 
 def make_plan(request: Request) -> Plan:
     """Check the request and count every (architecture, input); raises UsageError on a mistake."""
     dtypes = list(dict.fromkeys(_choose(request.dtype.split(","), DTYPES, "dtype")))
     _choose([request.counter], COUNTERS, "counter")
-    _choose([request.mode], MODES, "mode")
+    (mode,) = _choose([request.mode], MODES, "mode")
     batches = parse_int_list(request.batches, "batch") or [1]
     frames = parse_int_list(request.frames, "frames")
     sizes = parse_int_list(request.sizes, "size")
@@ -341,23 +304,22 @@ def make_plan(request: Request) -> Plan:
     device = resolve_device(request.device)
     if request.cuda_graphs and device != "cuda":
         raise UsageError("--cuda-graphs needs --device cuda")
-    modes = ["infer", "train"] if request.mode == "both" else [request.mode]
+    modes = list(ROW_MODES) if mode == "both" else [mode]
     kw = tuple(sorted(kwargs.items()))
 
     inputs: dict[str, list[tuple[int, int, int]]] = {}
     for name in names:
-        spec = archs.get_arch(name)
         if frames or sizes:
-            _, t0, h0, w0 = spec.default_input
+            _, t0, h0, w0 = _spec_input(name, "default", kwargs)
             inputs[name] = [
                 (t, s, s) if s is not None else (t, h0, w0)
                 for t, s in itertools.product(frames or [t0], sizes or [None])  # type: ignore[list-item]
             ]
         else:
-            shapes = [spec.default_input if kind == "paper" else spec.min_input for kind in kinds]
+            shapes = [_spec_input(name, "default" if kind == "paper" else "min", kwargs) for kind in kinds]
             inputs[name] = list(dict.fromkeys((t, h, w) for _, t, h, w in shapes))
         for t, h, w in inputs[name]:
-            _check_input(name, t, h, w)  # every input of every architecture, before any counting
+            _check_input(name, t, h, w, kwargs)  # every input of every architecture, before any counting
 
     tasks = [(name, thw, "train" in modes, kwargs, request.counter) for name in names for thw in inputs[name]]
     counted = dict(zip([(t[0], t[1]) for t in tasks], _count_all(tasks, request.count_workers, request.plugins)))

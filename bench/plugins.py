@@ -80,15 +80,30 @@ def load_plugins(names: Sequence[str] = ()) -> list[dict[str, Any]]:
     Raises:
         UsageError: a plugin that cannot be found, fails to import, raises or exits.
     """
+    import archs
+
     loaded = []
     for name in plugin_names(names):
+        before = set(archs.list_archs())
         try:
             loaded.append(_load_one(name))
         except UsageError:
             raise
-        except (Exception, SystemExit) as e:
+        except (Exception, SystemExit, KeyboardInterrupt) as e:
             raise _plugin_error(name, e) from None
+        added = sorted(set(archs.list_archs()) - before)
+        loaded[-1]["archs"] = added  # counted in another process: their builders are not vbench's code
+        for arch in added:
+            if not _NAME.fullmatch(arch):
+                raise UsageError(
+                    f"plugin '{name}' registered an architecture named {arch[:60]!r}; names are letters, digits "
+                    "and _ . + - (they become file names, table cells and command-line arguments)"
+                )
     return loaded
+
+
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}")
+"""What an architecture's name may hold: it is written into files, tables and commands."""
 
 
 def import_plugins(plugins: Sequence[dict[str, Any]]) -> None:

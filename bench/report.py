@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -34,6 +34,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from bench.columns import LABELS, SUMMARY_COLUMNS, Column, column
+from bench.records import Row
 from bench.schema import clip_of
 
 __all__ = [
@@ -379,37 +381,25 @@ def _short_paper(paper: str) -> str:
     return f"{parts[0]}, {parts[-1]}" if len(parts) > 2 else paper
 
 
-# Columns of the run summary: (header with unit, row key, format, rank when the terminal is narrow).
-_SUMMARY: tuple[tuple[str, str, str, int], ...] = (
-    ("arch", "arch", "{}", 0),
-    ("mode", "mode", "{}", 7),
-    ("batch", "batch", "{}", 5),
-    ("input (TxHxW)", "_input", "{}", 4),
-    ("dtype", "dtype", "{}", 8),
-    ("params (M)", "params", "{:.2f}", 6),
-    ("GMACs/clip", "gmacs", "{:.2f}", 3),
-    ("latency (ms)", "latency_ms", "{:.2f}", 2),
-    ("IQR (ms)", "latency_iqr_ms", "{:.2f}", 11),
-    ("clips/s", "clips_per_s", "{:.1f}", 10),
-    ("peak mem (MiB)", "peak_mem_mib", "{:.0f}", 9),
-    ("status", "status", "{}", 1),
-)
-_SUMMARY_LEFT = ("arch", "mode", "dtype", "status", "_input")
+# The run summary's columns, headers, formats and ranks come from the column registry.
+_SUMMARY: tuple[Column, ...] = SUMMARY_COLUMNS
 
 
-def _value(row: dict[str, Any], key: str, fmt: str) -> str:
-    if key == "_input":
+def _value(row: Mapping[str, Any], name: str) -> str:
+    """The cell of column ``name`` (in :mod:`bench.columns`) for ``row``, as the summary shows it."""
+    if name == "input":
         return clip_of(row)
-    v = row.get(key)
+    col = column(name)
+    v = row.get(name)
     if v is None or v == "":
         return "-"
-    if key == "params":
-        v = v / 1e6
-    if key == "status" and v != "ok" and row.get("error"):
+    if col.divisor is not None:
+        v = v / col.divisor
+    if name == "status" and v != "ok" and row.get("error"):
         return f"{v}: {str(row['error'])[:60]}"
-    if key == "latency_ms" and row.get("noisy"):
-        return fmt.format(v) + " (noisy)"
-    return fmt.format(v)
+    if name == "latency_ms" and row.get("noisy"):
+        return col.fmt.format(v) + " (noisy)"
+    return col.fmt.format(v)
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], left: Sequence[str] = ()) -> list[str]:
@@ -425,22 +415,22 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], left: S
     return lines
 
 
-def summary_markdown(rows: Sequence[dict[str, Any]]) -> str:
+def summary_markdown(rows: Sequence[Row]) -> str:
     """The run's rows as a Markdown table with units in the header (fit for a README or PR)."""
     lines = [
         "MACs are multiply-accumulates of conv, linear and matmul layers (FLOPs = 2 x MACs), per clip. "
         "Latency is the median per iteration of the whole batch.",
         "",
         *markdown_table(
-            [h for h, _, _, _ in _SUMMARY],
-            [[_value(row, k, f) for _, k, f, _ in _SUMMARY] for row in rows],
-            left=("arch", "mode", "dtype", "status", "input (TxHxW)"),
+            [c.header for c in _SUMMARY],
+            [[_value(row, c.name) for c in _SUMMARY] for row in rows],
+            left=[c.header for c in _SUMMARY if not c.numeric],
         ),
     ]
     return "\n".join(lines) + "\n"
 
 
-def summary_table(rows: Sequence[dict[str, Any]], title: str = "vbench results", width: int | None = None) -> Table:
+def summary_table(rows: Sequence[Row], title: str = "vbench results", width: int | None = None) -> Table:
     """The same table for the terminal.
 
     Args:
@@ -452,21 +442,23 @@ def summary_table(rows: Sequence[dict[str, Any]], title: str = "vbench results",
             when the table is printed, from the width it is printed at.
     """
     # Leave out columns that nothing filled (a --static run has no timing).
-    used = [(h, k, f, r) for h, k, f, r in _SUMMARY if any(_value(row, k, f) != "-" for row in rows)]
+    used = [c for c in _SUMMARY if any(_value(row, c.name) != "-" for row in rows)]
     columns = [
-        _Column(h, tuple(_value(row, k, f) for row in rows), "left" if k in _SUMMARY_LEFT else "right", rank)
-        for h, k, f, rank in used
+        _Column(
+            c.header, tuple(_value(row, c.name) for row in rows), "right" if c.numeric else "left", c.summary_rank or 0
+        )
+        for c in used
     ]
     styles = [None if row.get("status") == "ok" else "red" for row in rows]
     return _make_table(title, columns, styles, width)
 
 
-def row_line(row: dict[str, Any]) -> str:
+def row_line(row: Row) -> str:
     """One plain log line per finished row (when stdout is not a terminal); text from outside kept on the line."""
     line = (
-        f"{row['arch']} {row['mode']} batch={row['batch']} input={_value(row, '_input', '{}')} {row['dtype']} "
-        f"status={row['status']} gmacs={_value(row, 'gmacs', '{:.2f}')} "
-        f"latency_ms={_value(row, 'latency_ms', '{:.2f}')} peak_mem_mib={_value(row, 'peak_mem_mib', '{:.0f}')}"
+        f"{row['arch']} {row['mode']} batch={row['batch']} input={_value(row, 'input')} {row['dtype']} "
+        f"status={row['status']} gmacs={_value(row, 'gmacs')} "
+        f"latency_ms={_value(row, 'latency_ms')} peak_mem_mib={_value(row, 'peak_mem_mib')}"
     )
     return _one_line(line + (f" error={row['error']}" if row.get("error") else ""))
 
@@ -507,17 +499,8 @@ def inspect_table(rows: Sequence[Any], title: str, width: int | None = None) -> 
     return _make_table(title, columns, [None] * len(rows), width)
 
 
-_METRIC_NAMES = {
-    "params": "params",
-    "trainable_params": "trainable params",
-    "gmacs": "GMACs/clip",
-    "gflops": "GFLOPs/clip",
-    "train_gmacs": "train GMACs/clip",
-    "output_shape": "output shape",
-    "status": "status",
-    "latency_ms": "latency (ms)",
-    "peak_mem_mib": "peak mem (MiB)",
-}
+_METRIC_NAMES: dict[str, str] = LABELS
+"""Each metric's name in the verdict (from the column registry)."""
 
 
 def _fmt_metric(metric: str, v: Any) -> str:

@@ -26,9 +26,10 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from bench.errors import UsageError
+from bench.records import Row
 from bench.schema import COLUMNS, SCHEMA_VERSION, is_missing
 from bench.validate import check_results_doc, load_results_doc, parse_json, read_text
 
@@ -77,7 +78,7 @@ def _cell(value: Any) -> Any:
     return "" if is_missing(value) else value
 
 
-def rows_to_csv(rows: Iterable[dict[str, Any]]) -> str:
+def rows_to_csv(rows: Iterable[Row]) -> str:
     """The rows as CSV text with the schema's columns in order (raw samples left out)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), extrasaction="ignore", lineterminator="\n")
@@ -94,7 +95,7 @@ class ResultsWriter:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.environment = dict(environment)
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[Row] = []
         self._jsonl = self.out_dir / "results.jsonl"
         for stale in ("csv", "md"):
             self.paths[stale].unlink(missing_ok=True)
@@ -105,7 +106,7 @@ class ResultsWriter:
     def paths(self) -> dict[str, Path]:
         return {ext: self.out_dir / f"results.{ext}" for ext in ("csv", "md", "json")}
 
-    def append(self, row: dict[str, Any]) -> None:
+    def append(self, row: Row) -> None:
         """Keep ``row`` and put it on disk at once."""
         self.rows.append(row)
         with self._jsonl.open("a") as f:
@@ -134,9 +135,7 @@ class ResultsWriter:
         return self.paths
 
 
-def write_rows(
-    out_dir: Path, environment: dict[str, Any], rows: Iterable[dict[str, Any]], markdown: str = ""
-) -> dict[str, Path]:
+def write_rows(out_dir: Path, environment: dict[str, Any], rows: Iterable[Row], markdown: str = "") -> dict[str, Path]:
     """Write finished rows as a run folder in one go (results.jsonl, .csv, .json, .md)."""
     writer = ResultsWriter(out_dir, environment)
     for row in rows:
@@ -167,7 +166,7 @@ def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def read_run(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
+def read_run(path: str | Path) -> tuple[list[Row], dict[str, Any], str]:
     """Rows, environment and state (``complete``, ``interrupted``, ``running``) of a run.
 
     ``path`` is a run folder, its ``results.json`` or a file beside it. When
@@ -179,8 +178,9 @@ def read_run(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any], st
     """
     p = _resolve(path)
     folder = p.parent
+    state = "running"
     if not p.exists() and (folder / "results.jsonl").is_file():
-        rows, env, state = _jsonl_rows(folder / "results.jsonl"), dict[str, Any](), "running"
+        env: dict[str, Any] = {}
     else:
         rows, env, doc = load_results_doc(p, path)
         state = doc.get("state", "complete")
@@ -188,13 +188,17 @@ def read_run(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any], st
             raise UsageError(f"'{p}': unknown state {str(state)[:40]!r}")
         if state == "complete":
             return rows, env, state
-        rows = _jsonl_rows(folder / "results.jsonl")
-    rows, env, _ = check_results_doc({"schema_version": SCHEMA_VERSION, "environment": env, "rows": rows}, p)
-    return rows, env, state
+    raw = _jsonl_rows(folder / "results.jsonl")
+    checked, env, _ = check_results_doc({"schema_version": SCHEMA_VERSION, "environment": env, "rows": raw}, p)
+    return checked, env, state
 
 
 def load_results(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows and environment of a saved run: its folder, its ``results.json`` or a file beside that.
+
+    The rows are checked results rows (:class:`~bench.records.Row`), typed here
+    as plain dicts because :mod:`bench.tradeoff` hands them on to functions that
+    take dicts; :func:`read_run` gives them typed.
 
     Raises:
         UsageError: missing, unreadable, corrupt, schema-mismatched or empty files.
@@ -202,10 +206,10 @@ def load_results(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]
     rows, env, _ = read_run(path)
     if not rows:
         raise UsageError(f"'{_resolve(path)}' holds no rows")
-    return rows, env
+    return cast("list[dict[str, Any]]", rows), env
 
 
-def load_partial(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def load_partial(path: str | Path) -> tuple[list[Row], dict[str, Any]]:
     """Rows and environment of a run folder that may have been interrupted (or may hold nothing).
 
     Raises:

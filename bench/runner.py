@@ -29,6 +29,7 @@ import os
 import platform
 import queue
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -43,33 +44,31 @@ from typing import IO, Any
 import archs
 from bench.env import environment
 from bench.errors import OutputError
-from bench.lifetime import LIVE, end_group
-from bench.plan import Config, Job, Plan
+from bench.lifetime import LIVE, become_subreaper, end_group, end_orphans
+from bench.records import Config, Job, Plan, Row
 from bench.results import ResultsWriter
 from bench.schema import config_key, make_row, row_key
-from bench.worker import BOOTSTRAP, RESULT_FD_ENV, encode_job
+from bench.worker import BOOTSTRAP, encode_job
 
 __all__ = ["STARTUP_S", "RunOutput", "job_row", "run_plan", "status_rows"]
 
-RowCallback = Callable[[dict[str, Any]], None]
+RowCallback = Callable[[Row], None]
 
 
 @dataclass(frozen=True)
 class RunOutput:
-    rows: list[dict[str, Any]]
+    rows: list[Row]
     environment: dict[str, Any]
     paths: dict[str, Path]
 
 
-def job_row(job: Job, config: Config, env: dict[str, Any], **fields: Any) -> dict[str, Any]:
+def job_row(job: Job, config: Config, env: dict[str, Any], **fields: Any) -> Row:
     """A row of one of ``job``'s configurations made in this process (counted only, or failed)."""
     family = archs.get_arch(job.arch).family
     return make_row(config, family=family, env=env, counts=job.counts_for(config), job_id=job.id, **fields)
 
 
-def status_rows(
-    job: Job, configs: Sequence[Config], env: dict[str, Any], status: str, error: str
-) -> list[dict[str, Any]]:
+def status_rows(job: Job, configs: Sequence[Config], env: dict[str, Any], status: str, error: str) -> list[Row]:
     """Rows that record why these configurations have no measurement (``error``, ``timeout``)."""
     return [job_row(job, c, env, status=status, error=error) for c in configs]
 
@@ -83,12 +82,11 @@ LOG_CAP_BYTES = 1 << 20
 _POLL_S = 0.25
 
 
-def _worker_env(result_fd: int, slot: str | None) -> dict[str, str]:
+def _worker_env(slot: str | None) -> dict[str, str]:
     """The worker's environment: where vbench lives, the private channel, its GPU (no working directory)."""
     env = dict(os.environ)
     env["VBENCH_ROOT"] = str(Path(__file__).resolve().parent.parent)
     env["VBENCH_PARENT_PID"] = str(os.getpid())
-    env[RESULT_FD_ENV] = str(result_fd)
     env["VBENCH_WORKER"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
     if slot is not None:
@@ -129,17 +127,25 @@ def _pump_log(stream: IO[bytes], path: Path, cap: int) -> None:
 
 
 def _read_channel(fd: int, messages: queue.Queue[Any]) -> None:
-    """Parse the worker's private channel: one JSON object a line; ``None`` at its end."""
+    """Parse the worker's private channel: one JSON object a line; ``None`` at its end.
+
+    Lines that are not JSON objects (or longer than :data:`_LINE_CAP`) are dropped
+    here: only vbench's worker code writes to the channel on purpose, and its
+    messages carry the job's token (checked by the reader of the queue).
+    """
     with os.fdopen(fd, "rb") as f:
-        for line in f:
+        while line := f.readline(_LINE_CAP):
             try:
                 msg = json.loads(line.decode())
-                if not isinstance(msg, dict):
-                    raise ValueError("not an object")
-            except (UnicodeDecodeError, ValueError) as e:
-                msg = {"type": "bad", "why": f"unreadable message from the worker ({e})"}
-            messages.put(msg)
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                continue
+            if isinstance(msg, dict):
+                messages.put(msg)
     messages.put(None)
+
+
+_LINE_CAP = 64 << 20
+"""The longest message a worker sends (a row with its raw samples) is far below this."""
 
 
 def _log_tail(path: Path, lines: int = 3) -> str:
@@ -190,31 +196,33 @@ def _run_worker(
     slot: str | None = None,
     max_memory: int | None = None,
     stop: threading.Event | None = None,
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[Row]:
     """Yield the rows of one job from a worker process, or failure rows for what it did not finish.
 
     Results come on a private pipe; the model's output goes to ``log_dir``.
     ``slot``, when given, becomes the worker's ``CUDA_VISIBLE_DEVICES`` (its GPU is then ``cuda:0``).
     """
-    payload = encode_job(job, plan.request.policy, list(plugins), max_memory).encode()
     log_path = log_dir / log_name(job.arch)
     with contextlib.suppress(OSError):  # no log folder (a full disk): the log pump copes
         log_dir.mkdir(parents=True, exist_ok=True)
     read_fd, write_fd = os.pipe()
+    token = secrets.token_hex(16)
+    payload = encode_job(job, plan.request.policy, list(plugins), max_memory, (write_fd, token)).encode()
     oom_before = _oom_kills()
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", BOOTSTRAP],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=_worker_env(write_fd, slot),
-            pass_fds=(write_fd,),
-            start_new_session=True,  # its own process group: one killpg ends it and what it forks
-        )
+        with LIVE.starting():  # an orphan sweep never takes a starting worker for an orphan
+            proc = subprocess.Popen(
+                [sys.executable, "-c", BOOTSTRAP],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=_worker_env(slot),
+                pass_fds=(write_fd,),
+                start_new_session=True,  # its own process group: one killpg ends it and what it forks
+            )
+            LIVE.add(proc)
     finally:
         os.close(write_fd)
-    LIVE.add(proc)
     messages: queue.Queue[Any] = queue.Queue()
     assert proc.stdout is not None and proc.stdin is not None
     threads = [
@@ -225,7 +233,7 @@ def _run_worker(
         t.start()
     remaining = list(job.configs)
 
-    def failed(status: str, why: str) -> list[dict[str, Any]]:
+    def failed(status: str, why: str) -> list[Row]:
         tail = _log_tail(log_path)
         where = f"log: {log_path.parent.name}/{log_path.name}"
         error = f"{why}; last output: {tail} ({where})" if tail else f"{why} ({where})"
@@ -262,20 +270,25 @@ def _run_worker(
                 else:
                     continue
             if msg is None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=5)  # its channel closed: let it finish exiting, so its own exit code tells why
                 end_group(proc)  # reap it, and anything it forked
                 status, why = _exit_status(proc.returncode, oom_before)
                 yield from failed(status, why)
                 return
+            if msg.get("token") != token:
+                continue  # not from vbench's worker code: a model writing to file descriptors forges nothing
             if msg.get("type") == "env" and isinstance(msg.get("env"), dict):
                 started = True
                 env_out.update(msg["env"])
             elif msg.get("type") == "row" and isinstance(msg.get("row"), dict):
-                remaining.pop(0)
-                yield msg["row"]
-            else:
-                end_group(proc)
-                yield from failed("error", str(msg.get("why") or "unexpected message from the worker"))
-                return
+                row = msg["row"]
+                row.pop("token", None)
+                match = [i for i, c in enumerate(remaining) if config_key(c) == row_key(row)]
+                if not match:
+                    continue  # a row of no configuration this worker still owes: never kept
+                remaining.pop(match[0])
+                yield row
             deadline = time.monotonic() + timeout
     finally:
         if not remaining and proc.poll() is None:  # done: give it a moment to exit by itself
@@ -283,13 +296,12 @@ def _run_worker(
                 proc.wait(timeout=10)
         end_group(proc)  # whatever the model forked dies with the job
         LIVE.discard(proc)
+        end_orphans()  # and what it detached (setsid, double forks): re-parented to us, the subreaper
         for t in threads:
             t.join(timeout=2)
 
 
-def _job_rows(
-    job: Job, plan: Plan, env: dict[str, Any], measure: Callable[[Job], Iterator[dict[str, Any]]]
-) -> Iterator[dict[str, Any]]:
+def _job_rows(job: Job, plan: Plan, env: dict[str, Any], measure: Callable[[Job], Iterator[Row]]) -> Iterator[Row]:
     """Error rows for the inputs the model failed to build or count at; then what the static count or the worker gives."""
     for config in job.configs:
         if job.error_for(config):
@@ -314,10 +326,10 @@ def run_plan(
     timeout: float = 600.0,
     plugins: Sequence[dict[str, Any]] = (),
     on_row: RowCallback | None = None,
-    markdown: Callable[[list[dict[str, Any]]], str] | None = None,
+    markdown: Callable[[list[Row]], str] | None = None,
     command: Sequence[str] = (),
     slots: Sequence[str | None] = (None,),
-    previous: Sequence[dict[str, Any]] = (),
+    previous: Sequence[Row] = (),
     extra_env: Mapping[str, Any] | None = None,
     max_memory: int | None = None,
 ) -> RunOutput:
@@ -347,6 +359,8 @@ def run_plan(
     env.update(started_at=_now(), max_memory=max_memory)
     env.update(extra_env or {})
     writer = ResultsWriter(out_dir, env)
+    if not plan.request.static:
+        become_subreaper()  # what a model detaches is re-parented to this process, and ended with its job
     lock = threading.Lock()
     stop = threading.Event()
     failures: list[BaseException] = []
@@ -361,11 +375,11 @@ def run_plan(
                 "before are in results.jsonl"
             ) from None
 
-    def keep(row: dict[str, Any]) -> None:
+    def keep(row: Row) -> None:
         with writing():
             writer.append(row)
 
-    def measure(job: Job, slot: str | None, worker_env: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def measure(job: Job, slot: str | None, worker_env: dict[str, Any]) -> Iterator[Row]:
         return _run_worker(job, plan, timeout, plugins, env, worker_env, out_dir / "logs", slot, max_memory, stop)
 
     def run_job(job: Job, slot: str | None) -> None:
@@ -429,7 +443,7 @@ def run_plan(
     return RunOutput(rows=writer.rows, environment=writer.environment, paths=paths)
 
 
-def _plan_order(plan: Plan) -> Callable[[dict[str, Any]], tuple[int, int]]:
+def _plan_order(plan: Plan) -> Callable[[Row], tuple[int, int]]:
     """Sort key that puts rows in the plan's order (rows of parallel workers arrive interleaved)."""
     order = {config_key(c): (j, i) for j, job in enumerate(plan.jobs) for i, c in enumerate(job.configs)}
     return lambda row: order.get(row_key(row), (len(order), 0))

@@ -1,10 +1,11 @@
 """The results schema: one tidy row per (arch, batch, frames, height, width, device, dtype, mode, options).
 
-Rows are plain dicts with the columns below, holding raw-enough numbers
+Rows are :class:`~bench.records.Row` dicts with the columns of the registry in
+:mod:`bench.columns` (re-exported here), holding raw-enough numbers
 (milliseconds and MiB with full precision; nothing rounded). ``gmacs``,
 ``gflops``, ``train_gmacs`` and ``activations_m`` are **per clip** (batch 1),
 as published tables give them; latency is per iteration of the whole batch,
-and ``clips_per_s = batch / latency``.
+and ``clips_per_s = batch / latency``. Plain data: no torch.
 """
 
 from __future__ import annotations
@@ -13,18 +14,23 @@ import json
 import math
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bench.counting import Counts
-from bench.plan import Config
-from bench.timing import Measurement
+from bench.columns import COLUMNS, EXTRA_COLUMNS, KEY_COLUMNS, REQUIRED_COLUMNS
+from bench.records import STATUSES, Config, Memory, Row, Status
+
+if TYPE_CHECKING:
+    from bench.counting import Counts
+    from bench.timing import Measurement
 
 __all__ = [
     "COLUMNS",
+    "EXTRA_COLUMNS",
     "KEY_COLUMNS",
     "REQUIRED_COLUMNS",
     "SCHEMA_VERSION",
     "STATUSES",
+    "Row",
     "clip_of",
     "config_key",
     "is_missing",
@@ -34,31 +40,9 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 
-STATUSES = ("ok", "oom", "timeout", "error", "skipped", "unsupported")
-
-REQUIRED_COLUMNS = (
-    "arch", "family", "mode", "batch", "frames", "height", "width", "device", "device_name", "dtype",
-    "channels_last", "compiled", "params", "gmacs", "gflops", "latency_ms", "latency_iqr_ms", "latency_min_ms",
-    "n_samples", "clips_per_s", "peak_mem_mib", "status", "error", "torch_version", "vbench_version", "git_sha",
-    "timestamp",
-)  # fmt: skip
-
-EXTRA_COLUMNS = (
-    "arch_kwargs", "cuda_graphs", "trainable_params", "train_gmacs", "activations_m", "output_shape",
-    "latency_ci_low_ms", "latency_ci_high_ms", "noisy", "peak_mem_reserved_mib", "threads", "cudnn_benchmark",
-    "warmup", "job_id",
-)  # fmt: skip
-
-COLUMNS = REQUIRED_COLUMNS + EXTRA_COLUMNS
-
-KEY_COLUMNS = (
-    "arch", "arch_kwargs", "mode", "batch", "frames", "height", "width", "device", "dtype", "channels_last",
-    "compiled", "cuda_graphs",
-)  # fmt: skip
-"""The columns that identify a configuration (``vbench compare`` matches rows on them)."""
-
 
 def row_key(row: Mapping[str, Any]) -> tuple[str, ...]:
+    """The values of :data:`KEY_COLUMNS` as text: what identifies a row's configuration."""
     return tuple(str(row.get(c, "")) for c in KEY_COLUMNS)
 
 
@@ -78,49 +62,19 @@ def is_missing(value: Any) -> bool:
     return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
 
 
-def _count_fields(counts: Counts | None) -> dict[str, Any]:
-    if counts is None:
-        return {}
-    return {
-        "params": counts.params,
-        "trainable_params": counts.trainable_params,
-        "gmacs": counts.macs / 1e9,
-        "gflops": counts.flops / 1e9,
-        "train_gmacs": None if counts.train_macs is None else counts.train_macs / 1e9,
-        "activations_m": counts.activations / 1e6,
-    }
-
-
-def _timing_fields(m: Measurement | None, batch: int) -> dict[str, Any]:
-    if m is None:
-        return {"n_samples": 0}
-    low, high = m.median_ci
-    return {
-        "latency_ms": m.median * 1e3,
-        "latency_iqr_ms": m.iqr * 1e3,
-        "latency_min_ms": m.min * 1e3,
-        "latency_ci_low_ms": low * 1e3,
-        "latency_ci_high_ms": high * 1e3,
-        "n_samples": m.n,
-        "noisy": m.noisy,
-        "clips_per_s": batch / m.median if m.median > 0 else None,
-        "warmup": m.warmup,
-    }
-
-
 def make_row(
     config: Config,
     *,
     family: str,
-    env: dict[str, Any],
+    env: Mapping[str, Any],
     counts: Counts | None,
     measurement: Measurement | None = None,
-    memory: dict[str, Any] | None = None,
-    status: str = "ok",
+    memory: Memory | None = None,
+    status: Status = "ok",
     error: str = "",
     job_id: str = "",
-) -> dict[str, Any]:
-    """One results row; every column of :data:`COLUMNS` is present (None where unknown).
+) -> Row:
+    """One results row; every column of :data:`COLUMNS` is present, in order (None where unknown).
 
     ``samples_ms`` holds the raw samples; it goes to results.json, not to the CSV.
 
@@ -129,36 +83,50 @@ def make_row(
     """
     if status not in STATUSES:
         raise ValueError(f"unknown status {status!r}")
-    row: dict[str, Any] = dict.fromkeys(COLUMNS)
-    row.update(
-        arch=config.arch,
-        family=family,
-        mode=config.mode,
-        batch=config.batch,
-        frames=config.frames,
-        height=config.height,
-        width=config.width,
-        device=config.device,
-        device_name=env.get("device_name") or (env.get("cpu_name") if config.device == "cpu" else config.device),
-        dtype=config.dtype,
-        channels_last=config.channels_last,
-        compiled=config.compiled,
-        cuda_graphs=config.cuda_graphs,
-        arch_kwargs=json.dumps(dict(config.arch_kwargs), sort_keys=True),
-        status=status,
-        error=error,
-        torch_version=env.get("torch_version"),
-        vbench_version=env.get("vbench_version"),
-        git_sha=env.get("git_sha"),
-        threads=env.get("torch_threads"),
-        cudnn_benchmark=env.get("cudnn_benchmark"),
-        timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        job_id=job_id or None,
-    )
-    row.update(_count_fields(counts))
-    if counts is not None:
-        row["output_shape"] = "x".join(str(v) for v in (config.batch, *counts.output_shape[1:]))
-    row.update(_timing_fields(measurement, config.batch))
-    row["samples_ms"] = [t * 1e3 for t in measurement.times_s] if measurement is not None else []
-    row.update(memory or {})
+    m, c, mem = measurement, counts, memory or {}
+    low, high = m.median_ci if m is not None else (None, None)
+    row: Row = {
+        "arch": config.arch,
+        "family": family,
+        "mode": config.mode,
+        "batch": config.batch,
+        "frames": config.frames,
+        "height": config.height,
+        "width": config.width,
+        "device": config.device,
+        "device_name": env.get("device_name") or (env.get("cpu_name") if config.device == "cpu" else config.device),
+        "dtype": config.dtype,
+        "channels_last": config.channels_last,
+        "compiled": config.compiled,
+        "params": None if c is None else c.params,
+        "gmacs": None if c is None else c.macs / 1e9,
+        "gflops": None if c is None else c.flops / 1e9,
+        "latency_ms": None if m is None else m.median * 1e3,
+        "latency_iqr_ms": None if m is None else m.iqr * 1e3,
+        "latency_min_ms": None if m is None else m.min * 1e3,
+        "n_samples": 0 if m is None else m.n,
+        "clips_per_s": None if m is None or m.median <= 0 else config.batch / m.median,
+        "peak_mem_mib": mem.get("peak_mem_mib"),
+        "status": status,
+        "error": error,
+        "torch_version": env.get("torch_version"),
+        "vbench_version": env.get("vbench_version"),
+        "git_sha": env.get("git_sha"),
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "arch_kwargs": json.dumps(dict(config.arch_kwargs), sort_keys=True),
+        "cuda_graphs": config.cuda_graphs,
+        "trainable_params": None if c is None else c.trainable_params,
+        "train_gmacs": None if c is None or c.train_macs is None else c.train_macs / 1e9,
+        "activations_m": None if c is None else c.activations / 1e6,
+        "output_shape": None if c is None else "x".join(str(v) for v in (config.batch, *c.output_shape[1:])),
+        "latency_ci_low_ms": None if low is None else low * 1e3,
+        "latency_ci_high_ms": None if high is None else high * 1e3,
+        "noisy": None if m is None else m.noisy,
+        "peak_mem_reserved_mib": mem.get("peak_mem_reserved_mib"),
+        "threads": env.get("torch_threads"),
+        "cudnn_benchmark": env.get("cudnn_benchmark"),
+        "warmup": None if m is None else m.warmup,
+        "job_id": job_id or None,
+        "samples_ms": [t * 1e3 for t in m.times_s] if m is not None else [],
+    }
     return row

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError
-from bench.plan import Job, Plan, Request
+from bench.records import Job, Plan, Request, Row
 from bench.schema import config_key, row_key
 
 __all__ = [
@@ -76,7 +76,7 @@ def select_shard(plan: Plan, index: int, count: int) -> Plan:
     return dataclasses.replace(plan, jobs=tuple(j for j in plan.jobs if shards[j.id] == index))
 
 
-def remaining_plan(plan: Plan, rows: Iterable[Mapping[str, Any]]) -> tuple[Plan, list[dict[str, Any]]]:
+def remaining_plan(plan: Plan, rows: Iterable[Row]) -> tuple[Plan, list[Row]]:
     """What is left of ``plan`` after ``rows`` (an earlier, partial run), and the rows to keep.
 
     A configuration of the plan is done when a row for it has a status of
@@ -87,13 +87,13 @@ def remaining_plan(plan: Plan, rows: Iterable[Mapping[str, Any]]) -> tuple[Plan,
     keyed = [(row_key(r), r) for r in rows]
     wanted = {config_key(c) for j in plan.jobs for c in j.configs}
     done = {key for key, r in keyed if r.get("status") in DONE_STATUSES}
-    kept: dict[tuple[str, ...], dict[str, Any]] = {}
+    kept: dict[tuple[str, ...], Row] = {}
     for key, row in keyed:
         if key in wanted and key not in done:
             continue  # measured again
         if key in done and row.get("status") not in DONE_STATUSES:
             continue  # a failed attempt superseded by a finished row
-        kept.setdefault(key, dict(row))
+        kept.setdefault(key, row.copy())
     jobs = []
     for job in plan.jobs:
         todo = tuple(c for c in job.configs if config_key(c) not in done)
@@ -107,7 +107,7 @@ class Sweep:
     """What one ``vbench profile`` process runs: its part of the plan, rows kept from before, its slots."""
 
     plan: Plan
-    previous: list[dict[str, Any]]
+    previous: list[Row]
     slots: list[str | None]
     environment: dict[str, Any]
 
@@ -142,7 +142,7 @@ def prepare_sweep(
     mine = select_shard(full, index, count) if shard is not None else full
     sweep = {"shard": shard, "jobs": [j.id for j in mine.jobs], "all_jobs": [j.id for j in full.jobs]}
     plan: Plan = mine
-    previous: list[dict[str, Any]] = []
+    previous: list[Row] = []
     if only_missing_in is not None:
         rows, env = load_partial(only_missing_in)
         if rows and not allow_mixed:

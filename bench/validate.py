@@ -33,8 +33,10 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
+from bench.columns import REGISTRY, REQUIRED_COLUMNS, Kind
 from bench.errors import UsageError
-from bench.schema import REQUIRED_COLUMNS, SCHEMA_VERSION, STATUSES
+from bench.records import STATUSES, Row
+from bench.schema import SCHEMA_VERSION
 
 __all__ = [
     "ACCURACY_COLUMNS",
@@ -295,23 +297,21 @@ _AMOUNT: Check = (_amount_or_none, "a finite non-negative number or null")
 _FLAG: Check = (_flag, "true or false")
 _FLAG_OR_NONE: Check = (_flag_or_none, "true, false or null")
 
-ROW_CHECKS: dict[str, Check] = {
-    "arch": _NAME, "family": _NAME, "mode": _NAME, "device": _NAME, "dtype": _NAME,
+_KIND_CHECKS: dict[Kind, Check] = {
+    "name": _NAME,
+    "name?": _NAME_OR_NONE,
+    "text?": _TEXT_OR_NONE,
+    "positive": _POSITIVE,
+    "count?": _COUNT,
+    "amount?": _AMOUNT,
+    "flag": _FLAG,
+    "flag?": _FLAG_OR_NONE,
     "status": (_status, f"one of {', '.join(STATUSES)}"),
-    "batch": _POSITIVE, "frames": _POSITIVE, "height": _POSITIVE, "width": _POSITIVE,
-    "device_name": _NAME_OR_NONE, "torch_version": _NAME_OR_NONE, "vbench_version": _NAME_OR_NONE,
-    "git_sha": _NAME_OR_NONE, "timestamp": _NAME_OR_NONE, "output_shape": _NAME_OR_NONE, "job_id": _NAME_OR_NONE,
-    "error": _TEXT_OR_NONE,
-    "arch_kwargs": (_kwargs_text, "a JSON object as a string, such as '{\"depth\": 50}'"),
-    "channels_last": _FLAG, "compiled": _FLAG, "cuda_graphs": _FLAG,
-    "noisy": _FLAG_OR_NONE, "cudnn_benchmark": _FLAG_OR_NONE,
-    "params": _COUNT, "trainable_params": _COUNT, "n_samples": _COUNT, "warmup": _COUNT, "threads": _COUNT,
-    "gmacs": _AMOUNT, "gflops": _AMOUNT, "train_gmacs": _AMOUNT, "activations_m": _AMOUNT,
-    "latency_ms": _AMOUNT, "latency_iqr_ms": _AMOUNT, "latency_min_ms": _AMOUNT,
-    "latency_ci_low_ms": _AMOUNT, "latency_ci_high_ms": _AMOUNT, "clips_per_s": _AMOUNT,
-    "peak_mem_mib": _AMOUNT, "peak_mem_reserved_mib": _AMOUNT,
-}  # fmt: skip
-"""The type of every column vbench writes (what :func:`bench.schema.make_row` can put there)."""
+    "json": (_kwargs_text, "a JSON object as a string, such as '{\"depth\": 50}'"),
+}
+
+ROW_CHECKS: dict[str, Check] = {c.name: _KIND_CHECKS[c.kind] for c in REGISTRY if c.stored}
+"""The type of every column vbench writes (its ``kind`` in the column registry, :mod:`bench.columns`)."""
 
 _ENV_CHECKS: dict[str, Check] = {
     **{k: _NAME_OR_NONE for k in ("vbench_version", "git_sha", "torch_version", "python_version", "platform",
@@ -432,7 +432,7 @@ def _check_environment(p: str, env: Any) -> dict[str, Any]:
     return env
 
 
-def check_results_doc(doc: Any, path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+def check_results_doc(doc: Any, path: str | Path) -> tuple[list[Row], dict[str, Any], dict[str, Any]]:
     """Rows, environment and the document itself, checked; ``path`` names the file in messages.
 
     For documents put together from other sources too (the rows of a
@@ -445,7 +445,7 @@ def check_results_doc(doc: Any, path: str | Path) -> tuple[list[dict[str, Any]],
     return rows, env, doc
 
 
-def _check_doc(doc: Any, p: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _check_doc(doc: Any, p: str) -> tuple[list[Row], dict[str, Any]]:
     if not isinstance(doc, dict) or "rows" not in doc:
         raise UsageError(f"{p} is not a vbench results file (no 'rows')")
     version = doc.get("schema_version")
@@ -453,7 +453,7 @@ def _check_doc(doc: Any, p: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         raise UsageError(f"{p}: 'schema_version' must be the integer {SCHEMA_VERSION}; got {show(version)}")
     if version != SCHEMA_VERSION:
         raise UsageError(f"{p} has results schema version {show(version)}; this vbench reads version {SCHEMA_VERSION}")
-    rows = doc["rows"]
+    rows: list[Row] = doc["rows"]  # each checked below, column by column
     if not isinstance(rows, list):
         raise UsageError(f"{p}: 'rows' must be a list of objects; got {show(rows)}")
     for i, row in enumerate(rows, start=1):
@@ -467,7 +467,7 @@ def _check_doc(doc: Any, p: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return rows, env
 
 
-def load_results_doc(p: Path, shown: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+def load_results_doc(p: Path, shown: str | Path) -> tuple[list[Row], dict[str, Any], dict[str, Any]]:
     """Rows, environment and the whole document of a ``results.json``, checked (it may hold no rows).
 
     Raises:

@@ -2,7 +2,7 @@
 
 Started by :mod:`bench.runner` through :data:`BOOTSTRAP`. It reads one job as
 JSON on stdin and sends its messages on a private pipe whose file descriptor
-is in ``VBENCH_RESULT_FD``: first the environment, then one results row per
+is given on stdin: first the environment, then one results row per
 configuration as soon as it is measured, one JSON object a line. Whatever the
 model prints goes to stdout and stderr, which the parent writes to a log and
 never parses, so nothing a model prints or writes can change, add or remove a
@@ -22,8 +22,6 @@ import traceback
 from dataclasses import asdict
 from typing import Any, BinaryIO
 
-RESULT_FD_ENV = "VBENCH_RESULT_FD"
-
 BOOTSTRAP = (
     "import os, sys\n"
     "cwd = os.getcwd()\n"
@@ -40,10 +38,19 @@ can never shadow the standard library or torch.
 """
 
 
-def encode_job(job: Any, policy: Any, plugins: list[dict[str, Any]], max_memory: int | None = None) -> str:
-    """The JSON a worker reads (``job`` is a :class:`bench.plan.Job`; plugins as :func:`bench.plugins.load_plugins`)."""
+def encode_job(
+    job: Any,
+    policy: Any,
+    plugins: list[dict[str, Any]],
+    max_memory: int | None = None,
+    channel: tuple[int, str] = (-1, ""),
+) -> str:
+    """The JSON a worker reads on stdin (``job`` is a :class:`bench.plan.Job`; plugins as
+    :func:`bench.plugins.load_plugins`; ``channel``: the result pipe's descriptor and the token
+    every message must carry). Neither is in the environment, where a model would look first."""
     return json.dumps(
         {
+            "channel": {"fd": channel[0], "token": channel[1]},
             "arch": job.arch,
             "id": job.id,
             "configs": [c.to_dict() for c in job.configs],
@@ -56,12 +63,20 @@ def encode_job(job: Any, policy: Any, plugins: list[dict[str, Any]], max_memory:
 
 
 class _Channel:
-    """The private pipe to the parent; a child the model forks loses it at once."""
+    """The private pipe to the parent; a child the model forks loses it at once.
 
-    def __init__(self, fd: int) -> None:
+    Every message carries the job's token: the parent ignores lines without it,
+    so a model that writes blindly to file descriptors forges nothing. (Code in
+    this process can still read the token from memory: a plugin is code, and
+    vbench guards against accidents and blind writes, not against a model that
+    sets out to read vbench's own variables.)
+    """
+
+    def __init__(self, fd: int, token: str) -> None:
         os.set_inheritable(fd, False)  # never passed to a program the model starts
         self._file: BinaryIO = os.fdopen(fd, "wb")
         self._fd = fd
+        self._token = token
         os.register_at_fork(after_in_child=self._drop)
 
     def _drop(self) -> None:
@@ -70,7 +85,7 @@ class _Channel:
         os.close(devnull)
 
     def send(self, kind: str, payload: dict[str, Any]) -> None:
-        line = json.dumps({"type": kind, **payload}, default=str, allow_nan=True) + "\n"
+        line = json.dumps({"type": kind, "token": self._token, **payload}, default=str, allow_nan=True) + "\n"
         self._file.write(line.encode())
         self._file.flush()
 
@@ -81,8 +96,8 @@ def _first_line(e: BaseException) -> str:
 
 
 def main() -> int:
-    channel = _Channel(int(os.environ[RESULT_FD_ENV]))
     spec = json.loads(sys.stdin.buffer.read())
+    channel = _Channel(int(spec["channel"]["fd"]), str(spec["channel"]["token"]))
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)  # a model that reads stdin gets end-of-file, not the parent's pipe
     os.close(devnull)
@@ -99,7 +114,7 @@ def main() -> int:
     from bench.counting import Counts
     from bench.env import environment
     from bench.measure import device_free_bytes, estimate_bytes, is_oom, measure_config, setup_device, unsupported
-    from bench.plan import Config
+    from bench.records import Config, Status
     from bench.schema import make_row
     from bench.timing import SamplePolicy
 
@@ -130,8 +145,8 @@ def main() -> int:
         try:
             result = measure_config(config, policy, expected_shape=(config.batch, *c.output_shape[1:]))
             out = row(measurement=result.measurement, memory=result.memory)
-        except Exception as e:
-            status = "oom" if is_oom(e) else "error"
+        except (Exception, SystemExit, KeyboardInterrupt) as e:  # the model's, never the parent's: it sends SIGKILL
+            status: Status = "oom" if isinstance(e, Exception) and is_oom(e) else "error"
             if status == "error":
                 traceback.print_exc(file=sys.stderr)
             out = row(status=status, error=_first_line(e)[:500])

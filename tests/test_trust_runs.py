@@ -340,7 +340,7 @@ def test_plugins_as_paths_in_every_command_recorded_and_failing_in_one_line(tmp_
     path = str(Path(PLUGINS) / "hostile_archs.py")
     listed = _vbench("list", "hostile_*", "--plugin", path, "--json")
     assert listed.returncode == 0, listed.stderr
-    assert [a["name"] for a in json.loads(listed.stdout)][:2] == ["hostile_fill", "hostile_fork"]
+    assert {"hostile_fill", "hostile_fork", "hostile_spoof"} <= {a["name"] for a in json.loads(listed.stdout)}
     inspected = _vbench("inspect", "hostile_s*", "--plugin", path, "--json")
     assert inspected.returncode == 0 and set(json.loads(inspected.stdout)) == {"hostile_spoof"}
     assert "hostile_shape: the model returned logits of shape 1x7" in inspected.stderr
@@ -458,3 +458,81 @@ def test_a_worker_killed_by_the_kernel_oom_killer_is_an_oom_row(monkeypatch):
     assert runner._exit_status(-signal.SIGKILL, 3)[0] == "oom"
     assert runner._exit_status(-signal.SIGKILL, 4) == ("error", "worker killed by SIGKILL (not by vbench)")
     assert runner._exit_status(3, 4) == ("error", "worker exited with code 3")
+
+
+# ---------------------------------------------------------------- what a hostile tester found next
+
+
+def test_rows_forged_on_any_file_descriptor_are_ignored(tmp_path):
+    out = tmp_path / "run"
+    proc = _vbench("profile", "--arch", "hostile_forge", *HOSTILE, "--batch", "1,2", *FAST, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    rows = _doc(out)["rows"]
+    assert [(r["arch"], r["batch"], r["status"]) for r in rows] == [
+        ("hostile_forge", 1, "ok"),
+        ("hostile_forge", 2, "ok"),
+    ]
+    assert all(r["latency_ms"] != 0.001 and r["n_samples"] >= 2 and r["family"] == "hostile" for r in rows)
+
+
+def test_daemons_and_double_forks_of_a_model_do_not_outlive_its_job(tmp_path):
+    pids = tmp_path / "pids"
+    proc = _vbench("profile", "--arch", "hostile_daemon", *HOSTILE, *FAST, "--out", str(tmp_path / "run"),
+                   HOSTILE_PIDS=str(pids))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert len(_pids(pids)) == 2, "the model did not leave its daemons"
+    _until("the daemons to be gone", lambda: not any(_alive(p) for p in _pids(pids)), 10)
+
+
+@pytest.mark.parametrize("how", ["exit", "kbi"])
+def test_a_builder_that_exits_while_counted_is_an_error_row(tmp_path, how):
+    out = tmp_path / "run"
+    proc = _vbench("profile", "--arch", "hostile_exitbuild", "--arch", "fake_ok", *HOSTILE, "--static",
+                   "--out", str(out), HOSTILE_EXIT_BUILD=how)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["arch"]: r for r in _doc(out)["rows"]}
+    assert rows["hostile_exitbuild"]["status"] == "error" and rows["fake_ok"]["status"] == "ok"
+    assert ("SystemExit" if how == "exit" else "KeyboardInterrupt") in rows["hostile_exitbuild"]["error"]
+
+
+def test_a_model_that_exits_is_an_error_row_that_says_so(tmp_path):
+    out = tmp_path / "run"
+    proc = _vbench("profile", "--arch", "hostile_exit", "--arch", "fake_ok", *HOSTILE, *FAST, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["arch"]: r for r in _doc(out)["rows"]}
+    assert rows["hostile_exit"]["status"] == "error" and "SystemExit" in rows["hostile_exit"]["error"]
+    assert rows["fake_ok"]["status"] == "ok"
+
+
+def test_a_plugin_cannot_register_a_name_that_would_break_files_and_tables(tmp_path):
+    plugin = tmp_path / "badname.py"
+    plugin.write_text(
+        "from archs import register_arch\n"
+        "def build(**kw):\n    raise AssertionError('never built')\n"
+        "build.__name__ = 'bad\\nname'\n"
+        "register_arch(family='x', default_input=(3, 1, 1, 1), min_input=(3, 1, 1, 1), paper='x')(build)\n"
+    )
+    proc = _vbench("list", "--plugin", str(plugin))
+    assert proc.returncode == 2
+    _one_error_line(proc, "names are letters, digits")
+
+
+def test_a_run_with_every_standard_stream_closed_measures_normally(tmp_path):
+    out = tmp_path / "run"
+    cmd = (f"{shlex.quote(sys.executable)} -m bench.cli profile --arch fake_ok {' '.join(HOSTILE)} {' '.join(FAST)} "
+           f"--out {shlex.quote(str(out))} <&- >&- 2>&-")  # fmt: skip
+    proc = subprocess.run(["bash", "-c", cmd], timeout=180, env=_env(), cwd=ROOT)
+    assert proc.returncode == 0
+    assert [(r["arch"], r["status"]) for r in _doc(out)["rows"]] == [("fake_ok", "ok")]
+
+
+def test_counting_processes_import_nothing_from_the_working_directory(tmp_path):
+    marker = tmp_path / "imported"
+    for name in ("threading", "signal", "selectors", "subprocess"):
+        (tmp_path / f"{name}.py").write_text(f"open({str(marker)!r}, 'a').write('{name} ')\n")
+    vbench = Path(sys.executable).with_name("vbench")
+    proc = subprocess.run([str(vbench), "profile", "--arch", "fake_ok", "--arch", "fake_oom", *HOSTILE, "--static",
+                           "--count-workers", "2", "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=180, env=_env(), cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert not marker.exists(), marker.read_text()

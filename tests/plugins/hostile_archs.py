@@ -9,9 +9,15 @@ On the meta device (counting) they behave like a tiny network; on a real device:
 - ``hostile_hang`` never returns while ``$HOSTILE_HANG`` is set (pid to ``$HOSTILE_PIDS``),
   and forks a sleeping child too;
 - ``hostile_none`` returns None; ``hostile_shape`` returns 7 classes, even on meta;
-- ``hostile_fill`` fills the file system of ``$HOSTILE_FILL`` (to run it out of space).
+- ``hostile_fill`` fills the file system of ``$HOSTILE_FILL`` (to run it out of space);
+- ``hostile_forge`` writes forged result rows to every file descriptor from 3 to 20;
+- ``hostile_daemon`` leaves a ``setsid`` daemon and a double-forked grandchild behind;
+- ``hostile_exit`` calls ``sys.exit(0)`` in its forward;
+- ``hostile_exitbuild`` calls ``sys.exit(1)`` (``$HOSTILE_EXIT_BUILD=exit``) or raises
+  ``KeyboardInterrupt`` (``=kbi``) in its builder, while vbench counts it.
 """
 
+import contextlib
 import json
 import os
 import sys
@@ -73,6 +79,31 @@ class Hostile(nn.Module):
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline:
                 time.sleep(0.05)
+        if real and self.behaviour == "forge":
+            line = (
+                json.dumps({"type": "row", "row": {**FAKE_ROW, "arch": "hostile_forge", "batch": x.shape[0]}}) + "\n"
+            ).encode()
+            for fd in range(3, 21):
+                with contextlib.suppress(OSError):
+                    os.write(fd, line)
+        if real and self.behaviour == "daemon" and not self.done:
+            self.done = True
+            import subprocess
+
+            child = subprocess.Popen(["sleep", "300"], start_new_session=True)
+            _note_pid(child.pid)
+            pid = os.fork()
+            if pid == 0:
+                os.setsid()
+                grandchild = os.fork()
+                if grandchild == 0:
+                    time.sleep(300)
+                    os._exit(0)
+                _note_pid(grandchild)
+                os._exit(0)
+            os.waitpid(pid, 0)
+        if real and self.behaviour == "exit":
+            sys.exit(0)
         if real and self.behaviour == "none":
             return None  # type: ignore[return-value]
         if real and self.behaviour == "fill" and os.environ.get("HOSTILE_FILL"):
@@ -86,10 +117,20 @@ class Hostile(nn.Module):
         return self.fc(self.conv(x).mean(dim=(2, 3, 4)))
 
 
-for _behaviour in ("spoof", "markup", "fork", "hang", "none", "shape", "fill"):
+for _behaviour in ("spoof", "markup", "fork", "hang", "none", "shape", "fill", "forge", "daemon", "exit"):
 
     def _build(behaviour: str = _behaviour, **kw: object) -> Hostile:
         return Hostile(behaviour, **kw)  # type: ignore[arg-type]
 
     _build.__name__ = f"hostile_{_behaviour}"
     register_arch(family="hostile", **_SPEC)(_build)
+
+
+@register_arch(family="hostile", **_SPEC)
+def hostile_exitbuild(**kw: object) -> Hostile:
+    how = os.environ.get("HOSTILE_EXIT_BUILD")
+    if how == "exit":
+        sys.exit(1)
+    if how == "kbi":
+        raise KeyboardInterrupt
+    return Hostile("ok", **kw)  # type: ignore[arg-type]

@@ -1,0 +1,272 @@
+"""One source for each fact: torch-free records, the column registry and what is derived from it, the version.
+
+DESIGN.md, "Performance targets": the commands that only read saved runs
+(``--help``, ``compare``, ``merge``, ``report`` tables) import no torch.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+
+import bench
+from bench import columns, records
+from bench.columns import COLUMNS, EXACT_METRICS, KEY_COLUMNS, REQUIRED_COLUMNS, readme_section
+from bench.errors import UsageError
+from bench.records import Config, Row, check_run_options
+from bench.report import _METRIC_NAMES, _SUMMARY, summary_markdown
+from bench.results import load_results
+from bench.schema import make_row
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = ROOT / "reports" / "baselines" / "cpu-static"
+
+# ---------------------------------------------------------------- the literals the registry replaced
+
+OLD_REQUIRED = (
+    "arch", "family", "mode", "batch", "frames", "height", "width", "device", "device_name", "dtype",
+    "channels_last", "compiled", "params", "gmacs", "gflops", "latency_ms", "latency_iqr_ms", "latency_min_ms",
+    "n_samples", "clips_per_s", "peak_mem_mib", "status", "error", "torch_version", "vbench_version", "git_sha",
+    "timestamp",
+)  # fmt: skip
+OLD_EXTRA = (
+    "arch_kwargs", "cuda_graphs", "trainable_params", "train_gmacs", "activations_m", "output_shape",
+    "latency_ci_low_ms", "latency_ci_high_ms", "noisy", "peak_mem_reserved_mib", "threads", "cudnn_benchmark",
+    "warmup", "job_id",
+)  # fmt: skip
+OLD_KEY = (
+    "arch", "arch_kwargs", "mode", "batch", "frames", "height", "width", "device", "dtype", "channels_last",
+    "compiled", "cuda_graphs",
+)  # fmt: skip
+OLD_EXACT = ("params", "trainable_params", "gmacs", "gflops", "train_gmacs", "output_shape")
+OLD_SUMMARY = (
+    ("arch", "arch", "{}", 0), ("mode", "mode", "{}", 7), ("batch", "batch", "{}", 5),
+    ("input (TxHxW)", "input", "{}", 4), ("dtype", "dtype", "{}", 8), ("params (M)", "params", "{:.2f}", 6),
+    ("GMACs/clip", "gmacs", "{:.2f}", 3), ("latency (ms)", "latency_ms", "{:.2f}", 2),
+    ("IQR (ms)", "latency_iqr_ms", "{:.2f}", 11), ("clips/s", "clips_per_s", "{:.1f}", 10),
+    ("peak mem (MiB)", "peak_mem_mib", "{:.0f}", 9), ("status", "status", "{}", 1),
+)  # fmt: skip
+OLD_LEFT = ("arch", "mode", "dtype", "status", "input")
+OLD_METRIC_NAMES = {
+    "params": "params", "trainable_params": "trainable params", "gmacs": "GMACs/clip", "gflops": "GFLOPs/clip",
+    "train_gmacs": "train GMACs/clip", "output_shape": "output shape", "status": "status",
+    "latency_ms": "latency (ms)", "peak_mem_mib": "peak mem (MiB)",
+}  # fmt: skip
+
+
+def test_the_registry_derives_the_old_tuples_exactly():
+    from bench import compare, schema
+
+    assert REQUIRED_COLUMNS == OLD_REQUIRED
+    assert columns.EXTRA_COLUMNS == OLD_EXTRA
+    assert COLUMNS == OLD_REQUIRED + OLD_EXTRA
+    assert KEY_COLUMNS == OLD_KEY
+    assert EXACT_METRICS == OLD_EXACT
+    assert compare.EXACT_METRICS == OLD_EXACT
+    assert (schema.COLUMNS, schema.REQUIRED_COLUMNS, schema.KEY_COLUMNS) == (COLUMNS, REQUIRED_COLUMNS, KEY_COLUMNS)
+
+
+def test_the_summary_table_and_the_metric_names_come_from_the_registry():
+    assert tuple((c.header, c.name, c.fmt, c.summary_rank) for c in _SUMMARY) == OLD_SUMMARY
+    assert {c.name for c in _SUMMARY if not c.numeric} == set(OLD_LEFT)
+    assert {k: _METRIC_NAMES[k] for k in OLD_METRIC_NAMES} == OLD_METRIC_NAMES
+
+
+def test_the_type_checks_of_a_file_come_from_the_registry():
+    from bench import validate as v
+
+    old = {
+        **dict.fromkeys(("arch", "family", "mode", "device", "dtype"), v._NAME),
+        **dict.fromkeys(("batch", "frames", "height", "width"), v._POSITIVE),
+        **dict.fromkeys(("device_name", "torch_version", "vbench_version", "git_sha", "timestamp", "output_shape",
+                         "job_id"), v._NAME_OR_NONE),
+        "error": v._TEXT_OR_NONE,
+        **dict.fromkeys(("channels_last", "compiled", "cuda_graphs"), v._FLAG),
+        **dict.fromkeys(("noisy", "cudnn_benchmark"), v._FLAG_OR_NONE),
+        **dict.fromkeys(("params", "trainable_params", "n_samples", "warmup", "threads"), v._COUNT),
+        **dict.fromkeys(("gmacs", "gflops", "train_gmacs", "activations_m", "latency_ms", "latency_iqr_ms",
+                         "latency_min_ms", "latency_ci_low_ms", "latency_ci_high_ms", "clips_per_s", "peak_mem_mib",
+                         "peak_mem_reserved_mib"), v._AMOUNT),
+    }  # fmt: skip
+    assert set(v.ROW_CHECKS) == set(COLUMNS)
+    assert {k: c for k, c in v.ROW_CHECKS.items() if k not in ("status", "arch_kwargs")} == old
+    assert v.ROW_CHECKS["status"][0]("ok") and not v.ROW_CHECKS["status"][0]("fine")
+    assert v.ROW_CHECKS["arch_kwargs"][0]('{"depth": 50}') and not v.ROW_CHECKS["arch_kwargs"][0]("[1]")
+
+
+def test_the_readme_results_columns_section_is_rendered_from_the_registry():
+    text = (ROOT / "README.md").read_text()
+    start = text.index("## Results columns\n\n") + len("## Results columns\n\n")
+    end = text.index("\n## ", start)
+    assert text[start:end] == readme_section()
+    for name in COLUMNS:
+        assert f"| `{name}` |" in readme_section()
+
+
+def test_row_is_typed_with_every_column():
+    assert Row.__required_keys__ == frozenset(REQUIRED_COLUMNS)
+    assert Row.__optional_keys__ == frozenset((*OLD_EXTRA, "samples_ms"))
+
+
+def test_make_row_fills_every_column_in_order():
+    row = make_row(Config("r3d_18", 2, 16, 112, 112, "cpu"), family="resnet", env={"cpu_name": "X"}, counts=None)
+    assert list(row) == [*COLUMNS, "samples_ms"]
+    assert (row["device_name"], row["n_samples"], row["samples_ms"], row["arch_kwargs"]) == ("X", 0, [], "{}")
+    with pytest.raises(ValueError, match="unknown status"):
+        make_row(Config("a", 1, 8, 8, 8, "cpu"), family="f", env={}, counts=None, status="fine")
+
+
+@pytest.mark.parametrize("results", sorted(ROOT.glob("reports/**/results.json")), ids=lambda p: str(p.parent.name))
+def test_committed_summaries_regenerate_byte_identical(results):
+    md = results.with_name("results.md")
+    if not md.is_file():
+        pytest.skip("no results.md beside it")
+    rows, _ = load_results(results)
+    assert summary_markdown(rows) == md.read_text()
+
+
+def test_the_enums_are_literals_and_their_tuples_are_derived():
+    assert records.DEVICES == ("cpu", "cuda", "mps", "auto")
+    assert records.DTYPES == ("fp32", "bf16", "fp16")
+    assert records.MODES == ("infer", "train", "both")
+    assert records.STATUSES == ("ok", "oom", "timeout", "error", "skipped", "unsupported")
+    assert records.COUNTERS == ("torch", "fvcore")
+    assert records.INPUTS == ("paper", "min")
+
+
+def test_executors_are_one_fact():
+    from bench import cluster
+
+    assert cluster.EXECUTORS == records.EXECUTORS
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def _profile_options() -> dict[str, object]:
+    command = typer.main.get_command(__import__("bench.cli", fromlist=["app"]).app)
+    profile = command.commands["profile"]  # type: ignore[attr-defined]
+    return {p.name: p for p in profile.params}
+
+
+def test_profile_help_lists_the_choices_from_their_constants_in_panels():
+    params = _profile_options()
+    for name, values in (("device", records.DEVICES), ("dtype", records.DTYPES), ("mode", records.MODES),
+                         ("counter", records.COUNTERS), ("input_", records.INPUTS),
+                         ("executor", records.EXECUTORS)):  # fmt: skip
+        listed = f"{', '.join(values[:-1])} or {values[-1]}"
+        assert listed in params[name].help, name
+    panels = {p.rich_help_panel for p in params.values()} - {None}
+    assert panels == {"Grid", "Timing", "Output", "Sweeps", "Cluster", "Models"}
+    assert all(p.rich_help_panel for p in params.values()), [n for n, p in params.items() if not p.rich_help_panel]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"cluster": {"shards": 2}}, "--shards only apply with --executor slurm|local"),
+        ({"min_time": float("nan")}, "--min-time must be a finite number of seconds; got nan"),
+        ({"max_time": 0.0}, "--max-time must be a finite number of seconds above 0"),
+        ({"timeout": float("inf")}, "--timeout must be a finite number of seconds above 0"),
+        ({"repeats": 0}, "repeats >= 1"),
+        ({"count_workers": 0}, "--count-workers must be at least 1"),
+        ({"executor": "local", "shard": "1/2"}, "--executor runs every shard itself"),
+        ({"only_missing": True}, "--only-missing needs --out"),
+        ({"only_missing": True, "out_given": True, "overwrite": True}, "choose one"),
+        ({"allow_mixed": True}, "--allow-mixed only applies with --only-missing"),
+        ({"max_memory": "lots"}, "--max-memory takes a size such as 8GiB"),
+        ({"max_memory": "0"}, "--max-memory must be above 0"),
+    ],
+)
+def test_run_options_are_checked_in_the_library(options, message):
+    with pytest.raises(UsageError, match=message.replace("|", r"\|").replace("(", r"\(")):
+        check_run_options(**options)
+
+
+def test_run_options_when_valid():
+    run = check_run_options(warmup=1, repeats=2, max_memory="2GiB", timeout=5.0)
+    assert (run.policy.warmup, run.policy.repeats, run.max_memory, run.timeout) == (1, 2, 2 * 2**30, 5.0)
+
+
+# ---------------------------------------------------------------- no torch for the commands that read runs
+
+PROBE = """
+import contextlib, io, json, runpy, sys
+sys.argv = ["vbench", *sys.argv[1:]]
+code = 0
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    try:
+        runpy.run_module("bench.cli", run_name="__main__")
+    except SystemExit as e:
+        code = e.code or 0
+print(json.dumps({"code": code, "torch": "torch" in sys.modules, "archs": "archs" in sys.modules}))
+"""
+
+
+def _probe(*args: str) -> dict[str, object]:
+    proc = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["--help"],
+        ["compare", str(RUN), str(RUN)],
+        ["merge", str(RUN), "--out", "{tmp}/merged"],
+        pytest.param(
+            ["report", str(RUN), "--no-plots", "--out", "{tmp}/report"],
+            marks=pytest.mark.xfail(
+                strict=True, reason="bench.tradeoff imports archs (and so torch) at module level for published results"
+            ),
+        ),
+    ],
+    ids=["help", "compare", "merge", "report"],
+)
+def test_commands_that_read_saved_runs_import_no_torch(command, tmp_path):
+    found = _probe(*(a.format(tmp=tmp_path) for a in command))
+    assert found["code"] == 0
+    assert not found["torch"] and not found["archs"], found
+
+
+def test_the_records_import_no_torch():
+    modules = "bench.records, bench.columns, bench.schema, bench.compare, bench.results, bench.merge, bench.report"
+    code = f"import sys, {modules}, bench.validate, bench.shard, bench.config; print('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.stdout.strip() == "False", proc.stderr
+
+
+def test_an_unknown_architecture_is_still_exit_2(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.cli", "list", "r3d18"], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("vbench: error: no architecture matches")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.cli", "inspect", "r3d18"], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "did you mean r3d_18" in proc.stderr
+
+
+# ---------------------------------------------------------------- the version: one fact
+
+
+def test_the_version_is_read_from_bench():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in project["project"]
+    assert "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "bench.__version__"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.cli", "--version"], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert proc.stdout.strip() == f"vbench {bench.__version__}"
