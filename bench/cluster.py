@@ -10,6 +10,7 @@ an optional extra: ``pip install 'vbench[cluster]'``.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -98,6 +99,7 @@ def _executor(options: ClusterOptions, folder: Path) -> Any:
         raise UsageError("--executor needs submitit: pip install 'vbench[cluster]'") from None
     if options.executor == "slurm" and shutil.which("sbatch") is None:
         raise UsageError("--executor slurm: no SLURM here (sbatch not found); --executor local runs the same path")
+    os.environ.setdefault("PYTHONSAFEPATH", "1")  # its tasks' Python: no working directory on sys.path
     executor = submitit.AutoExecutor(folder=folder, cluster=options.executor)
     params: dict[str, Any] = {"timeout_min": options.time_min, "name": "vbench"}
     if options.gpus_per_task:

@@ -526,7 +526,7 @@ def test_a_run_with_every_standard_stream_closed_measures_normally(tmp_path):
     assert [(r["arch"], r["status"]) for r in _doc(out)["rows"]] == [("fake_ok", "ok")]
 
 
-def test_counting_processes_import_nothing_from_the_working_directory(tmp_path):
+def test_counting_processes_and_executor_tasks_import_nothing_from_the_working_directory(tmp_path):
     marker = tmp_path / "imported"
     for name in ("threading", "signal", "selectors", "subprocess"):
         (tmp_path / f"{name}.py").write_text(f"open({str(marker)!r}, 'a').write('{name} ')\n")
@@ -536,3 +536,9 @@ def test_counting_processes_import_nothing_from_the_working_directory(tmp_path):
                           capture_output=True, text=True, timeout=180, env=_env(), cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert not marker.exists(), marker.read_text()
+    pytest.importorskip("submitit")
+    task = subprocess.run([str(vbench), "profile", "--arch", "fake_ok", *HOSTILE, *FAST, "--executor", "local",
+                           "--shards", "1", "--out", str(tmp_path / "cluster")],
+                          capture_output=True, text=True, timeout=180, env=_env(), cwd=tmp_path)  # fmt: skip
+    assert task.returncode == 0, task.stderr
+    assert not marker.exists(), marker.read_text()  # nor the executor's task processes
