@@ -356,7 +356,7 @@ def run_plan(
     """
     env = environment(None)
     env.update(device=plan.device, command=list(command), plugins=list(plugins), host=platform.node())
-    env.update(started_at=_now(), max_memory=max_memory)
+    env.update(started_at=_now(), max_memory=max_memory, counter=plan.request.counter)
     env.update(extra_env or {})
     writer = ResultsWriter(out_dir, env)
     if not plan.request.static:
