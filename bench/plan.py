@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import archs
 from bench.counting import Counts, count_with
-from bench.errors import UsageError
+from bench.errors import UsageError, first_line
 from bench.records import (
     COUNTERS,
     DEVICES,
@@ -180,7 +180,7 @@ def _spec_input(arch: str, which: str, kwargs: dict[str, Any]) -> tuple[int, int
     try:
         return tuple(spec.default_input_for(**kwargs) if which == "default" else spec.min_input_for(**kwargs))  # type: ignore[return-value]
     except (TypeError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e, typed=False) or type(e).__name__
         raise UsageError(f"{arch}: bad --arch-kwargs {kwargs}: {first}") from None
 
 
@@ -209,7 +209,7 @@ def _count(arch: str, thw: tuple[int, int, int], train: bool, kwargs: dict[str, 
     except UsageError:
         raise
     except (Exception, SystemExit, KeyboardInterrupt) as e:  # the model's; a user's Ctrl-C is Interrupted
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        first = first_line(e, typed=False)
         if kwargs and isinstance(e, (TypeError, ValueError)):
             raise UsageError(f"{arch}: bad --arch-kwargs {kwargs}: {first}") from None
         return f"{type(e).__name__} while building or counting: {first}"[:500]

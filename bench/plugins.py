@@ -19,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from bench.errors import UsageError
+from bench.errors import UsageError, first_line
 
 __all__ = ["import_plugins", "load_plugins", "plugin_names"]
 
@@ -66,11 +66,7 @@ def _load_one(name: str) -> dict[str, Any]:
 
 
 def _plugin_error(name: str, e: BaseException) -> UsageError:
-    if isinstance(e, SystemExit):
-        why = f"it called exit({e.code!r})"
-    else:
-        text = str(e).strip()
-        why = f"{type(e).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+    why = f"it called exit({e.code!r})" if isinstance(e, SystemExit) else first_line(e)
     return UsageError(f"cannot import plugin '{name}': {why}"[:500])
 
 

@@ -90,11 +90,6 @@ class _Channel:
         self._file.flush()
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
-
-
 def main() -> int:
     spec = json.loads(sys.stdin.buffer.read())
     channel = _Channel(int(spec["channel"]["fd"]), str(spec["channel"]["token"]))
@@ -113,6 +108,7 @@ def main() -> int:
     import archs
     from bench.counting import Counts
     from bench.env import environment
+    from bench.errors import first_line
     from bench.measure import device_free_bytes, estimate_bytes, is_oom, measure_config, setup_device, unsupported
     from bench.records import Config, Status
     from bench.schema import make_row
@@ -149,7 +145,7 @@ def main() -> int:
             status: Status = "oom" if isinstance(e, Exception) and is_oom(e) else "error"
             if status == "error":
                 traceback.print_exc(file=sys.stderr)
-            out = row(status=status, error=_first_line(e)[:500])
+            out = row(status=status, error=first_line(e)[:500])
         channel.send("row", {"row": out})
     return 0
 

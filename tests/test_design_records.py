@@ -5,6 +5,7 @@ DESIGN.md, "Performance targets": the commands that only read saved runs
 """
 
 import json
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -198,17 +199,8 @@ def test_run_options_when_valid():
 
 # ---------------------------------------------------------------- no torch for the commands that read runs
 
-PROBE = """
-import contextlib, io, json, runpy, sys
-sys.argv = ["vbench", *sys.argv[1:]]
-code = 0
-with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-    try:
-        runpy.run_module("bench.cli", run_name="__main__")
-    except SystemExit as e:
-        code = e.code or 0
-print(json.dumps({"code": code, "torch": "torch" in sys.modules, "archs": "archs" in sys.modules}))
-"""
+PROBE = runpy.run_path(str(ROOT / "benchmarks" / "import_time.py"))["PROBE"]
+"""What ``benchmarks/import_time.py`` runs: the CLI as ``vbench`` would, then what it imported."""
 
 
 def _probe(*args: str) -> dict[str, object]:

@@ -56,6 +56,11 @@ def _start(*args: str, **extra: str) -> subprocess.Popen[str]:
     )
 
 
+def _start_hanging(pids: Path, *args: str) -> subprocess.Popen[str]:
+    """A run whose ``hostile_hang`` model hangs, noting its worker's pid and its child's in ``pids``."""
+    return _start(*args, HOSTILE_PIDS=str(pids), HOSTILE_HANG="1")
+
+
 def _until(what: str, cond: Callable[[], object], deadline_s: float = 90) -> None:
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
@@ -160,8 +165,9 @@ def test_a_forked_child_does_not_outlive_its_job(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_ends_every_process_keeps_the_rows_and_the_resume_command_works(tmp_path, sig):
     out, pids = tmp_path / "run", tmp_path / "pids"
-    run = _start("profile", "--arch", "fake_ok", "--arch", "hostile_hang", *HOSTILE, *FAST, "--out", str(out),
-                 HOSTILE_PIDS=str(pids), HOSTILE_HANG="1")  # fmt: skip
+    run = _start_hanging(
+        pids, "profile", "--arch", "fake_ok", "--arch", "hostile_hang", *HOSTILE, *FAST, "--out", str(out)
+    )
     try:
         _until("fake_ok's row", lambda: len(_jsonl(out)) == 1)
         _until("the hanging worker and its child", lambda: len(_pids(pids)) >= 2)
@@ -188,8 +194,7 @@ def test_a_signal_ends_every_process_keeps_the_rows_and_the_resume_command_works
 
 def test_workers_exit_by_themselves_when_the_parent_is_killed(tmp_path):
     out, pids = tmp_path / "run", tmp_path / "pids"
-    run = _start("profile", "--arch", "hostile_hang", *HOSTILE, *FAST, "--out", str(out),
-                 HOSTILE_PIDS=str(pids), HOSTILE_HANG="1")  # fmt: skip
+    run = _start_hanging(pids, "profile", "--arch", "hostile_hang", *HOSTILE, *FAST, "--out", str(out))
     try:
         _until("the hanging worker and its child", lambda: len(_pids(pids)) >= 2)
         run.send_signal(signal.SIGKILL)
@@ -222,8 +227,7 @@ def test_a_folder_holding_a_run_is_refused_unless_finished_or_overwritten(tmp_pa
 
 def test_two_runs_never_write_one_folder(tmp_path):
     out, pids = tmp_path / "run", tmp_path / "pids"
-    run = _start("profile", "--arch", "hostile_hang", *HOSTILE, *FAST, "--out", str(out),
-                 HOSTILE_PIDS=str(pids), HOSTILE_HANG="1")  # fmt: skip
+    run = _start_hanging(pids, "profile", "--arch", "hostile_hang", *HOSTILE, *FAST, "--out", str(out))
     try:
         _until("the first run to hold its folder", lambda: len(_pids(pids)) >= 2)
         second = _vbench("profile", "--arch", "fake_ok", *HOSTILE, "--static", "--only-missing", "--out", str(out))
@@ -250,8 +254,19 @@ def test_default_folders_are_unique_even_in_the_same_second(tmp_path):
 def test_a_killed_run_never_lets_an_older_results_json_win(tmp_path):
     out, pids = tmp_path / "run", tmp_path / "pids"
     assert _vbench("profile", "--arch", "fake_oom", *HOSTILE, "--static", "--out", str(out)).returncode == 0
-    run = _start("profile", "--arch", "fake_ok", "--arch", "hostile_hang", *HOSTILE, *FAST, "--overwrite",
-                 "--out", str(out), HOSTILE_PIDS=str(pids), HOSTILE_HANG="1")  # fmt: skip
+    run = _start_hanging(
+        pids,
+        "profile",
+        "--arch",
+        "fake_ok",
+        "--arch",
+        "hostile_hang",
+        *HOSTILE,
+        *FAST,
+        "--overwrite",
+        "--out",
+        str(out),
+    )
     try:
         _until("fake_ok's row", lambda: [r["arch"] for r in _jsonl(out)] == ["fake_ok"])
         _until("the hanging worker and its child", lambda: len(_pids(pids)) >= 2)
