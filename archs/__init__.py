@@ -33,6 +33,14 @@ if TYPE_CHECKING:
     )
     from archs.inception import SPLIT_POINTS, inception_v1_2d
     from archs.inflate import inflate_conv_weight, inflate_from_2d, inflate_state_dict
+    from archs.weights import (
+        Preprocess,
+        WeightsError,
+        WeightsInfo,
+        default_preprocess,
+        read_weights,
+        save_weights,
+    )
 
 _WHERE = {
     **dict.fromkeys(("ConvKind", "ConvPart", "VideoClassifier"), "archs._blocks"),
@@ -54,6 +62,10 @@ _WHERE = {
     ),
     **dict.fromkeys(("SPLIT_POINTS", "inception_v1_2d"), "archs.inception"),
     **dict.fromkeys(("inflate_conv_weight", "inflate_from_2d", "inflate_state_dict"), "archs.inflate"),
+    **dict.fromkeys(
+        ("Preprocess", "WeightsError", "WeightsInfo", "default_preprocess", "read_weights", "save_weights"),
+        "archs.weights",
+    ),
 }
 
 
@@ -75,11 +87,15 @@ __all__ = [
     "ConvKind",
     "ConvPart",
     "Family",
+    "Preprocess",
     "PublishedResult",
     "UnknownArchError",
     "Variant",
     "VideoClassifier",
+    "WeightsError",
+    "WeightsInfo",
     "create_model",
+    "default_preprocess",
     "get_arch",
     "get_family",
     "inception_v1_2d",
@@ -90,5 +106,7 @@ __all__ = [
     "list_families",
     "published_for",
     "published_table",
+    "read_weights",
     "register_arch",
+    "save_weights",
 ]

@@ -1,16 +1,32 @@
-"""Small building blocks shared by the families: the convolution kinds, Conv-BN-ReLU, the model base class."""
+"""Small building blocks shared by the families: the convolution kinds, Conv-BN-ReLU, TensorFlow's SAME padding, the model base class."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from enum import Enum
 from typing import NamedTuple
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["BN_EPS", "ConvKind", "ConvPart", "ConvUnit", "VideoClassifier", "triple"]
+__all__ = [
+    "BN_EPS",
+    "ConvKind",
+    "ConvPart",
+    "ConvUnit",
+    "SameConv2d",
+    "SameConv3d",
+    "SameMaxPool2d",
+    "SameMaxPool3d",
+    "VideoClassifier",
+    "same_padding",
+    "triple",
+]
 
 BN_EPS = 1e-3
-"""BatchNorm epsilon of the reference implementations (Sonnet, TF-slim, torchvision S3D)."""
+"""BatchNorm epsilon of the reference implementations (Sonnet, TF-slim, torchvision S3D, piergiaj's I3D)."""
 
 Triple = tuple[int, int, int]
 
@@ -94,6 +110,99 @@ class ConvKind(str, Enum):
         return (ConvPart((kt, k, k), stride, (pt, p, p)),)
 
 
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's ``padding="SAME"`` for one dimension: (before, after).
+
+    SAME gives ``ceil(size / stride)`` outputs and pads ``max(kernel - (size % stride
+    or stride), 0)`` in all, the odd one after. It depends on the input size: the
+    7-wide stride-2 stem pads (2, 3) at 224 but (3, 3) at 225. Symmetric padding
+    gives the same output shape but samples a grid shifted by one input position
+    wherever SAME is asymmetric, so weights trained with SAME (DeepMind's I3D,
+    TF-slim's S3D-G) need it to compute the function they were trained as.
+    """
+    total = max(kernel - (size % stride or stride), 0)
+    return total // 2, total - total // 2
+
+
+def _same_pads(x: Tensor, kernel: Sequence[int], stride: Sequence[int]) -> list[tuple[int, int]]:
+    # int(): under torch.jit.trace (fvcore) sizes are traced tensors; the padding is a constant of the trace.
+    return [same_padding(int(n), k, s) for n, k, s in zip(x.shape[2:], kernel, stride, strict=True)]
+
+
+def _pad(x: Tensor, pads: Sequence[tuple[int, int]], value: float = 0.0) -> Tensor:
+    """``x`` padded by (before, after) per dimension, first to last (``F.pad`` wants the last first).
+
+    ``torch.constant_pad_nd`` is what ``F.pad`` runs; called directly, it traces as
+    the operator that fvcore knows to cost nothing (``aten::pad`` it reports as unsupported).
+    """
+    return torch.constant_pad_nd(x, [p for before, after in reversed(pads) for p in (before, after)], value)
+
+
+class SameConv3d(nn.Conv3d):
+    """A Conv3d padded as TensorFlow's SAME (see :func:`same_padding`), from the input's size at each call.
+
+    Symmetric cases use the convolution's own padding; only an asymmetric one
+    (a strided conv on an even size) pads explicitly first. Construct it with
+    ``padding=0``; dilation 1.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        pads = _same_pads(x, self.kernel_size, self.stride)
+        if all(before == after for before, after in pads):
+            padding = tuple(before for before, _ in pads)
+            return F.conv3d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+        return F.conv3d(_pad(x, pads), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+class SameConv2d(nn.Conv2d):
+    """:class:`SameConv3d` in 2D."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        pads = _same_pads(x, self.kernel_size, self.stride)
+        if all(before == after for before, after in pads):
+            padding = tuple(before for before, _ in pads)
+            return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+        return F.conv2d(_pad(x, pads), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def _same_max_pool(x: Tensor, kernel: tuple[int, ...], stride: tuple[int, ...], dim: int) -> Tensor:
+    """Max-pool with TensorFlow's SAME padding (padded positions never win).
+
+    With stride 2 or more, padding ``before`` on both sides in ``ceil_mode`` gives
+    exactly SAME's windows (SAME's padded length minus one still holds the last
+    window's start; ceil mode keeps the window that overhangs), with no copy.
+    Where that does not hold (stride 1 with an asymmetric pad, i.e. an even
+    kernel; an input shorter than the kernel) it pads explicitly with -inf.
+    """
+    pool = F.max_pool3d if dim == 3 else F.max_pool2d
+    pads = _same_pads(x, kernel, stride)
+    sizes = [int(n) for n in x.shape[2:]]
+    if any(
+        before != after and (s == 1 or n + 2 * before < k)
+        for (before, after), n, k, s in zip(pads, sizes, kernel, stride, strict=True)
+    ):
+        return pool(_pad(x, pads, -math.inf), kernel, stride)
+    return pool(x, kernel, stride, tuple(before for before, _ in pads), ceil_mode=True)
+
+
+def _ntuple(v: int | Sequence[int], n: int) -> tuple[int, ...]:
+    return (v,) * n if isinstance(v, int) else tuple(v)
+
+
+class SameMaxPool3d(nn.MaxPool3d):
+    """A MaxPool3d padded as TensorFlow's SAME, from the input's size at each call; construct it with ``padding=0``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _same_max_pool(x, _ntuple(self.kernel_size, 3), _ntuple(self.stride, 3), 3)
+
+
+class SameMaxPool2d(nn.MaxPool2d):
+    """:class:`SameMaxPool3d` in 2D."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _same_max_pool(x, _ntuple(self.kernel_size, 2), _ntuple(self.stride, 2), 2)
+
+
 class ConvUnit(nn.Module):
     """Conv (no bias) -> BatchNorm -> ReLU, in 3D or, with ``dim=2``, in 2D.
 
@@ -101,6 +210,11 @@ class ConvUnit(nn.Module):
     temporal entry. Both variants name their children ``conv``, ``bn`` and ``act``,
     so that a 2D network and its 3D counterpart share parameter names and weights
     can be inflated from one to the other by name.
+
+    With ``same=True`` the conv is padded as TensorFlow's SAME and ``padding`` is
+    ignored: a stride-1 conv of odd kernel pads ``k // 2`` on both sides whatever
+    the input (a plain conv), any other is a :class:`SameConv3d`. ``momentum`` is
+    BatchNorm's (PyTorch's convention: the weight of the new batch statistics).
     """
 
     def __init__(
@@ -113,15 +227,23 @@ class ConvUnit(nn.Module):
         *,
         dim: int = 3,
         relu: bool = True,
+        same: bool = False,
+        momentum: float = 0.1,
     ) -> None:
         super().__init__()
         k, s, p = triple(kernel), triple(stride), triple(padding)
+        used = 0 if dim == 3 else 1  # a 2D unit has no temporal entry
+        dynamic = same and any(si != 1 or ki % 2 == 0 for ki, si in zip(k[used:], s[used:], strict=True))
+        if same and not dynamic:
+            p = (k[0] // 2, k[1] // 2, k[2] // 2)
         if dim == 3:
-            self.conv: nn.Module = nn.Conv3d(in_ch, out_ch, k, s, p, bias=False)
-            self.bn: nn.Module = nn.BatchNorm3d(out_ch, eps=BN_EPS)
+            conv3 = SameConv3d if dynamic else nn.Conv3d
+            self.conv: nn.Module = conv3(in_ch, out_ch, k, s, 0 if dynamic else p, bias=False)
+            self.bn: nn.Module = nn.BatchNorm3d(out_ch, eps=BN_EPS, momentum=momentum)
         elif dim == 2:
-            self.conv = nn.Conv2d(in_ch, out_ch, k[1:], s[1:], p[1:], bias=False)
-            self.bn = nn.BatchNorm2d(out_ch, eps=BN_EPS)
+            conv2 = SameConv2d if dynamic else nn.Conv2d
+            self.conv = conv2(in_ch, out_ch, k[1:], s[1:], 0 if dynamic else p[1:], bias=False)
+            self.bn = nn.BatchNorm2d(out_ch, eps=BN_EPS, momentum=momentum)
         else:
             raise ValueError(f"dim must be 2 or 3, got {dim}")
         self.act: nn.Module = nn.ReLU(inplace=True) if relu else nn.Identity()

@@ -10,6 +10,10 @@ temporal kind of each stage. Metadata that depends on an option is derived from
 it: ``get_arch("i3d_top_heavy").stages_for(split="Mixed_3b")``,
 ``get_arch("r2d_18").default_input_for(frames=8)``.
 
+``create_model(name, weights=...)`` also loads a checkpoint in its reference's
+layout (torchvision, piergiaj's I3D, VMZ / IG-65M, vbench's own) and records where
+it came from and its preprocessing in ``model.pretrained_cfg`` (:mod:`archs.weights`).
+
 Plugins may register a plain builder instead (a function that returns the
 model), with its metadata given to :func:`register_arch`; its metadata then
 does not depend on options.
@@ -43,11 +47,14 @@ import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from torch import nn
 
 from archs._published import PublishedResult, published_for
+
+if TYPE_CHECKING:
+    from archs.weights import WeightsSource
 
 __all__ = [
     "ArchConfig",
@@ -410,11 +417,32 @@ def get_arch(name: str) -> ArchSpec:
         raise UnknownArchError(name, close) from None
 
 
-def create_model(name: str, **kwargs: Any) -> nn.Module:
+def create_model(name: str, weights: WeightsSource | None = None, **kwargs: Any) -> nn.Module:
     """Build the architecture ``name``; keyword overrides that are None are dropped.
 
     Dropping None lets a command line pass every option through with a default of
     None, as timm's ``create_model`` does.
+
+    Args:
+        name: A registered architecture.
+        weights: A checkpoint to load (a path, ``"torchvision"`` for torchvision's
+            published weights, or a state dict), in any layout
+            :func:`archs.weights.read_weights` recognises; loaded strictly. Without
+            ``num_classes`` the checkpoint's is used. The model's
+            ``pretrained_cfg`` (timm's name) is then its
+            :class:`~archs.weights.WeightsInfo`: layout, source, classes, preprocessing.
+        **kwargs: The architecture's options.
+
+    Raises:
+        UnknownArchError: an unregistered name.
+        archs.weights.WeightsError: weights that cannot be read or do not fit (one line).
     """
     spec = get_arch(name)
-    return spec.builder(**{k: v for k, v in kwargs.items() if v is not None})
+    options = {k: v for k, v in kwargs.items() if v is not None}
+    if weights is None:
+        return spec.builder(**options)
+    from archs.weights import load_weights_into, read_weights
+
+    info, state = read_weights(name, weights, **options)
+    model = spec.builder(**{"num_classes": info.num_classes, **options})
+    return load_weights_into(model, info, state)

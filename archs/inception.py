@@ -9,17 +9,29 @@ References:
 
 All of them are one network, :class:`InceptionNet`, built from one
 :class:`InceptionConfig`: the :class:`~archs._blocks.ConvKind` of each of the
-eleven conv blocks (3D, 2D or separable) and a gating flag. A 2D block keeps the
-3D layout but has temporal kernel 1; pools are those of I3D in every variant
-(the branch-3 max-pool stays 3x3x3 and MaxPool_4a / MaxPool_5a still stride in
-time), as in the TF-slim reference, and the stem strides by 2 in time whatever
-its kind, so that every variant keeps I3D's temporal resolution (and its
-smallest input).
+eleven conv blocks (3D, 2D or separable), a gating flag and a padding rule. A 2D
+block keeps the 3D layout but has temporal kernel 1; pools are those of I3D in
+every variant (the branch-3 max-pool stays 3x3x3 and MaxPool_4a / MaxPool_5a
+still stride in time), as in the TF-slim reference, and the stem strides by 2 in
+time whatever its kind, so that every variant keeps I3D's temporal resolution.
 
-Padding: the references use TensorFlow's SAME padding. Here every conv and pool
-is padded symmetrically (and MaxPool_5a uses ``ceil_mode``), which gives the
-SAME output shape for every input size, hence the same MACs; the values differ
-only at borders where SAME pads asymmetrically.
+Padding follows each network's reference implementation, so that its weights
+compute the function they were trained as, at every input size:
+
+- ``"same"``: TensorFlow's SAME for every conv and max-pool
+  (:func:`archs._blocks.same_padding`): asymmetric and input-dependent (the
+  7x7x7 stride-2 stem pads 2 before and 3 after at 224, 3 and 3 at 225). DeepMind's
+  I3D (Sonnet), its PyTorch port piergiaj/pytorch-i3d (``pytorch_i3d.py``, which
+  pads dynamically in ``Unit3D`` and ``MaxPool3dSamePadding``) and TF-slim's
+  ``s3dg.py`` / ``i3d.py`` (every ``conv3d`` and ``max_pool3d`` under
+  ``padding='SAME'``) use it: ``i3d``, ``i2d``, ``s3d_g`` and the heavy I3Ds.
+  Output shapes are ``ceil(size / stride)`` for every op.
+- ``"symmetric"``: torchvision's ``s3d`` (``torchvision/models/video/s3d.py``):
+  ``k // 2`` on both sides of each conv, pools padded (0, 1, 1) / 1 / 0 in floor
+  mode. Shapes equal SAME's except at MaxPool_5a (2x2x2, stride 2, no padding),
+  which rounds down on odd sizes where SAME rounds up: at 27x231x231 torchvision
+  counts 33.90 GMACs where SAME would give 34.25, and the smallest clip grows to
+  13x209x209. ``s3d`` uses it.
 
 Inception block (``Mixed_*``), branches concatenated on channels::
 
@@ -39,11 +51,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from archs._blocks import ConvKind, ConvUnit, Triple, VideoClassifier
+from archs._blocks import ConvKind, ConvUnit, SameMaxPool2d, SameMaxPool3d, Triple, VideoClassifier
 from archs._registry import Family, Shape, Stages, Variant, register_arch
 
 __all__ = [
     "BLOCKS",
+    "PADDINGS",
     "SPLIT_POINTS",
     "InceptionBlock",
     "InceptionConfig",
@@ -85,11 +98,14 @@ _MIXED: Mapping[str, tuple[int, int, int, int, int, int]] = {
     "Mixed_5b": (256, 160, 320, 32, 128, 128),
     "Mixed_5c": (384, 192, 384, 48, 128, 128),
 }
-# The max-pools that stride in time, by the block they precede: name, kernel, stride, ceil_mode.
-_POOL_BEFORE: Mapping[str, tuple[str, Triple, Triple, bool]] = {
-    "Mixed_4b": ("MaxPool_4a", (3, 3, 3), (2, 2, 2), False),
-    "Mixed_5b": ("MaxPool_5a", (2, 2, 2), (2, 2, 2), True),
+# The max-pools that stride in time, by the block they precede: name, kernel, stride.
+_POOL_BEFORE: Mapping[str, tuple[str, Triple, Triple]] = {
+    "Mixed_4b": ("MaxPool_4a", (3, 3, 3), (2, 2, 2)),
+    "Mixed_5b": ("MaxPool_5a", (2, 2, 2), (2, 2, 2)),
 }
+
+PADDINGS: tuple[str, ...] = ("same", "symmetric")
+"""Padding rules (see the module docstring): TensorFlow's SAME, or torchvision's symmetric padding."""
 
 
 def _out_width(widths: tuple[int, int, int, int, int, int]) -> int:
@@ -113,31 +129,46 @@ class SelfGating(nn.Module):
         return x * gate[:, :, None, None, None]
 
 
-def _st_conv(kind: ConvKind, in_ch: int, out_ch: int, k: int, stride: int, dim: int) -> nn.Module:
+@dataclass(frozen=True)
+class _Unit:
+    """How every conv unit and pool of one network is built: dimension, padding rule, BatchNorm momentum."""
+
+    dim: int = 3
+    same: bool = True
+    momentum: float = 0.001
+
+    def conv(
+        self, in_ch: int, out_ch: int, kernel: int | Triple, stride: int | Triple = 1, padding: int | Triple = 0
+    ) -> ConvUnit:
+        return ConvUnit(in_ch, out_ch, kernel, stride, padding, dim=self.dim, same=self.same, momentum=self.momentum)
+
+    def max_pool(self, kernel: Triple, stride: Triple) -> nn.Module:
+        """SAME, or torchvision's: (k - 1) // 2 on both sides (0 for 1 and 2, 1 for 3), floor mode."""
+        k, s = (kernel, stride) if self.dim == 3 else (kernel[1:], stride[1:])
+        if self.same:
+            return SameMaxPool3d(k, s) if self.dim == 3 else SameMaxPool2d(k, s)
+        pad = tuple((ki - 1) // 2 for ki in k)
+        return nn.MaxPool3d(k, s, pad) if self.dim == 3 else nn.MaxPool2d(k, s, pad)
+
+
+def _st_conv(unit: _Unit, kind: ConvKind, in_ch: int, out_ch: int, k: int, stride: int) -> nn.Module:
     """A k x k spatial conv of the given kind, each part followed by BN and ReLU; ``stride`` applies to time and space.
 
     A factorised (separable) kind is 1 x k x k then k x 1 x 1, both of full output
     width (S3D; unlike R(2+1)D the middle width is not parameter-matched). In 2D
     (``dim=2``) every conv is 2D.
     """
-    parts = (K2D if dim == 2 else kind).parts(k, (stride, stride, stride))
+    parts = (K2D if unit.dim == 2 else kind).parts(k, (stride, stride, stride))
     if len(parts) == 1:
-        return ConvUnit(in_ch, out_ch, *parts[0], dim=dim)
+        return unit.conv(in_ch, out_ch, *parts[0])
     spatial, temporal = parts
     return nn.Sequential(
-        OrderedDict(spatial=ConvUnit(in_ch, out_ch, *spatial), temporal=ConvUnit(out_ch, out_ch, *temporal))
+        OrderedDict(spatial=unit.conv(in_ch, out_ch, *spatial), temporal=unit.conv(out_ch, out_ch, *temporal))
     )
 
 
 def _maybe_gate(module: nn.Module, channels: int, gating: bool) -> nn.Module:
     return nn.Sequential(module, SelfGating(channels)) if gating else module
-
-
-def _max_pool(dim: int, kernel: Triple, stride: Triple, ceil: bool = False) -> nn.Module:
-    pad = tuple(k // 2 if k == 3 else 0 for k in kernel)
-    if dim == 2:
-        return nn.MaxPool2d(kernel[1:], stride[1:], pad[1:], ceil_mode=ceil)
-    return nn.MaxPool3d(kernel, stride, pad, ceil_mode=ceil)
 
 
 class InceptionBlock(nn.Module):
@@ -149,19 +180,19 @@ class InceptionBlock(nn.Module):
         widths: tuple[int, int, int, int, int, int],
         kind: ConvKind,
         gating: bool = False,
-        dim: int = 3,
+        unit: _Unit = _Unit(),
     ) -> None:
         super().__init__()
         b0, b1a, b1b, b2a, b2b, b3 = widths
-        self.branch0 = _maybe_gate(ConvUnit(in_ch, b0, 1, dim=dim), b0, gating)
+        self.branch0 = _maybe_gate(unit.conv(in_ch, b0, 1), b0, gating)
         self.branch1 = nn.Sequential(
-            ConvUnit(in_ch, b1a, 1, dim=dim), _maybe_gate(_st_conv(kind, b1a, b1b, 3, 1, dim), b1b, gating)
+            unit.conv(in_ch, b1a, 1), _maybe_gate(_st_conv(unit, kind, b1a, b1b, 3, 1), b1b, gating)
         )
         self.branch2 = nn.Sequential(
-            ConvUnit(in_ch, b2a, 1, dim=dim), _maybe_gate(_st_conv(kind, b2a, b2b, 3, 1, dim), b2b, gating)
+            unit.conv(in_ch, b2a, 1), _maybe_gate(_st_conv(unit, kind, b2a, b2b, 3, 1), b2b, gating)
         )
         self.branch3 = nn.Sequential(
-            _max_pool(dim, (3, 3, 3), (1, 1, 1)), _maybe_gate(ConvUnit(in_ch, b3, 1, dim=dim), b3, gating)
+            unit.max_pool((3, 3, 3), (1, 1, 1)), _maybe_gate(unit.conv(in_ch, b3, 1), b3, gating)
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -177,11 +208,17 @@ class InceptionNet(VideoClassifier):
         num_classes: Logits.
         dropout: Dropout before the logits conv.
         dim: 3 for clips (B, C, T, H, W), 2 for images (B, C, H, W).
+        padding: One of :data:`PADDINGS` (see the module docstring).
+        bn_momentum: BatchNorm momentum (PyTorch's convention), which only
+            matters in training: 0.001 for TF's decay 0.999 (Sonnet, TF-slim,
+            torchvision's S3D), 0.01 in piergiaj's I3D.
 
     The head follows DeepMind's I3D: average pool 2x7x7 (7x7 in 2D), stride 1,
     no padding; dropout; a 1x1x1 conv with bias (the classifier, ``logits``);
-    the mean over the remaining positions. Hence the smallest clip is 9x193x193
-    (Mixed_5c must be at least 2x7x7).
+    the mean over the remaining positions (DeepMind averages the logits over
+    time; where Mixed_5c is wider than 7x7, over space too). Hence the smallest
+    clip is 9x193x193 with SAME padding (Mixed_5c must be at least 2x7x7), and
+    13x209x209 with torchvision's.
     """
 
     def __init__(
@@ -191,24 +228,29 @@ class InceptionNet(VideoClassifier):
         num_classes: int = 400,
         dropout: float = 0.5,
         dim: int = 3,
+        padding: str = "same",
+        bn_momentum: float = 0.001,
     ) -> None:
         super().__init__()
         if len(kinds) != len(BLOCKS):
             raise ValueError(f"expected {len(BLOCKS)} block kinds, got {len(kinds)}")
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {', '.join(PADDINGS)}; got {padding!r}")
         kind = dict(zip(BLOCKS, kinds, strict=True))
         gating = gating and dim == 3
+        unit = _Unit(dim=dim, same=padding == "same", momentum=bn_momentum)
         layers: OrderedDict[str, nn.Module] = OrderedDict()
-        layers["Conv_1a"] = _st_conv(kind["Conv_1a"], 3, 64, 7, 2, dim)
-        layers["MaxPool_2a"] = _max_pool(dim, (1, 3, 3), (1, 2, 2))
-        layers["Conv_2b"] = ConvUnit(64, 64, 1, dim=dim)
-        layers["Conv_2c"] = _maybe_gate(_st_conv(kind["Conv_2c"], 64, 192, 3, 1, dim), 192, gating)
-        layers["MaxPool_3a"] = _max_pool(dim, (1, 3, 3), (1, 2, 2))
+        layers["Conv_1a"] = _st_conv(unit, kind["Conv_1a"], 3, 64, 7, 2)
+        layers["MaxPool_2a"] = unit.max_pool((1, 3, 3), (1, 2, 2))
+        layers["Conv_2b"] = unit.conv(64, 64, 1)
+        layers["Conv_2c"] = _maybe_gate(_st_conv(unit, kind["Conv_2c"], 64, 192, 3, 1), 192, gating)
+        layers["MaxPool_3a"] = unit.max_pool((1, 3, 3), (1, 2, 2))
         in_ch = 192
         for name, widths in _MIXED.items():
             if name in _POOL_BEFORE:
-                pool, kernel, stride, ceil = _POOL_BEFORE[name]
-                layers[pool] = _max_pool(dim, kernel, stride, ceil)
-            layers[name] = InceptionBlock(in_ch, widths, kind[name], gating, dim)
+                pool, kernel, stride = _POOL_BEFORE[name]
+                layers[pool] = unit.max_pool(kernel, stride)
+            layers[name] = InceptionBlock(in_ch, widths, kind[name], gating, unit)
             in_ch = _out_width(widths)
         self.features = nn.Sequential(layers)
         self.avgpool = nn.AvgPool3d((2, 7, 7), stride=1) if dim == 3 else nn.AvgPool2d(7, stride=1)
@@ -247,8 +289,9 @@ def inception_kinds(low: ConvKind, high: ConvKind | None = None, split: str | No
 def inception_v1_2d(num_classes: int = 1000, dropout: float = 0.5) -> InceptionNet:
     """The 2D Inception-v1 (BN) image network that I3D is inflated from.
 
-    Same layer list and parameter names as I3D, so that
-    :func:`archs.inflate.inflate_from_2d` maps one onto the other by name.
+    Same layer list, parameter names and (SAME) padding as I3D, so that
+    :func:`archs.inflate.inflate_from_2d` maps one onto the other by name and the
+    inflated network samples the same spatial grid.
     """
     return InceptionNet((K2D,) * len(BLOCKS), num_classes=num_classes, dropout=dropout, dim=2)
 
@@ -260,12 +303,16 @@ class InceptionConfig:
     Attributes:
         kinds: Kind of each of :data:`BLOCKS`.
         gating: S3D-G feature gating.
+        padding: One of :data:`PADDINGS`: the reference implementation's.
+        bn_momentum: BatchNorm momentum of the reference implementation.
         num_classes: Logits (an option).
         dropout: Dropout before the logits (an option).
     """
 
     kinds: tuple[ConvKind, ...]
     gating: bool = False
+    padding: str = "same"
+    bn_momentum: float = 0.001
     num_classes: int = 400
     dropout: float = 0.5
 
@@ -284,15 +331,28 @@ class InceptionConfig:
 
     @property
     def min_input(self) -> Shape:
-        """What the fixed 2x7x7 head needs (see :class:`InceptionNet`)."""
-        return (3, 9, 193, 193)
+        """What the fixed 2x7x7 head needs (see :class:`InceptionNet`).
+
+        SAME: every op gives ``ceil(n / stride)``; time is halved twice before
+        MaxPool_5a and space four times, so 2 frames need 9 and 7 pixels 193.
+        torchvision's MaxPool_5a rounds down: ``floor(ceil(ceil(n / 2) / 2) / 2) >= 2``
+        needs 13 frames, ``>= 7`` needs 209 pixels.
+        """
+        return (3, 9, 193, 193) if self.padding == "same" else (3, 13, 209, 209)
 
     @property
     def stages(self) -> Stages:
         return tuple(zip(BLOCKS, self.kinds, strict=True))
 
     def build(self) -> InceptionNet:
-        return InceptionNet(self.kinds, self.gating, num_classes=self.num_classes, dropout=self.dropout)
+        return InceptionNet(
+            self.kinds,
+            self.gating,
+            num_classes=self.num_classes,
+            dropout=self.dropout,
+            padding=self.padding,
+            bn_momentum=self.bn_momentum,
+        )
 
 
 _I3D_PAPER = "Carreira & Zisserman, Quo Vadis, Action Recognition? CVPR 2017"
@@ -312,8 +372,14 @@ _MIXED_I3D = Family("i3d_mixed", color="#17becf", mixed=True)
     variant=Variant(_XIE, order=2, label="I3D"),
 )
 def i3d(**options: Any) -> InceptionConfig:
-    """I3D: every conv k x k becomes k x k x k (the stem 7x7x7, stride 2 in time)."""
-    return InceptionConfig(inception_kinds(K3D)).with_options(**options)
+    """I3D: every conv k x k becomes k x k x k (the stem 7x7x7, stride 2 in time).
+
+    Computes what DeepMind's ``i3d.py`` and piergiaj's ``InceptionI3d`` compute given
+    the same weights: SAME padding, BatchNorm eps 1e-3, the logits a 1x1x1 conv with
+    bias after a 2x7x7 average pool, averaged over time. BatchNorm momentum is
+    piergiaj's 0.01 (Sonnet's decay 0.999 would be 0.001); it only affects training.
+    """
+    return InceptionConfig(inception_kinds(K3D), bn_momentum=0.01).with_options(**options)
 
 
 @register_arch(
@@ -333,13 +399,17 @@ def i2d(**options: Any) -> InceptionConfig:
     description="separable 1xkxk + kx1x1 stem, Conv_2c and Inception branches 1-2",
 )
 def s3d(**options: Any) -> InceptionConfig:
-    """S3D as torchvision defines it (8,320,048 parameters, dropout 0.2).
+    """S3D as torchvision defines it (8,320,048 parameters, dropout 0.2), padding included.
 
     The stem is separable too (torchvision, kylemin/S3D). TF-slim's S3D-G keeps a
     non-separable 3x7x7 stem instead; that and padding are why this definition
-    counts 71.9 GMACs at 64x224x224 where the paper reports 66.4.
+    counts 71.9 GMACs at 64x224x224 where the paper reports 66.4. Padding is
+    torchvision's (symmetric, floor-mode pools), so torchvision's weights compute
+    here what they compute there at every size; MaxPool_5a rounds down on odd
+    sizes, which makes the smallest clip 13x209x209 (torchvision's metadata says
+    14 frames, 224 pixels). BatchNorm: eps 1e-3, momentum 0.001, as torchvision's.
     """
-    return InceptionConfig(inception_kinds(SEP), dropout=0.2).with_options(**options)
+    return InceptionConfig(inception_kinds(SEP), padding="symmetric", dropout=0.2).with_options(**options)
 
 
 @register_arch(
@@ -348,7 +418,14 @@ def s3d(**options: Any) -> InceptionConfig:
     description="S3D plus feature gating on Conv_2c and every branch output",
 )
 def s3d_g(**options: Any) -> InceptionConfig:
-    """S3D-G: :func:`s3d` with :class:`SelfGating` where TF-slim's ``s3dg.py`` gates."""
+    """S3D-G: :func:`s3d` with :class:`SelfGating` where TF-slim's ``s3dg.py`` gates.
+
+    Its reference is TF-slim's, so its padding is TensorFlow's SAME (as in every
+    variant of Xie et al.), not torchvision's: its shapes and MACs are ``s3d``'s plus
+    the gates' wherever MaxPool_5a's input is even (at 64x224x224, say), but SAME
+    samples other positions than ``s3d`` wherever it pads asymmetrically, and keeps
+    one more where MaxPool_5a's input is odd.
+    """
     return InceptionConfig(inception_kinds(SEP), gating=True, dropout=0.2).with_options(**options)
 
 

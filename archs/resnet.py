@@ -19,7 +19,18 @@ Difference from torchvision: torchvision's ``r2plus1d_18`` computes the
 intermediate width M_i once per block, from the block's (in, out), and uses it
 for both convs (31,505,325 parameters). The paper and VMZ compute it for each
 conv from that conv's own (in, out) (33.37 M parameters). ``r2plus1d_18``
-follows the paper, ``r2plus1d_18_tv`` torchvision.
+follows the paper, ``r2plus1d_18_tv`` torchvision. (The IG-65M port of
+R(2+1)D-34 builds torchvision's blocks and then replaces the second conv of the
+first block of conv3_x to conv5_x to get VMZ's per-conv widths back: per conv.)
+
+BatchNorm epsilon: torchvision's three models (``r3d_18``, ``mc3_18``,
+``r2plus1d_18_tv``) use PyTorch's default 1e-5, as their weights were trained
+with. Every other variant is defined by VMZ, whose Caffe2 code (``SpatialBN``,
+``epsilon=1e-3``) and PyTorch port (``pt/vmz/models``, and moabitcoin's IG-65M
+port) use 1e-3; eval-mode outputs depend on it, so those use 1e-3. Momentum stays
+PyTorch's default 0.1 everywhere: Caffe2's ``momentum=0.9`` is the weight of the
+running average, i.e. PyTorch's 0.1 (the PyTorch ports copy 0.9 literally, which
+in PyTorch's convention weights the new batch by 0.9; it only affects training).
 
 Basic block::
 
@@ -31,8 +42,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from torch import Tensor, nn
@@ -48,6 +60,13 @@ _WIDTHS = (64, 128, 256, 512)
 _STAGE_NAMES = ("conv1", "conv2_x", "conv3_x", "conv4_x", "conv5_x")
 _PAPER = "Tran et al., A Closer Look at Spatiotemporal Convolutions, CVPR 2018"
 
+TORCHVISION_BN_EPS = 1e-5
+"""BatchNorm epsilon of torchvision's video ResNets (PyTorch's default)."""
+VMZ_BN_EPS = 1e-3
+"""BatchNorm epsilon of the authors' code (VMZ, Caffe2 and PyTorch) and of the IG-65M port."""
+
+Norm = Callable[[int], nn.Module]
+
 
 def midplanes(in_ch: int, out_ch: int, t: int = 3, d: int = 3) -> int:
     """Intermediate width of a (2+1)D conv matching the t x d x d conv's parameters.
@@ -57,7 +76,7 @@ def midplanes(in_ch: int, out_ch: int, t: int = 3, d: int = 3) -> int:
     return (t * d * d * in_ch * out_ch) // (d * d * in_ch + t * out_ch)
 
 
-def _conv(kind: ConvKind, in_ch: int, out_ch: int, stride: int, mid: int) -> nn.Module:
+def _conv(kind: ConvKind, in_ch: int, out_ch: int, stride: int, mid: int, norm: Norm) -> nn.Module:
     """A 3x3(x3) conv of the given kind, downsampling by ``stride`` as the kind strides.
 
     A factorised kind is 1x3x3 to ``mid`` channels, BN, ReLU, then 3x1x1.
@@ -68,7 +87,7 @@ def _conv(kind: ConvKind, in_ch: int, out_ch: int, stride: int, mid: int) -> nn.
     spatial, temporal = parts
     return nn.Sequential(
         nn.Conv3d(in_ch, mid, *spatial, bias=False),
-        nn.BatchNorm3d(mid),
+        norm(mid),
         nn.ReLU(inplace=True),
         nn.Conv3d(mid, out_ch, *temporal, bias=False),
     )
@@ -80,21 +99,20 @@ class BasicBlock(nn.Module):
     Args:
         mid_per_block: torchvision's rule, one M_i from (in_ch, out_ch) for both
             convs; otherwise each conv gets its own (the paper's rule).
+        norm: The BatchNorm of a given width.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, kind: ConvKind, stride: int, mid_per_block: bool) -> None:
+    def __init__(
+        self, in_ch: int, out_ch: int, kind: ConvKind, stride: int, mid_per_block: bool, norm: Norm = nn.BatchNorm3d
+    ) -> None:
         super().__init__()
         mid1 = midplanes(in_ch, out_ch)
         mid2 = mid1 if mid_per_block else midplanes(out_ch, out_ch)
-        self.conv1 = nn.Sequential(
-            _conv(kind, in_ch, out_ch, stride, mid1), nn.BatchNorm3d(out_ch), nn.ReLU(inplace=True)
-        )
-        self.conv2 = nn.Sequential(_conv(kind, out_ch, out_ch, 1, mid2), nn.BatchNorm3d(out_ch))
+        self.conv1 = nn.Sequential(_conv(kind, in_ch, out_ch, stride, mid1, norm), norm(out_ch), nn.ReLU(inplace=True))
+        self.conv2 = nn.Sequential(_conv(kind, out_ch, out_ch, 1, mid2, norm), norm(out_ch))
         self.downsample: nn.Module | None = None
         if stride != 1 or in_ch != out_ch:
-            self.downsample = nn.Sequential(
-                nn.Conv3d(in_ch, out_ch, 1, kind.stride(stride), bias=False), nn.BatchNorm3d(out_ch)
-            )
+            self.downsample = nn.Sequential(nn.Conv3d(in_ch, out_ch, 1, kind.stride(stride), bias=False), norm(out_ch))
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -102,7 +120,7 @@ class BasicBlock(nn.Module):
         return self.relu(self.conv2(self.conv1(x)) + identity)
 
 
-def _stem(kind: ConvKind, frames: int) -> nn.Sequential:
+def _stem(kind: ConvKind, frames: int, norm: Norm) -> nn.Sequential:
     """conv1, 64 channels, stride (1, 2, 2), each conv followed by BN and ReLU.
 
     3D: 3x7x7. 2D: 1x7x7. (2+1)D: 1x7x7 to 45 channels, then 3x1x1 to 64 (45 is
@@ -113,7 +131,7 @@ def _stem(kind: ConvKind, frames: int) -> nn.Sequential:
     widths = (3, 45, 64) if kind.factorised else (3, 64)
     layers: list[nn.Module] = []
     for part, (c_in, c_out) in zip(parts, itertools.pairwise(widths), strict=True):
-        layers += [nn.Conv3d(c_in, c_out, *part, bias=False), nn.BatchNorm3d(c_out), nn.ReLU(inplace=True)]
+        layers += [nn.Conv3d(c_in, c_out, *part, bias=False), norm(c_out), nn.ReLU(inplace=True)]
     return nn.Sequential(*layers)
 
 
@@ -127,6 +145,7 @@ class VideoResNet(VideoClassifier):
         num_classes: Logits.
         mid_per_block: torchvision's M_i rule for (2+1)D blocks (see module docstring).
         frames: Temporal kernel of a folded (R2D) stem: the clip length it folds.
+        bn_eps: BatchNorm epsilon of every BatchNorm (see module docstring).
     """
 
     def __init__(
@@ -137,11 +156,13 @@ class VideoResNet(VideoClassifier):
         num_classes: int = 400,
         mid_per_block: bool = False,
         frames: int = 16,
+        bn_eps: float = TORCHVISION_BN_EPS,
     ) -> None:
         super().__init__()
         if len(kinds) != 4 or len(layers) != 4:
             raise ValueError("kinds and layers need one entry per stage (4)")
-        self.stem = _stem(stem, frames)
+        norm: Norm = partial(nn.BatchNorm3d, eps=bn_eps)
+        self.stem = _stem(stem, frames, norm)
         self.layer1: nn.Sequential
         self.layer2: nn.Sequential
         self.layer3: nn.Sequential
@@ -151,7 +172,7 @@ class VideoResNet(VideoClassifier):
             blocks = []
             for j in range(n):
                 stride = 2 if (i > 0 and j == 0) else 1
-                blocks.append(BasicBlock(in_ch, width, kind, stride, mid_per_block))
+                blocks.append(BasicBlock(in_ch, width, kind, stride, mid_per_block, norm))
                 in_ch = width
             setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
         self.avgpool = nn.AdaptiveAvgPool3d(1)
@@ -195,6 +216,7 @@ class ResNetConfig:
         layers: Blocks per stage.
         frames: Frames of the paper's clip; a folded (R2D) stem spans exactly this many.
         mid_per_block: torchvision's M_i rule for (2+1)D blocks.
+        bn_eps: BatchNorm epsilon: VMZ's 1e-3, or torchvision's 1e-5 for its models.
         num_classes: Logits (an option).
     """
 
@@ -203,6 +225,7 @@ class ResNetConfig:
     layers: tuple[int, ...]
     frames: int = 16
     mid_per_block: bool = False
+    bn_eps: float = VMZ_BN_EPS
     num_classes: int = 400
 
     def __post_init__(self) -> None:
@@ -233,7 +256,9 @@ class ResNetConfig:
         return tuple(zip(_STAGE_NAMES, (self.stem, *self.kinds), strict=True))
 
     def build(self) -> VideoResNet:
-        return VideoResNet(self.stem, self.kinds, self.layers, self.num_classes, self.mid_per_block, self.frames)
+        return VideoResNet(
+            self.stem, self.kinds, self.layers, self.num_classes, self.mid_per_block, self.frames, self.bn_eps
+        )
 
 
 def _mc(x: int) -> tuple[ConvKind, ...]:
@@ -300,8 +325,8 @@ def mc2_18(**options: Any) -> ResNetConfig:
     family=_MC, paper=_PAPER, description="3D up to conv2_x, 2D from conv3_x", variant=Variant(_TRAN, order=3)
 )
 def mc3_18(**options: Any) -> ResNetConfig:
-    """MC3-18 (torchvision ``mc3_18``: 11,695,440 parameters)."""
-    return ResNetConfig(K3D, _mc(3), _18).with_options(**options)
+    """MC3-18 as torchvision defines it (``mc3_18``: 11,695,440 parameters; BatchNorm eps 1e-5)."""
+    return ResNetConfig(K3D, _mc(3), _18, bn_eps=TORCHVISION_BN_EPS).with_options(**options)
 
 
 @register_arch(
@@ -350,8 +375,8 @@ def rmc5_18(**options: Any) -> ResNetConfig:
     family=_R3D, paper=_PAPER, description="3D ResNet-18, 3x3x3 basic blocks", variant=Variant(_TRAN, order=10)
 )
 def r3d_18(**options: Any) -> ResNetConfig:
-    """R3D-18 (torchvision ``r3d_18``: 33,371,472 parameters)."""
-    return ResNetConfig(K3D, _3D, _18).with_options(**options)
+    """R3D-18 as torchvision defines it (``r3d_18``: 33,371,472 parameters; BatchNorm eps 1e-5)."""
+    return ResNetConfig(K3D, _3D, _18, bn_eps=TORCHVISION_BN_EPS).with_options(**options)
 
 
 @register_arch(family=_R3D, paper=_PAPER, description="3D ResNet-34, 3x3x3 basic blocks")
@@ -373,7 +398,12 @@ def r2plus1d_18(**options: Any) -> ResNetConfig:
 
 @register_arch(family=_R2PLUS1D, paper=_PAPER, description="(2+1)D ResNet-34, M_i per conv (paper, VMZ)")
 def r2plus1d_34(**options: Any) -> ResNetConfig:
-    """R(2+1)D-34: blocks [3, 4, 6, 3]; the paper's 32-frame Kinetics model."""
+    """R(2+1)D-34: blocks [3, 4, 6, 3]; the paper's 32-frame Kinetics model.
+
+    Computes what VMZ's ``pt/vmz/models/r2plus1d.py`` and moabitcoin's IG-65M port
+    compute given the same weights: torchvision's module layout, per-conv M_i,
+    BatchNorm eps 1e-3.
+    """
     return ResNetConfig(R2P1D, _2P1, _34, frames=32).with_options(**options)
 
 
@@ -383,5 +413,6 @@ def r2plus1d_18_tv(**options: Any) -> ResNetConfig:
 
     torchvision's ``BasicBlock`` computes ``midplanes`` from the block's (in, out)
     and uses it for both convs; the paper computes it per conv (see :func:`r2plus1d_18`).
+    BatchNorm eps 1e-5, as torchvision's.
     """
-    return ResNetConfig(R2P1D, _2P1, _18, mid_per_block=True).with_options(**options)
+    return ResNetConfig(R2P1D, _2P1, _18, mid_per_block=True, bn_eps=TORCHVISION_BN_EPS).with_options(**options)

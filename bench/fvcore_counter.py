@@ -46,6 +46,7 @@ NO_MAC_OPS = (
     "aten::dropout",
     "aten::cat",
     "aten::flatten",
+    "aten::rsub",  # SAME padding's arithmetic on traced sizes (kernel - size % stride)
 )
 """Operators with no multiply-accumulates under the convention (counted as 0, not unsupported)."""
 

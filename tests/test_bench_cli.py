@@ -68,7 +68,7 @@ def test_list_and_json(tmp_path):
     result = _run("list", "mc*")
     assert result.exit_code == 0 and "mc5_18" in result.output
     data = json.loads(_run("list", "--json", "s3d").output)
-    assert data[0]["params"] == 8_320_048 and data[0]["min_input"] == [3, 9, 193, 193]
+    assert data[0]["params"] == 8_320_048 and data[0]["min_input"] == [3, 13, 209, 209]  # torchvision's MaxPool_5a
     assert set(data[0]) >= {"name", "family", "default_input", "min_input", "stages", "paper", "published"}
     assert _run("list", "nothing*").exit_code == 2
 
