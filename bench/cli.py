@@ -288,6 +288,14 @@ def profile_cmd(
             rich_help_panel=_MODELS,
         ),
     ] = "torch",
+    trace: Annotated[
+        bool,
+        typer.Option(
+            "--trace",
+            help="Write a Chrome/Perfetto trace of each timed configuration to DIR/traces/.",
+            rich_help_panel=_OUTPUT,
+        ),
+    ] = False,
     fail_on_error: Annotated[
         bool, typer.Option("--fail-on-error", help="Exit 1 if any row is not ok.", rich_help_panel=_OUTPUT)
     ] = False,
@@ -377,6 +385,7 @@ def profile_cmd(
             arch_kwargs=arch_kwargs or [],
             static=static,
             counter=counter,
+            trace=trace,
             policy=run.policy,
             count_workers=workers,
             plugins=plugins,
@@ -578,8 +587,26 @@ def inspect_cmd(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows instead of a table.")] = False,
     plugin: Annotated[list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP)] = None,
+    time_: Annotated[
+        bool,
+        typer.Option("--time", help="Measure where the time goes: per-module latency, by kind, against the roofline."),
+    ] = False,
+    device: Annotated[str, typer.Option(help=f"With --time: {_choices(DEVICES)}.")] = "cpu",
+    mode: Annotated[str, typer.Option(help="With --time: 'infer' or 'train' (forward + backward + step).")] = "infer",
+    dtype: Annotated[str, typer.Option(help=f"With --time: {_choices(DTYPES)}.")] = "fp32",
+    batch: Annotated[int, typer.Option(help="With --time: clips per iteration.")] = 1,
+    iterations: Annotated[int, typer.Option(help="With --time: profiled iterations (averaged).")] = 5,
+    trace: Annotated[
+        Path | None, typer.Option(help="With --time: write the profiled iterations as a Chrome/Perfetto trace.")
+    ] = None,
 ) -> None:
     """Per-module parameters, MACs and activations (counted on the meta device).
+
+    With --time, each module's measured time (forward and backward in train
+    mode), its share, its GMAC/s and its roofline class, time by kind of work
+    (3D, spatial, temporal, pointwise convolutions, norm, activation, pooling,
+    gating), and the checks: the depth-1 lines against the uninstrumented
+    latency, and against torch.profiler's own totals.
 
     With a pattern, every matching architecture is shown (with --json: an object
     mapping each name to its rows).
@@ -593,18 +620,28 @@ def inspect_cmd(
 
     if depth < 0:
         raise UsageError("--depth must be >= 0")
+    if time_:
+        _check_time_options(mode, batch, iterations, trace)
+    elif (device, mode, dtype, batch, iterations, trace) != ("cpu", "infer", "fp32", 1, 5, None):
+        raise UsageError("--device, --mode, --dtype, --batch, --iterations and --trace need --time")
     plugins = load_plugins(plugin or [])
     plan = make_plan(
         Request(
             archs=[name],
-            device="cpu",
+            device=device if time_ else "cpu",
+            batches=[batch],
             frames=None if frames is None else [frames],
             sizes=None if size is None else [size],
+            dtype=dtype,
+            mode=mode,
             arch_kwargs=arch_kwargs or [],
-            static=True,
+            static=not time_,
             plugins=plugins,
         )
     )
+    if time_:
+        _inspect_time(plan, depth, as_json, iterations, trace)
+        return
     found = {}
     for job in plan.jobs:
         config = job.configs[0]
@@ -626,6 +663,86 @@ def inspect_cmd(
     console = _console()
     for arch, (config, rows) in found.items():
         console.print(inspect_table(rows, title=f"{arch} at 3x{config.frames}x{config.height}x{config.width}"))
+
+
+@app.command("roofline")
+@_user_errors
+def roofline_cmd(
+    device: Annotated[str, typer.Option(help=f"{_choices(DEVICES)}.")] = "auto",
+    dtype: Annotated[str, typer.Option(help=f"{_choices(DTYPES)}, comma-separated.")] = "fp32",
+    refresh: Annotated[bool, typer.Option("--refresh", help="Measure again instead of reading the cache.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """The device's measured roofline: peak TFLOP/s (matmul, conv3d), copy bandwidth, ridge point (cached)."""
+    from bench.plan import resolve_device
+    from bench.records import choice
+    from bench.roofline import cache_path, roofline_for
+
+    chosen = resolve_device(device)
+    dtypes = [choice(d.strip(), DTYPES, "dtype") for d in dtype.split(",")]
+    found = [roofline_for(chosen, d, refresh=refresh).to_dict() for d in dtypes]
+    if as_json:
+        typer.echo(json.dumps(found, indent=1))
+        return
+    for r in found:
+        typer.echo(
+            f"{r['device']} {r['dtype']} ({r['device_name']}, torch {r['torch_version']}, {r['threads']} threads): "
+            f"peak {r['peak_tflops']:.3f} TFLOP/s (matmul {r['matmul_tflops']:.3f}, conv3d {r['conv3d_tflops']:.3f}), "
+            f"bandwidth {r['bandwidth_gbs']:.1f} GB/s, ridge {r['ridge_flop_per_byte']:.1f} FLOP/byte, "
+            f"measured {r['measured_at']}"
+        )
+    typer.echo(f"cache: {cache_path()}")
+
+
+def _check_time_options(mode: str, batch: int, iterations: int, trace: Path | None) -> None:
+    if mode not in ("infer", "train"):
+        raise UsageError(f"--mode must be 'infer' or 'train' with --time, not {mode!r}")
+    if batch < 1 or iterations < 1:
+        raise UsageError("--batch and --iterations must be >= 1")
+    if trace is not None and trace.is_dir():
+        raise UsageError(f"--trace {trace}: is a folder; give a file name such as trace.json")
+
+
+def _inspect_time(plan: Any, depth: int, as_json: bool, iterations: int, trace: Path | None) -> None:
+    """``inspect --time``: measure each planned architecture's breakdown, print tables or JSON."""
+    from bench.breakdown import time_breakdown
+    from bench.report import breakdown_checks, fmt_input, kind_table, time_table
+    from bench.roofline import roofline_for
+
+    found = {}
+    for job in plan.jobs:
+        config = job.configs[0]
+        if job.error_for(config):
+            if len(plan.jobs) == 1:
+                raise UsageError(f"{job.arch}: {job.error_for(config)}")
+            typer.echo(f"vbench: warning: {job.arch}: {_one_line(job.error_for(config))}", err=True)
+            continue
+        deepest = max(n.count(".") + 1 for n in _module_names(job))
+        if depth > deepest:
+            raise UsageError(f"--depth {depth}: {job.arch}'s modules are at most {deepest} deep")
+        if trace is not None and len(plan.jobs) > 1:
+            raise UsageError("--trace writes one file: give one architecture, not a pattern")
+        roofline = roofline_for(config.device, config.dtype)
+        found[job.arch] = time_breakdown(config, iterations=iterations, trace=trace, roofline=roofline)
+    if as_json:
+        out = {arch: b.to_dict() for arch, b in found.items()}
+        typer.echo(json.dumps(next(iter(out.values())) if len(out) == 1 else out, indent=1))
+        return
+    console = _console()
+    for arch, b in found.items():
+        where = f"{arch}, {b.mode}, batch {b.input_shape[0]} x {fmt_input(b.input_shape[1:])}, {b.device} {b.dtype}"
+        console.print(time_table(b, f"{where}: time by module", depth))
+        console.print(kind_table(b, f"{arch}: time by kind of work"))
+        for line in breakdown_checks(b):
+            console.print(line, markup=False, highlight=False)
+    if trace is not None:
+        _say(console, f"wrote {trace}")
+
+
+def _module_names(job: Any) -> list[str]:
+    from bench.counting import build_meta
+
+    return [n for n, _ in build_meta(job.arch, **dict(job.configs[0].arch_kwargs)).named_modules() if n] or ["x"]
 
 
 @app.command("compare")
@@ -696,8 +813,13 @@ def report_cmd(
             "--variants/--no-variants", help="Mixed 2D/3D figure (default: when a run holds MCx, rMCx or heavy I3D)."
         ),
     ] = None,
+    breakdown: Annotated[
+        list[Path] | None,
+        typer.Option("--breakdown", help="`vbench inspect --time --json` output: time by kind of work; repeatable."),
+    ] = None,
 ) -> None:
-    """Trade-off (cost beside published accuracy, Pareto), ours vs the papers, and scaling, from saved runs."""
+    """Trade-off (cost beside published accuracy, Pareto), ours vs the papers, scaling, and why latency does
+    not follow MACs (achieved GMAC/s, the roofline), from saved runs."""
     from bench.rundir import new_run_dir, probe_writable
     from bench.tradeoff import write_report
 
@@ -706,7 +828,7 @@ def report_cmd(
     try:
         text, paths, notes = write_report(
             results, out_dir, accuracy_file=accuracy, published=published, plots=plots, variants=variants,
-            overwrite=overwrite,
+            overwrite=overwrite, breakdowns=breakdown or [],
         )  # fmt: skip
     except UsageError:
         if made:

@@ -162,6 +162,17 @@ REGISTRY: tuple[Column, ...] = (
     Column("timestamp", "timestamp (UTC)", "name?", "when the row was made (ISO 8601)", required=True),
     Column("warmup", "warm-up", "count?", "untimed iterations before sampling"),
     Column("job_id", "job", "name?", "the job of the sweep that made the row (architecture and a hash)"),
+    # Against the device's measured roofline (`vbench roofline`).
+    Column("achieved_tflops", "TFLOP/s", "amount?",
+           "FLOPs of one iteration (forward; train: forward + backward) / median latency, in TFLOP/s",
+           fmt="{:.3f}"),
+    Column("mfu", "MFU", "amount?",
+           "`achieved_tflops` / the device's measured peak for the dtype (`vbench roofline`)", fmt="{:.1%}"),
+    Column("intensity", "FLOP/byte", "amount?",
+           "arithmetic intensity of one iteration: forward FLOPs / bytes the leaf modules read and write "
+           "(activations at the dtype's width, fp32 weights)", fmt="{:.1f}"),
+    Column("bound", "bound", "name?",
+           "`compute` or `memory`: `intensity` against the measured roofline's ridge point"),
 )  # fmt: skip
 
 _BY_NAME = {c.name: c for c in REGISTRY}

@@ -78,6 +78,8 @@ class Counts:
     activations: int
     output_shape: tuple[int, ...]
     peak_activation: int = 0
+    traffic: int = 0
+    """Activation elements the leaf modules read and write in one forward (arithmetic intensity's bytes)."""
 
     @property
     def flops(self) -> int:
@@ -94,6 +96,8 @@ class ModuleStats:
     params: int
     macs: int
     activations: int
+    traffic: int = 0
+    """Activation elements its leaf modules read and write."""
 
 
 # Operators seen in a forward that have no multiply-accumulates under the convention, by
@@ -207,21 +211,23 @@ def _macs(counter: FlopCounterMode) -> int:
 
 
 @contextmanager
-def _activation_hooks(model: nn.Module) -> Iterator[dict[str, int]]:
-    """Record the output elements of every leaf module while the context is open."""
+def _activation_hooks(model: nn.Module) -> Iterator[tuple[dict[str, int], dict[str, int]]]:
+    """Record the output (written) and tensor-input (read) elements of every leaf module while open."""
     written: dict[str, int] = {}
+    read: dict[str, int] = {}
     handles = []
     for name, module in model.named_modules():
         if next(module.children(), None) is not None:
             continue
 
-        def hook(_m: nn.Module, _i: Any, out: Any, name: str = name) -> None:
+        def hook(_m: nn.Module, inputs: Any, out: Any, name: str = name) -> None:
             if isinstance(out, torch.Tensor):
                 written[name] = written.get(name, 0) + out.numel()
+                read[name] = read.get(name, 0) + sum(t.numel() for t in inputs if isinstance(t, torch.Tensor))
 
         handles.append(module.register_forward_hook(hook))
     try:
-        yield written
+        yield written, read
     finally:
         for h in handles:
             h.remove()
@@ -276,9 +282,11 @@ class MacAnalysis:
         self.shape = tuple(shape)
         self._counter: _RecordingCounter | None = None
         self._written: dict[str, int] = {}
+        self._read: dict[str, int] = {}
         self._output: torch.Size | str = ""
         self._by_module: dict[str, dict[str, int]] | None = None
         self._train_macs: int | None = None
+        self._train_by_module: dict[str, int] = {}
 
     # -- the passes -----------------------------------------------------------------------
 
@@ -288,9 +296,9 @@ class MacAnalysis:
     def _forward(self) -> _RecordingCounter:
         if self._counter is None:
             x = self._input()
-            with _activation_hooks(self.model) as written, torch.no_grad(), _RecordingCounter() as counter:
+            with _activation_hooks(self.model) as (written, read), torch.no_grad(), _RecordingCounter() as counter:
                 out = self.model(x)
-            self._written = written
+            self._written, self._read = written, read
             self._output = out.shape if isinstance(out, torch.Tensor) else type(out).__name__
             self._counter = counter
         return self._counter
@@ -307,7 +315,18 @@ class MacAnalysis:
             with FlopCounterMode(display=False) as both:
                 self.model(x).sum().backward()
             self._train_macs = _macs(both)
+            root = type(self.model).__name__
+            self._train_by_module = {
+                _relative(key, root): sum(int(f) for f in per_op.values()) // 2
+                for key, per_op in both.get_flop_counts().items()
+                if key != "Global"
+            }
         return self._train_macs
+
+    def train_by_module(self) -> dict[str, int]:
+        """Forward + backward MACs of every module (with its children), from :meth:`train_total`'s pass."""
+        self.train_total()
+        return {name: self._train_by_module.get(name, 0) for name, _ in self.model.named_modules()}
 
     # -- MACs ---------------------------------------------------------------------------
 
@@ -371,12 +390,20 @@ class MacAnalysis:
 
     def activations_by_module(self) -> dict[str, int]:
         """Elements written by the leaf modules under each module (the root: all of them)."""
-        per_module = dict.fromkeys((name for name, _ in self.model.named_modules()), 0)
-        for leaf, n in self.activations_by_leaf().items():
-            parts = leaf.split(".") if leaf else []
-            for ancestor in {"", *(".".join(parts[: i + 1]) for i in range(len(parts)))}:
-                per_module[ancestor] = per_module.get(ancestor, 0) + n
-        return per_module
+        return _sum_up(self.model, self.activations_by_leaf())
+
+    def traffic_by_leaf(self) -> dict[str, int]:
+        """Elements each leaf module that returned a tensor moves: tensor inputs read + output written."""
+        self._forward()
+        return {name: n + self._read.get(name, 0) for name, n in self._written.items()}
+
+    def traffic_by_module(self) -> dict[str, int]:
+        """:meth:`traffic_by_leaf` summed under each module (the root: all of them)."""
+        return _sum_up(self.model, self.traffic_by_leaf())
+
+    def traffic(self) -> int:
+        """Activation elements the leaf modules read and write in one forward (weights not included)."""
+        return sum(self.traffic_by_leaf().values())
 
     def activations(self) -> int:
         """Elements written by all the leaf modules in one forward."""
@@ -421,6 +448,7 @@ class MacAnalysis:
             activations=self.activations(),
             output_shape=self.output_shape(),
             peak_activation=self.peak_activation(),
+            traffic=self.traffic(),
         )
 
     def module_stats(self, *, max_depth: int | None = None) -> list[ModuleStats]:
@@ -429,7 +457,7 @@ class MacAnalysis:
         Args:
             max_depth: Keep modules at most this deep (the root is depth 0).
         """
-        macs, acts = self.by_module(), self.activations_by_module()
+        macs, acts, moved = self.by_module(), self.activations_by_module(), self.traffic_by_module()
         root = type(self.model).__name__
         rows = []
         for name, module in self.model.named_modules():
@@ -444,9 +472,20 @@ class MacAnalysis:
                     params=param_count(module)[0],
                     macs=macs[name],
                     activations=acts[name],
+                    traffic=moved[name],
                 )
             )
         return rows
+
+
+def _sum_up(model: nn.Module, by_leaf: Mapping[str, int]) -> dict[str, int]:
+    """Per-leaf numbers summed under every module of ``model`` (the root, ``""``: all of them)."""
+    per_module = dict.fromkeys((name for name, _ in model.named_modules()), 0)
+    for leaf, n in by_leaf.items():
+        parts = leaf.split(".") if leaf else []
+        for ancestor in {"", *(".".join(parts[: i + 1]) for i in range(len(parts)))}:
+            per_module[ancestor] = per_module.get(ancestor, 0) + n
+    return per_module
 
 
 def _relative(key: str, root: str) -> str:

@@ -24,11 +24,14 @@ from bench.timing import Clock, CudaEventClock, HostClock, Measurement, SamplePo
 
 __all__ = [
     "Result",
+    "clock_for",
     "device_free_bytes",
     "estimate_bytes",
     "is_oom",
     "measure_config",
+    "prepare",
     "setup_device",
+    "step_fn",
     "unsupported",
 ]
 
@@ -113,7 +116,8 @@ def _sync(device: str) -> Callable[[], None] | None:
     return None
 
 
-def _clock(device: str) -> Clock:
+def clock_for(device: str) -> Clock:
+    """CUDA events on a GPU; elsewhere the host clock, synchronised where the device is asynchronous."""
     return CudaEventClock() if device == "cuda" else HostClock(sync=_sync(device))
 
 
@@ -144,9 +148,11 @@ class _PeakRss:
             return None
 
 
-def _step_fn(
+def step_fn(
     model: nn.Module, x: torch.Tensor, config: Config, expected: tuple[int, ...] | None = None
 ) -> Callable[[], object]:
+    """One iteration of ``config``'s mode: an inference under ``inference_mode``, or a training step
+    (forward, cross-entropy, backward, SGD step), under autocast for the half dtypes."""
     device_type = "cuda" if config.device == "cuda" else config.device
     autocast = (
         (lambda: torch.autocast(device_type=device_type, dtype=_AUTOCAST[config.dtype]))
@@ -211,6 +217,21 @@ def _checked(fn: Callable[[], object], expected: tuple[int, ...] | None) -> Call
     return call
 
 
+def prepare(config: Config) -> tuple[nn.Module, torch.Tensor]:
+    """The model of ``config`` (through the registry, seeded) and a random input batch, on its device,
+    in its memory format, compiled when asked."""
+    device = torch.device(config.device)
+    torch.manual_seed(0)
+    model = archs.create_model(config.arch, **dict(config.arch_kwargs)).to(device)
+    x = torch.randn(config.input_shape, device=device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    if config.compiled:
+        model = torch.compile(model)  # type: ignore[assignment]
+    return model, x
+
+
 def measure_config(
     config: Config, policy: SamplePolicy, clock: Clock | None = None, expected_shape: tuple[int, ...] | None = None
 ) -> Result:
@@ -222,16 +243,8 @@ def measure_config(
     Raises whatever the model raises; the worker turns out-of-memory errors
     into ``oom`` rows (see :func:`is_oom`).
     """
-    device = torch.device(config.device)
-    torch.manual_seed(0)
-    model = archs.create_model(config.arch, **dict(config.arch_kwargs)).to(device)
-    x = torch.randn(config.input_shape, device=device)
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
-        x = x.contiguous(memory_format=torch.channels_last_3d)
-    if config.compiled:
-        model = torch.compile(model)  # type: ignore[assignment]
-    fn = _step_fn(model, x, config, expected_shape)
+    model, x = prepare(config)
+    fn = step_fn(model, x, config, expected_shape)
     cuda = config.device == "cuda"
     rss = _PeakRss()
     try:
@@ -243,7 +256,7 @@ def measure_config(
         else:
             rss.reset()
         timed = SamplePolicy(0, policy.repeats, policy.min_time, policy.max_time, policy.max_samples)
-        m = sample(fn, timed, clock or _clock(config.device))
+        m = sample(fn, timed, clock or clock_for(config.device))
         if cuda:
             memory: Memory = {
                 "peak_mem_mib": torch.cuda.max_memory_allocated() / 2**20,

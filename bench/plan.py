@@ -304,6 +304,8 @@ def make_plan(request: Request) -> Plan:
     device = resolve_device(request.device)
     if request.cuda_graphs and device != "cuda":
         raise UsageError("--cuda-graphs needs --device cuda")
+    if request.trace and request.static:
+        raise UsageError("--trace records timed iterations; --static times nothing")
     modes = list(ROW_MODES) if mode == "both" else [mode]
     kw = tuple(sorted(kwargs.items()))
 

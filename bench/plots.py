@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
 
-__all__ = ["plot_scaling", "plot_tradeoff", "plot_variants"]
+__all__ = ["plot_roofline", "plot_scaling", "plot_time_by_kind", "plot_tradeoff", "plot_variants"]
 
 _END_STYLES = ("-", ":", "--", "-.")
 """Line styles of the unswept members of a split sweep (I3D, I2D), in their order."""
@@ -355,3 +355,93 @@ def _groups(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 def _ok(row: dict[str, Any], metric: str) -> bool:
     v = row.get(metric)
     return row.get("status") == "ok" and isinstance(v, (int, float)) and v > 0 and math.isfinite(v)
+
+
+def _family(arch: object) -> str:
+    try:
+        return archs.get_arch(str(arch)).family
+    except archs.UnknownArchError:
+        return ""
+
+
+def plot_roofline(frame: Any, rooflines: dict[tuple[str, str], dict[str, Any]], stem: Path) -> list[Path]:
+    """One panel per (device, dtype): each timed architecture at (arithmetic intensity, achieved TFLOP/s)
+    under the measured roofs (the compute roof and the bandwidth slope meet at the ridge point).
+
+    ``frame`` is :func:`bench.tradeoff.throughput_frame`'s (inference rows are drawn; the largest batch of
+    each architecture); ``rooflines`` maps (device, dtype) to :meth:`bench.roofline.Roofline.to_dict`.
+    """
+    if not len(frame):
+        return []
+    rows = frame[(frame["mode"] == "infer") & frame["intensity"].notna() & frame["achieved_tflops"].notna()]
+    panels = [k for k in rooflines if len(rows[(rows["device"] == k[0]) & (rows["dtype"] == k[1])])]
+    if not panels:
+        return []
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5), squeeze=False)
+    for (device, dtype), ax in zip(panels, axes[0]):
+        roof = rooflines[(device, dtype)]
+        sub = rows[(rows["device"] == device) & (rows["dtype"] == dtype)]
+        sub = sub[sub["batch"] == sub.groupby("arch")["batch"].transform("max")]
+        lo = min(float(sub["intensity"].min()), roof["ridge_flop_per_byte"]) / 4
+        hi = max(float(sub["intensity"].max()), roof["ridge_flop_per_byte"]) * 4
+        xs = np.geomspace(lo, hi, 200)
+        ax.plot(
+            xs,
+            np.minimum(roof["peak_tflops"], roof["bandwidth_gbs"] * 1e9 * xs / 1e12),
+            "k-",
+            lw=1.5,
+            label=f"measured roof: {roof['peak_tflops']:.3g} TFLOP/s, {roof['bandwidth_gbs']:.3g} GB/s",
+        )
+        ax.axvline(roof["ridge_flop_per_byte"], color="0.6", ls=":", lw=1,
+                   label=f"ridge {roof['ridge_flop_per_byte']:.1f} FLOP/byte")  # fmt: skip
+        for r in sub.itertuples():
+            ax.scatter(r.intensity, r.achieved_tflops, color=_colour(_family(r.arch)), s=28, zorder=3)
+            ax.annotate(_literal(r.arch), (r.intensity, r.achieved_tflops), fontsize=7, xytext=(4, 3),
+                        textcoords="offset points")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("arithmetic intensity (FLOP per byte read and written, log)")
+        ax.set_ylabel("achieved TFLOP/s (log)")
+        ax.set_title(_literal(f"{roof.get('device_name', device)}: {device} {dtype}, inference"), fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle("Roofline: each architecture under the device's measured roofs")
+    fig.tight_layout()
+    return _save(fig, stem)
+
+
+_KIND_COLOURS = {
+    "3d": "#1f77b4", "spatial": "#2ca02c", "temporal": "#d62728", "pointwise": "#9467bd", "norm": "#8c564b",
+    "activation": "#e377c2", "pooling": "#7f7f7f", "gating": "#ff7f0e", "linear": "#bcbd22", "other": "#17becf",
+}  # fmt: skip
+
+
+def plot_time_by_kind(breakdowns: Sequence[dict[str, Any]], stem: Path) -> list[Path]:
+    """A stacked bar per breakdown (``inspect --time --json``): the share of time of each kind of work,
+    with the share of MACs as a thin bar beside it."""
+    if not breakdowns:
+        return []
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(breakdowns) + 2), 5))
+    labels = []
+    seen: set[str] = set()
+    for i, b in enumerate(breakdowns):
+        by = {k["kind"]: k for k in b["kinds"]}
+        for offset, field, width in ((-0.12, "pct_time", 0.5), (0.3, "pct_macs", 0.14)):
+            bottom = 0.0
+            for kind, colour in _KIND_COLOURS.items():
+                share = 100 * float(by.get(kind, {}).get(field, 0.0))
+                if share <= 0:
+                    continue
+                label = kind if field == "pct_time" and kind not in seen else None
+                seen.add(kind)
+                ax.bar(i + offset, share, width, bottom=bottom, color=colour, label=label,
+                       alpha=1.0 if field == "pct_time" else 0.55)  # fmt: skip
+                bottom += share
+        labels.append(_literal(f"{b['arch']}\n{b['mode']}"))
+    ax.set_xticks(range(len(breakdowns)), labels, fontsize=8)
+    ax.set_ylabel("% of time (wide bar) and of MACs (thin bar)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
+    ax.set_title("Where the time goes, by kind of work (vbench inspect --time)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, stem)

@@ -195,6 +195,8 @@ class Request:
     static: bool = False
     counter: str = "torch"
     """One of :data:`COUNTERS`."""
+    trace: bool = False
+    """Write a Chrome/Perfetto trace of each timed configuration into the run folder's ``traces/``."""
     policy: SamplePolicy = field(default_factory=SamplePolicy)
     count_workers: int = 1
     """CPU processes that count (params, MACs) in parallel while planning."""
@@ -276,6 +278,10 @@ class Row(_RequiredRow, total=False):
     cudnn_benchmark: bool | None
     warmup: int | None
     job_id: str | None
+    achieved_tflops: float | None
+    mfu: float | None
+    intensity: float | None
+    bound: str | None
     samples_ms: list[float]
 
 

@@ -36,6 +36,7 @@ from rich.text import Text
 
 from bench.columns import LABELS, SUMMARY_COLUMNS, Column, column
 from bench.records import Row
+from bench.roofline import intensity
 from bench.schema import clip_of
 
 __all__ = [
@@ -466,7 +467,8 @@ def row_line(row: Row) -> str:
 def inspect_table(rows: Sequence[Any], title: str, width: int | None = None) -> Table:
     """``vbench inspect``: one row per module (``bench.counting.ModuleStats``), indented by depth.
 
-    Arithmetic intensity is FLOPs per byte of fp32 weights and outputs: a rough
+    Arithmetic intensity is FLOPs per byte the module's leaf layers read and write
+    (fp32 inputs, outputs and weights, :func:`bench.roofline.intensity`): a rough
     guide to whether a layer is bound by compute or by memory traffic.
 
     Args:
@@ -478,7 +480,7 @@ def inspect_table(rows: Sequence[Any], title: str, width: int | None = None) -> 
     total = max(rows[0].macs, 1) if rows else 1
     cells: list[list[str]] = []
     for r in rows:
-        traffic = 4 * (r.activations + r.params)
+        flop_per_byte = intensity(r.macs, r.traffic, r.params, "fp32") if r.traffic else 0.0
         cells.append(
             [
                 "  " * r.depth + str(r.name).split(".")[-1],
@@ -487,7 +489,7 @@ def inspect_table(rows: Sequence[Any], title: str, width: int | None = None) -> 
                 f"{r.macs / 1e9:.3f}",
                 f"{100 * r.macs / total:.1f}",
                 f"{r.activations / 1e6:.2f}",
-                f"{2 * r.macs / traffic:.1f}" if traffic else "-",
+                f"{flop_per_byte:.1f}" if flop_per_byte else "-",
             ]
         )
     spec = (("module", 0), ("type", 4), ("params (M)", 3), ("GMACs", 1), ("% MACs", 2), ("activations (M)", 5),
@@ -497,6 +499,85 @@ def inspect_table(rows: Sequence[Any], title: str, width: int | None = None) -> 
         for i, (h, rank) in enumerate(spec)
     ]
     return _make_table(title, columns, [None] * len(rows), width)
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def time_table(b: Any, title: str, max_depth: int, width: int | None = None) -> Table:
+    """``vbench inspect --time``: one row per module (``bench.breakdown.ModuleTime``) up to ``max_depth``.
+
+    Columns left out first on a narrow terminal: bound, FLOP/B, type, params, GMAC/s, % MACs.
+    """
+    rows = [m for m in b.modules if m.depth <= max_depth]
+    train = b.mode == "train"
+    cells = [
+        [
+            "  " * m.depth + (m.module if m.module.startswith("(") else m.module.split(".")[-1]),
+            m.type,
+            f"{m.params / 1e6:.3f}",
+            f"{m.gmacs:.3f}",
+            f"{100 * m.pct_macs:.1f}",
+            _ms(m.forward_ms),
+            _ms(m.backward_ms),
+            _ms(m.latency_ms),
+            f"{100 * m.pct_time:.1f}",
+            "-" if m.gmacs_per_s is None else f"{m.gmacs_per_s:.1f}",
+            "-" if m.intensity is None else f"{m.intensity:.1f}",
+            m.bound or "-",
+        ]
+        for m in rows
+    ]
+    spec = [("module", 0), ("type", 8), ("params (M)", 7), ("GMACs", 1), ("% MACs", 3), ("fwd (ms)", 2),
+            ("bwd (ms)", 2), ("time (ms)", 0), ("% time", 0), ("GMAC/s", 4), ("FLOP/B", 9), ("bound", 10)]  # fmt: skip
+    keep = [i for i, (h, _) in enumerate(spec) if train or h not in ("fwd (ms)", "bwd (ms)")]
+    columns = [
+        _Column(spec[i][0], tuple(c[i] for c in cells), "left" if spec[i][0] in ("module", "type", "bound") else "right",
+                spec[i][1])
+        for i in keep
+    ]  # fmt: skip
+    return _make_table(title, columns, [None] * len(rows), width)
+
+
+def kind_table(b: Any, title: str, width: int | None = None) -> Table:
+    """Time and MACs by kind of work (``bench.breakdown.KindTime``): where a video net's time goes."""
+    cells = [
+        [k.kind, _ms(k.latency_ms), f"{100 * k.pct_time:.1f}", f"{k.gmacs:.3f}", f"{100 * k.pct_macs:.1f}",
+         "-" if k.gmacs_per_s is None else f"{k.gmacs_per_s:.1f}"]
+        for k in b.kinds
+    ]  # fmt: skip
+    spec = (("kind", 0), ("time (ms)", 0), ("% time", 0), ("GMACs", 1), ("% MACs", 0), ("GMAC/s", 2))
+    columns = [
+        _Column(h, tuple(c[i] for c in cells), "left" if h == "kind" else "right", rank)
+        for i, (h, rank) in enumerate(spec)
+    ]
+    return _make_table(title, columns, [None] * len(cells), width)
+
+
+def breakdown_checks(b: Any) -> list[str]:
+    """The lines ``inspect --time`` prints under its tables: the sum check, the profiler check, the overhead."""
+
+    def verdict(ok: bool) -> str:
+        return "ok" if ok else "OUT OF BOUNDS"
+
+    lines = [
+        f"sum check: the depth-1 lines add up to {b.attributed_ms:.2f} ms = {100 * b.sum_ratio:.1f} % of the "
+        f"uninstrumented latency {b.latency_ms:.2f} ms (IQR {b.latency_iqr_ms:.2f}); within 10 %: "
+        f"{verdict(abs(b.sum_ratio - 1) <= 0.10)}",
+        f"profiler check: {100 * b.profiler_ratio:.2f} % of torch.profiler's key_averages() total "
+        f"({b.profiler_ms:.2f} ms); within 5 %: {verdict(abs(b.profiler_ratio - 1) <= 0.05)}",
+        f"instrumentation overhead: {100 * b.overhead:+.1f} % (an instrumented iteration took {b.profiled_ms:.2f} ms; "
+        f"module ranges and Python between operators: {b.annotation_ms:.2f} ms)",
+    ]
+    r = b.roofline
+    if r:
+        lines.append(
+            f"roofline ({r['device']} {r['dtype']}, {r['device_name']}): peak {r['peak_tflops']:.3f} TFLOP/s "
+            f"(matmul {r['matmul_tflops']:.3f}, conv3d {r['conv3d_tflops']:.3f}), bandwidth "
+            f"{r['bandwidth_gbs']:.1f} GB/s, ridge {r['ridge_flop_per_byte']:.1f} FLOP/byte"
+        )
+    return lines
 
 
 _METRIC_NAMES: dict[str, str] = LABELS

@@ -22,6 +22,7 @@ __all__ = [
     "paper_lines",
     "report_markdown",
     "scaling_lines",
+    "throughput_lines",
     "tradeoff_lines",
 ]
 
@@ -121,6 +122,53 @@ def scaling_lines(scaling: pd.DataFrame) -> list[str]:
         ["arch", "setting", "axis", "values", "metric", "exponent", "R²", "note"], body,
         left=("arch", "setting", "axis", "values", "metric", "note"),
     )  # fmt: skip
+
+
+def throughput_lines(frame: pd.DataFrame) -> list[str]:
+    """GMAC/s per architecture, ranked, with which fall below the ridge point (nothing without timed rows)."""
+    if not len(frame):
+        return []
+    lines = ["MACs predict latency only where every architecture runs its MACs equally fast. They do not: achieved "
+             "GMAC/s (MACs per iteration / median latency) differ by setting, ranked fastest first; *x slowest* is "
+             "each one's GMAC/s over the slowest of its setting. FLOP/byte is the forward's arithmetic intensity "
+             "(bytes the layers read and write); *memory* marks those below the measured roofline's ridge point, "
+             "whose speed the memory bandwidth bounds, not the arithmetic units.", ""]  # fmt: skip
+    for (device, dtype, mode, batch), group in frame.groupby(["device", "dtype", "mode", "batch"], sort=False):
+        below = list(dict.fromkeys(r.arch for r in group.itertuples() if r.bound == "memory"))
+        lines += [f"**{md_escape(device)} {md_escape(dtype)}, {md_escape(mode)}, batch {batch}**: "
+                  + (f"below the ridge: {', '.join(md_code(a) for a in below)}." if below
+                     else "every architecture is at or right of the ridge point."), ""]  # fmt: skip
+        body = [
+            [str(r.rank), r.arch, r.input, _fmt(r.gmacs, "{:.2f}"), _fmt(r.latency_ms, "{:.2f}"),
+             _fmt(r.gmacs_per_s, "{:.1f}"), _fmt(r.x_slowest, "{:.2f}"), _fmt(r.mfu, "{:.1%}"),
+             _fmt(r.intensity, "{:.1f}"), _fmt(r.bound)]
+            for r in group.itertuples()
+        ]  # fmt: skip
+        lines += [*markdown_table(
+            ["rank", "arch", "input", "GMACs/iter", "latency (ms)", "GMAC/s", "x slowest", "MFU", "FLOP/byte",
+             "bound"], body, left=("arch", "input", "bound"),
+        ), ""]  # fmt: skip
+    return lines[:-1]
+
+
+def kinds_lines(breakdowns: Sequence[dict[str, Any]]) -> list[str]:
+    """Share of time by kind of work per architecture, from ``inspect --time --json`` breakdowns."""
+    if not breakdowns:
+        return []
+    kinds = [k for k in _KIND_ORDER if any(any(x["kind"] == k for x in b["kinds"]) for b in breakdowns)]
+    lines = ["", "Share of time (and of MACs) by kind of work, from `vbench inspect --time` breakdowns:", ""]
+    body = []
+    for b in breakdowns:
+        by = {x["kind"]: x for x in b["kinds"]}
+        clip = "x".join(str(v) for v in b["input_shape"][2:])
+        body.append(
+            [b["arch"], f"{b['mode']} {b['device']} {b['dtype']} b{b['input_shape'][0]} {clip}"]
+            + [f"{100 * by[k]['pct_time']:.1f} ({100 * by[k]['pct_macs']:.0f})" if k in by else "-" for k in kinds]
+        )
+    return lines + markdown_table(["arch", "setting", *(f"% {k}" for k in kinds)], body, left=("arch", "setting"))
+
+
+_KIND_ORDER = ("3d", "spatial", "temporal", "pointwise", "norm", "activation", "pooling", "gating", "linear", "other")
 
 
 def figures_markdown(images: Sequence[Path], counted_afresh: Sequence[str] = ()) -> str:

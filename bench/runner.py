@@ -207,7 +207,8 @@ def _run_worker(
         log_dir.mkdir(parents=True, exist_ok=True)
     read_fd, write_fd = os.pipe()
     token = secrets.token_hex(16)
-    payload = encode_job(job, plan.request.policy, list(plugins), max_memory, (write_fd, token)).encode()
+    trace_dir = str(log_dir.parent / "traces") if plan.request.trace else None
+    payload = encode_job(job, plan.request.policy, list(plugins), max_memory, (write_fd, token), trace_dir).encode()
     oom_before = _oom_kills()
     try:
         with LIVE.starting():  # an orphan sweep never takes a starting worker for an orphan

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.columns import COLUMNS, EXTRA_COLUMNS, KEY_COLUMNS, REQUIRED_COLUMNS
 from bench.records import STATUSES, Config, Memory, Row, Status
+from bench.roofline import Roofline, intensity
 
 if TYPE_CHECKING:
     from bench.counting import Counts
@@ -73,6 +74,7 @@ def make_row(
     status: Status = "ok",
     error: str = "",
     job_id: str = "",
+    roofline: Roofline | None = None,
 ) -> Row:
     """One results row; every column of :data:`COLUMNS` is present, in order (None where unknown).
 
@@ -127,6 +129,27 @@ def make_row(
         "cudnn_benchmark": env.get("cudnn_benchmark"),
         "warmup": None if m is None else m.warmup,
         "job_id": job_id or None,
+        **_roofline_columns(config, c, m, roofline),  # type: ignore[typeddict-item]
         "samples_ms": [t * 1e3 for t in m.times_s] if m is not None else [],
     }
     return row
+
+
+def _roofline_columns(
+    config: Config, c: Counts | None, m: Measurement | None, roofline: Roofline | None
+) -> dict[str, Any]:
+    """``achieved_tflops``, ``mfu``, ``intensity`` and ``bound`` of a row (None where unknown)."""
+    out: dict[str, Any] = dict.fromkeys(("achieved_tflops", "mfu", "intensity", "bound"))
+    if c is None:
+        return out
+    macs = c.macs if config.mode == "infer" else c.train_macs
+    if c.traffic:
+        out["intensity"] = intensity(c.macs, c.traffic, c.params, config.dtype, config.batch)
+    if m is not None and macs is not None and m.median > 0:
+        out["achieved_tflops"] = 2 * macs * config.batch / m.median / 1e12
+    if roofline is not None:
+        if out["achieved_tflops"] is not None:
+            out["mfu"] = out["achieved_tflops"] / roofline.peak_tflops
+        if out["intensity"] is not None:
+            out["bound"] = roofline.bound(out["intensity"])
+    return out

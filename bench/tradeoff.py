@@ -31,7 +31,7 @@ from bench import report_md
 from bench.analysis import fit_growth, pareto_front
 from bench.errors import OutputError, UsageError
 from bench.schema import clip_of, is_missing
-from bench.validate import ACCURACY_COLUMNS, load_accuracy, show_path
+from bench.validate import ACCURACY_COLUMNS, load_accuracy, load_breakdowns, show_path
 
 __all__ = [
     "ACCURACY_COLUMNS",
@@ -45,6 +45,7 @@ __all__ = [
     "load_accuracy",
     "paper_frame",
     "scaling_frame",
+    "throughput_frame",
     "tradeoff_frame",
     "tradeoff_markdown",
     "write_report",
@@ -268,6 +269,39 @@ def scaling_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
 # ---------------------------------------------------------------- the report's tables
 
 
+def throughput_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Why latency does not follow MACs: achieved GMAC/s of every timed ok row, ranked within its setting.
+
+    One row per timed configuration (device, dtype, mode, batch, input), with
+    its MACs per iteration, latency, GMAC/s, TFLOP/s, MFU, arithmetic intensity
+    and roofline class, ranked fastest-per-MAC first within each (device, dtype,
+    mode, batch); ``x_slowest``: its GMAC/s over the setting's slowest.
+    """
+    columns = ["device", "dtype", "mode", "batch", "rank", "arch", "input", "gmacs", "latency_ms", "gmacs_per_s",
+               "x_slowest", "achieved_tflops", "mfu", "intensity", "bound"]  # fmt: skip
+    out = []
+    for r in rows:
+        macs = r.get("gmacs") if r.get("mode") == "infer" else r.get("train_gmacs")
+        lat = r.get("latency_ms")
+        if r.get("status") != "ok" or is_missing(macs) or is_missing(lat) or not lat:
+            continue
+        per_iter = float(macs) * int(r["batch"])  # type: ignore[arg-type]
+        out.append({
+            "device": r["device"], "dtype": r["dtype"], "mode": r["mode"], "batch": r["batch"], "arch": r["arch"],
+            "input": clip_of(r), "gmacs": per_iter, "latency_ms": lat, "gmacs_per_s": per_iter / (lat / 1e3),
+            "achieved_tflops": r.get("achieved_tflops"), "mfu": r.get("mfu"), "intensity": r.get("intensity"),
+            "bound": r.get("bound"),
+        })  # fmt: skip
+    frame = pd.DataFrame(out, columns=[c for c in columns if c not in ("rank", "x_slowest")])
+    if not len(frame):
+        return pd.DataFrame(columns=columns)
+    setting = ["device", "dtype", "mode", "batch"]
+    frame = frame.sort_values([*setting, "gmacs_per_s"], ascending=[True] * 4 + [False]).reset_index(drop=True)
+    frame["rank"] = frame.groupby(setting).cumcount() + 1
+    frame["x_slowest"] = frame["gmacs_per_s"] / frame.groupby(setting)["gmacs_per_s"].transform("min")
+    return frame[columns]
+
+
 @dataclass(frozen=True)
 class Section:
     """One table of the report: its CSV, its Markdown section, how it is computed and how it is rendered.
@@ -290,19 +324,54 @@ SECTIONS: tuple[Section, ...] = (
     Section("failures", "Failures", lambda rows, _: failures_frame(rows), report_md.failures_lines),
     Section("paper", "Ours beside the papers", lambda rows, _: paper_frame(rows), report_md.paper_lines),
     Section("scaling", "Scaling", lambda rows, _: scaling_frame(rows), report_md.scaling_lines),
+    Section(
+        "throughput",
+        "Why latency does not follow MACs",
+        lambda rows, _: throughput_frame(rows),
+        report_md.throughput_lines,
+    ),
 )
 """The report's tables, in the order of the Markdown; a new table is one more entry."""
 
 
 def tradeoff_markdown(
-    trade: pd.DataFrame, paper: pd.DataFrame, scaling: pd.DataFrame, failures: pd.DataFrame, sources: Sequence[str]
+    trade: pd.DataFrame,
+    paper: pd.DataFrame,
+    scaling: pd.DataFrame,
+    failures: pd.DataFrame,
+    sources: Sequence[str],
+    throughput: pd.DataFrame | None = None,
 ) -> str:
-    """The whole report as Markdown, from its four frames: trade-off, failures, ours vs the papers, scaling."""
-    return _markdown({"tradeoff": trade, "paper": paper, "scaling": scaling, "failures": failures}, sources)
+    """The whole report as Markdown, from its frames: trade-off, failures, ours vs the papers, scaling and
+    (when given) throughput."""
+    frames = {"tradeoff": trade, "paper": paper, "scaling": scaling, "failures": failures}
+    frames["throughput"] = throughput if throughput is not None else throughput_frame([])
+    return _markdown(frames, sources)
 
 
-def _markdown(frames: dict[str, pd.DataFrame], sources: Sequence[str]) -> str:
-    return report_md.report_markdown([(s.title, s.render(frames[s.name])) for s in SECTIONS], sources)
+def _markdown(
+    frames: dict[str, pd.DataFrame], sources: Sequence[str], extra: dict[str, list[str]] | None = None
+) -> str:
+    """The report's Markdown; ``extra`` appends lines to a section's body (by the section's CSV name)."""
+    extra = extra or {}
+    return report_md.report_markdown(
+        [(s.title, s.render(frames[s.name]) + extra.get(s.name, [])) for s in SECTIONS], sources
+    )
+
+
+def _rooflines(envs: Sequence[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(device, dtype) -> the measured roofline the runs recorded (the last run's, where several did)."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for env in envs:
+        for dtype, r in (env.get("rooflines") or {}).items():
+            if isinstance(r, dict) and all(_finite(r.get(k)) for k in ("peak_tflops", "bandwidth_gbs",
+                                                                       "ridge_flop_per_byte")):  # fmt: skip
+                out[(str(r.get("device", env.get("device", ""))), str(dtype))] = r
+    return out
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and 0 < v < float("inf")
 
 
 # ---------------------------------------------------------------- the whole report
@@ -311,7 +380,7 @@ MANIFEST = ".vbench-report.json"
 """Written into the report folder: the names of the files ``vbench report`` wrote there."""
 
 _TABLES = tuple(s.name for s in SECTIONS)
-_FIGURES = ("tradeoff_gmacs", "tradeoff_latency", "scaling", "mixed_variants")
+_FIGURES = ("tradeoff_gmacs", "tradeoff_latency", "scaling", "mixed_variants", "roofline", "time_by_kind")
 _COUNTED_AFRESH = ("mixed_variants",)
 """Figures whose numbers ``vbench report`` counts with this checkout's models instead of reading them from the runs."""
 REPORT_FILES = frozenset(
@@ -405,6 +474,7 @@ def write_report(
     plots: bool = True,
     variants: bool | None = None,
     overwrite: bool = False,
+    breakdowns: Sequence[str | Path] = (),
 ) -> tuple[str, list[Path], list[str]]:
     """Read the runs, write ``report.md``, the CSV tables and the figures into ``out_dir``.
 
@@ -413,6 +483,8 @@ def write_report(
             says); None: when a run holds an architecture of a mixed 2D/3D family.
         overwrite: Write into ``out_dir`` even though it holds files vbench report
             did not write (they are left alone). See :func:`check_report_folder`.
+        breakdowns: ``vbench inspect --time --json`` files: their time by kind of work joins the
+            "Why latency does not follow MACs" section and its figure.
 
     Returns:
         The Markdown, the paths written (the manifest last), and notes for the user (e.g. plots skipped).
@@ -425,11 +497,13 @@ def write_report(
     from bench.results import atomic_write_text, load_results
 
     own = check_report_folder(out_dir, overwrite)
-    rows = [row for source in sources for row in load_results(source)[0]]
+    runs = [load_results(source) for source in sources]
+    rows = [row for run_rows, _ in runs for row in run_rows]
     user = load_accuracy(accuracy_file) if accuracy_file is not None else []
+    kinds = [b for path in breakdowns for b in load_breakdowns(path)]
     accuracy = accuracy_records(user, published)
     frames = {s.name: s.compute(rows, accuracy) for s in SECTIONS}
-    text = _markdown(frames, [str(s) for s in sources])
+    text = _markdown(frames, [str(s) for s in sources], {"throughput": report_md.kinds_lines(kinds)})
 
     written: list[Path] = []
     notes = []
@@ -451,6 +525,9 @@ def write_report(
                 written += figures.plot_tradeoff(frames["tradeoff"], "gmacs", out_dir / "tradeoff_gmacs")
                 written += figures.plot_tradeoff(frames["tradeoff"], "latency_ms", out_dir / "tradeoff_latency")
                 written += figures.plot_scaling(rows, out_dir / "scaling")
+                written += figures.plot_roofline(frames["throughput"], _rooflines([e for _, e in runs]),
+                                                 out_dir / "roofline")  # fmt: skip
+                written += figures.plot_time_by_kind(kinds, out_dir / "time_by_kind")
                 if variants or (variants is None and _holds_mixed_family(rows)):
                     from bench.variants import resnet_variants, split_sweep
 

@@ -562,3 +562,41 @@ def load_accuracy(path: str | Path) -> list[dict[str, Any]]:
     if not records:
         raise UsageError(f"accuracy file {name} holds no records")
     return [_accuracy_record(where, r) for where, r in zip(wheres, records)]
+
+
+_KIND_FIELDS = ("latency_ms", "pct_time", "gmacs", "pct_macs")
+
+
+def _breakdown(where: str, b: Any) -> dict[str, Any]:
+    """One ``inspect --time --json`` breakdown, its fields checked as the report reads them."""
+    if not isinstance(b, dict):
+        raise UsageError(f"{where}: a breakdown must be a JSON object")
+    for key in ("arch", "mode", "device", "dtype"):
+        if not _name(b.get(key)):
+            raise UsageError(f"{where}: {key!r} must be a name on one line, not {show(b.get(key))}")
+    shape = b.get("input_shape")
+    if not (isinstance(shape, list) and len(shape) == 5 and all(_positive_int(v) for v in shape)):
+        raise UsageError(f"{where}: 'input_shape' must be 5 positive integers (B, C, T, H, W)")
+    kinds = b.get("kinds")
+    if not isinstance(kinds, list) or not kinds:
+        raise UsageError(f"{where}: 'kinds' must be a non-empty list")
+    for i, k in enumerate(kinds, 1):
+        if not isinstance(k, dict) or not _name(k.get("kind")):
+            raise UsageError(f"{where}, kind {i}: needs a 'kind' name")
+        bad = [f for f in _KIND_FIELDS if not (_is_number(k.get(f)) and math.isfinite(k[f]) and k[f] >= 0)]
+        if bad:
+            raise UsageError(f"{where}, kind {i}: {bad[0]!r} must be a finite number >= 0, not {show(k.get(bad[0]))}")
+    return b
+
+
+def load_breakdowns(path: str | Path) -> list[dict[str, Any]]:
+    """The breakdowns in an ``inspect --time --json`` file: one object, or an object of them by name.
+
+    Raises:
+        UsageError: a missing, unreadable or malformed file (its first problem, in one line).
+    """
+    name = show_path(path)
+    doc = parse_json(read_text(Path(path), "breakdown file", RESULTS_CAP), f"breakdown file {name} is not valid JSON")
+    if isinstance(doc, dict) and "kinds" not in doc and doc and all(isinstance(v, dict) for v in doc.values()):
+        return [_breakdown(f"breakdown file {name}, {show(k)}", v) for k, v in doc.items()]
+    return [_breakdown(f"breakdown file {name}", doc)]

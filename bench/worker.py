@@ -44,6 +44,7 @@ def encode_job(
     plugins: list[dict[str, Any]],
     max_memory: int | None = None,
     channel: tuple[int, str] = (-1, ""),
+    trace_dir: str | None = None,
 ) -> str:
     """The JSON a worker reads on stdin (``job`` is a :class:`bench.plan.Job`; plugins as
     :func:`bench.plugins.load_plugins`; ``channel``: the result pipe's descriptor and the token
@@ -58,6 +59,7 @@ def encode_job(
             "policy": asdict(policy),
             "plugins": plugins,
             "max_memory": max_memory,
+            "trace_dir": trace_dir,
         }
     )
 
@@ -124,11 +126,15 @@ def main() -> int:
     device = configs[0].device if configs else "cpu"
     setup_device(device)
     env = environment(device)
+    rooflines = _rooflines(device, sorted({c.dtype for c in configs if not unsupported(c)}))
+    env["rooflines"] = {dtype: r.to_dict() for dtype, r in rooflines.items()}
     channel.send("env", {"env": env})
 
     for config in configs:
         c = counts[(config.frames, config.height, config.width)]
-        row = functools.partial(make_row, config, family=family, env=env, counts=c, job_id=spec["id"])
+        row = functools.partial(
+            make_row, config, family=family, env=env, counts=c, job_id=spec["id"], roofline=rooflines.get(config.dtype)
+        )
         why = unsupported(config)
         if why:
             channel.send("row", {"row": row(status="unsupported", error=why)})
@@ -141,6 +147,8 @@ def main() -> int:
         try:
             result = measure_config(config, policy, expected_shape=(config.batch, *c.output_shape[1:]))
             out = row(measurement=result.measurement, memory=result.memory)
+            if spec.get("trace_dir"):
+                _trace(config, spec["trace_dir"])
         except (Exception, SystemExit, KeyboardInterrupt) as e:  # the model's, never the parent's: it sends SIGKILL
             status: Status = "oom" if isinstance(e, Exception) and is_oom(e) else "error"
             if status == "error":
@@ -148,6 +156,43 @@ def main() -> int:
             out = row(status=status, error=first_line(e)[:500])
         channel.send("row", {"row": out})
     return 0
+
+
+def _trace(config: Any, folder: str) -> None:
+    """A Chrome/Perfetto trace of two iterations of ``config`` (a trace that fails is said on the log; the
+    row, already measured, is kept)."""
+    import hashlib
+    import re
+    from pathlib import Path
+
+    from bench.breakdown import write_trace
+    from bench.errors import first_line
+
+    flags = [f for f in ("channels_last", "compiled", "cuda_graphs") if getattr(config, f)]
+    parts = [config.arch, config.mode, f"b{config.batch}", f"{config.frames}x{config.height}x{config.width}",
+             config.device, config.dtype, *flags]  # fmt: skip
+    if config.arch_kwargs:
+        parts.append(hashlib.sha1(json.dumps(dict(config.arch_kwargs), sort_keys=True).encode()).hexdigest()[:8])
+    name = re.sub(r"[^A-Za-z0-9._+-]", "_", "-".join(parts))
+    try:
+        write_trace(config, Path(folder) / f"{name}.json")
+    except Exception as e:
+        print(f"vbench: no trace for {name}: {first_line(e)}", file=sys.stderr)
+
+
+def _rooflines(device: str, dtypes: list[str]) -> dict[str, Any]:
+    """The device's measured roofline for each dtype (cached across runs); one that cannot be
+    measured is left out, and its rows have no ``mfu`` (said on the log, never a lost row)."""
+    from bench.errors import first_line
+    from bench.roofline import roofline_for
+
+    found = {}
+    for dtype in dtypes:
+        try:
+            found[dtype] = roofline_for(device, dtype)
+        except Exception as e:  # a dtype without kernels on this device: its rows still get measured
+            print(f"vbench: no roofline for {device} {dtype}: {first_line(e)}", file=sys.stderr)
+    return found
 
 
 def _skip_reason(need: int, limit: int, spec: dict[str, Any]) -> str:

@@ -5,11 +5,12 @@
 # about 8 minutes:
 #   0. self-check (20 s): bench and archs import, CUDA is there, the GPU's name;
 #   1. the grid: every architecture at its paper input, infer and train, fp32 and bf16,
-#      batch 1 and 8 (230 s);
+#      batch 1 and 8 (215 s);
 #   2. the harness overhead against a bare CUDA-event loop, 3 architectures (60 s);
 #   3. the CUDA-marked tests (50 s);
 #   4. channels-last, --compile and --cuda-graphs on 3 architectures (75 s);
-#   5. the --gpus path on GPU 0 (25 s).
+#   5. the --gpus path on GPU 0 (25 s);
+#   6. the measured roofline and one time breakdown (inspect --time, r2plus1d_18, bf16, batch 8) (40 s).
 # Everything goes under OUT_DIR in at most 8 files (run folders as .tgz); a short table last.
 #
 #   bash benchmarks/gpu_check.sh OUT_DIR
@@ -20,6 +21,7 @@ mkdir -p "$out"
 cd "$(dirname "$0")/.."
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 runs=$(mktemp -d)
+export VBENCH_CACHE_DIR=$runs/cache  # the roofline is measured once, by the first worker that needs it
 vb() { local limit=$1; shift; timeout "$limit" "$py" -m bench.cli "$@"; }
 
 # 0. Self-check: stop at once if this machine cannot run the rest.
@@ -38,7 +40,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >>
 
 # 1. The grid.
 start=$(date +%s)
-vb 230 profile --arch all --device cuda --batch 1,8 --mode both --dtype fp32,bf16 \
+vb 215 profile --arch all --device cuda --batch 1,8 --mode both --dtype fp32,bf16 \
   --warmup 3 --repeats 10 --max-time 2 --timeout 60 --out "$runs/grid" > "$runs/grid.log" 2>&1
 echo "grid exit code $? after $(( $(date +%s) - start )) s" >> "$runs/grid.log"
 
@@ -58,6 +60,10 @@ vb 20 profile "${three[@]}" --cuda-graphs --out "$runs/cuda_graphs" >> "$runs/op
 # 5. One worker per GPU slot, on GPU 0.
 vb 25 profile --arch 'mc*' --device cuda --gpus 0 --batch 8 --warmup 3 --repeats 10 --max-time 2 \
   --out "$runs/gpus" > "$runs/gpus.log" 2>&1
+
+# 6. The roofline and where the time goes on the GPU (the breakdown JSON holds the roofline too).
+vb 40 inspect r2plus1d_18 --time --device cuda --dtype bf16 --batch 8 --json > "$out/breakdown_cuda.json" \
+  2> "$runs/breakdown.log"
 
 # The short table, then the files (at most 8).
 {
@@ -79,9 +85,17 @@ PY
   done
   echo "cuda tests: $(tail -1 "$out/pytest_cuda.txt")"
   grep '^|' "$out/overhead_cuda.md" 2>/dev/null || echo "overhead: $(tail -1 "$runs/overhead.log")"
+  "$py" - "$out/breakdown_cuda.json" <<'PY' 2>/dev/null || echo "breakdown: $(tail -1 "$runs/breakdown.log")"
+import json, sys
+b = json.load(open(sys.argv[1])); r = b["roofline"]
+print(f"roofline {r['dtype']}: peak {r['peak_tflops']:.1f} TFLOP/s, {r['bandwidth_gbs']:.0f} GB/s, ridge "
+      f"{r['ridge_flop_per_byte']:.0f} FLOP/B; r2plus1d_18 b8 bf16: {b['latency_ms']:.2f} ms, sum check "
+      f"{100 * b['sum_ratio']:.1f} %, profiler {100 * b['profiler_ratio']:.1f} %; kinds: "
+      + ", ".join(f"{k['kind']} {100 * k['pct_time']:.0f} %" for k in b["kinds"]))
+PY
 } > "$out/summary.txt"
 tar -czf "$out/grid.tgz" -C "$runs" grid 2>/dev/null
 tar -czf "$out/options.tgz" -C "$runs" channels_last compile cuda_graphs gpus 2>/dev/null
-tar -czf "$out/logs.tgz" -C "$runs" grid.log overhead.log options.log gpus.log 2>/dev/null
+tar -czf "$out/logs.tgz" -C "$runs" grid.log overhead.log options.log gpus.log breakdown.log 2>/dev/null
 rm -rf "$runs"
 cat "$out/summary.txt"

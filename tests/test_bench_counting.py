@@ -65,9 +65,10 @@ def test_activations_are_the_elements_written_by_leaf_modules():
 
     with torch.device("meta"):
         m = model.to("meta")
-    with counting._activation_hooks(m) as written:
+    with counting._activation_hooks(m) as (written, read):
         m(torch.empty(1, 3, 2, 4, 4, device="meta"))
     assert written == {"0": 256, "1": 256, "2": 256, "3": 5}
+    assert read == {"0": 96, "1": 256, "2": 256, "3": 256}  # each one's tensor input: the traffic's other half
 
 
 def test_module_breakdown_sums_to_the_total():

@@ -43,6 +43,8 @@ OLD_EXTRA = (
     "latency_ci_low_ms", "latency_ci_high_ms", "noisy", "peak_mem_reserved_mib", "threads", "cudnn_benchmark",
     "warmup", "job_id",
 )  # fmt: skip
+ROOFLINE_EXTRA = ("achieved_tflops", "mfu", "intensity", "bound")
+"""Columns added after the registry (issue 13), at the end so that the CSV's older columns keep their places."""
 OLD_KEY = (
     "arch", "arch_kwargs", "mode", "batch", "frames", "height", "width", "device", "dtype", "channels_last",
     "compiled", "cuda_graphs",
@@ -67,8 +69,8 @@ def test_the_registry_derives_the_old_tuples_exactly():
     from bench import compare, schema
 
     assert REQUIRED_COLUMNS == OLD_REQUIRED
-    assert columns.EXTRA_COLUMNS == OLD_EXTRA
-    assert COLUMNS == OLD_REQUIRED + OLD_EXTRA
+    assert columns.EXTRA_COLUMNS == OLD_EXTRA + ROOFLINE_EXTRA
+    assert COLUMNS == OLD_REQUIRED + OLD_EXTRA + ROOFLINE_EXTRA
     assert KEY_COLUMNS == OLD_KEY
     assert EXACT_METRICS == OLD_EXACT
     assert compare.EXACT_METRICS == OLD_EXACT
@@ -95,7 +97,8 @@ def test_the_type_checks_of_a_file_come_from_the_registry():
         **dict.fromkeys(("params", "trainable_params", "n_samples", "warmup", "threads"), v._COUNT),
         **dict.fromkeys(("gmacs", "gflops", "train_gmacs", "activations_m", "latency_ms", "latency_iqr_ms",
                          "latency_min_ms", "latency_ci_low_ms", "latency_ci_high_ms", "clips_per_s", "peak_mem_mib",
-                         "peak_mem_reserved_mib"), v._AMOUNT),
+                         "peak_mem_reserved_mib", "achieved_tflops", "mfu", "intensity"), v._AMOUNT),
+        "bound": v._NAME_OR_NONE,
     }  # fmt: skip
     assert set(v.ROW_CHECKS) == set(COLUMNS)
     assert {k: c for k, c in v.ROW_CHECKS.items() if k not in ("status", "arch_kwargs")} == old
@@ -114,7 +117,7 @@ def test_the_readme_results_columns_section_is_rendered_from_the_registry():
 
 def test_row_is_typed_with_every_column():
     assert Row.__required_keys__ == frozenset(REQUIRED_COLUMNS)
-    assert Row.__optional_keys__ == frozenset((*OLD_EXTRA, "samples_ms"))
+    assert Row.__optional_keys__ == frozenset((*OLD_EXTRA, *ROOFLINE_EXTRA, "samples_ms"))
 
 
 def test_make_row_fills_every_column_in_order():

@@ -277,7 +277,8 @@ def test_report_markdown_keeps_its_rows(tmp_path):
         return text
 
     text = make(ONE_LINE, "hostile")
-    _assert_safe(text, make(_benign(ONE_LINE), "benign"), [2 * len(ONE_LINE), len(ONE_LINE)])
+    # the trade-off table, the failures, and the throughput ranking (one line per timed row)
+    _assert_safe(text, make(_benign(ONE_LINE), "benign"), [2 * len(ONE_LINE), len(ONE_LINE), len(ONE_LINE)])
     rendered = _markdown().render(text)
     assert rendered.count("<li>") == len(ONE_LINE)  # the accuracy sources
     assert html.unescape(re.findall(r"<code>(.*?)</code>", rendered)[0]) == str(tmp_path / "hostile" / "run`x")
@@ -320,7 +321,9 @@ def test_rich_tables_show_markup_literally():
               "paper": f"{m}, x, CVPR 2018"} for m in MARKUP]  # fmt: skip
     text, _ = _render(arch_table(specs))
     assert all(m in text for m in MARKUP)
-    modules = [SimpleNamespace(name=f"root.{m}", type=m, depth=1, params=10, macs=100, activations=5) for m in MARKUP]
+    modules = [
+        SimpleNamespace(name=f"root.{m}", type=m, depth=1, params=10, macs=100, activations=5, traffic=9) for m in MARKUP
+    ]
     text, _ = _render(inspect_table(modules, title="[/]"))
     assert all(m in text for m in MARKUP) and "[/]" in text.splitlines()[0]
     text, _ = _render(plain("wrote [/] :smile: [bold]x"))
@@ -432,7 +435,7 @@ def test_report_rewrites_its_own_folder_and_overwrite_keeps_the_rest(tmp_path):
     _, paths, _ = _report(tmp_path, out)
     assert paths[-1].name == MANIFEST
     manifest = json.loads((out / MANIFEST).read_text())["files"]
-    assert set(manifest) == {"report.md", "tradeoff.csv", "paper.csv", "scaling.csv", "failures.csv"}
+    assert set(manifest) == {"report.md", "tradeoff.csv", "paper.csv", "scaling.csv", "failures.csv", "throughput.csv"}
     _report(tmp_path, out)  # its own: rewritten
     (out / "notes.txt").write_text("mine")
     with pytest.raises(UsageError, match=r"notes\.txt"):

@@ -1,0 +1,418 @@
+"""Where the time goes: attribution of operator time to modules, the roofline probe, ``inspect --time``.
+
+Attribution is checked exactly on hand-made profiler events, and on a toy
+model whose modules have known relative costs; the roofline's arithmetic on a
+fake clock; the command through the CLI in subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from bench.breakdown import OUTSIDE, ROOT_OPS, SCOPE, Op, attribute, module_kind, profile_model
+from bench.counting import count
+from bench.records import Config
+from bench.roofline import ProbeSizes, Roofline, intensity, probe, roofline_for
+from bench.schema import make_row
+from bench.timing import Measurement
+
+BACKWARD = "autograd::engine::evaluate_function: "
+
+
+# -- attribution, exactly, on hand-made events ------------------------------------------------
+
+
+def test_attribution_of_hand_made_events_is_exact() -> None:
+    ops = [
+        Op(SCOPE + "", 5.0, annotation=True),  # 0: the root's range
+        Op(SCOPE + "conv", 1.0, parent=0, annotation=True),  # 1
+        Op("aten::conv3d", 2.0, parent=1, seq=10),  # 2
+        Op("aten::mkldnn_convolution", 100.0, parent=2),  # 3
+        Op(SCOPE + "block", 1.0, parent=0, annotation=True),  # 4
+        Op(SCOPE + "block.relu", 0.5, parent=4, annotation=True),  # 5
+        Op("aten::relu_", 7.0, parent=5, seq=11),  # 6
+        Op("aten::add", 3.0, parent=4, seq=12),  # 7: the block's own operator (a residual add)
+        Op("aten::mean", 4.0, parent=0, seq=13),  # 8: the root's own operator
+        Op("aten::nll_loss", 6.0, seq=14),  # 9: the loss, outside the model
+        Op(BACKWARD + "NllLossBackward0", 2.0, seq=14),  # 10: outside (no module made it)
+        Op(BACKWARD + "ConvolutionBackward0", 1.0, seq=10),  # 11: the conv's backward node
+        Op("aten::convolution_backward", 200.0, parent=11),  # 12
+        Op(BACKWARD + "ReluBackward0", 9.0, seq=11),  # 13
+        Op(BACKWARD + "torch::autograd::AccumulateGrad", 8.0),  # 14: gradient accumulation: outside
+        Op("Optimizer.step#SGD.step", 2.5, annotation=True),  # 15
+        Op("aten::add_", 11.0, parent=15),  # 16: the optimiser's work, outside
+    ]
+    got = attribute(ops)
+    assert dict(got.forward_us) == {"conv": 102.0, "block.relu": 7.0, "block": 3.0, "": 4.0}
+    assert dict(got.backward_us) == {"conv": 201.0, "block.relu": 9.0}
+    assert got.outside_us == 6.0 + 2.0 + 8.0 + 11.0
+    assert got.annotation_us == 5.0 + 1.0 + 1.0 + 0.5 + 2.5
+    operators = sum(op.self_us for op in ops if not op.annotation)
+    assert got.total_us == operators  # nothing dropped, nothing counted twice
+
+
+def test_a_backward_node_is_matched_on_its_forward_thread() -> None:
+    ops = [
+        Op(SCOPE + "a", 0.0, thread=1, annotation=True),
+        Op("aten::mm", 1.0, parent=0, seq=3, thread=1),
+        Op(SCOPE + "b", 0.0, thread=2, annotation=True),
+        Op("aten::mm", 1.0, parent=2, seq=3, thread=2),  # the same sequence number on another thread
+        Op(BACKWARD + "MmBackward0", 5.0, seq=3, thread=7, fwd_thread=2),
+    ]
+    assert dict(attribute(ops).backward_us) == {"b": 5.0}
+
+
+# -- attribution on a real run of a toy model ---------------------------------------------------
+
+
+class _Matmuls(nn.Module):
+    """``times`` products with a fixed square matrix: its cost is ``times`` units."""
+
+    def __init__(self, times: int, n: int = 384) -> None:
+        super().__init__()
+        self.times = times
+        self.weight = nn.Parameter(torch.randn(n, n) / n**0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(self.times):
+            x = x @ self.weight
+        return x
+
+
+class _Toy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.light = _Matmuls(1)
+        self.heavy = _Matmuls(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.heavy(self.light(x))
+
+
+def test_a_toy_models_time_goes_to_its_modules_in_proportion_to_their_work() -> None:
+    torch.manual_seed(0)
+    model = _Toy()
+    x = torch.randn(384, 384)
+    with torch.inference_mode():
+        fn = lambda: model(x)  # noqa: E731
+        fn()
+        run = profile_model(model, fn, "cpu", iterations=10)
+    fwd = run.attribution.forward_us
+    assert set(fwd) <= {"", "light", "heavy"}
+    ratio = fwd["heavy"] / fwd["light"]
+    assert 2.0 < ratio < 8.0, f"heavy does 4x the work of light; attributed {ratio:.2f}x"
+    # Everything the profiler saw, and only that, is attributed.
+    assert run.attribution.total_us == pytest.approx(run.profiler_us, rel=1e-6)
+    assert len(run.walls) == 10
+
+
+def test_a_training_step_splits_forward_and_backward_per_module() -> None:
+    torch.manual_seed(0)
+    model = _Toy()
+    x = torch.randn(256, 384)
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        model(x).square().mean().backward()
+
+    step()
+    run = profile_model(model, step, "cpu", iterations=3)
+    a = run.attribution
+    assert a.backward_us["heavy"] > a.backward_us["light"] > 0  # backward nodes found their modules
+    assert a.forward_us["heavy"] > a.forward_us["light"] > 0
+    assert a.outside_us > 0  # the loss and gradient accumulation
+    assert a.total_us == pytest.approx(run.profiler_us, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("module", "kind"),
+    [
+        (nn.Conv3d(4, 4, 3), "3d"),
+        (nn.Conv3d(4, 4, (1, 3, 3)), "spatial"),
+        (nn.Conv3d(4, 4, (3, 1, 1)), "temporal"),
+        (nn.Conv3d(4, 4, 1), "pointwise"),
+        (nn.Conv3d(4, 4, (4, 7, 7)), "3d"),
+        (nn.BatchNorm3d(4), "norm"),
+        (nn.ReLU(), "activation"),
+        (nn.MaxPool3d(2), "pooling"),
+        (nn.AdaptiveAvgPool3d(1), "pooling"),
+        (nn.Linear(4, 4), "linear"),
+        (nn.Dropout(), "other"),
+    ],
+)
+def test_module_kinds(module: nn.Module, kind: str) -> None:
+    assert module_kind(module) == kind
+
+
+def test_everything_inside_a_gating_module_is_gating() -> None:
+    from bench.breakdown import _kinds
+    from bench.counting import build_meta
+
+    kinds = _kinds(build_meta("s3d_g"))
+    gates = [name for name in kinds if name.endswith("gate") or "Gating" in name]
+    gating = {n for n, k in kinds.items() if k == "gating"}
+    assert gating, "S3D-G has self-gating modules"
+    assert all(any(n == g or n.startswith(g + ".") for g in gating) for n in gating)
+    assert not any(k == "gating" for n, k in _kinds(build_meta("s3d")).items()), f"S3D has no gates: {gates}"
+
+
+# -- the roofline ---------------------------------------------------------------------------------
+
+
+class _FakeClock:
+    """Returns the given seconds in turn (cycling); never runs the function."""
+
+    def __init__(self, *seconds: float) -> None:
+        self.seconds = seconds
+        self.calls = 0
+
+    def time(self, fn: object) -> float:
+        t = self.seconds[self.calls % len(self.seconds)]
+        self.calls += 1
+        return t
+
+
+SMALL = ProbeSizes(matmul=64, conv3d=(1, 4, 2, 8), copy_mib=1, repeats=3)
+
+
+def test_the_roofline_probe_on_a_fake_clock() -> None:
+    clock = _FakeClock(0.5)
+    r = probe("cpu", "fp32", sizes=SMALL, clock=clock, device_name="fake")
+    assert clock.calls == 9  # three probes, three timed runs each (the warm-up runs are not timed)
+    assert r.matmul_tflops == pytest.approx(2 * 64**3 / 0.5 / 1e12)
+    assert r.conv3d_tflops == pytest.approx(2 * 1 * 4 * 4 * 27 * 2 * 8 * 8 / 0.5 / 1e12)
+    assert r.bandwidth_gbs == pytest.approx(2 * 2**20 / 0.5 / 1e9)
+    assert r.peak_tflops == max(r.matmul_tflops, r.conv3d_tflops)
+    assert r.ridge == pytest.approx(r.peak_tflops * 1e12 / (r.bandwidth_gbs * 1e9))
+
+
+def test_the_probe_takes_the_median_of_its_repeats() -> None:
+    # Per probe, three timed runs: 1 s, 3 s, 2 s -> the median, 2 s, for each of the three.
+    r = probe("cpu", "fp32", sizes=SMALL, clock=_FakeClock(1.0, 3.0, 2.0), device_name="fake")
+    assert r.matmul_tflops == pytest.approx(2 * 64**3 / 2.0 / 1e12)
+    assert r.bandwidth_gbs == pytest.approx(2 * 2**20 / 2.0 / 1e9)
+
+
+def test_roofline_arithmetic() -> None:
+    r = Roofline("cpu", "x", "fp32", "t", 2, matmul_tflops=1.0, conv3d_tflops=2.0, bandwidth_gbs=100.0)
+    assert r.peak_tflops == 2.0
+    assert r.ridge == pytest.approx(20.0)  # 2e12 FLOP/s / 1e11 B/s
+    assert r.attainable_tflops(10.0) == pytest.approx(1.0)
+    assert r.attainable_tflops(40.0) == 2.0
+    assert (r.bound(19.9), r.bound(20.0)) == ("memory", "compute")
+    assert Roofline.from_dict(r.to_dict()) == r
+
+
+def test_the_roofline_is_cached_per_device_dtype_and_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench.roofline as roofline
+
+    probes = []
+
+    def fake_probe(device: str, dtype: str = "fp32", **kw: object) -> Roofline:
+        probes.append((device, dtype))
+        return Roofline(device, str(kw.get("device_name")), dtype, torch.__version__, torch.get_num_threads(),
+                        1.0, 2.0, 50.0)  # fmt: skip
+
+    monkeypatch.setattr(roofline, "probe", fake_probe)
+    path = tmp_path / "cache" / "roofline.json"
+    first = roofline_for("cpu", "fp32", path=path)
+    assert roofline_for("cpu", "fp32", path=path) == first
+    assert probes == [("cpu", "fp32")]  # the second call read the cache
+    roofline_for("cpu", "bf16", path=path)
+    assert probes == [("cpu", "fp32"), ("cpu", "bf16")]
+    roofline_for("cpu", "fp32", path=path, refresh=True)
+    assert len(probes) == 3
+    path.write_text("{not json")  # a damaged cache is measured again, never trusted
+    roofline_for("cpu", "fp32", path=path)
+    assert len(probes) == 4
+    assert json.loads(path.read_text())  # and rewritten whole
+
+
+def test_a_timed_row_states_its_throughput_and_mfu() -> None:
+    c = count("r3d_18", (1, 3, 8, 16, 16), train=True)
+    config = Config("r3d_18", batch=2, frames=8, height=16, width=16, device="cpu", mode="infer")
+    roof = Roofline("cpu", "x", "fp32", "t", 2, matmul_tflops=0.1, conv3d_tflops=0.2, bandwidth_gbs=10.0)
+    m = Measurement((0.010, 0.020, 0.030))
+    row = make_row(config, family="r3d", env={}, counts=c, measurement=m, roofline=roof)
+    achieved = 2 * c.macs * 2 / 0.020 / 1e12
+    assert row["achieved_tflops"] == pytest.approx(achieved)
+    assert row["mfu"] == pytest.approx(achieved / 0.2)
+    assert row["intensity"] == pytest.approx(intensity(c.macs, c.traffic, c.params, "fp32", 2))
+    assert row["bound"] == roof.bound(row["intensity"])
+    train = make_row(Config("r3d_18", 2, 8, 16, 16, "cpu", mode="train"), family="r3d", env={}, counts=c,
+                     measurement=m, roofline=roof)  # fmt: skip
+    assert train["achieved_tflops"] == pytest.approx(2 * c.train_macs * 2 / 0.020 / 1e12)  # type: ignore[operator]
+    untimed = make_row(config, family="r3d", env={}, counts=c, status="error", error="x")
+    assert untimed["achieved_tflops"] is None and untimed["mfu"] is None
+
+
+def test_intensity_by_hand() -> None:
+    # 1000 MACs per clip, 100 activation elements moved per clip, 10 weights; batch 2 in bf16:
+    # FLOPs 2 * 1000 * 2 = 4000; bytes 2 * 100 * 2 + 4 * 10 = 440.
+    assert intensity(1000, 100, 10, "bf16", batch=2) == pytest.approx(4000 / 440)
+
+
+# -- through the CLI --------------------------------------------------------------------------------
+
+
+def _vbench(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def r3d_train_json() -> dict:
+    done = _vbench("inspect", "r3d_18", "--time", "--mode", "train", "--frames", "8", "--size", "32", "--json",
+                   "--iterations", "2", "--depth", "2")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_inspect_time_json_fields(r3d_train_json: dict) -> None:
+    b = r3d_train_json
+    assert b["arch"] == "r3d_18" and b["mode"] == "train" and b["input_shape"] == [1, 3, 8, 32, 32]
+    assert b["latency_ms"] > 0
+    for m in b["modules"]:
+        assert {"module", "depth", "type", "gmacs", "latency_ms", "pct_time", "forward_ms", "backward_ms"} <= set(m)
+    names = [m["module"] for m in b["modules"]]
+    assert {"stem", "layer1", "layer4.1.conv2", "fc", ROOT_OPS, OUTSIDE} <= set(names)
+    depth1 = [m for m in b["modules"] if m["depth"] == 1]
+    assert sum(m["latency_ms"] for m in depth1) == pytest.approx(b["attributed_ms"], rel=1e-6)
+    assert b["profiler_ratio"] == pytest.approx(1.0, abs=0.05) and b["profiler_ok"]
+    assert isinstance(b["sum_ok"], bool) and b["sum_ratio"] > 0
+    assert sum(k["pct_time"] for k in b["kinds"]) == pytest.approx(1.0)
+    assert {k["kind"] for k in b["kinds"]} >= {"3d", "norm", "activation"}
+    stem = next(m for m in b["modules"] if m["module"] == "stem")
+    assert stem["backward_ms"] > 0 and stem["forward_ms"] > 0
+    assert b["roofline"]["peak_tflops"] > 0
+
+
+def test_inspect_time_prints_its_checks(tmp_path: Path) -> None:
+    trace = tmp_path / "t" / "trace.json"
+    done = _vbench("inspect", "r2plus1d_18", "--time", "--frames", "8", "--size", "16", "--iterations", "2",
+                   "--depth", "1", "--trace", str(trace))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for text in ("time by module", "time by kind of work", "sum check:", "profiler check:", "instrumentation "
+                 "overhead:", "roofline (cpu fp32", "temporal", "spatial"):  # fmt: skip
+        assert text in done.stdout
+    events = json.loads(trace.read_text())["traceEvents"]
+    assert any(str(e.get("name", "")).startswith(SCOPE + "layer1") for e in events)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--depth", "9"], "--depth 9: r3d_18's modules are at most"),
+        (["--device", "cuda"], "--device cuda: no CUDA device is available"),
+        (["--mode", "both"], "--mode must be 'infer' or 'train'"),
+        (["--batch", "0"], "--batch and --iterations must be >= 1"),
+        (["--dtype", "fp64"], "fp64"),
+        (["--trace", "."], "is a folder"),
+    ],
+)
+def test_inspect_time_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
+    done = _vbench("inspect", "r3d_18", "--time", "--frames", "8", "--size", "16", *args, timeout=120)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_time_options_without_time_are_refused() -> None:
+    done = _vbench("inspect", "r3d_18", "--mode", "train", timeout=120)
+    assert done.returncode == 2 and "need --time" in done.stderr
+
+
+def test_profile_trace_writes_a_trace_per_configuration(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    done = _vbench("profile", "--arch", "r3d_18", "--input", "min", "--mode", "both", "--batch", "2", "--repeats",
+                   "2", "--warmup", "1", "--trace", "--out", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    traces = sorted(p.name for p in (out / "traces").iterdir())
+    assert traces == ["r3d_18-infer-b2-8x16x16-cpu-fp32.json", "r3d_18-train-b2-8x16x16-cpu-fp32.json"]
+    events = json.loads((out / "traces" / traces[1]).read_text())["traceEvents"]
+    assert any("ConvolutionBackward" in str(e.get("name", "")) for e in events)
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["environment"]["rooflines"]["fp32"]["peak_tflops"] > 0
+    for row in doc["rows"]:
+        assert row["achieved_tflops"] > 0 and row["mfu"] > 0 and row["bound"] in ("compute", "memory")
+
+
+def test_trace_with_static_is_refused() -> None:
+    done = _vbench("profile", "--arch", "r3d_18", "--static", "--trace", timeout=120)
+    assert done.returncode == 2 and "--trace records timed iterations" in done.stderr
+
+
+# -- the report: why latency does not follow MACs -------------------------------------------------
+
+
+def _row(arch: str, gmacs: float, latency_ms: float, bound: str) -> dict:
+    return {"arch": arch, "status": "ok", "mode": "infer", "device": "cpu", "dtype": "fp32", "batch": 2,
+            "frames": 8, "height": 16, "width": 16, "gmacs": gmacs, "train_gmacs": None, "latency_ms": latency_ms,
+            "achieved_tflops": 0.1, "mfu": 0.5, "intensity": 3.0, "bound": bound}  # fmt: skip
+
+
+def test_throughput_is_ranked_by_gmacs_per_second_by_hand() -> None:
+    from bench.report_md import throughput_lines
+    from bench.tradeoff import throughput_frame
+
+    # Per iteration (batch 2): a: 20 GMACs in 100 ms = 200 GMAC/s; b: 4 GMACs in 40 ms = 100 GMAC/s;
+    # c: 1 GMAC in 50 ms = 20 GMAC/s. An error row is left out.
+    rows = [_row("b", 2.0, 40.0, "compute"), _row("a", 10.0, 100.0, "compute"), _row("c", 0.5, 50.0, "memory"),
+            {**_row("d", 1.0, 1.0, "compute"), "status": "error"}]  # fmt: skip
+    frame = throughput_frame(rows)
+    assert list(frame["arch"]) == ["a", "b", "c"]
+    assert list(frame["rank"]) == [1, 2, 3]
+    assert list(frame["gmacs_per_s"]) == pytest.approx([200.0, 100.0, 20.0])
+    assert list(frame["x_slowest"]) == pytest.approx([10.0, 5.0, 1.0])
+    text = "\n".join(throughput_lines(frame))
+    assert "below the ridge: `c`." in text
+
+
+def test_report_takes_breakdowns_and_refuses_a_bad_one(tmp_path: Path, r3d_train_json: dict) -> None:
+    run = tmp_path / "run"
+    done = _vbench("profile", "--arch", "r3d_18", "--input", "min", "--repeats", "2", "--warmup", "1",
+                   "--out", str(run))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    good = tmp_path / "b.json"
+    good.write_text(json.dumps(r3d_train_json))
+    done = _vbench("report", str(run), "--breakdown", str(good), "--out", str(tmp_path / "rep"))
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Why latency does not follow MACs" in text and "Share of time (and of MACs) by kind" in text
+    assert (tmp_path / "rep" / "throughput.csv").is_file()
+    assert (tmp_path / "rep" / "roofline.png").is_file() and (tmp_path / "rep" / "time_by_kind.png").is_file()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**r3d_train_json, "kinds": [{"kind": "3d", "pct_time": "x"}]}))
+    done = _vbench("report", str(run), "--breakdown", str(bad), "--out", str(tmp_path / "rep2"))
+    assert done.returncode == 2 and "breakdown file" in done.stderr and "kind 1" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_roofline_command(tmp_path: Path) -> None:
+    env = {**os.environ, "VBENCH_CACHE_DIR": str(tmp_path)}
+    cached = {"device": "cpu", "device_name": "?", "dtype": "fp32", "torch_version": torch.__version__,
+              "threads": torch.get_num_threads(), "matmul_tflops": 1.5, "conv3d_tflops": 2.0, "bandwidth_gbs": 40.0}  # fmt: skip
+    from bench.env import cpu_name
+    from bench.roofline import _key
+
+    cached["device_name"] = cpu_name()
+    key = _key("cpu", cpu_name(), torch.__version__, "fp32", torch.get_num_threads())
+    (tmp_path / "roofline.json").write_text(json.dumps({key: cached}))
+    done = subprocess.run([sys.executable, "-m", "bench.cli", "roofline", "--device", "cpu", "--json"],
+                          capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (r,) = json.loads(done.stdout)
+    assert (r["peak_tflops"], r["bandwidth_gbs"], r["ridge_flop_per_byte"]) == (2.0, 40.0, 50.0)  # read, not probed
+    bad = subprocess.run([sys.executable, "-m", "bench.cli", "roofline", "--dtype", "fp64"], capture_output=True,
+                         text=True, env=env, timeout=120)  # fmt: skip
+    assert bad.returncode == 2 and "unknown dtype 'fp64'" in bad.stderr
