@@ -845,6 +845,15 @@ def report_cmd(
         typer.echo(note, err=True)
 
 
+def _register_evaluate() -> None:
+    from bench.evaluate_cmd import evaluate_cmd  # imports neither torch nor av
+
+    app.command("evaluate")(_user_errors(evaluate_cmd))
+
+
+_register_evaluate()
+
+
 def _command_line() -> list[str]:
     """The command as the user typed it, when this process is the ``vbench`` command (not a test runner)."""
     if Path(sys.argv[0]).name in ("vbench", "cli.py", "__main__.py"):

@@ -1,0 +1,370 @@
+"""``vbench evaluate``: measured top-1/top-5 of an architecture with its weights on the user's videos.
+
+The command is thin: check every option and file (one line and exit code 2
+on a mistake, before the model is built or a video decoded), build the model
+through the registry (``archs.create_model(name, weights=PATH)``), hand it to
+:func:`bench.evaluate.evaluate`, print the summary. Importing this module
+imports neither torch nor PyAV, so ``vbench --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from bench.errors import UsageError
+
+if TYPE_CHECKING:
+    from bench.evaluate import EvalResult, Protocol
+    from bench.video import ViewSpec
+
+__all__ = ["evaluate_cmd", "evaluate_command"]
+
+_WHAT, _VIEWS, _RUN, _OUTPUT = "What", "Views", "Running", "Output"
+"""The help panels."""
+
+_PROTOCOL_NAMES = "torchvision, torchvision_s3d, r2plus1d, i3d, s3d, slowfast or single"
+
+
+def evaluate_command(options: dict[str, Any], out_dir: Path) -> str:
+    """``vbench evaluate`` with the recorded options, ``--only-missing`` and ``--out``, shell-quoted."""
+    argv = ["vbench", "evaluate"]
+    for name, value in options.items():
+        if name in ("--out", "--only-missing", "--overwrite"):
+            continue
+        argv += [name] if value is True else [x for v in value for x in (name, v)]
+    return shlex.join([*argv, "--only-missing", "--out", str(out_dir)])
+
+
+def _positive(value: int | None, what: str) -> None:
+    if value is not None and value < 1:
+        raise UsageError(f"{what} must be >= 1; got {value}")
+
+
+def _file(path: Path, what: str) -> Path:
+    if str(path) == "":
+        raise UsageError(f"{what} is empty; name a file")
+    if not path.exists():
+        raise UsageError(f"{what} '{path}' does not exist")
+    if not path.is_file():
+        raise UsageError(f"{what} '{path}' is not a file")
+    return path
+
+
+def _view_spec(pre: Any, protocol: Protocol, frames: int | None, size: int | None) -> ViewSpec:
+    """The weights' preprocessing with the protocol's views; ``--frames``/``--size`` override clip length and crop.
+
+    With ``--size`` the resize scales with the crop, so the crop keeps its share of the frame.
+    """
+    from bench.video import ViewSpec
+
+    crop = size or pre.crop
+    resize = pre.resize
+    if size is not None and size != pre.crop:
+        scale = size / pre.crop
+        resize = (
+            (round(resize[0] * scale), round(resize[1] * scale)) if isinstance(resize, tuple) else round(resize * scale)
+        )
+    small = min(resize) if isinstance(resize, tuple) else resize
+    if small < crop:
+        raise UsageError(f"the frames are resized to {resize}, smaller than the {crop}-pixel crop")
+    return ViewSpec(
+        frames=frames or protocol.frames or pre.frames,
+        frame_stride=pre.frame_stride,
+        clips=protocol.clips,
+        crops=protocol.crops,
+        crop=crop,
+        resize=tuple(resize) if isinstance(resize, (tuple, list)) else int(resize),
+        mean=tuple(pre.mean),
+        std=tuple(pre.std),
+    )
+
+
+def _build_model(arch: str, weights: str) -> Any:
+    """``archs.create_model(arch, weights=...)``; a checkpoint it refuses is one line, exit 2."""
+    import archs
+
+    try:
+        from archs.weights import WeightsError
+    except ImportError:
+        raise UsageError("this vbench cannot load weights (archs.weights is missing)") from None
+    try:
+        model = archs.create_model(arch, weights=weights)
+    except WeightsError as e:
+        raise UsageError(f"--weights: {' '.join(str(e).split())}") from None
+    if getattr(model, "pretrained_cfg", None) is None:
+        raise UsageError(f"--weights '{weights}': the model of '{arch}' records no preprocessing")
+    return model
+
+
+def evaluate_cmd(
+    ctx: typer.Context,
+    arch: Annotated[str, typer.Option("--arch", "-a", help="Registered architecture name.", rich_help_panel=_WHAT)],
+    weights: Annotated[
+        str,
+        typer.Option(
+            help="Checkpoint (torchvision, DeepMind I3D as piergiaj's port, VMZ or vbench layout), or 'torchvision' "
+            "for torchvision's published weights.",
+            rich_help_panel=_WHAT,
+        ),
+    ],
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="DIR/<class>/<video>, a Kinetics CSV (label,youtube_id,time_start,time_end,split) or a path,label CSV.",
+            rich_help_panel=_WHAT,
+        ),
+    ],
+    out: Annotated[str, typer.Option(help="Folder for the evaluation.", rich_help_panel=_OUTPUT)],
+    classes: Annotated[
+        Path | None,
+        typer.Option(
+            help="The model's class names, one a line, in index order (default: Kinetics-400 for a 400-class "
+            "model, else the sorted class folders).",
+            rich_help_panel=_WHAT,
+        ),
+    ] = None,
+    video_root: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where a CSV's videos are (default: the folder named like the CSV beside it, else the CSV's folder).",
+            rich_help_panel=_WHAT,
+        ),
+    ] = None,
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Views per video: {_PROTOCOL_NAMES} (default: the weights' reference protocol).",
+            rich_help_panel=_VIEWS,
+        ),
+    ] = None,
+    clips: Annotated[
+        int | None,
+        typer.Option(help="Clips per video, spread evenly in time (overrides the protocol).", rich_help_panel=_VIEWS),
+    ] = None,
+    crops: Annotated[
+        int | None,
+        typer.Option(help="Crops per clip along the long side: 1 centre, 3 left/centre/right.", rich_help_panel=_VIEWS),
+    ] = None,
+    frames: Annotated[
+        int | None, typer.Option(help="Frames per clip (default: the weights' / protocol's).", rich_help_panel=_VIEWS)
+    ] = None,
+    size: Annotated[
+        int | None,
+        typer.Option(
+            help="Crop size in pixels (default: the weights'); the resize scales with it.", rich_help_panel=_VIEWS
+        ),
+    ] = None,
+    batch: Annotated[int, typer.Option(help="Clips per model call.", rich_help_panel=_RUN)] = 8,
+    device: Annotated[str, typer.Option(help="cpu, cuda, mps or auto.", rich_help_panel=_RUN)] = "auto",
+    dtype: Annotated[
+        str, typer.Option(help="fp32, bf16 or fp16 (the half types through autocast).", rich_help_panel=_RUN)
+    ] = "fp32",
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Decoding processes (0: decode in this process; default: up to 4).", rich_help_panel=_RUN),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Only the first N videos of the dataset.", rich_help_panel=_RUN)
+    ] = None,
+    only_missing: Annotated[
+        bool,
+        typer.Option(
+            "--only-missing",
+            help="Keep the predictions in --out; evaluate only the videos without one.",
+            rich_help_panel=_OUTPUT,
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="Replace the evaluation --out holds (default: refuse).", rich_help_panel=_OUTPUT
+        ),
+    ] = False,
+) -> None:
+    """Measure top-1/top-5 on your videos: decode with PyAV, N clips x M crops per video, softmax averaged.
+
+    Writes predictions.jsonl (one line per video, as each finishes), evaluation.json (accuracy, skipped
+    videos with reasons, decode/preprocess/model time, environment), per_class.csv and confusion.csv.
+    Ctrl-C keeps every finished prediction and prints the command that finishes the evaluation.
+    """
+    from bench.cli import _recorded_options
+    from bench.datasets import load_class_file, load_dataset, resolve_classes
+    from bench.evaluate import check_eval_out, default_protocol, resolve_protocol
+    from bench.records import DTYPES, choice
+
+    for value, what in ((clips, "--clips"), (crops, "--crops"), (frames, "--frames"), (size, "--size"),
+                        (batch, "--batch"), (limit, "--limit")):  # fmt: skip
+        _positive(value, what)
+    if workers is not None and workers < 0:
+        raise UsageError(f"--workers must be >= 0; got {workers}")
+    if only_missing and overwrite:
+        raise UsageError("--only-missing keeps the evaluation in --out and --overwrite replaces it; pass one")
+    choice(dtype, DTYPES, "dtype")
+    if protocol is not None:
+        resolve_protocol(protocol, clips, crops)
+    if not out.strip():
+        raise UsageError("--out is empty; name a folder")
+    out_dir = Path(out)
+    if weights != "torchvision":
+        _file(Path(weights), "--weights")
+    import archs
+
+    spec = archs.get_arch(arch)  # an unknown name is one line with suggestions
+    if classes is not None:
+        load_class_file(classes)
+    dataset = load_dataset(data, video_root).limit(limit)
+    check_eval_out(out_dir, resume=only_missing, overwrite=overwrite)
+    from bench.plan import resolve_device
+
+    chosen_device = resolve_device(device)
+    model = _build_model(spec.name, weights)
+    info = model.pretrained_cfg
+    chosen = resolve_protocol(protocol or default_protocol(spec.family, getattr(info, "layout", None)), clips, crops)
+    view = _view_spec(info.preprocess, chosen, frames, size)
+    _, min_t, min_h, _ = spec.min_input
+    if view.frames < min_t or view.crop < min_h:
+        raise UsageError(
+            f"{spec.name} needs at least {min_t} frames of {min_h}x{min_h}; the views are {view.frames}x{view.crop}"
+        )
+    names, classes_source = resolve_classes(classes, dataset, info.num_classes)
+    options = _recorded_options(ctx)
+    meta = _meta(spec.name, weights, info, chosen, classes_source, options)
+    n_workers = min(4, os.cpu_count() or 1) if workers is None else workers
+    result = _run(model.to(chosen_device), view, dataset, names, out_dir, meta, options,
+                  batch=batch, device=chosen_device, dtype=dtype, workers=n_workers, resume=only_missing,
+                  overwrite=overwrite)  # fmt: skip
+    _report(result, names)
+
+
+def _meta(
+    arch: str, weights: str, info: Any, protocol: Protocol, classes_source: str, options: dict[str, Any]
+) -> dict[str, Any]:
+    from bench.evaluate import file_sha256
+
+    return {
+        "arch": arch,
+        "weights": {
+            "path": weights if weights == "torchvision" else str(Path(weights).resolve()),
+            "sha256": None if weights == "torchvision" else file_sha256(weights),
+            "source": getattr(info, "source", ""),
+            "layout": getattr(info, "layout", ""),
+            "num_classes": info.num_classes,
+        },
+        "protocol": {"name": protocol.name, "source": protocol.source},
+        "classes_source": classes_source,
+        "options": options,
+    }
+
+
+def _run(
+    model: Any,
+    view: ViewSpec,
+    dataset: Any,
+    names: list[str],
+    out_dir: Path,
+    meta: dict[str, Any],
+    options: dict[str, Any],
+    *,
+    batch: int,
+    device: str,
+    dtype: str,
+    workers: int,
+    resume: bool,
+    overwrite: bool,
+) -> EvalResult:
+    """The evaluation with a progress bar (a plain line per video off a terminal); an interruption prints the
+    command that finishes it."""
+    from bench.cli import _bar, _console, _say, _stdout_closed
+    from bench.evaluate import EvalOptions, evaluate
+    from bench.lifetime import Interrupted, signals_interrupt
+
+    console = _console()
+    kept = {"lines": 0}
+    with signals_interrupt(), _bar(console, disable=not console.is_terminal) as bar:
+        task = bar.add_task("evaluating", total=None)
+
+        def on_start(todo: int, previous: int) -> None:
+            kept["lines"] = previous
+            bar.update(task, total=todo)
+            if previous:
+                _say(console, f"kept {previous} predictions of {out_dir}; evaluating {todo} more videos")
+
+        def on_video(record: dict[str, Any]) -> None:
+            from rich.markup import escape
+
+            kept["lines"] += 1
+            if console.is_terminal:
+                bar.update(task, advance=1, description=escape(f"evaluating {record['video']}"[:60]))
+                return
+            what = (f"pred={names[record['pred']]} label={record['label']} views={record['views']}"
+                    if record["status"] == "ok" else f"skipped ({record['reason']}: {record['detail']})")  # fmt: skip
+            try:
+                _say(console, f"{record['video']} {what}")
+            except BrokenPipeError:
+                _stdout_closed()
+
+        try:
+            return evaluate(
+                model, view, dataset, names, out_dir,
+                options=EvalOptions(batch=batch, device=device, dtype=dtype, workers=workers),
+                meta=meta, resume=resume, overwrite=overwrite, on_start=on_start, on_video=on_video,
+            )  # fmt: skip
+        except (Interrupted, KeyboardInterrupt):
+            typer.echo(
+                f"vbench: interrupted; kept {kept['lines']} predictions in {out_dir}; finish with: "
+                + evaluate_command(options, out_dir),
+                err=True,
+            )
+            raise
+
+
+def _report(result: EvalResult, names: list[str]) -> None:
+    from bench.cli import _console, _say, _stdout_closed
+
+    console = _console()
+    try:
+        console.print(summary_table(result))
+        for path in result.paths.values():
+            _say(console, f"wrote {path}")
+    except BrokenPipeError:
+        _stdout_closed()
+
+
+def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def summary_table(result: EvalResult) -> Any:
+    """The evaluation's numbers as a rich table (every cell literal text)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    doc, m, t = result.doc, result.metrics, result.timing.summary()
+    table = Table(title="vbench evaluation", show_header=True)
+    table.add_column("")
+    table.add_column("value", overflow="fold")
+    protocol = doc.get("protocol", {})
+    spec = doc.get("input", {})
+    rows = [
+        ("arch", str(doc.get("arch", ""))),
+        ("input (TxHxW)", f"{spec.get('frames')}x{spec.get('size')}x{spec.get('size')}, stride {spec.get('frame_stride')}"),
+        ("protocol", f"{protocol.get('name')}: {protocol.get('describe')}"),
+        ("videos evaluated", str(m.videos)),
+        ("top-1 (%)", _fmt(m.top1)),
+        (f"top-{m.k} (%)", _fmt(m.top5)),
+        ("mean class top-1 (%)", _fmt(m.mean_class_top1)),
+        ("skipped", ", ".join(f"{n} {reason}" for reason, n in m.skipped_by_reason.items()) or "0"),
+        ("decode", f"{_fmt(t['decode_s'], ' s')} ({_fmt(t['decode_clips_per_s'], ' clips/s', 1)})"),
+        ("preprocess", f"{_fmt(t['preprocess_s'], ' s')} ({_fmt(t['preprocess_clips_per_s'], ' clips/s', 1)})"),
+        ("model", f"{_fmt(t['model_s'], ' s')} ({_fmt(t['model_clips_per_s'], ' clips/s', 1)})"),
+        ("waited for the loader", f"{_fmt(t['loader_wait_s'], ' s')} of {_fmt(t['wall_s'], ' s')}"
+         + (f"; bottleneck: {t['bottleneck']}" if t["bottleneck"] else "")),
+    ]  # fmt: skip
+    for name, value in rows:
+        table.add_row(Text(name), Text(" ".join(value.split())))
+    return table
