@@ -296,6 +296,13 @@ def profile_cmd(
             rich_help_panel=_OUTPUT,
         ),
     ] = False,
+    weights: Annotated[
+        str | None,
+        typer.Option(
+            help="Checkpoint the timed model loads (one architecture; any layout vbench evaluate reads).",
+            rich_help_panel=_MODELS,
+        ),
+    ] = None,
     fail_on_error: Annotated[
         bool, typer.Option("--fail-on-error", help="Exit 1 if any row is not ok.", rich_help_panel=_OUTPUT)
     ] = False,
@@ -386,6 +393,7 @@ def profile_cmd(
             static=static,
             counter=counter,
             trace=trace,
+            weights=weights,
             policy=run.policy,
             count_workers=workers,
             plugins=plugins,

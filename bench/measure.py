@@ -217,12 +217,12 @@ def _checked(fn: Callable[[], object], expected: tuple[int, ...] | None) -> Call
     return call
 
 
-def prepare(config: Config) -> tuple[nn.Module, torch.Tensor]:
-    """The model of ``config`` (through the registry, seeded) and a random input batch, on its device,
-    in its memory format, compiled when asked."""
+def prepare(config: Config, weights: str | None = None) -> tuple[nn.Module, torch.Tensor]:
+    """The model of ``config`` (through the registry, seeded; ``weights`` loaded when given) and a random
+    input batch, on its device, in its memory format, compiled when asked."""
     device = torch.device(config.device)
     torch.manual_seed(0)
-    model = archs.create_model(config.arch, **dict(config.arch_kwargs)).to(device)
+    model = archs.create_model(config.arch, weights=weights, **dict(config.arch_kwargs)).to(device)
     x = torch.randn(config.input_shape, device=device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
@@ -233,7 +233,11 @@ def prepare(config: Config) -> tuple[nn.Module, torch.Tensor]:
 
 
 def measure_config(
-    config: Config, policy: SamplePolicy, clock: Clock | None = None, expected_shape: tuple[int, ...] | None = None
+    config: Config,
+    policy: SamplePolicy,
+    clock: Clock | None = None,
+    expected_shape: tuple[int, ...] | None = None,
+    weights: str | None = None,
 ) -> Result:
     """Build the model of ``config`` on its device and time it under ``policy``.
 
@@ -243,7 +247,7 @@ def measure_config(
     Raises whatever the model raises; the worker turns out-of-memory errors
     into ``oom`` rows (see :func:`is_oom`).
     """
-    model, x = prepare(config)
+    model, x = prepare(config, weights)
     fn = step_fn(model, x, config, expected_shape)
     cuda = config.device == "cuda"
     rss = _PeakRss()

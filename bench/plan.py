@@ -130,6 +130,22 @@ def resolve_archs(patterns: Sequence[str]) -> list[str]:
     return names
 
 
+def _check_weights(weights: str, names: list[str], kwargs: dict[str, Any], static: bool) -> dict[str, Any]:
+    """``--weights``: one architecture, a checkpoint that fits it (read now, one line if not); its class
+    count joins the builder options, so that the rows say which head was measured."""
+    from archs.weights import WeightsError, read_weights
+
+    if static:
+        raise UsageError("--weights loads a checkpoint into timed models; --static times nothing")
+    if len(names) != 1:
+        raise UsageError(f"--weights fits one architecture; the request names {len(names)}")
+    try:
+        info, _ = read_weights(names[0], weights, **kwargs)
+    except WeightsError as e:
+        raise UsageError(f"--weights: {e}") from None
+    return {**kwargs, "num_classes": info.num_classes} if "num_classes" not in kwargs else kwargs
+
+
 def resolve_device(device: str) -> Device:
     """``auto`` -> cuda, mps or cpu; an unavailable device is a usage error.
 
@@ -301,6 +317,8 @@ def make_plan(request: Request) -> Plan:
         raise UsageError("--input min cannot be combined with --frames or --size")
     kwargs = parse_arch_kwargs(request.arch_kwargs)
     names = resolve_archs(request.archs)
+    if request.weights is not None:
+        kwargs = _check_weights(request.weights, names, kwargs, request.static)
     device = resolve_device(request.device)
     if request.cuda_graphs and device != "cuda":
         raise UsageError("--cuda-graphs needs --device cuda")

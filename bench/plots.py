@@ -200,22 +200,30 @@ def plot_tradeoff(frame: Any, cost: str, stem: Path) -> list[Path]:
         colour = _colour(family)
         ax.scatter([], [], color=colour, marker="o", label=_legend_label(family))
         for r in group.itertuples():
+            measured = getattr(r, "accuracy_kind", None) == "measured"
             ax.scatter(
-                getattr(r, cost), r.top1, s=42, color=colour, marker=markers[r.input], zorder=3, edgecolor="white"
-            )
+                getattr(r, cost), r.top1, s=60 if measured else 42, color="white" if measured else colour,
+                marker=markers[r.input], zorder=3, edgecolor=colour if measured else "white",
+                linewidth=1.8 if measured else 0.8,
+            )  # fmt: skip
             items.append((getattr(r, cost), r.top1, _literal(r.arch)))
     for clip, marker in markers.items():
         ax.scatter([], [], color="0.3", marker=marker, label=_legend_label(f"input {clip}"))
+    kinds = {str(k) for k in data["accuracy_kind"]} if "accuracy_kind" in data else {"published"}
+    if "measured" in kinds:
+        ax.scatter([], [], color="white", edgecolor="0.3", linewidth=1.8, marker="o", label="measured (hollow)")
     frontier = _frontier(ax, [(getattr(r, cost), r.top1) for r in data.itertuples() if getattr(r, flag) is True])
     ax.set_xscale("log")
+    named = [k for k in ("measured", "yours", "published") if k in kinds]
+    which = (" and ".join(named) if len(named) <= 2 else "measured, yours and published").capitalize()
     if cost == "gmacs":
         ax.set_xlabel("GMACs per clip (log scale; multiply-accumulates, FLOPs = 2 x MACs)")
-        ax.set_title("Published top-1 vs MACs")
+        ax.set_title(f"{which} top-1 vs MACs")
     else:
         timing = sorted({t for t in data["timing"] if t})
         ax.set_xlabel(_literal("latency (ms, log scale): " + "; ".join(timing)[:90]))
-        ax.set_title("Published top-1 vs measured latency")
-    ax.set_ylabel("top-1 (%) as published at the same input")
+        ax.set_title(f"{which} top-1 vs measured latency")
+    ax.set_ylabel(f"top-1 (%), {which.lower()}, at the same input")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8, title="family / input", title_fontsize=8)
     x0, x1 = ax.get_xlim()

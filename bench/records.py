@@ -197,6 +197,8 @@ class Request:
     """One of :data:`COUNTERS`."""
     trace: bool = False
     """Write a Chrome/Perfetto trace of each timed configuration into the run folder's ``traces/``."""
+    weights: str | None = None
+    """A checkpoint the timed models load (``--weights``): one architecture only; checked before any work."""
     policy: SamplePolicy = field(default_factory=SamplePolicy)
     count_workers: int = 1
     """CPU processes that count (params, MACs) in parallel while planning."""

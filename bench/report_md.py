@@ -42,8 +42,9 @@ def report_markdown(sections: Sequence[tuple[str, Sequence[str]]], sources: Sequ
         "",
         f"From {', '.join(md_code(s) for s in sources)}. MACs are multiply-accumulates of conv, linear and matmul "
         "layers (what the papers call FLOPs; FLOPs = 2 x MACs), per clip. Latency: median per iteration of the "
-        "row named under *timing*. Top-1 is published at the same input (dataset, views and pretraining as listed; "
-        "they differ between papers, so compare within a family first). Pareto: no other architecture is at most "
+        "row named under *timing*. Top-1 is at the same input, *measured* by `vbench evaluate` (one protocol, "
+        "your videos), *yours* (an accuracy file) or *published* (dataset, views and pretraining as listed; they "
+        "differ between papers, so compare within a family first). Pareto: no other architecture is at most "
         "as costly and at least as accurate.",
     ]
     for title, body in sections:
@@ -55,17 +56,19 @@ def report_markdown(sections: Sequence[tuple[str, Sequence[str]]], sources: Sequ
 def tradeoff_lines(trade: pd.DataFrame) -> list[str]:
     """The trade-off table, by GMACs, with the timing rows named and every accuracy's source."""
     header = ["arch", "input", "params (M)", "GMACs/clip", "latency (ms)", "peak mem (MiB)", "top-1 (%)", "top-5 (%)",
-              "top-1 / GMAC", "Pareto (GMACs)", "Pareto (latency)", "dataset, views, pretrain", "status"]  # fmt: skip
+              "accuracy", "top-1 / GMAC", "Pareto (GMACs)", "Pareto (latency)", "dataset, views, pretrain",
+              "status"]  # fmt: skip
     order = trade.sort_values(["gmacs", "arch"], na_position="last")
     body = [
         [r.arch, r.input, _fmt(r.params_m, "{:.2f}"), _fmt(r.gmacs, "{:.2f}"),
          _fmt(r.latency_ms, "{:.2f}") + (" (noisy)" if r.noisy else ""),
-         _fmt(r.peak_mem_mib, "{:.0f}"), _fmt(r.top1, "{:.1f}"), _fmt(r.top5, "{:.1f}"), _fmt(r.top1_per_gmac, "{:.2f}"),
+         _fmt(r.peak_mem_mib, "{:.0f}"), _fmt(r.top1, "{:.1f}"), _fmt(r.top5, "{:.1f}"),
+         _fmt(r.accuracy_kind) if not is_missing(r.top1) else "-", _fmt(r.top1_per_gmac, "{:.2f}"),
          _fmt(r.pareto_gmacs), _fmt(r.pareto_latency),
          ", ".join(str(x) for x in (r.dataset, r.views, r.pretrain) if not is_missing(x)) or "-", r.status]
         for r in order.itertuples()
     ]  # fmt: skip
-    lines = markdown_table(header, body, left=("arch", "input", "dataset, views, pretrain", "status"))
+    lines = markdown_table(header, body, left=("arch", "input", "accuracy", "dataset, views, pretrain", "status"))
     timings = sorted({t for t in trade["timing"] if t})
     if timings:
         lines += ["", "Timing rows: " + "; ".join(md_escape(t) for t in timings) + "."]

@@ -208,7 +208,9 @@ def _run_worker(
     read_fd, write_fd = os.pipe()
     token = secrets.token_hex(16)
     trace_dir = str(log_dir.parent / "traces") if plan.request.trace else None
-    payload = encode_job(job, plan.request.policy, list(plugins), max_memory, (write_fd, token), trace_dir).encode()
+    payload = encode_job(
+        job, plan.request.policy, list(plugins), max_memory, (write_fd, token), trace_dir, plan.request.weights
+    ).encode()
     oom_before = _oom_kills()
     try:
         with LIVE.starting():  # an orphan sweep never takes a starting worker for an orphan
@@ -358,6 +360,8 @@ def run_plan(
     env = environment(None)
     env.update(device=plan.device, command=list(command), plugins=list(plugins), host=platform.node())
     env.update(started_at=_now(), max_memory=max_memory, counter=plan.request.counter)
+    if plan.request.weights is not None:
+        env["weights"] = plan.request.weights
     env.update(extra_env or {})
     writer = ResultsWriter(out_dir, env)
     if not plan.request.static:

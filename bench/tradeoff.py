@@ -31,7 +31,14 @@ from bench import report_md
 from bench.analysis import fit_growth, pareto_front
 from bench.errors import OutputError, UsageError
 from bench.schema import clip_of, is_missing
-from bench.validate import ACCURACY_COLUMNS, load_accuracy, load_breakdowns, show_path
+from bench.validate import (
+    ACCURACY_COLUMNS,
+    is_evaluation,
+    load_accuracy,
+    load_breakdowns,
+    load_evaluation,
+    show_path,
+)
 
 __all__ = [
     "ACCURACY_COLUMNS",
@@ -54,13 +61,20 @@ __all__ = [
 # ---------------------------------------------------------------- accuracy
 
 
-def accuracy_records(user: Sequence[dict[str, Any]] = (), published: bool = True) -> list[dict[str, Any]]:
-    """The user's records first (they win for the same architecture and input), then the published ones."""
-    records = [dict(r, tag="user") for r in user]
+def accuracy_records(
+    user: Sequence[dict[str, Any]] = (), published: bool = True, measured: Sequence[dict[str, Any]] = ()
+) -> list[dict[str, Any]]:
+    """Accuracy records, the first for an architecture and input winning: accuracies measured by
+    ``vbench evaluate``, then the user's file, then the published ones; each tagged with where it came from
+    (``kind``: measured, yours, published)."""
+    records = [dict(r, kind="measured") for r in measured]
+    records += [dict(r, tag="user", kind="yours") for r in user]
     if published:
         for arch, results in archs.published_table().items():
             records += [
-                {"arch": arch, **r.to_dict()} for r in results if r.top1 is not None and r.input not in ("", "-")
+                {"arch": arch, **r.to_dict(), "kind": "published"}
+                for r in results
+                if r.top1 is not None and r.input not in ("", "-")
             ]
     return records
 
@@ -118,6 +132,7 @@ def tradeoff_frame(rows: Sequence[dict[str, Any]], accuracy: Sequence[dict[str, 
                 "views": acc.get("views"),
                 "pretrain": acc.get("pretrain"),
                 "accuracy_source": acc.get("source"),
+                "accuracy_kind": acc.get("kind"),
                 "top1_per_gmac": top1 / gmacs if top1 is not None and gmacs else None,
             }
         )
@@ -129,7 +144,7 @@ def tradeoff_frame(rows: Sequence[dict[str, Any]], accuracy: Sequence[dict[str, 
 
 _TRADEOFF_COLUMNS = [
     "arch", "family", "input", "params_m", "gmacs", "latency_ms", "noisy", "peak_mem_mib", "timing", "status", "dataset",
-    "top1", "top5", "views", "pretrain", "accuracy_source", "top1_per_gmac",
+    "top1", "top5", "views", "pretrain", "accuracy_source", "accuracy_kind", "top1_per_gmac",
 ]  # fmt: skip
 
 
@@ -497,11 +512,14 @@ def write_report(
     from bench.results import atomic_write_text, load_results
 
     own = check_report_folder(out_dir, overwrite)
-    runs = [load_results(source) for source in sources]
+    measured = [load_evaluation(source) for source in sources if is_evaluation(source)]
+    runs = [load_results(source) for source in sources if not is_evaluation(source)]
+    if not runs:
+        raise UsageError("no profile run among the inputs: evaluations join the costs of a profile run")
     rows = [row for run_rows, _ in runs for row in run_rows]
     user = load_accuracy(accuracy_file) if accuracy_file is not None else []
     kinds = [b for path in breakdowns for b in load_breakdowns(path)]
-    accuracy = accuracy_records(user, published)
+    accuracy = accuracy_records(user, published, measured)
     frames = {s.name: s.compute(rows, accuracy) for s in SECTIONS}
     text = _markdown(frames, [str(s) for s in sources], {"throughput": report_md.kinds_lines(kinds)})
 

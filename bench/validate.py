@@ -600,3 +600,40 @@ def load_breakdowns(path: str | Path) -> list[dict[str, Any]]:
     if isinstance(doc, dict) and "kinds" not in doc and doc and all(isinstance(v, dict) for v in doc.values()):
         return [_breakdown(f"breakdown file {name}, {show(k)}", v) for k, v in doc.items()]
     return [_breakdown(f"breakdown file {name}", doc)]
+
+
+def is_evaluation(path: str | Path) -> bool:
+    """Whether ``path`` is a ``vbench evaluate`` output: its folder or its ``evaluation.json``."""
+    p = Path(path)
+    return p.name == "evaluation.json" or (p.is_dir() and (p / "evaluation.json").is_file())
+
+
+def load_evaluation(path: str | Path) -> dict[str, Any]:
+    """The measured accuracy of a ``vbench evaluate`` output, as an accuracy record tagged ``measured``.
+
+    The record carries the evaluation's state and how many videos it counted; an
+    interrupted evaluation's accuracy is over the videos it finished, and says so.
+
+    Raises:
+        UsageError: a missing or malformed file, or one without any evaluated video.
+    """
+    p = Path(path)
+    f = p if p.name == "evaluation.json" else p / "evaluation.json"
+    name = show_path(f)
+    doc = parse_json(read_text(f, "evaluation file", SMALL_CAP), f"evaluation file {name} is not valid JSON")
+    if not isinstance(doc, dict):
+        raise UsageError(f"evaluation file {name} must hold a JSON object")
+    record = doc.get("accuracy_record")
+    if record is None:
+        raise UsageError(f"evaluation file {name} holds no accuracy: no video was evaluated")
+    if not isinstance(record, dict):
+        raise UsageError(f"evaluation file {name}: 'accuracy_record' must be an object")
+    checked = _accuracy_record(f"evaluation file {name}", record)
+    state = doc.get("state")
+    counts: dict[str, Any] = doc["counts"] if isinstance(doc.get("counts"), dict) else {}
+    videos = counts.get("evaluated")
+    if state not in ("complete", "interrupted", "running") or not (videos is None or _count_or_none(videos)):
+        raise UsageError(f"evaluation file {name}: 'state' or 'counts' is malformed")
+    if state != "complete":
+        checked["source"] = f"{checked['source']} ({state}: {videos} of {counts.get('listed')} videos)"
+    return {**checked, "tag": "measured", "state": state, "videos": videos, "path": str(f)}

@@ -45,6 +45,7 @@ def encode_job(
     max_memory: int | None = None,
     channel: tuple[int, str] = (-1, ""),
     trace_dir: str | None = None,
+    weights: str | None = None,
 ) -> str:
     """The JSON a worker reads on stdin (``job`` is a :class:`bench.plan.Job`; plugins as
     :func:`bench.plugins.load_plugins`; ``channel``: the result pipe's descriptor and the token
@@ -60,6 +61,7 @@ def encode_job(
             "plugins": plugins,
             "max_memory": max_memory,
             "trace_dir": trace_dir,
+            "weights": weights,
         }
     )
 
@@ -145,7 +147,9 @@ def main() -> int:
             channel.send("row", {"row": row(status="skipped", error=_skip_reason(need, limit, spec))})
             continue
         try:
-            result = measure_config(config, policy, expected_shape=(config.batch, *c.output_shape[1:]))
+            result = measure_config(
+                config, policy, expected_shape=(config.batch, *c.output_shape[1:]), weights=spec.get("weights")
+            )
             out = row(measurement=result.measurement, memory=result.memory)
             if spec.get("trace_dir"):
                 _trace(config, spec["trace_dir"])
