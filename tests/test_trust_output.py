@@ -322,7 +322,8 @@ def test_rich_tables_show_markup_literally():
     text, _ = _render(arch_table(specs))
     assert all(m in text for m in MARKUP)
     modules = [
-        SimpleNamespace(name=f"root.{m}", type=m, depth=1, params=10, macs=100, activations=5, traffic=9) for m in MARKUP
+        SimpleNamespace(name=f"root.{m}", type=m, depth=1, params=10, macs=100, activations=5, traffic=9)
+        for m in MARKUP
     ]
     text, _ = _render(inspect_table(modules, title="[/]"))
     assert all(m in text for m in MARKUP) and "[/]" in text.splitlines()[0]
