@@ -650,18 +650,10 @@ def inspect_cmd(
     if time_:
         _inspect_time(plan, depth, as_json, iterations, trace)
         return
-    found = {}
-    for job in plan.jobs:
-        config = job.configs[0]
-        if job.error_for(config):
-            if len(plan.jobs) == 1:
-                raise UsageError(f"{job.arch}: {job.error_for(config)}")
-            typer.echo(f"vbench: warning: {job.arch}: {_one_line(job.error_for(config))}", err=True)
-            continue
-        found[job.arch] = (
-            config,
-            module_breakdown(job.arch, config.input_shape, max_depth=depth, **dict(config.arch_kwargs)),
-        )
+    found = {
+        job.arch: (config, module_breakdown(job.arch, config.input_shape, max_depth=depth, **dict(config.arch_kwargs)))
+        for job, config in _inspectable(plan)
+    }
     if as_json:
         if len(found) == 1 and not any(ch in name for ch in "*?["):
             typer.echo(json.dumps([asdict(r) for r in next(iter(found.values()))[1]], indent=1))
@@ -711,13 +703,9 @@ def _check_time_options(mode: str, batch: int, iterations: int, trace: Path | No
         raise UsageError(f"--trace {trace}: is a folder; give a file name such as trace.json")
 
 
-def _inspect_time(plan: Any, depth: int, as_json: bool, iterations: int, trace: Path | None) -> None:
-    """``inspect --time``: measure each planned architecture's breakdown, print tables or JSON."""
-    from bench.breakdown import time_breakdown
-    from bench.report import breakdown_checks, fmt_input, kind_table, time_table
-    from bench.roofline import roofline_for
-
-    found = {}
+def _inspectable(plan: Any) -> Iterator[tuple[Any, Any]]:
+    """Each planned architecture with its one configuration; one that cannot be built at the input is the
+    error (for a single name) or a warning (for a pattern, whose other matches go on)."""
     for job in plan.jobs:
         config = job.configs[0]
         if job.error_for(config):
@@ -725,6 +713,17 @@ def _inspect_time(plan: Any, depth: int, as_json: bool, iterations: int, trace: 
                 raise UsageError(f"{job.arch}: {job.error_for(config)}")
             typer.echo(f"vbench: warning: {job.arch}: {_one_line(job.error_for(config))}", err=True)
             continue
+        yield job, config
+
+
+def _inspect_time(plan: Any, depth: int, as_json: bool, iterations: int, trace: Path | None) -> None:
+    """``inspect --time``: measure each planned architecture's breakdown, print tables or JSON."""
+    from bench.breakdown import time_breakdown
+    from bench.report import breakdown_checks, fmt_input, kind_table, time_table
+    from bench.roofline import roofline_for
+
+    found = {}
+    for job, config in _inspectable(plan):
         deepest = max(n.count(".") + 1 for n in _module_names(job))
         if depth > deepest:
             raise UsageError(f"--depth {depth}: {job.arch}'s modules are at most {deepest} deep")

@@ -16,8 +16,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -28,7 +26,9 @@ import pytest
 import torch
 import typer
 from typer.testing import CliRunner
+from waiting import until
 
+from archs.weights import Preprocess
 from bench.datasets import kinetics400_classes, load_dataset
 from bench.errors import UsageError
 from bench.evaluate import PROTOCOLS, EvalOptions, check_eval_out, compute_metrics, evaluate, resolve_protocol
@@ -39,20 +39,6 @@ LEVELS = [30 + 35 * c for c in range(6)]
 """The grey level of each toy class."""
 CLASSES = [f"c{c}" for c in range(6)]
 SPEC = ViewSpec(frames=4, frame_stride=2, clips=2, crops=3, crop=32, resize=32, mean=(0.5,) * 3, std=(0.5,) * 3)
-
-try:
-    from archs.weights import Preprocess
-except ImportError:  # archs.weights is written beside this; a stand-in with its interface until then
-
-    @dataclass(frozen=True)
-    class Preprocess:  # type: ignore[no-redef]
-        mean: tuple[float, float, float]
-        std: tuple[float, float, float]
-        resize: tuple[int, int] | int
-        crop: int
-        frames: int
-        frame_stride: int
-
 
 # ---------------------------------------------------------------- helpers
 
@@ -430,15 +416,6 @@ def _cli(script: Path, *args: str, **env: str) -> subprocess.Popen[str]:
     )
 
 
-def _until(what: str, cond: Any, deadline_s: float = 90) -> None:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for: {what}")
-
-
 def test_sigint_keeps_the_predictions_and_the_printed_command_finishes(tmp_path, videos, runner_script):
     weights, out = tmp_path / "w.pt", tmp_path / "eval"
     weights.write_bytes(b"toy")
@@ -446,7 +423,7 @@ def test_sigint_keeps_the_predictions_and_the_printed_command_finishes(tmp_path,
             "--crops", "3", "--batch", "6", "--workers", "1", "--device", "cpu", "--out", str(out)]  # fmt: skip
     run = _cli(runner_script, *args, TOY_HANG="1")
     try:
-        _until("the first prediction line", lambda: len(_lines(out)) >= 1)
+        until("the first prediction line", lambda: len(_lines(out)) >= 1)
         run.send_signal(signal.SIGINT)
         _, err = run.communicate(timeout=60)
     finally:

@@ -16,10 +16,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from waiting import until
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = str(Path(__file__).parent / "plugins")
@@ -59,15 +59,6 @@ def _start(*args: str, **extra: str) -> subprocess.Popen[str]:
 def _start_hanging(pids: Path, *args: str) -> subprocess.Popen[str]:
     """A run whose ``hostile_hang`` model hangs, noting its worker's pid and its child's in ``pids``."""
     return _start(*args, HOSTILE_PIDS=str(pids), HOSTILE_HANG="1")
-
-
-def _until(what: str, cond: Callable[[], object], deadline_s: float = 90) -> None:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for: {what}")
 
 
 def _alive(pid: int) -> bool:
@@ -156,7 +147,7 @@ def test_a_forked_child_does_not_outlive_its_job(tmp_path):
                    HOSTILE_PIDS=str(pids))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert _pids(pids), "the model did not fork"
-    _until("the forked child to be gone", lambda: not any(_alive(p) for p in _pids(pids)), 10)
+    until("the forked child to be gone", lambda: not any(_alive(p) for p in _pids(pids)), 10)
 
 
 # ---------------------------------------------------------------- process lifetime
@@ -169,8 +160,8 @@ def test_a_signal_ends_every_process_keeps_the_rows_and_the_resume_command_works
         pids, "profile", "--arch", "fake_ok", "--arch", "hostile_hang", *HOSTILE, *FAST, "--out", str(out)
     )
     try:
-        _until("fake_ok's row", lambda: len(_jsonl(out)) == 1)
-        _until("the hanging worker and its child", lambda: len(_pids(pids)) >= 2)
+        until("fake_ok's row", lambda: len(_jsonl(out)) == 1)
+        until("the hanging worker and its child", lambda: len(_pids(pids)) >= 2)
         sent = time.monotonic()
         run.send_signal(sig)
         _, err = run.communicate(timeout=30)
@@ -178,7 +169,7 @@ def test_a_signal_ends_every_process_keeps_the_rows_and_the_resume_command_works
     finally:
         run.kill()
     assert run.returncode == 128 + sig, err
-    _until("every worker process to be gone", lambda: not any(_alive(p) for p in _pids(pids)), 5)
+    until("every worker process to be gone", lambda: not any(_alive(p) for p in _pids(pids)), 5)
     doc = _doc(out)
     assert doc["state"] == "interrupted" and [r["arch"] for r in doc["rows"]] == ["fake_ok"]
     assert "kept 1 rows" in err and "Traceback" not in err
@@ -196,10 +187,10 @@ def test_workers_exit_by_themselves_when_the_parent_is_killed(tmp_path):
     out, pids = tmp_path / "run", tmp_path / "pids"
     run = _start_hanging(pids, "profile", "--arch", "hostile_hang", *HOSTILE, *FAST, "--out", str(out))
     try:
-        _until("the hanging worker and its child", lambda: len(_pids(pids)) >= 2)
+        until("the hanging worker and its child", lambda: len(_pids(pids)) >= 2)
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=30)
-        _until("the orphaned worker and its child to exit", lambda: not any(_alive(p) for p in _pids(pids)), 5)
+        until("the orphaned worker and its child to exit", lambda: not any(_alive(p) for p in _pids(pids)), 5)
     finally:
         run.kill()
     # The killed run left results.json "running": readers take the rows from results.jsonl.
@@ -229,7 +220,7 @@ def test_two_runs_never_write_one_folder(tmp_path):
     out, pids = tmp_path / "run", tmp_path / "pids"
     run = _start_hanging(pids, "profile", "--arch", "hostile_hang", *HOSTILE, *FAST, "--out", str(out))
     try:
-        _until("the first run to hold its folder", lambda: len(_pids(pids)) >= 2)
+        until("the first run to hold its folder", lambda: len(_pids(pids)) >= 2)
         second = _vbench("profile", "--arch", "fake_ok", *HOSTILE, "--static", "--only-missing", "--out", str(out))
         assert second.returncode == 2
         _one_error_line(second, "another vbench run", f"pid {run.pid}")
@@ -268,13 +259,13 @@ def test_a_killed_run_never_lets_an_older_results_json_win(tmp_path):
         str(out),
     )
     try:
-        _until("fake_ok's row", lambda: [r["arch"] for r in _jsonl(out)] == ["fake_ok"])
-        _until("the hanging worker and its child", lambda: len(_pids(pids)) >= 2)
+        until("fake_ok's row", lambda: [r["arch"] for r in _jsonl(out)] == ["fake_ok"])
+        until("the hanging worker and its child", lambda: len(_pids(pids)) >= 2)
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=30)
     finally:
         run.kill()
-    _until("the orphans to exit", lambda: not any(_alive(p) for p in _pids(pids)), 5)
+    until("the orphans to exit", lambda: not any(_alive(p) for p in _pids(pids)), 5)
     merged = _vbench("merge", str(out), "--out", str(tmp_path / "merged"))
     assert [r["arch"] for r in _doc(tmp_path / "merged")["rows"]] == ["fake_ok"], merged.stderr
 
@@ -496,7 +487,7 @@ def test_daemons_and_double_forks_of_a_model_do_not_outlive_its_job(tmp_path):
                    HOSTILE_PIDS=str(pids))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert len(_pids(pids)) == 2, "the model did not leave its daemons"
-    _until("the daemons to be gone", lambda: not any(_alive(p) for p in _pids(pids)), 10)
+    until("the daemons to be gone", lambda: not any(_alive(p) for p in _pids(pids)), 10)
 
 
 @pytest.mark.parametrize("how", ["exit", "kbi"])
