@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import re
 import tempfile
@@ -132,6 +133,10 @@ class Preprocess:
             v = data.get(field)
             if not isinstance(v, (list, tuple)) or len(v) != 3 or not all(_is_number(x) for x in v):
                 raise ValueError(f"preprocess {field} must be 3 numbers, got {v!r}")
+            if not all(math.isfinite(x) for x in v) or (field == "std" and not all(x > 0 for x in v)):
+                raise ValueError(
+                    f"preprocess {field} must be finite{' and positive' if field == 'std' else ''}, got {v!r}"
+                )
             return (float(v[0]), float(v[1]), float(v[2]))
 
         def positive(field: str, v: Any = None) -> int:

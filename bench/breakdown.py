@@ -27,6 +27,7 @@ in :mod:`bench.report`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -36,6 +37,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from bench.records import KINDS
 
 __all__ = [
     "KINDS",
@@ -63,12 +66,6 @@ ROOT_OPS = "(root ops)"
 """The line for operators the root module runs itself (outside every child)."""
 OUTSIDE = "(outside the model)"
 """The line for what a training step runs outside the model: loss, gradient accumulation, optimiser."""
-
-KINDS = ("3d", "spatial", "temporal", "pointwise", "norm", "activation", "pooling", "gating", "linear", "other")
-"""Convolution kinds by kernel (t x k x k full 3D, 1 x k x k spatial, k x 1 x 1 temporal, 1 x 1 x 1
-pointwise), then the rest by what the module is; ``other`` is elementwise work of composite modules
-(residual additions, concatenations), dropout and flattening."""
-
 
 # -- what kind of work a module is ----------------------------------------------------------
 
@@ -264,7 +261,8 @@ class ModuleTime:
     """The kind of its own operators (:data:`KINDS`); a composite module's children have their own."""
     params: int
     gmacs: float
-    """Forward MACs of the batch / 1e9 (train: forward + backward)."""
+    """Forward MACs per clip / 1e9 (train: forward + backward), as every ``gmacs`` column is; ``gmacs_per_s``
+    is of the whole batch."""
     forward_ms: float
     backward_ms: float | None
     latency_ms: float
@@ -330,8 +328,11 @@ class Breakdown:
         """Attributed total / ``key_averages()`` total (within 5 % of 1)."""
         return self.attributed_ms / self.profiler_ms if self.profiler_ms else 0.0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, max_depth: int | None = None) -> dict[str, Any]:
+        """Plain data, with the module lines at most ``max_depth`` deep (all of them by default)."""
         d = asdict(self)
+        if max_depth is not None:
+            d["modules"] = [m for m in d["modules"] if m["depth"] <= max_depth]
         d.update(
             overhead=self.overhead,
             sum_ratio=self.sum_ratio,
@@ -364,6 +365,7 @@ def _breakdown_rows(
     dtype: str,
     train: bool,
     roofline: Any,
+    batch: int = 1,
 ) -> tuple[list[ModuleTime], list[KindTime], dict[str, ModuleTime]]:
     """Per-module lines (every module, children summed in), per-kind totals, and lines by name."""
     from bench.counting import param_count
@@ -394,7 +396,7 @@ def _breakdown_rows(
             type=typ,
             kind=kind,
             params=params,
-            gmacs=m / 1e9,
+            gmacs=m / batch / 1e9,
             forward_ms=f_us / per,
             backward_ms=b_us / per if train else None,
             latency_ms=ms,
@@ -431,6 +433,7 @@ def _breakdown_rows(
     for name, m in leaf_macs.items():
         kind_macs[kinds[name]] += m
     kind_us["other"] += found.outside_us
+    leaf_total = max(sum(kind_macs.values()), 1)  # shares of the leaves' MACs: they add up to one exactly
     kind_rows = []
     for kind in KINDS:
         us, m = kind_us.get(kind, 0.0), kind_macs.get(kind, 0)
@@ -442,8 +445,8 @@ def _breakdown_rows(
                 kind=kind,
                 latency_ms=ms,
                 pct_time=ms / whole_ms if whole_ms else 0.0,
-                gmacs=m / 1e9,
-                pct_macs=m / whole_macs,
+                gmacs=m / batch / 1e9,
+                pct_macs=m / leaf_total,
                 gmacs_per_s=m / 1e9 / (ms / 1e3) if ms > 0 and m else None,
             )
         )
@@ -526,6 +529,7 @@ def time_breakdown(
     trace: Path | None = None,
     roofline: Any = None,
     now: Callable[[], float] = time.perf_counter,
+    expected_shape: tuple[int, ...] | None = None,
 ) -> Breakdown:
     """Measure ``config`` (a :class:`bench.records.Config`) without, then with, instrumentation.
 
@@ -545,11 +549,15 @@ def time_breakdown(
     traffic = analysis.traffic_by_module()
 
     model, x = prepare(config)
+    if expected_shape is not None:  # a model that returns the wrong thing is an error, not a latency
+        step_fn(model, x, dataclasses.replace(config, mode="infer"), expected_shape)()
     fn = step_fn(model, x, config)
     whole = sample(fn, SamplePolicy(warmup=warmup, repeats=repeats, max_time=120.0), clock_for(config.device))
     run = profile_model(model, fn, config.device, iterations, trace=trace, now=now)
     found, walls, profiler_us = run.attribution, run.walls, run.profiler_us
-    lines, kinds, by_name = _breakdown_rows(model, found, iterations, macs, traffic, config.dtype, train, roofline)
+    lines, kinds, by_name = _breakdown_rows(
+        model, found, iterations, macs, traffic, config.dtype, train, roofline, config.batch
+    )
     stages = [by_name[n] for n in _stage_names(model, analysis.by_module()) if n in by_name]
     walls.sort()
     return Breakdown(

@@ -23,7 +23,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from bench.errors import UsageError
+from bench.errors import UsageError, first_line
 from bench.lifetime import Interrupted
 from bench.records import COUNTERS, DEVICES, DTYPES, EXECUTORS, INPUTS, MODES, Request, Row, check_run_options
 
@@ -589,7 +589,9 @@ def inspect_cmd(
     name: Annotated[str, typer.Argument(help="Architecture name or pattern (every match is shown).")],
     frames: Annotated[int | None, typer.Option(help="Frames (default: paper input).")] = None,
     size: Annotated[int | None, typer.Option(help="Height = width (default: paper input).")] = None,
-    depth: Annotated[int, typer.Option(help="Deepest module level shown (root = 0).")] = 2,
+    depth: Annotated[
+        int | None, typer.Option(help="Deepest module level shown (root = 0; default 2, or the model's depth).")
+    ] = None,
     arch_kwargs: Annotated[
         list[str] | None, typer.Option("--arch-kwargs", help="key=value passed to the builder; repeatable.")
     ] = None,
@@ -626,10 +628,10 @@ def inspect_cmd(
     from bench.plugins import load_plugins
     from bench.report import inspect_table
 
-    if depth < 0:
+    if depth is not None and depth < 0:
         raise UsageError("--depth must be >= 0")
     if time_:
-        _check_time_options(mode, batch, iterations, trace)
+        _check_time_options(mode, dtype, batch, iterations, trace)
     elif (device, mode, dtype, batch, iterations, trace) != ("cpu", "infer", "fp32", 1, 5, None):
         raise UsageError("--device, --mode, --dtype, --batch, --iterations and --trace need --time")
     plugins = load_plugins(plugin or [])
@@ -648,10 +650,15 @@ def inspect_cmd(
         )
     )
     if time_:
-        _inspect_time(plan, depth, as_json, iterations, trace)
+        _inspect_time(plan, name, depth, as_json, iterations, trace)
         return
     found = {
-        job.arch: (config, module_breakdown(job.arch, config.input_shape, max_depth=depth, **dict(config.arch_kwargs)))
+        job.arch: (
+            config,
+            module_breakdown(
+                job.arch, config.input_shape, max_depth=2 if depth is None else depth, **dict(config.arch_kwargs)
+            ),
+        )
         for job, config in _inspectable(plan)
     }
     if as_json:
@@ -680,7 +687,10 @@ def roofline_cmd(
 
     chosen = resolve_device(device)
     dtypes = [choice(d.strip(), DTYPES, "dtype") for d in dtype.split(",")]
-    found = [roofline_for(chosen, d, refresh=refresh).to_dict() for d in dtypes]
+    try:
+        found = [roofline_for(chosen, d, refresh=refresh).to_dict() for d in dtypes]
+    except RuntimeError as e:  # a pair without a roofline (fp16 on a CPU), or a probe that measured nonsense
+        raise UsageError(_one_line(str(e))) from None
     if as_json:
         typer.echo(json.dumps(found, indent=1))
         return
@@ -694,13 +704,30 @@ def roofline_cmd(
     typer.echo(f"cache: {cache_path()}")
 
 
-def _check_time_options(mode: str, batch: int, iterations: int, trace: Path | None) -> None:
+def _check_time_options(mode: str, dtype: str, batch: int, iterations: int, trace: Path | None) -> None:
+    from bench.rundir import probe_writable
+
     if mode not in ("infer", "train"):
         raise UsageError(f"--mode must be 'infer' or 'train' with --time, not {mode!r}")
+    if "," in dtype:
+        raise UsageError(f"--dtype takes one dtype with --time, not {dtype!r}")
     if batch < 1 or iterations < 1:
         raise UsageError("--batch and --iterations must be >= 1")
-    if trace is not None and trace.is_dir():
-        raise UsageError(f"--trace {trace}: is a folder; give a file name such as trace.json")
+    if trace is not None:
+        if trace.is_dir():
+            raise UsageError(f"--trace {trace}: is a folder; give a file name such as trace.json")
+        if trace.exists() and not trace.is_file():
+            raise UsageError(f"--trace {trace}: is not a regular file")
+        probe_writable(trace.parent, "--trace's folder")  # before any measuring: a trace written nowhere is lost work
+        existed = trace.exists()
+        try:
+            trace.parent.mkdir(parents=True, exist_ok=True)
+            with trace.open("ab"):
+                pass
+        except OSError as e:
+            raise UsageError(f"--trace {trace}: cannot be written: {e.strerror or e}") from None
+        if not existed:
+            trace.unlink()
 
 
 def _inspectable(plan: Any) -> Iterator[tuple[Any, Any]]:
@@ -716,29 +743,46 @@ def _inspectable(plan: Any) -> Iterator[tuple[Any, Any]]:
         yield job, config
 
 
-def _inspect_time(plan: Any, depth: int, as_json: bool, iterations: int, trace: Path | None) -> None:
+def _inspect_time(plan: Any, name: str, depth: int | None, as_json: bool, iterations: int, trace: Path | None) -> None:
     """``inspect --time``: measure each planned architecture's breakdown, print tables or JSON."""
     from bench.breakdown import time_breakdown
     from bench.report import breakdown_checks, fmt_input, kind_table, time_table
     from bench.roofline import roofline_for
 
-    found = {}
-    for job, config in _inspectable(plan):
+    todo = list(_inspectable(plan))
+    if trace is not None and len(todo) > 1:
+        raise UsageError("--trace writes one file: give one architecture, not a pattern")
+    depths = {}
+    for job, _ in todo:  # every depth is checked before anything is measured
         deepest = max(n.count(".") + 1 for n in _module_names(job))
-        if depth > deepest:
+        if depth is not None and depth > deepest:
             raise UsageError(f"--depth {depth}: {job.arch}'s modules are at most {deepest} deep")
-        if trace is not None and len(plan.jobs) > 1:
-            raise UsageError("--trace writes one file: give one architecture, not a pattern")
-        roofline = roofline_for(config.device, config.dtype)
-        found[job.arch] = time_breakdown(config, iterations=iterations, trace=trace, roofline=roofline)
+        depths[job.arch] = min(2, deepest) if depth is None else depth
+    found = {}
+    for job, config in todo:
+        try:
+            roofline = roofline_for(config.device, config.dtype)
+        except RuntimeError as e:
+            typer.echo(f"vbench: warning: {_one_line(str(e))}; no roofline class", err=True)
+            roofline = None
+        expected = (config.batch, *job.counts_for(config).output_shape[1:])
+        try:
+            with contextlib.redirect_stdout(sys.stderr):  # what a model prints never mixes with the output
+                found[job.arch] = time_breakdown(
+                    config, iterations=iterations, trace=trace, roofline=roofline, expected_shape=expected
+                )
+        except (Exception, SystemExit) as e:  # the model's failure, not vbench's: one line, exit 1
+            typer.echo(f"vbench: error: {job.arch}: the model failed: {type(e).__name__}: {first_line(e)}", err=True)
+            raise typer.Exit(code=1) from None
     if as_json:
-        out = {arch: b.to_dict() for arch, b in found.items()}
-        typer.echo(json.dumps(next(iter(out.values())) if len(out) == 1 else out, indent=1))
+        out = {arch: b.to_dict(max_depth=depths[arch]) for arch, b in found.items()}
+        single = len(out) == 1 and not any(ch in name for ch in "*?[")
+        typer.echo(json.dumps(next(iter(out.values())) if single else out, indent=1))
         return
     console = _console()
     for arch, b in found.items():
         where = f"{arch}, {b.mode}, batch {b.input_shape[0]} x {fmt_input(b.input_shape[1:])}, {b.device} {b.dtype}"
-        console.print(time_table(b, f"{where}: time by module", depth))
+        console.print(time_table(b, f"{where}: time by module", depths[arch]))
         console.print(kind_table(b, f"{arch}: time by kind of work"))
         for line in breakdown_checks(b):
             console.print(line, markup=False, highlight=False)

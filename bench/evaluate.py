@@ -180,6 +180,10 @@ def default_protocol(family: str, layout: str | None = None) -> str:
     return "r2plus1d"
 
 
+MAX_CLIPS = 300
+"""Most clips per video a protocol may take (the papers use 1 to 115; 300 is ten a second of a 30 s clip)."""
+
+
 def resolve_protocol(name: str, clips: int | None = None, crops: int | None = None) -> Protocol:
     """The preset ``name`` with ``--clips``/``--crops`` overriding its counts (named ``custom`` then).
 
@@ -188,9 +192,9 @@ def resolve_protocol(name: str, clips: int | None = None, crops: int | None = No
     """
     if name not in PROTOCOLS:
         raise UsageError(f"unknown protocol '{name}'; choose from {', '.join(PROTOCOLS)}")
-    for value, what in ((clips, "--clips"), (crops, "--crops")):
-        if value is not None and value < 1:
-            raise UsageError(f"{what} must be >= 1; got {value}")
+    for value, what, most in ((clips, "--clips", MAX_CLIPS), (crops, "--crops", 3)):
+        if value is not None and not 1 <= value <= most:
+            raise UsageError(f"{what} must be from 1 to {most}; got {value}")
     base = PROTOCOLS[name]
     if clips is None and crops is None:
         return base
@@ -795,6 +799,9 @@ def _run(
     def finish(p: _Pending) -> None:
         assert p.prob_sum is not None
         probs = p.prob_sum / p.views
+        if not bool(torch.isfinite(probs).all()):  # never a prediction made of NaN: a skip, counted
+            write(_skip_record(p.item, "non-finite output", "the model's logits hold NaN or infinity"))
+            return
         top = torch.topk(probs, min(_TOP, num_classes))
         pred = int(top.indices[0])
         write({

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -205,8 +206,7 @@ def evaluate_cmd(
     if only_missing and overwrite:
         raise UsageError("--only-missing keeps the evaluation in --out and --overwrite replaces it; pass one")
     choice(dtype, DTYPES, "dtype")
-    if protocol is not None:
-        resolve_protocol(protocol, clips, crops)
+    resolve_protocol(protocol or "single", clips, crops)  # the counts' bounds, before any work
     if not out.strip():
         raise UsageError("--out is empty; name a folder")
     out_dir = Path(out)
@@ -309,11 +309,17 @@ def _run(
                 _stdout_closed()
 
         try:
-            return evaluate(
-                model, view, dataset, names, out_dir,
-                options=EvalOptions(batch=batch, device=device, dtype=dtype, workers=workers),
-                meta=meta, resume=resume, overwrite=overwrite, on_start=on_start, on_video=on_video,
-            )  # fmt: skip
+            try:
+                return evaluate(
+                    model, view, dataset, names, out_dir,
+                    options=EvalOptions(batch=batch, device=device, dtype=dtype, workers=workers),
+                    meta=meta, resume=resume, overwrite=overwrite, on_start=on_start, on_video=on_video,
+                )  # fmt: skip
+            except RuntimeError as e:
+                signum = _worker_signal(e)
+                if signum is None:
+                    raise
+                raise Interrupted(signum) from None  # the group's signal reached a decoding worker first
         except (Interrupted, KeyboardInterrupt):
             typer.echo(
                 f"vbench: interrupted; kept {kept['lines']} predictions in {out_dir}; finish with: "
@@ -321,6 +327,19 @@ def _run(
                 err=True,
             )
             raise
+
+
+_WORKER_SIGNALS = {"Terminated": signal.SIGTERM, "Interrupt": signal.SIGINT, "Hangup": signal.SIGHUP}
+
+
+def _worker_signal(e: RuntimeError) -> int | None:
+    """The stop signal that killed a DataLoader worker, as torch reports it ("DataLoader worker (pid 12) is
+    killed by signal: Terminated."): a SIGTERM to the whole process group (``timeout``, SLURM, ``docker stop``)
+    reaches the workers too, and their death is the interruption, not a crash."""
+    text = str(e)
+    if "DataLoader worker" not in text or "killed by signal" not in text:
+        return None
+    return next((int(s) for name, s in _WORKER_SIGNALS.items() if f"signal: {name}" in text), None)
 
 
 def _report(result: EvalResult, names: list[str]) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "DTYPES",
     "EXECUTORS",
     "INPUTS",
+    "KINDS",
     "MODES",
     "ROW_MODES",
     "STATUSES",
@@ -285,6 +286,12 @@ class Row(_RequiredRow, total=False):
     intensity: float | None
     bound: str | None
     samples_ms: list[float]
+
+
+KINDS = ("3d", "spatial", "temporal", "pointwise", "norm", "activation", "pooling", "gating", "linear", "other")
+"""Convolution kinds by kernel (t x k x k full 3D, 1 x k x k spatial, k x 1 x 1 temporal, 1 x 1 x 1
+pointwise), then the rest by what the module is; ``other`` is elementwise work of composite modules
+(residual additions, concatenations), dropout and flattening."""
 
 
 # ---------------------------------------------------------------- how a run runs

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.records import KINDS
 from bench.report import markdown_table, md_code, md_escape, md_image
 from bench.schema import is_missing
 
@@ -158,7 +159,7 @@ def kinds_lines(breakdowns: Sequence[dict[str, Any]]) -> list[str]:
     """Share of time by kind of work per architecture, from ``inspect --time --json`` breakdowns."""
     if not breakdowns:
         return []
-    kinds = [k for k in _KIND_ORDER if any(any(x["kind"] == k for x in b["kinds"]) for b in breakdowns)]
+    kinds = [k for k in KINDS if any(any(x["kind"] == k for x in b["kinds"]) for b in breakdowns)]
     lines = ["", "Share of time (and of MACs) by kind of work, from `vbench inspect --time` breakdowns:", ""]
     body = []
     for b in breakdowns:
@@ -169,9 +170,6 @@ def kinds_lines(breakdowns: Sequence[dict[str, Any]]) -> list[str]:
             + [f"{100 * by[k]['pct_time']:.1f} ({100 * by[k]['pct_macs']:.0f})" if k in by else "-" for k in kinds]
         )
     return lines + markdown_table(["arch", "setting", *(f"% {k}" for k in kinds)], body, left=("arch", "setting"))
-
-
-_KIND_ORDER = ("3d", "spatial", "temporal", "pointwise", "norm", "activation", "pooling", "gating", "linear", "other")
 
 
 def figures_markdown(images: Sequence[Path], counted_afresh: Sequence[str] = ()) -> str:

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -30,7 +32,9 @@ from typing import Any, Literal
 
 __all__ = [
     "DTYPE_BYTES",
+    "LIMITS",
     "PROBE_SIZES",
+    "UNPROBED",
     "ProbeSizes",
     "Roofline",
     "cache_path",
@@ -43,6 +47,12 @@ DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 """Bytes per element of each ``--dtype`` (the width activations have under autocast)."""
 
 Bound = Literal["compute", "memory"]
+
+LIMITS = {"matmul_tflops": (1e-9, 1e5), "conv3d_tflops": (1e-9, 1e5), "bandwidth_gbs": (1e-6, 1e6)}
+"""Bounds of a believable device (1 kFLOP/s to 100 PFLOP/s, 1 kB/s to 1 PB/s): a value outside is damage."""
+
+UNPROBED = {("cpu", "fp16"): "fp16 on a CPU runs emulated kernels that a probe would take minutes to time"}
+"""(device, dtype) pairs without a roofline, and why: their rows have no ``mfu``."""
 
 
 def intensity(macs: int, traffic: int, params: int, dtype: str, batch: int = 1) -> float:
@@ -91,6 +101,24 @@ class Roofline:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "peak_tflops": self.peak_tflops, "ridge_flop_per_byte": self.ridge}
+
+    def problem(self) -> str:
+        """Why these roofs cannot be true ("" when they can): every throughput a finite positive number
+        below :data:`LIMITS`, names on one line, threads a positive integer."""
+        for name in ("matmul_tflops", "conv3d_tflops", "bandwidth_gbs"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                return f"{name} is {v!r}, not a finite number"
+            low, high = LIMITS[name]
+            if not low <= v <= high:
+                return f"{name} {v!r} is outside [{low:g}, {high:g}]"
+        for name in ("device", "device_name", "dtype", "torch_version", "measured_at"):
+            v = getattr(self, name)
+            if not isinstance(v, str) or "\n" in v or len(v) > 200:
+                return f"{name} is not a name on one line"
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
+            return f"threads is {self.threads!r}, not a positive integer"
+        return ""
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Roofline:
@@ -176,7 +204,7 @@ def probe(
 
     if not device_name:
         device_name = torch.cuda.get_device_name() if device == "cuda" else cpu_name()
-    return Roofline(
+    measured = Roofline(
         device=device,
         device_name=device_name,
         dtype=dtype,
@@ -187,6 +215,9 @@ def probe(
         bandwidth_gbs=bandwidth,
         measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
+    if measured.problem():
+        raise RuntimeError(f"the roofline probe measured nonsense: {measured.problem()}")
+    return measured
 
 
 def cache_path() -> Path:
@@ -203,11 +234,25 @@ def _key(device: str, device_name: str, torch_version: str, dtype: str, threads:
     return f"{device}|{device_name}|torch {torch_version}|{dtype}" + (f"|{threads} threads" if device == "cpu" else "")
 
 
+_CACHE_CAP = 1 << 20
+
+
 def _read_cache(path: Path) -> dict[str, Any]:
+    """The cache's entries; a missing, damaged, oversized or non-regular file reads as empty (measure again:
+    a cache is never a source of truth). Opened without blocking, so a FIFO cannot hang the run."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}  # missing or damaged: measure again (a cache is never a source of truth)
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return {}
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return {}
+            raw = f.read(_CACHE_CAP + 1)
+        if len(raw) > _CACHE_CAP:
+            return {}
+        data = json.loads(raw.decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return {}
     return data if isinstance(data, dict) else {}
 
 
@@ -239,10 +284,12 @@ def roofline_for(device: str, dtype: str = "fp32", *, refresh: bool = False, pat
     name = torch.cuda.get_device_name() if device == "cuda" else cpu_name()
     key = _key(device, name, torch.__version__, dtype, torch.get_num_threads())
     cached = _read_cache(path)
+    if (device, dtype) in UNPROBED:
+        raise RuntimeError(f"no roofline for {dtype} on {device}: {UNPROBED[(device, dtype)]}")
     if not refresh and isinstance(cached.get(key), dict):
         with contextlib.suppress(TypeError, KeyError, ValueError):
             found = Roofline.from_dict(cached[key])
-            if found.peak_tflops > 0 and found.bandwidth_gbs > 0:
+            if not found.problem():
                 return found
     measured = probe(device, dtype, device_name=name)
     cached = _read_cache(path)  # another process may have written meanwhile

@@ -35,7 +35,7 @@ from typing import Any
 
 from bench.columns import REGISTRY, REQUIRED_COLUMNS, Kind
 from bench.errors import UsageError
-from bench.records import STATUSES, Row
+from bench.records import KINDS, STATUSES, Row
 from bench.schema import SCHEMA_VERSION
 
 __all__ = [
@@ -565,6 +565,7 @@ def load_accuracy(path: str | Path) -> list[dict[str, Any]]:
 
 
 _KIND_FIELDS = ("latency_ms", "pct_time", "gmacs", "pct_macs")
+_MAX_SIDE = 1 << 20
 
 
 def _breakdown(where: str, b: Any) -> dict[str, Any]:
@@ -577,15 +578,28 @@ def _breakdown(where: str, b: Any) -> dict[str, Any]:
     shape = b.get("input_shape")
     if not (isinstance(shape, list) and len(shape) == 5 and all(_positive_int(v) for v in shape)):
         raise UsageError(f"{where}: 'input_shape' must be 5 positive integers (B, C, T, H, W)")
+    if any(v > _MAX_SIDE for v in shape):
+        raise UsageError(f"{where}: 'input_shape' {show(shape)} is not a clip anyone measured")
     kinds = b.get("kinds")
     if not isinstance(kinds, list) or not kinds:
         raise UsageError(f"{where}: 'kinds' must be a non-empty list")
+    seen: set[str] = set()
     for i, k in enumerate(kinds, 1):
-        if not isinstance(k, dict) or not _name(k.get("kind")):
-            raise UsageError(f"{where}, kind {i}: needs a 'kind' name")
+        if not isinstance(k, dict) or k.get("kind") not in KINDS:
+            raise UsageError(f"{where}, kind {i}: 'kind' must be one of {', '.join(KINDS)}")
+        if k["kind"] in seen:
+            raise UsageError(f"{where}, kind {i}: {k['kind']!r} is listed twice")
+        seen.add(k["kind"])
         bad = [f for f in _KIND_FIELDS if not (_is_number(k.get(f)) and math.isfinite(k[f]) and k[f] >= 0)]
         if bad:
             raise UsageError(f"{where}, kind {i}: {bad[0]!r} must be a finite number >= 0, not {show(k.get(bad[0]))}")
+        over = [f for f in ("pct_time", "pct_macs") if k[f] > 1 + 1e-9]
+        if over:
+            raise UsageError(f"{where}, kind {i}: {over[0]!r} is a share from 0 to 1, not {show(k[over[0]])}")
+    for f in ("pct_time", "pct_macs"):
+        total = sum(k[f] for k in kinds)
+        if total > 1 + 1e-6:
+            raise UsageError(f"{where}: the kinds' {f!r} add up to {total:.4g}, more than the whole")
     return b
 
 

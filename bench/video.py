@@ -58,7 +58,7 @@ __all__ = [
     "resized_size",
 ]
 
-SKIP_REASONS = ("missing", "unreadable", "no video stream", "corrupt", "too short")
+SKIP_REASONS = ("missing", "unreadable", "no video stream", "corrupt", "too short", "non-finite output")
 """Why a video gives no prediction; the counts in ``evaluation.json`` are keyed by these."""
 
 WHOLE_MAX_FRAMES = 1024

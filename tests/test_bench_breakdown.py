@@ -273,7 +273,7 @@ def _vbench(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpro
 @pytest.fixture(scope="module")
 def r3d_train_json() -> dict:
     done = _vbench("inspect", "r3d_18", "--time", "--mode", "train", "--frames", "8", "--size", "32", "--json",
-                   "--iterations", "2", "--depth", "2")  # fmt: skip
+                   "--iterations", "2", "--depth", "3")  # fmt: skip
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -284,6 +284,7 @@ def test_inspect_time_json_fields(r3d_train_json: dict) -> None:
     assert b["latency_ms"] > 0
     for m in b["modules"]:
         assert {"module", "depth", "type", "gmacs", "latency_ms", "pct_time", "forward_ms", "backward_ms"} <= set(m)
+    assert max(m["depth"] for m in b["modules"]) == 3  # --depth 3
     names = [m["module"] for m in b["modules"]]
     assert {"stem", "layer1", "layer4.1.conv2", "fc", ROOT_OPS, OUTSIDE} <= set(names)
     depth1 = [m for m in b["modules"] if m["depth"] == 1]
@@ -416,3 +417,157 @@ def test_roofline_command(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "bench.cli", "roofline", "--dtype", "fp64"], capture_output=True,
                          text=True, env=env, timeout=120)  # fmt: skip
     assert bad.returncode == 2 and "unknown dtype 'fp64'" in bad.stderr
+
+
+# -- what a hostile tester found ----------------------------------------------------------------------
+
+PLUGIN = """
+import sys
+from torch import nn
+from archs import register_arch
+
+
+class Shallow(nn.Module):
+    def __init__(self, mode, num_classes=400):
+        super().__init__()
+        self.mode = mode
+        self.fc = nn.Linear(3, num_classes)
+
+    def forward(self, x):
+        if x.device.type != "meta":
+            print("chatter from the model")
+            if self.mode == "exit":
+                sys.exit(0)
+        out = self.fc(x.mean((2, 3, 4)))
+        return (out, out) if self.mode == "tuple" and x.device.type != "meta" else out
+
+
+SPEC = {"family": "shallow", "paper": "test double", "default_input": (3, 2, 4, 4), "min_input": (3, 1, 1, 1),
+        "stages": (("all", "3d"),)}
+for mode in ("ok", "exit", "tuple"):
+    def build(mode=mode, **kw):
+        return Shallow(mode, **kw)
+    build.__name__ = f"shallow_{mode}"
+    register_arch(**SPEC)(build)
+"""
+
+
+def test_inspect_time_checks_every_depth_before_measuring() -> None:
+    done = _vbench("inspect", "*[13]d_18", "--time", "--frames", "8", "--size", "16", "--depth", "5", timeout=120)
+    assert done.returncode == 2 and "--depth 5: r3d_18's modules are at most 4 deep" in done.stderr
+    assert done.stdout == ""  # nothing was measured first and thrown away
+
+
+def test_inspect_time_with_a_pattern_gives_a_mapping_even_for_one_match() -> None:
+    done = _vbench("inspect", "r3d_1*", "--time", "--frames", "8", "--size", "16", "--depth", "1", "--json",
+                   "--iterations", "1")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert list(out) == ["r3d_18"] and out["r3d_18"]["modules"][0]["gmacs"] > 0
+
+
+def test_inspect_time_gmacs_are_per_clip(r3d_train_json: dict) -> None:
+    done = _vbench("inspect", "r3d_18", "--time", "--frames", "8", "--size", "32", "--batch", "2", "--json",
+                   "--iterations", "1", "--depth", "0")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (root,) = json.loads(done.stdout)["modules"]
+    assert root["gmacs"] == pytest.approx(count("r3d_18", (1, 3, 8, 32, 32)).macs / 1e9)
+
+
+@pytest.mark.parametrize("args", [["--dtype", "fp32,bf16"], ["--trace", "/proc/version"],
+                                  ["--trace", "/nonexistent-root-folder/x/t.json"]])  # fmt: skip
+def test_inspect_time_refuses_what_it_cannot_honour_before_measuring(tmp_path: Path, args: list[str]) -> None:
+    if "/nonexistent-root-folder/x/t.json" in args and os.access("/", os.W_OK):
+        args = ["--trace", str(_a_file(tmp_path) / "t.json")]  # as root every folder is writable: a file as folder
+    done = _vbench("inspect", "r3d_18", "--time", "--frames", "8", "--size", "16", *args, timeout=120)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert len(done.stderr.strip().splitlines()) == 1 and done.stdout == ""
+
+
+def _a_file(tmp_path: Path) -> Path:
+    f = tmp_path / "plain-file"
+    f.write_text("x")
+    return f
+
+
+@pytest.fixture(scope="module")
+def plugin_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("plugin")
+    path = folder / "shallow_plugin.py"
+    path.write_text(PLUGIN)
+    return path
+
+
+def test_a_shallow_plugin_model_gets_the_default_depth_and_its_prints_stay_off_stdout(plugin_file: Path) -> None:
+    done = _vbench("inspect", "shallow_ok", "--plugin", str(plugin_file), "--time", "--json", "--iterations", "1",
+                   timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    b = json.loads(done.stdout)  # parseable: the model's prints went to stderr
+    assert max(m["depth"] for m in b["modules"]) == 1
+    assert "chatter from the model" in done.stderr
+
+
+@pytest.mark.parametrize(("arch", "message"), [("shallow_exit", "SystemExit"), ("shallow_tuple", "tuple")])
+def test_a_model_that_fails_under_inspect_time_is_one_line_and_exit_1(
+    plugin_file: Path, arch: str, message: str
+) -> None:
+    done = _vbench("inspect", arch, "--plugin", str(plugin_file), "--time", "--iterations", "1", timeout=120)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"vbench: error: {arch}: the model failed") and message in last
+
+
+def test_implausible_cached_roofs_are_measured_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench.roofline as roofline
+    from bench.env import cpu_name
+
+    probes = []
+
+    def fake_probe(device: str, dtype: str = "fp32", **kw: object) -> Roofline:
+        probes.append(dtype)
+        return Roofline(device, cpu_name(), dtype, torch.__version__, torch.get_num_threads(), 1.0, 2.0, 50.0)
+
+    monkeypatch.setattr(roofline, "probe", fake_probe)
+    key = roofline._key("cpu", cpu_name(), torch.__version__, "fp32", torch.get_num_threads())
+    good = {"device": "cpu", "device_name": cpu_name(), "dtype": "fp32", "torch_version": torch.__version__,
+            "threads": torch.get_num_threads(), "matmul_tflops": 1.0, "conv3d_tflops": 2.0, "bandwidth_gbs": 50.0}  # fmt: skip
+    path = tmp_path / "roofline.json"
+    for bad in ({"bandwidth_gbs": float("inf")}, {"matmul_tflops": 5e6}, {"conv3d_tflops": -5.0},
+                {"matmul_tflops": 1e-320, "conv3d_tflops": 1e-320}, {"threads": "x"}, {"matmul_tflops": True}):  # fmt: skip
+        path.write_text(json.dumps({key: {**good, **bad}}))
+        before = len(probes)
+        r = roofline_for("cpu", "fp32", path=path)
+        assert len(probes) == before + 1, bad  # not trusted: measured again
+        assert r.bandwidth_gbs == 50.0
+    path.unlink()
+    os.mkfifo(path)  # a FIFO would block a plain read forever
+    roofline_for("cpu", "fp32", path=path.with_name("other.json"))
+    assert roofline._read_cache(path) == {}
+
+
+def test_no_roofline_for_fp16_on_a_cpu() -> None:
+    with pytest.raises(RuntimeError, match="fp16 on a CPU"):
+        roofline_for("cpu", "fp16")
+    done = _vbench("roofline", "--device", "cpu", "--dtype", "fp16", timeout=60)
+    assert done.returncode == 2 and "no roofline for fp16 on cpu" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("kinds", "message"),
+    [
+        ([{"kind": "3d", "latency_ms": 1, "pct_time": 0.5, "gmacs": 1, "pct_macs": 0.5}] * 2, "listed twice"),
+        ([{"kind": "wormhole", "latency_ms": 1, "pct_time": 0.5, "gmacs": 1, "pct_macs": 0.5}], "must be one of"),
+        ([{"kind": "3d", "latency_ms": 1, "pct_time": 1e300, "gmacs": 1, "pct_macs": 0.5}], "a share from 0 to 1"),
+        ([{"kind": "3d", "latency_ms": 1, "pct_time": 0.7, "gmacs": 1, "pct_macs": 0.5},
+          {"kind": "norm", "latency_ms": 1, "pct_time": 0.7, "gmacs": 0, "pct_macs": 0}], "more than the whole"),
+    ],
+)  # fmt: skip
+def test_impossible_breakdowns_are_refused(tmp_path: Path, kinds: list, message: str) -> None:
+    from bench.errors import UsageError
+    from bench.validate import load_breakdowns
+
+    doc = {"arch": "a", "mode": "infer", "device": "cpu", "dtype": "fp32", "input_shape": [1, 3, 8, 16, 16],
+           "kinds": kinds}  # fmt: skip
+    (tmp_path / "b.json").write_text(json.dumps(doc))
+    with pytest.raises(UsageError, match=message):
+        load_breakdowns(tmp_path / "b.json")

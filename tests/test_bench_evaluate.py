@@ -151,7 +151,7 @@ def test_preset_counts_follow_their_sources():
     assert views["slowfast"] == (10, 3, None)
     assert resolve_protocol("r2plus1d", crops=3).crops == 3
     for bad in ({"clips": 0}, {"crops": -1}):
-        with pytest.raises(UsageError, match="must be >= 1"):
+        with pytest.raises(UsageError, match="must be from 1 to"):
             resolve_protocol("torchvision", **bad)
     with pytest.raises(UsageError, match="unknown protocol 'nope'"):
         resolve_protocol("nope")
@@ -591,3 +591,43 @@ def test_a_registered_architecture_runs_on_the_views(tmp_path, videos):
     result = evaluate(model, spec, load_dataset(videos).limit(3), CLASSES, tmp_path / "o", options=EvalOptions(batch=2))
     lines = _lines(tmp_path / "o")
     assert result.metrics.videos == 3 and all(0 < sum(r["top5_prob"]) <= 1.0001 for r in lines)
+
+
+# ---------------------------------------------------------------- what a hostile tester found
+
+
+class _NaN(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full((x.shape[0], len(CLASSES)), float("nan"))
+
+
+def test_a_model_that_outputs_nan_gets_no_accuracy_but_a_counted_skip(tmp_path, videos):
+    result = evaluate(_NaN(), SPEC, load_dataset(videos), CLASSES, tmp_path / "e", options=EvalOptions(workers=0))
+    assert result.metrics.videos == 0 and result.metrics.top1 is None
+    assert result.metrics.skipped_by_reason["non-finite output"] == 11
+    for line in (tmp_path / "e" / "predictions.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=lambda c: pytest.fail(f"{c} in a prediction line"))
+
+
+def test_preprocessing_with_a_zero_or_infinite_std_is_refused():
+    good = {"mean": [0.5] * 3, "std": [0.5] * 3, "resize": 128, "crop": 112, "frames": 16, "frame_stride": 1}
+    assert Preprocess.from_dict(good).std == (0.5, 0.5, 0.5)
+    for bad in ({"std": [0, 0, 0]}, {"std": [1, float("inf"), 1]}, {"mean": [float("nan")] * 3}):
+        with pytest.raises(ValueError, match="must be finite"):
+            Preprocess.from_dict({**good, **bad})
+
+
+def test_clip_and_crop_counts_are_bounded():
+    with pytest.raises(UsageError, match="--clips must be from 1 to 300"):
+        resolve_protocol("single", 1_000_000, None)
+    with pytest.raises(UsageError, match="--crops must be from 1 to 3"):
+        resolve_protocol("single", None, 4)
+
+
+def test_a_decoding_worker_stopped_by_the_groups_signal_is_an_interruption():
+    from bench.evaluate_cmd import _worker_signal
+
+    assert _worker_signal(RuntimeError("DataLoader worker (pid 12) is killed by signal: Terminated. ")) == 15
+    assert _worker_signal(RuntimeError("DataLoader worker (pid(s) 3, 4) is killed by signal: Interrupt. ")) == 2
+    assert _worker_signal(RuntimeError("DataLoader worker (pid 12) is killed by signal: Killed. ")) is None
+    assert _worker_signal(RuntimeError("something else")) is None
