@@ -98,9 +98,10 @@ def module_kind(module: nn.Module, gated: bool = False) -> str:
         return "temporal" if module.kernel_size[0] > 1 else "pointwise"
     if isinstance(module, (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)):
         return "norm"
-    if type(module).__module__ == "torch.nn.modules.activation":
+    defined_in = {cls.__module__ for cls in type(module).__mro__}  # a subclass (a SAME-padding pool) keeps its kind
+    if "torch.nn.modules.activation" in defined_in:
         return "activation"
-    if type(module).__module__ == "torch.nn.modules.pooling":
+    if "torch.nn.modules.pooling" in defined_in:
         return "pooling"
     if isinstance(module, nn.Linear):
         return "linear"
@@ -471,31 +472,44 @@ def profile_model(
     *,
     trace: Path | None = None,
     now: Callable[[], float] = time.perf_counter,
+    between: Callable[[], None] | None = None,
 ) -> ProfiledRun:
-    """Run ``fn`` (an iteration of ``model``) ``iterations`` times under ``torch.profiler`` with module
-    ranges; attribute the operators' time (device time on CUDA) and total it as ``key_averages`` does."""
+    """Run ``fn`` (an iteration of ``model``) ``iterations`` times, each under its own ``torch.profiler``
+    session with module ranges; attribute the operators' time (device time on CUDA) and total it as
+    ``key_averages`` does. ``between`` runs before each profiled iteration, without instrumentation (the
+    uninstrumented samples, interleaved so that a drifting machine moves both alike); ``trace`` gets the
+    last profiled iteration."""
     from torch.profiler import ProfilerActivity, profile
 
     cuda = device == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    walls = []
-    with module_scopes(model), profile(activities=activities) as prof:
-        for _ in range(iterations):
+    found = Attribution()
+    walls: list[float] = []
+    profiler_us = 0.0
+    for i in range(iterations):
+        if between is not None:
+            between()
+        with module_scopes(model), profile(activities=activities) as prof:
             sync()
             start = now()
             fn()
             sync()
             walls.append(now() - start)
-    found = attribute(_ops(prof.events(), device=cuda))
-    if trace is not None:
-        trace.parent.mkdir(parents=True, exist_ok=True)
-        prof.export_chrome_trace(str(trace))
-    profiler_us = sum(
-        (a.self_device_time_total if cuda else a.self_cpu_time_total)
-        for a in prof.key_averages()
-        if not (getattr(a, "is_user_annotation", False) or str(a.key).startswith(SCOPE))
-    )
+        part = attribute(_ops(prof.events(), device=cuda))
+        for mine, theirs in ((found.forward_us, part.forward_us), (found.backward_us, part.backward_us)):
+            for name, us in theirs.items():
+                mine[name] += us
+        found.outside_us += part.outside_us
+        found.annotation_us += part.annotation_us
+        profiler_us += sum(
+            (a.self_device_time_total if cuda else a.self_cpu_time_total)
+            for a in prof.key_averages()
+            if not (getattr(a, "is_user_annotation", False) or str(a.key).startswith(SCOPE))
+        )
+        if trace is not None and i == iterations - 1:
+            trace.parent.mkdir(parents=True, exist_ok=True)
+            prof.export_chrome_trace(str(trace))
     return ProfiledRun(found, walls, float(profiler_us))
 
 
@@ -520,6 +534,18 @@ def write_trace(config: Any, path: Path, iterations: int = 2) -> Path:
     return path
 
 
+def _train_macs(analysis: Any) -> dict[str, int]:
+    """Forward + backward MACs per module: each module's forward MACs scaled by the whole model's exact
+    training-to-forward ratio (about 3: the backward computes the gradients of the inputs and of the weights).
+
+    FlopCounterMode's own per-module split of the backward is not used: its module tracker gives backward
+    work to whichever module's hook ran last (in I3D, most of it to ``dropout``).
+    """
+    forward = analysis.by_module()
+    ratio = analysis.train_total() / max(forward.get("", 0), 1)
+    return {name: round(m * ratio) for name, m in forward.items()}
+
+
 def time_breakdown(
     config: Any,
     *,
@@ -533,27 +559,39 @@ def time_breakdown(
 ) -> Breakdown:
     """Measure ``config`` (a :class:`bench.records.Config`) without, then with, instrumentation.
 
-    The uninstrumented latency is the median of ``repeats`` iterations, as
-    ``vbench profile`` times them; then ``iterations`` iterations run under
+    The uninstrumented latency is the median of about ``2 x repeats`` iterations, timed
+    as ``vbench profile`` times them, in rounds between the ``iterations`` profiled ones, which run under
     ``torch.profiler`` with module ranges, and their operator times are
     attributed (:func:`attribute`) and averaged per iteration. ``trace`` writes
     the profiled iterations as a Chrome/Perfetto trace.
     """
     from bench.counting import MacAnalysis, build_meta
     from bench.measure import clock_for, prepare, step_fn
-    from bench.timing import SamplePolicy, sample
+    from bench.timing import Measurement, SamplePolicy, sample
 
     train = config.mode == "train"
     analysis = MacAnalysis(build_meta(config.arch, **dict(config.arch_kwargs)), config.input_shape)
-    macs = analysis.train_by_module() if train else analysis.by_module()
+    macs = _train_macs(analysis) if train else analysis.by_module()
     traffic = analysis.traffic_by_module()
 
     model, x = prepare(config)
     if expected_shape is not None:  # a model that returns the wrong thing is an error, not a latency
         step_fn(model, x, dataclasses.replace(config, mode="infer"), expected_shape)()
     fn = step_fn(model, x, config)
-    whole = sample(fn, SamplePolicy(warmup=warmup, repeats=repeats, max_time=120.0), clock_for(config.device))
-    run = profile_model(model, fn, config.device, iterations, trace=trace, now=now)
+    # Uninstrumented samples in rounds between the profiled iterations: a machine that drifts (another job,
+    # a clock change) moves the whole and its parts alike.
+    clock = clock_for(config.device)
+    times: list[float] = []
+    per_round = SamplePolicy(warmup=0, repeats=max(1, -(-2 * repeats // (iterations + 1))), max_time=120.0)
+    for _ in range(warmup):
+        fn()
+
+    def uninstrumented() -> None:
+        times.extend(sample(fn, per_round, clock).times_s)
+
+    run = profile_model(model, fn, config.device, iterations, trace=trace, now=now, between=uninstrumented)
+    uninstrumented()
+    whole = Measurement(tuple(times), warmup=warmup)
     found, walls, profiler_us = run.attribution, run.walls, run.profiler_us
     lines, kinds, by_name = _breakdown_rows(
         model, found, iterations, macs, traffic, config.dtype, train, roofline, config.batch

@@ -286,7 +286,6 @@ class MacAnalysis:
         self._output: torch.Size | str = ""
         self._by_module: dict[str, dict[str, int]] | None = None
         self._train_macs: int | None = None
-        self._train_by_module: dict[str, int] = {}
 
     # -- the passes -----------------------------------------------------------------------
 
@@ -315,18 +314,7 @@ class MacAnalysis:
             with FlopCounterMode(display=False) as both:
                 self.model(x).sum().backward()
             self._train_macs = _macs(both)
-            root = type(self.model).__name__
-            self._train_by_module = {
-                _relative(key, root): sum(int(f) for f in per_op.values()) // 2
-                for key, per_op in both.get_flop_counts().items()
-                if key != "Global"
-            }
         return self._train_macs
-
-    def train_by_module(self) -> dict[str, int]:
-        """Forward + backward MACs of every module (with its children), from :meth:`train_total`'s pass."""
-        self.train_total()
-        return {name: self._train_by_module.get(name, 0) for name, _ in self.model.named_modules()}
 
     # -- MACs ---------------------------------------------------------------------------
 

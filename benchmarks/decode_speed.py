@@ -94,6 +94,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--out", type=Path)
+    p.add_argument("--note", default="A 2-core virtual machine: read the numbers for their proportions.",
+                   help="What else the machine ran, said in the report.")
     args = p.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as d:
@@ -126,9 +128,7 @@ def main() -> None:
         "resize (ms/video) | views (ms/video) | waited for loader (ms/video) |\n"
         "|---|---|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows) + "\n\n"
         f"Machine: {env['cpu_name']}, {env['cpu_count']} CPUs, torch {env['torch_version']}, PyAV {av.__version__}, "
-        f"vbench {env['vbench_version']} ({env['git_sha']}). **This machine was shared with two other jobs while it "
-        "ran** (2 cores for three agents), so the numbers are noisy and low: read them as lower bounds and for "
-        "their proportions. With one clip per video, decoding up to the clip (the demux pass, then H.264 decoding "
+        f"vbench {env['vbench_version']} ({env['git_sha']}). {args.note} With one clip per video, decoding up to the clip (the demux pass, then H.264 decoding "
         "of every frame before the clip's last) is nearly all the cost; more clips per video share one decode; "
         "at 64x224x224 with 30 views, cutting and normalising the float views in the main process dominates on "
         "a CPU (on a GPU the crops travel as 8-bit and are normalised there). On a free machine with more cores, "

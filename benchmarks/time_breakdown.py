@@ -34,10 +34,12 @@ SMALL = {"resnet": (8, 112), "inception": (16, 224)}
 
 
 def _clip(arch: str) -> tuple[int, int]:
+    """The small clip, or the architecture's smallest where that is larger (R2D folds its 16 frames)."""
     import archs
 
-    h = archs.get_arch(arch).default_input[2]
-    return SMALL["inception"] if h >= 224 else SMALL["resnet"]
+    spec = archs.get_arch(arch)
+    frames, size = SMALL["inception"] if spec.default_input[2] >= 224 else SMALL["resnet"]
+    return max(frames, spec.min_input[1]), max(size, spec.min_input[2])
 
 
 def _run(arch: str, mode: str, device: str, dtype: str, iterations: int) -> dict:
