@@ -94,8 +94,11 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--out", type=Path)
-    p.add_argument("--note", default="A 2-core virtual machine: read the numbers for their proportions.",
-                   help="What else the machine ran, said in the report.")
+    p.add_argument(
+        "--note",
+        default="A 2-core virtual machine: read the numbers for their proportions.",
+        help="What else the machine ran, said in the report.",
+    )
     args = p.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as d:
