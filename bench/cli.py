@@ -23,6 +23,11 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from bench.console import make_console as _console
+from bench.console import progress_bar as _bar
+from bench.console import recorded_options as _recorded_options
+from bench.console import say as _say
+from bench.console import stdout_closed as _stdout_closed
 from bench.errors import UsageError, first_line
 from bench.lifetime import Interrupted
 from bench.records import COUNTERS, DEVICES, DTYPES, EXECUTORS, INPUTS, MODES, Request, Row, check_run_options
@@ -45,14 +50,6 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
-
-
-def _stdout_closed() -> None:
-    """Standard output is gone (``| head``): send the rest of it nowhere and carry on."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    with contextlib.suppress(OSError, ValueError):
-        os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
 
 
 def _crash_report(e: BaseException) -> typer.Exit:
@@ -145,31 +142,6 @@ def list_cmd(
     else:
         console = _console()
         console.print(arch_table(rows, width=console.width))
-
-
-def _recorded_options(ctx: typer.Context) -> dict[str, Any]:
-    """The options given on the command line, by name: a flag is True, a value a list of strings.
-
-    Kept in the run's environment, so that the commands that finish or refresh
-    the run are rebuilt from these (and quoted), never pasted from a file.
-    """
-    out: dict[str, Any] = {}
-    for param in ctx.command.params:
-        if getattr(param, "param_type_name", "") != "option" or param.name is None:
-            continue
-        source = ctx.get_parameter_source(param.name)
-        if getattr(source, "name", "") not in ("COMMANDLINE", "ENVIRONMENT"):
-            continue
-        value = ctx.params[param.name]
-        name = max(param.opts, key=len)
-        if getattr(param, "is_flag", False):
-            if value:
-                out[name] = True
-            elif param.secondary_opts:
-                out[max(param.secondary_opts, key=len)] = True
-        elif value is not None:
-            out[name] = [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
-    return out
 
 
 _CLUSTER_OPTIONS = ("--executor", "--shards", "--partition", "--time-min", "--gpus-per-task", "--cpus-per-task")
@@ -466,13 +438,6 @@ def _folder(text: str) -> Path:
     return Path(text)
 
 
-def _say(console: Any, text: str) -> None:
-    """Print one line literally (no rich markup), whatever it holds."""
-    from bench.report import plain
-
-    console.print(plain(text), soft_wrap=True)
-
-
 def _profile_on_cluster(
     request: Any, cluster: dict[str, Any], out_dir: Path, timeout: float, plugins: list[Any], console: Any
 ) -> tuple[list[Row], dict[str, Path]]:
@@ -545,16 +510,6 @@ def merge_cmd(
     _print_merge_notes(console, merged)
     if merged.missing or merged.duplicated:
         raise typer.Exit(code=1)
-
-
-def _bar(console: Any, **kwargs: Any) -> Any:
-    """The rich progress bar every command uses: description, bar, done/total, elapsed time."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-        **kwargs,
-    )  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -910,13 +865,6 @@ def _command_line() -> list[str]:
     if Path(sys.argv[0]).name in ("vbench", "cli.py", "__main__.py"):
         return ["vbench", *sys.argv[1:]]
     return []
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
 
 
 def _std_streams() -> None:

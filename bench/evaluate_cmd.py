@@ -193,7 +193,7 @@ def evaluate_cmd(
     videos with reasons, decode/preprocess/model time, environment), per_class.csv and confusion.csv.
     Ctrl-C keeps every finished prediction and prints the command that finishes the evaluation.
     """
-    from bench.cli import _recorded_options
+    from bench.console import recorded_options
     from bench.datasets import load_class_file, load_dataset, resolve_classes
     from bench.evaluate import check_eval_out, default_protocol, resolve_protocol
     from bench.records import DTYPES, choice
@@ -232,7 +232,7 @@ def evaluate_cmd(
             f"{spec.name} needs at least {min_t} frames of {min_h}x{min_h}; the views are {view.frames}x{view.crop}"
         )
     names, classes_source = resolve_classes(classes, dataset, info.num_classes)
-    options = _recorded_options(ctx)
+    options = recorded_options(ctx)
     meta = _meta(spec.name, weights, info, chosen, classes_source, options)
     n_workers = min(4, os.cpu_count() or 1) if workers is None else workers
     result = _run(model.to(chosen_device), view, dataset, names, out_dir, meta, options,
@@ -279,20 +279,20 @@ def _run(
 ) -> EvalResult:
     """The evaluation with a progress bar (a plain line per video off a terminal); an interruption prints the
     command that finishes it."""
-    from bench.cli import _bar, _console, _say, _stdout_closed
+    from bench.console import make_console, progress_bar, say, stdout_closed
     from bench.evaluate import EvalOptions, evaluate
     from bench.lifetime import Interrupted, signals_interrupt
 
-    console = _console()
+    console = make_console()
     kept = {"lines": 0}
-    with signals_interrupt(), _bar(console, disable=not console.is_terminal) as bar:
+    with signals_interrupt(), progress_bar(console, disable=not console.is_terminal) as bar:
         task = bar.add_task("evaluating", total=None)
 
         def on_start(todo: int, previous: int) -> None:
             kept["lines"] = previous
             bar.update(task, total=todo)
             if previous:
-                _say(console, f"kept {previous} predictions of {out_dir}; evaluating {todo} more videos")
+                say(console, f"kept {previous} predictions of {out_dir}; evaluating {todo} more videos")
 
         def on_video(record: dict[str, Any]) -> None:
             from rich.markup import escape
@@ -304,9 +304,9 @@ def _run(
             what = (f"pred={names[record['pred']]} label={record['label']} views={record['views']}"
                     if record["status"] == "ok" else f"skipped ({record['reason']}: {record['detail']})")  # fmt: skip
             try:
-                _say(console, f"{record['video']} {what}")
+                say(console, f"{record['video']} {what}")
             except BrokenPipeError:
-                _stdout_closed()
+                stdout_closed()
 
         try:
             try:
@@ -343,15 +343,15 @@ def _worker_signal(e: RuntimeError) -> int | None:
 
 
 def _report(result: EvalResult, names: list[str]) -> None:
-    from bench.cli import _console, _say, _stdout_closed
+    from bench.console import make_console, say, stdout_closed
 
-    console = _console()
+    console = make_console()
     try:
         console.print(summary_table(result))
         for path in result.paths.values():
-            _say(console, f"wrote {path}")
+            say(console, f"wrote {path}")
     except BrokenPipeError:
-        _stdout_closed()
+        stdout_closed()
 
 
 def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
