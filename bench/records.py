@@ -288,10 +288,26 @@ class Row(_RequiredRow, total=False):
     samples_ms: list[float]
 
 
-KINDS = ("3d", "spatial", "temporal", "pointwise", "norm", "activation", "pooling", "gating", "linear", "other")
+KINDS = (
+    "3d",
+    "spatial",
+    "temporal",
+    "pointwise",
+    "channelwise",
+    "norm",
+    "activation",
+    "swish",
+    "pooling",
+    "gating",
+    "se",
+    "linear",
+    "other",
+)
 """Convolution kinds by kernel (t x k x k full 3D, 1 x k x k spatial, k x 1 x 1 temporal, 1 x 1 x 1
-pointwise), then the rest by what the module is; ``other`` is elementwise work of composite modules
-(residual additions, concatenations), dropout and flattening."""
+pointwise; one group per input channel, of any kernel: channelwise), then the rest by what the module
+is; a module may declare its kind (``work_kind``: ``swish``, ``se`` for squeeze-excitation);
+``other`` is elementwise work of composite modules (residual additions, concatenations), dropout and
+flattening."""
 
 
 # ---------------------------------------------------------------- how a run runs

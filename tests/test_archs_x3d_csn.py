@@ -1,0 +1,198 @@
+"""X3D and CSN: their costs against their references, their structure, and the model contract.
+
+Reference figures (pinned, with how they were obtained):
+
+- pytorchvideo 0.1.5 (PyPI), ``hub.x3d_xs/s/m/l()`` and ``create_csn(model_depth=152,
+  stem_pool=nn.MaxPool3d, head_pool_kernel_size=(4, 7, 7))``, built on the meta device and
+  counted by vbench's counter (``bench.counting.MacAnalysis``: convolutions and linear
+  layers, norms not counted). fvcore's ``FlopCountAnalysis`` of the real ``x3d_xs`` at
+  1x3x4x160x160 gives the same 605,256,512 once its ``batch_norm`` entry is taken out.
+- PySlowFast's MODEL_ZOO.md X3D GFLOPs (MACs, norms not counted, at the training crop):
+  0.60 / 1.96 / 4.73 / 18.37.
+- VMZ's model zoo (``c2/tutorials/model_zoo.md``): ir-CSN-152 29.6 M, 96.7 GFLOPs;
+  ip-CSN-152 32.8 M, 108.8 GFLOPs; MACs at 32x256x256 (its test script's crop).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import archs
+from archs import ConvKind
+from archs._blocks import SqueezeExcitation, Swish
+from archs.x3d import round_width
+from bench.counting import count
+
+X3D = ("x3d_xs", "x3d_s", "x3d_m", "x3d_l")
+CSN = ("ir_csn_152", "ip_csn_152")
+
+# name -> (pytorchvideo's parameters, its MACs at the training input, that input (T, S), PySlowFast's GMACs)
+X3D_REFERENCE = {
+    "x3d_xs": (3_794_274, 605_256_512, (4, 160), 0.60),
+    "x3d_s": (3_794_274, 1_962_892_112, (13, 160), 1.96),
+    "x3d_m": (3_794_274, 4_732_468_736, (16, 224), 4.73),
+    "x3d_l": (6_153_384, 18_367_710_176, (16, 312), 18.37),
+}
+IR_CSN_152_PARAMS = 29_703_568
+IR_CSN_152_MACS_224 = 74_046_244_864  # pytorchvideo at 1x3x32x224x224: its head pool covers the 4x7x7 map
+IR_CSN_152_MACS_256_PTV = 96_715_669_504  # at 32x256 its fixed (4, 7, 7) pool leaves 1x2x2 positions for fc
+VMZ = {"ir_csn_152": (29.6, 96.7), "ip_csn_152": (32.8, 108.8)}
+
+
+def _clip(name: str, frames: int, size: int) -> tuple[int, int, int, int, int]:
+    return (1, 3, frames, size, size)
+
+
+# ---------------------------------------------------------------- costs against the references
+
+
+@pytest.mark.parametrize("name", X3D)
+def test_x3d_parameters_and_macs_equal_pytorchvideo_at_the_training_input(name):
+    params, macs, (frames, size), _ = X3D_REFERENCE[name]
+    assert archs.get_arch(name).default_input == (3, frames, size, size)
+    c = count(name, _clip(name, frames, size))
+    assert (c.params, c.macs) == (params, macs)
+
+
+@pytest.mark.parametrize("name", X3D)
+def test_x3d_macs_are_pysf_model_zoo_gflops(name):
+    """The zoo's "GFLOPs" are MACs without norms at the training crop, to its two decimals (0.6053 is its 0.60)."""
+    *_, zoo = X3D_REFERENCE[name]
+    assert count(name, (1, *archs.get_arch(name).default_input)).macs / 1e9 == pytest.approx(zoo, abs=0.006)
+
+
+def test_ir_csn_152_equals_pytorchvideo():
+    """Equal where the reference's fixed head pool covers the whole map (32x224); at the paper's 256 the
+    reference's (4, 7, 7) pool leaves 1x2x2 positions and applies fc at each, 3 x 2048 x 400 MACs more."""
+    assert archs.get_arch("ir_csn_152").default_input == (3, 32, 256, 256)
+    c224 = count("ir_csn_152", (1, 3, 32, 224, 224))
+    assert (c224.params, c224.macs) == (IR_CSN_152_PARAMS, IR_CSN_152_MACS_224)
+    c256 = count("ir_csn_152", (1, 3, 32, 256, 256))
+    assert IR_CSN_152_MACS_256_PTV - c256.macs == 3 * 2048 * 400
+
+
+@pytest.mark.parametrize("name", CSN)
+def test_csn_within_one_percent_of_the_vmz_zoo_at_32x256(name):
+    params_m, gmacs = VMZ[name]
+    c = count(name, (1, *archs.get_arch(name).default_input))
+    assert c.params / 1e6 == pytest.approx(params_m, rel=0.01)
+    assert c.macs / 1e9 == pytest.approx(gmacs, rel=0.01)
+
+
+def test_ip_csn_adds_a_pointwise_conv_and_a_norm_to_every_block():
+    """ip - ir, by hand: each block's 1x1x1 (w x w) and its BN (2 w) in parameters; in MACs, that
+    1x1x1 on the map entering the middle conv (before the first block of res3..res5 strides)."""
+    depths, inner = (3, 8, 36, 3), (64, 128, 256, 512)
+    shape = (1, 3, 32, 256, 256)
+    ip, ir = count("ip_csn_152", shape), count("ir_csn_152", shape)
+    assert ip.params - ir.params == sum(d * (w * w + 2 * w) for d, w in zip(depths, inner, strict=True))
+
+    t, s = 32, 64  # after the stem (stride 1, 2, 2) and its max-pool (1, 2, 2) at 32x256
+    macs = 0
+    for stage, (d, w) in enumerate(zip(depths, inner, strict=True)):
+        macs += w * w * t * s * s  # the first block sees the stage's input map
+        if stage > 0:
+            t, s = t // 2, s // 2
+        macs += (d - 1) * w * w * t * s * s
+    assert ip.macs - ir.macs == macs
+
+
+# ---------------------------------------------------------------- structure
+
+
+def _meta(name, **kwargs):
+    with torch.device("meta"):
+        return archs.create_model(name, **kwargs)
+
+
+def test_round_width_is_pysf_rule():
+    """Nearest multiple of 8, at least 8, bumped when rounding lost more than 10 %."""
+    assert [round_width(12, 2.0), round_width(24, 2.0), round_width(48, 2.0)] == [24, 48, 96]
+    assert round_width(54, 1 / 16) == 8  # 3.4 -> the minimum
+    assert round_width(216, 1 / 16) == 16  # 13.5 -> 16
+    assert round_width(432, 1 / 16) == 32  # 27 -> 24 lost 11 %, so 32
+
+
+@pytest.mark.parametrize(("name", "depths"), [("x3d_m", (3, 5, 11, 7)), ("x3d_l", (5, 10, 25, 15))])
+def test_x3d_stages_se_and_swish_where_pytorchvideo_puts_them(name, depths):
+    model = _meta(name)
+    stages = [model.layer1, model.layer2, model.layer3, model.layer4]
+    assert tuple(len(s) for s in stages) == depths
+    for stage, width in zip(stages, (24, 48, 96, 192), strict=True):
+        inner = int(2.25 * width)
+        for j, block in enumerate(stage):
+            assert block.conv3.out_channels == width and block.conv1.out_channels == inner
+            assert block.conv2.groups == inner and block.conv2.kernel_size == (3, 3, 3)
+            assert block.conv2.stride == ((1, 2, 2) if j == 0 else (1, 1, 1))  # never in time
+            assert isinstance(block.se, SqueezeExcitation) == (j % 2 == 0)
+            if block.se is not None:
+                assert block.se.fc1.out_channels == round_width(inner, 1 / 16)
+            assert isinstance(block.act2, Swish)
+    swishes = [n for n, m in model.named_modules() if isinstance(m, (Swish, nn.SiLU))]
+    assert swishes == [f"layer{i + 1}.{j}.act2" for i, d in enumerate(depths) for j in range(d)]
+    # the res2 shortcut strides but keeps 24 channels: pytorchvideo gives it no BatchNorm
+    assert len(model.layer1[0].downsample) == 1 and len(model.layer2[0].downsample) == 2
+
+
+def test_x3d_stem_and_head():
+    model = _meta("x3d_xs")
+    spatial, temporal = model.stem.spatial, model.stem.temporal
+    assert (spatial.kernel_size, spatial.stride, spatial.groups) == ((1, 3, 3), (1, 2, 2), 1)
+    assert (temporal.kernel_size, temporal.padding, temporal.groups) == ((5, 1, 1), (2, 0, 0), 24)
+    assert (model.conv5.in_channels, model.conv5.out_channels, model.lin5.out_channels) == (192, 432, 2048)
+    assert model.lin5.bias is None and model.num_features == 432
+    names = [n for n, _ in model.named_children()]
+    assert names[names.index("lin5") + 1] == "relu_lin5"  # no BatchNorm after lin5
+    assert model.dropout.p == 0.5 and _meta("x3d_xs", dropout=0.0).dropout.p == 0.0
+
+
+def test_csn_middle_convolutions():
+    ir, ip = _meta("ir_csn_152"), _meta("ip_csn_152")
+    assert isinstance(ir.layer3[0].conv2, nn.Conv3d) and ir.layer3[0].conv2.groups == 256
+    assert ir.layer3[0].conv2.stride == (2, 2, 2) and ir.layer3[0].downsample[0].stride == (2, 2, 2)
+    middle = ip.layer3[0].conv2
+    assert [type(m) for m in middle] == [nn.Conv3d, nn.BatchNorm3d, nn.Conv3d]
+    assert middle.pointwise.kernel_size == (1, 1, 1) and middle.pointwise.groups == 1
+    assert middle.channelwise.groups == 256 and middle.channelwise.stride == (2, 2, 2)
+    assert {m.eps for m in ir.modules() if isinstance(m, nn.BatchNorm3d)} == {1e-5}  # pytorchvideo
+    assert {m.eps for m in ip.modules() if isinstance(m, nn.BatchNorm3d)} == {1e-3}  # VMZ
+    assert isinstance(ir.stem.pool, nn.MaxPool3d) and ir.stem.conv.kernel_size == (3, 7, 7)
+
+
+def test_channelwise_kind_rules_and_stage_labels():
+    kind = ConvKind.CHANNELWISE
+    assert ConvKind("channelwise") is kind and kind.temporal and not kind.factorised
+    assert kind.groups(54) == 54 and ConvKind.THREE_D.groups(54) == 1
+    assert kind.parts(3, (1, 2, 2)) == ConvKind.THREE_D.parts(3, (1, 2, 2))
+    assert kind.stride(2) == (2, 2, 2)
+    for name in (*X3D, *CSN):
+        assert [k for _, k in archs.get_arch(name).stages][1:] == [kind] * 4
+
+
+# ---------------------------------------------------------------- the model contract at small inputs
+
+
+@pytest.mark.parametrize(("name", "shape"), [("x3d_xs", (2, 3, 3, 48, 64)), ("ir_csn_152", (1, 3, 9, 32, 40))])
+def test_real_forward_at_a_small_odd_input_gives_finite_logits(name, shape):
+    """Adaptive pooling: any clip at least the minimum gives (B, classes) logits, not a softmax."""
+    torch.manual_seed(0)
+    model = archs.create_model(name, num_classes=7).eval()
+    with torch.inference_mode():
+        out = model(torch.randn(shape))
+    assert out.shape == (shape[0], 7) and torch.isfinite(out).all()
+    assert not torch.allclose(out.sum(1), torch.ones(shape[0]))
+
+
+@pytest.mark.parametrize("name", (*X3D, *CSN))
+def test_minimum_input_and_families(name):
+    spec = archs.get_arch(name)
+    assert spec.family == ("x3d" if name in X3D else "csn")
+    frames = spec.min_input[1]
+    assert spec.min_input == (3, frames, 32, 32)
+    features = _meta(name).eval().forward_features(torch.empty(1, *spec.min_input, device="meta"))
+    # X3D keeps every frame; CSN halves time in res3..res5
+    assert features.shape[2] == (frames if name in X3D else math.ceil(frames / 8)) and features.shape[3:] == (1, 1)
