@@ -294,20 +294,25 @@ KINDS = (
     "temporal",
     "pointwise",
     "channelwise",
+    "shift",
+    "patch_embedding",
+    "attention",
+    "mlp",
     "norm",
     "activation",
     "swish",
+    "se",
     "pooling",
     "gating",
-    "se",
     "linear",
     "other",
 )
 """Convolution kinds by kernel (t x k x k full 3D, 1 x k x k spatial, k x 1 x 1 temporal, 1 x 1 x 1
-pointwise; one group per input channel, of any kernel: channelwise), then the rest by what the module
-is; a module may declare its kind (``work_kind``: ``swish``, ``se`` for squeeze-excitation);
-``other`` is elementwise work of composite modules (residual additions, concatenations), dropout and
-flattening."""
+pointwise; ``channelwise``: one filter per channel, groups = channels), then the rest by what the
+module is or declares (a module's ``work_kind``: ``shift`` for TSM's temporal shift, the
+transformers' ``patch_embedding``, ``attention`` and ``mlp``, ``swish``, ``se`` for
+squeeze-excitation, ``gating`` for S3D-G's); ``other`` is elementwise work of composite modules
+(residual additions, concatenations), dropout and flattening."""
 
 
 # ---------------------------------------------------------------- how a run runs
