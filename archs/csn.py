@@ -190,3 +190,43 @@ def ir_csn_152(**options: Any) -> CSNConfig:
 def ip_csn_152(**options: Any) -> CSNConfig:
     """ip-CSN-152: VMZ's ``'0.3d'`` blocks (1x1x1, BN, channel-wise 3x3x3) on ir-CSN-152's skeleton, 32x256x256."""
     return CSNConfig("ip", bn_eps=VMZ_BN_EPS).with_options(**options)
+
+
+# ------------------------------------------------------------------------------- weights: layouts and preprocessing
+#
+# Our keys: stem.{conv,bn}, layer<s>.<b>.{conv1,bn1,conv2,bn2,conv3,bn3,downsample.<0|1>}, fc
+# (ip-CSN: layer<s>.<b>.conv2.{pointwise,bn,channelwise}).
+
+_PTV_BLOCK = {
+    "conv1": "branch2.conv_a",
+    "bn1": "branch2.norm_a",
+    "conv2": "branch2.conv_b",
+    "bn2": "branch2.norm_b",
+    "conv3": "branch2.conv_c",
+    "bn3": "branch2.norm_c",
+}
+_PTV_SHORTCUT = {"0": "branch1_conv", "1": "branch1_norm"}
+_PTV_STEM = {"conv": "conv", "bn": "norm"}
+
+
+def pytorchvideo_key(key: str) -> str | None:
+    """Our ir-CSN key -> pytorchvideo's ``create_csn`` key: ``Net.blocks`` = [stem, 4 ``ResStage``s, head].
+
+    ``stem.conv`` / ``stem.bn`` -> ``blocks.0.conv`` / ``blocks.0.norm`` (``ResNetBasicStem``);
+    ``layer2.0.conv2.weight`` -> ``blocks.2.res_blocks.0.branch2.conv_b.weight`` (``BottleneckBlock``);
+    ``layer2.0.downsample.1`` -> ``blocks.2.res_blocks.0.branch1_norm``; ``fc`` -> ``blocks.5.proj``.
+    """
+    first, *rest = key.split(".")
+    if first == "stem" and len(rest) >= 2 and rest[0] in _PTV_STEM:
+        return ".".join(["blocks.0", _PTV_STEM[rest[0]], *rest[1:]])
+    if first == "fc":
+        return ".".join(["blocks.5.proj", *rest])
+    if not first.startswith("layer") or len(rest) < 3:
+        return None
+    block = f"blocks.{first[len('layer') :]}.res_blocks.{rest[0]}"
+    name, tail = rest[1], rest[2:]
+    if name in _PTV_BLOCK and (name != "conv2" or len(tail) == 1):  # ip-CSN's conv2 is a Sequential: no counterpart
+        return ".".join([block, _PTV_BLOCK[name], *tail])
+    if name == "downsample" and tail[0] in _PTV_SHORTCUT:
+        return ".".join([block, _PTV_SHORTCUT[tail[0]], *tail[1:]])
+    return None

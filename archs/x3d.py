@@ -82,6 +82,8 @@ class X3DConfig:
     Attributes:
         frames: Frames of the training clip.
         crop: Side of the training crop.
+        frame_stride: Sampling rate of the clips (every k-th decoded frame).
+        test_crop: Side of the three crops of the 30-view test (the short side is resized to it).
         depth_factor: Blocks per stage are ``ceil(depth_factor * (1, 2, 5, 3))``.
         width_factor: Widths are ``round_width(base, width_factor)``.
         bottleneck_factor: Inner width of a block per output width.
@@ -92,6 +94,8 @@ class X3DConfig:
 
     frames: int
     crop: int
+    frame_stride: int
+    test_crop: int
     depth_factor: float = 2.2
     width_factor: float = 2.0
     bottleneck_factor: float = 2.25
@@ -245,23 +249,146 @@ _X3D = Family("x3d", color="#b8860b")
 
 @register_arch(family=_X3D, paper=_PAPER, description="X3D-XS: the M network on 4 frames of 160x160")
 def x3d_xs(**options: Any) -> X3DConfig:
-    """X3D-XS: 3/5/11/7 blocks, trained on 4x160x160 clips (PySlowFast ``X3D_XS.yaml``, pytorchvideo ``x3d_xs``)."""
-    return X3DConfig(frames=4, crop=160).with_options(**options)
+    """X3D-XS: 3/5/11/7 blocks; 4 frames 12 apart, 160 crops; tested at 182 (PySlowFast ``X3D_XS.yaml``).
+
+    pytorchvideo's ``x3d_xs``.
+    """
+    return X3DConfig(frames=4, crop=160, frame_stride=12, test_crop=182).with_options(**options)
 
 
 @register_arch(family=_X3D, paper=_PAPER, description="X3D-S: the M network on 13 frames of 160x160")
 def x3d_s(**options: Any) -> X3DConfig:
-    """X3D-S: 3/5/11/7 blocks, trained on 13x160x160 clips (``X3D_S.yaml``, pytorchvideo ``x3d_s``)."""
-    return X3DConfig(frames=13, crop=160).with_options(**options)
+    """X3D-S: 3/5/11/7 blocks; 13 frames 6 apart, 160 crops; tested at 182 (PySlowFast ``X3D_S.yaml``).
+
+    pytorchvideo's ``x3d_s``.
+    """
+    return X3DConfig(frames=13, crop=160, frame_stride=6, test_crop=182).with_options(**options)
 
 
 @register_arch(family=_X3D, paper=_PAPER, description="X3D-M: 3/5/11/7 channel-wise blocks, 16x224x224")
 def x3d_m(**options: Any) -> X3DConfig:
-    """X3D-M: 3/5/11/7 blocks, trained on 16x224x224 clips (``X3D_M.yaml``, pytorchvideo ``x3d_m``)."""
-    return X3DConfig(frames=16, crop=224).with_options(**options)
+    """X3D-M: 3/5/11/7 blocks; 16 frames 5 apart, 224 crops; tested at 256 (PySlowFast ``X3D_M.yaml``).
+
+    pytorchvideo's ``x3d_m``.
+    """
+    return X3DConfig(frames=16, crop=224, frame_stride=5, test_crop=256).with_options(**options)
 
 
 @register_arch(family=_X3D, paper=_PAPER, description="X3D-L: depth factor 5.0 (5/10/25/15 blocks), 16x312x312")
 def x3d_l(**options: Any) -> X3DConfig:
-    """X3D-L: depth factor 5.0, trained on 16x312x312 clips (``X3D_L.yaml``, pytorchvideo ``x3d_l``)."""
-    return X3DConfig(frames=16, crop=312, depth_factor=5.0).with_options(**options)
+    """X3D-L: depth factor 5.0; 16 frames 5 apart, 312 crops; tested at 356 (PySlowFast ``X3D_L.yaml``).
+
+    pytorchvideo's ``x3d_l``.
+    """
+    return X3DConfig(frames=16, crop=312, frame_stride=5, test_crop=356, depth_factor=5.0).with_options(**options)
+
+
+# ------------------------------------------------------------------------------- weights: layouts and preprocessing
+#
+# Our keys: stem.{spatial,temporal,bn}, layer<s>.<b>.{conv1,bn1,conv2,bn2,se.fc1,se.fc2,conv3,bn3,downsample.<0|1>},
+# conv5, bn5, lin5, fc.
+
+_PTV_BLOCK = {
+    "conv1": "branch2.conv_a",
+    "bn1": "branch2.norm_a",
+    "conv2": "branch2.conv_b",
+    "bn2": "branch2.norm_b.0",  # norm_b is Sequential(BatchNorm3d, SqueezeExcitation or Identity)
+    "conv3": "branch2.conv_c",
+    "bn3": "branch2.norm_c",
+}
+_PTV_SE = {
+    "fc1": "branch2.norm_b.1.block.0",
+    "fc2": "branch2.norm_b.1.block.2",
+}  # fvcore SE: (conv, ReLU, conv, sigmoid)
+_PTV_SHORTCUT = {"0": "branch1_conv", "1": "branch1_norm"}
+_PTV_STEM = {"spatial": "conv.conv_t", "temporal": "conv.conv_xy", "bn": "norm"}  # names swapped in create_x3d_stem
+_PTV_HEAD = {"conv5": "blocks.5.pool.pre_conv", "bn5": "blocks.5.pool.pre_norm", "lin5": "blocks.5.pool.post_conv"}
+
+
+def pytorchvideo_key(key: str) -> str | None:
+    """Our key -> pytorchvideo's ``create_x3d`` key: ``Net.blocks`` = [stem, 4 ``ResStage``s, ``ResNetBasicHead``].
+
+    ``layer1.0.se.fc1.weight`` -> ``blocks.1.res_blocks.0.branch2.norm_b.1.block.0.weight``;
+    ``stem.spatial.weight`` -> ``blocks.0.conv.conv_t.weight`` (pytorchvideo's swapped names);
+    ``conv5`` / ``bn5`` / ``lin5`` -> ``blocks.5.pool.{pre_conv,pre_norm,post_conv}`` (its ``ProjectedPool``);
+    ``fc`` -> ``blocks.5.proj``.
+    """
+    first, *rest = key.split(".")
+    if first == "stem" and len(rest) >= 2 and rest[0] in _PTV_STEM:
+        return ".".join(["blocks.0", _PTV_STEM[rest[0]], *rest[1:]])
+    if first in _PTV_HEAD:
+        return ".".join([_PTV_HEAD[first], *rest])
+    if first == "fc":
+        return ".".join(["blocks.5.proj", *rest])
+    if not first.startswith("layer") or len(rest) < 3:
+        return None
+    block = f"blocks.{first[len('layer') :]}.res_blocks.{rest[0]}"
+    name, tail = rest[1], rest[2:]
+    if name in _PTV_BLOCK:
+        return ".".join([block, _PTV_BLOCK[name], *tail])
+    if name == "se" and tail[0] in _PTV_SE:
+        return ".".join([block, _PTV_SE[tail[0]], *tail[1:]])
+    if name == "downsample" and tail[0] in _PTV_SHORTCUT:
+        return ".".join([block, _PTV_SHORTCUT[tail[0]], *tail[1:]])
+    return None
+
+
+_PYSF_BLOCK = {"conv1": "a", "bn1": "a_bn", "conv2": "b", "bn2": "b_bn", "conv3": "c", "bn3": "c_bn"}
+_PYSF_STEM = {"spatial": "conv_xy", "temporal": "conv", "bn": "bn"}  # stem_helper.X3DStem
+_PYSF_HEAD = {"conv5": "conv_5", "bn5": "conv_5_bn", "lin5": "lin_5", "fc": "projection"}  # head_helper.X3DHead
+
+
+def pyslowfast_key(key: str) -> str | None:
+    """Our key -> PySlowFast's ``X3D`` key (``slowfast/models/video_model_builder.py``).
+
+    ``s1.pathway0_stem.{conv_xy,conv,bn}`` (``stem_helper.X3DStem``: the spatial
+    conv, the channel-wise temporal conv, BN); ``s<2..5>.pathway0_res<b>`` are
+    ``resnet_helper.ResBlock``s: ``branch1``/``branch1_bn`` the shortcut,
+    ``branch2`` an ``X3DTransform`` of ``a``, ``a_bn``, ``b``, ``b_bn``, ``se.fc1``,
+    ``se.fc2``, ``c``, ``c_bn``; ``head`` an ``X3DHead`` of ``conv_5``,
+    ``conv_5_bn``, ``lin_5``, ``projection``.
+    """
+    first, *rest = key.split(".")
+    if first == "stem" and len(rest) >= 2 and rest[0] in _PYSF_STEM:
+        return ".".join(["s1.pathway0_stem", _PYSF_STEM[rest[0]], *rest[1:]])
+    if first in _PYSF_HEAD:
+        return ".".join(["head", _PYSF_HEAD[first], *rest])
+    if not first.startswith("layer") or len(rest) < 3:
+        return None
+    block = f"s{int(first[len('layer') :]) + 1}.pathway0_res{rest[0]}"
+    name, tail = rest[1], rest[2:]
+    if name in _PYSF_BLOCK:
+        return ".".join([block, "branch2", _PYSF_BLOCK[name], *tail])
+    if name == "se" and tail[0] in ("fc1", "fc2"):
+        return ".".join([block, "branch2.se", *tail])
+    if name == "downsample" and tail[0] in ("0", "1"):
+        return ".".join([block, "branch1" if tail[0] == "0" else "branch1_bn", *tail[1:]])
+    return None
+
+
+_PYSF_RES2_SHORTCUT = "s2.pathway0_res0.branch1"
+_PYSF_RES2_LAST_BN = "s2.pathway0_res0.branch2.c_bn"
+
+
+def fold_pyslowfast_shortcut_norm(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A PySlowFast X3D checkpoint with its res2 shortcut BatchNorm folded away (see the module docstring).
+
+    In evaluation that BN is ``a * x + b`` per channel, with
+    ``a = weight / sqrt(running_var + eps)`` and ``b = bias - a * running_mean``:
+    ``a`` scales the shortcut conv's filters, and ``b``, added to the block's sum,
+    joins the bias of the residual branch's last BN (which the sum follows).
+    Computed in float64, stored in the checkpoint's dtype.
+
+    Raises:
+        KeyError: the checkpoint has no such BatchNorm (it is not PySlowFast's X3D).
+    """
+    bn = f"{_PYSF_RES2_SHORTCUT}_bn"
+    weight, bias = state.pop(f"{bn}.weight"), state.pop(f"{bn}.bias")
+    mean, var = state.pop(f"{bn}.running_mean"), state.pop(f"{bn}.running_var")
+    state.pop(f"{bn}.num_batches_tracked", None)
+    scale = weight.double() / (var.double() + BN_EPS).sqrt()
+    conv = state[f"{_PYSF_RES2_SHORTCUT}.weight"]
+    state[f"{_PYSF_RES2_SHORTCUT}.weight"] = (conv.double() * scale.view(-1, 1, 1, 1, 1)).to(conv.dtype)
+    last = state[f"{_PYSF_RES2_LAST_BN}.bias"]
+    state[f"{_PYSF_RES2_LAST_BN}.bias"] = (last.double() + bias.double() - scale * mean.double()).to(last.dtype)
+    return state

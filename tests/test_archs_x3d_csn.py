@@ -16,6 +16,9 @@ Reference figures (pinned, with how they were obtained):
 from __future__ import annotations
 
 import math
+import re
+import sys
+import types
 
 import pytest
 import torch
@@ -196,3 +199,174 @@ def test_minimum_input_and_families(name):
     features = _meta(name).eval().forward_features(torch.empty(1, *spec.min_input, device="meta"))
     # X3D keeps every frame; CSN halves time in res3..res5
     assert features.shape[2] == (frames if name in X3D else math.ceil(frames / 8)) and features.shape[3:] == (1, 1)
+
+
+# ---------------------------------------------------------------- logits equal to the reference's (pytorchvideo)
+
+
+@pytest.fixture(scope="module")
+def ptv():
+    """pytorchvideo's model builders, or a skip.
+
+    Its ``models/head.py`` imports ``torchvision.ops.RoIAlign``, used only by
+    detection heads. Where torchvision cannot be imported (a CPU-only torch beside
+    torchvision's CUDA wheel, as on this project's CI), a stand-in module with no
+    ``RoIAlign`` lets the classification models import; none of them touches it.
+    """
+    pytest.importorskip("pytorchvideo", reason="pytorchvideo (0.1.5, the reference) is not installed")
+    pytest.importorskip("fvcore", reason="pytorchvideo's X3D needs fvcore's SqueezeExcitation")
+    saved = {k: sys.modules.get(k) for k in ("torchvision", "torchvision.ops")}
+    try:
+        import torchvision.ops  # noqa: F401
+    except Exception:
+        stand_in, ops = types.ModuleType("torchvision"), types.ModuleType("torchvision.ops")
+        ops.RoIAlign = None  # type: ignore[attr-defined]
+        stand_in.ops = ops  # type: ignore[attr-defined]
+        sys.modules.update({"torchvision": stand_in, "torchvision.ops": ops})
+    try:
+        from pytorchvideo.models import csn, hub, x3d
+
+        yield types.SimpleNamespace(hub=hub, create_x3d=x3d.create_x3d, create_csn=csn.create_csn)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+
+
+def _trained_like(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Random BatchNorm statistics and affine terms, and a classifier that gives logits of order one, so that
+    every tensor of the checkpoint changes the output (DESIGN.md, "Testing equivalence")."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm3d):
+            n = m.num_features
+            m.weight.data = torch.rand(n, generator=g) + 0.5
+            m.bias.data = 0.1 * torch.randn(n, generator=g)
+            m.running_mean = 0.1 * torch.randn(n, generator=g)
+            m.running_var = torch.rand(n, generator=g) + 0.5
+        elif isinstance(m, nn.Linear):
+            m.weight.data = torch.randn(m.weight.shape, generator=g) / m.in_features**0.5
+            m.bias.data = 0.1 * torch.randn(m.bias.shape, generator=g)
+    return model.eval()
+
+
+def _converted(ours: nn.Module, state: dict[str, torch.Tensor], to_ref) -> dict[str, torch.Tensor]:
+    """The reference's state dict under our keys; every reference tensor used exactly once."""
+    keys = {k: to_ref(k) for k in ours.state_dict()}
+    assert None not in keys.values(), [k for k, v in keys.items() if v is None]
+    assert sorted(keys.values()) == sorted(state), set(state) ^ set(keys.values())
+    return {k: state[ref] for k, ref in keys.items()}
+
+
+def _same_logits(ref: nn.Module, ours: nn.Module, shape, atol: float = 1e-5) -> None:
+    torch.manual_seed(1)
+    x = torch.randn(shape)
+    with torch.inference_mode():
+        expected, got = ref(x.clone()), ours(x)
+    assert expected.shape == got.shape == (shape[0], 400)
+    assert expected.std() > 0.1  # logits, not a softmax
+    torch.testing.assert_close(got, expected, atol=atol, rtol=1e-4)
+
+
+def _x3d_reference(ptv, name: str, frames: int, size: int) -> nn.Module:
+    """pytorchvideo's hub model ``name``, or (at another clip) ``create_x3d`` with the hub's factors, whose head
+    pool is then sized for that clip; the softmax the hub model ends in removed (vbench returns logits)."""
+    _, _, (t, s), _ = X3D_REFERENCE[name]
+    if (frames, size) == (t, s):
+        ref = getattr(ptv.hub, name)(pretrained=False)
+    else:
+        depth = 5.0 if name == "x3d_l" else 2.2
+        ref = ptv.create_x3d(input_clip_length=frames, input_crop_size=size, depth_factor=depth)
+    assert isinstance(ref.blocks[-1].activation, nn.Softmax)
+    ref.blocks[-1].activation = None
+    return _trained_like(ref)
+
+
+@pytest.mark.parametrize(
+    ("name", "frames", "size"),
+    [("x3d_xs", 4, 160), ("x3d_s", 13, 96), ("x3d_m", 5, 64), ("x3d_l", 2, 64)],
+)
+def test_x3d_with_pytorchvideo_weights_gives_its_logits(ptv, name, frames, size):
+    """x3d_xs at its training clip (the hub model itself); the others at small clips, their head pool
+    built for the clip as the hub builds it for the training clip."""
+    from archs import x3d
+
+    ref = _x3d_reference(ptv, name, frames, size)
+    ours = archs.create_model(name).eval()
+    ours.load_state_dict(_converted(ours, ref.state_dict(), x3d.pytorchvideo_key), strict=True)
+    _same_logits(ref, ours, (1 if frames * size > 600 else 2, 3, frames, size, size))
+
+
+def _pyslowfast_key_of_pytorchvideo(key: str) -> str:
+    """pytorchvideo's X3D key -> PySlowFast's, written from PySlowFast's code (``video_model_builder.X3D``,
+    ``stem_helper.X3DStem``, ``resnet_helper.ResBlock``/``X3DTransform``, ``head_helper.X3DHead``, ``operators.SE``),
+    independently of ``archs.x3d``."""
+    rules = [
+        (r"^blocks\.0\.conv\.conv_t\.", "s1.pathway0_stem.conv_xy."),  # pytorchvideo's conv_t is the spatial conv
+        (r"^blocks\.0\.conv\.conv_xy\.", "s1.pathway0_stem.conv."),
+        (r"^blocks\.0\.norm\.", "s1.pathway0_stem.bn."),
+        (r"^blocks\.5\.pool\.pre_conv\.", "head.conv_5."),
+        (r"^blocks\.5\.pool\.pre_norm\.", "head.conv_5_bn."),
+        (r"^blocks\.5\.pool\.post_conv\.", "head.lin_5."),
+        (r"^blocks\.5\.proj\.", "head.projection."),
+    ]
+    for pattern, repl in rules:
+        if re.match(pattern, key):
+            return re.sub(pattern, repl, key)
+    m = re.match(r"^blocks\.(\d)\.res_blocks\.(\d+)\.(.*)$", key)
+    assert m, key
+    stage, block, rest = int(m[1]) + 1, m[2], m[3]
+    parts = {
+        "branch1_conv.": "branch1.",
+        "branch1_norm.": "branch1_bn.",
+        "branch2.conv_a.": "branch2.a.",
+        "branch2.norm_a.": "branch2.a_bn.",
+        "branch2.conv_b.": "branch2.b.",
+        "branch2.norm_b.0.": "branch2.b_bn.",
+        "branch2.norm_b.1.block.0.": "branch2.se.fc1.",
+        "branch2.norm_b.1.block.2.": "branch2.se.fc2.",
+        "branch2.conv_c.": "branch2.c.",
+        "branch2.norm_c.": "branch2.c_bn.",
+    }
+    prefix = next(p for p in parts if rest.startswith(p))
+    return f"s{stage}.pathway0_res{block}.{parts[prefix]}{rest[len(prefix) :]}"
+
+
+def test_x3d_with_pyslowfast_weights_gives_its_logits(ptv):
+    """PySlowFast's X3D is pytorchvideo's plus a BatchNorm on res2's first shortcut: the reference is
+    pytorchvideo's model with that BatchNorm put in, its checkpoint in PySlowFast's names."""
+    from archs import x3d
+
+    ref = _x3d_reference(ptv, "x3d_xs", 4, 64)
+    shortcut = ref.blocks[1].res_blocks[0]
+    assert shortcut.branch1_conv is not None and shortcut.branch1_norm is None
+    shortcut.branch1_norm = _trained_like(nn.BatchNorm3d(24), seed=3)
+    checkpoint = {_pyslowfast_key_of_pytorchvideo(k): v for k, v in ref.state_dict().items()}
+    assert "s2.pathway0_res0.branch1_bn.running_var" in checkpoint
+
+    ours = archs.create_model("x3d_xs").eval()
+    folded = x3d.fold_pyslowfast_shortcut_norm(dict(checkpoint))
+    ours.load_state_dict(_converted(ours, folded, x3d.pyslowfast_key), strict=True)
+    _same_logits(ref, ours, (2, 3, 4, 64, 64))
+
+
+def test_folding_needs_pyslowfasts_shortcut_norm():
+    from archs import x3d
+
+    with pytest.raises(KeyError):
+        x3d.fold_pyslowfast_shortcut_norm({"blocks.0.conv.conv_t.weight": torch.zeros(1)})
+
+
+def test_ir_csn_152_with_pytorchvideo_weights_gives_its_logits(ptv):
+    """pytorchvideo's ir-CSN-152 (its hub's csn_r101 construction at depth 152) with the head pool sized for
+    the 8x64x64 clip, where its last map is 1x2x2, as (4, 7, 7) is for 32x224x224."""
+    from archs import csn
+
+    ref = _trained_like(
+        ptv.create_csn(model_depth=152, stem_pool=nn.MaxPool3d, head_pool_kernel_size=(1, 2, 2)), seed=5
+    )
+    ours = archs.create_model("ir_csn_152").eval()
+    ours.load_state_dict(_converted(ours, ref.state_dict(), csn.pytorchvideo_key), strict=True)
+    _same_logits(ref, ours, (1, 3, 8, 64, 64), atol=1e-4)
