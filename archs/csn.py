@@ -46,9 +46,10 @@ from torch import Tensor, nn
 
 from archs._blocks import ConvKind, Triple, VideoClassifier
 from archs._registry import Family, Shape, Stages, register_arch
+from archs._weights import KINETICS_MEAN, KINETICS_STD, Layout, Preprocess, Pretrained, Protocol, register_protocol
 from archs.resnet import Bottleneck
 
-__all__ = ["CSN", "CSNConfig"]
+__all__ = ["CSN", "PROTOCOL", "PYTORCHVIDEO", "VMZ", "CSNConfig", "pytorchvideo_key"]
 
 _PAPER = "Tran et al., Video Classification with Channel-Separated Convolutional Networks, ICCV 2019"
 _STAGE_NAMES = ("conv1", "res2", "res3", "res4", "res5")
@@ -177,21 +178,6 @@ class CSN(VideoClassifier):
         return self.fc
 
 
-_CSN = Family("csn", color="#393b79")
-
-
-@register_arch(family=_CSN, paper=_PAPER, description="interaction-reduced CSN-152: channel-wise 3x3x3 bottlenecks")
-def ir_csn_152(**options: Any) -> CSNConfig:
-    """ir-CSN-152 as pytorchvideo builds it (``create_csn(model_depth=152, stem_pool=nn.MaxPool3d)``), 32x256x256."""
-    return CSNConfig("ir").with_options(**options)
-
-
-@register_arch(family=_CSN, paper=_PAPER, description="interaction-preserved CSN-152: 1x1x1 + channel-wise 3x3x3")
-def ip_csn_152(**options: Any) -> CSNConfig:
-    """ip-CSN-152: VMZ's ``'0.3d'`` blocks (1x1x1, BN, channel-wise 3x3x3) on ir-CSN-152's skeleton, 32x256x256."""
-    return CSNConfig("ip", bn_eps=VMZ_BN_EPS).with_options(**options)
-
-
 # ------------------------------------------------------------------------------- weights: layouts and preprocessing
 #
 # Our keys: stem.{conv,bn}, layer<s>.<b>.{conv1,bn1,conv2,bn2,conv3,bn3,downsample.<0|1>}, fc
@@ -230,3 +216,64 @@ def pytorchvideo_key(key: str) -> str | None:
     if name == "downsample" and tail[0] in _PTV_SHORTCUT:
         return ".".join([block, _PTV_SHORTCUT[tail[0]], *tail[1:]])
     return None
+
+
+PYTORCHVIDEO_MEAN = (0.45, 0.45, 0.45)
+"""PySlowFast's ``_C.DATA.MEAN`` (``slowfast/config/defaults.py``), with which pytorchvideo's model zoo was trained."""
+PYTORCHVIDEO_STD = (0.225, 0.225, 0.225)
+"""PySlowFast's ``_C.DATA.STD``."""
+
+# VMZ's test of CSN-152 (c2/scripts/test_irCSN_152_kinetics.sh): 10 clips per video (--clip_per_video=10) of 32
+# frames 2 apart (--clip_length_rgb=32 --sampling_rate_rgb=2), frames resized to 342x256 (the short side to 256),
+# three 256x256 crops per clip (--crop_per_clip=3 --crop_size=256). pytorchvideo's zoo tests its CSN 32x2 the same
+# way (10 x 3 views).
+PROTOCOL = register_protocol(
+    Protocol(
+        "csn",
+        10,
+        3,
+        source="facebookresearch/VMZ c2/scripts/test_irCSN_152_kinetics.sh (10 clips x 3 crops of 256, "
+        "short side 256); pytorchvideo model_zoo.md (CSN 32x2, 10 x 3 views)",
+    )
+)
+
+PYTORCHVIDEO = Preprocess(PYTORCHVIDEO_MEAN, PYTORCHVIDEO_STD, resize=256, crop=256, frames=32, frame_stride=2)
+"""pytorchvideo's CSN (trained in PySlowFast): 32 frames 2 apart, short side 256, 256 crops."""
+VMZ = Preprocess(KINETICS_MEAN, KINETICS_STD, resize=256, crop=256, frames=32, frame_stride=2)
+"""VMZ's CSN: its test script's clips and crops; torchvision's Kinetics mean and std, which mmaction2's configs for
+the VMZ-trained CSNs use (``ircsn_..._vmz`` data_preprocessor: that mean and std times 255)."""
+
+_PTV_KEYS = r"^blocks\.(0\.(conv|norm)\.|[1-4]\.res_blocks\.\d+\.branch2\.norm_b\.(weight|bias|running_))"
+
+
+def _pytorchvideo(config: CSNConfig) -> Pretrained:
+    """ir-CSN-152: pytorchvideo's layout (``create_csn``, as PySlowFast saves it), at its preprocessing."""
+    layout = Layout("pytorchvideo", pytorchvideo_key, PYTORCHVIDEO, PROTOCOL.name, pattern=_PTV_KEYS)
+    return Pretrained(PYTORCHVIDEO, PROTOCOL.name, (layout,))
+
+
+def _vmz(config: CSNConfig) -> Pretrained:
+    """ip-CSN-152: VMZ's preprocessing and protocol; no pip-installable reference, so vbench's layout only."""
+    return Pretrained(VMZ, PROTOCOL.name)
+
+
+_CSN = Family("csn", color="#393b79")
+
+
+@register_arch(
+    family=_CSN,
+    paper=_PAPER,
+    pretrained=_pytorchvideo,
+    description="interaction-reduced CSN-152: channel-wise 3x3x3 bottlenecks",
+)
+def ir_csn_152(**options: Any) -> CSNConfig:
+    """ir-CSN-152 as pytorchvideo builds it (``create_csn(model_depth=152, stem_pool=nn.MaxPool3d)``), 32x256x256."""
+    return CSNConfig("ir").with_options(**options)
+
+
+@register_arch(
+    family=_CSN, paper=_PAPER, pretrained=_vmz, description="interaction-preserved CSN-152: 1x1x1 + channel-wise 3x3x3"
+)
+def ip_csn_152(**options: Any) -> CSNConfig:
+    """ip-CSN-152: VMZ's ``'0.3d'`` blocks (1x1x1, BN, channel-wise 3x3x3) on ir-CSN-152's skeleton, 32x256x256."""
+    return CSNConfig("ip", bn_eps=VMZ_BN_EPS).with_options(**options)

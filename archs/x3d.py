@@ -55,9 +55,18 @@ from torch import Tensor, nn
 
 from archs._blocks import ConvKind, SqueezeExcitation, Swish, Triple, VideoClassifier
 from archs._registry import Family, Shape, Stages, register_arch
+from archs._weights import Layout, Preprocess, Pretrained, Protocol, register_protocol
 from archs.resnet import Bottleneck
 
-__all__ = ["X3D", "X3DConfig", "round_width"]
+__all__ = [
+    "PROTOCOL",
+    "X3D",
+    "X3DConfig",
+    "fold_pyslowfast_shortcut_norm",
+    "pyslowfast_key",
+    "pytorchvideo_key",
+    "round_width",
+]
 
 _PAPER = "Feichtenhofer, X3D: Expanding Architectures for Efficient Video Recognition, CVPR 2020"
 _STAGE_NAMES = ("conv1", "res2", "res3", "res4", "res5")
@@ -84,6 +93,7 @@ class X3DConfig:
         crop: Side of the training crop.
         frame_stride: Sampling rate of the clips (every k-th decoded frame).
         test_crop: Side of the three crops of the 30-view test (the short side is resized to it).
+        variant: ``"xs"``, ``"s"``, ``"m"`` or ``"l"``: the name of its published checkpoints.
         depth_factor: Blocks per stage are ``ceil(depth_factor * (1, 2, 5, 3))``.
         width_factor: Widths are ``round_width(base, width_factor)``.
         bottleneck_factor: Inner width of a block per output width.
@@ -96,6 +106,7 @@ class X3DConfig:
     crop: int
     frame_stride: int
     test_crop: int
+    variant: str
     depth_factor: float = 2.2
     width_factor: float = 2.0
     bottleneck_factor: float = 2.25
@@ -244,45 +255,6 @@ class X3D(VideoClassifier):
         return self.fc
 
 
-_X3D = Family("x3d", color="#b8860b")
-
-
-@register_arch(family=_X3D, paper=_PAPER, description="X3D-XS: the M network on 4 frames of 160x160")
-def x3d_xs(**options: Any) -> X3DConfig:
-    """X3D-XS: 3/5/11/7 blocks; 4 frames 12 apart, 160 crops; tested at 182 (PySlowFast ``X3D_XS.yaml``).
-
-    pytorchvideo's ``x3d_xs``.
-    """
-    return X3DConfig(frames=4, crop=160, frame_stride=12, test_crop=182).with_options(**options)
-
-
-@register_arch(family=_X3D, paper=_PAPER, description="X3D-S: the M network on 13 frames of 160x160")
-def x3d_s(**options: Any) -> X3DConfig:
-    """X3D-S: 3/5/11/7 blocks; 13 frames 6 apart, 160 crops; tested at 182 (PySlowFast ``X3D_S.yaml``).
-
-    pytorchvideo's ``x3d_s``.
-    """
-    return X3DConfig(frames=13, crop=160, frame_stride=6, test_crop=182).with_options(**options)
-
-
-@register_arch(family=_X3D, paper=_PAPER, description="X3D-M: 3/5/11/7 channel-wise blocks, 16x224x224")
-def x3d_m(**options: Any) -> X3DConfig:
-    """X3D-M: 3/5/11/7 blocks; 16 frames 5 apart, 224 crops; tested at 256 (PySlowFast ``X3D_M.yaml``).
-
-    pytorchvideo's ``x3d_m``.
-    """
-    return X3DConfig(frames=16, crop=224, frame_stride=5, test_crop=256).with_options(**options)
-
-
-@register_arch(family=_X3D, paper=_PAPER, description="X3D-L: depth factor 5.0 (5/10/25/15 blocks), 16x312x312")
-def x3d_l(**options: Any) -> X3DConfig:
-    """X3D-L: depth factor 5.0; 16 frames 5 apart, 312 crops; tested at 356 (PySlowFast ``X3D_L.yaml``).
-
-    pytorchvideo's ``x3d_l``.
-    """
-    return X3DConfig(frames=16, crop=312, frame_stride=5, test_crop=356, depth_factor=5.0).with_options(**options)
-
-
 # ------------------------------------------------------------------------------- weights: layouts and preprocessing
 #
 # Our keys: stem.{spatial,temporal,bn}, layer<s>.<b>.{conv1,bn1,conv2,bn2,se.fc1,se.fc2,conv3,bn3,downsample.<0|1>},
@@ -392,3 +364,107 @@ def fold_pyslowfast_shortcut_norm(state: dict[str, Tensor]) -> dict[str, Tensor]
     last = state[f"{_PYSF_RES2_LAST_BN}.bias"]
     state[f"{_PYSF_RES2_LAST_BN}.bias"] = (last.double() + bias.double() - scale * mean.double()).to(last.dtype)
     return state
+
+
+MEAN = (0.45, 0.45, 0.45)
+"""PySlowFast's ``_C.DATA.MEAN`` (``slowfast/config/defaults.py``), which its X3D configs keep and with which
+pytorchvideo's hub weights were trained (they were trained in PySlowFast)."""
+STD = (0.225, 0.225, 0.225)
+"""PySlowFast's ``_C.DATA.STD``."""
+
+# PySlowFast's MODEL_ZOO.md "top1 30-view" for X3D: configs/Kinetics/X3D_*.yaml set TEST.NUM_SPATIAL_CROPS 3 and
+# TEST_CROP_SIZE 182/182/256/356 ("use if TEST.NUM_SPATIAL_CROPS: 3"), with NUM_ENSEMBLE_VIEWS 10 (defaults.py);
+# slowfast/datasets/kinetics.py tests with the short side resized to TEST_CROP_SIZE and three crops of that size
+# along the long side. pytorchvideo's model zoo reports the same 10 x 3 views for its hub weights.
+PROTOCOL = register_protocol(
+    Protocol(
+        "x3d",
+        10,
+        3,
+        source="facebookresearch/SlowFast MODEL_ZOO.md (X3D top1 30-view) and configs/Kinetics/X3D_*.yaml "
+        "(10 clips x 3 crops at TEST_CROP_SIZE, the short side resized to it); pytorchvideo model_zoo.md",
+    )
+)
+
+_PTV_URL = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/{}.pyth"  # pytorchvideo/models/hub/x3d.py
+_PYSF_URL = "https://dl.fbaipublicfiles.com/pyslowfast/x3d_models/{}.pyth"  # SlowFast MODEL_ZOO.md
+_PTV_KEYS = r"^blocks\.(0\.conv\.conv_(t|xy)|[1-4]\.res_blocks\.\d+\.branch2\.norm_b\.0|5\.pool\.(pre|post)_)"
+_PYSF_KEYS = r"^(s[1-5]\.pathway0_(stem|res\d+)\.|head\.(conv_5|lin_5|projection)\.)"
+
+
+def _pretrained(config: X3DConfig) -> Pretrained:
+    """Clips of the training length and sampling rate, tested in 10 x 3 views at the test crop; the checkpoints
+    of pytorchvideo's hub and of PySlowFast's zoo."""
+    preprocess = Preprocess(MEAN, STD, config.test_crop, config.test_crop, config.frames, config.frame_stride)
+    layouts = (
+        Layout(
+            "pytorchvideo",
+            pytorchvideo_key,
+            preprocess,
+            PROTOCOL.name,
+            pattern=_PTV_KEYS,
+            url=_PTV_URL.format(f"X3D_{config.variant.upper()}"),
+        ),
+        Layout(
+            "pyslowfast",
+            pyslowfast_key,
+            preprocess,
+            PROTOCOL.name,
+            prepare=fold_pyslowfast_shortcut_norm,
+            pattern=_PYSF_KEYS,
+            url=_PYSF_URL.format(f"x3d_{config.variant}"),
+        ),
+    )
+    return Pretrained(preprocess, PROTOCOL.name, layouts)
+
+
+_X3D = Family("x3d", color="#b8860b")
+
+
+@register_arch(
+    family=_X3D, paper=_PAPER, pretrained=_pretrained, description="X3D-XS: the M network on 4 frames of 160x160"
+)
+def x3d_xs(**options: Any) -> X3DConfig:
+    """X3D-XS: 3/5/11/7 blocks; 4 frames 12 apart, 160 crops; tested at 182 (PySlowFast ``X3D_XS.yaml``).
+
+    pytorchvideo's ``x3d_xs``.
+    """
+    return X3DConfig(frames=4, crop=160, frame_stride=12, test_crop=182, variant="xs").with_options(**options)
+
+
+@register_arch(
+    family=_X3D, paper=_PAPER, pretrained=_pretrained, description="X3D-S: the M network on 13 frames of 160x160"
+)
+def x3d_s(**options: Any) -> X3DConfig:
+    """X3D-S: 3/5/11/7 blocks; 13 frames 6 apart, 160 crops; tested at 182 (PySlowFast ``X3D_S.yaml``).
+
+    pytorchvideo's ``x3d_s``.
+    """
+    return X3DConfig(frames=13, crop=160, frame_stride=6, test_crop=182, variant="s").with_options(**options)
+
+
+@register_arch(
+    family=_X3D, paper=_PAPER, pretrained=_pretrained, description="X3D-M: 3/5/11/7 channel-wise blocks, 16x224x224"
+)
+def x3d_m(**options: Any) -> X3DConfig:
+    """X3D-M: 3/5/11/7 blocks; 16 frames 5 apart, 224 crops; tested at 256 (PySlowFast ``X3D_M.yaml``).
+
+    pytorchvideo's ``x3d_m``.
+    """
+    return X3DConfig(frames=16, crop=224, frame_stride=5, test_crop=256, variant="m").with_options(**options)
+
+
+@register_arch(
+    family=_X3D,
+    paper=_PAPER,
+    pretrained=_pretrained,
+    description="X3D-L: depth factor 5.0 (5/10/25/15 blocks), 16x312x312",
+)
+def x3d_l(**options: Any) -> X3DConfig:
+    """X3D-L: depth factor 5.0; 16 frames 5 apart, 312 crops; tested at 356 (PySlowFast ``X3D_L.yaml``).
+
+    pytorchvideo's ``x3d_l``.
+    """
+    return X3DConfig(frames=16, crop=312, frame_stride=5, test_crop=356, variant="l", depth_factor=5.0).with_options(
+        **options
+    )

@@ -370,3 +370,84 @@ def test_ir_csn_152_with_pytorchvideo_weights_gives_its_logits(ptv):
     ours = archs.create_model("ir_csn_152").eval()
     ours.load_state_dict(_converted(ours, ref.state_dict(), csn.pytorchvideo_key), strict=True)
     _same_logits(ref, ours, (1, 3, 8, 64, 64), atol=1e-4)
+
+
+# ---------------------------------------------------------------- checkpoints through create_model (the layouts)
+
+
+def _save(tmp_path, payload) -> str:
+    path = tmp_path / "checkpoint.pyth"
+    torch.save(payload, path)
+    return str(path)
+
+
+@pytest.mark.parametrize("wrap", ["bare", "model_state", "model_state with model. prefix"])
+def test_x3d_pytorchvideo_checkpoints_load_through_create_model(ptv, tmp_path, wrap):
+    """pytorchvideo's hub reads its files' ``["model_state"]``; PySlowFast saves its pytorchvideo models
+    as ``{"model_state": ...}`` with a ``model.`` prefix; a bare state dict is what the hub model holds."""
+    ref = _x3d_reference(ptv, "x3d_xs", 4, 64)
+    state = ref.state_dict()
+    payload = {
+        "bare": state,
+        "model_state": {"model_state": state, "epoch": 300},
+        "model_state with model. prefix": {"model_state": {f"model.{k}": v for k, v in state.items()}, "cfg": "X3D"},
+    }[wrap]
+    model = archs.create_model("x3d_xs", weights=_save(tmp_path, payload)).eval()
+    info = model.pretrained_cfg
+    assert (info.layout, info.num_classes, info.protocol) == ("pytorchvideo", 400, "x3d")
+    _same_logits(ref, model, (2, 3, 4, 64, 64))
+
+
+def test_x3d_pyslowfast_checkpoint_loads_through_create_model(ptv, tmp_path):
+    ref = _x3d_reference(ptv, "x3d_m", 4, 64)
+    ref.blocks[1].res_blocks[0].branch1_norm = _trained_like(nn.BatchNorm3d(24), seed=7)
+    state = {_pyslowfast_key_of_pytorchvideo(k): v for k, v in ref.state_dict().items()}
+    path = _save(tmp_path, {"model_state": state, "optimizer_state": {}, "epoch": 300})
+    model = archs.create_model("x3d_m", weights=path).eval()
+    assert model.pretrained_cfg.layout == "pyslowfast"
+    _same_logits(ref, model, (2, 3, 4, 64, 64))
+
+
+def test_ir_csn_pytorchvideo_checkpoint_loads_through_create_model(ptv, tmp_path):
+    ref = _trained_like(ptv.create_csn(model_depth=152, stem_pool=nn.MaxPool3d, head_pool_kernel_size=(1, 2, 2)))
+    state = {f"model.{k}": v for k, v in ref.state_dict().items()}
+    model = archs.create_model("ir_csn_152", weights=_save(tmp_path, {"model_state": state})).eval()
+    assert (model.pretrained_cfg.layout, model.pretrained_cfg.protocol) == ("pytorchvideo", "csn")
+    _same_logits(ref, model, (1, 3, 8, 64, 64), atol=1e-4)
+
+
+def test_a_checkpoint_of_the_other_family_is_refused_in_one_line():
+    """pytorchvideo's X3D and CSN share its block names but not its stems: each refuses the other's checkpoint,
+    naming the layout and the first tensor it lacks."""
+    from archs import csn, x3d
+
+    x3d_state = {x3d.pytorchvideo_key(k): v for k, v in archs.create_model("x3d_xs").state_dict().items()}
+    with pytest.raises(archs.WeightsError, match=r"layout pytorchvideo, missing key blocks\.0\.conv\.weight$"):
+        archs.create_model("ir_csn_152", weights=x3d_state)
+    with torch.device("meta"):
+        csn_keys = [csn.pytorchvideo_key(k) for k in archs.create_model("ir_csn_152").state_dict()]
+    csn_state = {k: torch.zeros(1) for k in csn_keys if k is not None}
+    with pytest.raises(archs.WeightsError, match=r"layout pytorchvideo, missing key blocks\.0\.conv\.conv_t\.weight$"):
+        archs.create_model("x3d_xs", weights=csn_state)
+
+
+def test_preprocessing_and_protocols_with_their_sources():
+    from archs._weights import KINETICS_MEAN, get_protocol
+
+    for name, (crop, frames, stride) in {
+        "x3d_xs": (182, 4, 12),
+        "x3d_s": (182, 13, 6),
+        "x3d_m": (256, 16, 5),
+        "x3d_l": (356, 16, 5),
+        "ir_csn_152": (256, 32, 2),
+        "ip_csn_152": (256, 32, 2),
+    }.items():
+        pretrained = archs.get_arch(name).pretrained()
+        p = pretrained.preprocess
+        assert (p.resize, p.crop, p.frames, p.frame_stride) == (crop, crop, frames, stride), name
+        assert all(layout.preprocess == p for layout in pretrained.layouts)
+        protocol = get_protocol(pretrained.protocol)
+        assert (protocol.clips, protocol.crops) == (10, 3) and protocol.source
+        assert p.mean == ((0.45,) * 3 if name != "ip_csn_152" else KINETICS_MEAN)
+    assert [lay.name for lay in archs.get_arch("x3d_m").pretrained().layouts] == ["pytorchvideo", "pyslowfast"]
+    assert archs.get_arch("ip_csn_152").pretrained().layouts == ()
