@@ -31,6 +31,11 @@ classifier, norms not counted), against the VMZ model zoo's 32.8 M and 108.8
 (+0.66 % and -0.01 %). The zoo's parameter counts run low: its ir-CSN-152 is
 29.6 M against the 29.70 M that pytorchvideo and mmaction2 build, and
 mmaction2's ip-CSN-152 has 33.02 M, as here.
+Checkpoints: pytorchvideo's layout for ir-CSN-152 (mean 0.45, std 0.225, as
+PySlowFast trains); ip-CSN-152 only vbench's own (VMZ's preprocessing:
+torchvision's Kinetics mean and std). Both: 32 frames 2 apart, the short side
+resized to 256, evaluated in 10 clips x 3 crops of 256 (``csn``, VMZ's test script).
+
 VMZ's GFLOPs are MACs at a 256x256 crop although its table says 224 (its test
 script crops 256; at 256 pytorchvideo's ir-CSN-152 gives the zoo's 96.7).
 """

@@ -38,6 +38,12 @@ What a re-implementation gets wrong (``reference/modern_families.md``):
   into the shortcut conv and the block's last BatchNorm, which computes the same
   function in evaluation.
 
+Checkpoints: pytorchvideo's hub files (bare, or ``{"model_state": ...}`` as
+PySlowFast saves them, with or without a ``model.`` prefix) and PySlowFast's own
+(``s1``..``s5``, ``head``); their preprocessing is PySlowFast's (mean 0.45, std
+0.225; the training clip's frames and sampling rate; the short side resized to
+the test crop), evaluated in 10 clips x 3 crops at the test crop (``x3d``).
+
 XS, S and M share one network (3,794,274 parameters; L 6,153,384) and differ only in their
 input: the training clip and crop below, for which PySlowFast's model zoo gives
 0.60 / 1.96 / 4.73 / 18.37 GMACs (norms not counted).
