@@ -381,21 +381,28 @@ def _save(tmp_path, payload) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("wrap", ["bare", "model_state", "model_state with model. prefix"])
-def test_x3d_pytorchvideo_checkpoints_load_through_create_model(ptv, tmp_path, wrap):
+def test_x3d_pytorchvideo_checkpoints_load_through_create_model(ptv, tmp_path):
     """pytorchvideo's hub reads its files' ``["model_state"]``; PySlowFast saves its pytorchvideo models
-    as ``{"model_state": ...}`` with a ``model.`` prefix; a bare state dict is what the hub model holds."""
+    as ``{"model_state": ...}`` with a ``model.`` prefix; a bare state dict is what the hub model holds.
+    All three load to the same tensors, which give the reference's logits."""
     ref = _x3d_reference(ptv, "x3d_xs", 4, 64)
     state = ref.state_dict()
-    payload = {
-        "bare": state,
-        "model_state": {"model_state": state, "epoch": 300},
-        "model_state with model. prefix": {"model_state": {f"model.{k}": v for k, v in state.items()}, "cfg": "X3D"},
-    }[wrap]
-    model = archs.create_model("x3d_xs", weights=_save(tmp_path, payload)).eval()
-    info = model.pretrained_cfg
-    assert (info.layout, info.num_classes, info.protocol) == ("pytorchvideo", 400, "x3d")
-    _same_logits(ref, model, (2, 3, 4, 64, 64))
+    payloads = [
+        state,
+        {"model_state": state, "epoch": 300},
+        {"model_state": {f"model.{k}": v for k, v in state.items()}, "cfg": "X3D_XS"},
+    ]
+    models = []
+    for i, payload in enumerate(payloads):
+        path = tmp_path / f"checkpoint{i}.pyth"
+        torch.save(payload, path)
+        models.append(archs.create_model("x3d_xs", weights=str(path)).eval())
+        info = models[-1].pretrained_cfg
+        assert (info.layout, info.num_classes, info.protocol) == ("pytorchvideo", 400, "x3d")
+    first = models[0].state_dict()
+    for other in models[1:]:
+        assert all(torch.equal(first[k], v) for k, v in other.state_dict().items())
+    _same_logits(ref, models[0], (2, 3, 4, 64, 64))
 
 
 def test_x3d_pyslowfast_checkpoint_loads_through_create_model(ptv, tmp_path):
