@@ -16,6 +16,7 @@ import shlex
 import sys
 import tempfile
 import traceback
+import typing
 from collections.abc import Callable, Iterator
 from functools import wraps
 from pathlib import Path
@@ -61,12 +62,59 @@ def _crash_report(e: BaseException) -> typer.Exit:
     return _fail(f"internal error: {type(e).__name__}: {_one_line(str(e))[:200]} (traceback in {path})", code=3)
 
 
+PATH_METAVARS = ("DIR", "FILE", "PATH", "MODULE|FILE")
+"""What the help calls a parameter that takes a path though its type is ``str`` (``--out`` refuses ``""``,
+``--weights`` also takes ``torchvision``). A parameter of type ``Path`` is a path too."""
+
+
+def path_parameters(fn: Callable[..., Any]) -> dict[str, str]:
+    """A command's parameters that take paths (by their type, or the metavar they declare), each with the
+    name the user knows it by (``--out``, ``RESULTS``)."""
+    found = {}
+    for name, hint in typing.get_type_hints(fn, include_extras=True).items():
+        if typing.get_origin(hint) is not Annotated:
+            continue
+        base, *meta = typing.get_args(hint)
+        info = next((m for m in meta if isinstance(m, typer.models.ParameterInfo)), None)
+        if info is None:
+            continue
+        if Path in _types(base) or info.metavar in PATH_METAVARS:
+            if isinstance(info, typer.models.ArgumentInfo):
+                found[name] = name.upper()
+            else:
+                decls = [d for d in info.param_decls or () if d.startswith("--")]
+                found[name] = decls[0] if decls else "--" + name.replace("_", "-")
+    return found
+
+
+def _types(hint: Any) -> set[Any]:
+    """``list[Path] | None`` -> ``{list, Path, NoneType}``: the types a hint is made of."""
+    args = typing.get_args(hint)
+    return {hint}.union(*(_types(a) for a in args)) if args else {hint}
+
+
+def _check_paths(paths: dict[str, str], kwargs: dict[str, Any]) -> None:
+    """Every path the user gave, checked in one place (:func:`bench.validate.check_path`) before any work."""
+    from bench.validate import check_path
+
+    for name, what in paths.items():
+        value = kwargs.get(name)
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if v is not None:
+                check_path(v, what)
+
+
 def _user_errors(fn: F) -> F:
-    """Known user mistakes: one line and exit 2; an interruption: its exit code; a bug: exit 3."""
+    """Known user mistakes: one line and exit 2; an interruption: its exit code; a bug: exit 3.
+
+    Every path parameter (:func:`path_parameters`) is checked before the command runs.
+    """
+    paths = path_parameters(fn)
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            _check_paths(paths, kwargs)
             return fn(*args, **kwargs)
         except UsageError as e:
             raise _fail(_one_line(str(e))) from None
@@ -120,7 +168,7 @@ def list_cmd(
     pattern: Annotated[str, typer.Argument(help="Shell-style pattern, e.g. 'r*_18'.")] = "*",
     family: Annotated[str | None, typer.Option(help="Only this family (pattern).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per architecture.")] = False,
-    plugin: Annotated[list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP)] = None,
+    plugin: Annotated[list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP, metavar="MODULE|FILE")] = None,
 ) -> None:
     """List registered architectures with their inputs, parameters and paper."""
     import archs
@@ -146,15 +194,35 @@ def list_cmd(
 
 _CLUSTER_OPTIONS = ("--executor", "--shards", "--partition", "--time-min", "--gpus-per-task", "--cpus-per-task")
 
+NOT_RESUMED: dict[str, str] = {
+    "--out": "the command names the run's folder itself",
+    "--only-missing": "the command adds it: it finishes the run",
+    "--overwrite": "it would replace the run being finished",
+}
+"""The options of ``vbench profile`` that the command finishing a run does not repeat, each with why; with
+``local``, the cluster options too (the rest is finished in this process). Every other recorded option is."""
+
+
+def profile_options() -> dict[str, bool]:
+    """Every option ``vbench profile`` declares (its longest name) and whether it is a flag, read from the
+    command itself, so that the commands rebuilt from a run's options cannot miss one added later."""
+    command = typer.main.get_command(app).commands["profile"]  # type: ignore[attr-defined]
+    return {
+        max(p.opts, key=len): bool(getattr(p, "is_flag", False))
+        for p in command.params
+        if getattr(p, "param_type_name", "") == "option"
+    }
+
 
 def profile_command(options: dict[str, Any], out_dir: Path, *extra: str, local: bool = False) -> str:
     """``vbench profile`` with the recorded options, ``extra`` flags and ``--out``, shell-quoted.
 
-    ``local``: without the cluster options (``--only-missing`` finishes a run in this process).
+    Every recorded option is repeated but those in :data:`NOT_RESUMED` (and, with ``local``, the cluster options:
+    ``--only-missing`` finishes a run in this process).
     """
     argv = ["vbench", "profile"]
     for name, value in options.items():
-        if name in ("--out", "--only-missing", "--overwrite") or (local and name in _CLUSTER_OPTIONS):
+        if name in NOT_RESUMED or (local and name in _CLUSTER_OPTIONS):
             continue
         argv += [name] if value is True else [x for v in value for x in (name, v)]
     return shlex.join([*argv, *extra, "--out", str(out_dir)])
@@ -244,7 +312,8 @@ def profile_cmd(
         ),
     ] = None,
     out: Annotated[
-        str | None, typer.Option(help="Output folder (default reports/runs/<timestamp>).", rich_help_panel=_OUTPUT)
+        str | None,
+        typer.Option(help="Output folder (default reports/runs/<timestamp>).", metavar="DIR", rich_help_panel=_OUTPUT),
     ] = None,
     overwrite: Annotated[
         bool,
@@ -252,7 +321,9 @@ def profile_cmd(
             "--overwrite", help="Replace the run that --out holds (default: refuse).", rich_help_panel=_OUTPUT
         ),
     ] = False,
-    plugin: Annotated[list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP, rich_help_panel=_MODELS)] = None,
+    plugin: Annotated[
+        list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP, metavar="MODULE|FILE", rich_help_panel=_MODELS)
+    ] = None,
     counter: Annotated[
         str,
         typer.Option(
@@ -272,6 +343,7 @@ def profile_cmd(
         str | None,
         typer.Option(
             help="Checkpoint the timed model loads (one architecture; any layout vbench evaluate reads).",
+            metavar="FILE",
             rich_help_panel=_MODELS,
         ),
     ] = None,
@@ -487,7 +559,7 @@ def _print_merge_notes(console: Any, merged: Any) -> None:
 @_user_errors
 def merge_cmd(
     runs: Annotated[list[Path], typer.Argument(help="Run folders, e.g. the outputs of --shard 1/2 and 2/2.")],
-    out: Annotated[str, typer.Option(help="Folder for the merged results.")],
+    out: Annotated[str, typer.Option(help="Folder for the merged results.", metavar="DIR")],
     allow_mixed: Annotated[
         bool, typer.Option("--allow-mixed", help="Merge runs measured on different devices or versions.")
     ] = False,
@@ -551,7 +623,7 @@ def inspect_cmd(
         list[str] | None, typer.Option("--arch-kwargs", help="key=value passed to the builder; repeatable.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows instead of a table.")] = False,
-    plugin: Annotated[list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP)] = None,
+    plugin: Annotated[list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP, metavar="MODULE|FILE")] = None,
     time_: Annotated[
         bool,
         typer.Option("--time", help="Measure where the time goes: per-module latency, by kind, against the roofline."),
@@ -776,7 +848,7 @@ def compare_cmd(
     base_rows, base_env = load_results(base)
     head_rows, head_env = load_results(head)
     comparison = compare_rows(base_rows, head_rows, tolerances, base_env, head_env)
-    text = compare_markdown(comparison, str(base), str(head), refresh_command(base_env, base))
+    text = compare_markdown(comparison, str(base), str(head), refresh_command(base_env, base, profile_options()))
     with contextlib.suppress(BrokenPipeError):
         typer.echo(text, nl=False)
     if markdown is not None:
@@ -801,7 +873,10 @@ def report_cmd(
     results: Annotated[list[Path], typer.Argument(help="Saved runs: folders or their results.json.")],
     out: Annotated[
         str | None,
-        typer.Option(help="Folder for report.md, the CSV tables and the figures (default reports/runs/report-<time>)."),
+        typer.Option(
+            help="Folder for report.md, the CSV tables and the figures (default reports/runs/report-<time>).",
+            metavar="DIR",
+        ),
     ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Write into a folder that holds files vbench report did not write.")
