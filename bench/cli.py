@@ -10,6 +10,7 @@ standard output (``vbench ... | head``) stops the printing, never the work.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shlex
@@ -17,12 +18,13 @@ import sys
 import tempfile
 import traceback
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from bench.console import make_console as _console
 from bench.console import progress_bar as _bar
@@ -33,8 +35,48 @@ from bench.errors import UsageError, first_line
 from bench.lifetime import Interrupted
 from bench.records import COUNTERS, DEVICES, DTYPES, EXECUTORS, INPUTS, MODES, Request, Row, check_run_options
 
+try:
+    from typer._click import ClickException  # typer vendors click
+except ImportError:  # pragma: no cover - a typer that uses click itself
+    from click import ClickException  # type: ignore[no-redef]
+
+
+class _OneLineErrors(TyperGroup):
+    """The parser's own mistakes (a missing or unknown option, a value of the wrong type) on one line too,
+    naming the help to read, with exit code 2: no usage block, no box."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        run = functools.partial(
+            super().main, args, prog_name, complete_var, False, windows_expand_args=windows_expand_args, **extra
+        )
+        if not standalone_mode:
+            return run()
+        try:
+            code = run()
+        except ClickException as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # `vbench` alone: the help is printed already
+                sys.exit(e.exit_code)
+            ctx = getattr(e, "ctx", None)
+            where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            typer.echo(f"vbench: error: {_one_line(e.format_message())}{where}", err=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            typer.echo("vbench: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
     name="vbench",
+    cls=_OneLineErrors,
     help="Benchmark and profile video action-recognition backbones.",
     no_args_is_help=True,
     add_completion=False,
@@ -443,6 +485,8 @@ def profile_cmd(
             plugins=plugins,
         )
         options = _recorded_options(ctx)
+        if weights is not None and "--weights" in options:  # a command rebuilt from it may run elsewhere
+            options["--weights"] = [str(Path(weights).resolve())]
         out_dir = check_out(_folder(out), resume=only_missing, overwrite=overwrite) if out is not None else None
         console = _console()
         try:
@@ -480,11 +524,11 @@ def profile_cmd(
         except (Interrupted, KeyboardInterrupt) as e:
             kept = getattr(e, "kept", None)
             if kept is not None and out_dir is not None:
-                typer.echo(
-                    f"vbench: interrupted; kept {kept} rows in {out_dir}; finish with: "
-                    + profile_command(options, out_dir, "--only-missing", local=True),
-                    err=True,
-                )
+                finish = profile_command(options, out_dir, "--only-missing", local=True)
+                if not finish.isprintable():  # a value with a line break: no command to paste on one line
+                    finish = "the same command with --only-missing"
+                typer.echo(f"vbench: interrupted; kept {kept} rows in {_one_line(str(out_dir))}; finish with: {finish}",
+                           err=True)  # fmt: skip
             raise
     _print_results(console, rows, paths)
     failed = [r for r in rows if r["status"] != "ok"]
@@ -710,7 +754,7 @@ def roofline_cmd(
     """The device's measured roofline: peak TFLOP/s (matmul, conv3d), copy bandwidth, ridge point (cached)."""
     from bench.plan import resolve_device
     from bench.records import choice
-    from bench.roofline import cache_path, roofline_for
+    from bench.roofline import cache_path, is_cached, roofline_for
 
     chosen = resolve_device(device)
     dtypes = [choice(d.strip(), DTYPES, "dtype") for d in dtype.split(",")]
@@ -728,7 +772,10 @@ def roofline_cmd(
             f"bandwidth {r['bandwidth_gbs']:.1f} GB/s, ridge {r['ridge_flop_per_byte']:.1f} FLOP/byte, "
             f"measured {r['measured_at']}"
         )
-    typer.echo(f"cache: {cache_path()}")
+    if all(is_cached(r) for r in found):
+        typer.echo(f"cache: {cache_path()}")
+    else:
+        typer.echo(f"not cached: {cache_path()} cannot be written (measured again next time)")
 
 
 def _check_time_options(mode: str, dtype: str, batch: int, iterations: int, trace: Path | None) -> None:
@@ -862,7 +909,8 @@ def compare_cmd(
             with open(summary, "a") as f:
                 f.write(text + "\n")
         except OSError as e:  # the verdict stands; only the summary is missing
-            typer.echo(f"vbench: warning: cannot append to GITHUB_STEP_SUMMARY '{summary}': {e.strerror}", err=True)
+            typer.echo(_one_line(f"vbench: warning: cannot append to GITHUB_STEP_SUMMARY '{summary}': {e.strerror}"),
+                       err=True)  # fmt: skip
     if comparison.regressions:
         raise typer.Exit(code=1)
 

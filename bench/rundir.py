@@ -106,7 +106,17 @@ def _lock(path: Path) -> None:
     _held[path.resolve()] = f
 
 
+EVALUATION_FILES = ("evaluation.json", "predictions.jsonl")
+"""What a ``vbench evaluate`` folder holds: a profile run never writes into one (a report would see only the
+evaluation), not even with ``--overwrite``."""
+
+
 def _refuse_run(path: Path, resume: bool, overwrite: bool) -> list[str]:
+    evaluation = [name for name in EVALUATION_FILES if (path / name).exists()]
+    if evaluation:
+        raise UsageError(
+            f"--out '{path}' holds a vbench evaluation ({', '.join(evaluation)}), not a run; choose another folder"
+        )
     found = holds_run(path)
     if found and not (resume or overwrite):
         raise UsageError(

@@ -712,8 +712,8 @@ def _evaluated_config(doc: dict[str, Any], name: str) -> dict[str, Any]:
     kwargs = doc.get("arch_kwargs") or {}
     if not (isinstance(kwargs, dict) and _plain_error(kwargs, "") is None):
         raise UsageError(f"evaluation file {name}: 'arch_kwargs' must be an object of plain values")
-    weights = doc.get("weights") if isinstance(doc.get("weights"), dict) else {}
-    classes = doc.get("classes") if isinstance(doc.get("classes"), dict) else {}
+    weights: dict[str, Any] = doc["weights"] if isinstance(doc.get("weights"), dict) else {}
+    classes: dict[str, Any] = doc["classes"] if isinstance(doc.get("classes"), dict) else {}
     count = weights.get("num_classes", classes.get("count"))
     if count is not None and not _positive_int(count):
         raise UsageError(f"evaluation file {name}: the class count must be a positive integer; got {show(count)}")
