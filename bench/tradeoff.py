@@ -109,28 +109,18 @@ def _refuse_twice(records: Sequence[dict[str, Any]]) -> None:
         seen[key] = r
 
 
-def config_key(arch: str, kwargs: Mapping[str, Any]) -> str:
-    """The configuration an accuracy or a row is of: the architecture and the builder options that differ
-    from its defaults (``num_classes=400`` is the default; ``num_classes=2`` is not), as canonical text.
+DEFAULT_NUM_CLASSES = 400
+"""Every builder's class count unless told otherwise (DESIGN.md): the published configuration's."""
 
-    An option the registry cannot judge (an architecture it does not hold, an option it refuses) is kept.
+
+def config_key(arch: str, kwargs: Mapping[str, Any]) -> str:
+    """The configuration an accuracy or a row is of: the architecture and its builder options, as canonical
+    text; ``num_classes=400`` is every builder's default and counts as not given (``num_classes=2`` does count).
+
+    Read without the registry (which would import torch): other options count as given, so an option spelled
+    out at its default value is a configuration of its own, with no published accuracy.
     """
-    kept = {}
-    try:
-        spec: Any = archs.get_arch(arch)
-        default = spec.config()
-    except Exception:  # not registered here (a plugin's) or not configurable: compare the options as given
-        spec = default = None
-    for name, value in sorted(kwargs.items()):
-        if spec is None and name == "num_classes" and value == 400:
-            continue  # every builder's default (DESIGN.md), also for an architecture this process does not hold
-        if spec is not None:
-            try:
-                if spec.config(**{name: value}) == default:
-                    continue
-            except Exception:  # an option this checkout's builder does not take: it still tells configurations apart
-                pass
-        kept[name] = value
+    kept = {k: v for k, v in kwargs.items() if not (k == "num_classes" and v == DEFAULT_NUM_CLASSES)}
     return json.dumps({"arch": arch, "kwargs": kept}, sort_keys=True, default=str)
 
 
