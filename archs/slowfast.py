@@ -47,6 +47,7 @@ Bottleneck block::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -57,7 +58,16 @@ from torch import Tensor, nn
 from archs._blocks import ConvKind, VideoClassifier
 from archs._registry import Family, Shape, Stages, register_arch
 
-__all__ = ["Bottleneck", "FastToSlow", "Pathway", "SlowFastConfig", "SlowFastNet", "slow_frame_indices"]
+__all__ = [
+    "Bottleneck",
+    "FastToSlow",
+    "Pathway",
+    "SlowFastConfig",
+    "SlowFastNet",
+    "pyslowfast_key",
+    "pytorchvideo_key",
+    "slow_frame_indices",
+]
 
 K3D, K2D = ConvKind.THREE_D, ConvKind.TWO_D
 
@@ -328,6 +338,86 @@ class SlowFastConfig:
             raise ValueError(f"depth must be one of {sorted(_DEPTHS)}, got {self.depth}")
         if self.alpha is not None and (self.alpha < 1 or self.frames % self.alpha):
             raise ValueError(f"frames ({self.frames}) must be a multiple of alpha ({self.alpha})")
+
+
+# ---------------------------------------------------------------------------------------- checkpoint layouts
+#
+# Our keys: ``{slow,fast}.stem.{conv,bn}``, ``{slow,fast}.layer{1-4}.{j}.{conv1,bn1,conv2,bn2,conv3,bn3,
+# downsample.0,downsample.1}``, ``fuse.{0-3}.{conv,bn}``, ``fc``.
+
+_OURS = re.compile(
+    r"^(?:(?P<path>slow|fast)\.(?:stem\.(?P<stem>conv|bn)|layer(?P<stage>[1-4])\.(?P<block>\d+)\.(?P<part>conv[123]|bn[123]|downsample\.[01]))"
+    r"|fuse\.(?P<fuse>[0-3])\.(?P<fpart>conv|bn)|(?P<fc>fc))\.(?P<leaf>\w+)$"
+)
+_PTV_BLOCK = {
+    "conv1": "branch2.conv_a",
+    "bn1": "branch2.norm_a",
+    "conv2": "branch2.conv_b",
+    "bn2": "branch2.norm_b",
+    "conv3": "branch2.conv_c",
+    "bn3": "branch2.norm_c",
+    "downsample.0": "branch1_conv",
+    "downsample.1": "branch1_norm",
+}
+_PYSF_BLOCK = {
+    "conv1": "branch2.a",
+    "bn1": "branch2.a_bn",
+    "conv2": "branch2.b",
+    "bn2": "branch2.b_bn",
+    "conv3": "branch2.c",
+    "bn3": "branch2.c_bn",
+    "downsample.0": "branch1",
+    "downsample.1": "branch1_bn",
+}
+
+
+def pytorchvideo_key(key: str, two_pathways: bool = True) -> str | None:
+    """Our key -> PyTorchVideo's (``create_slowfast``, or ``create_resnet`` for Slow-only).
+
+    SlowFast: ``blocks.0`` holds both stems (``multipathway_blocks.{0,1}``, slow
+    then fast) and the first lateral (``multipathway_fusion``), ``blocks.1-4`` the
+    stages (``res_blocks.j.branch2.conv_a`` ...) and the next laterals,
+    ``blocks.6.proj`` the classifier. Slow-only: ``blocks.0`` the stem,
+    ``blocks.1-4.res_blocks``, ``blocks.5.proj``. Stems are ``conv``/``norm``,
+    laterals ``conv_fast_to_slow``/``norm``.
+    """
+    m = _OURS.match(key)
+    if m is None:
+        return None
+    leaf = m["leaf"]
+    if m["fc"]:
+        return f"blocks.{6 if two_pathways else 5}.proj.{leaf}"
+    if m["fuse"] is not None:
+        return (
+            f"blocks.{m['fuse']}.multipathway_fusion.{'conv_fast_to_slow' if m['fpart'] == 'conv' else 'norm'}.{leaf}"
+        )
+    if not two_pathways and m["path"] != "slow":
+        return None
+    where = f"multipathway_blocks.{0 if m['path'] == 'slow' else 1}." if two_pathways else ""
+    if m["stem"]:
+        return f"blocks.0.{where}{'conv' if m['stem'] == 'conv' else 'norm'}.{leaf}"
+    return f"blocks.{m['stage']}.{where}res_blocks.{m['block']}.{_PTV_BLOCK[m['part']]}.{leaf}"
+
+
+def pyslowfast_key(key: str) -> str | None:
+    """Our key -> PySlowFast's own (``video_model_builder.py``'s ``SlowFast`` and ``ResNet``).
+
+    ``s1.pathway{0,1}_stem.{conv,bn}``, ``s{2-5}.pathway{p}_res{j}.branch2.{a,a_bn,b,
+    b_bn,c,c_bn}`` and ``.branch1``/``.branch1_bn``, ``s{1-4}_fuse.{conv_f2s,bn}``,
+    ``head.projection``; Slow-only has pathway 0 alone and no ``_fuse``.
+    """
+    m = _OURS.match(key)
+    if m is None:
+        return None
+    leaf = m["leaf"]
+    if m["fc"]:
+        return f"head.projection.{leaf}"
+    if m["fuse"] is not None:
+        return f"s{int(m['fuse']) + 1}_fuse.{'conv_f2s' if m['fpart'] == 'conv' else 'bn'}.{leaf}"
+    p = 0 if m["path"] == "slow" else 1
+    if m["stem"]:
+        return f"s1.pathway{p}_stem.{m['stem']}.{leaf}"
+    return f"s{int(m['stage']) + 1}.pathway{p}_res{m['block']}.{_PYSF_BLOCK[m['part']]}.{leaf}"
 
 
 _SLOW = Family("slow", color="#637939")

@@ -30,6 +30,7 @@ Bottleneck block (torchvision's: the 3 x 3 conv carries the stride)::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -39,7 +40,7 @@ from torch import Tensor, nn
 from archs._blocks import ConvKind, VideoClassifier
 from archs._registry import Family, Shape, Stages, register_arch
 
-__all__ = ["TSMConfig", "TSMResNet", "TemporalShift", "temporal_shift"]
+__all__ = ["TSMConfig", "TSMResNet", "TemporalShift", "temporal_shift", "tsm_key"]
 
 _PAPER = "Lin et al., TSM: Temporal Shift Module for Efficient Video Understanding, ICCV 2019"
 _STAGE_NAMES = ("conv1", "layer1", "layer2", "layer3", "layer4")
@@ -229,6 +230,27 @@ class TSMConfig:
 
     def build(self) -> TSMResNet:
         return TSMResNet(self.segments, self.num_classes)
+
+
+# ---------------------------------------------------------------------------------------- checkpoint layout
+
+_FIRST_CONV = re.compile(r"^(layer[1-4]\.\d+)\.conv1\.(\w+)$")
+
+
+def tsm_key(key: str) -> str | None:
+    """Our key -> the TSM authors' (``TSN`` of ``ops/models.py``, saved as ``module.``-prefixed ``state_dict``).
+
+    The ResNet-50 is ``base_model`` with torchvision's names, except that each
+    block's ``conv1`` is wrapped by ``TemporalShift`` (``conv1.net``); the
+    classifier is ``new_fc`` (``base_model.fc`` is a dropout). The shift has no
+    tensors.
+    """
+    if key.startswith("fc."):
+        return "new_fc." + key[3:]
+    m = _FIRST_CONV.match(key)
+    if m is not None:
+        return f"base_model.{m[1]}.conv1.net.{m[2]}"
+    return "base_model." + key
 
 
 _TSM = Family("tsm", color="#843c39")

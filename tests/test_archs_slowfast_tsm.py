@@ -18,7 +18,11 @@ norms not counted, at the paper's input):
   (torchvision's ``_ops``), so 8 frames cost 8 x (4,089,184,256 - 2048 x 600).
 """
 
+import re
+import sys
+
 import pytest
+import reference_impls as ref_impls
 import torch
 
 import archs
@@ -160,3 +164,257 @@ def test_tsm_logits_are_the_mean_of_per_frame_logits():
         features = model.forward_features(x)
         per_frame = model.fc(features.mean((3, 4)).transpose(1, 2))  # (1, T, classes)
         assert torch.allclose(model(x), per_frame.mean(1), atol=1e-6)
+
+
+# ---------------------------------------------------------------- checkpoints: the references' logits
+#
+# Each reference gets random weights that keep activations' scale (``scale_preserving_init``); its state
+# dict, in its own key names, is loaded into our model through the layout's key map, and the logits of both
+# are compared on clips with structure at every scale, the mismatch judged against how far the
+# reference's logits move between two clips (DESIGN.md, "Testing equivalence").
+
+
+def _clips(thw, n=2, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.randn(n, 3, max(thw[0] // 4, 2), 6, 6, generator=g)
+    smooth = torch.nn.functional.interpolate(coarse, size=thw, mode="trilinear", align_corners=False)
+    return 1.5 * smooth + 0.5 * torch.randn(n, 3, *thw, generator=g)
+
+
+def _load_through(ours, state, to_ref):
+    """Load each tensor of ``ours`` from ``state`` at ``to_ref(our key)``; every tensor of ``state`` used."""
+    own = ours.state_dict()
+    mapped = {k: state[to_ref(k)] for k in own}
+    unused = set(state) - {to_ref(k) for k in own}
+    assert not unused, sorted(unused)[:5]
+    ours.load_state_dict(mapped, strict=True)
+
+
+def _assert_same_function(expected, got):
+    diff = (got - expected).abs().max().item()
+    movement = (expected[0] - expected[1]).abs().max().item()
+    print(f"max|logit diff| = {diff:.3g}, movement = {movement:.3g}, max|logit| = {expected.abs().max().item():.3g}")
+    assert movement > 1e-2 * expected.abs().max().item(), "the logits hardly depend on the input"
+    assert diff <= 1e-4 * movement
+
+
+@pytest.fixture
+def pytorchvideo(monkeypatch):
+    """pytorchvideo 0.1.5's model builders, or skip.
+
+    Its ``models.head`` imports ``torchvision.ops.RoIAlign``, used only by its detection heads; where
+    torchvision is missing or cannot load its operators (a torchvision built for another torch), a
+    stand-in lets the classification models import, for this test only.
+    """
+    pytest.importorskip("pytorchvideo", reason="the Slow/SlowFast reference is pytorchvideo 0.1.5 (pip)")
+    try:
+        import torchvision.ops  # noqa: F401
+    except Exception:
+        import types
+
+        stand_in = types.ModuleType("torchvision")
+        ops = types.ModuleType("torchvision.ops")
+        ops.RoIAlign = object
+        stand_in.ops = ops
+        monkeypatch.setitem(sys.modules, "torchvision", stand_in)
+        monkeypatch.setitem(sys.modules, "torchvision.ops", ops)
+    import pytorchvideo.models.hub as hub
+    from pytorchvideo.models.slowfast import create_slowfast
+
+    return hub, create_slowfast
+
+
+# (frames, size) of the comparison: small clips whose final map the reference's fixed head pool covers
+_SMALL = (8, 64)
+
+
+def _pytorchvideo_reference(name, hub, create_slowfast):
+    """The reference of ``name`` and the alpha it samples the Slow clip with (None: one pathway).
+
+    Its head pools with a fixed kernel, the final map of its training clip; here that kernel is set to
+    the final map of the small clip compared (the reference's own rule at this clip), so that it too
+    averages the whole map.
+    """
+    t, s = _SMALL
+    side = s // 32
+    if name == "slow_r50":
+        reference = hub.slow_r50()
+        reference.blocks[5].pool = torch.nn.AvgPool3d((t, side, side), stride=1)
+        return reference, None
+    alpha = 8 if name == "slowfast_r50_4x16" else 4
+    if name == "slowfast_r50":
+        reference = hub.slowfast_r50()
+    elif name == "slowfast_r101":
+        reference = hub.slowfast_r101()
+    else:  # no hub entry: PySlowFast's SLOWFAST_4x16_R50.yaml (ALPHA 8, FUSION_KERNEL_SZ 5) in create_slowfast
+        reference = create_slowfast(
+            model_depth=50, slowfast_fusion_conv_kernel_size=(5, 1, 1), slowfast_fusion_conv_stride=(8, 1, 1)
+        )
+    pools = [torch.nn.AvgPool3d((t // alpha, side, side), stride=1), torch.nn.AvgPool3d((t, side, side), stride=1)]
+    reference.blocks[5].pool = torch.nn.ModuleList(pools)
+    return reference, alpha
+
+
+def _reference_logits(reference, alpha, x):
+    if alpha is None:
+        return reference(x)
+    # PySlowFast's pack_pathway_output, written out; a fresh list each call (the reference overwrites it)
+    t = x.shape[2]
+    slow = torch.index_select(x, 2, torch.linspace(0, t - 1, t // alpha).long())
+    return reference([slow, x])
+
+
+# PyTorchVideo's key -> PySlowFast's, written from PySlowFast's module names (video_model_builder.py,
+# resnet_helper.py, stem_helper.py, head_helper.py), independently of archs.slowfast's maps.
+_PTV_TO_PYSF = (
+    (r"^blocks\.0\.multipathway_blocks\.(\d)\.conv\.", r"s1.pathway\1_stem.conv."),
+    (r"^blocks\.0\.multipathway_blocks\.(\d)\.norm\.", r"s1.pathway\1_stem.bn."),
+    (r"^blocks\.0\.conv\.", "s1.pathway0_stem.conv."),
+    (r"^blocks\.0\.norm\.", "s1.pathway0_stem.bn."),
+    (r"^blocks\.(\d)\.multipathway_fusion\.conv_fast_to_slow\.", lambda m: f"s{int(m[1]) + 1}_fuse.conv_f2s."),
+    (r"^blocks\.(\d)\.multipathway_fusion\.norm\.", lambda m: f"s{int(m[1]) + 1}_fuse.bn."),
+    (
+        r"^blocks\.(\d)\.multipathway_blocks\.(\d)\.res_blocks\.(\d+)\.",
+        lambda m: f"s{int(m[1]) + 1}.pathway{m[2]}_res{m[3]}.",
+    ),
+    (r"^blocks\.(\d)\.res_blocks\.(\d+)\.", lambda m: f"s{int(m[1]) + 1}.pathway0_res{m[2]}."),
+    (r"^blocks\.[56]\.proj\.", "head.projection."),
+    (r"\.branch2\.conv_([abc])\.", r".branch2.\1."),
+    (r"\.branch2\.norm_([abc])\.", r".branch2.\1_bn."),
+    (r"\.branch1_conv\.", ".branch1."),
+    (r"\.branch1_norm\.", ".branch1_bn."),
+)
+
+
+def _as_pyslowfast(state):
+    out = {}
+    for key, value in state.items():
+        for pattern, repl in _PTV_TO_PYSF:
+            key = re.sub(pattern, repl, key)
+        out[key] = value
+    return out
+
+
+@pytest.mark.parametrize("name", ["slow_r50", "slowfast_r50", "slowfast_r50_4x16", "slowfast_r101"])
+def test_slowfast_checkpoints_give_the_references_logits(name, pytorchvideo):
+    """PyTorchVideo's keys, and the same weights under PySlowFast's names, give the reference's logits."""
+    from archs.slowfast import pyslowfast_key, pytorchvideo_key
+
+    reference, alpha = _pytorchvideo_reference(name, *pytorchvideo)
+    reference = ref_impls.scale_preserving_init(reference, seed=0).eval()
+    state = reference.state_dict()
+    x = _clips((_SMALL[0], _SMALL[1], _SMALL[1]))
+    with torch.inference_mode():
+        expected = _reference_logits(reference, alpha, x)
+    ours = archs.create_model(name).eval()
+    for layout, to_ref in (
+        (state, lambda k: pytorchvideo_key(k, two_pathways=alpha is not None)),
+        (_as_pyslowfast(state), pyslowfast_key),
+    ):
+        _load_through(ours, layout, to_ref)
+        with torch.inference_mode():
+            _assert_same_function(expected, ours(x))
+
+
+# ---- TSM: the authors' TSN (ops/models.py) around torchvision's ResNet-50, re-implemented here
+
+
+def _reference_shift(x, n_segment, fold_div=8):
+    """TemporalShift.shift of ops/temporal_shift.py (not in place): a zero tensor, then three slice copies."""
+    nt, c, h, w = x.size()
+    x = x.view(nt // n_segment, n_segment, c, h, w)
+    fold = c // fold_div
+    out = torch.zeros_like(x)
+    out[:, :-1, :fold] = x[:, 1:, :fold]
+    out[:, 1:, fold : 2 * fold] = x[:, :-1, fold : 2 * fold]
+    out[:, :, 2 * fold :] = x[:, :, 2 * fold :]
+    return out.view(nt, c, h, w)
+
+
+class _Shifted(torch.nn.Module):
+    """TemporalShift(net, n_segment): shift, then the wrapped conv (so its weight is ``conv1.net.weight``)."""
+
+    def __init__(self, net, n_segment):
+        super().__init__()
+        self.net, self.n_segment = net, n_segment
+
+    def forward(self, x):
+        return self.net(_reference_shift(x, self.n_segment))
+
+
+class _TVBottleneck(torch.nn.Module):
+    """torchvision's ResNet Bottleneck (stride on the 3x3), its attribute names."""
+
+    def __init__(self, inplanes, planes, stride):
+        super().__init__()
+        nn = torch.nn
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or inplanes != planes * 4:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(inplanes, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4)
+            )
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.relu(self.bn3(self.conv3(out)) + identity)
+
+
+class _TSN(torch.nn.Module):
+    """ops/models.py's TSN for RGB, ResNet-50, is_shift, shift_place "blockres", avg consensus, dropout > 0."""
+
+    def __init__(self, num_class, num_segments):
+        super().__init__()
+        nn = torch.nn
+        base = nn.Module()
+        base.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        base.bn1 = nn.BatchNorm2d(64)
+        inplanes = 64
+        for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3))):
+            layer = []
+            for j in range(blocks):
+                block = _TVBottleneck(inplanes, planes, 2 if i and not j else 1)
+                block.conv1 = _Shifted(block.conv1, num_segments)  # make_temporal_shift, n_round 1
+                layer.append(block)
+                inplanes = planes * 4
+            setattr(base, f"layer{i + 1}", nn.Sequential(*layer))
+        self.base_model = base
+        self.new_fc = nn.Linear(2048, num_class)
+        self.num_segments = num_segments
+
+    def forward(self, x):  # x: (N, T * 3, H, W), frames stacked along channels as the authors' loader does
+        b = self.base_model
+        x = x.view(-1, 3, *x.size()[-2:])
+        x = torch.nn.functional.max_pool2d(torch.relu(b.bn1(b.conv1(x))), 3, 2, 1)
+        for layer in (b.layer1, b.layer2, b.layer3, b.layer4):
+            x = layer(x)
+        out = self.new_fc(x.mean((2, 3)))
+        return out.view(-1, self.num_segments, *out.size()[1:]).mean(1)
+
+
+def test_our_shift_is_the_authors():
+    x = torch.randn(2 * 3, 16, 5, 4)
+    assert torch.equal(temporal_shift(x, 3), _reference_shift(x, 3))
+
+
+@pytest.mark.parametrize("segments", [8, 3])
+def test_tsm_checkpoint_gives_the_authors_logits(segments):
+    from archs.tsm import tsm_key
+
+    reference = ref_impls.scale_preserving_init(_TSN(400, segments), seed=0).eval()
+    state = {f"module.{k}": v for k, v in reference.state_dict().items()}  # as the authors save it (DataParallel)
+    ours = archs.create_model("tsm_r50", segments=segments).eval()
+    ours.load_state_dict({k: state["module." + tsm_key(k)] for k in ours.state_dict()}, strict=True)
+    assert len(state) == len(ours.state_dict())
+    x = _clips((segments, 64, 64))
+    stacked = x.transpose(1, 2).reshape(2, segments * 3, 64, 64)  # (N, T x C, H, W), frame by frame
+    with torch.inference_mode():
+        _assert_same_function(reference(stacked), ours(x))
