@@ -446,8 +446,8 @@ def slowfast_r50_4x16(**options: Any) -> SlowFastConfig:
 def slowfast_r101(**options: Any) -> SlowFastConfig:
     """SlowFast R101 8x8: alpha 4, fusion kernel 5 (pytorchvideo ``hub.slowfast_r101``).
 
-    As PyTorchVideo's hub model, every res4 block has a 3 x 1 x 1 first conv
-    (PySlowFast's Caffe2 R101 configs limit it to the first 6 blocks with
-    ``NUM_BLOCK_TEMP_KERNEL``; its pytorchvideo checkpoint has them all).
+    Every res4 block has a 3 x 1 x 1 first conv: ``NUM_BLOCK_TEMP_KERNEL: [[3, 3], [4, 4],
+    [23, 23], [3, 3]]`` in PySlowFast's ``configs/Kinetics/c2/SLOWFAST_8x8_R101_101_101.yaml`` and
+    ``configs/Kinetics/pytorchvideo/SLOWFAST_8x8_R101.yaml`` alike (PySlowFast's default is 6).
     """
     return SlowFastConfig(101, 4, fusion_kernel=5).with_options(**options)

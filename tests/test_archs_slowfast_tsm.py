@@ -58,6 +58,22 @@ def test_params_and_macs_equal_the_reference_at_the_paper_input(name):
         assert counts.macs / 1e9 == pytest.approx(PUBLISHED_GMACS[name], abs=0.006 * (8 if "tsm" in name else 1))
 
 
+@pytest.mark.parametrize("name", ["slow_r50", "slowfast_r50", "slowfast_r50_4x16", "slowfast_r101"])
+def test_published_zoo_counts_beside_ours(name):
+    """The zoo's parameters to their printed digit; its GMACs too, except where a note says why not (< 2 %)."""
+    params, macs = REFERENCE[name]
+    zoo = [r for r in archs.get_arch(name).published if r.gmacs is not None]
+    assert zoo and all(
+        r.views == "10 clips x 3 crops" and r.input == "x".join(map(str, DEFAULT_INPUT[name][1:])) for r in zoo
+    )
+    for r in zoo:
+        assert round(params / 1e6, 2) == r.params_m
+        if r.note and "above" in r.note:
+            assert 1.0 < r.gmacs / (macs / 1e9) < 1.02
+        else:
+            assert round(macs / 1e9, 2) == r.gmacs
+
+
 def test_tsm_costs_resnet50_per_frame_and_its_shift_nothing():
     one = count("tsm_r50", (1, 3, 1, 224, 224), segments=1)
     eight = count("tsm_r50", (1, 3, 8, 224, 224))
