@@ -68,7 +68,7 @@ def temporal_shift(x: Tensor, segments: int, fold_div: int = 8) -> Tensor:
     # Pad (before, after) the time axis (dim 1): the pad list runs from the last dimension to the first.
     from_next = torch.constant_pad_nd(clips[:, 1:, :fold], [0, 0, 0, 0, 0, 0, 0, 1])
     from_previous = torch.constant_pad_nd(clips[:, :-1, fold : 2 * fold], [0, 0, 0, 0, 0, 0, 1, 0])
-    return torch.cat((from_next, from_previous, clips[:, :, 2 * fold :]), dim=2).view(nt, c, h, w)
+    return torch.cat((from_next, from_previous, clips[:, :, 2 * fold :]), dim=2).reshape(nt, c, h, w)
 
 
 class TemporalShift(nn.Module):
@@ -176,7 +176,7 @@ class TSMResNet(VideoClassifier):
         out = self.maxpool(self.relu(self.bn1(self.conv1(frames))))
         for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
             out = stage(out)
-        return out.view(b, t, *out.shape[1:]).transpose(1, 2)
+        return out.reshape(b, t, *out.shape[1:]).transpose(1, 2)
 
     def forward_head(self, x: Tensor) -> Tensor:
         """Per-frame maps -> logits: each frame pooled and classified, then the logits averaged over frames."""
