@@ -224,6 +224,7 @@ class SlowFastNet(VideoClassifier):
         super().__init__()
         depths = _DEPTHS[depth]
         self.alpha = alpha
+        self._indices: dict[tuple[int, str], Tensor] = {}
         fast_width = 64 // beta_inv
         # Fast channels at each lateral connection: after the stem, res2, res3, res4.
         lateral = [fast_width, *(fast_width * 4 * 2**i for i in range(3))]
@@ -254,6 +255,17 @@ class SlowFastNet(VideoClassifier):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)
 
+    def _slow_index(self, frames: int, device: torch.device) -> Tensor:
+        """:func:`slow_frame_indices` on ``device``, computed once per clip length and device.
+
+        Kept, so that a forward copies nothing from the host (which a CUDA graph could not capture).
+        """
+        key = (frames, str(device))
+        if key not in self._indices:
+            assert self.alpha is not None
+            self._indices[key] = slow_frame_indices(frames, self.alpha).to(device)
+        return self._indices[key]
+
     def forward_features(self, x: Tensor) -> Tensor:
         """Clip -> features (B, num_features, 1, h, w): each pathway averaged over its own frames, then joined.
 
@@ -272,7 +284,7 @@ class SlowFastNet(VideoClassifier):
                 f"SlowFast with alpha {self.alpha} needs a clip whose frames are a multiple of {self.alpha}, "
                 f"got {frames}"
             )
-        slow = self.slow.stem(x.index_select(2, slow_frame_indices(frames, self.alpha).to(x.device)))
+        slow = self.slow.stem(x.index_select(2, self._slow_index(frames, x.device)))
         fast = self.fast.stem(x)
         slow = self.fuse[0](slow, fast)
         for i, (slow_stage, fast_stage) in enumerate(zip(self.slow.stages, self.fast.stages, strict=True)):
