@@ -57,6 +57,7 @@ from torch import Tensor, nn
 
 from archs._blocks import ConvKind, VideoClassifier
 from archs._registry import Family, Shape, Stages, register_arch
+from archs._weights import Layout, Preprocess, Pretrained
 
 __all__ = [
     "Bottleneck",
@@ -432,29 +433,96 @@ def pyslowfast_key(key: str) -> str | None:
     return f"s{int(m['stage']) + 1}.pathway{p}_res{m['block']}.{_PYSF_BLOCK[m['part']]}.{leaf}"
 
 
+# ---------------------------------------------------------------------------------------- weights
+
+SLOWFAST_MEAN = (0.45, 0.45, 0.45)
+"""PySlowFast's ``DATA.MEAN`` (``slowfast/config/defaults.py``), which PyTorchVideo's models were trained with."""
+SLOWFAST_STD = (0.225, 0.225, 0.225)
+"""PySlowFast's ``DATA.STD``."""
+PROTOCOL = "slowfast"
+"""10 clips x 3 crops (``TEST.NUM_ENSEMBLE_VIEWS: 10``, ``TEST.NUM_SPATIAL_CROPS: 3``), at the 256 test crop."""
+
+
+def _preprocess(config: SlowFastConfig) -> Preprocess:
+    """PySlowFast's test input (``configs/Kinetics/{c2,pytorchvideo}/{SLOW_8x8_R50,SLOWFAST_8x8_R50,
+    SLOWFAST_4x16_R50,SLOWFAST_8x8_R101}.yaml``): the short side resized to ``TEST_CROP_SIZE`` 256 and
+    crops of 256 (``kinetics.py``: ``min_scale = max_scale = crop_size = TEST_CROP_SIZE``); Slow-only
+    8 frames at ``SAMPLING_RATE`` 8, SlowFast 32 (the Fast clip) at 2."""
+    stride = 8 if config.alpha is None else 2
+    return Preprocess(SLOWFAST_MEAN, SLOWFAST_STD, resize=256, crop=256, frames=config.frames, frame_stride=stride)
+
+
+def _pretrained(config: SlowFastConfig) -> Pretrained:
+    """PyTorchVideo's checkpoints (its hub, and PySlowFast's ``.pyth`` of them, ``model.``-prefixed in
+    ``model_state``) and PySlowFast's own module names (a ``.pyth`` it trained), both evaluated 10 x 3 at 256.
+
+    PySlowFast's Caffe2 ``.pkl`` files (its MODEL_ZOO.md links) are another format, not read here.
+    """
+    preprocess = _preprocess(config)
+    two_pathways = config.alpha is not None
+
+    def ptv(key: str) -> str | None:
+        return pytorchvideo_key(key, two_pathways)
+
+    layouts = (
+        Layout(
+            "pytorchvideo",
+            ptv,
+            preprocess,
+            PROTOCOL,
+            pattern=r"^blocks\.\d+\.(multipathway_|res_blocks|proj|conv|norm)",
+        ),
+        Layout(
+            "pyslowfast",
+            pyslowfast_key,
+            preprocess,
+            PROTOCOL,
+            pattern=r"^(s[1-5]\.pathway|s[1-4]_fuse\.|head\.projection\.)",
+        ),
+    )
+    return Pretrained(preprocess, PROTOCOL, layouts)
+
+
 _SLOW = Family("slow", color="#637939")
 _SLOWFAST = Family("slowfast", color="#393b79")
 
 
-@register_arch(family=_SLOW, paper=_PAPER, description="the Slow pathway alone: 8 frames, 2D up to res3")
+@register_arch(
+    family=_SLOW, paper=_PAPER, description="the Slow pathway alone: 8 frames, 2D up to res3", pretrained=_pretrained
+)
 def slow_r50(**options: Any) -> SlowFastConfig:
     """Slow-only R50 8x8: 8 frames at stride 8 (pytorchvideo ``hub.slow_r50``; PySlowFast ``SLOW_8x8_R50``)."""
     return SlowFastConfig(50, None, frames=8).with_options(**options)
 
 
-@register_arch(family=_SLOWFAST, paper=_PAPER, description="Slow 8 + Fast 32 frames, alpha 4, fusion kernel 7")
+@register_arch(
+    family=_SLOWFAST,
+    paper=_PAPER,
+    description="Slow 8 + Fast 32 frames, alpha 4, fusion kernel 7",
+    pretrained=_pretrained,
+)
 def slowfast_r50(**options: Any) -> SlowFastConfig:
     """SlowFast R50 8x8: alpha 4, beta 1/8, fusion kernel 7 (pytorchvideo ``hub.slowfast_r50``; PySlowFast ``SLOWFAST_8x8_R50``)."""
     return SlowFastConfig(50, 4, fusion_kernel=7).with_options(**options)
 
 
-@register_arch(family=_SLOWFAST, paper=_PAPER, description="Slow 4 + Fast 32 frames, alpha 8, fusion kernel 5")
+@register_arch(
+    family=_SLOWFAST,
+    paper=_PAPER,
+    description="Slow 4 + Fast 32 frames, alpha 8, fusion kernel 5",
+    pretrained=_pretrained,
+)
 def slowfast_r50_4x16(**options: Any) -> SlowFastConfig:
     """SlowFast R50 4x16: alpha 8, beta 1/8, fusion kernel 5 (PySlowFast ``configs/Kinetics/SLOWFAST_4x16_R50.yaml``)."""
     return SlowFastConfig(50, 8, fusion_kernel=5).with_options(**options)
 
 
-@register_arch(family=_SLOWFAST, paper=_PAPER, description="SlowFast with ResNet-101 pathways, fusion kernel 5")
+@register_arch(
+    family=_SLOWFAST,
+    paper=_PAPER,
+    description="SlowFast with ResNet-101 pathways, fusion kernel 5",
+    pretrained=_pretrained,
+)
 def slowfast_r101(**options: Any) -> SlowFastConfig:
     """SlowFast R101 8x8: alpha 4, fusion kernel 5 (pytorchvideo ``hub.slowfast_r101``).
 

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from archs._blocks import ConvKind, VideoClassifier
 from archs._registry import Family, Shape, Stages, register_arch
+from archs._weights import IMAGENET_MEAN, IMAGENET_STD, Layout, Preprocess, Pretrained, Protocol, register_protocol
 
 __all__ = ["TSMConfig", "TSMResNet", "TemporalShift", "temporal_shift", "tsm_key"]
 
@@ -253,10 +254,58 @@ def tsm_key(key: str) -> str | None:
     return "base_model." + key
 
 
+# ---------------------------------------------------------------------------------------- weights and protocols
+
+# The TSM README ("Dense Sample") reports its Kinetics models as "8 * 10clips", "tested using full resolution
+# setting"; its test command is ``test_models.py --dense_sample --full_res --test_crops=3``: 10 clips whose starts
+# are spread evenly over the video (ops/dataset.py ``_get_test_indices``: ``np.linspace(0, num_frames - 64, 10)``),
+# each 8 frames at stride 64 // 8, and 3 crops of 256 along the long side of frames resized to 256
+# (``GroupFullResSample``), the clips' and crops' scores averaged.
+DENSE = register_protocol(
+    Protocol(
+        "tsm_dense",
+        10,
+        3,
+        source="mit-han-lab/temporal-shift-module README (Dense Sample, 8 * 10clips, full resolution) and "
+        "test_models.py --dense_sample --full_res --test_crops=3",
+    )
+)
+# Its "Uniform Sampling" models are evaluated as TSN: one frame from the middle of each of 8 equal segments of
+# the whole video (ops/dataset.py ``_get_test_indices`` without dense_sample), one centre crop of 224 after the
+# short side is resized to 256 ("acc (1-crop)"). vbench's views are clips at a fixed stride: this preset takes
+# the centre 8-frame clip at the weights' stride, an approximation of segment sampling.
+UNIFORM = register_protocol(
+    Protocol(
+        "tsm_uniform",
+        1,
+        1,
+        frames=8,
+        source="mit-han-lab/temporal-shift-module README (Uniform Sampling, 8 * 1clip, 1-crop) and ops/dataset.py "
+        "(TSN segments; approximated by one centre clip)",
+    )
+)
+DENSE_PREPROCESS = Preprocess(IMAGENET_MEAN, IMAGENET_STD, resize=256, crop=256, frames=8, frame_stride=8)
+"""The dense models' test input: ImageNet's mean and std (``ops/models.py``: ``input_mean``, ``input_std``),
+the short side resized to 256 (``scale_size = input_size * 256 // 224``), full-resolution 256 crops, 8 frames
+at stride 64 // 8 (``ops/dataset.py``)."""
+
+
+def _pretrained(config: TSMConfig) -> Pretrained:
+    """The TSM authors' checkpoints (``module.base_model...``, ``new_fc``), dense sampling, 10 clips x 3 crops."""
+    preprocess = replace(DENSE_PREPROCESS, frames=config.segments, frame_stride=max(64 // config.segments, 1))
+    layout = Layout("tsm", tsm_key, preprocess, DENSE.name, pattern=r"^(module\.)?(base_model|new_fc)\.")
+    return Pretrained(preprocess, DENSE.name, (layout,))
+
+
 _TSM = Family("tsm", color="#843c39")
 
 
-@register_arch(family=_TSM, paper=_PAPER, description="2D ResNet-50 with a zero-MAC temporal shift in every block")
+@register_arch(
+    family=_TSM,
+    paper=_PAPER,
+    description="2D ResNet-50 with a zero-MAC temporal shift in every block",
+    pretrained=_pretrained,
+)
 def tsm_r50(**options: Any) -> TSMConfig:
     """TSM ResNet-50, 8 segments, shift in the residual branch, fold C // 8 (mit-han-lab/temporal-shift-module).
 

@@ -197,15 +197,6 @@ def _clips(thw, n=2, seed=1):
     return 1.5 * smooth + 0.5 * torch.randn(n, 3, *thw, generator=g)
 
 
-def _load_through(ours, state, to_ref):
-    """Load each tensor of ``ours`` from ``state`` at ``to_ref(our key)``; every tensor of ``state`` used."""
-    own = ours.state_dict()
-    mapped = {k: state[to_ref(k)] for k in own}
-    unused = set(state) - {to_ref(k) for k in own}
-    assert not unused, sorted(unused)[:5]
-    ours.load_state_dict(mapped, strict=True)
-
-
 def _assert_same_function(expected, got):
     diff = (got - expected).abs().max().item()
     movement = (expected[0] - expected[1]).abs().max().item()
@@ -313,23 +304,28 @@ def _as_pyslowfast(state):
 
 @pytest.mark.parametrize("name", ["slow_r50", "slowfast_r50", "slowfast_r50_4x16", "slowfast_r101"])
 def test_slowfast_checkpoints_give_the_references_logits(name, pytorchvideo):
-    """PyTorchVideo's keys, and the same weights under PySlowFast's names, give the reference's logits."""
-    from archs.slowfast import pyslowfast_key, pytorchvideo_key
-
+    """PyTorchVideo's checkpoints as its hub keeps them (bare) and as PySlowFast saves them (``model.`` in
+    ``model_state``), and the same weights under PySlowFast's own names, give the reference's logits."""
     reference, alpha = _pytorchvideo_reference(name, *pytorchvideo)
     reference = ref_impls.scale_preserving_init(reference, seed=0).eval()
     state = reference.state_dict()
     x = _clips((_SMALL[0], _SMALL[1], _SMALL[1]))
     with torch.inference_mode():
         expected = _reference_logits(reference, alpha, x)
-    ours = archs.create_model(name).eval()
-    for layout, to_ref in (
-        (state, lambda k: pytorchvideo_key(k, two_pathways=alpha is not None)),
-        (_as_pyslowfast(state), pyslowfast_key),
-    ):
-        _load_through(ours, layout, to_ref)
-        with torch.inference_mode():
-            _assert_same_function(expected, ours(x))
+    # the hub's bare state dict; PySlowFast's .pyth of a PyTorchVideo model wraps it as {"model_state": {"model.*"}}
+    wrapped = {"model_state": {f"model.{k}": v for k, v in state.items()}} if name == "slow_r50" else state
+    checkpoints = {
+        "pytorchvideo": [state] if wrapped is state else [state, wrapped],
+        "pyslowfast": [{"epoch": 196, "model_state": _as_pyslowfast(state)}],
+    }
+    for layout, variants in checkpoints.items():
+        for checkpoint in variants:
+            ours = archs.create_model(name, weights=checkpoint).eval()
+            info = ours.pretrained_cfg
+            assert (info.layout, info.num_classes, info.protocol) == (layout, 400, "slowfast")
+            assert info.preprocess == archs.default_preprocess(name)
+            with torch.inference_mode():
+                _assert_same_function(expected, ours(x))
 
 
 # ---- TSM: the authors' TSN (ops/models.py) around torchvision's ResNet-50, re-implemented here
@@ -423,13 +419,21 @@ def test_our_shift_is_the_authors():
 
 @pytest.mark.parametrize("segments", [8, 3])
 def test_tsm_checkpoint_gives_the_authors_logits(segments):
-    from archs.tsm import tsm_key
-
     reference = ref_impls.scale_preserving_init(_TSN(400, segments), seed=0).eval()
-    state = {f"module.{k}": v for k, v in reference.state_dict().items()}  # as the authors save it (DataParallel)
-    ours = archs.create_model("tsm_r50", segments=segments).eval()
-    ours.load_state_dict({k: state["module." + tsm_key(k)] for k in ours.state_dict()}, strict=True)
-    assert len(state) == len(ours.state_dict())
+    # as the authors save it: DataParallel's module. prefix, under state_dict, beside the epoch and best top-1
+    checkpoint = {
+        "epoch": 50,
+        "best_prec1": 74.1,
+        "state_dict": {f"module.{k}": v for k, v in reference.state_dict().items()},
+    }
+    ours = archs.create_model("tsm_r50", segments=segments, weights=checkpoint).eval()
+    info = ours.pretrained_cfg
+    assert (info.layout, info.num_classes, info.protocol) == ("tsm", 400, "tsm_dense")
+    assert (info.preprocess.frames, info.preprocess.frame_stride, info.preprocess.crop) == (
+        segments,
+        64 // segments,
+        256,
+    )
     x = _clips((segments, 64, 64))
     stacked = x.transpose(1, 2).reshape(2, segments * 3, 64, 64)  # (N, T x C, H, W), frame by frame
     with torch.inference_mode():
