@@ -438,3 +438,58 @@ def test_tsm_checkpoint_gives_the_authors_logits(segments):
     stacked = x.transpose(1, 2).reshape(2, segments * 3, 64, 64)  # (N, T x C, H, W), frame by frame
     with torch.inference_mode():
         _assert_same_function(reference(stacked), ours(x))
+
+
+# ---------------------------------------------------------------- preprocessing and protocols
+
+
+def test_preprocessing_and_protocols_are_the_references():
+    protocols = archs.list_protocols()
+    assert (protocols["slowfast"].clips, protocols["slowfast"].crops) == (10, 3)
+    assert (protocols["tsm_dense"].clips, protocols["tsm_dense"].crops, protocols["tsm_dense"].frames) == (10, 3, None)
+    assert (protocols["tsm_uniform"].clips, protocols["tsm_uniform"].crops, protocols["tsm_uniform"].frames) == (
+        1,
+        1,
+        8,
+    )
+    # PySlowFast's DATA.MEAN / STD; TEST_CROP_SIZE 256; NUM_FRAMES x SAMPLING_RATE of each config
+    for name, frames, stride in [
+        ("slow_r50", 8, 8),
+        ("slowfast_r50", 32, 2),
+        ("slowfast_r50_4x16", 32, 2),
+        ("slowfast_r101", 32, 2),
+    ]:
+        pretrained = archs.get_arch(name).pretrained()
+        p = pretrained.preprocess
+        assert (p.mean, p.std, p.resize, p.crop, p.frames, p.frame_stride) == (
+            (0.45,) * 3,
+            (0.225,) * 3,
+            256,
+            256,
+            frames,
+            stride,
+        )
+        assert pretrained.protocol == "slowfast"
+        assert [layout.name for layout in pretrained.layouts] == ["pytorchvideo", "pyslowfast"]
+    # TSM's dense models: ImageNet mean/std, short side 256, full-resolution crops, 8 frames at stride 64 // 8
+    tsm = archs.get_arch("tsm_r50").pretrained()
+    p = tsm.preprocess
+    assert (p.mean, p.std, p.resize, p.crop, p.frames, p.frame_stride) == (
+        (0.485, 0.456, 0.406),
+        (0.229, 0.224, 0.225),
+        256,
+        256,
+        8,
+        8,
+    )
+    assert tsm.protocol == "tsm_dense" and [layout.name for layout in tsm.layouts] == ["tsm"]
+    assert archs.get_arch("tsm_r50").pretrained(segments=16).preprocess.frames == 16
+
+
+def test_a_checkpoint_of_another_model_is_one_line_naming_its_layout():
+    slow = archs.create_model("slow_r50", num_classes=3).state_dict()
+    from archs.slowfast import pytorchvideo_key
+
+    with pytest.raises(archs.WeightsError, match="layout pytorchvideo") as e:
+        archs.create_model("tsm_r50", weights={pytorchvideo_key(k, two_pathways=False): v for k, v in slow.items()})
+    assert "\n" not in str(e.value)
