@@ -68,6 +68,10 @@ class ConvKind(str, Enum):
       with one group per channel (each output channel sees only its own input
       channel; :meth:`groups`), so its MACs are those of a 3D convolution divided by
       the width. Its shapes are those of ``THREE_D``.
+    - ``SHIFT`` (``"shift"``, TSM): 1 x k x k convolutions on frames whose
+      channels a temporal shift (zero multiply-accumulates) has moved along time
+      first. It models time without convolving over it, so, as a 2D kind, it
+      never strides in time and its convolutions have no temporal extent.
     """
 
     THREE_D = "3d"
@@ -76,14 +80,20 @@ class ConvKind(str, Enum):
     SEPARABLE = "sep"
     FOLDED = "r2d"
     CHANNELWISE = "channelwise"
+    SHIFT = "shift"
 
     def __str__(self) -> str:
         return str(self.value)
 
     @property
     def temporal(self) -> bool:
-        """Whether the kind has a temporal extent (and so may stride in time)."""
+        """Whether the kind mixes information across frames (every kind but 2D)."""
         return self is not ConvKind.TWO_D
+
+    @property
+    def convolves_time(self) -> bool:
+        """Whether its convolutions have a temporal extent, and so may stride in time (not 2D, not shift)."""
+        return self not in (ConvKind.TWO_D, ConvKind.SHIFT)
 
     @property
     def factorised(self) -> bool:
@@ -101,7 +111,7 @@ class ConvKind(str, Enum):
 
     def stride(self, s: int) -> Triple:
         """The (t, h, w) stride of a block that downsamples by ``s``: a kind without temporal extent keeps time."""
-        return (s if self.temporal else 1, s, s)
+        return (s if self.convolves_time else 1, s, s)
 
     def parts(self, k: int, stride: Triple, t: int | None = None) -> tuple[ConvPart, ...]:
         """The convolution(s) of this kind for a k x k spatial kernel of temporal extent ``t`` (default ``k``).
@@ -116,7 +126,7 @@ class ConvKind(str, Enum):
         p = k // 2
         if self.factorised:
             return ConvPart((1, k, k), (1, sh, sw), (0, p, p)), ConvPart((t, 1, 1), (st, 1, 1), (t // 2, 0, 0))
-        kt = t if self.temporal else 1
+        kt = t if self.convolves_time else 1
         pt = 0 if self.folds_time else kt // 2
         return (ConvPart((kt, k, k), stride, (pt, p, p)),)
 

@@ -48,6 +48,8 @@ NO_MAC_OPS = (
     "aten::relu_",
     "aten::dropout",
     "aten::cat",
+    "aten::index_select",  # SlowFast's Slow clip: a gather of frames
+    "aten::linspace",  # ... at these frame indices
     "aten::flatten",
     "aten::rsub",  # SAME padding's arithmetic on traced sizes (kernel - size % stride)
 )

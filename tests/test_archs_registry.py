@@ -16,6 +16,7 @@ def test_every_design_key_is_registered():
         "rmc2_18", "rmc3_18", "rmc4_18", "rmc5_18", "r2d_18", "fr2d_18",
         "r2plus1d_18", "r2plus1d_34", "r2plus1d_18_tv",
         "x3d_xs", "x3d_s", "x3d_m", "x3d_l", "ir_csn_152", "ip_csn_152",
+        "slow_r50", "slowfast_r50", "slowfast_r50_4x16", "slowfast_r101", "tsm_r50",
     }  # fmt: skip
     assert set(archs.list_archs()) == expected
 
