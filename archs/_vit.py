@@ -17,11 +17,14 @@ Each module states the kind of work it is (``work_kind``, read by
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Attention", "Block", "Mlp", "PatchEmbed", "init_vit_weights", "sinusoid_table"]
+__all__ = ["Attention", "Block", "Mlp", "PatchEmbed", "init_vit_weights", "key_map", "sinusoid_table"]
 
 
 class Attention(nn.Module):
@@ -162,3 +165,21 @@ def init_vit_weights(module: nn.Module, std: float = 0.02) -> None:
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+def key_map(rules: Sequence[tuple[str, str]]) -> Callable[[str], str | None]:
+    """A checkpoint key map from rename rules: ``(our key regex, checkpoint key template)``, first full match wins.
+
+    A rule ``("blocks[.](\\d+)[.]norm1[.](\\w+)", "layer.\\1.ln_1.\\2")`` maps ``blocks.3.norm1.weight``
+    to ``layer.3.ln_1.weight``; a key that no rule matches has no counterpart (None).
+    """
+    compiled = [(re.compile(pattern), template) for pattern, template in rules]
+
+    def to_ref(key: str) -> str | None:
+        for pattern, template in compiled:
+            m = pattern.fullmatch(key)
+            if m is not None:
+                return m.expand(template)
+        return None
+
+    return to_ref

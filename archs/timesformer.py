@@ -52,7 +52,7 @@ from torch import Tensor, nn
 
 from archs._blocks import VideoClassifier
 from archs._registry import Family, Shape, Stages, register_arch
-from archs._vit import Attention, Mlp, PatchEmbed, init_vit_weights
+from archs._vit import Attention, Mlp, PatchEmbed, init_vit_weights, key_map
 
 __all__ = ["DividedBlock", "TimeSformer", "TimeSformerConfig"]
 
@@ -178,8 +178,8 @@ class TimeSformerConfig:
         depth: Blocks.
         heads: Attention heads.
         mlp_dim: MLP hidden width.
-        frames: Frames of the paper's clip (the time table's).
-        size: Side of the paper's frames (the spatial table's).
+        frames: Frames the time table is sized for (an option; 8, the paper's).
+        size: Side of the frames the spatial table is sized for (an option; 224).
         num_classes: Logits (an option).
     """
 
@@ -191,13 +191,25 @@ class TimeSformerConfig:
     size: int = 224
     num_classes: int = 400
 
-    def with_options(self, *, num_classes: int | None = None) -> TimeSformerConfig:
-        """The options TimeSformer takes; any other keyword is a TypeError."""
-        return replace(self, num_classes=self.num_classes if num_classes is None else num_classes)
+    def __post_init__(self) -> None:
+        if self.frames < 1 or self.size < 16:
+            raise ValueError(f"frames must be at least 1 and size at least 16, got {self.frames} and {self.size}")
+
+    def with_options(
+        self, *, num_classes: int | None = None, frames: int | None = None, size: int | None = None
+    ) -> TimeSformerConfig:
+        """The options TimeSformer takes; any other keyword is a TypeError.
+
+        ``frames`` and ``size`` size the time and space tables (a checkpoint trained
+        on another clip: TimeSformer-HR is 16x448, TimeSformer-L 96x224); they are
+        also the default input.
+        """
+        given = {"num_classes": num_classes, "frames": frames, "size": size}
+        return replace(self, **{k: v for k, v in given.items() if v is not None})
 
     @property
     def default_input(self) -> Shape:
-        """The paper's clip: 8 frames of 224x224 (``TimeSformer_divST_8x32_224.yaml``)."""
+        """The clip the tables are sized for; by default the paper's, 8x224x224 (``TimeSformer_divST_8x32_224.yaml``)."""
         return (3, self.frames, self.size, self.size)
 
     @property
@@ -222,3 +234,35 @@ _TIMESFORMER = Family("timesformer", color="#393b79")
 def timesformer(**options: Any) -> TimeSformerConfig:
     """TimeSformer (divided space-time), 8x224: ViT-B/16, 12 blocks (``TimeSformer_divST_8x32_224``)."""
     return TimeSformerConfig().with_options(**options)
+
+
+# ---------------------------------------------------------------------------------------- checkpoint layouts
+
+_HF_LAYER = "timesformer.encoder.layer"
+
+to_huggingface = key_map(
+    [
+        (r"(cls_token)", r"timesformer.embeddings.\1"),
+        (r"pos_embed", r"timesformer.embeddings.position_embeddings"),
+        (r"time_embed", r"timesformer.embeddings.time_embeddings"),
+        (r"patch_embed\.proj\.(\w+)", r"timesformer.embeddings.patch_embeddings.projection.\1"),
+        (r"blocks\.(\d+)\.temporal_norm1\.(\w+)", _HF_LAYER + r".\1.temporal_layernorm.\2"),
+        (r"blocks\.(\d+)\.temporal_attn\.qkv\.(\w+)", _HF_LAYER + r".\1.temporal_attention.attention.qkv.\2"),
+        (r"blocks\.(\d+)\.temporal_attn\.proj\.(\w+)", _HF_LAYER + r".\1.temporal_attention.output.dense.\2"),
+        (r"blocks\.(\d+)\.temporal_fc\.(\w+)", _HF_LAYER + r".\1.temporal_dense.\2"),
+        (r"blocks\.(\d+)\.norm1\.(\w+)", _HF_LAYER + r".\1.layernorm_before.\2"),
+        (r"blocks\.(\d+)\.attn\.qkv\.(\w+)", _HF_LAYER + r".\1.attention.attention.qkv.\2"),
+        (r"blocks\.(\d+)\.attn\.proj\.(\w+)", _HF_LAYER + r".\1.attention.output.dense.\2"),
+        (r"blocks\.(\d+)\.norm2\.(\w+)", _HF_LAYER + r".\1.layernorm_after.\2"),
+        (r"blocks\.(\d+)\.mlp\.fc1\.(\w+)", _HF_LAYER + r".\1.intermediate.dense.\2"),
+        (r"blocks\.(\d+)\.mlp\.fc2\.(\w+)", _HF_LAYER + r".\1.output.dense.\2"),
+        (r"norm\.(\w+)", r"timesformer.layernorm.\1"),
+        (r"head\.(\w+)", r"classifier.\1"),
+    ]
+)
+"""Our keys -> ``TimesformerForVideoClassification``'s."""
+
+HF_PATTERN = r"^timesformer\.(embeddings|encoder|layernorm)\."
+"""Keys of a Hugging Face TimeSformer checkpoint."""
+ORIGINAL_PATTERN = r"^(model\.)?blocks\.\d+\.temporal_(attn|fc|norm1)\."
+"""Keys of the authors' checkpoints (``{"model_state": ...}``, ``model.`` before our keys)."""

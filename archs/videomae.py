@@ -46,12 +46,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from archs._blocks import VideoClassifier
 from archs._registry import Family, Shape, Stages, register_arch
-from archs._vit import Block, PatchEmbed, init_vit_weights, sinusoid_table
+from archs._vit import Block, PatchEmbed, init_vit_weights, key_map, sinusoid_table
 
 __all__ = ["VideoMAE", "VideoMAEConfig"]
 
@@ -138,8 +139,8 @@ class VideoMAEConfig:
         depth: Blocks.
         heads: Attention heads.
         mlp_dim: MLP hidden width.
-        frames: Frames of the paper's clip (the position table's).
-        size: Side of the paper's frames.
+        frames: Frames of the clip the position table is sized for (an option; 16, the paper's).
+        size: Side of the frames the position table is sized for (an option; 224).
         num_classes: Logits (an option).
     """
 
@@ -151,13 +152,24 @@ class VideoMAEConfig:
     size: int = 224
     num_classes: int = 400
 
-    def with_options(self, *, num_classes: int | None = None) -> VideoMAEConfig:
-        """The options every VideoMAE takes; any other keyword is a TypeError."""
-        return replace(self, num_classes=self.num_classes if num_classes is None else num_classes)
+    def __post_init__(self) -> None:
+        if self.frames < 2 or self.size < 16:
+            raise ValueError(f"frames must be at least 2 and size at least 16, got {self.frames} and {self.size}")
+
+    def with_options(
+        self, *, num_classes: int | None = None, frames: int | None = None, size: int | None = None
+    ) -> VideoMAEConfig:
+        """The options every VideoMAE takes; any other keyword is a TypeError.
+
+        ``frames`` and ``size`` size the position table (a checkpoint fine-tuned on
+        another clip); they are also the default input.
+        """
+        given = {"num_classes": num_classes, "frames": frames, "size": size}
+        return replace(self, **{k: v for k, v in given.items() if v is not None})
 
     @property
     def default_input(self) -> Shape:
-        """The paper's clip: 16 frames of 224x224 (the fine-tuning scripts' ``--num_frames 16 --input_size 224``)."""
+        """The clip the table is sized for; by default the paper's, 16x224x224 (``--num_frames 16 --input_size 224``)."""
         return (3, self.frames, self.size, self.size)
 
     @property
@@ -188,3 +200,51 @@ def videomae_vit_s(**options: Any) -> VideoMAEConfig:
 def videomae_vit_b(**options: Any) -> VideoMAEConfig:
     """VideoMAE ViT-B/16: D 768, 12 heads, MLP 3072, 12 blocks (``vit_base_patch16_224``; HF's default config)."""
     return VideoMAEConfig(768, 12, 12, 3072).with_options(**options)
+
+
+# ---------------------------------------------------------------------------------------- checkpoint layouts
+# Declared as plain data and functions; wired into ``register_arch(pretrained=...)`` below.
+
+HF_PREFIX = "videomae.encoder.layer"
+
+to_huggingface = key_map(
+    [
+        (r"patch_embed\.proj\.(\w+)", r"videomae.embeddings.patch_embeddings.projection.\1"),
+        (r"blocks\.(\d+)\.norm1\.(\w+)", HF_PREFIX + r".\1.layernorm_before.\2"),
+        (r"blocks\.(\d+)\.attn\.(qkv\.weight|q_bias|v_bias)", HF_PREFIX + r".\1.attention.attention.\2"),
+        (r"blocks\.(\d+)\.attn\.proj\.(\w+)", HF_PREFIX + r".\1.attention.output.dense.\2"),
+        (r"blocks\.(\d+)\.norm2\.(\w+)", HF_PREFIX + r".\1.layernorm_after.\2"),
+        (r"blocks\.(\d+)\.mlp\.fc1\.(\w+)", HF_PREFIX + r".\1.intermediate.dense.\2"),
+        (r"blocks\.(\d+)\.mlp\.fc2\.(\w+)", HF_PREFIX + r".\1.output.dense.\2"),
+        (r"fc_norm\.(\w+)", r"fc_norm.\1"),
+        (r"head\.(\w+)", r"classifier.\1"),
+    ]
+)
+"""Our keys -> ``VideoMAEForVideoClassification``'s (after :func:`fuse_huggingface_qkv`)."""
+
+
+def fuse_huggingface_qkv(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Hugging Face's separate ``query``/``key``/``value`` projections fused into the authors' ``qkv`` with q/v biases.
+
+    Handles the three ways transformers has written them: 4.x kept bias-free
+    Linears and ``q_bias``/``v_bias`` parameters; 5.17 had a bias on all three
+    (the key's always zero in converted checkpoints); 5.25 has ``query`` and
+    ``value`` biases only. A key bias, whatever its value, is dropped: softmax
+    is blind to it (see :class:`archs._vit.Attention`).
+    """
+    out = dict(state)
+    for name in [k for k in state if k.endswith(".attention.attention.query.weight")]:
+        at = name[: -len("query.weight")]
+        weights = [out.pop(at + f"{part}.weight") for part in ("query", "key", "value")]
+        out[at + "qkv.weight"] = torch.cat(weights)
+        for part, bias in (("query", "q_bias"), ("value", "v_bias")):
+            if at + f"{part}.bias" in out:
+                out[at + bias] = out.pop(at + f"{part}.bias")
+        out.pop(at + "key.bias", None)
+    return out
+
+
+HF_PATTERN = r"^videomae\.(embeddings|encoder)\."
+"""Keys of a Hugging Face VideoMAE checkpoint."""
+ORIGINAL_PATTERN = r"^blocks\.\d+\.attn\.(q_bias|v_bias|qkv\.weight)$"
+"""Keys of the authors' checkpoints (``modeling_finetune.py``; saved as ``{"module": state}``), which are ours."""

@@ -157,3 +157,17 @@ def test_the_kinds_of_work_are_declared():
     assert block.attn.work_kind == block.temporal_attn.work_kind == "attention"
     assert block.mlp.work_kind == "mlp"
     assert model.patch_embed.work_kind == "patch_embedding"
+
+
+def test_frames_and_size_options_size_the_tables_and_the_default_input():
+    vmae, tsf = archs.get_arch("videomae_vit_b"), archs.get_arch("timesformer")
+    assert vmae.default_input == (3, 16, 224, 224) and tsf.default_input == (3, 8, 224, 224)
+    assert vmae.default_input_for(frames=32, size=160) == (3, 32, 160, 160)
+    assert tsf.default_input_for(frames=16, size=448) == (3, 16, 448, 448)
+    with torch.device("meta"):
+        hr = archs.create_model("timesformer", frames=16, size=448)
+    assert tuple(hr.pos_embed.shape) == (1, 1 + 28 * 28, 768) and tuple(hr.time_embed.shape) == (1, 16, 768)
+    with pytest.raises(ValueError, match="frames must be at least 2"):
+        vmae.default_input_for(frames=1)
+    with pytest.raises(TypeError):
+        archs.create_model("timesformer", depth=24)
