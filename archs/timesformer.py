@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from archs._blocks import VideoClassifier
+from archs._blocks import ConvKind, VideoClassifier
 from archs._registry import Family, Shape, Stages, register_arch
 from archs._vit import Attention, Mlp, PatchEmbed, init_vit_weights, key_map
 
@@ -219,7 +219,8 @@ class TimeSformerConfig:
 
     @property
     def stages(self) -> Stages:
-        return ()
+        """The patch embedding is 2D (per frame); the blocks factorise space and time as separable convolutions do ("sep")."""
+        return (("patch_embed", ConvKind.TWO_D), ("blocks", ConvKind.SEPARABLE))
 
     def build(self) -> TimeSformer:
         return TimeSformer(

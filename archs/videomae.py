@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from archs._blocks import VideoClassifier
+from archs._blocks import ConvKind, VideoClassifier
 from archs._registry import Family, Shape, Stages, register_arch
 from archs._vit import Block, PatchEmbed, init_vit_weights, key_map, sinusoid_table
 
@@ -179,7 +179,8 @@ class VideoMAEConfig:
 
     @property
     def stages(self) -> Stages:
-        return ()
+        """The tubelet embedding is a 3D convolution; every block attends jointly over space and time (3D)."""
+        return (("patch_embed", ConvKind.THREE_D), ("blocks", ConvKind.THREE_D))
 
     def build(self) -> VideoMAE:
         return VideoMAE(
