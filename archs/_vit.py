@@ -155,8 +155,11 @@ def init_vit_weights(module: nn.Module, std: float = 0.02) -> None:
 
     timm draws ``trunc_normal_(std=.02)``, whose bounds (+-2, absolute) lie 100
     standard deviations out: the same distribution as a plain normal, which is
-    drawn in half the time.
+    drawn in half the time. Nothing is drawn on the meta device (counting builds
+    there, and the first draw there costs seconds of torch's set-up).
     """
+    if any(p.is_meta for p in module.parameters()):
+        return
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)):
             nn.init.normal_(m.weight, std=std)

@@ -131,8 +131,9 @@ class TimeSformer(VideoClassifier):
         self.num_classes = num_classes
         self.num_features = dim
         init_vit_weights(self)
-        for p in (self.cls_token, self.pos_embed, self.time_embed):
-            nn.init.normal_(p, std=0.02)
+        if not self.cls_token.is_meta:
+            for p in (self.cls_token, self.pos_embed, self.time_embed):
+                nn.init.normal_(p, std=0.02)
 
     def _space_table(self, h: int, w: int) -> Tensor:
         """The spatial table of the patches (1, h*w, D), resized by nearest neighbour when the grid is not the paper's."""
