@@ -33,12 +33,18 @@ class token as a 1x1x1 map, (B, 768, 1, 1, 1), and the head is the linear
 layer on it.
 
 Inputs: the tables are sized to the paper's clip, 8x224x224 (8 frames of 14x14
-patches). Other clips, of at least one frame of 16x16, are accepted as the
+patches), or to the ``frames`` and ``size`` options (TimeSformer-HR's weights are
+16x448). Other clips, of at least one frame of 16x16, are accepted as the
 authors' code accepts them: the spatial table (without the class entry) and
 the time table are resized to the token grid by nearest-neighbour
 interpolation (``F.interpolate(..., mode='nearest')``, ``vit.py``). Hugging
 Face's embeddings do the same, but its blocks take the frame count and width
 from the config, so it only runs at the config's clip.
+
+Checkpoints (:func:`archs.create_model` ``weights=``): a Hugging Face
+``save_pretrained`` folder of ``TimesformerForVideoClassification`` (layout
+``huggingface``), or the authors' ``.pyth`` files (layout ``timesformer``,
+``{"model_state": ...}`` with ``model.`` before our keys).
 """
 
 from __future__ import annotations
@@ -54,12 +60,18 @@ from archs._blocks import ConvKind, VideoClassifier
 from archs._registry import Family, Shape, Stages, register_arch
 from archs._vit import Attention, Mlp, PatchEmbed, init_vit_weights, key_map
 
-__all__ = ["DividedBlock", "TimeSformer", "TimeSformerConfig"]
+__all__ = ["DividedBlock", "TemporalProjection", "TimeSformer", "TimeSformerConfig"]
 
 EPS = 1e-6
 """LayerNorm epsilon of both references."""
 
 _PAPER = "Bertasius et al., Is Space-Time Attention All You Need for Video Understanding?, ICML 2021"
+
+
+class TemporalProjection(nn.Linear):
+    """``temporal_fc``, the linear layer on temporal attention's output: attention's work, like its ``proj``."""
+
+    work_kind = "attention"
 
 
 class DividedBlock(nn.Module):
@@ -69,7 +81,7 @@ class DividedBlock(nn.Module):
         super().__init__()
         self.temporal_norm1 = nn.LayerNorm(dim, eps=eps)
         self.temporal_attn = Attention(dim, heads, qkv_bias=True)
-        self.temporal_fc = nn.Linear(dim, dim)
+        self.temporal_fc = TemporalProjection(dim, dim)
         self.norm1 = nn.LayerNorm(dim, eps=eps)
         self.attn = Attention(dim, heads, qkv_bias=True)
         self.norm2 = nn.LayerNorm(dim, eps=eps)

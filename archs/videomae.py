@@ -34,11 +34,17 @@ block's tokens as their grid, (B, D, T/2, H/16, W/16); the head averages the
 grid, which is the reference's mean over tokens.
 
 Inputs: the position table is sized to the paper's clip, 16x224x224 (8x14x14
-tokens). Any other clip of at least one tubelet (2x16x16) is accepted with the
+tokens), or to the ``frames`` and ``size`` options. Any other clip of at least one tubelet (2x16x16) is accepted with the
 table interpolated to its token grid: bicubic in space (``align_corners=False``),
 as VideoMAE's ``run_class_finetuning.py`` interpolates position embeddings for
 another resolution, and linear in time, as the VideoMAE V2 fine-tuning code
-does for another clip length. At 16x224 no interpolation happens.
+does for another clip length. At the table's own clip no interpolation happens.
+
+Checkpoints (:func:`archs.create_model` ``weights=``): a Hugging Face
+``save_pretrained`` folder of ``VideoMAEForVideoClassification`` (layout
+``huggingface``; its separate query/key/value projections are fused into our
+``qkv``), or the authors' fine-tuned checkpoints (layout ``videomae``,
+``{"module": state}``, whose keys are ours).
 """
 
 from __future__ import annotations
