@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import archs
-from archs.weights import save_weights
+from archs import save_weights
 
 
 def _vbench(*args: str) -> subprocess.CompletedProcess[str]:
