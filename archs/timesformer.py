@@ -59,6 +59,7 @@ from torch import Tensor, nn
 from archs._blocks import ConvKind, VideoClassifier
 from archs._registry import Family, Shape, Stages, register_arch
 from archs._vit import Attention, Mlp, PatchEmbed, init_vit_weights, key_map
+from archs._weights import Layout, Preprocess, Pretrained, Protocol, identity, register_protocol
 
 __all__ = ["DividedBlock", "TemporalProjection", "TimeSformer", "TimeSformerConfig"]
 
@@ -241,15 +242,6 @@ class TimeSformerConfig:
         )
 
 
-_TIMESFORMER = Family("timesformer", color="#393b79")
-
-
-@register_arch(family=_TIMESFORMER, paper=_PAPER, description="ViT-B/16 per frame, divided space-time attention")
-def timesformer(**options: Any) -> TimeSformerConfig:
-    """TimeSformer (divided space-time), 8x224: ViT-B/16, 12 blocks (``TimeSformer_divST_8x32_224``)."""
-    return TimeSformerConfig().with_options(**options)
-
-
 # ---------------------------------------------------------------------------------------- checkpoint layouts
 
 _HF_LAYER = "timesformer.encoder.layer"
@@ -280,3 +272,49 @@ HF_PATTERN = r"^timesformer\.(embeddings|encoder|layernorm)\."
 """Keys of a Hugging Face TimeSformer checkpoint."""
 ORIGINAL_PATTERN = r"^(model\.)?blocks\.\d+\.temporal_(attn|fc|norm1)\."
 """Keys of the authors' checkpoints (``{"model_state": ...}``, ``model.`` before our keys)."""
+
+
+# ---------------------------------------------------------------------------------------- preprocessing, protocol
+
+# The authors' Kinetics-400 test (configs/Kinetics/TimeSformer_divST_8x32_224.yaml): TEST.NUM_ENSEMBLE_VIEWS 1,
+# TEST.NUM_SPATIAL_CROPS 3 -- one clip in the middle of the video, 3 crops along the long side, softmax averaged.
+TIMESFORMER_PROTOCOL = register_protocol(
+    Protocol(
+        "timesformer",
+        1,
+        3,
+        source="facebookresearch/TimeSformer configs/Kinetics/TimeSformer_divST_8x32_224.yaml "
+        "(TEST.NUM_ENSEMBLE_VIEWS 1, TEST.NUM_SPATIAL_CROPS 3)",
+    )
+)
+
+PREPROCESS = Preprocess((0.45, 0.45, 0.45), (0.225, 0.225, 0.225), resize=224, crop=224, frames=8, frame_stride=32)
+"""TimeSformer's Kinetics-400 test: the PySlowFast defaults it inherits (``DATA.MEAN`` 0.45, ``DATA.STD`` 0.225),
+the short side resized to the 224 test crop (3-crop testing), 8 frames taken every 32nd (``NUM_FRAMES 8``,
+``SAMPLING_RATE 32`` at 30 fps). Hugging Face's processor for facebook/timesformer-base-finetuned-k400 says the
+same (mean 0.45, std 0.225, ``shortest_edge`` 224, crop 224)."""
+
+
+def _pretrained(config: TimeSformerConfig) -> Pretrained:
+    """The authors' preprocessing and protocol (at the tables' clip), and the two checkpoint layouts."""
+    preprocess = replace(PREPROCESS, resize=config.size, crop=config.size, frames=config.frames)
+    protocol = TIMESFORMER_PROTOCOL.name
+    layouts = (
+        Layout("huggingface", to_huggingface, preprocess, protocol, pattern=HF_PATTERN),
+        Layout("timesformer", identity, preprocess, protocol, pattern=ORIGINAL_PATTERN),
+    )
+    return Pretrained(preprocess, protocol, layouts)
+
+
+_TIMESFORMER = Family("timesformer", color="#393b79")
+
+
+@register_arch(
+    family=_TIMESFORMER,
+    paper=_PAPER,
+    description="ViT-B/16 per frame, divided space-time attention",
+    pretrained=_pretrained,
+)
+def timesformer(**options: Any) -> TimeSformerConfig:
+    """TimeSformer (divided space-time), 8x224: ViT-B/16, 12 blocks (``TimeSformer_divST_8x32_224``)."""
+    return TimeSformerConfig().with_options(**options)

@@ -59,6 +59,16 @@ from torch import Tensor, nn
 from archs._blocks import ConvKind, VideoClassifier
 from archs._registry import Family, Shape, Stages, register_arch
 from archs._vit import Block, PatchEmbed, init_vit_weights, key_map, sinusoid_table
+from archs._weights import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Layout,
+    Preprocess,
+    Pretrained,
+    Protocol,
+    identity,
+    register_protocol,
+)
 
 __all__ = ["VideoMAE", "VideoMAEConfig"]
 
@@ -194,21 +204,6 @@ class VideoMAEConfig:
         )
 
 
-_VIDEOMAE = Family("videomae", color="#bcbd22")
-
-
-@register_arch(family=_VIDEOMAE, paper=_PAPER, description="ViT-S/16 on 2x16x16 tubelets, mean-pooled (VideoMAE)")
-def videomae_vit_s(**options: Any) -> VideoMAEConfig:
-    """VideoMAE ViT-S/16: D 384, 6 heads, MLP 1536, 12 blocks (``vit_small_patch16_224``)."""
-    return VideoMAEConfig(384, 12, 6, 1536).with_options(**options)
-
-
-@register_arch(family=_VIDEOMAE, paper=_PAPER, description="ViT-B/16 on 2x16x16 tubelets, mean-pooled (VideoMAE)")
-def videomae_vit_b(**options: Any) -> VideoMAEConfig:
-    """VideoMAE ViT-B/16: D 768, 12 heads, MLP 3072, 12 blocks (``vit_base_patch16_224``; HF's default config)."""
-    return VideoMAEConfig(768, 12, 12, 3072).with_options(**options)
-
-
 # ---------------------------------------------------------------------------------------- checkpoint layouts
 # Declared as plain data and functions; wired into ``register_arch(pretrained=...)`` below.
 
@@ -255,3 +250,61 @@ HF_PATTERN = r"^videomae\.(embeddings|encoder)\."
 """Keys of a Hugging Face VideoMAE checkpoint."""
 ORIGINAL_PATTERN = r"^blocks\.\d+\.attn\.(q_bias|v_bias|qkv\.weight)$"
 """Keys of the authors' checkpoints (``modeling_finetune.py``; saved as ``{"module": state}``), which are ours."""
+
+
+# ---------------------------------------------------------------------------------------- preprocessing, protocol
+
+# VideoMAE's Kinetics-400 test: MODEL_ZOO.md's "#Frame = #input_frame x #clip x #crop" is 16x5x3, the fine-tuning
+# scripts pass --test_num_segment 5 --test_num_crop 3: 5 clips spread over the video, each cut into 3 crops (left,
+# centre, right) of the short side resized to 224, the softmax averaged.
+VIDEOMAE_PROTOCOL = register_protocol(
+    Protocol(
+        "videomae",
+        5,
+        3,
+        source="MCG-NJU/VideoMAE MODEL_ZOO.md (#Frame 16x5x3) and scripts/kinetics/*/finetune.sh "
+        "(--test_num_segment 5 --test_num_crop 3)",
+    )
+)
+
+PREPROCESS = Preprocess(IMAGENET_MEAN, IMAGENET_STD, resize=224, crop=224, frames=16, frame_stride=4)
+"""VideoMAE's Kinetics-400 fine-tuning and test: ImageNet's mean and std (its ``kinetics.py`` normalises with
+them), the short side resized to 224 (``--short_side_size 224``), 224 crops, 16 frames taken every 4th
+(``--num_frames 16 --sampling_rate 4``). Hugging Face's processor for the MCG-NJU checkpoints says the same
+(``shortest_edge`` 224, crop 224, ImageNet mean and std)."""
+
+
+def _pretrained(config: VideoMAEConfig) -> Pretrained:
+    """The authors' preprocessing and protocol (at the table's clip), and the two checkpoint layouts."""
+    preprocess = replace(PREPROCESS, resize=config.size, crop=config.size, frames=config.frames)
+    protocol = VIDEOMAE_PROTOCOL.name
+    layouts = (
+        Layout("huggingface", to_huggingface, preprocess, protocol, prepare=fuse_huggingface_qkv, pattern=HF_PATTERN),
+        Layout("videomae", identity, preprocess, protocol, pattern=ORIGINAL_PATTERN),
+    )
+    return Pretrained(preprocess, protocol, layouts)
+
+
+_VIDEOMAE = Family("videomae", color="#bcbd22")
+
+
+@register_arch(
+    family=_VIDEOMAE,
+    paper=_PAPER,
+    description="ViT-S/16 on 2x16x16 tubelets, mean-pooled (VideoMAE)",
+    pretrained=_pretrained,
+)
+def videomae_vit_s(**options: Any) -> VideoMAEConfig:
+    """VideoMAE ViT-S/16: D 384, 6 heads, MLP 1536, 12 blocks (``vit_small_patch16_224``)."""
+    return VideoMAEConfig(384, 12, 6, 1536).with_options(**options)
+
+
+@register_arch(
+    family=_VIDEOMAE,
+    paper=_PAPER,
+    description="ViT-B/16 on 2x16x16 tubelets, mean-pooled (VideoMAE)",
+    pretrained=_pretrained,
+)
+def videomae_vit_b(**options: Any) -> VideoMAEConfig:
+    """VideoMAE ViT-B/16: D 768, 12 heads, MLP 3072, 12 blocks (``vit_base_patch16_224``; HF's default config)."""
+    return VideoMAEConfig(768, 12, 12, 3072).with_options(**options)

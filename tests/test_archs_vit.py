@@ -154,7 +154,7 @@ def test_the_kinds_of_work_are_declared():
     with torch.device("meta"):
         model = archs.create_model("timesformer")
     block = model.blocks[0]
-    assert block.attn.work_kind == block.temporal_attn.work_kind == "attention"
+    assert block.attn.work_kind == block.temporal_attn.work_kind == block.temporal_fc.work_kind == "attention"
     assert block.mlp.work_kind == "mlp"
     assert model.patch_embed.work_kind == "patch_embedding"
 
@@ -171,3 +171,160 @@ def test_frames_and_size_options_size_the_tables_and_the_default_input():
         vmae.default_input_for(frames=1)
     with pytest.raises(TypeError):
         archs.create_model("timesformer", depth=24)
+
+
+# ---------------------------------------------------------------- checkpoints: Hugging Face's models as the oracle
+#
+# The reference is built from a config with random weights, saved with save_pretrained (config.json +
+# model.safetensors), and loaded by ours through create_model(name, weights=folder). Small tables (frames and
+# size options on both sides) keep the forwards cheap; the depth and widths are the registered architecture's.
+# Weights are drawn with a spread that keeps activations at their scale (DESIGN.md, "Testing equivalence"): the
+# mismatch is judged against how much the reference's logits move between two inputs.
+
+SMALL = {"videomae_vit_s": (4, 32), "videomae_vit_b": (4, 32), "timesformer": (2, 32)}
+
+
+def _transformers():
+    pytest.importorskip("safetensors", reason="reading save_pretrained folders needs safetensors (test-refs extra)")
+    return pytest.importorskip("transformers", reason="the reference models come from transformers (test-refs extra)")
+
+
+def _hf_model(name: str) -> torch.nn.Module:
+    """The reference for ``name`` at its small clip (7 classes), weights drawn at a scale that keeps activations alive."""
+    _transformers()
+    return _built_hf_model(name)
+
+
+@functools.cache
+def _built_hf_model(name: str, classes: int = 7) -> torch.nn.Module:
+    import transformers
+
+    frames, size = SMALL[name]
+    if name == "timesformer":
+        config = transformers.TimesformerConfig(num_labels=classes, num_frames=frames, image_size=size)
+        cls = transformers.TimesformerForVideoClassification
+    else:
+        widths = {"videomae_vit_s": {"hidden_size": 384, "num_attention_heads": 6, "intermediate_size": 1536}}
+        config = transformers.VideoMAEConfig(
+            num_labels=classes, num_frames=frames, image_size=size, **widths.get(name, {})
+        )
+        cls = transformers.VideoMAEForVideoClassification
+    with torch.device("meta"):
+        model = cls(config)
+    model = model.to_empty(device="cpu").eval()
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for key, p in model.named_parameters():
+            if "layernorm" in key or "norm." in key:  # LayerNorms near identity, with some spread
+                p.copy_((1.0 if key.endswith("weight") else 0.0) + 0.1 * torch.randn(p.shape, generator=gen))
+            else:
+                p.copy_(torch.randn(p.shape, generator=gen) / max(p.shape[-1], 1) ** 0.5)
+    return model
+
+
+def _hf_logits(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(pixel_values=x.transpose(1, 2)).logits  # theirs take (B, T, C, H, W)
+
+
+def _assert_same_function(ours: torch.nn.Module, ref: torch.nn.Module, name: str) -> None:
+    frames, size = SMALL[name]
+    x1, x2 = torch.randn(2, 2, 3, frames, size, size, generator=torch.Generator().manual_seed(1))
+    expected, moved = _hf_logits(ref, x1), _hf_logits(ref, x2)
+    with torch.no_grad():
+        got = ours.eval()(x1)
+    spread = (expected - moved).abs().max().item()
+    assert spread > 0.1, "the reference's logits hardly depend on the input: the test would prove nothing"
+    # VideoMAE: LayerNorm eps 1e-6 here, 1e-12 and 1e-5 (fc_norm) in HF; TimeSformer: SDPA vs explicit softmax.
+    assert (got - expected).abs().max().item() <= 1e-4 * spread
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_a_hugging_face_folder_gives_the_reference_logits(name, tmp_path):
+    ref = _hf_model(name)
+    ref.save_pretrained(tmp_path)
+    assert {"config.json", "model.safetensors"} <= {p.name for p in tmp_path.iterdir()}
+    frames, size = SMALL[name]
+    ours = archs.create_model(name, weights=tmp_path, frames=frames, size=size)
+    assert ours.num_classes == 7
+    info = ours.pretrained_cfg
+    assert info.layout == "huggingface" and info.num_classes == 7
+    assert info.preprocess == archs.get_arch(name).pretrained(frames=frames, size=size).preprocess
+    assert (info.preprocess.frames, info.preprocess.crop) == (frames, size)
+    _assert_same_function(ours, ref, name)
+
+
+def _authors_videomae(hf_state: dict) -> dict:
+    """HF's VideoMAE state dict in the authors' names (``modeling_finetune.py``): fused qkv without bias, q/v biases."""
+    out = {}
+    for key, value in hf_state.items():
+        key = key.replace("videomae.embeddings.patch_embeddings.projection", "patch_embed.proj")
+        key = key.replace("videomae.encoder.layer.", "blocks.").replace("classifier.", "head.")
+        for theirs, authors in (
+            ("layernorm_before", "norm1"),
+            ("layernorm_after", "norm2"),
+            ("attention.output.dense", "attn.proj"),
+            ("intermediate.dense", "mlp.fc1"),
+            ("output.dense", "mlp.fc2"),
+        ):
+            key = key.replace(theirs, authors)
+        out[key] = value
+    for i in range(12):
+        at = f"blocks.{i}.attention.attention."
+        out[f"blocks.{i}.attn.qkv.weight"] = torch.cat([out.pop(at + f"{p}.weight") for p in ("query", "key", "value")])
+        out[f"blocks.{i}.attn.q_bias"] = out.pop(at + "query.bias")
+        out[f"blocks.{i}.attn.v_bias"] = out.pop(at + "value.bias")
+    return out
+
+
+def test_the_authors_videomae_checkpoint_gives_the_reference_logits():
+    name = "videomae_vit_s"
+    ref = _hf_model(name)
+    checkpoint = {"module": _authors_videomae(ref.state_dict())}  # what the fine-tuning script saves
+    frames, size = SMALL[name]
+    ours = archs.create_model(name, weights=checkpoint, frames=frames, size=size)
+    assert ours.pretrained_cfg.layout == "videomae"
+    _assert_same_function(ours, ref, name)
+
+
+def test_older_hugging_face_videomae_layouts_load_alike():
+    """transformers 4.x: bias-free projections and q_bias/v_bias; 5.17: a key bias as well (softmax ignores it)."""
+    name = "videomae_vit_s"
+    ref = _hf_model(name)
+    frames, size = SMALL[name]
+    v4, v517 = {}, dict(ref.state_dict())
+    for key, value in ref.state_dict().items():
+        v4[key.replace("query.bias", "q_bias").replace("value.bias", "v_bias")] = value
+        if key.endswith("attention.attention.query.bias"):
+            v517[key.replace("query.bias", "key.bias")] = torch.randn_like(value)
+    for state in (v4, v517):
+        ours = archs.create_model(name, weights=state, frames=frames, size=size)
+        assert ours.pretrained_cfg.layout == "huggingface"
+        _assert_same_function(ours, ref, name)
+
+
+def test_the_authors_timesformer_checkpoint_gives_the_reference_logits():
+    from archs.timesformer import to_huggingface
+
+    name = "timesformer"
+    ref = _hf_model(name)
+    frames, size = SMALL[name]
+    with torch.device("meta"):
+        keys = list(archs.create_model(name, frames=frames, size=size, num_classes=7).state_dict())
+    hf_state = ref.state_dict()
+    # The authors' TimeSformer wraps its VisionTransformer as ``model`` and saves {"model_state": ...} (a .pyth
+    # file; reading files is the reader's own test). Their names are timm's, which ours follow: the HF tensors
+    # are put under "model." + our key (the HF map is checked by the folder test above).
+    authors = {f"model.{k}": hf_state[to_huggingface(k)] for k in keys}
+    assert len(authors) == len(hf_state)
+    checkpoint = {"model_state": authors, "epoch": 15}
+    ours = archs.create_model(name, weights=checkpoint, frames=frames, size=size)
+    assert ours.pretrained_cfg.layout == "timesformer"
+    _assert_same_function(ours, ref, name)
+
+
+def test_a_folder_without_safetensors_is_one_line(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(archs.WeightsError, match=r"without model\.safetensors") as e:
+        archs.create_model("videomae_vit_s", weights=tmp_path)
+    assert "\n" not in str(e.value)
