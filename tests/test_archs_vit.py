@@ -328,3 +328,23 @@ def test_a_folder_without_safetensors_is_one_line(tmp_path):
     with pytest.raises(archs.WeightsError, match=r"without model\.safetensors") as e:
         archs.create_model("videomae_vit_s", weights=tmp_path)
     assert "\n" not in str(e.value)
+
+
+def test_preprocessing_and_protocols_are_the_authors():
+    from archs._weights import IMAGENET_MEAN, IMAGENET_STD, Preprocess, get_protocol
+
+    vmae = archs.get_arch("videomae_vit_b").pretrained()
+    assert vmae.preprocess == Preprocess(IMAGENET_MEAN, IMAGENET_STD, resize=224, crop=224, frames=16, frame_stride=4)
+    assert (get_protocol(vmae.protocol).clips, get_protocol(vmae.protocol).crops) == (5, 3)
+    assert [layout.name for layout in vmae.layouts] == ["huggingface", "videomae"]
+    tsf = archs.get_arch("timesformer").pretrained()
+    assert tsf.preprocess == Preprocess((0.45,) * 3, (0.225,) * 3, resize=224, crop=224, frames=8, frame_stride=32)
+    assert (get_protocol(tsf.protocol).clips, get_protocol(tsf.protocol).crops) == (1, 3)
+    assert [layout.name for layout in tsf.layouts] == ["huggingface", "timesformer"]
+
+
+def test_another_familys_checkpoint_is_named_in_one_line():
+    state = {"timesformer.embeddings.cls_token": torch.zeros(1, 1, 384)}
+    with pytest.raises(archs.WeightsError, match="huggingface, for timesformer") as e:
+        archs.create_model("videomae_vit_s", weights=state)
+    assert "\n" not in str(e.value)
