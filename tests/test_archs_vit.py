@@ -6,6 +6,7 @@ weights) is tested in the second half, skipped without ``transformers``.
 """
 
 import functools
+import os
 
 import pytest
 import torch
@@ -185,6 +186,7 @@ SMALL = {"videomae_vit_s": (4, 32), "videomae_vit_b": (4, 32), "timesformer": (2
 
 
 def _transformers():
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the references are built from configs; nothing is downloaded
     pytest.importorskip("safetensors", reason="reading save_pretrained folders needs safetensors (test-refs extra)")
     return pytest.importorskip("transformers", reason="the reference models come from transformers (test-refs extra)")
 
