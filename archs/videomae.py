@@ -134,7 +134,8 @@ class VideoMAE(VideoClassifier):
     def forward_features(self, x: Tensor) -> Tensor:
         x = self.patch_embed(x)  # (B, D, t, h, w)
         b, d, t, h, w = x.shape
-        tokens = x.flatten(2).transpose(1, 2) + self.position_table((t, h, w)).to(x.dtype)
+        # contiguous: a transposed residual stream would make every LayerNorm and residual add copy it
+        tokens = x.flatten(2).transpose(1, 2).contiguous() + self.position_table((t, h, w)).to(x.dtype)
         tokens = self.blocks(tokens)
         return tokens.transpose(1, 2).reshape(b, d, t, h, w)
 
