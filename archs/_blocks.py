@@ -20,6 +20,8 @@ __all__ = [
     "SameConv3d",
     "SameMaxPool2d",
     "SameMaxPool3d",
+    "SqueezeExcitation",
+    "Swish",
     "VideoClassifier",
     "same_padding",
     "triple",
@@ -62,6 +64,10 @@ class ConvKind(str, Enum):
       output width and BN + ReLU after both in S3D), not in their shapes.
     - ``FOLDED`` (``"r2d"``, R2D's conv1): one t x k x k convolution without
       temporal padding whose t is the clip length, which folds time into channels.
+    - ``CHANNELWISE`` (``"channelwise"``, X3D and ir-CSN): one t x k x k convolution
+      with one group per channel (each output channel sees only its own input
+      channel; :meth:`groups`), so its MACs are those of a 3D convolution divided by
+      the width. Its shapes are those of ``THREE_D``.
     """
 
     THREE_D = "3d"
@@ -69,6 +75,7 @@ class ConvKind(str, Enum):
     R2PLUS1D = "(2+1)d"
     SEPARABLE = "sep"
     FOLDED = "r2d"
+    CHANNELWISE = "channelwise"
 
     def __str__(self) -> str:
         return str(self.value)
@@ -87,6 +94,10 @@ class ConvKind(str, Enum):
     def folds_time(self) -> bool:
         """Whether the temporal kernel spans the whole clip (no temporal padding)."""
         return self is ConvKind.FOLDED
+
+    def groups(self, channels: int) -> int:
+        """The ``groups`` of a convolution of this kind on ``channels`` channels: all of them when channel-wise."""
+        return channels if self is ConvKind.CHANNELWISE else 1
 
     def stride(self, s: int) -> Triple:
         """The (t, h, w) stride of a block that downsamples by ``s``: a kind without temporal extent keeps time."""
@@ -250,6 +261,39 @@ class ConvUnit(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.act(self.bn(self.conv(x)))
+
+
+class Swish(nn.SiLU):
+    """``x * sigmoid(x)`` (X3D's inner activation; PyTorch's SiLU), its own kind of work in breakdowns."""
+
+    work_kind = "swish"
+
+
+class SqueezeExcitation(nn.Module):
+    """Squeeze-and-excitation (Hu et al., CVPR 2018) on a clip: channel weights from the global mean.
+
+    ::
+
+        x -+-> mean over (t, h, w) -> fc1 (1x1x1, bias) -> ReLU -> fc2 (1x1x1, bias) -> sigmoid -+
+           +---------------------------------------------------------------------------------- x * -> out
+
+    The two 1x1x1 convolutions on the pooled vector are fvcore's
+    ``SqueezeExcitation(is_3d=True)`` (pytorchvideo's X3D) and PySlowFast's ``SE``.
+    The module and everything inside it are one kind of work, ``"se"``.
+    """
+
+    work_kind = "se"
+
+    def __init__(self, channels: int, reduced: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv3d(channels, reduced, 1, bias=True)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv3d(reduced, channels, 1, bias=True)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = x.mean(dim=(2, 3, 4), keepdim=True)
+        return x * self.gate(self.fc2(self.act(self.fc1(w))))
 
 
 class VideoClassifier(nn.Module):

@@ -306,7 +306,7 @@ def _pretrained(config: TimeSformerConfig) -> Pretrained:
     return Pretrained(preprocess, protocol, layouts)
 
 
-_TIMESFORMER = Family("timesformer", color="#393b79")
+_TIMESFORMER = Family("timesformer", color="#7b4173")
 
 
 @register_arch(

@@ -104,6 +104,7 @@ def evaluate_cmd(
         typer.Option(
             help="Checkpoint (torchvision, DeepMind I3D as piergiaj's port, VMZ or vbench layout), or 'torchvision' "
             "for torchvision's published weights.",
+            metavar="FILE",
             rich_help_panel=_WHAT,
         ),
     ],
@@ -114,7 +115,7 @@ def evaluate_cmd(
             rich_help_panel=_WHAT,
         ),
     ],
-    out: Annotated[str, typer.Option(help="Folder for the evaluation.", rich_help_panel=_OUTPUT)],
+    out: Annotated[str, typer.Option(help="Folder for the evaluation.", metavar="DIR", rich_help_panel=_OUTPUT)],
     classes: Annotated[
         Path | None,
         typer.Option(

@@ -38,6 +38,8 @@ NO_MAC_OPS = (
     "aten::adaptive_avg_pool2d",
     "aten::mean",
     "aten::sigmoid",
+    "aten::silu",
+    "aten::silu_",
     "aten::mul",
     "aten::mul_",
     "aten::add",

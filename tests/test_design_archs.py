@@ -135,7 +135,7 @@ def test_s3d_dropout_default_is_its_own_and_an_option():
 
 
 def test_conv_kind_labels_are_the_stage_labels():
-    assert [str(k) for k in ConvKind] == ["3d", "2d", "(2+1)d", "sep", "r2d"]
+    assert [str(k) for k in ConvKind] == ["3d", "2d", "(2+1)d", "sep", "r2d", "channelwise"]
     assert ConvKind("2d") is K2D and K2D == "2d" and f"{R2P1D}" == "(2+1)d"
 
 
