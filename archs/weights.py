@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import tempfile
@@ -130,7 +131,50 @@ def _namespace_allowed() -> Iterator[None]:
         yield
 
 
+def _load_safetensors(path: str) -> dict[str, Tensor]:
+    """A Hugging Face ``save_pretrained`` folder (``model.safetensors``, or its shards) or one ``.safetensors`` file.
+
+    The folder's ``config.json`` is not read: the architecture and its options say
+    what the tensors must fit.
+    """
+    folder = os.path.isdir(path)
+    index = os.path.join(path, "model.safetensors.index.json")
+    if folder and os.path.isfile(index):
+        try:
+            with open(index) as f:
+                files = sorted(set(json.load(f)["weight_map"].values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise WeightsError(f"{index}: not a safetensors index ({_reason(e)})") from e
+    elif folder:
+        files = ["model.safetensors"]
+        if not os.path.isfile(os.path.join(path, files[0])):
+            raise WeightsError(
+                f"{path}: a folder without model.safetensors (Hugging Face's save_pretrained writes one)"
+            )
+    else:
+        files = [os.path.basename(path)]
+        path = os.path.dirname(path)
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise WeightsError(
+            f"{path}: reading safetensors needs the safetensors package (pip install safetensors)"
+        ) from None
+    state: dict[str, Tensor] = {}
+    for name in files:
+        file = os.path.join(path, name)
+        try:
+            state.update(load_file(file, device="cpu"))
+        except FileNotFoundError:
+            raise WeightsError(f"{file}: no such file") from None
+        except Exception as e:
+            raise WeightsError(f"{file}: not a safetensors file ({_reason(e)})") from e
+    return state
+
+
 def _load_file(path: str) -> Any:
+    if os.path.isdir(path) or path.endswith(".safetensors"):
+        return _load_safetensors(path)
     try:
         with _namespace_allowed():
             return torch.load(path, map_location="cpu", weights_only=True)

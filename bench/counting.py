@@ -139,6 +139,7 @@ _FREE_BY_KIND: dict[str, tuple[str, ...]] = {
         "clamp",
         "clamp_min",
         "_softmax",
+        "_safe_softmax",
         "_log_softmax",
     ),
     "pooling": (
@@ -186,6 +187,18 @@ _FREE_BY_KIND: dict[str, tuple[str, ...]] = {
         "constant_pad_nd",
         "native_dropout",
         "bernoulli_",
+        "unbind",
+        "zeros_like",
+        "arange",
+    ),
+    # Position tables resized to another token grid (the video ViTs); nearest-neighbour is an index.
+    "resampling": (
+        "upsample_nearest1d",
+        "upsample_nearest2d",
+        "upsample_linear1d",
+        "upsample_bilinear2d",
+        "upsample_bicubic2d",
+        "_unsafe_index",
     ),
 }
 MAC_FREE_OPS: dict[str, str] = {f"aten.{op}": kind for kind, ops in _FREE_BY_KIND.items() for op in ops}
