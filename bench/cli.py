@@ -868,7 +868,10 @@ def _command_line() -> list[str]:
 
 
 def _std_streams() -> None:
-    """Open /dev/null on any of fds 0-2 that is closed, so that no pipe or file of ours lands there."""
+    """Open /dev/null on any of fds 0-2 that is closed, so that no pipe or file of ours lands there; guard
+    standard output, so that a closed pipe or a full disk behind it stops the printing, never the work."""
+    from bench.console import guard_stdout
+
     for fd in (0, 1, 2):
         try:
             os.fstat(fd)
@@ -877,15 +880,27 @@ def _std_streams() -> None:
             if devnull != fd:
                 os.dup2(devnull, fd)
                 os.close(devnull)
+    guard_stdout()
 
 
 def main() -> None:  # pragma: no cover - console entry point
-    """The ``vbench`` command: a Ctrl-C before any command runs (while Python starts) is exit 130, quietly."""
+    """The ``vbench`` command: a Ctrl-C before any command runs (while Python starts) is exit 130, quietly.
+
+    A closed standard output (``| head``) changes no exit code; one that could not be written (``> /dev/full``)
+    turns a success into exit code 2 (the command's work is done and its files are written; its printed
+    output is not): the one line saying so was printed when it happened.
+    """
+    from bench.console import stdout_failure
+
     _std_streams()
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except SystemExit as e:
+        if e.code in (0, None) and stdout_failure() is not None:
+            sys.exit(2)
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover
