@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVAL_FILES",
+    "DecoderDied",
     "PROTOCOLS",
     "EvalOptions",
     "EvalResult",
@@ -860,33 +861,91 @@ def _run(
 
     iterator: Iterator[Any] = iter(loader)
     try:
-        while True:
-            t0 = time.perf_counter()
-            try:
-                index, got = next(iterator)
-            except StopIteration:
-                break
-            finally:
-                timing.wait_s += time.perf_counter() - t0
-            item = todo[index]
-            timing.videos += 1
-            if isinstance(got, tuple):
-                # Earlier videos still in the queue are written first: lines stay in dataset order.
-                while queue:
-                    run_batch()
-                write(_skip_record(item, *got))
-                continue
-            timing.decode_s += got.decode_s
-            timing.resize_s += got.resize_s
-            views = len(got.clips) * spec.crops
-            pending = _Pending(item, got, label_index[item.label], views, left=views)
-            queue.extend((pending, v) for v in range(views))
-            while len(queue) >= options.batch:
-                run_batch()
-        while queue:
-            run_batch()
+        _loop(iterator, todo, spec, options, label_index, timing, write, run_batch, queue)
+    except RuntimeError as e:
+        died = _dead_worker(iterator, todo, e)
+        if died is None:
+            raise
+        raise died from None
     finally:
         shutdown = getattr(iterator, "_shutdown_workers", None)
         if shutdown is not None:
             shutdown()
         del iterator
+
+
+class DecoderDied(RuntimeError):
+    """A decoding worker died of a signal (SIGKILL: most likely the kernel's out-of-memory killer).
+
+    ``signum``: the signal; ``video``: the key of the video it was decoding, where that is known. The message
+    is torch's own, so that the group's stop signals still read as an interruption.
+    """
+
+    def __init__(self, message: str, signum: int, video: str | None) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.video = video
+
+
+def _dead_worker(iterator: Any, todo: Sequence[VideoItem], e: RuntimeError) -> DecoderDied | None:
+    """torch's "DataLoader worker (pid N) is killed by signal" (or "exited unexpectedly") as :class:`DecoderDied`,
+    naming the video the dead worker held (the first task sent to it without an answer); None for any other error.
+    """
+    import signal
+
+    text = str(e)
+    if "DataLoader worker" not in text or ("killed by signal" not in text and "exited unexpectedly" not in text):
+        return None
+    workers = list(getattr(iterator, "_workers", None) or [])
+    dead = {}
+    for wid, w in enumerate(workers):
+        code = getattr(w, "exitcode", None)
+        if isinstance(code, int) and code < 0:
+            dead[wid] = -code
+    if not dead:  # the process is gone already: the signal's name in torch's message
+        names = {signal.strsignal(s) or s.name: int(s) for s in signal.Signals}
+        signum = next((n for name, n in names.items() if f"signal: {name}" in text), None)
+        return None if signum is None else DecoderDied(text, signum, None)
+    wid = min(dead)
+    tasks = getattr(iterator, "_task_info", None) or {}
+    held = sorted(i for i, info in tasks.items() if len(info) == 1 and info[0] == wid and 0 <= i < len(todo))
+    return DecoderDied(text, dead[wid], todo[held[0]].key if held else None)
+
+
+def _loop(
+    iterator: Iterator[Any],
+    todo: Sequence[VideoItem],
+    spec: ViewSpec,
+    options: EvalOptions,
+    label_index: Mapping[str, int],
+    timing: Timing,
+    write: Callable[[dict[str, Any]], None],
+    run_batch: Callable[[], None],
+    queue: list[tuple[_Pending, int]],
+) -> None:
+    """Take each decoded video from the loader, queue its views, run full batches, then the rest."""
+    while True:
+        t0 = time.perf_counter()
+        try:
+            index, got = next(iterator)
+        except StopIteration:
+            break
+        finally:
+            timing.wait_s += time.perf_counter() - t0
+        item = todo[index]
+        timing.videos += 1
+        if isinstance(got, tuple):
+            # Earlier videos still in the queue are written first: lines stay in dataset order.
+            while queue:
+                run_batch()
+            write(_skip_record(item, *got))
+            continue
+        timing.decode_s += got.decode_s
+        timing.resize_s += got.resize_s
+        views = len(got.clips) * spec.crops
+        pending = _Pending(item, got, label_index[item.label], views, left=views)
+        queue.extend((pending, v) for v in range(views))
+        while len(queue) >= options.batch:
+            run_batch()
+    while queue:
+        run_batch()

@@ -280,7 +280,7 @@ def _run(
     """The evaluation with a progress bar (a plain line per video off a terminal); an interruption prints the
     command that finishes it."""
     from bench.console import make_console, progress_bar, say, stdout_closed
-    from bench.evaluate import EvalOptions, evaluate
+    from bench.evaluate import DecoderDied, EvalOptions, evaluate
     from bench.lifetime import Interrupted, signals_interrupt
 
     console = make_console()
@@ -317,9 +317,16 @@ def _run(
                 )  # fmt: skip
             except RuntimeError as e:
                 signum = _worker_signal(e)
-                if signum is None:
-                    raise
-                raise Interrupted(signum) from None  # the group's signal reached a decoding worker first
+                if signum is not None:
+                    raise Interrupted(signum) from None  # the group's signal reached a decoding worker first
+                if isinstance(e, DecoderDied):
+                    typer.echo(
+                        f"vbench: error: {_died(e)}; kept {kept['lines']} predictions in {out_dir}; finish with: "
+                        + evaluate_command(options, out_dir),
+                        err=True,
+                    )
+                    raise typer.Exit(code=128 + e.signum) from None
+                raise
         except (Interrupted, KeyboardInterrupt):
             typer.echo(
                 f"vbench: interrupted; kept {kept['lines']} predictions in {out_dir}; finish with: "
@@ -327,6 +334,16 @@ def _run(
                 err=True,
             )
             raise
+
+
+def _died(e: Any) -> str:
+    """A dead decoding worker, in words: which signal, the likely cause, the video where known."""
+    name = signal.Signals(e.signum).name if e.signum in signal.Signals._value2member_map_ else f"signal {e.signum}"
+    why = " (likely out of memory: fewer --workers, or shorter or smaller videos, need less)"
+    where = f" while decoding {e.video}" if e.video else ""
+    if e.signum == signal.SIGKILL:
+        return f"a decoding worker was killed by SIGKILL{why}{where}"
+    return f"a decoding worker died of {name}{where}"
 
 
 _WORKER_SIGNALS = {"Terminated": signal.SIGTERM, "Interrupt": signal.SIGINT, "Hangup": signal.SIGHUP}

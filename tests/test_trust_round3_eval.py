@@ -92,8 +92,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def evaluate_args(data: Path, weights: Path, out: Path, *extra: str) -> list[str]:
-    return ["evaluate", "--arch", "r2d_18", "--weights", str(weights), "--data", str(data), "--protocol", "single",
+def evaluate_args(data: Path, weights: Path, out: Path, *extra: str, protocol: str = "single") -> list[str]:
+    return ["evaluate", "--arch", "r2d_18", "--weights", str(weights), "--data", str(data), "--protocol", protocol,
             "--device", "cpu", "--workers", "0", "--out", str(out), *extra]  # fmt: skip
 
 
@@ -170,3 +170,88 @@ def test_a_full_disk_behind_stdout_is_one_line_and_exit_2_after_the_work(tmp_pat
     assert json.loads((out / "evaluation.json").read_text())["state"] == "complete"  # the work was done
     done = shell(f"{shlex.join([VBENCH, 'list'])} > /dev/full")
     assert done.returncode == 2 and done.stderr.startswith("vbench: error: cannot write standard output")
+
+
+# ---------------------------------------------------------------- 2. whole-video protocols: memory follows the resized frames
+
+
+def _peak_rss_mib(args: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Run ``vbench ARGS`` under a small Python parent; the child's peak RSS (its ``ru_maxrss``), in MiB."""
+    code = (
+        "import resource, subprocess, sys; done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "sys.stdout.write(done.stdout); sys.stderr.write(done.stderr); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(done.returncode)"
+    )
+    done = subprocess.run([sys.executable, "-c", code, VBENCH, *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)  # fmt: skip
+    return int(done.stderr.strip().splitlines()[-1]) / 1024, done
+
+
+@pytest.mark.slow
+def test_a_whole_video_view_of_hd_video_costs_its_resized_frames_not_its_source_frames(tmp_path, checkpoint):
+    """128 frames of 720p are 1.3 GiB as decoded RGB arrays and a stacked copy (the code before the fix held both);
+    resized to the checkpoint's 32-pixel short side they are 1.6 MiB. The same video at 40x32 is the baseline."""
+    for name, (h, w) in (("hd", (720, 1280)), ("small", (32, 40))):
+        write_video(tmp_path / name / "c0" / "v.mp4", 60, n=128, height=h, width=w)
+        write_video(tmp_path / name / "c1" / "v.mp4", 180, n=128, height=h, width=w)
+    peaks = {}
+    for name in ("hd", "small"):
+        out = tmp_path / f"o-{name}"
+        peaks[name], done = _peak_rss_mib(evaluate_args(tmp_path / name, checkpoint, out, "--limit", "1", protocol="i3d"))
+        assert done.returncode == 0, done.stderr
+        assert lines(out)[0]["frames_used"] == 128
+    # Bounded by RESIZE_CHUNK source frames (8 x 2.6 MiB, twice) and the decoder's own buffers.
+    assert peaks["hd"] - peaks["small"] < 150, peaks
+
+
+# ---------------------------------------------------------------- 3. a decoding worker killed by SIGKILL (the OOM killer)
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two classes, six videos each: enough that a worker has videos left when the first prediction is written."""
+    root = tmp_path_factory.mktemp("many") / "data"
+    for c, level in enumerate((60, 180)):
+        for v in range(6):
+            write_video(root / f"c{c}" / f"v{v}.mp4", level)
+    return root
+
+
+@pytest.mark.slow
+def test_a_decoding_worker_killed_by_sigkill_is_one_line_naming_the_video_and_the_resume_command(
+    tmp_path, many, checkpoint
+):
+    import signal
+
+    from waiting import until
+
+    out = tmp_path / "e"
+    args = evaluate_args(many, checkpoint, out)
+    args[args.index("--workers") + 1] = "1"
+    proc = subprocess.Popen([VBENCH, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        until("the first prediction line", lambda: len(lines(out)) >= 1)
+        until("the decoding worker", lambda: _children(proc.pid))
+        victim = _children(proc.pid)[0]
+        os.kill(victim, signal.SIGKILL)  # as the out-of-memory killer does
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 137, err  # 128 + SIGKILL, as for an interrupted run
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and "internal error" not in err
+    assert "a decoding worker was killed by SIGKILL (likely out of memory" in err
+    assert "while decoding c" in err  # the video the worker held
+    kept = len(lines(out))
+    assert f"kept {kept} predictions in {out}" in err
+    assert json.loads((out / "evaluation.json").read_text())["state"] == "interrupted"
+    argv = shlex.split(err.split("finish with: ", 1)[1].strip())
+    assert argv[:2] == ["vbench", "evaluate"] and argv[-3:] == ["--only-missing", "--out", str(out)]
+    done = vbench(*argv[1:])
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((out / "evaluation.json").read_text())
+    assert doc["state"] == "complete" and doc["counts"]["evaluated"] == 12
