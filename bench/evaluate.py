@@ -56,6 +56,7 @@ __all__ = [
     "EVAL_FILES",
     "DecoderDied",
     "PROTOCOLS",
+    "RETRIED_REASONS",
     "EvalOptions",
     "EvalResult",
     "Metrics",
@@ -180,6 +181,10 @@ def default_protocol(family: str, layout: str | None = None) -> str:
         return "s3d"
     return "r2plus1d"
 
+
+RETRIED_REASONS = ("missing", "unreadable", "corrupt")
+"""Skips whose cause can change (the file is copied in, finishes downloading, is replaced): ``--only-missing``
+tries those videos again. A video too short, without a video stream or that made the model output NaN is not."""
 
 MAX_CLIPS = 300
 """Most clips per video a protocol may take (the papers use 1 to 115; 300 is ten a second of a 30 s clip)."""
@@ -456,6 +461,8 @@ class EvalResult:
     """Prediction lines an earlier run left (``--only-missing``)."""
     paths: dict[str, Path] = field(default_factory=dict)
     doc: dict[str, Any] = field(default_factory=dict)
+    retried: int = 0
+    """Skipped videos of an earlier run tried again (``--only-missing``; :data:`RETRIED_REASONS`)."""
 
 
 class _Videos:
@@ -655,7 +662,7 @@ def evaluate(
     meta: Mapping[str, Any] | None = None,
     resume: bool = False,
     overwrite: bool = False,
-    on_start: Callable[[int, int], None] | None = None,
+    on_start: Callable[[int, list[dict[str, Any]], int], None] | None = None,
     on_video: Callable[[dict[str, Any]], None] | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` (logits ``(B, len(classes))`` from ``(B, 3, T, H, W)``) on ``dataset``; write ``out_dir``.
@@ -666,7 +673,9 @@ def evaluate(
             ``sha256``, ...), ``protocol`` (``name``, ``source``), ``dataset`` extras, ``options``.
         resume: ``--only-missing``: keep the folder's prediction lines and evaluate only the other videos.
         overwrite: replace the evaluation the folder holds.
-        on_start: called with (videos to do, lines kept) once the folder is claimed.
+        on_start: called once the folder is claimed with the number of videos to do, the lines kept and how many
+            skipped videos are retried (``--only-missing`` tries again those skipped for a reason that can change:
+            :data:`RETRIED_REASONS`).
         on_video: called with each prediction or skip line as it is written.
 
     A signal (:class:`bench.lifetime.Interrupted`) or any other exception writes ``evaluation.json`` with
@@ -723,8 +732,20 @@ def evaluate(
     }
     base["fingerprint"] = fingerprint({**meta, "dataset": base["dataset"]}, spec, classes, options.dtype)
     records = _load_previous(out, base["fingerprint"], num_classes) if resume else []
+    retried = [r["video"] for r in records if r["status"] == "skipped" and r["reason"] in RETRIED_REASONS]
+    if retried:  # their lines go: the videos are tried again, and a new line is written for each
+        from bench.results import atomic_write_text
+
+        again = set(retried)
+        records = [r for r in records if r["video"] not in again]
+        try:
+            atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+        except OSError as e:
+            raise OutputError(f"cannot write '{out / 'predictions.jsonl'}': {e.strerror or e}") from None
     kept = len(records)
     done = {r["video"] for r in records}
+    if resume:
+        base["resumed"] = {"kept": kept, "retried": len(retried), "retried_reasons": list(RETRIED_REASONS)}
     writer = _Writer(out, base)
     timing = Timing(workers=options.workers)
     state = "interrupted"
@@ -740,7 +761,7 @@ def evaluate(
         todo = [it for it in dataset.items if it.key not in done]
         missing = [it for it in dataset.missing if it.key not in done]
         if on_start is not None:
-            on_start(len(todo) + len(missing), kept)
+            on_start(len(todo) + len(missing), list(records), len(retried))
         for item in missing:
             write(_skip_record(item, "missing", f"no file at {item.path}"))
         started = time.perf_counter()
@@ -761,7 +782,7 @@ def evaluate(
             with contextlib.suppress(OSError):
                 writer.close()
     paths = {name.split(".")[0]: out / name for name in EVAL_FILES}
-    return EvalResult(out, state, metrics, timing, kept, paths, doc)
+    return EvalResult(out, state, metrics, timing, kept, paths, doc, retried=len(retried))
 
 
 def _skip_record(item: VideoItem, reason: str, detail: str) -> dict[str, Any]:

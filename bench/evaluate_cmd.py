@@ -284,20 +284,22 @@ def _run(
     from bench.lifetime import Interrupted, signals_interrupt
 
     console = make_console()
-    kept = {"lines": 0}
+    kept = {"ok": 0, "skipped": 0}
     with signals_interrupt(), progress_bar(console, disable=not console.is_terminal) as bar:
         task = bar.add_task("evaluating", total=None)
 
-        def on_start(todo: int, previous: int) -> None:
-            kept["lines"] = previous
+        def on_start(todo: int, previous: list[dict[str, Any]], retried: int) -> None:
+            for record in previous:
+                kept["ok" if record["status"] == "ok" else "skipped"] += 1
             bar.update(task, total=todo)
-            if previous:
-                say(console, f"kept {previous} predictions of {out_dir}; evaluating {todo} more videos")
+            if previous or retried:
+                again = f"retrying {retried} skipped videos (missing, unreadable or corrupt before); " if retried else ""
+                say(console, f"kept {_kept(kept)} of {out_dir}; {again}evaluating {todo} videos")
 
         def on_video(record: dict[str, Any]) -> None:
             from rich.markup import escape
 
-            kept["lines"] += 1
+            kept["ok" if record["status"] == "ok" else "skipped"] += 1
             if console.is_terminal:
                 bar.update(task, advance=1, description=escape(f"evaluating {record['video']}"[:60]))
                 return
@@ -321,7 +323,7 @@ def _run(
                     raise Interrupted(signum) from None  # the group's signal reached a decoding worker first
                 if isinstance(e, DecoderDied):
                     typer.echo(
-                        f"vbench: error: {_died(e)}; kept {kept['lines']} predictions in {out_dir}; finish with: "
+                        f"vbench: error: {_died(e)}; kept {_kept(kept)} in {out_dir}; finish with: "
                         + evaluate_command(options, out_dir),
                         err=True,
                     )
@@ -329,11 +331,17 @@ def _run(
                 raise
         except (Interrupted, KeyboardInterrupt):
             typer.echo(
-                f"vbench: interrupted; kept {kept['lines']} predictions in {out_dir}; finish with: "
+                f"vbench: interrupted; kept {_kept(kept)} in {out_dir}; finish with: "
                 + evaluate_command(options, out_dir),
                 err=True,
             )
             raise
+
+
+def _kept(counts: dict[str, int]) -> str:
+    """``"5 predictions"``, or ``"5 predictions and 2 skipped videos"``: prediction lines and skip lines apart."""
+    skipped = f" and {counts['skipped']} skipped videos" if counts["skipped"] else ""
+    return f"{counts['ok']} predictions{skipped}"
 
 
 def _died(e: Any) -> str:
@@ -395,6 +403,7 @@ def summary_table(result: EvalResult) -> Any:
         (f"top-{m.k} (%)", _fmt(m.top5)),
         ("mean class top-1 (%)", _fmt(m.mean_class_top1)),
         ("skipped", ", ".join(f"{n} {reason}" for reason, n in m.skipped_by_reason.items()) or "0"),
+        *([("retried (skipped before)", str(result.retried))] if result.retried else []),
         ("decode", f"{_fmt(t['decode_s'], ' s')} ({_fmt(t['decode_clips_per_s'], ' clips/s', 1)})"),
         ("preprocess", f"{_fmt(t['preprocess_s'], ' s')} ({_fmt(t['preprocess_clips_per_s'], ' clips/s', 1)})"),
         ("model", f"{_fmt(t['model_s'], ' s')} ({_fmt(t['model_clips_per_s'], ' clips/s', 1)})"),

@@ -255,3 +255,37 @@ def test_a_decoding_worker_killed_by_sigkill_is_one_line_naming_the_video_and_th
     assert done.returncode == 0, done.stderr
     doc = json.loads((out / "evaluation.json").read_text())
     assert doc["state"] == "complete" and doc["counts"]["evaluated"] == 12
+
+
+# ---------------------------------------------------------------- 6. --only-missing retries what can change
+
+
+@pytest.mark.slow
+def test_only_missing_retries_missing_unreadable_and_corrupt_videos_and_says_how_many(tmp_path, checkpoint):
+    root = tmp_path / "videos"
+    write_video(root / "a.mp4", 60)
+    write_video(root / "b.mp4", 180)
+    write_video(root / "short.mp4", 60, n=5)  # too short: its cause cannot change, it stays skipped
+    (root / "bad.mp4").write_bytes(b"not a video at all" * 100)  # unreadable, until it is downloaded again
+    listing = root / "list.csv"
+    listing.write_text("path,label\na.mp4,c0\nb.mp4,c1\nshort.mp4,c0\nlate.mp4,c1\nbad.mp4,c0\n")
+    (tmp_path / "classes.txt").write_text("c0\nc1\n")
+    out = tmp_path / "e"
+    args = evaluate_args(listing, checkpoint, out, "--classes", str(tmp_path / "classes.txt"))
+    first = vbench(*args)
+    assert first.returncode == 0, first.stderr
+    reasons = {r["video"]: r.get("reason") for r in lines(out)}
+    assert reasons == {"a.mp4": None, "b.mp4": None, "short.mp4": "too short", "late.mp4": "missing",
+                       "bad.mp4": "unreadable"}  # fmt: skip
+    write_video(root / "late.mp4", 180)  # the missing one arrives, the unreadable one is fixed
+    write_video(root / "bad.mp4", 60)
+    again = vbench(*args, "--only-missing")
+    assert again.returncode == 0, again.stderr
+    assert "kept 2 predictions and 1 skipped videos of" in again.stdout  # skip lines are not predictions
+    assert "retrying 2 skipped videos" in again.stdout and "evaluating 2 videos" in again.stdout
+    assert "retried (skipped before)" in again.stdout
+    after = lines(out)
+    assert sorted(r["video"] for r in after) == ["a.mp4", "b.mp4", "bad.mp4", "late.mp4", "short.mp4"]  # each once
+    doc = json.loads((out / "evaluation.json").read_text())
+    assert doc["counts"]["evaluated"] == 4 and doc["counts"]["skipped_by_reason"] == {"too short": 1}
+    assert doc["resumed"]["retried"] == 2
