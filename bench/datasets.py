@@ -37,6 +37,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from bench.errors import UsageError
 from bench.validate import show, show_path
@@ -207,6 +208,7 @@ def _plain_dataset(path: Path, rows: list[list[str]], video_root: Path | None) -
     items: list[VideoItem] = []
     missing: list[VideoItem] = []
     order: dict[str, int] = {}
+    seen: dict[tuple[Any, ...], tuple[int, str]] = {}
     for line, row in enumerate(body, start=start):
         where = f"dataset CSV {show_path(path)}, line {line}"
         if len(row) != 2:
@@ -214,12 +216,26 @@ def _plain_dataset(path: Path, rows: list[list[str]], video_root: Path | None) -
         name, label = row[0].strip(), row[1].strip()
         if not name or not label:
             raise UsageError(f"{where}: empty path or label")
-        if name in order:
-            raise UsageError(f"{where}: video {show(name)} is listed twice")
-        order[name] = len(order)
         video = Path(name) if Path(name).is_absolute() else root / name
+        same = _file_identity(video)
+        if name in order or same in seen:
+            first, as_written = seen.get(same, (line, name))
+            also = f" (as {show_path(as_written)} on line {first})" if as_written != name else ""
+            raise UsageError(f"{where}: video {show_path(name)} is listed twice{also}")
+        seen[same] = (line, name)
+        order[name] = len(order)
         (items if video.is_file() else missing).append(VideoItem(name, video, label))
     return _checked(Dataset("csv", path, root, items, missing, order=order))
+
+
+def _file_identity(path: Path) -> tuple[Any, ...]:
+    """What makes two paths the same video: the file's device and inode (``a.mp4``, ``./a.mp4``, its absolute path,
+    a link to it), or for a file that is not there, its absolute path with ``.`` and ``..`` folded."""
+    try:
+        st = path.stat()
+    except (OSError, ValueError):
+        return ("path", os.path.normpath(os.path.abspath(path)))
+    return ("file", st.st_dev, st.st_ino)
 
 
 def _checked(dataset: Dataset) -> Dataset:

@@ -289,3 +289,20 @@ def test_only_missing_retries_missing_unreadable_and_corrupt_videos_and_says_how
     doc = json.loads((out / "evaluation.json").read_text())
     assert doc["counts"]["evaluated"] == 4 and doc["counts"]["skipped_by_reason"] == {"too short": 1}
     assert doc["resumed"]["retried"] == 2
+
+
+# ---------------------------------------------------------------- 7. one file listed under three spellings
+
+
+def test_a_plain_csv_listing_one_file_under_three_spellings_is_refused(tmp_path, data, checkpoint):
+    listing = tmp_path / "list.csv"
+    video = data / "c0" / "v0.mp4"
+    os.symlink(video, tmp_path / "link.mp4")
+    for spelling in ("./v0.mp4", str(video), "../c0/v0.mp4", str(tmp_path / "link.mp4")):
+        listing.write_text(f"v0.mp4,c0\n{spelling},c0\nv1.mp4,c0\n")
+        done = vbench(*evaluate_args(listing, checkpoint, tmp_path / "e", "--video-root", str(data / "c0")))
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip() == (
+            f"vbench: error: dataset CSV '{listing}', line 2: video '{spelling}' is listed twice (as 'v0.mp4' on line 1)"
+        )
+        assert not (tmp_path / "e").exists()
