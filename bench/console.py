@@ -88,7 +88,7 @@ def guard_stdout() -> None:
     sys.stdout = io.TextIOWrapper(
         io.BufferedWriter(raw),
         encoding=current.encoding,
-        errors=current.errors,
+        errors="backslashreplace",  # a file name that is not UTF-8 prints escaped, never ends the command
         line_buffering=current.line_buffering,
         write_through=getattr(current, "write_through", False),
     )

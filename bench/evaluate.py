@@ -64,6 +64,7 @@ __all__ = [
     "Timing",
     "check_eval_out",
     "compute_metrics",
+    "remove_if_empty",
     "default_protocol",
     "evaluate",
     "file_sha256",
@@ -357,6 +358,25 @@ def _claim(path: Path, resume: bool, overwrite: bool) -> Path:
         for name in EVAL_FILES:
             (path / name).unlink(missing_ok=True)
     return path
+
+
+def remove_if_empty(path: Path) -> bool:
+    """Remove ``path`` if it holds nothing but this process's lock (a run that failed before writing anything):
+    no empty run folder is left behind. Returns whether it was removed."""
+    from bench import rundir
+
+    try:
+        if {n for n in os.listdir(path) if not (n.startswith(".") and n.endswith(".tmp"))} - {_LOCK}:
+            return False
+        held = rundir._held.pop(path.resolve(), None)
+        if held is not None:
+            held.close()
+        for name in os.listdir(path):
+            (path / name).unlink()
+        path.rmdir()
+    except OSError:
+        return False
+    return True
 
 
 def _check_record(r: Any, num_classes: int) -> bool:
@@ -723,7 +743,7 @@ def evaluate(
             "name": Path(dataset.source).name,
             "layout": dataset.layout,
             "video_root": str(dataset.root),
-            "videos": len(dataset.items) + len(dataset.missing),
+            "videos": dataset.listed,
             **(meta.get("dataset") or {}),
         },
         "classes": {"source": meta.get("classes_source", ""), "count": num_classes, "sha256": _sha256_text(classes)},
@@ -759,11 +779,13 @@ def evaluate(
                 on_video(record)
 
         todo = [it for it in dataset.items if it.key not in done]
-        missing = [it for it in dataset.missing if it.key not in done]
+        missing = [(it, "missing", f"no file at {it.path}") for it in dataset.missing if it.key not in done]
+        missing += [(it, reason, detail) for it, reason, detail in dataset.unusable if it.key not in done]
+        missing.sort(key=lambda m: dataset.order.get(m[0].key, 0))
         if on_start is not None:
             on_start(len(todo) + len(missing), list(records), len(retried))
-        for item in missing:
-            write(_skip_record(item, "missing", f"no file at {item.path}"))
+        for item, reason, detail in missing:
+            write(_skip_record(item, reason, detail))
         started = time.perf_counter()
         try:
             _run(model, spec, todo, label_index, device, options, timing, write, num_classes)

@@ -195,7 +195,7 @@ def evaluate_cmd(
     """
     from bench.console import recorded_options
     from bench.datasets import load_class_file, load_dataset, resolve_classes
-    from bench.evaluate import check_eval_out, default_protocol, resolve_protocol
+    from bench.evaluate import check_eval_out, default_protocol, remove_if_empty, resolve_protocol
     from bench.records import DTYPES, choice
 
     for value, what in ((clips, "--clips"), (crops, "--crops"), (frames, "--frames"), (size, "--size"),
@@ -235,9 +235,15 @@ def evaluate_cmd(
     options = recorded_options(ctx)
     meta = _meta(spec.name, weights, info, chosen, classes_source, options)
     n_workers = min(4, os.cpu_count() or 1) if workers is None else workers
-    result = _run(model.to(chosen_device), view, dataset, names, out_dir, meta, options,
-                  batch=batch, device=chosen_device, dtype=dtype, workers=n_workers, resume=only_missing,
-                  overwrite=overwrite)  # fmt: skip
+    made = not out_dir.exists()
+    try:
+        result = _run(model.to(chosen_device), view, dataset, names, out_dir, meta, options,
+                      batch=batch, device=chosen_device, dtype=dtype, workers=n_workers, resume=only_missing,
+                      overwrite=overwrite)  # fmt: skip
+    except BaseException:
+        if made:
+            remove_if_empty(out_dir)  # made for this run, which failed before writing anything
+        raise
     _report(result, names)
 
 

@@ -306,3 +306,50 @@ def test_a_plain_csv_listing_one_file_under_three_spellings_is_refused(tmp_path,
             f"vbench: error: dataset CSV '{listing}', line 2: video '{spelling}' is listed twice (as 'v0.mp4' on line 1)"
         )
         assert not (tmp_path / "e").exists()
+
+
+# ---------------------------------------------------------------- 9. a class folder whose name is not UTF-8
+
+
+def test_a_class_folder_whose_name_is_not_utf8_is_one_line_exit_2_and_leaves_no_folder(tmp_path, checkpoint):
+    root = tmp_path / "data"
+    write_video(root / "c0" / "v.mp4", 60)
+    bad = os.path.join(os.fsencode(root), b"c\xff")
+    os.makedirs(bad)
+    write_video(Path(os.fsdecode(bad)) / "v.mp4", 180)
+    out = tmp_path / "e"
+    done = vbench(*evaluate_args(root, checkpoint, out))
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "has a name that is not UTF-8" in done.stderr
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- low: entries named like videos that are none
+
+
+@pytest.mark.slow
+def test_links_loops_folders_and_fifos_named_like_videos_are_counted_skips_and_refuse_nothing(tmp_path, checkpoint):
+    root = tmp_path / "data"
+    write_video(root / "c0" / "v.mp4", 60)
+    write_video(root / "c1" / "v.mp4", 180)
+    os.symlink("nowhere.mp4", root / "c0" / "dangling.mp4")
+    os.symlink("loop.mp4", root / "c1" / "loop.mp4")  # a link to itself: a loop
+    (root / "c1" / "folder.mp4").mkdir()
+    os.mkfifo(root / "c1" / "fifo.mp4")  # opening it would wait for ever
+    write_video(Path(os.fsdecode(os.path.join(os.fsencode(root / "c0"), b"n\xfe.mp4"))), 60)
+    out = tmp_path / "e"
+    done = vbench(*evaluate_args(root, checkpoint, out))
+    assert done.returncode == 0, done.stderr
+    reasons = {r["video"]: (r["status"], r.get("reason")) for r in lines(out)}
+    assert reasons == {
+        "c0/dangling.mp4": ("skipped", "missing"),
+        "c1/loop.mp4": ("skipped", "unreadable"),
+        "c1/folder.mp4": ("skipped", "unreadable"),
+        "c1/fifo.mp4": ("skipped", "unreadable"),
+        "c0/v.mp4": ("ok", None),
+        "c1/v.mp4": ("ok", None),
+        "c0/n\\xfe.mp4": ("ok", None),  # a file name that is not UTF-8 is evaluated, named with an escape
+    }
+    doc = json.loads((out / "evaluation.json").read_text())
+    assert doc["counts"]["listed"] == 7 and doc["counts"]["skipped_by_reason"] == {"missing": 1, "unreadable": 3}
+    assert "c0/n\\xfe.mp4 pred=" in done.stdout
