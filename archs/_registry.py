@@ -444,5 +444,5 @@ def create_model(name: str, weights: WeightsSource | None = None, **kwargs: Any)
     from archs.weights import load_weights_into, read_weights
 
     info, state = read_weights(name, weights, **options)
-    model = spec.builder(**{"num_classes": info.num_classes, **options})
+    model = spec.builder(**{"num_classes": info.num_classes, **getattr(info, "arch_kwargs", {}), **options})
     return load_weights_into(model, info, state)

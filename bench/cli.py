@@ -23,6 +23,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from bench.console import arch_kwargs_option, plugin_option
 from bench.console import make_console as _console
 from bench.console import progress_bar as _bar
 from bench.console import recorded_options as _recorded_options
@@ -111,7 +112,6 @@ def _root(
     _std_streams()
 
 
-_PLUGIN_HELP = "Module or .py file to load first (registers more archs; runs as code); repeatable."
 
 
 @app.command("list")
@@ -120,7 +120,7 @@ def list_cmd(
     pattern: Annotated[str, typer.Argument(help="Shell-style pattern, e.g. 'r*_18'.")] = "*",
     family: Annotated[str | None, typer.Option(help="Only this family (pattern).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per architecture.")] = False,
-    plugin: Annotated[list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP)] = None,
+    plugin: Annotated[list[str] | None, plugin_option()] = None,
 ) -> None:
     """List registered architectures with their inputs, parameters and paper."""
     import archs
@@ -220,10 +220,7 @@ def profile_cmd(
     static: Annotated[
         bool, typer.Option("--static", help="Count only (params, MACs); no timing.", rich_help_panel=_GRID)
     ] = False,
-    arch_kwargs: Annotated[
-        list[str] | None,
-        typer.Option("--arch-kwargs", help="key=value passed to the builders; repeatable.", rich_help_panel=_GRID),
-    ] = None,
+    arch_kwargs: Annotated[list[str] | None, arch_kwargs_option(rich_help_panel=_GRID)] = None,
     warmup: Annotated[int, typer.Option(help="Untimed iterations first.", rich_help_panel=_TIMING)] = 3,
     repeats: Annotated[int, typer.Option(help="Timed samples to take (at least).", rich_help_panel=_TIMING)] = 10,
     min_time: Annotated[
@@ -252,7 +249,7 @@ def profile_cmd(
             "--overwrite", help="Replace the run that --out holds (default: refuse).", rich_help_panel=_OUTPUT
         ),
     ] = False,
-    plugin: Annotated[list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP, rich_help_panel=_MODELS)] = None,
+    plugin: Annotated[list[str] | None, plugin_option(rich_help_panel=_MODELS)] = None,
     counter: Annotated[
         str,
         typer.Option(
@@ -547,11 +544,9 @@ def inspect_cmd(
     depth: Annotated[
         int | None, typer.Option(help="Deepest module level shown (root = 0; default 2, or the model's depth).")
     ] = None,
-    arch_kwargs: Annotated[
-        list[str] | None, typer.Option("--arch-kwargs", help="key=value passed to the builder; repeatable.")
-    ] = None,
+    arch_kwargs: Annotated[list[str] | None, arch_kwargs_option()] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows instead of a table.")] = False,
-    plugin: Annotated[list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP)] = None,
+    plugin: Annotated[list[str] | None, plugin_option()] = None,
     time_: Annotated[
         bool,
         typer.Option("--time", help="Measure where the time goes: per-module latency, by kind, against the roofline."),

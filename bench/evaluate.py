@@ -659,7 +659,9 @@ def _environment(options: EvalOptions) -> dict[str, Any]:
 
 def fingerprint(meta: Mapping[str, Any], spec: ViewSpec, classes: Sequence[str], dtype: str) -> dict[str, Any]:
     """What must match for ``--only-missing`` to add to an earlier evaluation's predictions."""
+    kwargs = {"arch_kwargs": dict(meta["arch_kwargs"])} if meta.get("arch_kwargs") else {}
     return {
+        **kwargs,
         "arch": meta.get("arch"),
         "weights": (meta.get("weights") or {}).get("sha256") or (meta.get("weights") or {}).get("path"),
         "views": [spec.clips, spec.crops],
@@ -721,6 +723,7 @@ def evaluate(
         "schema": "vbench-evaluation",
         "schema_version": SCHEMA_VERSION,
         "arch": meta.get("arch", type(model).__name__),
+        "arch_kwargs": dict(meta.get("arch_kwargs") or {}),
         "weights": meta.get("weights", {}),
         "input": {
             "frames": spec.frames,

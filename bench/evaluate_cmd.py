@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from bench.console import arch_kwargs_option, plugin_option
 from bench.errors import UsageError
 
 if TYPE_CHECKING:
@@ -85,8 +86,9 @@ def _view_spec(pre: Any, protocol: Protocol, frames: int | None, size: int | Non
     )
 
 
-def _build_model(arch: str, weights: str) -> Any:
-    """``archs.create_model(arch, weights=...)``; a checkpoint it refuses is one line, exit 2."""
+def _build_model(arch: str, weights: str, arch_kwargs: dict[str, Any] | None = None) -> Any:
+    """``archs.create_model(arch, weights=..., **arch_kwargs)`` (a vbench checkpoint adds the builder options it
+    records; ``arch_kwargs`` override them); a checkpoint or an option it refuses is one line, exit 2."""
     import archs
 
     try:
@@ -94,9 +96,11 @@ def _build_model(arch: str, weights: str) -> Any:
     except ImportError:
         raise UsageError("this vbench cannot load weights (archs.weights is missing)") from None
     try:
-        model = archs.create_model(arch, weights=weights)
+        model = archs.create_model(arch, weights=weights, **(arch_kwargs or {}))
     except WeightsError as e:
         raise UsageError(f"--weights: {' '.join(str(e).split())}") from None
+    except (TypeError, ValueError) as e:  # an option the builder does not take, or a value it refuses
+        raise UsageError(f"--arch-kwargs: {arch} cannot be built with {arch_kwargs}: {' '.join(str(e).split())}") from None
     if getattr(model, "pretrained_cfg", None) is None:
         raise UsageError(f"--weights '{weights}': the model of '{arch}' records no preprocessing")
     return model
@@ -160,6 +164,8 @@ def evaluate_cmd(
             help="Crop size in pixels (default: the weights'); the resize scales with it.", rich_help_panel=_VIEWS
         ),
     ] = None,
+    arch_kwargs: Annotated[list[str] | None, arch_kwargs_option(rich_help_panel=_WHAT)] = None,
+    plugin: Annotated[list[str] | None, plugin_option(rich_help_panel=_WHAT)] = None,
     batch: Annotated[int, typer.Option(help="Clips per model call.", rich_help_panel=_RUN)] = 8,
     device: Annotated[str, typer.Option(help="cpu, cuda, mps or auto.", rich_help_panel=_RUN)] = "auto",
     dtype: Annotated[
@@ -196,6 +202,8 @@ def evaluate_cmd(
     from bench.console import recorded_options
     from bench.datasets import load_class_file, load_dataset, resolve_classes
     from bench.evaluate import check_eval_out, default_protocol, remove_if_empty, resolve_protocol
+    from bench.plan import parse_arch_kwargs
+    from bench.plugins import load_plugins
     from bench.records import DTYPES, choice
 
     for value, what in ((clips, "--clips"), (crops, "--crops"), (frames, "--frames"), (size, "--size"),
@@ -212,8 +220,10 @@ def evaluate_cmd(
     out_dir = Path(out)
     if weights != "torchvision":
         _file(Path(weights), "--weights")
+    kwargs = parse_arch_kwargs(arch_kwargs or [])
     import archs
 
+    load_plugins(plugin or [])  # and VBENCH_PLUGINS: a plugin's architectures evaluate as the built-in ones
     spec = archs.get_arch(arch)  # an unknown name is one line with suggestions
     if classes is not None:
         load_class_file(classes)
@@ -222,11 +232,13 @@ def evaluate_cmd(
     from bench.plan import resolve_device
 
     chosen_device = resolve_device(device)
-    model = _build_model(spec.name, weights)
+    model = _build_model(spec.name, weights, kwargs)
     info = model.pretrained_cfg
+    built_with = {**dict(getattr(info, "arch_kwargs", None) or {}), **kwargs}
+    built_with.pop("num_classes", None)
     chosen = resolve_protocol(protocol or default_protocol(spec.family, getattr(info, "layout", None)), clips, crops)
     view = _view_spec(info.preprocess, chosen, frames, size)
-    _, min_t, min_h, _ = spec.min_input
+    _, min_t, min_h, _ = spec.min_input_for(**built_with)
     if view.frames < min_t or view.crop < min_h:
         raise UsageError(
             f"{spec.name} needs at least {min_t} frames of {min_h}x{min_h}; the views are {view.frames}x{view.crop}"
@@ -234,6 +246,7 @@ def evaluate_cmd(
     names, classes_source = resolve_classes(classes, dataset, info.num_classes)
     options = recorded_options(ctx)
     meta = _meta(spec.name, weights, info, chosen, classes_source, options)
+    meta["arch_kwargs"] = built_with
     n_workers = min(4, os.cpu_count() or 1) if workers is None else workers
     made = not out_dir.exists()
     try:

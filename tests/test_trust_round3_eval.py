@@ -353,3 +353,69 @@ def test_links_loops_folders_and_fifos_named_like_videos_are_counted_skips_and_r
     doc = json.loads((out / "evaluation.json").read_text())
     assert doc["counts"]["listed"] == 7 and doc["counts"]["skipped_by_reason"] == {"missing": 1, "unreadable": 3}
     assert "c0/n\\xfe.mp4 pred=" in done.stdout
+
+
+# ---------------------------------------------------------------- 11. plugins and builder options in evaluate
+
+
+@pytest.mark.slow
+def test_vbenchs_own_checkpoint_of_r2d_18_frames_8_evaluates_with_8_frames(tmp_path, data):
+    import archs
+    from archs.weights import WeightsError, save_weights
+
+    model = archs.create_model("r2d_18", frames=8, num_classes=2)
+    with pytest.raises(WeightsError, match="pass the options it was built with as arch_kwargs"):
+        save_weights(model, "r2d_18", tmp_path / "unreadable.pt")  # never a checkpoint that cannot be read back
+    assert not (tmp_path / "unreadable.pt").exists()
+    weights = save_weights(model, "r2d_18", tmp_path / "r2d_f8.pt", arch_kwargs={"frames": 8})
+    assert weights.stat().st_mode & 0o777 == 0o666 & ~_umask()  # the mode a plain file write gives
+    out = tmp_path / "e"
+    done = vbench("evaluate", "--arch", "r2d_18", "--weights", str(weights), "--data", str(data), "--protocol",
+                  "single", "--device", "cpu", "--workers", "0", "--out", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((out / "evaluation.json").read_text())
+    assert doc["input"]["frames"] == 8 and doc["arch_kwargs"] == {"frames": 8} and doc["counts"]["evaluated"] == 4
+    assert "16x112x112" not in done.stdout and "8x112x112" in done.stdout
+
+
+def _umask() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("Umask:"):
+            return int(line.split()[1], 8)
+    raise AssertionError("no Umask in /proc/self/status")
+
+
+@pytest.mark.slow
+def test_evaluate_takes_arch_kwargs_plugins_and_vbench_plugins(tmp_path, data):
+    plugin = ROOT / "tests" / "plugins" / "fake_archs.py"
+    state = tmp_path / "fake_ok.pt"
+    code = (
+        "import sys, torch; from bench.plugins import load_plugins; load_plugins([sys.argv[1]]); import archs; "
+        "torch.manual_seed(0); torch.save(archs.create_model('fake_ok', num_classes=2).state_dict(), sys.argv[2])"
+    )
+    subprocess.run([sys.executable, "-c", code, str(plugin), str(state)], check=True, cwd=tmp_path, timeout=120)
+    args = ["evaluate", "--arch", "fake_ok", "--weights", str(state), "--arch-kwargs", "num_classes=2", "--data",
+            str(data), "--protocol", "single", "--device", "cpu", "--workers", "0"]  # fmt: skip
+    by_option = vbench(*args, "--plugin", str(plugin), "--out", str(tmp_path / "a"))
+    assert by_option.returncode == 0, by_option.stderr
+    by_env = vbench(*args, "--out", str(tmp_path / "b"), env={"VBENCH_PLUGINS": str(plugin)})
+    assert by_env.returncode == 0, by_env.stderr
+    for out in (tmp_path / "a", tmp_path / "b"):
+        doc = json.loads((out / "evaluation.json").read_text())
+        assert doc["arch"] == "fake_ok" and doc["counts"]["evaluated"] == 4 and doc["classes"]["count"] == 2
+    assert [r["top5_prob"] for r in lines(tmp_path / "a")] == [r["top5_prob"] for r in lines(tmp_path / "b")]
+    wrong = vbench(*args, "--arch-kwargs", "colour=1", "--plugin", str(plugin), "--out", str(tmp_path / "c"))
+    assert wrong.returncode == 2 and len(wrong.stderr.strip().splitlines()) == 1, wrong.stderr
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_checkpoint_whose_classifier_has_no_rows_is_refused(tmp_path, data):
+    import archs
+    import torch
+
+    state = archs.create_model("r2d_18", num_classes=2).state_dict()
+    state["fc.weight"], state["fc.bias"] = torch.zeros(0, 512), torch.zeros(0)
+    torch.save(state, tmp_path / "empty_head.pt")
+    done = vbench(*evaluate_args(data, tmp_path / "empty_head.pt", tmp_path / "e"))
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "classifier fc.weight has 0 rows" in done.stderr and not (tmp_path / "e").exists()
