@@ -533,7 +533,8 @@ def read_weights(name: str, weights: WeightsSource, **options: Any) -> tuple[Wei
     except (TypeError, ValueError) as e:
         raise WeightsError(f"{source}: {name} cannot be built with {_one_line(options, 120)} ({_reason(e)})") from e
     layout = _choose(source, name, _layouts(name, model, meta is not None), state, model)
-    num_classes = int(options.get("num_classes") or getattr(model, "num_classes", 0))
+    given: Any = options.get("num_classes") or getattr(model, "num_classes", 0)
+    num_classes = int(given)
     head = _classifier_key(model)
     ref_head = layout.to_ref(head) if head is not None else None
     if ref_head is not None and ref_head in state and state[ref_head].ndim >= 1:

@@ -112,8 +112,6 @@ def _root(
     _std_streams()
 
 
-
-
 @app.command("list")
 @_user_errors
 def list_cmd(

@@ -97,8 +97,9 @@ def guard_stdout() -> None:
     descriptor 1 (a test runner's capture) is left alone.
     """
     current = sys.stdout
-    if current is None or isinstance(getattr(current, "buffer", None), io.BufferedWriter) and isinstance(
-        getattr(current.buffer, "raw", None), _GuardedStdout
+    if current is None or (
+        isinstance(getattr(current, "buffer", None), io.BufferedWriter)
+        and isinstance(getattr(current.buffer, "raw", None), _GuardedStdout)
     ):
         return
     try:
@@ -113,7 +114,7 @@ def guard_stdout() -> None:
         io.BufferedWriter(raw),
         encoding=current.encoding,
         errors="backslashreplace",  # a file name that is not UTF-8 prints escaped, never ends the command
-        line_buffering=current.line_buffering,
+        line_buffering=bool(current.line_buffering),
         write_through=getattr(current, "write_through", False),
     )
 

@@ -270,8 +270,8 @@ def _plain_dataset(path: Path, rows: list[list[str]], video_root: Path | None) -
         video = Path(name) if Path(name).is_absolute() else root / name
         same = _file_identity(video)
         if name in order or same in seen:
-            first, as_written = seen.get(same, (line, name))
-            also = f" (as {show_path(as_written)} on line {first})" if as_written != name else ""
+            line_before, as_written = seen.get(same, (line, name))
+            also = f" (as {show_path(as_written)} on line {line_before})" if as_written != name else ""
             raise UsageError(f"{where}: video {show_path(name)} is listed twice{also}")
         seen[same] = (line, name)
         order[name] = len(order)

@@ -54,9 +54,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVAL_FILES",
-    "DecoderDied",
     "PROTOCOLS",
     "RETRIED_REASONS",
+    "DecoderDied",
     "EvalOptions",
     "EvalResult",
     "Metrics",
@@ -64,10 +64,10 @@ __all__ = [
     "Timing",
     "check_eval_out",
     "compute_metrics",
-    "remove_if_empty",
     "default_protocol",
     "evaluate",
     "file_sha256",
+    "remove_if_empty",
     "resolve_protocol",
 ]
 

@@ -100,7 +100,9 @@ def _build_model(arch: str, weights: str, arch_kwargs: dict[str, Any] | None = N
     except WeightsError as e:
         raise UsageError(f"--weights: {' '.join(str(e).split())}") from None
     except (TypeError, ValueError) as e:  # an option the builder does not take, or a value it refuses
-        raise UsageError(f"--arch-kwargs: {arch} cannot be built with {arch_kwargs}: {' '.join(str(e).split())}") from None
+        raise UsageError(
+            f"--arch-kwargs: {arch} cannot be built with {arch_kwargs}: {' '.join(str(e).split())}"
+        ) from None
     if getattr(model, "pretrained_cfg", None) is None:
         raise UsageError(f"--weights '{weights}': the model of '{arch}' records no preprocessing")
     return model
@@ -312,7 +314,9 @@ def _run(
                 kept["ok" if record["status"] == "ok" else "skipped"] += 1
             bar.update(task, total=todo)
             if previous or retried:
-                again = f"retrying {retried} skipped videos (missing, unreadable or corrupt before); " if retried else ""
+                again = (
+                    f"retrying {retried} skipped videos (missing, unreadable or corrupt before); " if retried else ""
+                )
                 say(console, f"kept {_kept(kept)} of {out_dir}; {again}evaluating {todo} videos")
 
         def on_video(record: dict[str, Any]) -> None:

@@ -45,8 +45,8 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "SKIP_REASONS",
     "RESIZE_CHUNK",
+    "SKIP_REASONS",
     "WHOLE_MAX_FRAMES",
     "DecodedVideo",
     "VideoError",

@@ -140,7 +140,9 @@ def main() -> None:
                 print(f"made {video.name} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
                 for name in args.protocols.split(","):
                     cfg = PROTOCOLS[name]
-                    spec = ViewSpec(cfg["frames"], 1, cfg["clips"], cfg["crops"], cfg["crop"], cfg["resize"], *cfg["norm"])
+                    spec = ViewSpec(
+                        cfg["frames"], 1, cfg["clips"], cfg["crops"], cfg["crop"], cfg["resize"], *cfg["norm"]
+                    )
                     got = measure(video, spec)
                     limit = 2 * got.get("frames_mib", 0.0) + 2 * (chunk or 8) * source_mib + DECODER_MIB
                     rows.append((name, res, seconds, got, limit))

@@ -197,7 +197,9 @@ def test_a_whole_video_view_of_hd_video_costs_its_resized_frames_not_its_source_
     peaks = {}
     for name in ("hd", "small"):
         out = tmp_path / f"o-{name}"
-        peaks[name], done = _peak_rss_mib(evaluate_args(tmp_path / name, checkpoint, out, "--limit", "1", protocol="i3d"))
+        peaks[name], done = _peak_rss_mib(
+            evaluate_args(tmp_path / name, checkpoint, out, "--limit", "1", protocol="i3d")
+        )
         assert done.returncode == 0, done.stderr
         assert lines(out)[0]["frames_used"] == 128
     # Bounded by RESIZE_CHUNK source frames (8 x 2.6 MiB, twice) and the decoder's own buffers.
@@ -410,8 +412,9 @@ def test_evaluate_takes_arch_kwargs_plugins_and_vbench_plugins(tmp_path, data):
 
 
 def test_a_checkpoint_whose_classifier_has_no_rows_is_refused(tmp_path, data):
-    import archs
     import torch
+
+    import archs
 
     state = archs.create_model("r2d_18", num_classes=2).state_dict()
     state["fc.weight"], state["fc.bias"] = torch.zeros(0, 512), torch.zeros(0)
