@@ -305,11 +305,11 @@ def _run(
     from bench.lifetime import Interrupted, signals_interrupt
 
     console = make_console()
-    kept = {"ok": 0, "skipped": 0}
     with signals_interrupt(), progress_bar(console, disable=not console.is_terminal) as bar:
         task = bar.add_task("evaluating", total=None)
 
         def on_start(todo: int, previous: list[dict[str, Any]], retried: int) -> None:
+            kept = {"ok": 0, "skipped": 0}
             for record in previous:
                 kept["ok" if record["status"] == "ok" else "skipped"] += 1
             bar.update(task, total=todo)
@@ -322,7 +322,6 @@ def _run(
         def on_video(record: dict[str, Any]) -> None:
             from rich.markup import escape
 
-            kept["ok" if record["status"] == "ok" else "skipped"] += 1
             if console.is_terminal:
                 bar.update(task, advance=1, description=escape(f"evaluating {record['video']}"[:60]))
                 return
@@ -346,7 +345,7 @@ def _run(
                     raise Interrupted(signum) from None  # the group's signal reached a decoding worker first
                 if isinstance(e, DecoderDied):
                     typer.echo(
-                        f"vbench: error: {_died(e)}; kept {_kept(kept)} in {out_dir}; finish with: "
+                        f"vbench: error: {_died(e)}; kept {_kept(_written(out_dir))} in {out_dir}; finish with: "
                         + evaluate_command(options, out_dir),
                         err=True,
                     )
@@ -354,7 +353,7 @@ def _run(
                 raise
         except (Interrupted, KeyboardInterrupt):
             typer.echo(
-                f"vbench: interrupted; kept {_kept(kept)} in {out_dir}; finish with: "
+                f"vbench: interrupted; kept {_kept(_written(out_dir))} in {out_dir}; finish with: "
                 + evaluate_command(options, out_dir),
                 err=True,
             )
@@ -365,6 +364,26 @@ def _kept(counts: dict[str, int]) -> str:
     """``"5 predictions"``, or ``"5 predictions and 2 skipped videos"``: prediction lines and skip lines apart."""
     skipped = f" and {counts['skipped']} skipped videos" if counts["skipped"] else ""
     return f"{counts['ok']} predictions{skipped}"
+
+
+def _written(out_dir: Path) -> dict[str, int]:
+    """Prediction and skip lines in the folder's predictions.jsonl, the record of truth: a signal can land
+    between a line written and the callback that counts it."""
+    import json
+
+    counts = {"ok": 0, "skipped": 0}
+    try:
+        text = (out_dir / "predictions.jsonl").read_text(errors="replace")
+    except OSError:
+        return counts
+    for line in text.splitlines():
+        try:
+            status = json.loads(line).get("status")
+        except (ValueError, AttributeError):
+            continue
+        if status in counts:
+            counts[status] += 1
+    return counts
 
 
 def _died(e: Any) -> str:
