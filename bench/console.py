@@ -37,7 +37,7 @@ def plugin_option(**kwargs: Any) -> Any:
     with ``VBENCH_PLUGINS``)."""
     import typer
 
-    return typer.Option("--plugin", help=PLUGIN_HELP, **kwargs)
+    return typer.Option("--plugin", help=PLUGIN_HELP, metavar="MODULE|FILE", **kwargs)
 
 
 def arch_kwargs_option(**kwargs: Any) -> Any:
@@ -45,7 +45,7 @@ def arch_kwargs_option(**kwargs: Any) -> Any:
     reads it)."""
     import typer
 
-    return typer.Option("--arch-kwargs", help=ARCH_KWARGS_HELP, **kwargs)
+    return typer.Option("--arch-kwargs", help=ARCH_KWARGS_HELP, metavar="KEY=VALUE", **kwargs)
 
 
 def stdout_closed() -> None:
