@@ -256,9 +256,11 @@ def check_eval_out(path: Path, *, resume: bool = False, overwrite: bool = False)
 
 def _claim(path: Path, resume: bool, overwrite: bool) -> Path:
     """Create and lock ``path`` (the lock keeps a second run out), then check it again under the lock."""
-    from bench.rundir import claim
+    from bench import rundir
 
-    claim(path, resume=True)  # creates and locks; it refuses nothing of ours
+    rundir.check_writable_dir(path, "--out")  # creates it; not rundir.claim, which refuses an evaluation folder
+    with contextlib.suppress(ImportError):  # no fcntl: no lock
+        rundir._lock(path)
     check_eval_out(path, resume=resume, overwrite=overwrite)
     if overwrite and not resume:
         for name in EVAL_FILES:
