@@ -814,8 +814,10 @@ def _run(
                 finish(p)
 
     iterator: Iterator[Any] = iter(loader)
+    finished = False
     try:
         _loop(iterator, todo, spec, options, label_index, timing, write, run_batch, queue)
+        finished = True
     except RuntimeError as e:
         died = _dead_worker(iterator, todo, e)
         if died is None:
@@ -823,8 +825,15 @@ def _run(
         raise died from None
     finally:
         shutdown = getattr(iterator, "_shutdown_workers", None)
-        if shutdown is not None:
-            shutdown()
+        try:
+            if shutdown is not None:
+                shutdown()
+        except RuntimeError as e:  # torch's SIGCHLD handler can report a worker's death while it is shut down
+            died = _dead_worker(iterator, todo, e)
+            if died is None:
+                raise
+            if not finished:  # every video has its line when it finished: the death cost nothing
+                raise died from None
         del iterator
 
 

@@ -237,8 +237,7 @@ def test_a_decoding_worker_killed_by_sigkill_is_one_line_naming_the_video_and_th
     args[args.index("--workers") + 1] = "1"
     proc = subprocess.Popen([VBENCH, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
-        until("the first prediction line", lambda: len(lines(out)) >= 1)
-        until("the decoding worker", lambda: _children(proc.pid))
+        until("the decoding worker", lambda: _children(proc.pid))  # it holds the first videos from its start
         victim = _children(proc.pid)[0]
         os.kill(victim, signal.SIGKILL)  # as the out-of-memory killer does
         _, err = proc.communicate(timeout=120)
@@ -249,7 +248,7 @@ def test_a_decoding_worker_killed_by_sigkill_is_one_line_naming_the_video_and_th
     assert "a decoding worker was killed by SIGKILL (likely out of memory" in err
     assert "while decoding c" in err  # the video the worker held
     kept = len(lines(out))
-    assert f"kept {kept} predictions in {out}" in err
+    assert f"kept {kept} predictions in {out}" in err and kept < 12
     assert json.loads((out / "evaluation.json").read_text())["state"] == "interrupted"
     argv = shlex.split(err.split("finish with: ", 1)[1].strip())
     assert argv[:2] == ["vbench", "evaluate"] and argv[-3:] == ["--only-missing", "--out", str(out)]
