@@ -62,5 +62,5 @@ def create_model(name: str, weights: WeightsSource | None = None, **kwargs: Any)
     if weights is None:
         return spec.builder(**options)
     info, state = read_weights(name, weights, **options)
-    model = spec.builder(**{"num_classes": info.num_classes, **options})
+    model = spec.builder(**{"num_classes": info.num_classes, **info.arch_kwargs, **options})
     return load_weights_into(model, info, state)
