@@ -26,6 +26,8 @@ HISTORY_METRICS: tuple[tuple[str, str], ...] = (
 
 _SCALE = {"params": 1e-6}
 
+_TIMED = ("latency_ms", "peak_mem_mib")
+
 OTHER_MARKS = ("status", "other")
 """Besides the metrics: a status that changed, and any other judged column (output shape, FLOPs...) that changed."""
 
@@ -38,7 +40,8 @@ class History:
         runs: One dict per run, oldest first: ``path``, ``git_sha``, ``timestamp``, ``device_name``, ``rows``.
         frame: One row per (configuration, run) present: ``arch``, ``config``, ``run`` (index), each metric, and
             ``<metric>_mark`` / ``<metric>_verdict`` / ``<metric>_fails``: the change from the last earlier run
-            that held the configuration, as :func:`bench.compare.compare_rows` judges it (empty: no change).
+            that held the configuration (for latency and memory: that measured them), as
+            :func:`bench.compare.compare_rows` judges it (empty: no change).
         notes: What the page should say besides.
     """
 
@@ -64,6 +67,7 @@ def history_frame(runs: Sequence[tuple[str, Sequence[dict[str, Any]], Mapping[st
         config: The tolerances (:class:`bench.compare.CompareConfig`).
     """
     from bench.compare import compare_rows, row_label
+    from bench.schema import is_missing
 
     ordered = sorted(runs, key=lambda r: _run_order(r[1]))
     infos = []
@@ -73,6 +77,7 @@ def history_frame(runs: Sequence[tuple[str, Sequence[dict[str, Any]], Mapping[st
         infos.append({"path": str(path), "git_sha": ", ".join(s for s in shas if s) or "-", "timestamp": stamp,
                       "device_name": str(env.get("cpu_name") or env.get("device") or ""), "rows": len(rows)})  # fmt: skip
     last: dict[tuple[str, str], tuple[int, dict[str, Any], Mapping[str, Any]]] = {}
+    last_timed: dict[tuple[str, str], tuple[int, dict[str, Any], Mapping[str, Any]]] = {}
     records = []
     for i, (_, rows, env) in enumerate(ordered):
         for row in rows:
@@ -85,19 +90,29 @@ def history_frame(runs: Sequence[tuple[str, Sequence[dict[str, Any]], Mapping[st
                 rec[f"{metric}_mark"], rec[f"{metric}_verdict"], rec[f"{metric}_fails"] = "", "", False
             for other in OTHER_MARKS:
                 rec[f"{other}_mark"], rec[f"{other}_verdict"], rec[f"{other}_fails"] = "", "", False
+            # Counts and status against the last earlier run that holds the configuration; latency and memory
+            # against the last earlier run that measured them (a count-only run in between hides nothing).
+            judged = []
             if key in last:
-                _, before, before_env = last[key]
-                for ch in compare_rows([before], [row], config, before_env, env).changes:
-                    shown = ch.metric in dict(HISTORY_METRICS) or ch.metric == "status"
-                    metric = ch.metric if shown else "other"
-                    verdict = ch.verdict + (f" ({ch.note})" if ch.note else "")
-                    if not shown:  # e.g. the output shape or the FLOPs: named, and kept in one column
-                        verdict = f"{ch.metric} {verdict}"
-                        if rec["other_verdict"]:
-                            verdict = f"{rec['other_verdict']}; {verdict}"
-                    rec[f"{metric}_mark"] = ch.mark if not rec[f"{metric}_fails"] else rec[f"{metric}_mark"]
-                    rec[f"{metric}_verdict"] = verdict
-                    rec[f"{metric}_fails"] = rec[f"{metric}_fails"] or ch.fails
+                judged += [ch for ch in compare_rows([last[key][1]], [row], config, last[key][2], env).changes
+                           if ch.metric not in _TIMED]  # fmt: skip
+            if key in last_timed:
+                before, before_env = last_timed[key][1], last_timed[key][2]
+                judged += [ch for ch in compare_rows([before], [row], config, before_env, env).changes
+                           if ch.metric in _TIMED]  # fmt: skip
+            for ch in judged:
+                shown = ch.metric in dict(HISTORY_METRICS) or ch.metric == "status"
+                metric = ch.metric if shown else "other"
+                verdict = ch.verdict + (f" ({ch.note})" if ch.note else "")
+                if not shown:  # e.g. the output shape or the FLOPs: named, and kept in one column
+                    verdict = f"{ch.metric} {verdict}"
+                    if rec["other_verdict"]:
+                        verdict = f"{rec['other_verdict']}; {verdict}"
+                rec[f"{metric}_mark"] = ch.mark if not rec[f"{metric}_fails"] else rec[f"{metric}_mark"]
+                rec[f"{metric}_verdict"] = verdict
+                rec[f"{metric}_fails"] = rec[f"{metric}_fails"] or ch.fails
+            if row.get("status") == "ok" and any(not is_missing(row.get(m)) for m in _TIMED):
+                last_timed[key] = (i, row, env)
             last[key] = (i, row, env)
             records.append(rec)
     return History(infos, pd.DataFrame.from_records(records), [])

@@ -538,7 +538,7 @@ function drawHistory(){
       hoverinfo:'text',hovertext:pts.map(function(p){return '<b>'+esc(s.arch)+'</b> '+esc(s.config)+'<br>'+esc(x[p.run])+': '+p[metric]+
         (p[metric+'_mark']?'<br>'+esc(p[metric+'_mark']+' '+p[metric+'_verdict']):'');})});
   });
-  Plotly.react('history',traces,{xaxis:{type:'category',title:{text:'run (oldest first)'}},yaxis:{title:{text:rel?'relative to the first run':D.labels[metric]}},
+  Plotly.react('history',traces,{xaxis:{type:'category',categoryorder:'array',categoryarray:x,range:[-0.5,x.length-0.5],title:{text:'run (oldest first)'}},yaxis:{title:{text:rel?'relative to the first run':D.labels[metric]}},
     hovermode:'closest',showlegend:traces.length<=30,margin:{t:30}},{responsive:true});
   document.getElementById('history-count').textContent=shown+' configurations shown.';
   document.querySelectorAll('.metric-table').forEach(function(t){t.style.display=t.dataset.metric===metric?'':'none';});
@@ -591,7 +591,8 @@ def history_html(history: History) -> str:
         "<h1>vbench history</h1>",
         f"<p>{len(history.runs)} runs, oldest first; {n_fail} change{'s' if n_fail != 1 else ''} that "
         "<code>vbench compare</code> calls a regression (marked in red). Each configuration is compared with the "
-        "last earlier run that holds it, with the tolerances of <code>[tool.vbench.compare]</code>.</p>",
+        "last earlier run that holds it (latency and memory: that measured them), with the tolerances of "
+        "<code>[tool.vbench.compare]</code>.</p>",
         *[f'<p class="note">{_e(n)}</p>' for n in history.notes],
         "<h2>Runs</h2>",
         _table(runs_table, "t-runs"),

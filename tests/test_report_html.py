@@ -136,6 +136,13 @@ def test_history_orders_by_time_and_marks_what_compare_fails(tmp_path, fixture_r
     assert (second.loc["s3d", "peak_mem_mib_mark"], bool(second.loc["s3d", "peak_mem_mib_fails"])) == ("+", True)
     assert second.loc["s3d", "params_mark"] == "" and f[f["run"] == 0]["params_mark"].eq("").all()
 
+    # A count-only run in between hides no memory change: memory is judged against the last run that measured it.
+    mid = [dict(copy.deepcopy(r), timestamp="2026-01-15T00:00:00+00:00", git_sha="mmmm", peak_mem_mib=None,
+                latency_ms=None, samples_ms=None) for r in old]  # fmt: skip
+    f = history_frame([("old", old, {}), ("new", new, {}), ("mid", mid, {})], CompareConfig()).frame
+    third = f[f["run"] == 2].set_index("arch")
+    assert (third.loc["s3d", "peak_mem_mib_mark"], bool(third.loc["s3d", "peak_mem_mib_fails"])) == ("+", True)
+
     a, b = _save(tmp_path / "a", old), _save(tmp_path / "b", new)
     result = runner.invoke(app, ["history", str(b), str(a), "--config", "/dev/null"])
     assert result.exit_code == 0, result.output
