@@ -99,6 +99,8 @@ def chart_points(rows: Sequence[dict[str, Any]], accuracy: Sequence[dict[str, An
     A run of one setting (the usual case) gives exactly the trade-off table's rows; runs of several devices or
     dtypes give one point per row and setting, which the page's filters choose between.
     """
+    # The trade-off table's own grouping and choice of timing row, so that the MFU is the latency's row's.
+    from bench.schema import clip_of
     from bench.tradeoff import _label, _timing_row, tradeoff_frame
 
     settings: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
@@ -109,8 +111,6 @@ def chart_points(rows: Sequence[dict[str, Any]], accuracy: Sequence[dict[str, An
     for (device, dtype, mode), group in settings.items():
         frame = tradeoff_frame(group, accuracy)
         by_config: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        from bench.schema import clip_of
-
         for row in group:
             by_config.setdefault((_label(row), clip_of(row)), []).append(row)
         mfu = []
@@ -255,7 +255,7 @@ var D=JSON.parse(document.getElementById('vbench-data').textContent);
 var COSTS={gmacs:{label:'GMACs per clip (log)',log:true,better:'low',fmt:function(v){return v.toFixed(2);}},
   latency_ms:{label:'latency (ms, log)',log:true,better:'low',fmt:function(v){return v.toFixed(2)+' ms';}},
   peak_mem_mib:{label:'peak memory (MiB, log)',log:true,better:'low',fmt:function(v){return v.toFixed(0)+' MiB';}},
-  mfu:{label:'MFU (achieved / measured peak; higher is better)',log:false,better:'high',fmt:function(v){return (100*v).toFixed(1)+' %';}}};
+  mfu:{label:'MFU (achieved / measured peak; higher is better)',log:false,better:'high',tickformat:'.0%',fmt:function(v){return (100*v).toFixed(1)+' %';}}};
 function num(v,f){return v===null||v===undefined?'-':f(v);}
 function checked(name){var out={};document.querySelectorAll('input[data-filter="'+name+'"]').forEach(function(c){out[c.value]=c.checked;});return out;}
 function visiblePoints(cost){
@@ -302,7 +302,7 @@ function drawTradeoff(){
   var front=pareto(drawn,cost).sort(function(a,b){return a[cost]-b[cost];});
   traces.push({type:'scatter',mode:'lines',name:'Pareto front',x:front.map(function(p){return p[cost];}),
     y:front.map(function(p){return p.top1;}),line:{shape:spec.better==='high'?'vh':'hv',dash:'dash',color:'#666',width:1.2},hoverinfo:'skip'});
-  Plotly.react('tradeoff',traces,{xaxis:{title:{text:spec.label},type:spec.log?'log':'linear'},
+  Plotly.react('tradeoff',traces,{xaxis:{title:{text:spec.label},type:spec.log?'log':'linear',tickformat:spec.tickformat||''},
     yaxis:{title:{text:'top-1 (%) at the same input'}},hovermode:'closest',margin:{t:30},legend:{title:{text:'family'}}},{responsive:true});
   var missing=pts.filter(function(p){return p[cost]===null||p.top1===null;});
   document.getElementById('tradeoff-count').textContent=drawn.length+' points drawn; Pareto front: '+front.map(function(p){return p.arch;}).join(', ')+'.';

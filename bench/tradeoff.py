@@ -601,7 +601,8 @@ def write_report(
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         # First claim every name this report may write, so that an interrupted report is still ours.
-        planned = {"report.md", *(f"{t}.csv" for t in _TABLES)} | (set(REPORT_FILES) if plots or html else set())
+        planned = {"report.md", *(f"{t}.csv" for t in _TABLES)} | (set(REPORT_FILES) if plots else set())
+        planned |= {"report.html"} if html else set()
         _write_manifest(out_dir, own | planned)
         for name, frame in frames.items():
             path = out_dir / f"{name}.csv"
