@@ -38,7 +38,7 @@ from bench.records import COUNTERS, DEVICES, DTYPES, EXECUTORS, INPUTS, MODES, R
 try:
     from typer._click import ClickException  # typer vendors click
 except ImportError:  # pragma: no cover - a typer that uses click itself
-    from click import ClickException  # type: ignore[no-redef]
+    from click import ClickException  # type: ignore[no-redef,assignment,unused-ignore]
 
 
 class _OneLineErrors(TyperGroup):
