@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -117,6 +118,23 @@ def test_html_without_plotly_is_one_line_and_exit_2(monkeypatch, tmp_path):
     assert result.exit_code == 2 and "vbench[html]" in result.output
 
 
+def test_a_report_without_html_imports_no_plotly(tmp_path):
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['vbench', 'report', {str(PAPER_RUN)!r}, '--no-plots', '--out', {str(tmp_path / 'r')!r}]\n"
+        "try:\n    runpy.run_module('bench.cli', run_name='__main__')\nexcept SystemExit as e:\n    code = e.code\n"
+        "print(code, 'plotly' in sys.modules, file=sys.stderr)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.stderr.strip().splitlines()[-1] == "0 False", proc.stderr
+    assert not (tmp_path / "r" / "report.html").exists()
+
+
+def test_history_options_are_checked_first(tmp_path):
+    result = runner.invoke(app, ["history", str(PAPER_RUN), str(PAPER_RUN), "--out", str(tmp_path / "h")])
+    assert result.exit_code == 2 and "add --html" in result.output and not (tmp_path / "h").exists()
+
+
 def test_history_orders_by_time_and_marks_what_compare_fails(tmp_path, fixture_rows):
     old = [copy.deepcopy(r) for r in fixture_rows if r["arch"] in ("r3d_18", "s3d")]
     new = copy.deepcopy(old)
@@ -157,7 +175,11 @@ def test_history_orders_by_time_and_marks_what_compare_fails(tmp_path, fixture_r
 
 
 def _chromium() -> str | None:
-    return os.environ.get("VBENCH_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    """The system's Chromium: ``$VBENCH_CHROMIUM`` where set, else ``chromium`` on the PATH (None: the test skips)."""
+    given = os.environ.get("VBENCH_CHROMIUM")
+    if given is not None:
+        return given if Path(given).is_file() else None
+    return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
