@@ -937,6 +937,9 @@ def report_cmd(
         list[Path] | None,
         typer.Option("--breakdown", help="`vbench inspect --time --json` output: time by kind of work; repeatable."),
     ] = None,
+    html: Annotated[
+        bool, typer.Option("--html", help="Also write report.html, an interactive page that works offline (plotly).")
+    ] = False,
 ) -> None:
     """Trade-off (cost beside published accuracy, Pareto), ours vs the papers, scaling, and why latency does
     not follow MACs (achieved GMAC/s, the roofline), from saved runs."""
@@ -948,7 +951,7 @@ def report_cmd(
     try:
         text, paths, notes = write_report(
             results, out_dir, accuracy_file=accuracy, published=published, plots=plots, variants=variants,
-            overwrite=overwrite, breakdowns=breakdown or [],
+            overwrite=overwrite, breakdowns=breakdown or [], html=html,
         )  # fmt: skip
     except UsageError:
         if made:
@@ -963,6 +966,35 @@ def report_cmd(
         _stdout_closed()
     for note in notes:
         typer.echo(note, err=True)
+
+
+@app.command("history")
+@_user_errors
+def history_cmd(
+    results: Annotated[list[Path], typer.Argument(help="Saved runs (folders or their results.json), any order.")],
+    html: Annotated[bool, typer.Option("--html", help="Write history.html, an interactive page (plotly).")] = False,
+    out: Annotated[
+        str | None, typer.Option(help="Folder for history.html (default reports/runs/history-<time>).", metavar="DIR")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML file with [tool.vbench.compare] (default: ./pyproject.toml if present).")
+    ] = None,
+) -> None:
+    """Each configuration's params, GMACs, latency and memory across runs, oldest commit first, with the changes
+    `vbench compare` would call regressions."""
+    from bench.history import history_summary, write_history
+
+    if html:
+        from bench.report_html import require_plotly
+
+        require_plotly()
+    elif out is not None:
+        raise UsageError("--out names the folder of history.html: add --html")
+    history, path = write_history(results, _folder(out) if out is not None else None, html, config)
+    with contextlib.suppress(BrokenPipeError):
+        typer.echo(history_summary(history), nl=False)
+        if path is not None:
+            typer.echo(f"wrote {path}")
 
 
 def _register_evaluate() -> None:
