@@ -75,6 +75,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'archs' has no attribute {name!r}")
     importlib.import_module("archs.inception")  # registers the families
     importlib.import_module("archs.resnet")
+    importlib.import_module("archs.mvit")
+    importlib.import_module("archs.swin3d")
     value = getattr(importlib.import_module(_WHERE[name]), name)
     globals()[name] = value
     return value
