@@ -84,12 +84,21 @@ def _conv_kind(kernel: Sequence[int]) -> str:
 def module_kind(module: nn.Module, gated: bool = False) -> str:
     """The :data:`KINDS` entry of a module's own operators (``gated``: it sits inside a gating module).
 
-    A module whose class name contains ``Gating`` (S3D-G's self-gating) and
-    everything inside it is ``gating``; a convolution is classed by its kernel
-    (Conv2d: spatial; Conv1d: temporal when its kernel is longer than 1).
+    A module that declares its kind (a class attribute ``work_kind``, one of
+    :data:`KINDS`: a family's attention, MLP, squeeze-excitation or temporal
+    shift) has that kind, and so has everything inside it that declares none.
+    S3D-G's self-gating (a class name containing ``Gating``) is ``gating`` the same
+    way. A convolution is classed by its kernel (Conv2d: spatial; Conv1d:
+    temporal when its kernel is longer than 1), or ``channelwise`` when it has one
+    filter per input channel.
     """
+    declared = getattr(type(module), "work_kind", None)
+    if isinstance(declared, str) and declared in KINDS:
+        return declared
     if gated or "Gating" in type(module).__name__:
         return "gating"
+    if isinstance(module, nn.modules.conv._ConvNd) and module.groups > 1 and module.groups == module.in_channels:
+        return "channelwise"
     if isinstance(module, nn.Conv3d):
         return _conv_kind(module.kernel_size)
     if isinstance(module, nn.Conv2d):
@@ -109,17 +118,24 @@ def module_kind(module: nn.Module, gated: bool = False) -> str:
 
 
 def _kinds(model: nn.Module) -> dict[str, str]:
-    """Module name -> the kind of its own operators."""
+    """Module name -> the kind of its own operators; a declared kind covers the modules inside it."""
     out: dict[str, str] = {}
-    gated: set[str] = set()
     for name, module in model.named_modules():
         parent = name.rpartition(".")[0] if "." in name else ("" if name else None)
-        inside = parent is not None and parent in gated
-        kind = module_kind(module, inside)
-        if kind == "gating":
-            gated.add(name)
-        out[name] = kind
+        inherited = out.get(parent) if parent is not None else None
+        own = module_kind(module)
+        if inherited in _COVERING and not _declares(module):
+            own = inherited
+        out[name] = own
     return out
+
+
+_COVERING = frozenset({"shift", "patch_embedding", "attention", "mlp", "swish", "se", "gating"})
+"""Kinds that a module declares for everything inside it (its attention's projections are attention)."""
+
+
+def _declares(module: nn.Module) -> bool:
+    return isinstance(getattr(type(module), "work_kind", None), str) or "Gating" in type(module).__name__
 
 
 # -- the profiler's events, and who they belong to -----------------------------------------

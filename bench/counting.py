@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
+from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
 import archs
@@ -255,6 +256,42 @@ def _activation_hooks(model: nn.Module) -> Iterator[tuple[dict[str, int], dict[s
             h.remove()
 
 
+def _cpu_attention_flops(query_shape: Any, key_shape: Any, value_shape: Any, *args: Any, **kwargs: Any) -> int:
+    return int(flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape))
+
+
+def _cpu_attention_backward_flops(
+    grad_out_shape: Any, query_shape: Any, key_shape: Any, value_shape: Any, *args: Any, **kwargs: Any
+) -> int:
+    # Each of the two matmuls has two gradients of its own size: twice the forward, as the math path
+    # (on the meta device) counts. torch's own backward formula also counts the fused kernel's
+    # recomputation of Q K^T (2.5x), which is not work of the model.
+    return 2 * _cpu_attention_flops(query_shape, key_shape, value_shape)
+
+
+def _attention_formulas() -> dict[Any, Any]:
+    """``scaled_dot_product_attention``'s CPU kernels, which FlopCounterMode does not know (pytorch#195460).
+
+    On the meta device SDPA falls back to its math path (two ``bmm``), which
+    FlopCounterMode counts; on the CPU it runs a fused kernel that it counts as
+    zero, so a model counted on the CPU (``--counter`` runs, ``inspect --time``)
+    would lose its attention matmuls. The formula is torch's own for the GPU
+    kernels: the two matmuls, Q K^T and the weights times V.
+    """
+    formulas: dict[Any, Any] = {}
+    aten = torch.ops.aten
+    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
+        formulas[aten._scaled_dot_product_flash_attention_for_cpu] = _cpu_attention_flops
+    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward"):
+        formulas[aten._scaled_dot_product_flash_attention_for_cpu_backward] = _cpu_attention_backward_flops
+    return formulas
+
+
+def counter_mode() -> FlopCounterMode:
+    """A ``FlopCounterMode`` that also counts the CPU's fused attention kernels (see :func:`_attention_formulas`)."""
+    return FlopCounterMode(display=False, custom_mapping=_attention_formulas())
+
+
 class _RecordingCounter(FlopCounterMode):
     """FlopCounterMode that also keeps, per module, the operators it saw and did not count.
 
@@ -264,7 +301,7 @@ class _RecordingCounter(FlopCounterMode):
     """
 
     def __init__(self) -> None:
-        super().__init__(display=False)
+        super().__init__(display=False, custom_mapping=_attention_formulas())
         self.uncounted: dict[str, Counter[str]] = {}
 
     def _count_flops(self, func_packet: Any, out: Any, args: Any, kwargs: Any) -> Any:
@@ -333,7 +370,7 @@ class MacAnalysis:
         """
         if self._train_macs is None:
             x = self._input()
-            with FlopCounterMode(display=False) as both:
+            with counter_mode() as both:
                 self.model(x).sum().backward()
             self._train_macs = _macs(both)
         return self._train_macs

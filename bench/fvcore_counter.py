@@ -14,6 +14,7 @@ without it (a GPU box, say) runs everything else.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,19 @@ def _zero(inputs: Any, outputs: Any) -> int:
     return 0
 
 
+def _attention(inputs: Any, outputs: Any) -> int:
+    """``aten::scaled_dot_product_attention``, which fvcore does not count: Q K^T, then the weights times V.
+
+    For query (..., L, E), key (..., S, E) and value (..., S, Ev): L*S*E + L*S*Ev
+    multiply-adds per leading index (batch and heads), as fvcore counts a matmul.
+    """
+    from fvcore.nn.jit_handles import get_shape
+
+    q, k, v = (get_shape(x) for x in inputs[:3])
+    lead = math.prod(q[:-2])
+    return int(lead * q[-2] * k[-2] * (q[-1] + v[-1]))
+
+
 def fvcore_analysis(arch: str, shape: Sequence[int], **arch_kwargs: Any) -> FlopCountAnalysis:
     """fvcore's analysis of ``arch`` at ``shape``, already run: ``.total()`` is MACs.
 
@@ -76,7 +90,7 @@ def fvcore_analysis(arch: str, shape: Sequence[int], **arch_kwargs: Any) -> Flop
     analysis = FlopCountAnalysis(model, x)
     # A handle of None would only silence ops that have no default handle (batch norm has
     # one), so every op without MACs gets a handle that counts zero.
-    analysis.set_op_handle(**dict.fromkeys(NO_MAC_OPS, _zero))
+    analysis.set_op_handle(**dict.fromkeys(NO_MAC_OPS, _zero), **{"aten::scaled_dot_product_attention": _attention})
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
     with torch.no_grad():

@@ -288,9 +288,30 @@ class Row(_RequiredRow, total=False):
     samples_ms: list[float]
 
 
-KINDS = ("3d", "spatial", "temporal", "pointwise", "norm", "activation", "pooling", "gating", "linear", "other")
+KINDS = (
+    "3d",
+    "spatial",
+    "temporal",
+    "pointwise",
+    "channelwise",
+    "shift",
+    "patch_embedding",
+    "attention",
+    "mlp",
+    "norm",
+    "activation",
+    "swish",
+    "se",
+    "pooling",
+    "gating",
+    "linear",
+    "other",
+)
 """Convolution kinds by kernel (t x k x k full 3D, 1 x k x k spatial, k x 1 x 1 temporal, 1 x 1 x 1
-pointwise), then the rest by what the module is; ``other`` is elementwise work of composite modules
+pointwise; ``channelwise``: one filter per channel, groups = channels), then the rest by what the
+module is or declares (a module's ``work_kind``: ``shift`` for TSM's temporal shift, the
+transformers' ``patch_embedding``, ``attention`` and ``mlp``, ``swish``, ``se`` for
+squeeze-excitation, ``gating`` for S3D-G's); ``other`` is elementwise work of composite modules
 (residual additions, concatenations), dropout and flattening."""
 
 

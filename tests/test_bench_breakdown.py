@@ -146,6 +146,8 @@ def test_a_training_step_splits_forward_and_backward_per_module() -> None:
         (nn.AdaptiveAvgPool3d(1), "pooling"),
         (nn.Linear(4, 4), "linear"),
         (nn.Dropout(), "other"),
+        (nn.Conv3d(4, 4, 3, groups=4), "channelwise"),
+        (nn.Conv3d(4, 8, 3, groups=2), "3d"),  # grouped, but not one filter per channel
     ],
 )
 def test_module_kinds(module: nn.Module, kind: str) -> None:
@@ -162,6 +164,41 @@ def test_everything_inside_a_gating_module_is_gating() -> None:
     assert gating, "S3D-G has self-gating modules"
     assert all(any(n == g or n.startswith(g + ".") for g in gating) for n in gating)
     assert not any(k == "gating" for n, k in _kinds(build_meta("s3d")).items()), f"S3D has no gates: {gates}"
+
+
+class _Attention(nn.Module):
+    work_kind = "attention"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv = nn.Linear(4, 12)
+        self.proj = nn.Linear(4, 4)
+
+
+class _Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = _Attention()
+        self.norm = nn.LayerNorm(4)
+        self.mlp = nn.Sequential(nn.Linear(4, 8), nn.GELU(), nn.Linear(8, 4))
+        self.mlp.work_kind = "mlp"  # an instance attribute is no declaration: the class says what it is
+
+
+def test_a_declared_kind_covers_what_is_inside_it() -> None:
+    from bench.breakdown import _kinds
+
+    kinds = _kinds(_Block())
+    assert kinds["attn"] == kinds["attn.qkv"] == kinds["attn.proj"] == "attention"
+    assert kinds["norm"] == "norm"
+    assert kinds["mlp.0"] == "linear" and kinds["mlp.1"] == "activation"
+    assert kinds[""] == "other"
+
+
+def test_an_unknown_declared_kind_is_ignored() -> None:
+    class Odd(nn.Linear):
+        work_kind = "teleportation"
+
+    assert module_kind(Odd(2, 2)) == "linear"
 
 
 # -- the roofline ---------------------------------------------------------------------------------

@@ -45,6 +45,49 @@ def test_linear_and_matmul_macs():
     assert count_macs(lin, (2, 512)) == 2 * 512 * 400
 
 
+class _SelfAttention(nn.Module):
+    """Attention without projections: MACs are the two matmuls alone (the scale is elementwise)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        q = (x * self.scale).view(b, n, 2, c // 2).transpose(1, 2)  # 2 heads
+        return torch.nn.functional.scaled_dot_product_attention(q, q, q).transpose(1, 2).reshape(b, n, c)
+
+
+_ATTENTION_MACS = 3 * 2 * 50 * 50 * (16 + 16)  # batch x heads x L x S x (E + Ev): Q K^T, then weights x V
+
+
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+def test_fused_attention_counts_its_two_matmuls(device):
+    # On the CPU, SDPA runs a fused kernel that torch's counter counts as zero (pytorch#195460).
+    model = _SelfAttention().to(device)
+    assert count_macs(model, (3, 50, 32)) == _ATTENTION_MACS
+
+
+def test_fvcore_counts_fused_attention():
+    pytest.importorskip("fvcore")
+    from fvcore.nn import FlopCountAnalysis
+
+    from bench.fvcore_counter import _attention
+
+    analysis = FlopCountAnalysis(_SelfAttention(), torch.randn(3, 50, 32))
+    analysis.set_op_handle(**{"aten::scaled_dot_product_attention": _attention})
+    analysis.unsupported_ops_warnings(False)
+    assert analysis.total() == _ATTENTION_MACS
+
+
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+def test_training_counts_fused_attention_backward(device):
+    from bench.counting import MacAnalysis
+
+    # backward of the two matmuls: two matmuls for each (grads of both operands), i.e. 2x forward
+    assert MacAnalysis(_SelfAttention().to(device), (3, 50, 32)).train_total() == 3 * _ATTENTION_MACS
+
+
 def test_param_count_counts_shared_tensors_once_and_trainable_apart():
     shared = nn.Linear(4, 4)
     model = nn.Sequential(shared, shared, nn.Linear(4, 2))
