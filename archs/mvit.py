@@ -62,6 +62,7 @@ nothing more and classifies it. The patch tokens are not part of the features.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -501,3 +502,42 @@ def mvit_v2_b(**options: Any) -> MViTConfig:
     ``POOL_Q_STRIDE``), 32-frame clips; stochastic depth 0.3 (``DROPPATH_RATE``).
     """
     return MViTConfig(24, (2, 5, 21), v2=True, frames=32, drop_path=0.3).with_options(**options)
+
+
+# ------------------------------------------------------------------------------- weights
+#
+# torchvision's ``mvit_v1_b`` and ``mvit_v2_s`` (``MViT_V1_B_Weights``/``MViT_V2_S_Weights.KINETICS400_V1``,
+# ported from PySlowFast): its module names differ from ours (PySlowFast's) in a few places; the tensors and
+# their shapes are the same. Their preprocessing (``transforms``): short side resized to 256, a 224 centre crop,
+# mean 0.45 and std 0.225 on every channel (PySlowFast's DATA.MEAN/STD); 16 frames at 7.5 fps (``_docs``:
+# ``frame_rate=7.5``, i.e. every 4th frame of a 30 fps video, PySlowFast's SAMPLING_RATE 4); evaluated on
+# 5 clips x 1 crop per video (``clips_per_video=5``; PySlowFast TEST.NUM_ENSEMBLE_VIEWS 5, NUM_SPATIAL_CROPS 1).
+
+MVIT_MEAN = (0.45, 0.45, 0.45)
+"""PySlowFast's ``DATA.MEAN``, torchvision's MViT ``transforms``."""
+MVIT_STD = (0.225, 0.225, 0.225)
+"""PySlowFast's ``DATA.STD``."""
+
+_TORCHVISION_RENAMES = (
+    (r"^patch_embed\.proj\.", "conv_proj."),
+    (r"^cls_token$", "pos_encoding.class_token"),
+    (r"^pos_embed_spatial$", "pos_encoding.spatial_pos"),
+    (r"^pos_embed_temporal$", "pos_encoding.temporal_pos"),
+    (r"^pos_embed_class$", "pos_encoding.class_pos"),
+    (r"\.attn\.proj\.", ".attn.project.0."),
+    (r"\.attn\.pool_([qkv])\.weight$", r".attn.pool_\1.pool.weight"),
+    (r"\.attn\.norm_([qkv])\.", r".attn.pool_\1.norm_act.0."),
+    (r"\.mlp\.fc1\.", ".mlp.0."),
+    (r"\.mlp\.fc2\.", ".mlp.3."),
+    (r"^(blocks\.\d+)\.proj\.", r"\1.project."),
+    (r"^head\.", "head.1."),
+)
+TORCHVISION_KEYS = r"^(conv_proj|pos_encoding|blocks\.\d+|norm|head)\."
+"""A regular expression torchvision's MViT keys match."""
+
+
+def torchvision_key(key: str) -> str:
+    """Our state-dict key -> torchvision's (``blocks.3.attn.norm_q.weight`` -> ``blocks.3.attn.pool_q.norm_act.0.weight``)."""
+    for pattern, replacement in _TORCHVISION_RENAMES:
+        key = re.sub(pattern, replacement, key)
+    return key

@@ -50,6 +50,7 @@ stage's tokens, layer-normed, as a map (B, 8C, T/2, H/32, W/32).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -366,3 +367,30 @@ def swin3d_s(**options: Any) -> SwinConfig:
 def swin3d_b(**options: Any) -> SwinConfig:
     """Swin3D-B (torchvision ``swin3d_b``: 88,048,984 parameters)."""
     return SwinConfig(128, (2, 2, 18, 2), (4, 8, 16, 32)).with_options(**options)
+
+
+# ------------------------------------------------------------------------------- weights
+#
+# torchvision's ``swin3d_t/s/b`` (``Swin3D_*_Weights.KINETICS400_V1``, and ``Swin3D_B_Weights.KINETICS400_IMAGENET22K_V1``,
+# ported from Video Swin): a flat ``features`` list holds the stages (even indices) and the patch mergings (odd
+# ones); the MLP is a numbered Sequential; the relative position index is a persistent buffer there (ours is
+# derived, so that tensor is dropped). Their preprocessing (``transforms``): short side resized to 256, a 224 centre
+# crop, ImageNet's mean and std; 32-frame clips at 15 fps (``_docs``: ``frame_rate=15``, ``clip_len=32``: every
+# 2nd frame of a 30 fps video, Video Swin's ``frame_interval=2``); torchvision evaluated 12 clips x 1 crop per video
+# (``clips_per_video=12``), the authors 4 clips x 3 crops (Video Swin README; config ``test_pipeline``: ``num_clips=4``,
+# ``ThreeCrop``, short side 224).
+
+TORCHVISION_KEYS = r"^(patch_embed|features\.\d+|norm|head)\."
+"""A regular expression torchvision's Swin3D keys match."""
+
+
+def torchvision_key(key: str) -> str:
+    """Our state-dict key -> torchvision's (``layers.1.blocks.0.mlp.fc1.weight`` -> ``features.2.0.mlp.0.weight``)."""
+    key = re.sub(r"^layers\.(\d+)\.blocks\.(\d+)\.", lambda m: f"features.{2 * int(m[1])}.{m[2]}.", key)
+    key = re.sub(r"^layers\.(\d+)\.downsample\.", lambda m: f"features.{2 * int(m[1]) + 1}.", key)
+    return re.sub(r"\.mlp\.fc([12])\.", lambda m: f".mlp.{0 if m[1] == '1' else 3}.", key)
+
+
+def prepare_torchvision(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """torchvision's state dict without its relative position indices (a constant of the window, derived here)."""
+    return {k: v for k, v in state.items() if not k.endswith(".relative_position_index")}

@@ -224,3 +224,91 @@ def test_macs_equal_torchvision_counted_the_same_way(name):
         reference = getattr(video, name)()
     assert MacAnalysis(reference, shape).total() == count(name, shape).macs
     assert sum(p.numel() for p in reference.parameters()) == PARAMS[name]
+
+
+# ---------------------------------------------------------------- torchvision's weights give torchvision's logits
+
+
+def _randomise(model: torch.nn.Module) -> None:
+    """Parameters that keep activations at scale and make every table matter (DESIGN.md, "Testing equivalence").
+
+    The references initialise norms to identity, biases and some tables to zero;
+    a mismatch in any of them would then go unseen. Matrices keep their
+    initialisation (LayerNorm keeps each block's scale).
+    """
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=g)
+            if p.ndim == 1 and "norm" in name and name.endswith("weight"):
+                p.copy_(1 + 0.2 * noise)
+            elif any(s in name for s in ("pos", "class_token", "relative_position_bias_table")):
+                p.copy_(0.5 * noise)
+            elif p.ndim == 1:
+                p.copy_(0.02 * noise)
+
+
+def _load_torchvision(name: str, state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """Our model with torchvision's tensors, through the family's key map; every tensor of the checkpoint used."""
+    from archs import mvit, swin3d
+
+    family = mvit if name.startswith("mvit") else swin3d
+    if family is swin3d:
+        state = swin3d.prepare_torchvision(state)
+    model = archs.create_model(name)
+    mapped = {k: state[family.torchvision_key(k)] for k in model.state_dict()}
+    assert {family.torchvision_key(k) for k in mapped} == set(state)
+    model.load_state_dict(mapped)
+    return model.eval()
+
+
+def _mvit_reference_at(reference: torch.nn.Module, tables: dict[str, torch.Tensor], thw: tuple[int, int, int]) -> None:
+    """Let torchvision's MViT (built for 16x224) take another token grid.
+
+    It reads its grid from its positional encoding; v2 then resamples its
+    relative tables itself (``_add_rel_pos``), and v1's absolute tables (the
+    paper-sized ``tables``) are resampled here, linearly in time and bilinearly
+    in space (what our ``_pos_embed`` does, shown equal to PySlowFast's
+    trilinear resize above).
+    """
+    encoding = reference.pos_encoding
+    encoding.temporal_size, encoding.spatial_size = thw[0], thw[1:]
+    if encoding.spatial_pos is not None:
+        f = torch.nn.functional
+        temporal_pos, spatial_pos = tables["pos_encoding.temporal_pos"], tables["pos_encoding.spatial_pos"]
+        side, c = round(spatial_pos.shape[0] ** 0.5), spatial_pos.shape[1]
+        temporal = f.interpolate(temporal_pos.t()[None], size=thw[0], mode="linear")[0].t()
+        spatial = f.interpolate(spatial_pos.t().reshape(1, c, side, side), size=thw[1:], mode="bilinear")
+        encoding.temporal_pos = torch.nn.Parameter(temporal)
+        encoding.spatial_pos = torch.nn.Parameter(spatial.reshape(c, -1).t())
+
+
+# Clips small enough for two cores: MViT's grid then needs its tables resampled (4x64x64: 2x16x16 tokens; 6x96x64:
+# a non-square 3x24x16 grid). Swin: 18x72x72 gives 9x18x18 tokens, padded to whole windows and shifted in time and
+# space; 6x64x96 gives 3x16x24 tokens, a window shrunk in time (no temporal shift) and padded in space.
+CLIPS = {
+    "mvit_v1_b": ((4, 64, 64), (6, 96, 64)),
+    "mvit_v2_s": ((4, 64, 64), (6, 96, 64)),
+    "swin3d_t": ((18, 72, 72), (6, 64, 96)),
+    "swin3d_s": ((6, 64, 96),),
+    "swin3d_b": ((6, 64, 96),),
+}
+
+
+@pytest.mark.parametrize("name", list(CLIPS))
+def test_torchvision_weights_give_torchvision_logits(name):
+    video = _tv_video()
+    torch.manual_seed(0)
+    reference = getattr(video, name)().eval()
+    _randomise(reference)
+    state = reference.state_dict()
+    ours = _load_torchvision(name, state)
+    for t, h, w in CLIPS[name]:
+        if name.startswith("mvit"):
+            _mvit_reference_at(reference, state, (t // 2, h // 4, w // 4))
+        x = torch.randn(2, 3, t, h, w, generator=torch.Generator().manual_seed(t))
+        with torch.inference_mode():
+            expected, got = reference(x), ours(x)
+        spread = (expected[0] - expected[1]).abs().max()  # how much the reference moves between two clips
+        assert spread > 0.1 * expected.abs().max()
+        assert (got - expected).abs().max() <= 1e-4 * spread, (t, h, w)
