@@ -72,7 +72,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from archs._blocks import DropPath, Mlp, VideoClassifier
+from archs._blocks import ConvKind, DropPath, Mlp, VideoClassifier
 from archs._registry import Family, Shape, Stages, register_arch
 
 __all__ = ["BlockSetting", "MViT", "MViTConfig", "MultiscaleBlock", "PoolingAttention", "block_settings"]
@@ -462,7 +462,9 @@ class MViTConfig:
 
     @property
     def stages(self) -> Stages:
-        return ()
+        """The patch embedding and the four scales (the paper's scale2..scale5): all attend over space and time."""
+        names = ("patch_embed", "scale2", "scale3", "scale4", "scale5")
+        return tuple((name, str(ConvKind.THREE_D)) for name in names[: len(self.stage_starts) + 2])
 
     def build(self) -> MViT:
         return MViT(

@@ -59,7 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from archs._blocks import DropPath, Mlp, VideoClassifier
+from archs._blocks import ConvKind, DropPath, Mlp, VideoClassifier
 from archs._registry import Family, Shape, Stages, register_arch
 
 __all__ = ["PatchMerging3d", "SwinBlock3d", "SwinConfig", "SwinTransformer3d", "WindowAttention3d"]
@@ -341,7 +341,9 @@ class SwinConfig:
 
     @property
     def stages(self) -> Stages:
-        return ()
+        """The patch embedding and the four stages: all attend over space and time (3D windows)."""
+        names = ("patch_embed", *(f"stage{i + 1}" for i in range(len(self.depths))))
+        return tuple((name, str(ConvKind.THREE_D)) for name in names)
 
     def build(self) -> SwinTransformer3d:
         return SwinTransformer3d(self.embed, self.depths, self.heads, self.num_classes, self.drop_path)
