@@ -174,6 +174,20 @@ def _rel_index(q: int, k: int, device: torch.device) -> Tensor:
     return (qi - ki).long()
 
 
+def _project_along(grid_q: Tensor, table: Tensor, axis: int) -> Tensor:
+    """Each query (B, heads, T, H, W, C) dotted with the table rows of its own position along ``axis``.
+
+    ``table`` is (q, k, C): for query position i along the axis, the rows for the
+    k key positions. Returns (B, heads, T, H, W, k), the authors' einsum
+    ``bythwc,hkc->bythwk`` (for the height axis), as one batched matmul over the axis.
+    """
+    order = [axis, *(d for d in range(grid_q.ndim) if d != axis)]
+    moved = grid_q.permute(order)
+    out = torch.matmul(moved.reshape(moved.shape[0], -1, moved.shape[-1]), table.transpose(1, 2))
+    back = [order.index(d) for d in range(grid_q.ndim)]
+    return out.reshape(*moved.shape[:-1], table.shape[1]).permute(back)
+
+
 class PoolingAttention(nn.Module):
     """Multi-head pooling attention (MViT sec. 3.1), with v2's relative position bias and residual pooling.
 
@@ -220,9 +234,9 @@ class PoolingAttention(nn.Module):
     def _rel_pos_bias(self, q: Tensor, q_thw: THW, k_thw: THW) -> Tensor:
         """The decomposed relative position bias (B, heads, 1 + Nq, 1 + Nk), zero on the class token's row and column.
 
-        Each of time, height and width contributes ``q . R[dist]`` (MViTv2 eq. 4),
-        computed as the authors do (einsums over the query grid), so that it costs
-        the MACs their counts include.
+        Each of time, height and width contributes ``q . R[dist]`` (MViTv2 eq. 4):
+        the multiply-adds the authors' einsums do, as batched matmuls (which both
+        counters count exactly; fvcore rounds an einsum's cost).
         """
         assert self.rel_pos_h is not None and self.rel_pos_w is not None and self.rel_pos_t is not None
         tables = (self.rel_pos_t, self.rel_pos_h, self.rel_pos_w)
@@ -234,13 +248,11 @@ class PoolingAttention(nn.Module):
         qt, qh, qw = q_thw
         kt, kh, kw = k_thw
         grid_q = q[:, :, 1:].reshape(b, n, qt, qh, qw, c)
-        rel_t = torch.einsum("bnthwc,tkc->bnthwk", grid_q, rel[0])
-        rel_h = torch.einsum("bnthwc,hkc->bnthwk", grid_q, rel[1])
-        rel_w = torch.einsum("bnthwc,wkc->bnthwk", grid_q, rel[2])
+        rel_t, rel_h, rel_w = (_project_along(grid_q, r, axis) for axis, r in zip((2, 3, 4), rel, strict=True))
         bias = (rel_t[..., :, None, None] + rel_h[..., None, :, None] + rel_w[..., None, None, :]).reshape(
             b, n, qt * qh * qw, kt * kh * kw
         )
-        return F.pad(bias, (1, 0, 1, 0))
+        return torch.constant_pad_nd(bias, (1, 0, 1, 0))
 
     def forward(self, x: Tensor, thw: THW) -> tuple[Tensor, THW]:
         b, n, _ = x.shape

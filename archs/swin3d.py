@@ -78,7 +78,8 @@ def _pad_to(x: Tensor, sizes: Sequence[int], multiples: Sequence[int], first_dim
     ``torch.constant_pad_nd`` (what ``F.pad`` runs) is called directly: fvcore
     knows it costs nothing.
     """
-    extra = [(-n) % m for n, m in zip(sizes, multiples, strict=True)]
+    # int(): under torch.jit.trace (fvcore) sizes are traced tensors; the padding is a constant of the trace.
+    extra = [(-int(n)) % m for n, m in zip(sizes, multiples, strict=True)]
     if not any(extra):
         return x
     trailing = x.ndim - first_dim - len(sizes)

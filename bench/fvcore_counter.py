@@ -48,6 +48,16 @@ NO_MAC_OPS = (
     "aten::cat",
     "aten::flatten",
     "aten::rsub",  # SAME padding's arithmetic on traced sizes (kernel - size % stride)
+    # the transformers: norms and activations, position-table resampling, the arithmetic of relative
+    # distances and of Swin's shift mask
+    "aten::layer_norm",
+    "aten::gelu",
+    "aten::sub",
+    "aten::div",
+    "aten::neg",
+    "aten::ne",
+    "aten::upsample_linear1d",
+    "aten::upsample_bilinear2d",
 )
 """Operators with no multiply-accumulates under the convention (counted as 0, not unsupported)."""
 
