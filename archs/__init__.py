@@ -18,29 +18,33 @@ from archs._published import PublishedResult, published_for, published_table
 
 if TYPE_CHECKING:
     from archs._blocks import ConvKind, ConvPart, VideoClassifier
+    from archs._factory import create_model
     from archs._registry import (
         ArchConfig,
         ArchSpec,
         Family,
         UnknownArchError,
         Variant,
-        create_model,
         get_arch,
         get_family,
         list_archs,
         list_families,
         register_arch,
     )
-    from archs.inception import SPLIT_POINTS, inception_v1_2d
-    from archs.inflate import inflate_conv_weight, inflate_from_2d, inflate_state_dict
-    from archs.weights import (
+    from archs._weights import (
+        Layout,
         Preprocess,
+        Pretrained,
+        Protocol,
         WeightsError,
         WeightsInfo,
-        default_preprocess,
-        read_weights,
-        save_weights,
+        get_protocol,
+        list_protocols,
+        register_protocol,
     )
+    from archs.inception import SPLIT_POINTS, inception_v1_2d
+    from archs.inflate import inflate_conv_weight, inflate_from_2d, inflate_state_dict
+    from archs.weights import default_preprocess, publishers, read_weights, save_weights
 
 _WHERE = {
     **dict.fromkeys(("ConvKind", "ConvPart", "VideoClassifier"), "archs._blocks"),
@@ -51,11 +55,12 @@ _WHERE = {
             "Family",
             "UnknownArchError",
             "Variant",
-            "create_model",
             "get_arch",
             "get_family",
+            "get_protocol",
             "list_archs",
             "list_families",
+            "list_protocols",
             "register_arch",
         ),
         "archs._registry",
@@ -63,9 +68,21 @@ _WHERE = {
     **dict.fromkeys(("SPLIT_POINTS", "inception_v1_2d"), "archs.inception"),
     **dict.fromkeys(("inflate_conv_weight", "inflate_from_2d", "inflate_state_dict"), "archs.inflate"),
     **dict.fromkeys(
-        ("Preprocess", "WeightsError", "WeightsInfo", "default_preprocess", "read_weights", "save_weights"),
-        "archs.weights",
+        (
+            "Layout",
+            "Preprocess",
+            "Pretrained",
+            "Protocol",
+            "WeightsError",
+            "WeightsInfo",
+            "get_protocol",
+            "list_protocols",
+            "register_protocol",
+        ),
+        "archs._weights",
     ),
+    **dict.fromkeys(("default_preprocess", "publishers", "read_weights", "save_weights"), "archs.weights"),
+    "create_model": "archs._factory",
 }
 
 
@@ -73,10 +90,7 @@ def __getattr__(name: str) -> Any:
     """The registry and the models, imported (and the families registered) on first use."""
     if name not in _WHERE:
         raise AttributeError(f"module 'archs' has no attribute {name!r}")
-    importlib.import_module("archs.inception")  # registers the families
-    importlib.import_module("archs.resnet")
-    importlib.import_module("archs.mvit")
-    importlib.import_module("archs.swin3d")
+    importlib.import_module("archs._factory")  # imports (and so registers) every family
     value = getattr(importlib.import_module(_WHERE[name]), name)
     globals()[name] = value
     return value
@@ -89,7 +103,10 @@ __all__ = [
     "ConvKind",
     "ConvPart",
     "Family",
+    "Layout",
     "Preprocess",
+    "Pretrained",
+    "Protocol",
     "PublishedResult",
     "UnknownArchError",
     "Variant",
@@ -100,15 +117,19 @@ __all__ = [
     "default_preprocess",
     "get_arch",
     "get_family",
+    "get_protocol",
     "inception_v1_2d",
     "inflate_conv_weight",
     "inflate_from_2d",
     "inflate_state_dict",
     "list_archs",
     "list_families",
+    "list_protocols",
     "published_for",
     "published_table",
+    "publishers",
     "read_weights",
     "register_arch",
+    "register_protocol",
     "save_weights",
 ]

@@ -10,9 +10,11 @@ temporal kind of each stage. Metadata that depends on an option is derived from
 it: ``get_arch("i3d_top_heavy").stages_for(split="Mixed_3b")``,
 ``get_arch("r2d_18").default_input_for(frames=8)``.
 
-``create_model(name, weights=...)`` also loads a checkpoint in its reference's
-layout (torchvision, piergiaj's I3D, VMZ / IG-65M, vbench's own) and records where
-it came from and its preprocessing in ``model.pretrained_cfg`` (:mod:`archs.weights`).
+What a family's file says about an architecture's weights (its reference's
+preprocessing and evaluation protocol, the checkpoint layouts it loads) is part
+of the declaration too (``register_arch(pretrained=...)``, :mod:`archs._weights`);
+``create_model(name, weights=...)`` (:mod:`archs._factory`, above the families)
+loads a checkpoint through it.
 
 Plugins may register a plain builder instead (a function that returns the
 model), with its metadata given to :func:`register_arch`; its metadata then
@@ -47,14 +49,12 @@ import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from torch import nn
 
 from archs._published import PublishedResult, published_for
-
-if TYPE_CHECKING:
-    from archs.weights import WeightsSource
+from archs._weights import KINETICS_MEAN, KINETICS_STD, Preprocess, Pretrained
 
 __all__ = [
     "ArchConfig",
@@ -62,7 +62,6 @@ __all__ = [
     "Family",
     "UnknownArchError",
     "Variant",
-    "create_model",
     "get_arch",
     "get_family",
     "list_archs",
@@ -165,6 +164,9 @@ class ArchSpec:
         description: One line on what distinguishes this architecture.
         published: Published results for this architecture, from ``published.json``.
         variant: Its place in its paper's comparison of 2D/3D variants, if any.
+        declare_pretrained: ``declare_pretrained(config)`` returns the
+            :class:`~archs._weights.Pretrained` of the configuration (its family's
+            file declares it); see :meth:`pretrained`.
     """
 
     name: str
@@ -178,9 +180,10 @@ class ArchSpec:
     description: str = ""
     published: tuple[PublishedResult, ...] = ()
     variant: Variant | None = None
+    declare_pretrained: Callable[[ArchConfig], Pretrained] | None = field(default=None, repr=False, compare=False)
 
     def config(self, **kwargs: Any) -> ArchConfig:
-        """The configuration for these options; options that are None are dropped (as by :func:`create_model`).
+        """The configuration for these options; options that are None are dropped (as by ``create_model``).
 
         Raises:
             TypeError: an option the architecture does not take.
@@ -208,6 +211,21 @@ class ArchSpec:
         Raises as :meth:`config`.
         """
         return self.config(**kwargs).stages
+
+    def pretrained(self, **kwargs: Any) -> Pretrained:
+        """Its reference's preprocessing and protocol, and the checkpoint layouts it loads, with these options.
+
+        An architecture whose family declares none (a plugin's) gets a crop of its
+        default input from frames resized by 8/7, the Kinetics mean and std,
+        one clip of its frames, and no layout but vbench's own.
+
+        Raises as :meth:`config`.
+        """
+        config = self.config(**kwargs)
+        if self.declare_pretrained is not None:
+            return self.declare_pretrained(config)
+        _, frames, height, _ = config.default_input
+        return Pretrained(Preprocess(KINETICS_MEAN, KINETICS_STD, round(height * 8 / 7), height, frames, 1), "single")
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as JSON-ready data (everything except the builder)."""
@@ -299,6 +317,7 @@ def register_arch(
     default_input: Shape | None = None,
     min_input: Shape | None = None,
     stages: Iterable[tuple[str, str]] = (),
+    pretrained: Callable[[Any], Pretrained] | None = None,
 ) -> Callable[[Declaration], Declaration]:
     """Register a declaration (or a plain builder) under its function name; returns the function unchanged.
 
@@ -315,6 +334,9 @@ def register_arch(
         default_input: A plain builder's paper input (C, T, H, W).
         min_input: A plain builder's smallest valid input.
         stages: A plain builder's stage kinds.
+        pretrained: ``pretrained(config)`` returns what the family's file declares
+            about the architecture's weights (:class:`~archs._weights.Pretrained`):
+            its reference's preprocessing and protocol, and its checkpoint layouts.
 
     Raises:
         ValueError: if the name is already registered, a family of that name
@@ -350,6 +372,7 @@ def register_arch(
             description=description,
             published=published_for(name),
             variant=variant,
+            declare_pretrained=pretrained,
         )
         return fn
 
@@ -415,34 +438,3 @@ def get_arch(name: str) -> ArchSpec:
     except KeyError:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
         raise UnknownArchError(name, close) from None
-
-
-def create_model(name: str, weights: WeightsSource | None = None, **kwargs: Any) -> nn.Module:
-    """Build the architecture ``name``; keyword overrides that are None are dropped.
-
-    Dropping None lets a command line pass every option through with a default of
-    None, as timm's ``create_model`` does.
-
-    Args:
-        name: A registered architecture.
-        weights: A checkpoint to load (a path, ``"torchvision"`` for torchvision's
-            published weights, or a state dict), in any layout
-            :func:`archs.weights.read_weights` recognises; loaded strictly. Without
-            ``num_classes`` the checkpoint's is used. The model's
-            ``pretrained_cfg`` (timm's name) is then its
-            :class:`~archs.weights.WeightsInfo`: layout, source, classes, preprocessing.
-        **kwargs: The architecture's options.
-
-    Raises:
-        UnknownArchError: an unregistered name.
-        archs.weights.WeightsError: weights that cannot be read or do not fit (one line).
-    """
-    spec = get_arch(name)
-    options = {k: v for k, v in kwargs.items() if v is not None}
-    if weights is None:
-        return spec.builder(**options)
-    from archs.weights import load_weights_into, read_weights
-
-    info, state = read_weights(name, weights, **options)
-    model = spec.builder(**{"num_classes": info.num_classes, **options})
-    return load_weights_into(model, info, state)

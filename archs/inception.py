@@ -44,7 +44,7 @@ Inception block (``Mixed_*``), branches concatenated on channels::
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -53,6 +53,16 @@ from torch import Tensor, nn
 
 from archs._blocks import ConvKind, ConvUnit, SameMaxPool2d, SameMaxPool3d, Triple, VideoClassifier
 from archs._registry import Family, Shape, Stages, Variant, register_arch
+from archs._weights import (
+    KINETICS_MEAN,
+    KINETICS_STD,
+    KeyMap,
+    Layout,
+    Preprocess,
+    Pretrained,
+    Protocol,
+    register_protocol,
+)
 
 __all__ = [
     "BLOCKS",
@@ -365,11 +375,140 @@ _S3D = Family("s3d", color="#ff7f0e")
 _MIXED_I3D = Family("i3d_mixed", color="#17becf", mixed=True)
 
 
+# ------------------------------------------------------------------------------- weights and protocols
+
+# Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR 2017, sec. 2.4: "test using the whole videos,
+# averaging predictions temporally", one 224x224 centre crop (deepmind/kinetics-i3d). vbench runs the model once on
+# every frame of the video (at the weights' frame stride, at most bench.video.WHOLE_MAX_FRAMES), convolutionally in
+# time as the paper did; the model averages over time itself.
+WHOLE_VIDEO_I3D = register_protocol(
+    Protocol(
+        "i3d",
+        None,
+        1,
+        source="Carreira & Zisserman CVPR 2017 sec. 2.4 (whole video, 224 centre crop, predictions averaged in time)",
+    )
+)
+# Xie et al., "Rethinking Spatiotemporal Feature Learning", ECCV 2018: trained on 64-frame clips and tested as I3D
+# is (reference/published_numbers.md, S3D row: "64x224^2 train; test as I3D"): the whole video, one centre crop.
+WHOLE_VIDEO_S3D = register_protocol(
+    Protocol("s3d", None, 1, source="Xie et al. ECCV 2018 (tested as I3D: whole video, one 224 centre crop)")
+)
+# torchvision's S3D weights (S3D_Weights.KINETICS400_V1, torchvision/models/video/s3d.py _docs): "clip-level with
+# parameters frame_rate=15, clips_per_video=1, and clip_len=128", resize 256x256, centre crop 224. torchvision's
+# sampler takes the first clip of a video when asked for one; vbench takes the centre one.
+TORCHVISION_S3D = register_protocol(
+    Protocol(
+        "torchvision_s3d",
+        1,
+        1,
+        frames=128,
+        source="torchvision S3D_Weights.KINETICS400_V1 docs (1 clip of 128 frames, centre crop)",
+    )
+)
+
+DEEPMIND = Preprocess((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), resize=256, crop=224, frames=64, frame_stride=1)
+"""DeepMind's I3D (and Xie et al.): RGB scaled to [-1, 1], the short side resized to 256, a 224 centre crop, 64
+frames at 25 fps (kinetics-i3d README, Quo Vadis sec. 3)."""
+TV_S3D = Preprocess(KINETICS_MEAN, KINETICS_STD, resize=(256, 256), crop=224, frames=128, frame_stride=1)
+"""torchvision's S3D: ``resize_size=(256, 256)``, ``crop_size=(224, 224)``, torchvision's Kinetics mean and std;
+its accuracy is estimated on 128-frame clips at 15 fps."""
+
+_PIERGIAJ_UNITS = {"Conv_1a": "Conv3d_1a_7x7", "Conv_2b": "Conv3d_2b_1x1", "Conv_2c": "Conv3d_2c_3x3"}
+_PIERGIAJ_BRANCHES = {
+    ("branch0",): "b0",
+    ("branch1", "0"): "b1a",
+    ("branch1", "1"): "b1b",
+    ("branch2", "0"): "b2a",
+    ("branch2", "1"): "b2b",
+    ("branch3", "1"): "b3b",
+}
+
+
+def _to_piergiaj(key: str) -> str | None:
+    """``features.Mixed_3b.branch1.1.conv.weight`` -> ``Mixed_3b.b1b.conv3d.weight`` (``pytorch_i3d.py``'s names).
+
+    piergiaj's ``Unit3D`` holds ``conv3d`` and ``bn``; ``InceptionModule`` holds
+    ``b0``, ``b1a``/``b1b``, ``b2a``/``b2b`` and ``b3b`` (after the pool ``b3a``);
+    the logits are a ``Unit3D`` without BatchNorm, with bias.
+    """
+    parts = key.split(".")
+    if parts[0] == "logits":
+        return ".".join(["logits", "conv3d", *parts[1:]])
+    if parts[0] != "features" or len(parts) < 4:
+        return None
+    block, rest = parts[1], parts[2:]
+    if block in _PIERGIAJ_UNITS:
+        head = [_PIERGIAJ_UNITS[block]]
+    else:
+        width = 1 if rest[0] == "branch0" else 2
+        branch = _PIERGIAJ_BRANCHES.get(tuple(rest[:width]))
+        if branch is None:
+            return None
+        head, rest = [block, branch], rest[width:]
+    unit = {"conv": "conv3d", "bn": "bn"}.get(rest[0])
+    return None if unit is None else ".".join([*head, unit, *rest[1:]])
+
+
+# torchvision's S3D nests Sequentials: Conv3dNormActivation is (conv, bn, relu), and
+# TemporalSeparableConv is (spatial, temporal).
+_TV_S3D_TOKENS = {"spatial": "0", "temporal": "1", "conv": "0", "bn": "1"}
+
+
+def _tv_s3d_map(blocks: Sequence[str]) -> KeyMap:
+    """Our S3D keys -> torchvision's: ``features.<block>`` by position, our unit names by index, ``classifier.1``."""
+
+    def to_ref(key: str) -> str | None:
+        parts = key.split(".")
+        if parts[0] == "logits":
+            return ".".join(["classifier", "1", *parts[1:]])
+        if parts[0] != "features" or len(parts) < 3 or parts[1] not in blocks:
+            return None
+        tokens = [_TV_S3D_TOKENS.get(p, p) for p in parts[2:]]
+        return ".".join(["features", str(blocks.index(parts[1])), *tokens])
+
+    return to_ref
+
+
+def _deepmind(protocol: str, *layouts: Layout) -> Callable[[InceptionConfig], Pretrained]:
+    """The papers' Inception networks: [-1, 1], short side 256, 224 crops, the architecture's clip."""
+
+    def pretrained(config: InceptionConfig) -> Pretrained:
+        return Pretrained(replace(DEEPMIND, frames=config.default_input[1]), protocol, layouts)
+
+    return pretrained
+
+
+def _torchvision_s3d(config: InceptionConfig) -> Pretrained:
+    """torchvision's S3D: its published weights and their metadata."""
+    with torch.device("meta"):
+        blocks = [name for name, _ in config.build().features.named_children()]
+    layout = Layout(
+        "torchvision",
+        _tv_s3d_map(blocks),
+        TV_S3D,
+        TORCHVISION_S3D.name,
+        pattern=r"^(features\.\d+|classifier\.\d+)\.",
+        url="https://download.pytorch.org/models/s3d-d76dad2f.pth",
+    )
+    return Pretrained(TV_S3D, WHOLE_VIDEO_S3D.name, (layout,))
+
+
+_PIERGIAJ = Layout(
+    "piergiaj-i3d",
+    _to_piergiaj,
+    DEEPMIND,
+    WHOLE_VIDEO_I3D.name,
+    pattern=r"^(Conv3d_\w+|Mixed_\d\w)\.|^logits\.conv3d\.",
+)
+
+
 @register_arch(
     family=_I3D,
     paper=_I3D_PAPER,
     description="Inception-v1 (BN) inflated to 3D; DeepMind layer list",
     variant=Variant(_XIE, order=2, label="I3D"),
+    pretrained=_deepmind(WHOLE_VIDEO_I3D.name, _PIERGIAJ),
 )
 def i3d(**options: Any) -> InceptionConfig:
     """I3D: every conv k x k becomes k x k x k (the stem 7x7x7, stride 2 in time).
@@ -387,6 +526,7 @@ def i3d(**options: Any) -> InceptionConfig:
     paper=_XIE_PAPER,
     description="I3D with temporal kernel 1 in every conv; pools as I3D",
     variant=Variant(_XIE, order=3, label="I2D"),
+    pretrained=_deepmind(WHOLE_VIDEO_I3D.name),
 )
 def i2d(**options: Any) -> InceptionConfig:
     """I2D: a 2D network applied to every frame, with I3D's (temporal) pools."""
@@ -397,6 +537,7 @@ def i2d(**options: Any) -> InceptionConfig:
     family=_S3D,
     paper=_XIE_PAPER,
     description="separable 1xkxk + kx1x1 stem, Conv_2c and Inception branches 1-2",
+    pretrained=_torchvision_s3d,
 )
 def s3d(**options: Any) -> InceptionConfig:
     """S3D as torchvision defines it (8,320,048 parameters, dropout 0.2), padding included.
@@ -416,6 +557,7 @@ def s3d(**options: Any) -> InceptionConfig:
     family=_S3D,
     paper=_XIE_PAPER,
     description="S3D plus feature gating on Conv_2c and every branch output",
+    pretrained=_deepmind(WHOLE_VIDEO_S3D.name),
 )
 def s3d_g(**options: Any) -> InceptionConfig:
     """S3D-G: :func:`s3d` with :class:`SelfGating` where TF-slim's ``s3dg.py`` gates.
@@ -434,6 +576,7 @@ def s3d_g(**options: Any) -> InceptionConfig:
     paper=_XIE_PAPER,
     description="3D blocks below the split (default Mixed_4b), 2D from it on",
     variant=Variant(_XIE, order=0, label="Bottom-Heavy (3D below the split)", color="#1f77b4", splits=SPLIT_POINTS),
+    pretrained=_deepmind(WHOLE_VIDEO_I3D.name),
 )
 def i3d_bottom_heavy(split: str = _HEAVY_SPLIT, **options: Any) -> InceptionConfig:
     """Bottom-Heavy I3D: "3D in the lower layers, and 2D in the higher layers".
@@ -450,6 +593,7 @@ def i3d_bottom_heavy(split: str = _HEAVY_SPLIT, **options: Any) -> InceptionConf
     paper=_XIE_PAPER,
     description="2D blocks below the split (default Mixed_4b), 3D from it on",
     variant=Variant(_XIE, order=1, label="Top-Heavy (2D below the split)", color="#d62728", splits=SPLIT_POINTS),
+    pretrained=_deepmind(WHOLE_VIDEO_I3D.name),
 )
 def i3d_top_heavy(split: str = _HEAVY_SPLIT, **options: Any) -> InceptionConfig:
     """Top-Heavy I3D: "2D in the lower (larger) layers, and 3D in the upper layers".

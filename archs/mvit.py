@@ -63,7 +63,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
@@ -74,6 +74,7 @@ from torch import Tensor, nn
 
 from archs._blocks import ConvKind, DropPath, Mlp, VideoClassifier
 from archs._registry import Family, Shape, Stages, register_arch
+from archs._weights import Layout, Preprocess, Pretrained, Protocol, register_protocol
 
 __all__ = ["BlockSetting", "MViT", "MViTConfig", "MultiscaleBlock", "PoolingAttention", "block_settings"]
 
@@ -484,40 +485,6 @@ class MViTConfig:
         )
 
 
-_MVIT = Family("mvit", color="#3b7dd8")
-_V1 = "Fan et al., Multiscale Vision Transformers, ICCV 2021"
-_V2 = "Li et al., MViTv2: Improved Multiscale Vision Transformers for Classification and Detection, CVPR 2022"
-
-
-@register_arch(family=_MVIT, paper=_V1, description="pooling attention, absolute space/time tables, 16 blocks")
-def mvit_v1_b(**options: Any) -> MViTConfig:
-    """MViT-B 16x4 (PySlowFast ``MVIT_B_16x4_CONV``; torchvision ``mvit_v1_b``: 36,610,672 parameters).
-
-    16 blocks, stages start at blocks 1, 3 and 14; stochastic depth 0.2
-    (torchvision's default).
-    """
-    return MViTConfig(16, (1, 3, 14), v2=False, frames=16, drop_path=0.2).with_options(**options)
-
-
-@register_arch(family=_MVIT, paper=_V2, description="MViTv2: relative position bias, residual pooling, 16 blocks")
-def mvit_v2_s(**options: Any) -> MViTConfig:
-    """MViTv2-S 16x4 (PySlowFast ``MVITv2_S_16x4``; torchvision ``mvit_v2_s``: 34,537,744 parameters).
-
-    16 blocks, stages start at blocks 1, 3 and 14; stochastic depth 0.2 (the config's ``DROPPATH_RATE``).
-    """
-    return MViTConfig(16, (1, 3, 14), v2=True, frames=16, drop_path=0.2).with_options(**options)
-
-
-@register_arch(family=_MVIT, paper=_V2, description="MViTv2: relative position bias, residual pooling, 24 blocks")
-def mvit_v2_b(**options: Any) -> MViTConfig:
-    """MViTv2-B 32x3 (PySlowFast ``configs/Kinetics/MVITv2_B_32x3.yaml``; not in torchvision).
-
-    24 blocks, stages start at blocks 2, 5 and 21 (``DIM_MUL``/``HEAD_MUL``/
-    ``POOL_Q_STRIDE``), 32-frame clips; stochastic depth 0.3 (``DROPPATH_RATE``).
-    """
-    return MViTConfig(24, (2, 5, 21), v2=True, frames=32, drop_path=0.3).with_options(**options)
-
-
 # ------------------------------------------------------------------------------- weights
 #
 # torchvision's ``mvit_v1_b`` and ``mvit_v2_s`` (``MViT_V1_B_Weights``/``MViT_V2_S_Weights.KINETICS400_V1``,
@@ -555,3 +522,89 @@ def torchvision_key(key: str) -> str:
     for pattern, replacement in _TORCHVISION_RENAMES:
         key = re.sub(pattern, replacement, key)
     return key
+
+
+MVIT_PROTOCOL = register_protocol(
+    Protocol(
+        "mvit",
+        5,
+        1,
+        source="facebookresearch/SlowFast MODEL_ZOO.md (MViT views '1 x 5') and configs/Kinetics/MVIT*.yaml "
+        "(TEST.NUM_ENSEMBLE_VIEWS 5, NUM_SPATIAL_CROPS 1); torchvision's MViT weights docs (clips_per_video=5)",
+    )
+)
+_TORCHVISION_URLS = {
+    "mvit_v1_b": "https://download.pytorch.org/models/mvit_v1_b-dbeb1030.pth",
+    "mvit_v2_s": "https://download.pytorch.org/models/mvit_v2_s-ae3be167.pth",
+}
+
+
+def _pretrained(name: str) -> Callable[[MViTConfig], Pretrained]:
+    """PySlowFast's preprocessing and protocol; torchvision's layout where torchvision ports the weights.
+
+    The test clip: short side 256, one 224 centre crop (PySlowFast resizes to
+    ``TRAIN_JITTER_SCALES[0]`` when it takes one crop), ``frames`` frames taken
+    every 4th (16x4) or 3rd (32x3) frame.
+    """
+
+    def declare(config: MViTConfig) -> Pretrained:
+        stride = 4 if config.frames == 16 else 3
+        preprocess = Preprocess(MVIT_MEAN, MVIT_STD, resize=256, crop=224, frames=config.frames, frame_stride=stride)
+        url = _TORCHVISION_URLS.get(name, "")
+        layouts = (
+            (Layout("torchvision", torchvision_key, preprocess, MVIT_PROTOCOL.name, pattern=TORCHVISION_KEYS, url=url),)
+            if url
+            else ()
+        )
+        return Pretrained(preprocess, MVIT_PROTOCOL.name, layouts)
+
+    return declare
+
+
+_MVIT = Family("mvit", color="#3b7dd8")
+_V1 = "Fan et al., Multiscale Vision Transformers, ICCV 2021"
+_V2 = "Li et al., MViTv2: Improved Multiscale Vision Transformers for Classification and Detection, CVPR 2022"
+
+
+@register_arch(
+    family=_MVIT,
+    paper=_V1,
+    description="pooling attention, absolute space/time tables, 16 blocks",
+    pretrained=_pretrained("mvit_v1_b"),
+)
+def mvit_v1_b(**options: Any) -> MViTConfig:
+    """MViT-B 16x4 (PySlowFast ``MVIT_B_16x4_CONV``; torchvision ``mvit_v1_b``: 36,610,672 parameters).
+
+    16 blocks, stages start at blocks 1, 3 and 14; stochastic depth 0.2
+    (torchvision's default).
+    """
+    return MViTConfig(16, (1, 3, 14), v2=False, frames=16, drop_path=0.2).with_options(**options)
+
+
+@register_arch(
+    family=_MVIT,
+    paper=_V2,
+    description="MViTv2: relative position bias, residual pooling, 16 blocks",
+    pretrained=_pretrained("mvit_v2_s"),
+)
+def mvit_v2_s(**options: Any) -> MViTConfig:
+    """MViTv2-S 16x4 (PySlowFast ``MVITv2_S_16x4``; torchvision ``mvit_v2_s``: 34,537,744 parameters).
+
+    16 blocks, stages start at blocks 1, 3 and 14; stochastic depth 0.2 (the config's ``DROPPATH_RATE``).
+    """
+    return MViTConfig(16, (1, 3, 14), v2=True, frames=16, drop_path=0.2).with_options(**options)
+
+
+@register_arch(
+    family=_MVIT,
+    paper=_V2,
+    description="MViTv2: relative position bias, residual pooling, 24 blocks",
+    pretrained=_pretrained("mvit_v2_b"),
+)
+def mvit_v2_b(**options: Any) -> MViTConfig:
+    """MViTv2-B 32x3 (PySlowFast ``configs/Kinetics/MVITv2_B_32x3.yaml``; not in torchvision).
+
+    24 blocks, stages start at blocks 2, 5 and 21 (``DIM_MUL``/``HEAD_MUL``/
+    ``POOL_Q_STRIDE``), 32-frame clips; stochastic depth 0.3 (``DROPPATH_RATE``).
+    """
+    return MViTConfig(24, (2, 5, 21), v2=True, frames=32, drop_path=0.3).with_options(**options)

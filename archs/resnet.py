@@ -51,6 +51,16 @@ from torch import Tensor, nn
 
 from archs._blocks import ConvKind, VideoClassifier
 from archs._registry import Family, Shape, Stages, Variant, register_arch
+from archs._weights import (
+    KINETICS_MEAN,
+    KINETICS_STD,
+    Layout,
+    Preprocess,
+    Pretrained,
+    Protocol,
+    identity,
+    register_protocol,
+)
 
 __all__ = ["BasicBlock", "ResNetConfig", "VideoResNet", "midplanes"]
 
@@ -287,11 +297,73 @@ _R3D = Family("r3d", color="#2ca02c")
 _R2PLUS1D = Family("r2plus1d", color="#e377c2")
 
 
+# ------------------------------------------------------------------------------- weights and protocols
+#
+# The ResNets' keys are torchvision's, so a bare state dict's layout is named by the architecture:
+# ``torchvision`` for torchvision's three models, ``vmz`` for the others (VMZ's PyTorch models and
+# moabitcoin's IG-65M port of R(2+1)D-34 use torchvision's video ResNet keys).
+
+# torchvision's video classification reference, references/video_classification/train.py: the test sampler is
+# UniformClipSampler(video_clips, --clips-per-video=5), clips of --clip-len=16 frames at --frame-rate=15, one
+# centre crop (VideoClassification: resize 128x171, CenterCrop 112), and evaluate() sums the clips' softmax per
+# video ("Video Acc@1"). The weights' _docs say the same: "video-level with parameters frame_rate=15,
+# clips_per_video=5, and clip_len=16". vbench approximates the 15 fps resampling with the weights' frame_stride.
+TORCHVISION = register_protocol(
+    Protocol(
+        "torchvision",
+        5,
+        1,
+        source="pytorch/vision references/video_classification/train.py (--clips-per-video 5, "
+        "UniformClipSampler, softmax averaged per video); torchvision video ResNet weights docs",
+    )
+)
+# Tran et al., "A Closer Look at Spatiotemporal Convolutions for Action Recognition", CVPR 2018, and its model zoo
+# (facebookresearch/VMZ c2/tutorials/models.md): video top-1/top-5 "computed by averaging the predictions from
+# 10 clips per video", clips uniformly spaced, 112x112 centre crops.
+TRAN = register_protocol(
+    Protocol(
+        "r2plus1d",
+        10,
+        1,
+        source="Tran et al. CVPR 2018 (video accuracy over 10 clips); facebookresearch/VMZ c2/tutorials/models.md",
+    )
+)
+
+TV_RESNET = Preprocess(KINETICS_MEAN, KINETICS_STD, resize=(128, 171), crop=112, frames=16, frame_stride=1)
+"""torchvision's video ResNets: ``VideoClassification(crop_size=(112, 112), resize_size=(128, 171))`` with its
+Kinetics mean and std; 16-frame clips at 15 fps (``_docs``: ``frame_rate=15``, ``clip_len=16``). The paper's
+other ResNets (Tran et al.: frames resized to 128x171, 112 crops) take it too, with their own clip length."""
+IG65M = Preprocess(KINETICS_MEAN, KINETICS_STD, resize=128, crop=112, frames=32, frame_stride=1)
+"""IG-65M R(2+1)D-34 (moabitcoin/ig65m-pytorch ``ig65m/cli/extract.py``): short side resized to 128, a 112
+centre crop, torchvision's Kinetics mean and std, 32-frame clips."""
+
+_KEYS = r"^(stem\.\d+|layer[1-4]\.\d+|fc)\."
+
+
+def _vmz(config: ResNetConfig) -> Pretrained:
+    """The paper's ResNets: VMZ's checkpoints (torchvision's keys), at the paper's preprocessing and protocol."""
+    preprocess = replace(TV_RESNET, frames=config.default_input[1])
+    return Pretrained(preprocess, TRAN.name, (Layout("vmz", identity, preprocess, TRAN.name, pattern=_KEYS),))
+
+
+def _ig65m(config: ResNetConfig) -> Pretrained:
+    """R(2+1)D-34: the IG-65M port's preprocessing."""
+    return Pretrained(IG65M, TRAN.name, (Layout("vmz", identity, IG65M, TRAN.name, pattern=_KEYS),))
+
+
+def _torchvision(url: str) -> Callable[[ResNetConfig], Pretrained]:
+    """torchvision's models: its published Kinetics-400 weights (``*_Weights.KINETICS400_V1``) and their metadata."""
+    layout = Layout("torchvision", identity, TV_RESNET, TORCHVISION.name, pattern=_KEYS, url=url)
+    # vbench's own checkpoints of these evaluate as the paper's ResNets do; torchvision's as torchvision does.
+    return lambda config: Pretrained(TV_RESNET, TRAN.name, (layout,))
+
+
 @register_arch(
     family=_R2D,
     paper=_PAPER,
     description="time folded into channels by a 16x7x7 conv1, then 2D",
     variant=Variant(_TRAN, order=0),
+    pretrained=_vmz,
 )
 def r2d_18(frames: int = 16, **options: Any) -> ResNetConfig:
     """R2D-18: conv1 spans the whole clip (VMZ ``create_r2d``).
@@ -309,20 +381,27 @@ def r2d_18(frames: int = 16, **options: Any) -> ResNetConfig:
     paper=_PAPER,
     description="2D ResNet-18 on every frame, time pooled at the end",
     variant=Variant(_TRAN, order=1),
+    pretrained=_vmz,
 )
 def fr2d_18(**options: Any) -> ResNetConfig:
     """f-R2D-18: frame-wise 2D convs with shared weights; late temporal pooling."""
     return ResNetConfig(K2D, _2D, _18).with_options(**options)
 
 
-@register_arch(family=_MC, paper=_PAPER, description="3D conv1, 2D from conv2_x", variant=Variant(_TRAN, order=2))
+@register_arch(
+    family=_MC, paper=_PAPER, description="3D conv1, 2D from conv2_x", variant=Variant(_TRAN, order=2), pretrained=_vmz
+)
 def mc2_18(**options: Any) -> ResNetConfig:
     """MC2-18: only conv1 is 3D."""
     return ResNetConfig(K3D, _mc(2), _18).with_options(**options)
 
 
 @register_arch(
-    family=_MC, paper=_PAPER, description="3D up to conv2_x, 2D from conv3_x", variant=Variant(_TRAN, order=3)
+    family=_MC,
+    paper=_PAPER,
+    description="3D up to conv2_x, 2D from conv3_x",
+    variant=Variant(_TRAN, order=3),
+    pretrained=_torchvision("https://download.pytorch.org/models/mc3_18-a90a0ba3.pth"),
 )
 def mc3_18(**options: Any) -> ResNetConfig:
     """MC3-18 as torchvision defines it (``mc3_18``: 11,695,440 parameters; BatchNorm eps 1e-5)."""
@@ -330,27 +409,43 @@ def mc3_18(**options: Any) -> ResNetConfig:
 
 
 @register_arch(
-    family=_MC, paper=_PAPER, description="3D up to conv3_x, 2D from conv4_x", variant=Variant(_TRAN, order=4)
+    family=_MC,
+    paper=_PAPER,
+    description="3D up to conv3_x, 2D from conv4_x",
+    variant=Variant(_TRAN, order=4),
+    pretrained=_vmz,
 )
 def mc4_18(**options: Any) -> ResNetConfig:
     """MC4-18."""
     return ResNetConfig(K3D, _mc(4), _18).with_options(**options)
 
 
-@register_arch(family=_MC, paper=_PAPER, description="3D up to conv4_x, 2D conv5_x", variant=Variant(_TRAN, order=5))
+@register_arch(
+    family=_MC,
+    paper=_PAPER,
+    description="3D up to conv4_x, 2D conv5_x",
+    variant=Variant(_TRAN, order=5),
+    pretrained=_vmz,
+)
 def mc5_18(**options: Any) -> ResNetConfig:
     """MC5-18."""
     return ResNetConfig(K3D, _mc(5), _18).with_options(**options)
 
 
-@register_arch(family=_RMC, paper=_PAPER, description="2D conv1, 3D from conv2_x", variant=Variant(_TRAN, order=6))
+@register_arch(
+    family=_RMC, paper=_PAPER, description="2D conv1, 3D from conv2_x", variant=Variant(_TRAN, order=6), pretrained=_vmz
+)
 def rmc2_18(**options: Any) -> ResNetConfig:
     """rMC2-18: every residual stage is 3D."""
     return ResNetConfig(K2D, _rmc(2), _18).with_options(**options)
 
 
 @register_arch(
-    family=_RMC, paper=_PAPER, description="2D up to conv2_x, 3D from conv3_x", variant=Variant(_TRAN, order=7)
+    family=_RMC,
+    paper=_PAPER,
+    description="2D up to conv2_x, 3D from conv3_x",
+    variant=Variant(_TRAN, order=7),
+    pretrained=_vmz,
 )
 def rmc3_18(**options: Any) -> ResNetConfig:
     """rMC3-18."""
@@ -358,28 +453,42 @@ def rmc3_18(**options: Any) -> ResNetConfig:
 
 
 @register_arch(
-    family=_RMC, paper=_PAPER, description="2D up to conv3_x, 3D from conv4_x", variant=Variant(_TRAN, order=8)
+    family=_RMC,
+    paper=_PAPER,
+    description="2D up to conv3_x, 3D from conv4_x",
+    variant=Variant(_TRAN, order=8),
+    pretrained=_vmz,
 )
 def rmc4_18(**options: Any) -> ResNetConfig:
     """rMC4-18."""
     return ResNetConfig(K2D, _rmc(4), _18).with_options(**options)
 
 
-@register_arch(family=_RMC, paper=_PAPER, description="2D up to conv4_x, 3D conv5_x", variant=Variant(_TRAN, order=9))
+@register_arch(
+    family=_RMC,
+    paper=_PAPER,
+    description="2D up to conv4_x, 3D conv5_x",
+    variant=Variant(_TRAN, order=9),
+    pretrained=_vmz,
+)
 def rmc5_18(**options: Any) -> ResNetConfig:
     """rMC5-18: only conv5_x is 3D."""
     return ResNetConfig(K2D, _rmc(5), _18).with_options(**options)
 
 
 @register_arch(
-    family=_R3D, paper=_PAPER, description="3D ResNet-18, 3x3x3 basic blocks", variant=Variant(_TRAN, order=10)
+    family=_R3D,
+    paper=_PAPER,
+    description="3D ResNet-18, 3x3x3 basic blocks",
+    variant=Variant(_TRAN, order=10),
+    pretrained=_torchvision("https://download.pytorch.org/models/r3d_18-b3b3357e.pth"),
 )
 def r3d_18(**options: Any) -> ResNetConfig:
     """R3D-18 as torchvision defines it (``r3d_18``: 33,371,472 parameters; BatchNorm eps 1e-5)."""
     return ResNetConfig(K3D, _3D, _18, bn_eps=TORCHVISION_BN_EPS).with_options(**options)
 
 
-@register_arch(family=_R3D, paper=_PAPER, description="3D ResNet-34, 3x3x3 basic blocks")
+@register_arch(family=_R3D, paper=_PAPER, description="3D ResNet-34, 3x3x3 basic blocks", pretrained=_vmz)
 def r3d_34(**options: Any) -> ResNetConfig:
     """R3D-34: blocks [3, 4, 6, 3] (VMZ ``r3d_model.py``)."""
     return ResNetConfig(K3D, _3D, _34).with_options(**options)
@@ -390,13 +499,16 @@ def r3d_34(**options: Any) -> ResNetConfig:
     paper=_PAPER,
     description="(2+1)D blocks, M_i per conv (paper, VMZ)",
     variant=Variant(_TRAN, order=11),
+    pretrained=_vmz,
 )
 def r2plus1d_18(**options: Any) -> ResNetConfig:
     """R(2+1)D-18 as in the paper: the intermediate width M_i computed for each conv."""
     return ResNetConfig(R2P1D, _2P1, _18).with_options(**options)
 
 
-@register_arch(family=_R2PLUS1D, paper=_PAPER, description="(2+1)D ResNet-34, M_i per conv (paper, VMZ)")
+@register_arch(
+    family=_R2PLUS1D, paper=_PAPER, description="(2+1)D ResNet-34, M_i per conv (paper, VMZ)", pretrained=_ig65m
+)
 def r2plus1d_34(**options: Any) -> ResNetConfig:
     """R(2+1)D-34: blocks [3, 4, 6, 3]; the paper's 32-frame Kinetics model.
 
@@ -407,7 +519,12 @@ def r2plus1d_34(**options: Any) -> ResNetConfig:
     return ResNetConfig(R2P1D, _2P1, _34, frames=32).with_options(**options)
 
 
-@register_arch(family=_R2PLUS1D, paper=_PAPER, description="torchvision's R(2+1)D-18: one M_i per block")
+@register_arch(
+    family=_R2PLUS1D,
+    paper=_PAPER,
+    description="torchvision's R(2+1)D-18: one M_i per block",
+    pretrained=_torchvision("https://download.pytorch.org/models/r2plus1d_18-91a641e6.pth"),
+)
 def r2plus1d_18_tv(**options: Any) -> ResNetConfig:
     """R(2+1)D-18 as torchvision defines it (31,505,325 parameters).
 

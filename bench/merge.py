@@ -19,6 +19,7 @@ from bench.errors import UsageError
 from bench.records import Row
 from bench.results import load_partial, write_rows
 from bench.schema import row_key
+from bench.validate import is_evaluation, show_path
 
 __all__ = ["MergeResult", "check_compatible", "merge_runs", "timed_concurrently", "write_merged"]
 
@@ -88,7 +89,10 @@ def merge_runs(paths: Sequence[str | Path], allow_mixed: bool = False) -> MergeR
     loaded = []
     for p in paths:
         if not Path(p).is_dir():
-            raise UsageError(f"no run folder at '{p}'")
+            raise UsageError(f"no run folder at {show_path(p)}")
+        if not any((Path(p) / name).is_file() for name in ("results.json", "results.jsonl")):
+            what = "a vbench evaluation, not a profile run" if is_evaluation(p) else "no vbench run"
+            raise UsageError(f"{show_path(p)} holds {what} (no results.json or results.jsonl); merge takes run folders")
         rows, env = load_partial(p)
         loaded.append((str(p), rows, env))
     if not any(rows for _, rows, _ in loaded):

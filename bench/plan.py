@@ -133,7 +133,7 @@ def resolve_archs(patterns: Sequence[str]) -> list[str]:
 def _check_weights(weights: str, names: list[str], kwargs: dict[str, Any], static: bool) -> dict[str, Any]:
     """``--weights``: one architecture, a checkpoint that fits it (read now, one line if not); its class
     count joins the builder options, so that the rows say which head was measured."""
-    from archs.weights import WeightsError, read_weights
+    from archs import WeightsError, read_weights
 
     if static:
         raise UsageError("--weights loads a checkpoint into timed models; --static times nothing")

@@ -39,6 +39,7 @@ __all__ = [
     "Roofline",
     "cache_path",
     "intensity",
+    "is_cached",
     "probe",
     "roofline_for",
 ]
@@ -268,6 +269,17 @@ def _write_cache(path: Path, data: dict[str, Any]) -> None:
         except OSError:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def is_cached(roofline: dict[str, Any], path: Path | None = None) -> bool:
+    """Whether the cache holds this measured roofline (``Roofline.to_dict()``): a cache that could not be
+    written holds nothing, and the command must not say the numbers are kept."""
+    r = roofline
+    try:
+        key = _key(str(r["device"]), str(r["device_name"]), str(r["torch_version"]), str(r["dtype"]), int(r["threads"]))
+    except (KeyError, TypeError, ValueError):
+        return False
+    return _read_cache(path or cache_path()).get(key) == r
 
 
 def roofline_for(device: str, dtype: str = "fp32", *, refresh: bool = False, path: Path | None = None) -> Roofline:

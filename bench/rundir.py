@@ -106,6 +106,20 @@ def _lock(path: Path) -> None:
     _held[path.resolve()] = f
 
 
+EVALUATION_FILES = ("evaluation.json", "predictions.jsonl")
+"""What a ``vbench evaluate`` folder holds: a profile run never writes into one (a report would see only the
+evaluation), not even with ``--overwrite``."""
+
+
+def _refuse_evaluation(path: Path) -> None:
+    """Before anything is written there (the lock file too)."""
+    evaluation = [name for name in EVALUATION_FILES if (path / name).exists()]
+    if evaluation:
+        raise UsageError(
+            f"--out '{path}' holds a vbench evaluation ({', '.join(evaluation)}), not a run; choose another folder"
+        )
+
+
 def _refuse_run(path: Path, resume: bool, overwrite: bool) -> list[str]:
     found = holds_run(path)
     if found and not (resume or overwrite):
@@ -124,6 +138,7 @@ def check_out(path: Path, *, resume: bool = False, overwrite: bool = False) -> P
     """
     probe_writable(path, "--out")
     if path.is_dir():
+        _refuse_evaluation(path)
         with contextlib.suppress(ImportError):
             _lock(path)
         _refuse_run(path, resume, overwrite)
@@ -140,6 +155,7 @@ def claim(path: Path, *, resume: bool = False, overwrite: bool = False) -> Path:
     Raises:
         UsageError: an unwritable path, a folder another run is writing, or a folder holding a run.
     """
+    _refuse_evaluation(path)
     check_writable_dir(path, "--out")
     with contextlib.suppress(ImportError):
         _lock(path)

@@ -240,7 +240,8 @@ def _run_worker(
         tail = _log_tail(log_path)
         where = f"log: {log_path.parent.name}/{log_path.name}"
         error = f"{why}; last output: {tail} ({where})" if tail else f"{why} ({where})"
-        return status_rows(job, remaining, parent_env, status, error[:500])
+        # Once the worker has reported its environment (the GPU's name, its torch), its rows say so, ok or not.
+        return status_rows(job, remaining, {**parent_env, **env_out}, status, error[:500])
 
     try:
         try:
@@ -304,18 +305,25 @@ def _run_worker(
             t.join(timeout=2)
 
 
-def _job_rows(job: Job, plan: Plan, env: dict[str, Any], measure: Callable[[Job], Iterator[Row]]) -> Iterator[Row]:
-    """Error rows for the inputs the model failed to build or count at; then what the static count or the worker gives."""
+def _job_rows(
+    job: Job,
+    plan: Plan,
+    env: dict[str, Any],
+    measure: Callable[[Job], Iterator[Row]],
+    reported: Mapping[str, Any] | None = None,
+) -> Iterator[Row]:
+    """What the static count or the worker gives; then error rows for the inputs the model failed to build or
+    count at, stamped with the environment the job's worker ``reported`` (when it did), as its other rows are."""
+    todo = dataclasses.replace(job, configs=tuple(c for c in job.configs if not job.error_for(c)))
+    if todo.configs:
+        if plan.request.static:
+            yield from (job_row(todo, config, env) for config in todo.configs)
+        else:
+            yield from measure(todo)
+    stamp = {**env, **(reported or {})}
     for config in job.configs:
         if job.error_for(config):
-            yield job_row(job, config, env, status="error", error=job.error_for(config))
-    job = dataclasses.replace(job, configs=tuple(c for c in job.configs if not job.error_for(c)))
-    if not job.configs:
-        return
-    if plan.request.static:
-        yield from (job_row(job, config, env) for config in job.configs)
-    else:
-        yield from measure(job)
+            yield job_row(job, config, stamp, status="error", error=job.error_for(config))
 
 
 def _now() -> str:
@@ -361,7 +369,10 @@ def run_plan(
     env.update(device=plan.device, command=list(command), plugins=list(plugins), host=platform.node())
     env.update(started_at=_now(), max_memory=max_memory, counter=plan.request.counter)
     if plan.request.weights is not None:
-        env["weights"] = plan.request.weights
+        from bench.evaluate import file_sha256  # the hash ``vbench evaluate`` records, so the two can be matched
+
+        weights = Path(plan.request.weights)
+        env["weights"] = {"path": str(weights.resolve()), "sha256": file_sha256(weights)}
     env.update(extra_env or {})
     writer = ResultsWriter(out_dir, env)
     if not plan.request.static:
@@ -389,7 +400,7 @@ def run_plan(
 
     def run_job(job: Job, slot: str | None) -> None:
         worker_env: dict[str, Any] = {}
-        for row in _job_rows(job, plan, env, lambda j: measure(j, slot, worker_env)):
+        for row in _job_rows(job, plan, env, lambda j: measure(j, slot, worker_env), worker_env):
             with lock:
                 keep(row)
                 if on_row is not None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,26 +64,92 @@ __all__ = [
 def accuracy_records(
     user: Sequence[dict[str, Any]] = (), published: bool = True, measured: Sequence[dict[str, Any]] = ()
 ) -> list[dict[str, Any]]:
-    """Accuracy records, the first for an architecture and input winning: accuracies measured by
-    ``vbench evaluate``, then the user's file, then the published ones; each tagged with where it came from
-    (``kind``: measured, yours, published)."""
+    """Accuracy records, the first for a configuration winning: accuracies measured by ``vbench evaluate``,
+    then the user's file, then the published ones; each tagged with where it came from (``kind``: measured,
+    yours, published) and with its configuration (``config``: :func:`config_key` of its ``arch_kwargs``).
+
+    A published accuracy is of the published configuration: the builder's defaults (400 classes).
+
+    Raises:
+        UsageError: two evaluations, or two records of the user's file, of one configuration (a report joins one
+            accuracy per configuration; which one to keep is the user's choice, never made silently).
+    """
     records = [dict(r, kind="measured") for r in measured]
     records += [dict(r, tag="user", kind="yours") for r in user]
+    for r in records:
+        r["config"] = config_key(r["arch"], r.get("arch_kwargs") or {})
+    _refuse_twice([r for r in records if r["kind"] == "measured"])
+    _refuse_twice([r for r in records if r["kind"] == "yours"])
     if published:
         for arch, results in archs.published_table().items():
             records += [
-                {"arch": arch, **r.to_dict(), "kind": "published"}
+                {"arch": arch, **r.to_dict(), "kind": "published", "config": config_key(arch, {})}
                 for r in results
                 if r.top1 is not None and r.input not in ("", "-")
             ]
     return records
 
 
-def _accuracy_for(records: Sequence[dict[str, Any]], arch: str, clip: str) -> dict[str, Any] | None:
+def _where(record: Mapping[str, Any]) -> str:
+    """Where an accuracy record was read: ``evaluation 'runs/eval-a'`` or ``accuracy file 'a.csv', record 3``."""
+    if record["kind"] == "measured":
+        return f"evaluation {show_path(record['folder'])}"
+    return str(record.get("where") or "your accuracy file")
+
+
+def _refuse_twice(records: Sequence[dict[str, Any]]) -> None:
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
     for r in records:
-        if r["arch"] == arch and r["input"] == clip:
+        key = (r["config"], r["input"])
+        if key in seen:
+            raise UsageError(
+                f"{_where(seen[key])} and {_where(r)} both give the accuracy of {describe_config(r)} at "
+                f"{r['input']}; a report joins one accuracy per configuration: leave one of them out"
+            )
+        seen[key] = r
+
+
+DEFAULT_NUM_CLASSES = 400
+"""Every builder's class count unless told otherwise (DESIGN.md): the published configuration's."""
+
+
+def config_key(arch: str, kwargs: Mapping[str, Any]) -> str:
+    """The configuration an accuracy or a row is of: the architecture and its builder options, as canonical
+    text; ``num_classes=400`` is every builder's default and counts as not given (``num_classes=2`` does count).
+
+    Read without the registry (which would import torch): other options count as given, so an option spelled
+    out at its default value is a configuration of its own, with no published accuracy.
+    """
+    kept = {k: v for k, v in kwargs.items() if not (k == "num_classes" and v == DEFAULT_NUM_CLASSES)}
+    return json.dumps({"arch": arch, "kwargs": kept}, sort_keys=True, default=str)
+
+
+def describe_config(record: Mapping[str, Any]) -> str:
+    """``r3d_18`` or ``r3d_18(num_classes=2)``: the configuration of a record, for messages."""
+    kwargs = json.loads(record["config"])["kwargs"]
+    return record["arch"] + ("(" + ", ".join(f"{k}={v}" for k, v in kwargs.items()) + ")" if kwargs else "")
+
+
+def _accuracy_for(records: Sequence[dict[str, Any]], config: str, clip: str) -> dict[str, Any] | None:
+    for r in records:
+        if r["input"] == clip and (r.get("config") or config_key(r["arch"], r.get("arch_kwargs") or {})) == config:
             return r
     return None
+
+
+def unjoined(records: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Notes for the evaluations that no row of the runs is of (their accuracy is not in the report)."""
+    have = {(_row_config(row), clip_of(row)) for row in rows}
+    return [
+        f"note: {_where(r)} measured {describe_config(r)} at {r['input']}, which no run holds; "
+        "its accuracy is not in the report"
+        for r in records
+        if r["kind"] == "measured" and (r["config"], r["input"]) not in have
+    ]
+
+
+def _row_config(row: Mapping[str, Any]) -> str:
+    return config_key(row["arch"], json.loads(row.get("arch_kwargs") or "{}"))
 
 
 # ---------------------------------------------------------------- the trade-off table
@@ -111,7 +177,7 @@ def tradeoff_frame(rows: Sequence[dict[str, Any]], accuracy: Sequence[dict[str, 
     for (label, clip), group in groups.items():
         counted = next((r for r in group if r.get("gmacs") is not None), group[0])
         timed = _timing_row(group)
-        acc = _accuracy_for(accuracy, counted["arch"], clip) or {}
+        acc = _accuracy_for(accuracy, _row_config(counted), clip) or {}
         gmacs = counted.get("gmacs")
         top1 = acc.get("top1")
         records.append(
@@ -521,10 +587,10 @@ def write_report(
     kinds = [b for path in breakdowns for b in load_breakdowns(path)]
     accuracy = accuracy_records(user, published, measured)
     frames = {s.name: s.compute(rows, accuracy) for s in SECTIONS}
+    notes = unjoined(accuracy, rows)
     text = _markdown(frames, [str(s) for s in sources], {"throughput": report_md.kinds_lines(kinds)})
 
     written: list[Path] = []
-    notes = []
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         # First claim every name this report may write, so that an interrupted report is still ours.

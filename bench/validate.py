@@ -44,6 +44,7 @@ __all__ = [
     "RESULTS_CAP",
     "ROW_CHECKS",
     "SMALL_CAP",
+    "check_path",
     "check_results_doc",
     "load_accuracy",
     "load_results_doc",
@@ -57,6 +58,8 @@ ACCURACY_COLUMNS = ("arch", "input", "top1", "source")
 """Required columns of a user's accuracy file; ``dataset``, ``top5``, ``views``, ``pretrain`` are optional."""
 
 _OPTIONAL = ("dataset", "top5", "views", "pretrain", "model")
+"""Optional columns of an accuracy file besides ``arch_kwargs`` (the builder options, a JSON object; none: the
+defaults, as the published accuracies are)."""
 
 RESULTS_CAP = 256 * 2**20
 """Largest ``results.json`` read (bytes); a full GPU grid with raw samples is a few MiB."""
@@ -118,6 +121,48 @@ def show_path(path: str | Path) -> str:
     """A path as typed, quoted; escaped where it holds control characters (it must not break the line)."""
     text = os.fspath(path)
     return f"'{text}'" if not _has_control(text) and _utf8(text) else repr(text)
+
+
+# ---------------------------------------------------------------- paths typed by the user
+
+PATH_MAX = 4096
+"""Longest path (bytes) the commands accept (Linux's PATH_MAX)."""
+
+
+def _name_max(text: str) -> int:
+    """NAME_MAX of the file system the path would be on: that of its nearest existing folder (255 if unknown)."""
+    folder = os.path.abspath(text)
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
+def check_path(value: str | os.PathLike[str], what: str) -> None:
+    """A path the user typed that no system call can take: one line (exit code 2) before any work.
+
+    Each name in it must fit the file system's NAME_MAX, the whole PATH_MAX, and it may hold no NUL
+    (otherwise every command would fail later, with ``ENAMETOOLONG`` or ``ValueError``, as an internal error).
+
+    Raises:
+        UsageError: naming the option (``what``) and the name that is too long.
+    """
+    text = os.fspath(value)
+    if "\0" in text:
+        raise UsageError(f"{what} {show_path(_clip(text, 60))}: a path cannot hold a NUL character")
+    raw = os.fsencode(text)
+    if len(raw) >= PATH_MAX:
+        raise UsageError(f"{what}: the path is {len(raw)} bytes long; at most {PATH_MAX - 1} are allowed (PATH_MAX)")
+    limit = _name_max(text)
+    for name in raw.split(b"/"):
+        if len(name) > limit:
+            shown = os.fsdecode(name[:20]) + "..."
+            raise UsageError(
+                f"{what}: the name {show_path(shown)} in the path is {len(name)} bytes long; "
+                f"at most {limit} are allowed (NAME_MAX)"
+            )
 
 
 # ---------------------------------------------------------------- reading
@@ -524,7 +569,15 @@ def _accuracy_record(where: str, r: dict[Any, Any]) -> dict[str, Any]:
         if not (v is None or (isinstance(v, str) and _utf8(v)) or _is_number(v)):
             raise UsageError(f"{where}: {show(k)} must be a string or a number; got {show(v)}")
         optional[k] = v or ""
-    return {"arch": r["arch"], "input": r["input"], "top1": top1, "top5": top5, "source": r["source"], **optional}
+    kwargs = r.get("arch_kwargs")
+    if isinstance(kwargs, str) and _kwargs_text(kwargs):
+        kwargs = parse_json(kwargs, "arch_kwargs") if kwargs.strip() else {}
+    if not (kwargs is None or (isinstance(kwargs, dict) and _plain_error(kwargs, "") is None)):
+        raise UsageError(
+            f"{where}: 'arch_kwargs' must be a JSON object such as '{{\"num_classes\": 2}}'; got {show(kwargs)}"
+        )
+    return {"arch": r["arch"], "input": r["input"], "top1": top1, "top5": top5, "source": r["source"], **optional,
+            "arch_kwargs": kwargs or {}, "where": where}  # fmt: skip
 
 
 def load_accuracy(path: str | Path) -> list[dict[str, Any]]:
@@ -650,4 +703,18 @@ def load_evaluation(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"evaluation file {name}: 'state' or 'counts' is malformed")
     if state != "complete":
         checked["source"] = f"{checked['source']} ({state}: {videos} of {counts.get('listed')} videos)"
-    return {**checked, "tag": "measured", "state": state, "videos": videos, "path": str(f)}
+    return {**checked, "arch_kwargs": _evaluated_config(doc, name), "tag": "measured", "state": state,
+            "videos": videos, "path": str(f), "folder": str(f.parent)}  # fmt: skip
+
+
+def _evaluated_config(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    """The builder options of the evaluated model: its ``arch_kwargs`` and the class count of its weights."""
+    kwargs = doc.get("arch_kwargs") or {}
+    if not (isinstance(kwargs, dict) and _plain_error(kwargs, "") is None):
+        raise UsageError(f"evaluation file {name}: 'arch_kwargs' must be an object of plain values")
+    weights: dict[str, Any] = doc["weights"] if isinstance(doc.get("weights"), dict) else {}
+    classes: dict[str, Any] = doc["classes"] if isinstance(doc.get("classes"), dict) else {}
+    count = weights.get("num_classes", classes.get("count"))
+    if count is not None and not _positive_int(count):
+        raise UsageError(f"evaluation file {name}: the class count must be a positive integer; got {show(count)}")
+    return {**kwargs, "num_classes": count} if count is not None and "num_classes" not in kwargs else dict(kwargs)

@@ -249,17 +249,15 @@ def _randomise(model: torch.nn.Module) -> None:
 
 
 def _load_torchvision(name: str, state: dict[str, torch.Tensor]) -> torch.nn.Module:
-    """Our model with torchvision's tensors, through the family's key map; every tensor of the checkpoint used."""
-    from archs import mvit, swin3d
-
-    family = mvit if name.startswith("mvit") else swin3d
-    if family is swin3d:
-        state = swin3d.prepare_torchvision(state)
-    model = archs.create_model(name)
-    mapped = {k: state[family.torchvision_key(k)] for k in model.state_dict()}
-    assert {family.torchvision_key(k) for k in mapped} == set(state)
-    model.load_state_dict(mapped)
-    return model.eval()
+    """Our model from torchvision's state dict, through ``create_model`` (the layout recognised, loaded strictly)."""
+    model = archs.create_model(name, weights=state).eval()
+    info = model.pretrained_cfg
+    assert info.layout == "torchvision" and info.num_classes == 400
+    mvit = name.startswith("mvit")
+    assert info.preprocess.mean == ((0.45,) * 3 if mvit else (0.485, 0.456, 0.406))
+    assert (info.preprocess.resize, info.preprocess.crop) == (256, 224)
+    assert (info.protocol, info.preprocess.frame_stride) == (("mvit", 4) if mvit else ("torchvision_swin3d", 2))
+    return model
 
 
 def _mvit_reference_at(reference: torch.nn.Module, tables: dict[str, torch.Tensor], thw: tuple[int, int, int]) -> None:
@@ -302,7 +300,7 @@ def test_torchvision_weights_give_torchvision_logits(name):
     reference = getattr(video, name)().eval()
     _randomise(reference)
     state = reference.state_dict()
-    ours = _load_torchvision(name, state)
+    ours = _load_torchvision(name, dict(state))
     for t, h, w in CLIPS[name]:
         if name.startswith("mvit"):
             _mvit_reference_at(reference, state, (t // 2, h // 4, w // 4))
@@ -312,3 +310,31 @@ def test_torchvision_weights_give_torchvision_logits(name):
         spread = (expected[0] - expected[1]).abs().max()  # how much the reference moves between two clips
         assert spread > 0.1 * expected.abs().max()
         assert (got - expected).abs().max() <= 1e-4 * spread, (t, h, w)
+
+
+def test_a_torchvision_checkpoint_missing_a_tensor_is_refused_in_one_line():
+    video = _tv_video()
+    with torch.device("meta"):
+        state = video.swin3d_t().state_dict()
+    del state["features.2.1.mlp.3.bias"]
+    with pytest.raises(archs.WeightsError, match=r"layout torchvision, missing key features\.2\.1\.mlp\.3\.bias"):
+        archs.create_model("swin3d_t", weights=state)
+
+
+@pytest.mark.parametrize("name", MVIT + SWIN)
+def test_preprocessing_and_protocols_have_sources(name):
+    """MViT: PySlowFast's 0.45/0.225 and 5 clips x 1 crop. Swin: ImageNet's mean and std, 4 clips x 3 crops."""
+    from archs._weights import get_protocol
+
+    pretrained = archs.get_arch(name).pretrained()
+    protocol = get_protocol(pretrained.protocol)
+    if name in MVIT:
+        assert pretrained.preprocess.mean == (0.45,) * 3 and pretrained.preprocess.std == (0.225,) * 3
+        assert (protocol.clips, protocol.crops) == (5, 1)
+        assert [lay.name for lay in pretrained.layouts] == ([] if name == "mvit_v2_b" else ["torchvision"])
+    else:
+        assert pretrained.preprocess.mean == (0.485, 0.456, 0.406)
+        assert (protocol.clips, protocol.crops) == (4, 3)
+        assert get_protocol(pretrained.layouts[0].protocol).clips == 12  # torchvision's own evaluation
+    assert pretrained.preprocess.frames == archs.get_arch(name).default_input[1]
+    assert protocol.source

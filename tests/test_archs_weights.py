@@ -31,8 +31,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import archs
+from archs import Preprocess, WeightsError, WeightsInfo
 from archs._blocks import SameConv3d, SameMaxPool2d, SameMaxPool3d, same_padding
-from archs.weights import TORCHVISION_WEIGHTS, Preprocess, WeightsError, WeightsInfo
+
+_S3D_URL = "https://download.pytorch.org/models/s3d-d76dad2f.pth"  # torchvision's S3D_Weights.KINETICS400_V1
 
 
 @dataclass(frozen=True)
@@ -230,7 +232,7 @@ def test_vbench_layout_round_trip(tmp_path):
     mine = Preprocess((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), resize=(240, 320), crop=224, frames=32, frame_stride=2)
     path = archs.save_weights(model, "i3d", tmp_path / "mine.pt", preprocess=mine)
     loaded = archs.create_model("i3d", weights=path)
-    assert loaded.pretrained_cfg == WeightsInfo("vbench", str(path), 7, mine)
+    assert loaded.pretrained_cfg == WeightsInfo("vbench", str(path), 7, mine, "i3d")
     assert torch.equal(loaded.logits.bias, model.logits.bias)
     # a bare state dict in our keys is the vbench layout too, with the architecture's preprocessing
     info, _ = archs.read_weights("i3d", model.state_dict())
@@ -263,7 +265,8 @@ def test_wrong_layout():
 
 def test_a_layout_of_another_architecture():
     assert "layout piergiaj-i3d, for i3d, which does not fit s3d" in _error("s3d", _piergiaj_state())
-    assert "video ResNet" in _error("i3d", ref_impls.tv_mc3_18().state_dict())
+    message = _error("i3d", ref_impls.tv_mc3_18().state_dict())
+    assert "layout torchvision or vmz, for the " in message and "mc" in message  # a video ResNet's
 
 
 def test_missing_key(tmp_path):
@@ -304,7 +307,7 @@ def test_torchvision_weights_offline(monkeypatch):
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
     message = _error("s3d", "torchvision")
-    assert message.startswith(f"torchvision: cannot download {TORCHVISION_WEIGHTS['s3d'].url}")
+    assert message.startswith(f"torchvision: cannot download {_S3D_URL}")
     assert "name resolution" in message
     assert "publishes no weights for i3d" in _error("i3d", "torchvision")
 
@@ -320,7 +323,7 @@ def test_torchvision_weights_load_through_the_hub(monkeypatch):
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", hub)
     model = archs.create_model("s3d", weights="torchvision")
-    assert urls == [TORCHVISION_WEIGHTS["s3d"].url]
+    assert urls == [_S3D_URL]
     assert (model.pretrained_cfg.layout, model.pretrained_cfg.source) == ("torchvision", "torchvision")
 
 

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 import bench.stats
-from bench.cli import app
+from bench.cli import app, profile_options
 from bench.compare import CompareConfig, Tolerances, compare_rows, load_compare_config, parse_fraction, refresh_command
 from bench.errors import UsageError
 from bench.report import compare_markdown
@@ -185,7 +185,9 @@ def test_nothing_in_common_or_duplicate_rows_is_bad_input():
 def test_markdown_verdict_and_refresh_command():
     comparison = compare_rows([_row(), _row(arch="mc3_18")], [_row(params=1), _row(arch="mc3_18", status="oom")])
     env = {"command": ["vbench", "profile", "--arch", "all", "--static", "--out", "somewhere/else"]}
-    text = compare_markdown(comparison, "base", "head", refresh_command(env, "reports/baselines/cpu-static"))
+    text = compare_markdown(
+        comparison, "base", "head", refresh_command(env, "reports/baselines/cpu-static", profile_options())
+    )
     assert text.startswith("## vbench compare: 2 regressions")
     assert "| x | r3d_18 | infer b1 16x112x112 fp32 cpu | params | 33,371,472 | 1 |" in text
     assert "| ! | mc3_18 |" in text and "new failure" in text

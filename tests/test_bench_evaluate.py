@@ -28,11 +28,13 @@ import typer
 from typer.testing import CliRunner
 from waiting import until
 
-from archs.weights import Preprocess
+from archs import Preprocess
 from bench.datasets import kinetics400_classes, load_dataset
 from bench.errors import UsageError
-from bench.evaluate import PROTOCOLS, EvalOptions, check_eval_out, compute_metrics, evaluate, resolve_protocol
+from bench.evaluate import EvalOptions, check_eval_out, compute_metrics, evaluate, protocols, resolve_protocol
 from bench.video import ViewSpec, clip_starts, crop_offsets, make_views, plan_frames, read_video, resized_size
+
+PROTOCOLS = protocols()
 
 ROOT = Path(__file__).resolve().parent.parent
 LEVELS = [30 + 35 * c for c in range(6)]
@@ -520,7 +522,6 @@ def test_bad_input_exits_2_with_one_line(tmp_path, videos, monkeypatch, extra, m
 
 
 def test_a_bad_checkpoint_is_one_line_and_exit_2(tmp_path, videos, runner_script):
-    pytest.importorskip("archs.weights")
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(np.random.default_rng(1).bytes(2000))
     wrong = tmp_path / "wrong_layout.pt"
@@ -535,12 +536,11 @@ def test_a_bad_checkpoint_is_one_line_and_exit_2(tmp_path, videos, runner_script
 
 
 def test_a_vbench_checkpoint_is_evaluated_with_the_preprocessing_it_records(tmp_path, videos, runner_script):
-    weights = pytest.importorskip("archs.weights")
     import archs
 
     model = archs.create_model("mc3_18", num_classes=6)
-    pre = weights.Preprocess(mean=(0.45,) * 3, std=(0.225,) * 3, resize=32, crop=32, frames=4, frame_stride=2)
-    weights.save_weights(model, "mc3_18", tmp_path / "mc3.pt", preprocess=pre)
+    pre = Preprocess(mean=(0.45,) * 3, std=(0.225,) * 3, resize=32, crop=32, frames=4, frame_stride=2)
+    archs.save_weights(model, "mc3_18", tmp_path / "mc3.pt", preprocess=pre)
     (tmp_path / "classes.txt").write_text("\n".join(CLASSES))
     run = _cli(runner_script, "evaluate", "--arch", "mc3_18", "--weights", str(tmp_path / "mc3.pt"), "--data",
                str(videos), "--classes", str(tmp_path / "classes.txt"), "--limit", "3", "--workers", "0",
@@ -562,10 +562,11 @@ def test_importing_the_command_imports_neither_torch_nor_av():
 
 
 def test_size_scales_the_resize_and_the_default_protocol_follows_the_weights():
-    from bench.evaluate import default_protocol
-    from bench.evaluate_cmd import _PROTOCOL_NAMES, _view_spec
+    from bench.evaluate_cmd import _view_spec
 
-    assert _PROTOCOL_NAMES.replace(" or", ",").split(", ") == list(PROTOCOLS)
+    with pytest.raises(UsageError) as e:
+        resolve_protocol("nope")
+    assert str(e.value).endswith(", ".join(PROTOCOLS))  # a wrong name lists every family's presets
     pre = Preprocess(mean=(0.4,) * 3, std=(0.2,) * 3, resize=(128, 171), crop=112, frames=16, frame_stride=2)
     spec = _view_spec(pre, PROTOCOLS["torchvision"], None, 224)
     assert (spec.frames, spec.frame_stride, spec.crop, spec.resize, spec.clips, spec.crops) == (
@@ -578,9 +579,20 @@ def test_size_scales_the_resize_and_the_default_protocol_follows_the_weights():
     )
     assert _view_spec(pre, PROTOCOLS["torchvision_s3d"], None, None).frames == 128
     assert _view_spec(pre, PROTOCOLS["i3d"], 32, None).frames == 32
-    cases = [("r2plus1d", "torchvision"), ("s3d", "torchvision"), ("i3d", "piergiaj-i3d"), ("i3d_mixed", "vbench"),
-             ("s3d", None), ("mc", "vmz")]  # fmt: skip
-    assert [default_protocol(*c) for c in cases] == ["torchvision", "torchvision_s3d", "i3d", "i3d", "s3d", "r2plus1d"]
+
+
+def test_the_default_protocol_is_the_one_the_weights_reference_evaluated_with():
+    import archs
+
+    def protocol_of(arch: str, layout: str) -> str:
+        pretrained = archs.get_arch(arch).pretrained()
+        if layout == "vbench":  # our own checkpoints: the architecture's reference
+            return pretrained.protocol
+        return next(lay.protocol for lay in pretrained.layouts if lay.name == layout)
+
+    cases = [("r2plus1d_18_tv", "torchvision"), ("s3d", "torchvision"), ("i3d", "piergiaj-i3d"),
+             ("i3d_bottom_heavy", "vbench"), ("s3d_g", "vbench"), ("mc2_18", "vmz")]  # fmt: skip
+    assert [protocol_of(*c) for c in cases] == ["torchvision", "torchvision_s3d", "i3d", "i3d", "s3d", "r2plus1d"]
 
 
 def test_a_registered_architecture_runs_on_the_views(tmp_path, videos):

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import archs
-from archs.weights import save_weights
+from archs import save_weights
 
 
 def _vbench(*args: str) -> subprocess.CompletedProcess[str]:
@@ -27,7 +27,7 @@ def test_profile_times_the_checkpoints_model(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     (row,) = csv.DictReader((out / "results.csv").open())
     assert (row["status"], row["output_shape"], json.loads(row["arch_kwargs"])) == ("ok", "1x7", {"num_classes": 7})
-    assert json.loads((out / "results.json").read_text())["environment"]["weights"] == str(path)
+    assert json.loads((out / "results.json").read_text())["environment"]["weights"]["path"] == str(path.resolve())
 
 
 def test_weights_that_do_not_fit_are_one_line_before_any_work(tmp_path: Path) -> None:

@@ -278,12 +278,68 @@ def test_registration_checks_declarations_and_families():
 
 # ---------------------------------------------------------------- bench/ knows no architecture names
 
-_NAME_FREE = ("bench/plots.py", "bench/variants.py", "bench/tradeoff.py", "bench/report_md.py")
+_ROOT = Path(__file__).resolve().parents[1]
+_BENCH = sorted(str(p.relative_to(_ROOT)) for p in (_ROOT / "bench").rglob("*.py"))
 
 
-@pytest.mark.parametrize("path", _NAME_FREE)
-def test_report_modules_name_no_architecture_or_family(path):
+@pytest.mark.parametrize("path", _BENCH)
+def test_bench_names_no_architecture_family_or_layout(path):
+    """bench/ never chooses by name: what differs between families is declared in their files (archs/)."""
     names = set(ALL) | {archs.get_arch(n).family for n in ALL}
-    tree = ast.parse((Path(__file__).resolve().parents[1] / path).read_text())
+    names |= {layout.name for n in ALL for layout in archs.get_arch(n).pretrained().layouts}
+    tree = ast.parse((_ROOT / path).read_text())
     literals = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
     assert not literals & names
+
+
+def _module_imports(path: Path, package: str) -> set[str]:
+    """The ``archs``/``bench`` modules a file imports when it is imported (not those under TYPE_CHECKING or in
+    functions)."""
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    return {m for m in found if m.split(".")[0] in ("archs", "bench")}
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = {}
+    for path in sorted([*(_ROOT / "archs").rglob("*.py"), *(_ROOT / "bench").rglob("*.py")]):
+        parts = path.relative_to(_ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    return {
+        name: {m for m in _module_imports(path, name) if m in modules and m != name} for name, path in modules.items()
+    }
+
+
+def test_no_import_cycle_in_archs_or_bench():
+    graph = _graph()
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                pytest.fail("import cycle: " + " -> ".join([*trail[trail.index(nxt) :], nxt]))
+            if nxt not in state:
+                visit(nxt, [*trail, nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+
+
+def test_family_files_know_neither_the_reader_nor_the_factory():
+    """A family's file imports the leaves (blocks, registry, weights types); the reader and create_model sit above."""
+    graph = _graph()
+    leaves = {"archs._blocks", "archs._registry", "archs._weights", "archs._published", "archs.inflate"}
+    for module in archs._factory.FAMILY_MODULES:
+        assert graph[module.__name__] <= leaves | {m.__name__ for m in archs._factory.FAMILY_MODULES}, module
+    assert not graph["archs._weights"], "the weights types are a leaf"
+    assert all("archs._factory" not in deps for deps in graph.values()), "nothing below imports the factory"

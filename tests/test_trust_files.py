@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from bench.compare import _PROFILE_FLAGS, _PROFILE_OPTIONS, compare_rows, load_compare_config, refresh_command
+from bench.cli import profile_options
+from bench.compare import NOT_REFRESHED, compare_rows, load_compare_config, refresh_command
 from bench.config import tool_table
 from bench.errors import UsageError
 from bench.results import load_results
@@ -31,6 +32,9 @@ from bench.validate import MAX_DEPTH, check_results_doc, load_accuracy, load_res
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = ROOT / "reports" / "baselines" / "cpu-static" / "results.json"
 _BASELINE_DOC = json.loads(BASELINE.read_text())
+
+DECLARED = profile_options()
+"""Every option of ``vbench profile`` and whether it is a flag."""
 
 
 def _doc() -> dict[str, Any]:
@@ -429,7 +433,7 @@ def test_refresh_command_is_rebuilt_from_recorded_options(tmp_path):
         "--only-missing": True, "--evil": ["$(rm -rf ~)"],
     }  # fmt: skip
     folder = tmp_path / "my base"
-    command = refresh_command({"options": options, "command": ["rm", "-rf", "/"]}, folder)
+    command = refresh_command({"options": options, "command": ["rm", "-rf", "/"]}, folder, DECLARED)
     expected = "vbench profile --arch 'r*_18' --arch mc3_18 --batch 1,8 --static --arch-kwargs depth=50"
     assert command == f"{expected} --overwrite --out '{folder}'"
     assert shlex.split(command)[-1] == str(folder)
@@ -437,10 +441,10 @@ def test_refresh_command_is_rebuilt_from_recorded_options(tmp_path):
 
 def test_refresh_command_quotes_every_recorded_value(tmp_path):
     env = {"options": {"--arch": ["$(rm -rf ~)", "a;b", "-x"], "--device": ["cpu"]}}
-    argv = shlex.split(refresh_command(env, tmp_path))
+    argv = shlex.split(refresh_command(env, tmp_path, DECLARED))
     assert argv == ["vbench", "profile", "--arch", "$(rm -rf ~)", "--arch", "a;b", "--arch=-x", "--device", "cpu",
                     "--overwrite", "--out", str(tmp_path)]  # fmt: skip
-    assert "'$(rm -rf ~)'" in refresh_command(env, tmp_path)
+    assert "'$(rm -rf ~)'" in refresh_command(env, tmp_path, DECLARED)
 
 
 @pytest.mark.parametrize(
@@ -463,29 +467,22 @@ def test_refresh_command_quotes_every_recorded_value(tmp_path):
     ],
 )
 def test_refresh_command_falls_back_to_the_placeholder(tmp_path, env):
-    command = refresh_command(env, tmp_path)
+    command = refresh_command(env, tmp_path, DECLARED)
     assert command == f"vbench profile <the options of the baseline run> --overwrite --out {tmp_path}"
 
 
 def test_refresh_command_from_a_recorded_command_line(tmp_path):
     env = {"command": ["vbench", "profile", "--arch", "$(rm -rf ~)", "--out", "x", "--out=y", "--shard", "1/2",
                        "--only-missing", "--static"]}  # fmt: skip
-    command = refresh_command(env, tmp_path / "base")
+    command = refresh_command(env, tmp_path / "base", DECLARED)
     assert shlex.split(command) == ["vbench", "profile", "--arch", "$(rm -rf ~)", "--static", "--overwrite",
                                     "--out", str(tmp_path / "base")]  # fmt: skip
     assert "$(rm" not in command.replace("'$(rm -rf ~)'", "")
-    assert "\n" not in refresh_command(env, "base\nrm -rf ~") and "<the baseline folder>" in refresh_command(
-        env, "base\nrm -rf ~"
+    assert "\n" not in refresh_command(env, "base\nrm -rf ~", DECLARED) and "<the baseline folder>" in refresh_command(
+        env, "base\nrm -rf ~", DECLARED
     )
 
 
 def test_refresh_options_are_options_of_vbench_profile():
-    from typer.main import get_command
-
-    from bench.cli import app
-
-    profile = get_command(app).commands["profile"]  # type: ignore[attr-defined]
-    options = {p.opts[0]: p for p in profile.params if getattr(p, "param_type_name", "") == "option"}
-    assert set(_PROFILE_OPTIONS) <= set(options)
-    assert {name for name in _PROFILE_OPTIONS if options[name].is_flag} == set(_PROFILE_FLAGS)
-    assert not {"--out", "--only-missing", "--overwrite", "--shard", "--executor"} & set(_PROFILE_OPTIONS)
+    assert set(NOT_REFRESHED) <= set(DECLARED) and {"--arch", "--weights", "--trace"} <= set(DECLARED)
+    assert {"--out", "--only-missing", "--overwrite", "--shard", "--executor"} <= set(NOT_REFRESHED)
