@@ -283,13 +283,14 @@ def _mvit_reference_at(reference: torch.nn.Module, tables: dict[str, torch.Tenso
 
 # Clips small enough for two cores: MViT's grid then needs its tables resampled (4x64x64: 2x16x16 tokens; 6x96x64:
 # a non-square 3x24x16 grid). Swin: 18x72x72 gives 9x18x18 tokens, padded to whole windows and shifted in time and
-# space; 6x64x96 gives 3x16x24 tokens, a window shrunk in time (no temporal shift) and padded in space.
+# space; 6x64x96 gives 3x16x24 tokens, a window shrunk in time (no temporal shift) and padded in space; S and B
+# (the same blocks, deeper or wider) at 2x32x64: one frame of 8x16 tokens, padded and shifted in space.
 CLIPS = {
     "mvit_v1_b": ((4, 64, 64), (6, 96, 64)),
     "mvit_v2_s": ((4, 64, 64), (6, 96, 64)),
     "swin3d_t": ((18, 72, 72), (6, 64, 96)),
-    "swin3d_s": ((6, 64, 96),),
-    "swin3d_b": ((6, 64, 96),),
+    "swin3d_s": ((2, 32, 64),),
+    "swin3d_b": ((2, 32, 64),),
 }
 
 
