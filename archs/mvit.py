@@ -312,6 +312,15 @@ class MultiscaleBlock(nn.Module):
         return x + self.drop_path(self.mlp(x_norm)), thw_out
 
 
+class MultiscaleBlocks(nn.ModuleList):
+    """The stack of blocks, called as one module (so that a per-module breakdown sees its share whole)."""
+
+    def forward(self, x: Tensor, thw: THW) -> tuple[Tensor, THW]:
+        for block in self:
+            x, thw = block(x, thw)
+        return x, thw
+
+
 class PatchEmbed(nn.Module):
     """The patch embedding: a 3x7x7 convolution of stride (2, 4, 4), overlapping patches (PySlowFast ``PatchEmbed``)."""
 
@@ -361,7 +370,7 @@ class MViT(VideoClassifier):
             self.pos_embed_spatial = nn.Parameter(torch.zeros(h * w, embed))
             self.pos_embed_temporal = nn.Parameter(torch.zeros(t, embed))
             self.pos_embed_class = nn.Parameter(torch.zeros(embed))
-        self.blocks = nn.ModuleList()
+        self.blocks = MultiscaleBlocks()
         grid = table_grid
         for i, setting in enumerate(blocks):
             rate = drop_path * i / (len(blocks) - 1) if len(blocks) > 1 else 0.0
@@ -414,8 +423,7 @@ class MViT(VideoClassifier):
         x = torch.cat((self.cls_token.expand(x.shape[0], 1, -1), x), dim=1)
         if self.pos_embed_spatial is not None:
             x = x + self._pos_embed(thw)
-        for block in self.blocks:
-            x, thw = block(x, thw)
+        x, thw = self.blocks(x, thw)
         cls = self.norm(x[:, 0])
         return cls.reshape(*cls.shape, 1, 1, 1)
 

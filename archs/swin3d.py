@@ -239,14 +239,13 @@ class SwinStage(nn.Module):
     def __init__(self, dim: int, depth: int, heads: int, drop_paths: Sequence[float], downsample: bool) -> None:
         super().__init__()
         half: Triple = (_WINDOW[0] // 2, _WINDOW[1] // 2, _WINDOW[2] // 2)
-        self.blocks = nn.ModuleList(
-            SwinBlock3d(dim, heads, _WINDOW, (0, 0, 0) if i % 2 == 0 else half, drop_paths[i]) for i in range(depth)
+        self.blocks = nn.Sequential(
+            *(SwinBlock3d(dim, heads, _WINDOW, (0, 0, 0) if i % 2 == 0 else half, drop_paths[i]) for i in range(depth))
         )
         self.downsample = PatchMerging3d(dim) if downsample else None
 
     def forward(self, x: Tensor) -> Tensor:
-        for block in self.blocks:
-            x = block(x)
+        x = self.blocks(x)
         return x if self.downsample is None else self.downsample(x)
 
 
@@ -268,13 +267,14 @@ class SwinTransformer3d(VideoClassifier):
         self.patch_embed = PatchEmbed3d(embed)
         total = sum(depths)
         rates = [drop_path * i / (total - 1) for i in range(total)] if total > 1 else [0.0]
-        self.layers = nn.ModuleList()
+        stages = []
         start = 0
         for i, (depth, n_heads) in enumerate(zip(depths, heads, strict=True)):
             last = i == len(depths) - 1
             stage_rates = rates[start : start + depth]
-            self.layers.append(SwinStage(embed * 2**i, depth, n_heads, stage_rates, downsample=not last))
+            stages.append(SwinStage(embed * 2**i, depth, n_heads, stage_rates, downsample=not last))
             start += depth
+        self.layers = nn.Sequential(*stages)
         self.num_features = embed * 2 ** (len(depths) - 1)
         self.norm = nn.LayerNorm(self.num_features)
         self.head = nn.Linear(self.num_features, num_classes)
@@ -294,10 +294,7 @@ class SwinTransformer3d(VideoClassifier):
                 nn.init.trunc_normal_(m.relative_position_bias_table, std=0.02)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        x = self.patch_embed(x)
-        for stage in self.layers:
-            x = stage(x)
-        return self.norm(x).permute(0, 4, 1, 2, 3)
+        return self.norm(self.layers(self.patch_embed(x))).permute(0, 4, 1, 2, 3)
 
     def forward_head(self, x: Tensor) -> Tensor:
         return self.head(x.mean(dim=(2, 3, 4)))

@@ -133,6 +133,17 @@ def test_pooling_attention_macs_by_hand():
     assert rows["blocks.0.attn"].macs == linear + pools + matmuls
 
 
+@pytest.mark.parametrize(
+    ("name", "containers"), [("swin3d_t", ("layers", "layers.2.blocks")), ("mvit_v2_s", ("blocks",))]
+)
+def test_every_container_is_called_so_breakdowns_add_up(name, containers):
+    """The stacks are called as modules (a bare ModuleList is never called, and would show no MACs)."""
+    rows = module_breakdown(name, (1, 3, 4, 64, 64), max_depth=3)
+    root, by_name = rows[0], {r.name: r for r in rows}
+    assert sum(r.macs for r in rows if r.depth == 1) == root.macs
+    assert all(by_name[c].macs > 0 for c in containers)
+
+
 @pytest.mark.parametrize("name", MVIT + SWIN)
 def test_counting_at_the_smallest_input_sees_every_operator(name):
     assert MacAnalysis(build_meta(name), (1, *archs.get_arch(name).min_input)).unsupported_ops() == {}
