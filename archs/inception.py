@@ -390,7 +390,7 @@ WHOLE_VIDEO_I3D = register_protocol(
     )
 )
 # Xie et al., "Rethinking Spatiotemporal Feature Learning", ECCV 2018: trained on 64-frame clips and tested as I3D
-# is (reference/published_numbers.md, S3D row: "64x224^2 train; test as I3D"): the whole video, one centre crop.
+# is (docs/evaluate.md, "Protocols": trained on 64x224x224 clips, tested as I3D): the whole video, one centre crop.
 WHOLE_VIDEO_S3D = register_protocol(
     Protocol("s3d", None, 1, source="Xie et al. ECCV 2018 (tested as I3D: whole video, one 224 centre crop)")
 )

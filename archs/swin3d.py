@@ -421,7 +421,7 @@ def _pretrained(name: str) -> Callable[[SwinConfig], Pretrained]:
     return lambda config: Pretrained(VIDEO_SWIN_PREPROCESS, VIDEO_SWIN_PROTOCOL.name, (layout,))
 
 
-_SWIN = Family("swin3d", color="#b8860b")
+_SWIN = Family("swin3d", color="#17803d")
 _PAPER = "Liu et al., Video Swin Transformer, CVPR 2022"
 
 

@@ -12,7 +12,7 @@ forward created. What runs outside the model (the loss, gradient accumulation,
 the optimiser step) is its own line, so nothing measured is dropped.
 
 Two checks travel with every breakdown: the depth-1 lines add up to the
-latency measured *without* instrumentation (within 10 %, DESIGN.md), and the
+latency measured *without* instrumentation (within 10 %, ``docs/design.md``), and the
 attributed total equals the total of ``torch.profiler``'s own
 ``key_averages()`` for the same run (nothing dropped, nothing counted twice).
 The instrumentation's cost is reported as the instrumented iteration's excess
@@ -337,7 +337,7 @@ class Breakdown:
 
     @property
     def sum_ratio(self) -> float:
-        """Sum of the depth-1 lines / uninstrumented latency (DESIGN.md: within 10 % of 1)."""
+        """Sum of the depth-1 lines / uninstrumented latency (``docs/design.md``: within 10 % of 1)."""
         return self.attributed_ms / self.latency_ms if self.latency_ms else 0.0
 
     @property

@@ -26,6 +26,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from typer.core import TyperGroup
 
+from bench.console import arch_kwargs_option, plugin_option
 from bench.console import make_console as _console
 from bench.console import progress_bar as _bar
 from bench.console import recorded_options as _recorded_options
@@ -38,7 +39,7 @@ from bench.records import COUNTERS, DEVICES, DTYPES, EXECUTORS, INPUTS, MODES, R
 try:
     from typer._click import ClickException  # typer vendors click
 except ImportError:  # pragma: no cover - a typer that uses click itself
-    from click import ClickException  # type: ignore[no-redef]
+    from click import ClickException  # type: ignore[no-redef,assignment,unused-ignore]
 
 
 class _OneLineErrors(TyperGroup):
@@ -201,16 +202,13 @@ def _root(
     _std_streams()
 
 
-_PLUGIN_HELP = "Module or .py file to load first (registers more archs; runs as code); repeatable."
-
-
 @app.command("list")
 @_user_errors
 def list_cmd(
     pattern: Annotated[str, typer.Argument(help="Shell-style pattern, e.g. 'r*_18'.")] = "*",
     family: Annotated[str | None, typer.Option(help="Only this family (pattern).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per architecture.")] = False,
-    plugin: Annotated[list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP, metavar="MODULE|FILE")] = None,
+    plugin: Annotated[list[str] | None, plugin_option()] = None,
 ) -> None:
     """List registered architectures with their inputs, parameters and paper."""
     import archs
@@ -330,10 +328,7 @@ def profile_cmd(
     static: Annotated[
         bool, typer.Option("--static", help="Count only (params, MACs); no timing.", rich_help_panel=_GRID)
     ] = False,
-    arch_kwargs: Annotated[
-        list[str] | None,
-        typer.Option("--arch-kwargs", help="key=value passed to the builders; repeatable.", rich_help_panel=_GRID),
-    ] = None,
+    arch_kwargs: Annotated[list[str] | None, arch_kwargs_option(rich_help_panel=_GRID)] = None,
     warmup: Annotated[int, typer.Option(help="Untimed iterations first.", rich_help_panel=_TIMING)] = 3,
     repeats: Annotated[int, typer.Option(help="Timed samples to take (at least).", rich_help_panel=_TIMING)] = 10,
     min_time: Annotated[
@@ -363,9 +358,7 @@ def profile_cmd(
             "--overwrite", help="Replace the run that --out holds (default: refuse).", rich_help_panel=_OUTPUT
         ),
     ] = False,
-    plugin: Annotated[
-        list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP, metavar="MODULE|FILE", rich_help_panel=_MODELS)
-    ] = None,
+    plugin: Annotated[list[str] | None, plugin_option(rich_help_panel=_MODELS)] = None,
     counter: Annotated[
         str,
         typer.Option(
@@ -663,11 +656,9 @@ def inspect_cmd(
     depth: Annotated[
         int | None, typer.Option(help="Deepest module level shown (root = 0; default 2, or the model's depth).")
     ] = None,
-    arch_kwargs: Annotated[
-        list[str] | None, typer.Option("--arch-kwargs", help="key=value passed to the builder; repeatable.")
-    ] = None,
+    arch_kwargs: Annotated[list[str] | None, arch_kwargs_option()] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows instead of a table.")] = False,
-    plugin: Annotated[list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP, metavar="MODULE|FILE")] = None,
+    plugin: Annotated[list[str] | None, plugin_option()] = None,
     time_: Annotated[
         bool,
         typer.Option("--time", help="Measure where the time goes: per-module latency, by kind, against the roofline."),
@@ -991,7 +982,10 @@ def _command_line() -> list[str]:
 
 
 def _std_streams() -> None:
-    """Open /dev/null on any of fds 0-2 that is closed, so that no pipe or file of ours lands there."""
+    """Open /dev/null on any of fds 0-2 that is closed, so that no pipe or file of ours lands there; guard
+    standard output, so that a closed pipe or a full disk behind it stops the printing, never the work."""
+    from bench.console import guard_stdout
+
     for fd in (0, 1, 2):
         try:
             os.fstat(fd)
@@ -1000,15 +994,27 @@ def _std_streams() -> None:
             if devnull != fd:
                 os.dup2(devnull, fd)
                 os.close(devnull)
+    guard_stdout()
 
 
 def main() -> None:  # pragma: no cover - console entry point
-    """The ``vbench`` command: a Ctrl-C before any command runs (while Python starts) is exit 130, quietly."""
+    """The ``vbench`` command: a Ctrl-C before any command runs (while Python starts) is exit 130, quietly.
+
+    A closed standard output (``| head``) changes no exit code; one that could not be written (``> /dev/full``)
+    turns a success into exit code 2 (the command's work is done and its files are written; its printed
+    output is not): the one line saying so was printed when it happened.
+    """
+    from bench.console import stdout_failure
+
     _std_streams()
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except SystemExit as e:
+        if e.code in (0, None) and stdout_failure() is not None:
+            sys.exit(2)
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,8 +7,8 @@ what type its values have, and what it means. Everything else is derived from
 here: :data:`COLUMNS` (the CSV's columns, in order), :data:`REQUIRED_COLUMNS`,
 :data:`KEY_COLUMNS`, :data:`EXACT_METRICS`, the run summary table
 (:data:`SUMMARY_COLUMNS`), the metric names of the compare verdict
-(:data:`LABELS`), the type checks of :mod:`bench.validate` and the README's
-"Results columns" table (:func:`readme_section`).
+(:data:`LABELS`), the type checks of :mod:`bench.validate` and the table of
+``docs/columns.md`` (:func:`readme_section`).
 
 Counting columns are **per clip** (batch 1), as published tables give them;
 latency is per iteration of the whole batch. Plain data: no torch.
@@ -59,7 +59,7 @@ class Column:
     """How tables show it, with its unit (``"latency (ms)"``); values are divided by ``divisor`` first."""
     kind: Kind
     meaning: str
-    """One line for the README (Markdown)."""
+    """One line for the columns table of ``docs/columns.md`` (Markdown)."""
     fmt: str = "{}"
     divisor: float | None = None
     label: str | None = None
@@ -67,7 +67,7 @@ class Column:
     key: bool = False
     """Part of the row key: rows of two runs are matched on the key columns."""
     required: bool = False
-    """Every results file holds it (DESIGN.md, "Results schema")."""
+    """Every results file holds it (``docs/columns.md``)."""
     gate: Gate = "none"
     significance: bool = False
     """With ``gate="ratio"``: fail only when a test on the raw samples finds the change significant."""
@@ -188,7 +188,7 @@ def column(name: str) -> Column:
 _STORED = tuple(c for c in REGISTRY if c.stored)
 
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(c.name for c in _STORED if c.required)
-"""The columns every results file holds (DESIGN.md, "Results schema")."""
+"""The columns every results file holds (``docs/columns.md``)."""
 EXTRA_COLUMNS: tuple[str, ...] = tuple(c.name for c in _STORED if not c.required)
 COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + EXTRA_COLUMNS
 """Every column vbench writes, in the CSV's order (required first)."""
@@ -211,7 +211,7 @@ def _gate(c: Column) -> str:
 
 
 def _wrap(text: str, width: int = 79) -> str:
-    """``text`` wrapped as the README is, never inside a code span."""
+    """``text`` wrapped at 79 columns, never inside a code span."""
     spans = text.split("`")
     kept = "`".join(part.replace(" ", "\0") if i % 2 else part for i, part in enumerate(spans))
     wrapped = textwrap.fill(kept, width=width, break_long_words=False, break_on_hyphens=False)
@@ -219,7 +219,7 @@ def _wrap(text: str, width: int = 79) -> str:
 
 
 def readme_section() -> str:
-    """The body of the README's "Results columns" section, rendered from the registry."""
+    """The generated part of ``docs/columns.md`` (the "Results columns" page), rendered from the registry."""
     intro = (
         f"One row per ({', '.join(KEY_COLUMNS)}): the row key, on which `vbench compare` matches the rows of two "
         "runs. Counts are per clip (batch 1), as published tables give them; latency is per iteration of the "

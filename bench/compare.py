@@ -1,6 +1,6 @@
 """Regression verdicts between two saved runs (``vbench compare BASE HEAD``).
 
-The policy (DESIGN.md, "Regression checks"):
+The policy (``docs/compare.md``):
 
 - Rows are matched on :data:`bench.columns.KEY_COLUMNS`; the column registry
   (:mod:`bench.columns`) says how each column is gated.

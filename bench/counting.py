@@ -168,8 +168,6 @@ _FREE_BY_KIND: dict[str, tuple[str, ...]] = {
         "eq",
         "ne",
     ),
-    # resampling a position table to another clip's token grid (MViT): interpolation, not a matmul
-    "resampling": ("upsample_linear1d", "upsample_bilinear2d", "upsample_trilinear3d"),
     "reduction": ("mean", "sum", "amax", "max", "min"),
     "memory": (
         "empty",
@@ -197,15 +195,27 @@ _FREE_BY_KIND: dict[str, tuple[str, ...]] = {
         "select",
         "split",
         "split_with_sizes",
-        "unbind",
+        "index_select",
+        "linspace",
         "index",
-        "arange",
         "roll",
         "cat",
         "stack",
         "constant_pad_nd",
         "native_dropout",
         "bernoulli_",
+        "unbind",
+        "zeros_like",
+        "arange",
+    ),
+    # Position tables resized to another token grid (the video ViTs, MViT); nearest-neighbour is an index.
+    "resampling": (
+        "upsample_nearest1d",
+        "upsample_nearest2d",
+        "upsample_linear1d",
+        "upsample_bilinear2d",
+        "upsample_bicubic2d",
+        "_unsafe_index",
     ),
 }
 MAC_FREE_OPS: dict[str, str] = {f"aten.{op}": kind for kind, ops in _FREE_BY_KIND.items() for op in ops}

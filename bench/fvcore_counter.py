@@ -38,6 +38,8 @@ NO_MAC_OPS = (
     "aten::adaptive_avg_pool2d",
     "aten::mean",
     "aten::sigmoid",
+    "aten::silu",
+    "aten::silu_",
     "aten::mul",
     "aten::mul_",
     "aten::add",
@@ -46,17 +48,21 @@ NO_MAC_OPS = (
     "aten::relu_",
     "aten::dropout",
     "aten::cat",
+    "aten::index_select",  # SlowFast's Slow clip: a gather of frames
+    "aten::linspace",  # ... at these frame indices
     "aten::flatten",
     "aten::rsub",  # SAME padding's arithmetic on traced sizes (kernel - size % stride)
-    # the transformers: norms and activations, position-table resampling, the arithmetic of relative
-    # distances and of Swin's shift mask
-    "aten::layer_norm",
+    "aten::sub",  # token counts from traced sizes (the video ViTs)
+    "aten::layer_norm",  # norms are excluded, as batch norm is
     "aten::gelu",
-    "aten::sub",
+    "aten::upsample_nearest1d",  # position tables resized to another token grid
+    "aten::upsample_nearest2d",
+    "aten::upsample_linear1d",
+    "aten::upsample_bicubic2d",
+    # MViT and Swin3D: relative distances, Swin's shift mask, bilinear resampling of a position table
     "aten::div",
     "aten::neg",
     "aten::ne",
-    "aten::upsample_linear1d",
     "aten::upsample_bilinear2d",
 )
 """Operators with no multiply-accumulates under the convention (counted as 0, not unsupported)."""

@@ -5,8 +5,7 @@ Numbers arrive here already computed (by :mod:`bench.counting`,
 
 Text that comes from outside (architecture names a plugin registered, a
 model's error message, strings read from a results or accuracy file, paths)
-is shown literally, whatever it holds (DESIGN.md, "Bad input gets a clear
-error, and nothing is lost"):
+is shown literally, whatever it holds (``docs/guarantees.md``, "Escaping"):
 
 - in Markdown it goes through :func:`md_escape` (table cells and inline text),
   :func:`md_code` (an inline code span) or :func:`md_fence` (a fenced block),

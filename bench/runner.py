@@ -5,7 +5,7 @@ The parent never initialises CUDA: it counts on the meta device (in
 worker runs all configurations of one architecture, so a GPU sweep pays for
 process start and CUDA initialisation once per architecture.
 
-What a run guarantees (DESIGN.md, "Bad input gets a clear error, and nothing is lost"):
+What a run guarantees (``docs/guarantees.md``):
 
 - Results come back on a private pipe (:mod:`bench.worker`); the model's stdout
   and stderr go to ``logs/<arch>.log`` in the run folder (capped at

@@ -110,7 +110,7 @@ def _refuse_twice(records: Sequence[dict[str, Any]]) -> None:
 
 
 DEFAULT_NUM_CLASSES = 400
-"""Every builder's class count unless told otherwise (DESIGN.md): the published configuration's."""
+"""Every builder's class count unless told otherwise (``docs/design.md``, "The model contract"): the published configuration's."""
 
 
 def config_key(arch: str, kwargs: Mapping[str, Any]) -> str:

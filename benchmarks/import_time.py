@@ -1,6 +1,6 @@
 """Start-up cost of the commands that only read saved runs: wall time, modules imported, torch or not.
 
-DESIGN.md, "Performance targets": ``--help``, ``compare``, ``merge`` and ``report``
+``docs/design.md``, "Performance targets": ``--help``, ``compare``, ``merge`` and ``report``
 tables import no torch and start in well under a second. Each command runs in a
 fresh interpreter (``python -m bench.cli ...``) on the committed CPU baseline;
 the module count and whether ``torch`` (or ``archs``, which imports torch) was

@@ -17,7 +17,7 @@ from bench.counting import build_meta, count, param_count
 ALL = archs.list_archs()
 
 # Exact values where a reference implementation exists (torchvision 0.29.1 metadata),
-# and the DeepMind I3D with PyTorch BN (gamma and beta), published_numbers.md sec. 2.3.
+# and the DeepMind I3D with PyTorch BN (gamma and beta), docs/architectures.md ("I3D").
 EXACT_PARAMS = {
     "r3d_18": 33_371_472,
     "mc3_18": 11_695_440,

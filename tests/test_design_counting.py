@@ -1,6 +1,6 @@
 """The counting API in fvcore's shape: one analysis per (model, input), many views, counters a table.
 
-DESIGN.md, "Counting: parameters, MACs, FLOPs"; style.md, "One analysis, many views".
+docs/design.md, "The FLOP convention"; docs/contributing.md, "Style" (one analysis, many views).
 """
 
 import subprocess

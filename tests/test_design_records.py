@@ -1,6 +1,6 @@
 """One source for each fact: torch-free records, the column registry and what is derived from it, the version.
 
-DESIGN.md, "Performance targets": the commands that only read saved runs
+docs/design.md, "Performance targets": the commands that only read saved runs
 (``--help``, ``compare``, ``merge``, ``report`` tables) import no torch.
 """
 
@@ -106,11 +106,13 @@ def test_the_type_checks_of_a_file_come_from_the_registry():
     assert v.ROW_CHECKS["arch_kwargs"][0]('{"depth": 50}') and not v.ROW_CHECKS["arch_kwargs"][0]("[1]")
 
 
-def test_the_readme_results_columns_section_is_rendered_from_the_registry():
-    text = (ROOT / "README.md").read_text()
-    start = text.index("## Results columns\n\n") + len("## Results columns\n\n")
-    end = text.index("\n## ", start)
-    assert text[start:end] == readme_section()
+def test_the_docs_results_columns_table_is_rendered_from_the_registry():
+    text = (ROOT / "docs" / "columns.md").read_text()
+    begin, end = "<!-- generated from bench/columns.py: begin -->\n", "<!-- generated from bench/columns.py: end -->\n"
+    assert text.count(begin) == text.count(end) == 1
+    assert text.startswith("# Results columns\n")
+    start = text.index(begin) + len(begin)
+    assert text[start : text.index(end, start)] == readme_section()
     for name in COLUMNS:
         assert f"| `{name}` |" in readme_section()
 
