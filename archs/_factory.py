@@ -12,8 +12,10 @@ from torch import nn
 
 import archs.csn
 import archs.inception
+import archs.mvit
 import archs.resnet
 import archs.slowfast
+import archs.swin3d
 import archs.timesformer
 import archs.tsm
 import archs.videomae
@@ -32,6 +34,8 @@ FAMILY_MODULES = (
     archs.tsm,
     archs.timesformer,
     archs.videomae,
+    archs.mvit,
+    archs.swin3d,
 )
 """The families' files, in the order their architectures are registered."""
 

@@ -152,7 +152,22 @@ _FREE_BY_KIND: dict[str, tuple[str, ...]] = {
         "adaptive_max_pool2d",
         "adaptive_max_pool3d",
     ),
-    "elementwise": ("add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "neg", "sqrt", "rsqrt", "pow"),
+    "elementwise": (
+        "add",
+        "add_",
+        "sub",
+        "sub_",
+        "mul",
+        "mul_",
+        "div",
+        "div_",
+        "neg",
+        "sqrt",
+        "rsqrt",
+        "pow",
+        "eq",
+        "ne",
+    ),
     "reduction": ("mean", "sum", "amax", "max", "min"),
     "memory": (
         "empty",
@@ -182,6 +197,8 @@ _FREE_BY_KIND: dict[str, tuple[str, ...]] = {
         "split_with_sizes",
         "index_select",
         "linspace",
+        "index",
+        "roll",
         "cat",
         "stack",
         "constant_pad_nd",
@@ -191,7 +208,7 @@ _FREE_BY_KIND: dict[str, tuple[str, ...]] = {
         "zeros_like",
         "arange",
     ),
-    # Position tables resized to another token grid (the video ViTs); nearest-neighbour is an index.
+    # Position tables resized to another token grid (the video ViTs, MViT); nearest-neighbour is an index.
     "resampling": (
         "upsample_nearest1d",
         "upsample_nearest2d",

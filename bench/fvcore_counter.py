@@ -59,6 +59,11 @@ NO_MAC_OPS = (
     "aten::upsample_nearest2d",
     "aten::upsample_linear1d",
     "aten::upsample_bicubic2d",
+    # MViT and Swin3D: relative distances, Swin's shift mask, bilinear resampling of a position table
+    "aten::div",
+    "aten::neg",
+    "aten::ne",
+    "aten::upsample_bilinear2d",
 )
 """Operators with no multiply-accumulates under the convention (counted as 0, not unsupported)."""
 
