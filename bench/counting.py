@@ -394,14 +394,29 @@ class MacAnalysis:
         return self.by_module().get(module, 0)
 
     def _tracked(self) -> dict[str, dict[str, int]]:
-        """FLOPs by module (relative names) and operator, as FlopCounterMode recorded them."""
+        """FLOPs by module (relative names) and operator, as FlopCounterMode recorded them.
+
+        A container the model never calls itself (a pathway whose stem and stages the
+        parent calls one by one, a ``ModuleList`` of blocks) is recorded by no one;
+        it gets the sum of its children's, so that every module holds the work done
+        inside it.
+        """
         if self._by_module is None:
             root = type(self.model).__name__
-            self._by_module = {
+            tracked = {
                 _relative(key, root): {str(op): int(f) for op, f in per_op.items()}
                 for key, per_op in self._forward().get_flop_counts().items()
                 if key != "Global"
             }
+            for name, module in reversed(list(self.model.named_modules())):  # children before their parents
+                if name in tracked:
+                    continue
+                summed: Counter[str] = Counter()
+                for child, _ in module.named_children():
+                    summed.update(tracked.get(f"{name}.{child}" if name else child, {}))
+                if summed:
+                    tracked[name] = dict(summed)
+            self._by_module = tracked
         return self._by_module
 
     def by_module(self) -> dict[str, int]:

@@ -88,6 +88,31 @@ def test_training_counts_fused_attention_backward(device):
     assert MacAnalysis(_SelfAttention().to(device), (3, 50, 32)).train_total() == 3 * _ATTENTION_MACS
 
 
+class _Pathways(nn.Module):
+    """A parent that calls its container's members one by one (SlowFast's pathways, a ModuleList of blocks)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.path = nn.Module()
+        self.path.first = nn.Linear(8, 8, bias=False)
+        self.path.second = nn.Linear(8, 4, bias=False)
+        self.blocks = nn.ModuleList(nn.Linear(4, 4, bias=False) for _ in range(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.path.second(self.path.first(x))
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+def test_a_container_nobody_calls_holds_its_childrens_macs():
+    from bench.counting import MacAnalysis
+
+    by_module = MacAnalysis(_Pathways().to("meta"), (2, 8)).by_module()
+    assert by_module["path"] == 2 * (8 * 8 + 8 * 4) and by_module["blocks"] == 2 * 3 * 16
+    assert by_module["path"] + by_module["blocks"] == by_module[""]
+
+
 def test_param_count_counts_shared_tensors_once_and_trainable_apart():
     shared = nn.Linear(4, 4)
     model = nn.Sequential(shared, shared, nn.Linear(4, 2))
