@@ -883,7 +883,8 @@ def compare_cmd(
     ] = None,
     markdown: Annotated[Path | None, typer.Option(help="Also write the verdict to this Markdown file.")] = None,
 ) -> None:
-    """Regression verdicts of HEAD against BASE; exit 1 on a regression, 2 on bad input."""
+    """Regression verdicts of HEAD against BASE; exit 1 on a regression, 2 on bad input, 4 when a row was timed on a
+    shared machine (contended) and nothing regressed."""
     from bench.compare import compare_rows, load_compare_config, refresh_command
     from bench.config import default_config
     from bench.report import compare_markdown
@@ -911,8 +912,8 @@ def compare_cmd(
         except OSError as e:  # the verdict stands; only the summary is missing
             typer.echo(_one_line(f"vbench: warning: cannot append to GITHUB_STEP_SUMMARY '{summary}': {e.strerror}"),
                        err=True)  # fmt: skip
-    if comparison.regressions:
-        raise typer.Exit(code=1)
+    if comparison.exit_code:
+        raise typer.Exit(code=comparison.exit_code)
 
 
 @app.command("report")

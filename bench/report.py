@@ -604,6 +604,7 @@ _MARKS = {
     "+": "worse beyond the tolerance, significantly (fails)",
     "-": "better beyond the tolerance, significantly (or fixed)",
     "~": "beyond the tolerance but not significant, or a failure that changed kind (shown, not failed)",
+    "?": "inconclusive: timed while another workload shared the machine (`contended`); neither passed nor failed",
 }
 
 
@@ -654,6 +655,9 @@ def compare_markdown(comparison: Any, base: str, head: str, refresh: str = "") -
     c = comparison
     n_fail = len(c.regressions)
     title = f"{n_fail} regression{'s' if n_fail != 1 else ''}" if n_fail else "no regression"
+    n_open = len(c.inconclusive)
+    if n_open:
+        title += f", {n_open} inconclusive"
     lines = [
         f"## vbench compare: {title}",
         "",
@@ -684,6 +688,14 @@ def compare_markdown(comparison: Any, base: str, head: str, refresh: str = "") -
         lines += markdown_table(header, body, left=("", "arch", "configuration", "metric", "verdict"))
         used = dict.fromkeys(ch.mark for ch in c.changes)
         lines += ["", "Marks: " + "; ".join(f"`{m}` {_MARKS[m]}" for m in _MARKS if m in used) + "."]
+    if n_open:
+        lines += [
+            "",
+            f"{n_open} latenc{'ies' if n_open != 1 else 'y'} could not be judged: the row was timed while another "
+            "workload took a material part of the machine (`contended`), so its latency can hide a regression as "
+            "well as fake one. Measure again on a quiet machine; until then the verdict is inconclusive "
+            "(exit 4 when nothing regressed).",
+        ]
     for what, items in (("New rows (not in the base)", c.new), ("Removed rows (not in the head)", c.removed)):
         if items:
             lines += ["", f"{what}:", *[f"- {md_escape(item)}" for item in items]]

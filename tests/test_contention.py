@@ -238,3 +238,50 @@ class _WallClock:
         start = time.perf_counter()
         fn()
         return time.perf_counter() - start
+
+
+# ---------------------------------------------------------------- compare: a contended row is inconclusive
+
+
+def _timed(samples, **over):
+    from test_bench_compare import _row
+
+    return _row(samples=samples, **over)
+
+
+def test_compare_calls_a_contended_head_inconclusive_with_exit_4(tmp_path):
+    from test_bench_compare import _compare, _save
+
+    quiet = [100.0 + i for i in range(10)]
+    base = _save(tmp_path / "base", [_timed(quiet, contended=False)])
+    # 4x slower, significant, but timed beside busy processes: not a regression, and not a pass.
+    slow = _compare(base, _save(tmp_path / "slow", [_timed([4 * t for t in quiet], contended=True, cpu_share=0.2)]))
+    assert slow.exit_code == 4, slow.output
+    assert "## vbench compare: no regression, 1 inconclusive" in slow.stdout
+    assert "| ? | r3d_18 |" in slow.stdout and "inconclusive (head contended)" in slow.stdout
+    assert "could not be judged" in slow.stdout
+    # The same numbers, contended: still no pass.
+    same = _compare(base, _save(tmp_path / "same", [_timed(quiet, contended=True)]))
+    assert same.exit_code == 4, same.output  # equal latency is still no pass: the machine was shared
+    # Quiet on both sides: the real verdicts and exit codes.
+    assert _compare(base, _save(tmp_path / "q", [_timed(quiet, contended=False)])).exit_code == 0
+    regressed = _compare(base, _save(tmp_path / "r", [_timed([4 * t for t in quiet], contended=False)]))
+    assert regressed.exit_code == 1 and "| + | r3d_18 |" in regressed.stdout
+
+
+def test_a_contended_base_is_inconclusive_too_and_a_regression_elsewhere_still_fails(tmp_path):
+    from test_bench_compare import _compare, _save
+
+    quiet = [100.0 + i for i in range(10)]
+    base = _save(
+        tmp_path / "base",
+        [_timed(quiet, contended=True), _timed(quiet, arch="mc3_18", contended=False)],
+    )
+    head = _save(
+        tmp_path / "head",
+        [_timed(quiet, contended=False), _timed([2 * t for t in quiet], arch="mc3_18", contended=False)],
+    )
+    result = _compare(base, head)
+    assert result.exit_code == 1, result.output  # the regression wins over the inconclusive row
+    assert "inconclusive (base contended)" in result.stdout
+    assert "| + | mc3_18 |" in result.stdout
