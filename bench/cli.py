@@ -579,10 +579,13 @@ def _profile_on_cluster(
 
 
 def _print_results(console: Any, rows: list[Row], paths: dict[str, Path]) -> None:
-    from bench.report import summary_table
+    from bench.report import contended_footnote, summary_table
 
     try:
         console.print(summary_table(rows, width=console.width))
+        note = contended_footnote(rows)
+        if note:
+            _say(console, note)
         for path in paths.values():
             _say(console, f"wrote {path}")
     except BrokenPipeError:
@@ -947,6 +950,13 @@ def report_cmd(
         list[Path] | None,
         typer.Option("--breakdown", help="`vbench inspect --time --json` output: time by kind of work; repeatable."),
     ] = None,
+    include_contended: Annotated[
+        bool,
+        typer.Option(
+            "--include-contended",
+            help="Put rows timed on a shared machine (contended) into the scaling fits and the latency Pareto front.",
+        ),
+    ] = False,
 ) -> None:
     """Trade-off (cost beside published accuracy, Pareto), ours vs the papers, scaling, and why latency does
     not follow MACs (achieved GMAC/s, the roofline), from saved runs."""
@@ -958,7 +968,7 @@ def report_cmd(
     try:
         text, paths, notes = write_report(
             results, out_dir, accuracy_file=accuracy, published=published, plots=plots, variants=variants,
-            overwrite=overwrite, breakdowns=breakdown or [],
+            overwrite=overwrite, breakdowns=breakdown or [], include_contended=include_contended,
         )  # fmt: skip
     except UsageError:
         if made:

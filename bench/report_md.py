@@ -54,6 +54,12 @@ def report_markdown(sections: Sequence[tuple[str, Sequence[str]]], sources: Sequ
     return "\n".join(lines) + "\n"
 
 
+def _marks(r: Any) -> str:
+    """`` (noisy)``, `` (contended)``, both or nothing, after a latency."""
+    marks = [m for m in ("noisy", "contended") if bool(getattr(r, m, False))]
+    return f" ({', '.join(marks)})" if marks else ""
+
+
 def tradeoff_lines(trade: pd.DataFrame) -> list[str]:
     """The trade-off table, by GMACs, with the timing rows named and every accuracy's source."""
     header = ["arch", "input", "params (M)", "GMACs/clip", "latency (ms)", "peak mem (MiB)", "top-1 (%)", "top-5 (%)",
@@ -62,7 +68,7 @@ def tradeoff_lines(trade: pd.DataFrame) -> list[str]:
     order = trade.sort_values(["gmacs", "arch"], na_position="last")
     body = [
         [r.arch, r.input, _fmt(r.params_m, "{:.2f}"), _fmt(r.gmacs, "{:.2f}"),
-         _fmt(r.latency_ms, "{:.2f}") + (" (noisy)" if r.noisy else ""),
+         _fmt(r.latency_ms, "{:.2f}") + _marks(r),
          _fmt(r.peak_mem_mib, "{:.0f}"), _fmt(r.top1, "{:.1f}"), _fmt(r.top5, "{:.1f}"),
          _fmt(r.accuracy_kind) if not is_missing(r.top1) else "-", _fmt(r.top1_per_gmac, "{:.2f}"),
          _fmt(r.pareto_gmacs), _fmt(r.pareto_latency),

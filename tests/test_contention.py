@@ -285,3 +285,74 @@ def test_a_contended_base_is_inconclusive_too_and_a_regression_elsewhere_still_f
     assert result.exit_code == 1, result.output  # the regression wins over the inconclusive row
     assert "inconclusive (base contended)" in result.stdout
     assert "| + | mc3_18 |" in result.stdout
+
+
+# ---------------------------------------------------------------- report and tables: marked, left out of fits
+
+
+def test_a_contended_latency_is_off_the_pareto_front_unless_asked():
+    from test_bench_report import ACC, _costs
+
+    from bench.tradeoff import tradeoff_frame
+
+    rows = _costs()
+    rows[2]["contended"] = True  # "c": on the latency front when quiet (4 ms, 65 %)
+    frame = tradeoff_frame(rows, ACC).set_index("arch")
+    # Without c (4 ms, 65 %), a (5 ms, 60 %) is no longer dominated: it joins the front.
+    assert frame["pareto_latency"].to_dict() == {"a": True, "b": True, "c": None, "d": None}
+    assert frame.loc["c", "contended"] and frame.loc["c", "latency_ms"] == 4.0  # shown, not ranked
+    assert frame["pareto_gmacs"].to_dict() == {"a": True, "b": True, "c": False, "d": None}  # MACs: unaffected
+    included = tradeoff_frame(rows, ACC, include_contended=True).set_index("arch")
+    assert included["pareto_latency"].to_dict() == {"a": False, "b": True, "c": True, "d": None}
+
+
+def test_contended_latencies_are_left_out_of_the_scaling_fits_unless_asked():
+    from test_bench_report import _row
+
+    from bench.tradeoff import scaling_frame
+
+    rows = [_row("r", "x", frames=t, size=112, gmacs=0.01 * t, latency_ms=2.0 * t, n_samples=5) for t in (4, 8, 16)]
+    rows.append(_row("r", "x", frames=32, size=112, gmacs=0.32, latency_ms=500.0, n_samples=5, contended=True))
+
+    def latency_fit(frame):
+        (fit,) = [r for r in frame.itertuples() if r.metric == "latency"]
+        return round(fit.exponent, 6), fit.n
+
+    assert latency_fit(scaling_frame(rows)) == (1.0, 3)  # the 4x-too-slow row is not in the fit
+    exponent, n = latency_fit(scaling_frame(rows, include_contended=True))
+    assert n == 4 and exponent > 1.1
+
+
+def test_report_marks_contended_rows_and_include_contended_puts_them_back(tmp_path):
+    from test_bench_report import _costs, _save
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+
+    rows = _costs()
+    rows[2]["contended"] = True
+    run = _save(tmp_path / "run", rows)
+    result = CliRunner().invoke(app, ["report", str(run), "--out", str(tmp_path / "r"), "--no-plots"])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "4.00 (contended)" in text
+    assert "left out of the scaling fits and the latency Pareto front" in text
+    again = CliRunner().invoke(
+        app, ["report", str(run), "--out", str(tmp_path / "r2"), "--no-plots", "--include-contended"]
+    )
+    assert again.exit_code == 0, again.output
+    assert "included in the scaling fits" in (tmp_path / "r2" / "report.md").read_text()
+
+
+def test_the_run_summary_marks_contended_rows_with_a_footnote():
+    from test_bench_report import _row
+
+    from bench.report import row_line, summary_markdown
+
+    quiet = _row("a", "x", latency_ms=5.0, n_samples=3, contended=False)
+    shared = _row("b", "x", latency_ms=9.0, n_samples=3, contended=True, noisy=True)
+    text = summary_markdown([quiet, shared])
+    assert "| 5.00 |" in text and "9.00 (noisy, contended)" in text
+    assert "(contended): 1 row was timed while another workload took a material part of the machine" in text
+    assert "(contended)" not in summary_markdown([quiet])
+    assert "latency_ms=9.00 (noisy, contended)" in row_line(shared)
