@@ -20,6 +20,8 @@ __all__ = [
     "SameConv3d",
     "SameMaxPool2d",
     "SameMaxPool3d",
+    "SqueezeExcitation",
+    "Swish",
     "VideoClassifier",
     "same_padding",
     "triple",
@@ -62,6 +64,14 @@ class ConvKind(str, Enum):
       output width and BN + ReLU after both in S3D), not in their shapes.
     - ``FOLDED`` (``"r2d"``, R2D's conv1): one t x k x k convolution without
       temporal padding whose t is the clip length, which folds time into channels.
+    - ``CHANNELWISE`` (``"channelwise"``, X3D and ir-CSN): one t x k x k convolution
+      with one group per channel (each output channel sees only its own input
+      channel; :meth:`groups`), so its MACs are those of a 3D convolution divided by
+      the width. Its shapes are those of ``THREE_D``.
+    - ``SHIFT`` (``"shift"``, TSM): 1 x k x k convolutions on frames whose
+      channels a temporal shift (zero multiply-accumulates) has moved along time
+      first. It models time without convolving over it, so, as a 2D kind, it
+      never strides in time and its convolutions have no temporal extent.
     """
 
     THREE_D = "3d"
@@ -69,14 +79,21 @@ class ConvKind(str, Enum):
     R2PLUS1D = "(2+1)d"
     SEPARABLE = "sep"
     FOLDED = "r2d"
+    CHANNELWISE = "channelwise"
+    SHIFT = "shift"
 
     def __str__(self) -> str:
         return str(self.value)
 
     @property
     def temporal(self) -> bool:
-        """Whether the kind has a temporal extent (and so may stride in time)."""
+        """Whether the kind mixes information across frames (every kind but 2D)."""
         return self is not ConvKind.TWO_D
+
+    @property
+    def convolves_time(self) -> bool:
+        """Whether its convolutions have a temporal extent, and so may stride in time (not 2D, not shift)."""
+        return self not in (ConvKind.TWO_D, ConvKind.SHIFT)
 
     @property
     def factorised(self) -> bool:
@@ -88,9 +105,13 @@ class ConvKind(str, Enum):
         """Whether the temporal kernel spans the whole clip (no temporal padding)."""
         return self is ConvKind.FOLDED
 
+    def groups(self, channels: int) -> int:
+        """The ``groups`` of a convolution of this kind on ``channels`` channels: all of them when channel-wise."""
+        return channels if self is ConvKind.CHANNELWISE else 1
+
     def stride(self, s: int) -> Triple:
         """The (t, h, w) stride of a block that downsamples by ``s``: a kind without temporal extent keeps time."""
-        return (s if self.temporal else 1, s, s)
+        return (s if self.convolves_time else 1, s, s)
 
     def parts(self, k: int, stride: Triple, t: int | None = None) -> tuple[ConvPart, ...]:
         """The convolution(s) of this kind for a k x k spatial kernel of temporal extent ``t`` (default ``k``).
@@ -105,7 +126,7 @@ class ConvKind(str, Enum):
         p = k // 2
         if self.factorised:
             return ConvPart((1, k, k), (1, sh, sw), (0, p, p)), ConvPart((t, 1, 1), (st, 1, 1), (t // 2, 0, 0))
-        kt = t if self.temporal else 1
+        kt = t if self.convolves_time else 1
         pt = 0 if self.folds_time else kt // 2
         return (ConvPart((kt, k, k), stride, (pt, p, p)),)
 
@@ -250,6 +271,39 @@ class ConvUnit(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.act(self.bn(self.conv(x)))
+
+
+class Swish(nn.SiLU):
+    """``x * sigmoid(x)`` (X3D's inner activation; PyTorch's SiLU), its own kind of work in breakdowns."""
+
+    work_kind = "swish"
+
+
+class SqueezeExcitation(nn.Module):
+    """Squeeze-and-excitation (Hu et al., CVPR 2018) on a clip: channel weights from the global mean.
+
+    ::
+
+        x -+-> mean over (t, h, w) -> fc1 (1x1x1, bias) -> ReLU -> fc2 (1x1x1, bias) -> sigmoid -+
+           +---------------------------------------------------------------------------------- x * -> out
+
+    The two 1x1x1 convolutions on the pooled vector are fvcore's
+    ``SqueezeExcitation(is_3d=True)`` (pytorchvideo's X3D) and PySlowFast's ``SE``.
+    The module and everything inside it are one kind of work, ``"se"``.
+    """
+
+    work_kind = "se"
+
+    def __init__(self, channels: int, reduced: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv3d(channels, reduced, 1, bias=True)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv3d(reduced, channels, 1, bias=True)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = x.mean(dim=(2, 3, 4), keepdim=True)
+        return x * self.gate(self.fc2(self.act(self.fc1(w))))
 
 
 class VideoClassifier(nn.Module):

@@ -10,14 +10,18 @@ from typing import Any
 
 from torch import nn
 
+import archs.csn
 import archs.inception
 import archs.resnet
+import archs.slowfast
+import archs.tsm
+import archs.x3d
 from archs._registry import get_arch
 from archs.weights import WeightsSource, load_weights_into, read_weights
 
 __all__ = ["FAMILY_MODULES", "create_model"]
 
-FAMILY_MODULES = (archs.inception, archs.resnet)
+FAMILY_MODULES = (archs.inception, archs.resnet, archs.x3d, archs.csn, archs.slowfast, archs.tsm)
 """The families' files, in the order their architectures are registered."""
 
 

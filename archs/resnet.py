@@ -49,7 +49,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from archs._blocks import ConvKind, VideoClassifier
+from archs._blocks import ConvKind, Triple, VideoClassifier
 from archs._registry import Family, Shape, Stages, Variant, register_arch
 from archs._weights import (
     KINETICS_MEAN,
@@ -62,7 +62,7 @@ from archs._weights import (
     register_protocol,
 )
 
-__all__ = ["BasicBlock", "ResNetConfig", "VideoResNet", "midplanes"]
+__all__ = ["BasicBlock", "Bottleneck", "ResNetConfig", "VideoResNet", "midplanes"]
 
 K3D, K2D, R2P1D, FOLDED = ConvKind.THREE_D, ConvKind.TWO_D, ConvKind.R2PLUS1D, ConvKind.FOLDED
 
@@ -128,6 +128,72 @@ class BasicBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         return self.relu(self.conv2(self.conv1(x)) + identity)
+
+
+class Bottleneck(nn.Module):
+    """A bottleneck residual block whose middle convolution comes from a conv maker.
+
+    ::
+
+        x -+-> conv1 1x1x1 -> bn1 -> ReLU -> conv2 (stride) -> bn2 [-> se] -> act2 -> conv3 1x1x1 -> bn3 -+-> ReLU
+           +-> [1x1x1 conv (stride) [-> BN]] --------------------------------------------------------------+
+
+    The families that use it differ only in what this signature takes: the
+    middle convolution (X3D's and ir-CSN's channel-wise t x 3 x 3; ip-CSN's
+    1x1x1 + BN + channel-wise 3x3x3), a squeeze-excitation after ``bn2`` and the
+    activation after it (X3D: swish), and whether a projection shortcut that
+    only strides (the width unchanged) has a BatchNorm.
+
+    Args:
+        in_ch: Input width.
+        mid_ch: Inner width (of conv1's output and the middle conv).
+        out_ch: Output width.
+        stride: (t, h, w) stride of the middle conv and of the shortcut.
+        middle: ``middle(mid_ch, stride)`` builds the middle convolution.
+        norm: The BatchNorm of a given width.
+        se: A module applied after ``bn2``, or None.
+        act2: The activation after ``bn2`` (and ``se``); ReLU by default.
+        shortcut_norm: Whether a projection shortcut whose width does not change
+            has a BatchNorm (one that changes the width always has).
+    """
+
+    def __init__(
+        self,
+        in_ch: int,
+        mid_ch: int,
+        out_ch: int,
+        stride: Triple,
+        middle: Callable[[int, Triple], nn.Module],
+        norm: Norm = nn.BatchNorm3d,
+        *,
+        se: nn.Module | None = None,
+        act2: nn.Module | None = None,
+        shortcut_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv3d(in_ch, mid_ch, 1, bias=False)
+        self.bn1 = norm(mid_ch)
+        self.conv2 = middle(mid_ch, stride)
+        self.bn2 = norm(mid_ch)
+        self.se = se
+        self.act2 = nn.ReLU(inplace=True) if act2 is None else act2
+        self.conv3 = nn.Conv3d(mid_ch, out_ch, 1, bias=False)
+        self.bn3 = norm(out_ch)
+        self.downsample: nn.Module | None = None
+        if in_ch != out_ch or stride != (1, 1, 1):
+            conv = nn.Conv3d(in_ch, out_ch, 1, stride, bias=False)
+            with_norm = shortcut_norm or in_ch != out_ch
+            self.downsample = nn.Sequential(conv, norm(out_ch)) if with_norm else nn.Sequential(conv)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.se is not None:
+            out = self.se(out)
+        out = self.bn3(self.conv3(self.act2(out)))
+        return self.relu(out + identity)
 
 
 def _stem(kind: ConvKind, frames: int, norm: Norm) -> nn.Sequential:

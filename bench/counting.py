@@ -179,6 +179,8 @@ _FREE_BY_KIND: dict[str, tuple[str, ...]] = {
         "select",
         "split",
         "split_with_sizes",
+        "index_select",
+        "linspace",
         "cat",
         "stack",
         "constant_pad_nd",

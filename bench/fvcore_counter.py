@@ -38,6 +38,8 @@ NO_MAC_OPS = (
     "aten::adaptive_avg_pool2d",
     "aten::mean",
     "aten::sigmoid",
+    "aten::silu",
+    "aten::silu_",
     "aten::mul",
     "aten::mul_",
     "aten::add",
@@ -46,6 +48,8 @@ NO_MAC_OPS = (
     "aten::relu_",
     "aten::dropout",
     "aten::cat",
+    "aten::index_select",  # SlowFast's Slow clip: a gather of frames
+    "aten::linspace",  # ... at these frame indices
     "aten::flatten",
     "aten::rsub",  # SAME padding's arithmetic on traced sizes (kernel - size % stride)
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -220,6 +221,20 @@ def _checked(fn: Callable[[], object], expected: tuple[int, ...] | None) -> Call
     return call
 
 
+def _channels_last(model: nn.Module) -> nn.Module:
+    """Every 5-D parameter and buffer channels-last (3D), every 4-D one channels-last (2D).
+
+    ``Module.to(memory_format=...)`` converts to one format and refuses tensors of the
+    other rank; a network of 2D convolutions on frames folded into the batch (TSM) has
+    4-D weights beside the 5-D clip.
+    """
+    formats = {5: torch.channels_last_3d, 4: torch.channels_last}
+    for t in itertools.chain(model.parameters(), model.buffers()):
+        if t.dim() in formats:
+            t.data = t.data.contiguous(memory_format=formats[t.dim()])
+    return model
+
+
 def prepare(config: Config, weights: str | None = None) -> tuple[nn.Module, torch.Tensor]:
     """The model of ``config`` (through the registry, seeded; ``weights`` loaded when given) and a random
     input batch, on its device, in its memory format, compiled when asked."""
@@ -228,7 +243,7 @@ def prepare(config: Config, weights: str | None = None) -> tuple[nn.Module, torc
     model = archs.create_model(config.arch, weights=weights, **dict(config.arch_kwargs)).to(device)
     x = torch.randn(config.input_shape, device=device)
     if config.channels_last:
-        model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
+        model = _channels_last(model)
         x = x.contiguous(memory_format=torch.channels_last_3d)
     if config.compiled:
         model = torch.compile(model)  # type: ignore[assignment]

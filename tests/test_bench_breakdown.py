@@ -17,6 +17,7 @@ import pytest
 import torch
 from torch import nn
 
+from archs._blocks import SqueezeExcitation, Swish
 from bench.breakdown import OUTSIDE, ROOT_OPS, SCOPE, Op, attribute, module_kind, profile_model
 from bench.counting import count
 from bench.records import Config
@@ -148,6 +149,10 @@ def test_a_training_step_splits_forward_and_backward_per_module() -> None:
         (nn.Dropout(), "other"),
         (nn.Conv3d(4, 4, 3, groups=4), "channelwise"),
         (nn.Conv3d(4, 8, 3, groups=2), "3d"),  # grouped, but not one filter per channel
+        (nn.Conv3d(4, 4, (5, 1, 1), groups=4), "channelwise"),
+        (nn.Conv3d(1, 1, 3, groups=1), "3d"),  # one channel is not a channel-wise conv
+        (Swish(), "swish"),
+        (SqueezeExcitation(8, 8), "se"),
     ],
 )
 def test_module_kinds(module: nn.Module, kind: str) -> None:
@@ -199,6 +204,24 @@ def test_an_unknown_declared_kind_is_ignored() -> None:
         work_kind = "teleportation"
 
     assert module_kind(Odd(2, 2)) == "linear"
+
+
+def test_everything_inside_a_module_that_declares_its_work_is_of_its_kind() -> None:
+    """X3D's squeeze-excitations are "se" down to their 1x1x1 convolutions; its channel-wise convolutions are
+    "channelwise", its swishes "swish", and no other module takes their kinds."""
+    from bench.breakdown import _kinds
+    from bench.counting import build_meta
+
+    model = build_meta("x3d_xs")
+    kinds = _kinds(model)
+    assert kinds["layer1.0.se"] == kinds["layer1.0.se.fc1"] == kinds["layer1.0.se.gate"] == "se"
+    assert "layer1.1.se" not in kinds  # SE on every other block only
+    assert kinds["layer1.0.conv2"] == kinds["stem.temporal"] == "channelwise"
+    assert kinds["stem.spatial"] == "spatial" and kinds["layer1.0.conv1"] == "pointwise"
+    assert kinds["layer1.0.act2"] == "swish" and kinds["layer1.0.relu"] == "activation"
+    roots = {n for n, m in model.named_modules() if isinstance(m, SqueezeExcitation)}
+    inside = {n for n in kinds if any(n == r or n.startswith(r + ".") for r in roots)}
+    assert {n for n, k in kinds.items() if k == "se"} == inside
 
 
 # -- the roofline ---------------------------------------------------------------------------------

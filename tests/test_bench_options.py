@@ -56,3 +56,26 @@ def test_fp32_stays_fp32(first_conv):
 def test_channels_last_reaches_the_convolutions(first_conv):
     _measure(channels_last=True)
     assert len(first_conv) == 3 and all(cl for _, cl in first_conv)
+
+
+def test_channels_last_reaches_the_2d_convolutions_of_a_folded_network(monkeypatch):
+    """TSM runs 2D convolutions on frames folded into the batch: its 4-D weights become channels-last (2D)
+    beside the 3D clip, and its first conv sees a channels-last input."""
+    seen: list[bool] = []
+    build = archs.create_model
+
+    def create_model(name: str, **kwargs: Any) -> torch.nn.Module:
+        model = build(name, **kwargs)
+        conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+        conv.register_forward_hook(
+            lambda m, inputs, out: seen.append(
+                m.weight.is_contiguous(memory_format=torch.channels_last)
+                and inputs[0].is_contiguous(memory_format=torch.channels_last)
+            )
+        )
+        return model
+
+    monkeypatch.setattr(archs, "create_model", create_model)
+    config = Config(arch="tsm_r50", batch=1, frames=8, height=32, width=32, device="cpu", channels_last=True)
+    measure_config(config, SamplePolicy(warmup=1, repeats=2))
+    assert len(seen) == 3 and all(seen)

@@ -19,7 +19,7 @@ from archs import ConvKind, Family, Variant, _registry
 from archs.inception import BLOCKS, SPLIT_POINTS
 
 ALL = archs.list_archs()
-K3D, K2D, R2P1D, SEP, FOLDED = (ConvKind(k) for k in ("3d", "2d", "(2+1)d", "sep", "r2d"))
+K3D, K2D, R2P1D, SEP, FOLDED, SHIFT = (ConvKind(k) for k in ("3d", "2d", "(2+1)d", "sep", "r2d", "shift"))
 
 
 def _meta(name, **kwargs):
@@ -135,15 +135,18 @@ def test_s3d_dropout_default_is_its_own_and_an_option():
 
 
 def test_conv_kind_labels_are_the_stage_labels():
-    assert [str(k) for k in ConvKind] == ["3d", "2d", "(2+1)d", "sep", "r2d"]
+    assert [str(k) for k in ConvKind] == ["3d", "2d", "(2+1)d", "sep", "r2d", "channelwise", "shift"]
     assert ConvKind("2d") is K2D and K2D == "2d" and f"{R2P1D}" == "(2+1)d"
 
 
 def test_only_a_kind_without_time_keeps_time_when_it_downsamples():
     assert K2D.stride(2) == (1, 2, 2)
     for kind in (K3D, R2P1D, SEP, FOLDED):
-        assert kind.temporal and kind.stride(2) == (2, 2, 2)
-    assert not K2D.temporal
+        assert kind.temporal and kind.convolves_time and kind.stride(2) == (2, 2, 2)
+    assert not K2D.temporal and not K2D.convolves_time
+    # TSM's shift mixes frames without convolving over time: its convs are 2D and keep time
+    assert SHIFT.temporal and not SHIFT.convolves_time and SHIFT.stride(2) == (1, 2, 2)
+    assert SHIFT.parts(3, SHIFT.stride(2)) == K2D.parts(3, K2D.stride(2))
 
 
 def test_conv_kind_parts_for_a_k_by_k_conv():
