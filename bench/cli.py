@@ -33,7 +33,18 @@ from bench.console import say as _say
 from bench.console import stdout_closed as _stdout_closed
 from bench.errors import UsageError, first_line
 from bench.lifetime import Interrupted
-from bench.records import COUNTERS, DEVICES, DTYPES, EXECUTORS, INPUTS, MODES, Request, Row, check_run_options
+from bench.records import (
+    COUNTERS,
+    DEVICES,
+    DTYPES,
+    EXECUTORS,
+    INPUTS,
+    MODES,
+    Request,
+    Row,
+    check_run_options,
+    finite_seconds,
+)
 
 try:
     from typer._click import ClickException  # typer vendors click
@@ -346,6 +357,19 @@ def profile_cmd(
         float,
         typer.Option(help="Kill a worker that produces no row for this many seconds.", rich_help_panel=_TIMING),
     ] = 900.0,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            help="Measure the plan N times, architectures interleaved; latency: median of the quiet rounds' medians.",
+            rich_help_panel=_TIMING,
+        ),
+    ] = 1,
+    settle: Annotated[
+        float,
+        typer.Option(
+            help="Wait at most this many seconds for a quiet machine before each round.", rich_help_panel=_TIMING
+        ),
+    ] = 0.0,
     max_memory: Annotated[
         str | None,
         typer.Option(
@@ -460,6 +484,11 @@ def profile_cmd(
         count_workers=count_workers, executor=executor, cluster=cluster, shard=shard, gpus=gpus,
         out_given=out is not None, only_missing=only_missing, overwrite=overwrite, allow_mixed=allow_mixed,
     )  # fmt: skip
+    if rounds < 1:
+        raise UsageError(f"--rounds must be 1 or more; got {rounds}")
+    finite_seconds(settle, "--settle")
+    if executor is not None and (rounds > 1 or settle > 0):
+        raise UsageError("--rounds and --settle run on this machine; they do not go with --executor")
     with signals_interrupt():  # from here, Ctrl-C is Interrupted: never taken for a plugin's or a model's
         plugins = load_plugins(plugin or [])
         workers = count_workers or (min(4, os.cpu_count() or 1) if gpus else 1)
@@ -517,6 +546,8 @@ def profile_cmd(
                         previous=sweep.previous,
                         extra_env={**sweep.environment, "options": options},
                         max_memory=run.max_memory,
+                        rounds=rounds,
+                        settle_s=settle,
                     )
                 rows, paths = result.rows, result.paths
                 if only_missing:

@@ -194,6 +194,15 @@ REGISTRY: tuple[Column, ...] = (
            "CUDA rows: the clock event reasons NVML saw while timed, comma-separated (`sw_power_cap` is recorded; "
            "`hw_slowdown`, `sw_thermal_slowdown`, `hw_thermal_slowdown`, `hw_power_brake_slowdown` make the row "
            "contended)"),
+    # Rounds (`--rounds`, `--settle`; `bench.rounds`).
+    Column("rounds", "rounds", "count?",
+           "`--rounds`: times the plan was measured, architectures interleaved; `latency_ms` is then the median "
+           "of the medians of the rounds that were not contended (results.json keeps `round_latency_ms`, "
+           "`round_contended` and the contended rounds' samples in `contended_samples_ms`)"),
+    Column("settle_s", "settle (s)", "amount?", "`--settle`: seconds spent waiting for a quiet machine before "
+           "the rounds, all rounds together", fmt="{:.1f}"),
+    Column("settled", "settled", "flag?", "`--settle`: the machine got quiet before every round (false: a wait "
+           "ran out)"),
 )  # fmt: skip
 
 _BY_NAME = {c.name: c for c in REGISTRY}

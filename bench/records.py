@@ -292,6 +292,9 @@ class Row(_RequiredRow, total=False):
     gpu_other_processes: int | None
     sm_clock_mhz: float | None
     throttle_reasons: str | None
+    rounds: int | None
+    settle_s: float | None
+    settled: bool | None
     samples_ms: list[float]
 
 

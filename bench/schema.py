@@ -141,6 +141,7 @@ def make_row(
 
 _CONTENTION = (
     "contended", "cpu_share", "load_before", "load_after", "gpu_other_processes", "sm_clock_mhz", "throttle_reasons",
+    "rounds", "settle_s", "settled",
 )  # fmt: skip
 
 

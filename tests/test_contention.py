@@ -356,3 +356,120 @@ def test_the_run_summary_marks_contended_rows_with_a_footnote():
     assert "(contended): 1 row was timed while another workload took a material part of the machine" in text
     assert "(contended)" not in summary_markdown([quiet])
     assert "latency_ms=9.00 (noisy, contended)" in row_line(shared)
+
+
+@pytest.mark.slow
+def test_a_real_cpu_run_fills_the_contention_columns(tmp_path):
+    from test_bench_runner import FAST, _vbench
+
+    from bench.results import load_results
+
+    out = tmp_path / "run"
+    proc = _vbench("profile", "--arch", "fake_ok", "--plugin", "fake_archs", *FAST, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    (row,) = load_results(out)[0]
+    assert 0 < row["cpu_share"] <= 1
+    assert isinstance(row["contended"], bool)
+    expected = cpu_contended(row["cpu_share"], row["load_before"], row["load_after"], row["threads"], os.cpu_count())
+    assert row["contended"] is expected  # the verdict of the recorded share and loads, whatever this machine does
+    assert row["load_before"] >= 0 and row["load_after"] >= 0
+    assert row["gpu_other_processes"] is None and row["throttle_reasons"] is None  # a CPU row: no NVML
+    csv_header = (out / "results.csv").read_text().splitlines()[0].split(",")
+    assert {"contended", "cpu_share", "load_before", "load_after"} <= set(csv_header)
+
+
+# ---------------------------------------------------------------- rounds and settling
+
+
+def test_round_robin_runs_every_job_once_per_round_rounds_in_turn():
+    from bench.rounds import round_robin
+
+    assert round_robin(["a", "b", "c"], 2) == [(1, "a"), (1, "b"), (1, "c"), (2, "a"), (2, "b"), (2, "c")]
+    assert round_robin(["a"], 1) == [(1, "a")]
+
+
+def _round(samples, contended=False, **over):
+    from test_bench_report import _row
+
+    return _row("a", "x", batch=2, latency_ms=sorted(samples)[len(samples) // 2], samples_ms=list(samples),
+                n_samples=len(samples), contended=contended, cpu_share=0.3 if contended else 0.95, **over)  # fmt: skip
+
+
+def test_the_row_of_several_rounds_is_the_median_of_the_quiet_rounds_medians():
+    from bench.rounds import combine_rounds
+
+    rounds = [_round([9, 10, 11]), _round([11, 12, 13]), _round([39, 40, 41], contended=True)]
+    row = combine_rounds(rounds, settle_s=1.5, settled=True)
+    assert row["latency_ms"] == 11.0  # median of 10 and 12; the contended round's 40 is left out
+    assert row["round_latency_ms"] == [10.0, 12.0, 40.0] and row["round_contended"] == [False, False, True]
+    assert row["samples_ms"] == [9, 10, 11, 11, 12, 13] and row["contended_samples_ms"] == [39, 40, 41]
+    assert row["n_samples"] == 6 and row["latency_min_ms"] == 9.0
+    assert row["clips_per_s"] == pytest.approx(2 / 0.011)
+    assert row["contended"] is False and row["cpu_share"] == 0.95
+    assert (row["rounds"], row["settle_s"], row["settled"]) == (3, 1.5, True)
+
+
+def test_when_every_round_was_contended_all_make_the_number_and_the_row_says_contended():
+    from bench.rounds import combine_rounds
+
+    row = combine_rounds([_round([9, 10, 11], True), _round([19, 20, 21], True), _round([29, 30, 31], True)])
+    assert row["latency_ms"] == 20.0 and row["contended"] is True and row["contended_samples_ms"] == []
+
+
+def test_a_round_that_failed_gives_its_row():
+    from bench.rounds import combine_rounds
+
+    bad = _round([1.0], status="oom", error="out of memory")
+    assert combine_rounds([_round([9, 10, 11]), bad])["status"] == "oom"
+
+
+def test_settle_waits_for_a_quiet_machine_within_its_limit():
+    from bench.rounds import settle
+
+    clock = iter(range(100))  # one second a call: start 0, then a reading of the clock after each busy reading
+    readings = iter([0.9, 0.7, 0.1])
+    assert settle(30, busy=lambda: next(readings), now=lambda: next(clock)) == (3, True)
+    clock = iter(range(100))
+    # Busy: checked at 1 (below the limit) and 2 (the limit): gives up, 3 s after the start, unsettled.
+    assert settle(2, busy=lambda: 0.95, now=lambda: next(clock)) == (3, False)
+    assert settle(5, busy=lambda: None, now=lambda: 0.0) == (0.0, False)  # no /proc/stat: no wait
+
+
+def test_rounds_interleave_the_architectures_in_fresh_workers(tmp_path, monkeypatch):
+    import bench.runner
+    from bench.plan import Request, make_plan
+    from bench.runner import job_row, run_plan
+
+    plan = make_plan(Request(archs=("r3d_18", "mc3_18"), device="cpu", frames="8", sizes="32"))
+    started: list[str] = []
+    latency = {"r3d_18": [10.0, 30.0, 12.0], "mc3_18": [20.0, 22.0, 24.0]}
+
+    def fake_worker(job, plan_, timeout, plugins, env, env_out, log_dir, slot=None, max_memory=None, stop=None):
+        n = sum(a == job.arch for a in started)
+        started.append(job.arch)
+        t = latency[job.arch][n] / 1e3
+        m = Measurement((t, t, t))
+        for config in job.configs:
+            yield job_row(job, config, env, measurement=m, contention={"contended": job.arch == "r3d_18" and n == 1})
+
+    monkeypatch.setattr(bench.runner, "_run_worker", fake_worker)
+    seen = []
+    out = run_plan(plan, tmp_path / "run", rounds=3, on_row=seen.append)
+    assert started == ["r3d_18", "mc3_18"] * 3
+    rows = {r["arch"]: r for r in out.rows}
+    assert rows["r3d_18"]["latency_ms"] == pytest.approx(11.0)  # round 2 (30 ms) was contended
+    assert rows["r3d_18"]["round_contended"] == [False, True, False]
+    assert rows["mc3_18"]["latency_ms"] == pytest.approx(22.0)
+    assert all(r["rounds"] == 3 for r in out.rows) and len(seen) == 2
+    assert out.environment["rounds"] == 3
+
+
+def test_bad_rounds_or_settle_are_one_line_and_exit_2():
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+
+    for args, message in ((["--rounds", "0"], "--rounds must be 1 or more"), (["--settle", "-1"], "--settle")):
+        result = CliRunner().invoke(app, ["profile", "--arch", "r3d_18", "--device", "cpu", *args])
+        assert result.exit_code == 2, result.output
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -46,7 +46,7 @@ OLD_EXTRA = (
 ROOFLINE_EXTRA = ("achieved_tflops", "mfu", "intensity", "bound")
 """Columns added after the registry (issue 13), at the end so that the CSV's older columns keep their places."""
 CONTENTION_EXTRA = ("contended", "cpu_share", "load_before", "load_after", "gpu_other_processes", "sm_clock_mhz",
-                    "throttle_reasons")  # fmt: skip
+                    "throttle_reasons", "rounds", "settle_s", "settled")  # fmt: skip
 """Columns of issue 23 (was the machine shared while timed?), after those."""
 OLD_KEY = (
     "arch", "arch_kwargs", "mode", "batch", "frames", "height", "width", "device", "dtype", "channels_last",
@@ -96,13 +96,14 @@ def test_the_type_checks_of_a_file_come_from_the_registry():
                          "job_id", "throttle_reasons"), v._NAME_OR_NONE),
         "error": v._TEXT_OR_NONE,
         **dict.fromkeys(("channels_last", "compiled", "cuda_graphs"), v._FLAG),
-        **dict.fromkeys(("noisy", "cudnn_benchmark", "contended"), v._FLAG_OR_NONE),
-        **dict.fromkeys(("params", "trainable_params", "n_samples", "warmup", "threads", "gpu_other_processes"),
+        **dict.fromkeys(("noisy", "cudnn_benchmark", "contended", "settled"), v._FLAG_OR_NONE),
+        **dict.fromkeys(("params", "trainable_params", "n_samples", "warmup", "threads", "gpu_other_processes",
+                         "rounds"),
                         v._COUNT),
         **dict.fromkeys(("gmacs", "gflops", "train_gmacs", "activations_m", "latency_ms", "latency_iqr_ms",
                          "latency_min_ms", "latency_ci_low_ms", "latency_ci_high_ms", "clips_per_s", "peak_mem_mib",
                          "peak_mem_reserved_mib", "achieved_tflops", "mfu", "intensity", "cpu_share", "load_before",
-                         "load_after", "sm_clock_mhz"), v._AMOUNT),
+                         "load_after", "sm_clock_mhz", "settle_s"), v._AMOUNT),
         "bound": v._NAME_OR_NONE,
     }  # fmt: skip
     assert set(v.ROW_CHECKS) == set(COLUMNS)
