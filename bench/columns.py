@@ -180,7 +180,8 @@ REGISTRY: tuple[Column, ...] = (
            "another process on the GPU, or clocks throttled by heat or the board); `compare` calls such a row "
            "inconclusive and `report` leaves it out of fits and Pareto fronts"),
     Column("cpu_share", "CPU share", "amount?",
-           "CPU rows: the worker's CPU time / (wall time x `threads`) over the timed samples (0-1; about 1 on a "
+           "CPU rows: the worker's CPU time / (wall time x `threads`, or the cores it may use when fewer) over "
+           "the timed samples (0-1; about 1 on a "
            "quiet machine, 0.5 with its cores shared by as many busy threads)", fmt="{:.2f}"),
     Column("load_before", "load before", "amount?", "1-minute load average before the row was measured",
            fmt="{:.2f}"),

@@ -35,6 +35,7 @@ __all__ = [
     "gpu_monitor",
     "load_average",
     "reason_names",
+    "usable_cores",
 ]
 
 LOAD_EXCESS_PER_CORE = 1.0
@@ -58,6 +59,14 @@ THROTTLING = 0x8 | 0x20 | 0x40 | 0x80
 """The reasons that make a row ``contended``: clocks held down by heat, by the board or by an external
 power brake. ``sw_power_cap`` is recorded but does not flag: a GPU at full load runs at its power limit
 by design, quiet machine or not; ``gpu_idle`` and the clock settings are not slowdowns."""
+
+
+def usable_cores() -> int | None:
+    """The CPUs this process may run on (its affinity where the platform says, else the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count()
 
 
 def load_average() -> float | None:
@@ -218,7 +227,7 @@ def contention_columns(
     cores: int | None = None,
 ) -> dict[str, Any]:
     """The contention columns of one timed row (see the module's docstring for the verdict)."""
-    cores = cores if cores is not None else os.cpu_count()
+    cores = cores if cores is not None else usable_cores()
     out: dict[str, Any] = {"cpu_share": share, "load_before": load_before, "load_after": load_after}
     out.update(dict.fromkeys(("gpu_other_processes", "sm_clock_mhz", "throttle_reasons")))
     if gpu is not None:

@@ -110,7 +110,7 @@ def main() -> int:
     import_plugins(spec.get("plugins", []))
 
     import archs
-    from bench.contention import contention_columns, gpu_monitor, load_average
+    from bench.contention import contention_columns, gpu_monitor, load_average, usable_cores
     from bench.counting import Counts
     from bench.env import environment
     from bench.errors import first_line
@@ -158,7 +158,9 @@ def main() -> int:
                 monitor=new_monitor(),
             )
             threads = env.get("torch_threads")
-            share = result.measurement.cpu_share(threads) if device == "cpu" and threads else None
+            # The most CPU the worker can get: its threads, or the cores it may use when they are fewer.
+            most = min(threads, usable_cores() or threads) if threads else None
+            share = result.measurement.cpu_share(most) if device == "cpu" and most else None
             contention = contention_columns(device, share, load_before, load_average(), threads, result.gpu)
             out = row(measurement=result.measurement, memory=result.memory, contention=contention)
             if spec.get("trace_dir"):
