@@ -176,7 +176,8 @@ REGISTRY: tuple[Column, ...] = (
     # Was the machine shared while the row was timed (`bench.contention`)?
     Column("contended", "contended", "flag?",
            "another workload took a material part of the machine while the row was timed (CPU: `cpu_share` "
-           "below 0.8, or the load beyond the run's threads at least one per core before and after; CUDA: "
+           "below 0.8; where no share is measured, the load beyond the run's threads at least one per core "
+           "before and after; CUDA: "
            "another process on the GPU, or clocks throttled by heat or the board); `compare` calls such a row "
            "inconclusive and `report` leaves it out of fits and Pareto fronts"),
     Column("cpu_share", "CPU share", "amount?",

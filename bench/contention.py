@@ -4,9 +4,12 @@ A row is ``contended`` when another workload took a material part of the machine
 samples, so that its latency says more about the neighbours than about the model:
 
 - **CPU** (``device == "cpu"``): the worker's CPU share (:func:`bench.timing.cpu_share`: CPU time over
-  wall time x threads) is below :data:`bench.timing.CONTENDED_SHARE`; or the 1-minute load average,
-  before and after the row alike, exceeds the worker's own threads by a whole machine's worth of cores
-  (:data:`LOAD_EXCESS_PER_CORE`): that many runnable tasks are another workload's.
+  wall time x threads) is below :data:`bench.timing.CONTENDED_SHARE`. The 1-minute load average before
+  and after is recorded; it decides only where no share was measured (``mps``): then a load beyond the
+  worker's own threads of a whole machine's worth of cores (:data:`LOAD_EXCESS_PER_CORE`) at both ends
+  flags the row. Measured (``reports/benchmarks/contention.md``): the load average lags by a minute, and
+  right after busy processes stopped it still read 4.3 to 4.8 on 2 cores while the worker got 99 % of
+  its cores and ran 9 to 16 times faster than beside them; the share is the signal, the load the context.
 - **GPU** (``device == "cuda"``): NVML, sampled in a thread during the timed samples
   (:class:`GpuMonitor`), saw another process on the device, or clocks held down by heat or the board
   (:data:`THROTTLING`).
@@ -39,8 +42,8 @@ __all__ = [
 ]
 
 LOAD_EXCESS_PER_CORE = 1.0
-"""The load average beyond the worker's own threads that, at both ends of a row, calls it contended:
-this many runnable tasks per core (1.0: another machine's worth of work waiting)."""
+"""Where no CPU share was measured: the load average beyond the worker's own threads that, at both ends
+of a row, calls it contended: this many runnable tasks per core (1.0: another machine's worth of work)."""
 
 THROTTLE_REASONS: dict[int, str] = {
     0x1: "gpu_idle",
@@ -85,9 +88,10 @@ def cpu_contended(
     cores: int | None,
     threshold: float = CONTENDED_SHARE,
 ) -> bool:
-    """The CPU verdict: the share below ``threshold``, or the load beyond the run's own threads high at both ends."""
-    if share is not None and share < threshold:
-        return True
+    """The CPU verdict: the share below ``threshold``; without a share, the load beyond the run's own threads
+    high at both ends."""
+    if share is not None:
+        return share < threshold
     if None in (load_before, load_after, threads, cores) or not cores:
         return False
     excess = min(load_before, load_after) - threads  # type: ignore[type-var,operator]

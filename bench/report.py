@@ -412,7 +412,7 @@ def contended_footnote(rows: Sequence[Mapping[str, Any]]) -> str | None:
         return None
     return (
         f"(contended): {n} row{'s were' if n != 1 else ' was'} timed while another workload took a material part "
-        "of the machine (CPU share below 0.8, a high load average, or another process or throttled clocks on "
+        "of the machine (CPU share below 0.8, or another process or throttled clocks on "
         "the GPU: cpu_share, load_before/after, gpu_other_processes, throttle_reasons in results.csv); such a "
         "row's latency is not the model's alone. compare calls such rows inconclusive; report leaves them out of "
         "fits and Pareto fronts unless --include-contended."
