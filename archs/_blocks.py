@@ -1,4 +1,5 @@
-"""Small building blocks shared by the families: the convolution kinds, Conv-BN-ReLU, TensorFlow's SAME padding, the model base class."""
+"""Small building blocks shared by the families: the convolution kinds, Conv-BN-ReLU, TensorFlow's SAME padding,
+the transformers' MLP and stochastic depth, the model base class."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ __all__ = [
     "ConvKind",
     "ConvPart",
     "ConvUnit",
+    "DropPath",
+    "Mlp",
     "SameConv2d",
     "SameConv3d",
     "SameMaxPool2d",
@@ -304,6 +307,50 @@ class SqueezeExcitation(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         w = x.mean(dim=(2, 3, 4), keepdim=True)
         return x * self.gate(self.fc2(self.act(self.fc1(w))))
+
+
+class Mlp(nn.Module):
+    """A transformer block's MLP: Linear -> GELU -> Linear, with dropout after each Linear (none by default).
+
+    ``fc1`` and ``fc2`` are the names of timm, PySlowFast and Video Swin; the
+    breakdown files its work as ``mlp`` (``work_kind``).
+    """
+
+    work_kind = "mlp"
+
+    def __init__(self, in_features: int, hidden_features: int, out_features: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(in_features, hidden_features)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_features, out_features)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth on a residual branch: in training, drops the whole branch of a sample with probability ``p``.
+
+    The kept samples are scaled by ``1 / (1 - p)``, as torchvision's
+    ``StochasticDepth(p, "row")`` and timm's ``DropPath`` do; in evaluation it is
+    the identity.
+    """
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"drop path probability must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1.0 - self.p)
+        return x * keep.div_(1.0 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 class VideoClassifier(nn.Module):

@@ -12,16 +12,31 @@ from torch import nn
 
 import archs.csn
 import archs.inception
+import archs.mvit
 import archs.resnet
 import archs.slowfast
+import archs.swin3d
+import archs.timesformer
 import archs.tsm
+import archs.videomae
 import archs.x3d
 from archs._registry import get_arch
 from archs.weights import WeightsSource, load_weights_into, read_weights
 
 __all__ = ["FAMILY_MODULES", "create_model"]
 
-FAMILY_MODULES = (archs.inception, archs.resnet, archs.x3d, archs.csn, archs.slowfast, archs.tsm)
+FAMILY_MODULES = (
+    archs.inception,
+    archs.resnet,
+    archs.x3d,
+    archs.csn,
+    archs.slowfast,
+    archs.tsm,
+    archs.timesformer,
+    archs.videomae,
+    archs.mvit,
+    archs.swin3d,
+)
 """The families' files, in the order their architectures are registered."""
 
 
@@ -51,5 +66,5 @@ def create_model(name: str, weights: WeightsSource | None = None, **kwargs: Any)
     if weights is None:
         return spec.builder(**options)
     info, state = read_weights(name, weights, **options)
-    model = spec.builder(**{"num_classes": info.num_classes, **options})
+    model = spec.builder(**{"num_classes": info.num_classes, **info.arch_kwargs, **options})
     return load_weights_into(model, info, state)

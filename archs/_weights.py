@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -254,6 +254,8 @@ class WeightsInfo:
         num_classes: Logits of the checkpoint's classifier.
         preprocess: The preprocessing the weights were trained with.
         protocol: The protocol the weights' reference evaluated with.
+        arch_kwargs: The builder options the weights fit (``num_classes`` apart): a vbench checkpoint's
+            recorded ones, and those given.
     """
 
     layout: str
@@ -261,3 +263,4 @@ class WeightsInfo:
     num_classes: int
     preprocess: Preprocess
     protocol: str = "single"
+    arch_kwargs: Mapping[str, Any] = field(default_factory=dict)

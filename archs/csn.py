@@ -262,7 +262,7 @@ def _vmz(config: CSNConfig) -> Pretrained:
     return Pretrained(VMZ, PROTOCOL.name)
 
 
-_CSN = Family("csn", color="#7b4173")
+_CSN = Family("csn", color="#ce6dbd")
 
 
 @register_arch(

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import tempfile
@@ -130,7 +131,50 @@ def _namespace_allowed() -> Iterator[None]:
         yield
 
 
+def _load_safetensors(path: str) -> dict[str, Tensor]:
+    """A Hugging Face ``save_pretrained`` folder (``model.safetensors``, or its shards) or one ``.safetensors`` file.
+
+    The folder's ``config.json`` is not read: the architecture and its options say
+    what the tensors must fit.
+    """
+    folder = os.path.isdir(path)
+    index = os.path.join(path, "model.safetensors.index.json")
+    if folder and os.path.isfile(index):
+        try:
+            with open(index) as f:
+                files = sorted(set(json.load(f)["weight_map"].values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise WeightsError(f"{index}: not a safetensors index ({_reason(e)})") from e
+    elif folder:
+        files = ["model.safetensors"]
+        if not os.path.isfile(os.path.join(path, files[0])):
+            raise WeightsError(
+                f"{path}: a folder without model.safetensors (Hugging Face's save_pretrained writes one)"
+            )
+    else:
+        files = [os.path.basename(path)]
+        path = os.path.dirname(path)
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise WeightsError(
+            f"{path}: reading safetensors needs the safetensors package (pip install safetensors)"
+        ) from None
+    state: dict[str, Tensor] = {}
+    for name in files:
+        file = os.path.join(path, name)
+        try:
+            state.update(load_file(file, device="cpu"))
+        except FileNotFoundError:
+            raise WeightsError(f"{file}: no such file") from None
+        except Exception as e:
+            raise WeightsError(f"{file}: not a safetensors file ({_reason(e)})") from e
+    return state
+
+
 def _load_file(path: str) -> Any:
+    if os.path.isdir(path) or path.endswith(".safetensors"):
+        return _load_safetensors(path)
     try:
         with _namespace_allowed():
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -307,15 +351,25 @@ def read_weights(name: str, weights: WeightsSource, **options: Any) -> tuple[Wei
     meta, state = _unwrap(source, raw)
     if meta is not None and meta.get("arch", name) != name:
         raise WeightsError(f"{source}: layout vbench, saved from {meta.get('arch')!r}, not {name}")
-
-    model = _meta_model(spec, options)
+    if meta is not None and meta.get("arch_kwargs") is not None:  # the builder options it was saved with
+        recorded = meta["arch_kwargs"]
+        if not isinstance(recorded, Mapping) or not all(isinstance(k, str) and k.isidentifier() for k in recorded):
+            raise WeightsError(f"{source}: layout vbench, malformed arch_kwargs ({_one_line(repr(recorded), 80)})")
+        options = {**recorded, **options}
+    try:
+        model = _meta_model(spec, options)
+    except (TypeError, ValueError) as e:
+        raise WeightsError(f"{source}: {name} cannot be built with {_one_line(options, 120)} ({_reason(e)})") from e
     layouts = _candidates(spec, options, meta is not None)
     layout, state = _choose(source, name, layouts, state, model)
-    num_classes = int(getattr(model, "num_classes", 0))
+    given: Any = options.get("num_classes") or getattr(model, "num_classes", 0)
+    num_classes = int(given)
     head = _classifier_key(model)
     ref_head = layout.to_ref(head) if head is not None else None
     if ref_head is not None and ref_head in state and state[ref_head].ndim >= 1:
         found = int(state[ref_head].shape[0])
+        if found == 0:
+            raise WeightsError(f"{source}: layout {layout.name}, its classifier {ref_head} has 0 rows (no classes)")
         if "num_classes" not in options and found != num_classes:
             model = _meta_model(spec, {**options, "num_classes": found})
         num_classes = options.get("num_classes", found)
@@ -327,7 +381,8 @@ def read_weights(name: str, weights: WeightsSource, **options: Any) -> tuple[Wei
             preprocess = Preprocess.from_dict(meta["preprocess"])
         except (ValueError, TypeError, AttributeError) as e:
             raise WeightsError(f"{source}: layout vbench, malformed preprocess ({_reason(e)})") from e
-    return WeightsInfo(layout.name, source, num_classes, preprocess, layout.protocol), converted
+    kwargs = {k: v for k, v in options.items() if k != "num_classes"}
+    return WeightsInfo(layout.name, source, num_classes, preprocess, layout.protocol, kwargs), converted
 
 
 def load_weights_into(model: nn.Module, info: WeightsInfo, state: Mapping[str, Tensor]) -> nn.Module:
@@ -340,29 +395,75 @@ def load_weights_into(model: nn.Module, info: WeightsInfo, state: Mapping[str, T
     return model
 
 
+def _plain(value: Any) -> bool:
+    """A value ``torch.load(weights_only=True)`` reads back as it was: None, bool, int, float, str, or a list or
+    tuple of them."""
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (``/proc/self/status``); 0o022 where that cannot be read."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o022
+
+
 def save_weights(
-    model: nn.Module, name: str, path: str | os.PathLike[str], preprocess: Preprocess | None = None
+    model: nn.Module,
+    name: str,
+    path: str | os.PathLike[str],
+    preprocess: Preprocess | None = None,
+    arch_kwargs: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Save ``model``'s weights in the vbench layout, with its architecture and preprocessing.
+    """Save ``model``'s weights in the vbench layout, with its architecture, builder options and preprocessing.
 
     The file is ``{"state_dict": ..., "vbench": {"arch": name, "num_classes": ...,
-    "preprocess": {...}}}``, plain data that ``torch.load(weights_only=True)``
-    reads; :func:`read_weights` restores the preprocessing. Without
-    ``preprocess``: the model's ``pretrained_cfg``'s if it has one, else
-    :func:`default_preprocess`. Written to a temporary file, then renamed.
+    "arch_kwargs": {...}, "preprocess": {...}}}``, plain data that
+    ``torch.load(weights_only=True)`` reads; :func:`read_weights` rebuilds the
+    model with those options and restores the preprocessing. ``arch_kwargs``:
+    the options the model was built with (``create_model(name, **arch_kwargs)``;
+    default: its ``pretrained_cfg``'s, else none). Without ``preprocess``: the
+    model's ``pretrained_cfg``'s if it has one, else :func:`default_preprocess`
+    for those options. Written to a temporary file, then renamed, with the mode
+    a new file gets (0666 less the umask).
 
     Raises:
         UnknownArchError: an unregistered name.
+        WeightsError: options that are not plain data, or tensors that do not fit ``name`` built with them
+            (a checkpoint that could not be read back).
     """
-    get_arch(name)
+    spec = get_arch(name)
+    cfg = getattr(model, "pretrained_cfg", None)
+    if arch_kwargs is None:
+        arch_kwargs = cfg.arch_kwargs if isinstance(cfg, WeightsInfo) else {}
+    kwargs = {k: v for k, v in arch_kwargs.items() if k != "num_classes"}
+    if not all(isinstance(k, str) and k.isidentifier() and _plain(v) for k, v in kwargs.items()):
+        raise WeightsError(f"arch_kwargs must map names to plain values (numbers, strings, lists); got {kwargs!r}")
+    state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
+    num_classes = getattr(model, "num_classes", None)
+    try:
+        expected = _meta_model(spec, {**kwargs, **({"num_classes": num_classes} if num_classes else {})})
+    except (TypeError, ValueError) as e:
+        raise WeightsError(f"{name} cannot be built with {kwargs} ({_reason(e)})") from e
+    wrong = next((k for k, v in expected.state_dict().items() if k not in state or _shape(state[k]) != _shape(v)), None)
+    if wrong is not None or len(state) != len(expected.state_dict()):
+        raise WeightsError(
+            f"the model's tensors do not fit {name} built with {kwargs or 'its defaults'}"
+            + (f" ({wrong})" if wrong else "")
+            + "; pass the options it was built with as arch_kwargs"
+        )
     if preprocess is None:
-        cfg = getattr(model, "pretrained_cfg", None)
-        preprocess = cfg.preprocess if isinstance(cfg, WeightsInfo) else default_preprocess(name)
+        preprocess = cfg.preprocess if isinstance(cfg, WeightsInfo) else default_preprocess(name, **kwargs)
     payload = {
-        "state_dict": {k: v.detach().to("cpu") for k, v in model.state_dict().items()},
+        "state_dict": state,
         "vbench": {
             "arch": name,
-            "num_classes": getattr(model, "num_classes", None),
+            "num_classes": num_classes,
+            "arch_kwargs": kwargs,
             "preprocess": preprocess.to_dict(),
         },
     }
@@ -370,6 +471,7 @@ def save_weights(
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; a saved checkpoint is an ordinary file
         torch.save(payload, tmp)
         os.replace(tmp, target)
     except BaseException:

@@ -26,6 +26,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from typer.core import TyperGroup
 
+from bench.console import arch_kwargs_option, plugin_option
 from bench.console import make_console as _console
 from bench.console import progress_bar as _bar
 from bench.console import recorded_options as _recorded_options
@@ -212,16 +213,13 @@ def _root(
     _std_streams()
 
 
-_PLUGIN_HELP = "Module or .py file to load first (registers more archs; runs as code); repeatable."
-
-
 @app.command("list")
 @_user_errors
 def list_cmd(
     pattern: Annotated[str, typer.Argument(help="Shell-style pattern, e.g. 'r*_18'.")] = "*",
     family: Annotated[str | None, typer.Option(help="Only this family (pattern).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per architecture.")] = False,
-    plugin: Annotated[list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP, metavar="MODULE|FILE")] = None,
+    plugin: Annotated[list[str] | None, plugin_option()] = None,
 ) -> None:
     """List registered architectures with their inputs, parameters and paper."""
     import archs
@@ -341,10 +339,7 @@ def profile_cmd(
     static: Annotated[
         bool, typer.Option("--static", help="Count only (params, MACs); no timing.", rich_help_panel=_GRID)
     ] = False,
-    arch_kwargs: Annotated[
-        list[str] | None,
-        typer.Option("--arch-kwargs", help="key=value passed to the builders; repeatable.", rich_help_panel=_GRID),
-    ] = None,
+    arch_kwargs: Annotated[list[str] | None, arch_kwargs_option(rich_help_panel=_GRID)] = None,
     warmup: Annotated[int, typer.Option(help="Untimed iterations first.", rich_help_panel=_TIMING)] = 3,
     repeats: Annotated[int, typer.Option(help="Timed samples to take (at least).", rich_help_panel=_TIMING)] = 10,
     min_time: Annotated[
@@ -387,9 +382,7 @@ def profile_cmd(
             "--overwrite", help="Replace the run that --out holds (default: refuse).", rich_help_panel=_OUTPUT
         ),
     ] = False,
-    plugin: Annotated[
-        list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP, metavar="MODULE|FILE", rich_help_panel=_MODELS)
-    ] = None,
+    plugin: Annotated[list[str] | None, plugin_option(rich_help_panel=_MODELS)] = None,
     counter: Annotated[
         str,
         typer.Option(
@@ -697,11 +690,9 @@ def inspect_cmd(
     depth: Annotated[
         int | None, typer.Option(help="Deepest module level shown (root = 0; default 2, or the model's depth).")
     ] = None,
-    arch_kwargs: Annotated[
-        list[str] | None, typer.Option("--arch-kwargs", help="key=value passed to the builder; repeatable.")
-    ] = None,
+    arch_kwargs: Annotated[list[str] | None, arch_kwargs_option()] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows instead of a table.")] = False,
-    plugin: Annotated[list[str] | None, typer.Option("--plugin", help=_PLUGIN_HELP, metavar="MODULE|FILE")] = None,
+    plugin: Annotated[list[str] | None, plugin_option()] = None,
     time_: Annotated[
         bool,
         typer.Option("--time", help="Measure where the time goes: per-module latency, by kind, against the roofline."),
@@ -988,6 +979,9 @@ def report_cmd(
             help="Put rows timed on a shared machine (contended) into the scaling fits and the latency Pareto front.",
         ),
     ] = False,
+    html: Annotated[
+        bool, typer.Option("--html", help="Also write report.html, an interactive page that works offline (plotly).")
+    ] = False,
 ) -> None:
     """Trade-off (cost beside published accuracy, Pareto), ours vs the papers, scaling, and why latency does
     not follow MACs (achieved GMAC/s, the roofline), from saved runs."""
@@ -999,7 +993,7 @@ def report_cmd(
     try:
         text, paths, notes = write_report(
             results, out_dir, accuracy_file=accuracy, published=published, plots=plots, variants=variants,
-            overwrite=overwrite, breakdowns=breakdown or [], include_contended=include_contended,
+            overwrite=overwrite, breakdowns=breakdown or [], html=html, include_contended=include_contended,
         )  # fmt: skip
     except UsageError:
         if made:
@@ -1014,6 +1008,35 @@ def report_cmd(
         _stdout_closed()
     for note in notes:
         typer.echo(note, err=True)
+
+
+@app.command("history")
+@_user_errors
+def history_cmd(
+    results: Annotated[list[Path], typer.Argument(help="Saved runs (folders or their results.json), any order.")],
+    html: Annotated[bool, typer.Option("--html", help="Write history.html, an interactive page (plotly).")] = False,
+    out: Annotated[
+        str | None, typer.Option(help="Folder for history.html (default reports/runs/history-<time>).", metavar="DIR")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML file with [tool.vbench.compare] (default: ./pyproject.toml if present).")
+    ] = None,
+) -> None:
+    """Each configuration's params, GMACs, latency and memory across runs, oldest commit first, with the changes
+    `vbench compare` would call regressions."""
+    from bench.history import history_summary, write_history
+
+    if html:
+        from bench.report_html import require_plotly
+
+        require_plotly()
+    elif out is not None:
+        raise UsageError("--out names the folder of history.html: add --html")
+    history, path = write_history(results, _folder(out) if out is not None else None, html, config)
+    with contextlib.suppress(BrokenPipeError):
+        typer.echo(history_summary(history), nl=False)
+        if path is not None:
+            typer.echo(f"wrote {path}")
 
 
 def _register_evaluate() -> None:
@@ -1033,7 +1056,10 @@ def _command_line() -> list[str]:
 
 
 def _std_streams() -> None:
-    """Open /dev/null on any of fds 0-2 that is closed, so that no pipe or file of ours lands there."""
+    """Open /dev/null on any of fds 0-2 that is closed, so that no pipe or file of ours lands there; guard
+    standard output, so that a closed pipe or a full disk behind it stops the printing, never the work."""
+    from bench.console import guard_stdout
+
     for fd in (0, 1, 2):
         try:
             os.fstat(fd)
@@ -1042,15 +1068,27 @@ def _std_streams() -> None:
             if devnull != fd:
                 os.dup2(devnull, fd)
                 os.close(devnull)
+    guard_stdout()
 
 
 def main() -> None:  # pragma: no cover - console entry point
-    """The ``vbench`` command: a Ctrl-C before any command runs (while Python starts) is exit 130, quietly."""
+    """The ``vbench`` command: a Ctrl-C before any command runs (while Python starts) is exit 130, quietly.
+
+    A closed standard output (``| head``) changes no exit code; one that could not be written (``> /dev/full``)
+    turns a success into exit code 2 (the command's work is done and its files are written; its printed
+    output is not): the one line saying so was printed when it happened.
+    """
+    from bench.console import stdout_failure
+
     _std_streams()
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except SystemExit as e:
+        if e.code in (0, None) and stdout_failure() is not None:
+            sys.exit(2)
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

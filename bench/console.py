@@ -7,11 +7,45 @@ Plain helpers with no torch: ``bench.cli`` and ``bench.evaluate_cmd`` both use t
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import os
 import sys
 from typing import Any
 
-__all__ = ["make_console", "progress_bar", "recorded_options", "say", "stdout_closed"]
+__all__ = [
+    "ARCH_KWARGS_HELP",
+    "PLUGIN_HELP",
+    "arch_kwargs_option",
+    "guard_stdout",
+    "make_console",
+    "plugin_option",
+    "progress_bar",
+    "recorded_options",
+    "say",
+    "stdout_closed",
+    "stdout_failure",
+]
+
+
+PLUGIN_HELP = "Module or .py file to load first (registers more archs; runs as code); repeatable."
+ARCH_KWARGS_HELP = "key=value passed to the builders; repeatable."
+
+
+def plugin_option(**kwargs: Any) -> Any:
+    """``--plugin``, as every command that builds models declares it (``bench.plugins.load_plugins`` reads it,
+    with ``VBENCH_PLUGINS``)."""
+    import typer
+
+    return typer.Option("--plugin", help=PLUGIN_HELP, metavar="MODULE|FILE", **kwargs)
+
+
+def arch_kwargs_option(**kwargs: Any) -> Any:
+    """``--arch-kwargs key=value``, as every command that builds models declares it (``bench.plan.parse_arch_kwargs``
+    reads it)."""
+    import typer
+
+    return typer.Option("--arch-kwargs", help=ARCH_KWARGS_HELP, metavar="KEY=VALUE", **kwargs)
 
 
 def stdout_closed() -> None:
@@ -20,6 +54,69 @@ def stdout_closed() -> None:
     with contextlib.suppress(OSError, ValueError):
         os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
+
+
+_FAILURE: list[str] = []
+"""Why standard output could not be written (a full disk behind ``> FILE``), once it could not."""
+
+
+def stdout_failure() -> str | None:
+    """The reason standard output stopped taking what was printed (not a closed pipe), or None."""
+    return _FAILURE[0] if _FAILURE else None
+
+
+class _GuardedStdout(io.FileIO):
+    """File descriptor 1, never raising: a closed pipe (``| head``) or a full disk (``> /dev/full``) sends the
+    rest of the output to /dev/null and the command goes on; the full disk is said once, on stderr."""
+
+    def write(self, b: Any) -> int:
+        try:
+            return super().write(b)
+        except BrokenPipeError:
+            pass
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EINTR):
+                raise
+            if not _FAILURE:
+                _FAILURE.append(e.strerror or str(e))
+                with contextlib.suppress(OSError, ValueError):
+                    sys.stderr.write(
+                        f"vbench: error: cannot write standard output ({_FAILURE[0]}); the rest of it is dropped, "
+                        "the command goes on\n"
+                    )
+                    sys.stderr.flush()
+        stdout_closed()
+        return memoryview(b).nbytes
+
+
+def guard_stdout() -> None:
+    """Replace ``sys.stdout`` (file descriptor 1) by one that a closed pipe or a full disk cannot stop.
+
+    Every command prints through ``sys.stdout`` (typer's echo and rich's console alike), so this is the one
+    place where a closed standard output stops the printing and never the work. A ``sys.stdout`` that is not
+    descriptor 1 (a test runner's capture) is left alone.
+    """
+    current = sys.stdout
+    if current is None or (
+        isinstance(getattr(current, "buffer", None), io.BufferedWriter)
+        and isinstance(getattr(current.buffer, "raw", None), _GuardedStdout)
+    ):
+        return
+    try:
+        if current.fileno() != 1:
+            return
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return
+    with contextlib.suppress(OSError, ValueError):
+        current.flush()
+    raw = _GuardedStdout(1, "w", closefd=False)
+    sys.stdout = io.TextIOWrapper(
+        io.BufferedWriter(raw),
+        encoding=current.encoding,
+        errors="backslashreplace",  # a file name that is not UTF-8 prints escaped, never ends the command
+        line_buffering=bool(current.line_buffering),
+        write_through=getattr(current, "write_through", False),
+    )
 
 
 def recorded_options(ctx: Any) -> dict[str, Any]:
@@ -65,7 +162,14 @@ def progress_bar(console: Any, **kwargs: Any) -> Any:
 
 
 def make_console() -> Any:
+    """A rich console on ``sys.stdout``; a closed pipe stops its printing, never the command (rich's own
+    ``on_broken_pipe`` raises ``SystemExit(1)``)."""
     from rich.console import Console
 
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            stdout_closed()
+
+    console = _Console()
+    return console if console.is_terminal else _Console(width=200)

@@ -37,6 +37,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from bench.errors import UsageError
 from bench.validate import show, show_path
@@ -80,11 +81,20 @@ class Dataset:
     """Folder layout: every class folder, sorted (the class list when nothing else gives one)."""
     order: dict[str, int] = field(default_factory=dict, repr=False)
     """Each video's position in the source (present and missing ones alike)."""
+    unusable: list[tuple[VideoItem, str, str]] = field(default_factory=list)
+    """Folder layout: entries named like videos that are no video file (a dangling link, a link loop, a folder
+    named ``x.mp4``, a FIFO), with the reason and detail of the skip each becomes: counted, never dropped."""
 
     @property
     def labels(self) -> list[str]:
         """Every label the dataset uses, in first-seen order."""
-        return list(dict.fromkeys(item.label for item in (*self.items, *self.missing)))
+        unusable = [item for item, _, _ in self.unusable]
+        return list(dict.fromkeys(item.label for item in (*self.items, *self.missing, *unusable)))
+
+    @property
+    def listed(self) -> int:
+        """Every video of the dataset: present, missing and unusable."""
+        return len(self.items) + len(self.missing) + len(self.unusable)
 
     def limit(self, n: int | None) -> Dataset:
         """The first ``n`` videos (present or missing, in dataset order)."""
@@ -95,6 +105,7 @@ class Dataset:
             self,
             items=[it for it in self.items if it.key in first],
             missing=[it for it in self.missing if it.key in first],
+            unusable=[u for u in self.unusable if u[0].key in first],
         )
 
 
@@ -102,23 +113,64 @@ def _is_video(name: str) -> bool:
     return not name.startswith(".") and name.lower().endswith(VIDEO_EXTENSIONS)
 
 
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a link loop: no folder, as a dangling link is none
+        return False
+
+
+def _unusable(entry: os.DirEntry[str]) -> tuple[str, str] | None:
+    """Why an entry named like a video is no video file (the skip's reason and detail), or None for a file."""
+    try:
+        if entry.is_file():
+            return None
+        if entry.is_dir():
+            return "unreadable", "a folder, not a video file"
+        if entry.is_symlink():
+            return "missing", f"a symbolic link to nothing ({show_path(os.readlink(entry.path))})"
+        return "unreadable", "not a regular file (a FIFO, socket or device)"
+    except OSError as e:
+        return "unreadable", e.strerror or str(e)
+
+
+def _text_name(name: str) -> str:
+    """A file name as text that prints and writes anywhere: bytes that are not UTF-8 as ``\\xff`` escapes."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def _folder_dataset(root: Path) -> Dataset:
     try:
-        folders = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+        folders = sorted(e.name for e in os.scandir(root) if _is_folder(e) and not e.name.startswith("."))
     except OSError as e:
         raise UsageError(f"cannot read --data {show_path(root)}: {e.strerror}") from None
-    items = []
+    for name in folders:
+        if _text_name(name) != name:
+            raise UsageError(
+                f"class folder {show_path(root / name)} has a name that is not UTF-8 (a class name must be text); "
+                "rename it"
+            )
+    items: list[VideoItem] = []
+    unusable: list[tuple[VideoItem, str, str]] = []
+    order: dict[str, int] = {}
     for name in folders:
         try:
-            files = sorted(e.name for e in os.scandir(root / name) if e.is_file() and _is_video(e.name))
+            entries = sorted((e for e in os.scandir(root / name) if _is_video(e.name)), key=lambda e: e.name)
         except OSError as e:
             raise UsageError(f"cannot read {show_path(root / name)}: {e.strerror}") from None
-        items += [VideoItem(f"{name}/{f}", root / name / f, name) for f in files]
+        for entry in entries:
+            item = VideoItem(f"{name}/{_text_name(entry.name)}", root / name / entry.name, name)
+            order[item.key] = len(order)
+            why = _unusable(entry)
+            if why is None:
+                items.append(item)
+            else:
+                unusable.append((item, *why))
     if not items:
         raise UsageError(
             f"--data {show_path(root)} holds no videos: expected DIR/<class>/<video> with {', '.join(VIDEO_EXTENSIONS)}"
         )
-    return Dataset("folder", root, root, items, folders=folders, order={it.key: i for i, it in enumerate(items)})
+    return Dataset("folder", root, root, items, folders=folders, order=order, unusable=unusable)
 
 
 def _read_csv(path: Path) -> list[list[str]]:
@@ -207,6 +259,7 @@ def _plain_dataset(path: Path, rows: list[list[str]], video_root: Path | None) -
     items: list[VideoItem] = []
     missing: list[VideoItem] = []
     order: dict[str, int] = {}
+    seen: dict[tuple[Any, ...], tuple[int, str]] = {}
     for line, row in enumerate(body, start=start):
         where = f"dataset CSV {show_path(path)}, line {line}"
         if len(row) != 2:
@@ -214,12 +267,26 @@ def _plain_dataset(path: Path, rows: list[list[str]], video_root: Path | None) -
         name, label = row[0].strip(), row[1].strip()
         if not name or not label:
             raise UsageError(f"{where}: empty path or label")
-        if name in order:
-            raise UsageError(f"{where}: video {show(name)} is listed twice")
-        order[name] = len(order)
         video = Path(name) if Path(name).is_absolute() else root / name
+        same = _file_identity(video)
+        if name in order or same in seen:
+            line_before, as_written = seen.get(same, (line, name))
+            also = f" (as {show_path(as_written)} on line {line_before})" if as_written != name else ""
+            raise UsageError(f"{where}: video {show_path(name)} is listed twice{also}")
+        seen[same] = (line, name)
+        order[name] = len(order)
         (items if video.is_file() else missing).append(VideoItem(name, video, label))
     return _checked(Dataset("csv", path, root, items, missing, order=order))
+
+
+def _file_identity(path: Path) -> tuple[Any, ...]:
+    """What makes two paths the same video: the file's device and inode (``a.mp4``, ``./a.mp4``, its absolute path,
+    a link to it), or for a file that is not there, its absolute path with ``.`` and ``..`` folded."""
+    try:
+        st = path.stat()
+    except (OSError, ValueError):
+        return ("path", os.path.normpath(os.path.abspath(path)))
+    return ("file", st.st_dev, st.st_ino)
 
 
 def _checked(dataset: Dataset) -> Dataset:

@@ -58,6 +58,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVAL_FILES",
+    "RETRIED_REASONS",
+    "DecoderDied",
     "EvalOptions",
     "EvalResult",
     "Metrics",
@@ -67,6 +69,7 @@ __all__ = [
     "evaluate",
     "file_sha256",
     "protocols",
+    "remove_if_empty",
     "resolve_protocol",
 ]
 
@@ -84,6 +87,10 @@ def protocols() -> dict[str, Protocol]:
     """Every preset, by name: the ones each family's file declares (:func:`archs.list_protocols`)."""
     return archs.list_protocols()
 
+
+RETRIED_REASONS = ("missing", "unreadable", "corrupt")
+"""Skips whose cause can change (the file is copied in, finishes downloading, is replaced): ``--only-missing``
+tries those videos again. A video too short, without a video stream or that made the model output NaN is not."""
 
 MAX_CLIPS = 300
 """Most clips per video a protocol may take (the papers use 1 to 115; 300 is ten a second of a 30 s clip)."""
@@ -249,14 +256,35 @@ def check_eval_out(path: Path, *, resume: bool = False, overwrite: bool = False)
 
 def _claim(path: Path, resume: bool, overwrite: bool) -> Path:
     """Create and lock ``path`` (the lock keeps a second run out), then check it again under the lock."""
-    from bench.rundir import claim
+    from bench import rundir
 
-    claim(path, resume=True)  # creates and locks; it refuses nothing of ours
+    rundir.check_writable_dir(path, "--out")  # creates it; not rundir.claim, which refuses an evaluation folder
+    with contextlib.suppress(ImportError):  # no fcntl: no lock
+        rundir._lock(path)
     check_eval_out(path, resume=resume, overwrite=overwrite)
     if overwrite and not resume:
         for name in EVAL_FILES:
             (path / name).unlink(missing_ok=True)
     return path
+
+
+def remove_if_empty(path: Path) -> bool:
+    """Remove ``path`` if it holds nothing but this process's lock (a run that failed before writing anything):
+    no empty run folder is left behind. Returns whether it was removed."""
+    from bench import rundir
+
+    try:
+        if {n for n in os.listdir(path) if not (n.startswith(".") and n.endswith(".tmp"))} - {_LOCK}:
+            return False
+        held = rundir._held.pop(path.resolve(), None)
+        if held is not None:
+            held.close()
+        for name in os.listdir(path):
+            (path / name).unlink()
+        path.rmdir()
+    except OSError:
+        return False
+    return True
 
 
 def _check_record(r: Any, num_classes: int) -> bool:
@@ -361,6 +389,8 @@ class EvalResult:
     """Prediction lines an earlier run left (``--only-missing``)."""
     paths: dict[str, Path] = field(default_factory=dict)
     doc: dict[str, Any] = field(default_factory=dict)
+    retried: int = 0
+    """Skipped videos of an earlier run tried again (``--only-missing``; :data:`RETRIED_REASONS`)."""
 
 
 class _Videos:
@@ -537,7 +567,9 @@ def _environment(options: EvalOptions) -> dict[str, Any]:
 
 def fingerprint(meta: Mapping[str, Any], spec: ViewSpec, classes: Sequence[str], dtype: str) -> dict[str, Any]:
     """What must match for ``--only-missing`` to add to an earlier evaluation's predictions."""
+    kwargs = {"arch_kwargs": dict(meta["arch_kwargs"])} if meta.get("arch_kwargs") else {}
     return {
+        **kwargs,
         "arch": meta.get("arch"),
         "weights": (meta.get("weights") or {}).get("sha256") or (meta.get("weights") or {}).get("path"),
         "views": [spec.clips, spec.crops],
@@ -560,7 +592,7 @@ def evaluate(
     meta: Mapping[str, Any] | None = None,
     resume: bool = False,
     overwrite: bool = False,
-    on_start: Callable[[int, int], None] | None = None,
+    on_start: Callable[[int, list[dict[str, Any]], int], None] | None = None,
     on_video: Callable[[dict[str, Any]], None] | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` (logits ``(B, len(classes))`` from ``(B, 3, T, H, W)``) on ``dataset``; write ``out_dir``.
@@ -571,7 +603,9 @@ def evaluate(
             ``sha256``, ...), ``protocol`` (``name``, ``source``), ``dataset`` extras, ``options``.
         resume: ``--only-missing``: keep the folder's prediction lines and evaluate only the other videos.
         overwrite: replace the evaluation the folder holds.
-        on_start: called with (videos to do, lines kept) once the folder is claimed.
+        on_start: called once the folder is claimed with the number of videos to do, the lines kept and how many
+            skipped videos are retried (``--only-missing`` tries again those skipped for a reason that can change:
+            :data:`RETRIED_REASONS`).
         on_video: called with each prediction or skip line as it is written.
 
     A signal (:class:`bench.lifetime.Interrupted`) or any other exception writes ``evaluation.json`` with
@@ -597,6 +631,7 @@ def evaluate(
         "schema": "vbench-evaluation",
         "schema_version": SCHEMA_VERSION,
         "arch": meta.get("arch", type(model).__name__),
+        "arch_kwargs": dict(meta.get("arch_kwargs") or {}),
         "weights": meta.get("weights", {}),
         "input": {
             "frames": spec.frames,
@@ -619,7 +654,7 @@ def evaluate(
             "name": Path(dataset.source).name,
             "layout": dataset.layout,
             "video_root": str(dataset.root),
-            "videos": len(dataset.items) + len(dataset.missing),
+            "videos": dataset.listed,
             **(meta.get("dataset") or {}),
         },
         "classes": {"source": meta.get("classes_source", ""), "count": num_classes, "sha256": _sha256_text(classes)},
@@ -628,8 +663,20 @@ def evaluate(
     }
     base["fingerprint"] = fingerprint({**meta, "dataset": base["dataset"]}, spec, classes, options.dtype)
     records = _load_previous(out, base["fingerprint"], num_classes) if resume else []
+    retried = [r["video"] for r in records if r["status"] == "skipped" and r["reason"] in RETRIED_REASONS]
+    if retried:  # their lines go: the videos are tried again, and a new line is written for each
+        from bench.results import atomic_write_text
+
+        again = set(retried)
+        records = [r for r in records if r["video"] not in again]
+        try:
+            atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+        except OSError as e:
+            raise OutputError(f"cannot write '{out / 'predictions.jsonl'}': {e.strerror or e}") from None
     kept = len(records)
     done = {r["video"] for r in records}
+    if resume:
+        base["resumed"] = {"kept": kept, "retried": len(retried), "retried_reasons": list(RETRIED_REASONS)}
     writer = _Writer(out, base)
     timing = Timing(workers=options.workers)
     state = "interrupted"
@@ -643,11 +690,13 @@ def evaluate(
                 on_video(record)
 
         todo = [it for it in dataset.items if it.key not in done]
-        missing = [it for it in dataset.missing if it.key not in done]
+        missing = [(it, "missing", f"no file at {it.path}") for it in dataset.missing if it.key not in done]
+        missing += [(it, reason, detail) for it, reason, detail in dataset.unusable if it.key not in done]
+        missing.sort(key=lambda m: dataset.order.get(m[0].key, 0))
         if on_start is not None:
-            on_start(len(todo) + len(missing), kept)
-        for item in missing:
-            write(_skip_record(item, "missing", f"no file at {item.path}"))
+            on_start(len(todo) + len(missing), list(records), len(retried))
+        for item, reason, detail in missing:
+            write(_skip_record(item, reason, detail))
         started = time.perf_counter()
         try:
             _run(model, spec, todo, label_index, device, options, timing, write, num_classes)
@@ -666,7 +715,7 @@ def evaluate(
             with contextlib.suppress(OSError):
                 writer.close()
     paths = {name.split(".")[0]: out / name for name in EVAL_FILES}
-    return EvalResult(out, state, metrics, timing, kept, paths, doc)
+    return EvalResult(out, state, metrics, timing, kept, paths, doc, retried=len(retried))
 
 
 def _skip_record(item: VideoItem, reason: str, detail: str) -> dict[str, Any]:
@@ -765,34 +814,101 @@ def _run(
                 finish(p)
 
     iterator: Iterator[Any] = iter(loader)
+    finished = False
     try:
-        while True:
-            t0 = time.perf_counter()
-            try:
-                index, got = next(iterator)
-            except StopIteration:
-                break
-            finally:
-                timing.wait_s += time.perf_counter() - t0
-            item = todo[index]
-            timing.videos += 1
-            if isinstance(got, tuple):
-                # Earlier videos still in the queue are written first: lines stay in dataset order.
-                while queue:
-                    run_batch()
-                write(_skip_record(item, *got))
-                continue
-            timing.decode_s += got.decode_s
-            timing.resize_s += got.resize_s
-            views = len(got.clips) * spec.crops
-            pending = _Pending(item, got, label_index[item.label], views, left=views)
-            queue.extend((pending, v) for v in range(views))
-            while len(queue) >= options.batch:
-                run_batch()
-        while queue:
-            run_batch()
+        _loop(iterator, todo, spec, options, label_index, timing, write, run_batch, queue)
+        finished = True
+    except RuntimeError as e:
+        died = _dead_worker(iterator, todo, e)
+        if died is None:
+            raise
+        raise died from None
     finally:
         shutdown = getattr(iterator, "_shutdown_workers", None)
-        if shutdown is not None:
-            shutdown()
+        try:
+            if shutdown is not None:
+                shutdown()
+        except RuntimeError as e:  # torch's SIGCHLD handler can report a worker's death while it is shut down
+            died = _dead_worker(iterator, todo, e)
+            if died is None:
+                raise
+            if not finished:  # every video has its line when it finished: the death cost nothing
+                raise died from None
         del iterator
+
+
+class DecoderDied(RuntimeError):
+    """A decoding worker died of a signal (SIGKILL: most likely the kernel's out-of-memory killer).
+
+    ``signum``: the signal; ``video``: the key of the video it was decoding, where that is known. The message
+    is torch's own, so that the group's stop signals still read as an interruption.
+    """
+
+    def __init__(self, message: str, signum: int, video: str | None) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.video = video
+
+
+def _dead_worker(iterator: Any, todo: Sequence[VideoItem], e: RuntimeError) -> DecoderDied | None:
+    """torch's "DataLoader worker (pid N) is killed by signal" (or "exited unexpectedly") as :class:`DecoderDied`,
+    naming the video the dead worker held (the first task sent to it without an answer); None for any other error.
+    """
+    import signal
+
+    text = str(e)
+    if "DataLoader worker" not in text or ("killed by signal" not in text and "exited unexpectedly" not in text):
+        return None
+    workers = list(getattr(iterator, "_workers", None) or [])
+    dead = {}
+    for wid, w in enumerate(workers):
+        code = getattr(w, "exitcode", None)
+        if isinstance(code, int) and code < 0:
+            dead[wid] = -code
+    if not dead:  # the process is gone already: the signal's name in torch's message
+        names = {signal.strsignal(s) or s.name: int(s) for s in signal.Signals}
+        signum = next((n for name, n in names.items() if f"signal: {name}" in text), None)
+        return None if signum is None else DecoderDied(text, signum, None)
+    wid = min(dead)
+    tasks = getattr(iterator, "_task_info", None) or {}
+    held = sorted(i for i, info in tasks.items() if len(info) == 1 and info[0] == wid and 0 <= i < len(todo))
+    return DecoderDied(text, dead[wid], todo[held[0]].key if held else None)
+
+
+def _loop(
+    iterator: Iterator[Any],
+    todo: Sequence[VideoItem],
+    spec: ViewSpec,
+    options: EvalOptions,
+    label_index: Mapping[str, int],
+    timing: Timing,
+    write: Callable[[dict[str, Any]], None],
+    run_batch: Callable[[], None],
+    queue: list[tuple[_Pending, int]],
+) -> None:
+    """Take each decoded video from the loader, queue its views, run full batches, then the rest."""
+    while True:
+        t0 = time.perf_counter()
+        try:
+            index, got = next(iterator)
+        except StopIteration:
+            break
+        finally:
+            timing.wait_s += time.perf_counter() - t0
+        item = todo[index]
+        timing.videos += 1
+        if isinstance(got, tuple):
+            # Earlier videos still in the queue are written first: lines stay in dataset order.
+            while queue:
+                run_batch()
+            write(_skip_record(item, *got))
+            continue
+        timing.decode_s += got.decode_s
+        timing.resize_s += got.resize_s
+        views = len(got.clips) * spec.crops
+        pending = _Pending(item, got, label_index[item.label], views, left=views)
+        queue.extend((pending, v) for v in range(views))
+        while len(queue) >= options.batch:
+            run_batch()
+    while queue:
+        run_batch()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from bench.console import arch_kwargs_option, plugin_option
 from bench.errors import UsageError
 
 if TYPE_CHECKING:
@@ -83,14 +84,19 @@ def _view_spec(pre: Any, protocol: Protocol, frames: int | None, size: int | Non
     )
 
 
-def _build_model(arch: str, weights: str) -> Any:
-    """``archs.create_model(arch, weights=...)``; a checkpoint it refuses is one line, exit 2."""
+def _build_model(arch: str, weights: str, arch_kwargs: dict[str, Any] | None = None) -> Any:
+    """``archs.create_model(arch, weights=..., **arch_kwargs)`` (a vbench checkpoint adds the builder options it
+    records; ``arch_kwargs`` override them); a checkpoint or an option it refuses is one line, exit 2."""
     import archs
 
     try:
-        model = archs.create_model(arch, weights=weights)
+        model = archs.create_model(arch, weights=weights, **(arch_kwargs or {}))
     except archs.WeightsError as e:
         raise UsageError(f"--weights: {' '.join(str(e).split())}") from None
+    except (TypeError, ValueError) as e:  # an option the builder does not take, or a value it refuses
+        raise UsageError(
+            f"--arch-kwargs: {arch} cannot be built with {arch_kwargs}: {' '.join(str(e).split())}"
+        ) from None
     if getattr(model, "pretrained_cfg", None) is None:
         raise UsageError(f"--weights '{weights}': the model of '{arch}' records no preprocessing")
     return model
@@ -156,6 +162,8 @@ def evaluate_cmd(
             help="Crop size in pixels (default: the weights'); the resize scales with it.", rich_help_panel=_VIEWS
         ),
     ] = None,
+    arch_kwargs: Annotated[list[str] | None, arch_kwargs_option(rich_help_panel=_WHAT)] = None,
+    plugin: Annotated[list[str] | None, plugin_option(rich_help_panel=_WHAT)] = None,
     batch: Annotated[int, typer.Option(help="Clips per model call.", rich_help_panel=_RUN)] = 8,
     device: Annotated[str, typer.Option(help="cpu, cuda, mps or auto.", rich_help_panel=_RUN)] = "auto",
     dtype: Annotated[
@@ -191,7 +199,9 @@ def evaluate_cmd(
     """
     from bench.console import recorded_options
     from bench.datasets import load_class_file, load_dataset, resolve_classes
-    from bench.evaluate import check_eval_out, resolve_protocol
+    from bench.evaluate import check_eval_out, remove_if_empty, resolve_protocol
+    from bench.plan import parse_arch_kwargs
+    from bench.plugins import load_plugins
     from bench.records import DTYPES, choice
 
     for value, what in ((clips, "--clips"), (crops, "--crops"), (frames, "--frames"), (size, "--size"),
@@ -206,8 +216,10 @@ def evaluate_cmd(
     if not out.strip():
         raise UsageError("--out is empty; name a folder")
     out_dir = Path(out)
+    kwargs = parse_arch_kwargs(arch_kwargs or [])
     import archs
 
+    load_plugins(plugin or [])  # and VBENCH_PLUGINS: a plugin's architectures evaluate as the built-in ones
     downloaded = weights in archs.publishers()
     if not downloaded:
         _file(Path(weights), "--weights")
@@ -220,12 +232,16 @@ def evaluate_cmd(
     from bench.plan import resolve_device
 
     chosen_device = resolve_device(device)
-    model = _build_model(spec.name, weights)
+    model = _build_model(spec.name, weights, kwargs)
     info = model.pretrained_cfg
+    built_with = {**dict(getattr(info, "arch_kwargs", None) or {}), **kwargs}
+    built_with.pop("num_classes", None)
     # The weights' reference protocol; a model whose pretrained_cfg names none evaluates as its architecture's.
-    chosen = resolve_protocol(protocol or getattr(info, "protocol", None) or spec.pretrained().protocol, clips, crops)
+    chosen = resolve_protocol(
+        protocol or getattr(info, "protocol", None) or spec.pretrained(**built_with).protocol, clips, crops
+    )
     view = _view_spec(info.preprocess, chosen, frames, size)
-    _, min_t, min_h, _ = spec.min_input
+    _, min_t, min_h, _ = spec.min_input_for(**built_with)
     if view.frames < min_t or view.crop < min_h:
         raise UsageError(
             f"{spec.name} needs at least {min_t} frames of {min_h}x{min_h}; the views are {view.frames}x{view.crop}"
@@ -233,10 +249,17 @@ def evaluate_cmd(
     names, classes_source = resolve_classes(classes, dataset, info.num_classes)
     options = recorded_options(ctx)
     meta = _meta(spec.name, weights, info, chosen, classes_source, options)
+    meta["arch_kwargs"] = built_with
     n_workers = min(4, os.cpu_count() or 1) if workers is None else workers
-    result = _run(model.to(chosen_device), view, dataset, names, out_dir, meta, options,
-                  batch=batch, device=chosen_device, dtype=dtype, workers=n_workers, resume=only_missing,
-                  overwrite=overwrite)  # fmt: skip
+    made = not out_dir.exists()
+    try:
+        result = _run(model.to(chosen_device), view, dataset, names, out_dir, meta, options,
+                      batch=batch, device=chosen_device, dtype=dtype, workers=n_workers, resume=only_missing,
+                      overwrite=overwrite)  # fmt: skip
+    except BaseException:
+        if made:
+            remove_if_empty(out_dir)  # made for this run, which failed before writing anything
+        raise
     _report(result, names)
 
 
@@ -281,24 +304,27 @@ def _run(
     """The evaluation with a progress bar (a plain line per video off a terminal); an interruption prints the
     command that finishes it."""
     from bench.console import make_console, progress_bar, say, stdout_closed
-    from bench.evaluate import EvalOptions, evaluate
+    from bench.evaluate import DecoderDied, EvalOptions, evaluate
     from bench.lifetime import Interrupted, signals_interrupt
 
     console = make_console()
-    kept = {"lines": 0}
     with signals_interrupt(), progress_bar(console, disable=not console.is_terminal) as bar:
         task = bar.add_task("evaluating", total=None)
 
-        def on_start(todo: int, previous: int) -> None:
-            kept["lines"] = previous
+        def on_start(todo: int, previous: list[dict[str, Any]], retried: int) -> None:
+            kept = {"ok": 0, "skipped": 0}
+            for record in previous:
+                kept["ok" if record["status"] == "ok" else "skipped"] += 1
             bar.update(task, total=todo)
-            if previous:
-                say(console, f"kept {previous} predictions of {out_dir}; evaluating {todo} more videos")
+            if previous or retried:
+                again = (
+                    f"retrying {retried} skipped videos (missing, unreadable or corrupt before); " if retried else ""
+                )
+                say(console, f"kept {_kept(kept)} of {out_dir}; {again}evaluating {todo} videos")
 
         def on_video(record: dict[str, Any]) -> None:
             from rich.markup import escape
 
-            kept["lines"] += 1
             if console.is_terminal:
                 bar.update(task, advance=1, description=escape(f"evaluating {record['video']}"[:60]))
                 return
@@ -318,16 +344,59 @@ def _run(
                 )  # fmt: skip
             except RuntimeError as e:
                 signum = _worker_signal(e)
-                if signum is None:
-                    raise
-                raise Interrupted(signum) from None  # the group's signal reached a decoding worker first
+                if signum is not None:
+                    raise Interrupted(signum) from None  # the group's signal reached a decoding worker first
+                if isinstance(e, DecoderDied):
+                    typer.echo(
+                        f"vbench: error: {_died(e)}; kept {_kept(_written(out_dir))} in {out_dir}; finish with: "
+                        + evaluate_command(options, out_dir),
+                        err=True,
+                    )
+                    raise typer.Exit(code=128 + e.signum) from None
+                raise
         except (Interrupted, KeyboardInterrupt):
             typer.echo(
-                f"vbench: interrupted; kept {kept['lines']} predictions in {out_dir}; finish with: "
+                f"vbench: interrupted; kept {_kept(_written(out_dir))} in {out_dir}; finish with: "
                 + evaluate_command(options, out_dir),
                 err=True,
             )
             raise
+
+
+def _kept(counts: dict[str, int]) -> str:
+    """``"5 predictions"``, or ``"5 predictions and 2 skipped videos"``: prediction lines and skip lines apart."""
+    skipped = f" and {counts['skipped']} skipped videos" if counts["skipped"] else ""
+    return f"{counts['ok']} predictions{skipped}"
+
+
+def _written(out_dir: Path) -> dict[str, int]:
+    """Prediction and skip lines in the folder's predictions.jsonl, the record of truth: a signal can land
+    between a line written and the callback that counts it."""
+    import json
+
+    counts = {"ok": 0, "skipped": 0}
+    try:
+        text = (out_dir / "predictions.jsonl").read_text(errors="replace")
+    except OSError:
+        return counts
+    for line in text.splitlines():
+        try:
+            status = json.loads(line).get("status")
+        except (ValueError, AttributeError):
+            continue
+        if status in counts:
+            counts[status] += 1
+    return counts
+
+
+def _died(e: Any) -> str:
+    """A dead decoding worker, in words: which signal, the likely cause, the video where known."""
+    name = signal.Signals(e.signum).name if e.signum in signal.Signals._value2member_map_ else f"signal {e.signum}"
+    why = " (likely out of memory: fewer --workers, or shorter or smaller videos, need less)"
+    where = f" while decoding {e.video}" if e.video else ""
+    if e.signum == signal.SIGKILL:
+        return f"a decoding worker was killed by SIGKILL{why}{where}"
+    return f"a decoding worker died of {name}{where}"
 
 
 _WORKER_SIGNALS = {"Terminated": signal.SIGTERM, "Interrupt": signal.SIGINT, "Hangup": signal.SIGHUP}
@@ -379,6 +448,7 @@ def summary_table(result: EvalResult) -> Any:
         (f"top-{m.k} (%)", _fmt(m.top5)),
         ("mean class top-1 (%)", _fmt(m.mean_class_top1)),
         ("skipped", ", ".join(f"{n} {reason}" for reason, n in m.skipped_by_reason.items()) or "0"),
+        *([("retried (skipped before)", str(result.retried))] if result.retried else []),
         ("decode", f"{_fmt(t['decode_s'], ' s')} ({_fmt(t['decode_clips_per_s'], ' clips/s', 1)})"),
         ("preprocess", f"{_fmt(t['preprocess_s'], ' s')} ({_fmt(t['preprocess_clips_per_s'], ' clips/s', 1)})"),
         ("model", f"{_fmt(t['model_s'], ' s')} ({_fmt(t['model_clips_per_s'], ' clips/s', 1)})"),

@@ -52,6 +52,18 @@ NO_MAC_OPS = (
     "aten::linspace",  # ... at these frame indices
     "aten::flatten",
     "aten::rsub",  # SAME padding's arithmetic on traced sizes (kernel - size % stride)
+    "aten::sub",  # token counts from traced sizes (the video ViTs)
+    "aten::layer_norm",  # norms are excluded, as batch norm is
+    "aten::gelu",
+    "aten::upsample_nearest1d",  # position tables resized to another token grid
+    "aten::upsample_nearest2d",
+    "aten::upsample_linear1d",
+    "aten::upsample_bicubic2d",
+    # MViT and Swin3D: relative distances, Swin's shift mask, bilinear resampling of a position table
+    "aten::div",
+    "aten::neg",
+    "aten::ne",
+    "aten::upsample_bilinear2d",
 )
 """Operators with no multiply-accumulates under the convention (counted as 0, not unsupported)."""
 

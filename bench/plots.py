@@ -21,6 +21,7 @@ import matplotlib
 import numpy as np
 
 import archs
+from bench.records import KIND_COLOURS
 
 matplotlib.use("Agg")
 
@@ -418,12 +419,7 @@ def plot_roofline(frame: Any, rooflines: dict[tuple[str, str], dict[str, Any]], 
     return _save(fig, stem)
 
 
-_KIND_COLOURS = {
-    "3d": "#1f77b4", "spatial": "#2ca02c", "temporal": "#d62728", "pointwise": "#9467bd", "norm": "#8c564b",
-    "activation": "#e377c2", "pooling": "#7f7f7f", "gating": "#ff7f0e", "linear": "#bcbd22", "other": "#17becf",
-    "channelwise": "#aec7e8", "shift": "#ffbb78", "patch_embedding": "#98df8a", "attention": "#ff9896",
-    "mlp": "#c5b0d5", "swish": "#f7b6d2", "se": "#dbdb8d",
-}  # fmt: skip
+_KIND_COLOURS = KIND_COLOURS
 
 
 def plot_time_by_kind(breakdowns: Sequence[dict[str, Any]], stem: Path) -> list[Path]:

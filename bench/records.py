@@ -38,6 +38,7 @@ __all__ = [
     "EXECUTORS",
     "INPUTS",
     "KINDS",
+    "KIND_COLOURS",
     "MODES",
     "ROW_MODES",
     "STATUSES",
@@ -323,6 +324,14 @@ module is or declares (a module's ``work_kind``: ``shift`` for TSM's temporal sh
 transformers' ``patch_embedding``, ``attention`` and ``mlp``, ``swish``, ``se`` for
 squeeze-excitation, ``gating`` for S3D-G's); ``other`` is elementwise work of composite modules
 (residual additions, concatenations), dropout and flattening."""
+
+KIND_COLOURS: dict[str, str] = {
+    "3d": "#1f77b4", "spatial": "#2ca02c", "temporal": "#d62728", "pointwise": "#9467bd", "norm": "#8c564b",
+    "activation": "#e377c2", "pooling": "#7f7f7f", "gating": "#ff7f0e", "linear": "#bcbd22", "other": "#17becf",
+    "channelwise": "#aec7e8", "shift": "#ffbb78", "patch_embedding": "#98df8a", "attention": "#ff9896",
+    "mlp": "#c5b0d5", "swish": "#f7b6d2", "se": "#dbdb8d",
+}  # fmt: skip
+"""Each kind's colour in the figures (matplotlib's and the HTML page's)."""
 
 
 # ---------------------------------------------------------------- how a run runs

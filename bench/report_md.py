@@ -8,6 +8,7 @@ title is added by :func:`report_markdown`); an empty list leaves the section out
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,21 @@ def _marks(r: Any) -> str:
     return f" ({', '.join(marks)})" if marks else ""
 
 
-def tradeoff_lines(trade: pd.DataFrame) -> list[str]:
-    """The trade-off table, by GMACs, with the timing rows named and every accuracy's source."""
+@dataclass(frozen=True)
+class TableText:
+    """One table's cells as text (formatted, not escaped): what the Markdown and the HTML renderers both show."""
+
+    header: list[str]
+    body: list[list[str]]
+    left: tuple[str, ...] = ()
+    """The headers of the columns aligned left (text); the others are numbers, aligned right."""
+
+    def markdown(self) -> list[str]:
+        return markdown_table(self.header, self.body, left=self.left)
+
+
+def tradeoff_table(trade: pd.DataFrame) -> TableText:
+    """The trade-off table's cells, by GMACs."""
     header = ["arch", "input", "params (M)", "GMACs/clip", "latency (ms)", "peak mem (MiB)", "top-1 (%)", "top-5 (%)",
               "accuracy", "top-1 / GMAC", "Pareto (GMACs)", "Pareto (latency)", "dataset, views, pretrain",
               "status"]  # fmt: skip
@@ -75,7 +89,12 @@ def tradeoff_lines(trade: pd.DataFrame) -> list[str]:
          ", ".join(str(x) for x in (r.dataset, r.views, r.pretrain) if not is_missing(x)) or "-", r.status]
         for r in order.itertuples()
     ]  # fmt: skip
-    lines = markdown_table(header, body, left=("arch", "input", "accuracy", "dataset, views, pretrain", "status"))
+    return TableText(header, body, ("arch", "input", "accuracy", "dataset, views, pretrain", "status"))
+
+
+def tradeoff_lines(trade: pd.DataFrame) -> list[str]:
+    """The trade-off table, by GMACs, with the timing rows named and every accuracy's source."""
+    lines = tradeoff_table(trade).markdown()
     timings = sorted({t for t in trade["timing"] if t})
     if timings:
         lines += ["", "Timing rows: " + "; ".join(md_escape(t) for t in timings) + "."]
@@ -89,31 +108,44 @@ def tradeoff_lines(trade: pd.DataFrame) -> list[str]:
     return lines
 
 
+FAILURES_NONE = "None: every row finished ok."
+
+
+def failures_table(failures: pd.DataFrame) -> TableText:
+    """Every row that did not finish ok."""
+    body = [[str(v) for v in row] for row in failures.astype(object).where(failures.notna(), "-").values.tolist()]
+    return TableText(list(failures.columns), body, ("arch", "mode", "input", "dtype", "device", "status", "error"))
+
+
 def failures_lines(failures: pd.DataFrame) -> list[str]:
     """Every row that did not finish ok, or a line saying there is none."""
     if not len(failures):
-        return ["None: every row finished ok."]
-    return markdown_table(
-        list(failures.columns), failures.astype(object).where(failures.notna(), "-").values.tolist(),
-        left=("arch", "mode", "input", "dtype", "device", "status", "error"),
-    )  # fmt: skip
+        return [FAILURES_NONE]
+    return failures_table(failures).markdown()
 
 
 def paper_lines(paper: pd.DataFrame) -> list[str]:
     """Our counts beside the published ones (nothing when no count was published at a measured input)."""
     if not len(paper):
         return []
-    lines = ["Published counts at the same input. *exact*: equal to every decimal given (3 or more); *rounds to it*: "
-             "ours, rounded to the published decimals, is the published figure; *differs*: it is not (the last "
-             "column says why where it is known).", ""]  # fmt: skip
+    return [PAPER_NOTE, "", *paper_table(paper).markdown()]
+
+
+PAPER_NOTE = ("Published counts at the same input. *exact*: equal to every decimal given (3 or more); *rounds to it*: "
+              "ours, rounded to the published decimals, is the published figure; *differs*: it is not (the last "
+              "column says why where it is known).")  # fmt: skip
+
+
+def paper_table(paper: pd.DataFrame) -> TableText:
+    """Our counts beside the published ones."""
     body = [
         [r.arch, r.input, r.count, f"{r.ours:,.4f}".rstrip("0").rstrip("."), f"{r.published:g}",
          f"{r.diff_pct:+.2f} %", r.verdict, r.source + (f". {r.note}" if r.note else "")]
         for r in paper.itertuples()
     ]  # fmt: skip
-    return lines + markdown_table(
+    return TableText(
         ["arch", "input", "count", "ours", "published", "difference", "verdict", "source and why"], body,
-        left=("arch", "input", "count", "verdict", "source and why"),
+        ("arch", "input", "count", "verdict", "source and why"),
     )  # fmt: skip
 
 
@@ -121,61 +153,105 @@ def scaling_lines(scaling: pd.DataFrame) -> list[str]:
     """The growth exponents (nothing when no run varies an axis)."""
     if not len(scaling):
         return []
-    lines = ["Growth exponents of a log-log least-squares fit, y ~ T^a (H=W)^b batch^c, one fit per "
-             "architecture and setting; MACs per iteration should grow as T^1 (H=W)^2 batch^1.", ""]  # fmt: skip
+    return [SCALING_NOTE, "", *scaling_table(scaling).markdown()]
+
+
+SCALING_NOTE = ("Growth exponents of a log-log least-squares fit, y ~ T^a (H=W)^b batch^c, one fit per "
+                "architecture and setting; MACs per iteration should grow as T^1 (H=W)^2 batch^1.")  # fmt: skip
+
+
+def scaling_table(scaling: pd.DataFrame) -> TableText:
+    """The growth exponents."""
     body = [
         [r.arch, f"{r.mode} {r.dtype} {r.device}", r.axis, r.values, r.metric, f"{r.exponent:.2f}", f"{r.r2:.3f}",
          r.note or ""]
         for r in scaling.itertuples()
     ]  # fmt: skip
-    return lines + markdown_table(
+    return TableText(
         ["arch", "setting", "axis", "values", "metric", "exponent", "R²", "note"], body,
-        left=("arch", "setting", "axis", "values", "metric", "note"),
+        ("arch", "setting", "axis", "values", "metric", "note"),
     )  # fmt: skip
 
 
-def throughput_lines(frame: pd.DataFrame) -> list[str]:
-    """GMAC/s per architecture, ranked, with which fall below the ridge point (nothing without timed rows)."""
-    if not len(frame):
-        return []
-    lines = ["MACs predict latency only where every architecture runs its MACs equally fast. They do not: achieved "
-             "GMAC/s (MACs per iteration / median latency) differ by setting, ranked fastest first; *x slowest* is "
-             "each one's GMAC/s over the slowest of its setting. FLOP/byte is the forward's arithmetic intensity "
-             "(bytes the layers read and write); *memory* marks those below the measured roofline's ridge point, "
-             "whose speed the memory bandwidth bounds, not the arithmetic units.", ""]  # fmt: skip
+THROUGHPUT_NOTE = ("MACs predict latency only where every architecture runs its MACs equally fast. They do not: "
+                   "achieved GMAC/s (MACs per iteration / median latency) differ by setting, ranked fastest first; "
+                   "*x slowest* is each one's GMAC/s over the slowest of its setting. FLOP/byte is the forward's "
+                   "arithmetic intensity (bytes the layers read and write); *memory* marks those below the measured "
+                   "roofline's ridge point, whose speed the memory bandwidth bounds, not the arithmetic units.")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ThroughputGroup:
+    """One setting's ranking in the throughput section."""
+
+    device: str
+    dtype: str
+    mode: str
+    batch: int
+    below_ridge: list[str]
+    """The architectures below the ridge point (bound by memory bandwidth), in rank order."""
+    table: TableText
+
+
+def throughput_tables(frame: pd.DataFrame) -> list[ThroughputGroup]:
+    """GMAC/s per architecture, ranked, one table per (device, dtype, mode, batch)."""
+    out = []
     for (device, dtype, mode, batch), group in frame.groupby(["device", "dtype", "mode", "batch"], sort=False):
         below = list(dict.fromkeys(r.arch for r in group.itertuples() if r.bound == "memory"))
-        lines += [f"**{md_escape(device)} {md_escape(dtype)}, {md_escape(mode)}, batch {batch}**: "
-                  + (f"below the ridge: {', '.join(md_code(a) for a in below)}." if below
-                     else "every architecture is at or right of the ridge point."), ""]  # fmt: skip
         body = [
             [str(r.rank), r.arch, r.input, _fmt(r.gmacs, "{:.2f}"), _fmt(r.latency_ms, "{:.2f}"),
              _fmt(r.gmacs_per_s, "{:.1f}"), _fmt(r.x_slowest, "{:.2f}"), _fmt(r.mfu, "{:.1%}"),
              _fmt(r.intensity, "{:.1f}"), _fmt(r.bound)]
             for r in group.itertuples()
         ]  # fmt: skip
-        lines += [*markdown_table(
+        table = TableText(
             ["rank", "arch", "input", "GMACs/iter", "latency (ms)", "GMAC/s", "x slowest", "MFU", "FLOP/byte",
-             "bound"], body, left=("arch", "input", "bound"),
-        ), ""]  # fmt: skip
+             "bound"], body, ("arch", "input", "bound"),
+        )  # fmt: skip
+        out.append(ThroughputGroup(str(device), str(dtype), str(mode), int(batch), below, table))
+    return out
+
+
+def throughput_lines(frame: pd.DataFrame) -> list[str]:
+    """GMAC/s per architecture, ranked, with which fall below the ridge point (nothing without timed rows)."""
+    if not len(frame):
+        return []
+    lines = [THROUGHPUT_NOTE, ""]
+    for g in throughput_tables(frame):
+        lines += [f"**{md_escape(g.device)} {md_escape(g.dtype)}, {md_escape(g.mode)}, batch {g.batch}**: "
+                  + (f"below the ridge: {', '.join(md_code(a) for a in g.below_ridge)}." if g.below_ridge
+                     else "every architecture is at or right of the ridge point."), ""]  # fmt: skip
+        lines += [*g.table.markdown(), ""]
     return lines[:-1]
+
+
+KINDS_NOTE = "Share of time (and of MACs) by kind of work, from `vbench inspect --time` breakdowns:"
+
+
+def kinds_table(breakdowns: Sequence[dict[str, Any]]) -> TableText:
+    """Share of time (and, in brackets, of MACs) by kind of work, one row per breakdown."""
+    kinds = [k for k in KINDS if any(any(x["kind"] == k for x in b["kinds"]) for b in breakdowns)]
+    body = []
+    for b in breakdowns:
+        by = {x["kind"]: x for x in b["kinds"]}
+        body.append(
+            [b["arch"], breakdown_setting(b)]
+            + [f"{100 * by[k]['pct_time']:.1f} ({100 * by[k]['pct_macs']:.0f})" if k in by else "-" for k in kinds]
+        )
+    return TableText(["arch", "setting", *(f"% {k}" for k in kinds)], body, ("arch", "setting"))
+
+
+def breakdown_setting(b: dict[str, Any]) -> str:
+    """``infer cpu fp32 b1 8x112x112``: what a breakdown measured."""
+    clip = "x".join(str(v) for v in b["input_shape"][2:])
+    return f"{b['mode']} {b['device']} {b['dtype']} b{b['input_shape'][0]} {clip}"
 
 
 def kinds_lines(breakdowns: Sequence[dict[str, Any]]) -> list[str]:
     """Share of time by kind of work per architecture, from ``inspect --time --json`` breakdowns."""
     if not breakdowns:
         return []
-    kinds = [k for k in KINDS if any(any(x["kind"] == k for x in b["kinds"]) for b in breakdowns)]
-    lines = ["", "Share of time (and of MACs) by kind of work, from `vbench inspect --time` breakdowns:", ""]
-    body = []
-    for b in breakdowns:
-        by = {x["kind"]: x for x in b["kinds"]}
-        clip = "x".join(str(v) for v in b["input_shape"][2:])
-        body.append(
-            [b["arch"], f"{b['mode']} {b['device']} {b['dtype']} b{b['input_shape'][0]} {clip}"]
-            + [f"{100 * by[k]['pct_time']:.1f} ({100 * by[k]['pct_macs']:.0f})" if k in by else "-" for k in kinds]
-        )
-    return lines + markdown_table(["arch", "setting", *(f"% {k}" for k in kinds)], body, left=("arch", "setting"))
+    return ["", KINDS_NOTE, "", *kinds_table(breakdowns).markdown()]
 
 
 def figures_markdown(images: Sequence[Path], counted_afresh: Sequence[str] = ()) -> str:

@@ -481,8 +481,9 @@ _FIGURES = ("tradeoff_gmacs", "tradeoff_latency", "scaling", "mixed_variants", "
 _COUNTED_AFRESH = ("mixed_variants",)
 """Figures whose numbers ``vbench report`` counts with this checkout's models instead of reading them from the runs."""
 REPORT_FILES = frozenset(
-    {"report.md", *(f"{t}.csv" for t in _TABLES), *(f"{f}.{ext}" for f in _FIGURES for ext in ("png", "svg"))}
-)
+    {"report.md", "report.html", *(f"{t}.csv" for t in _TABLES),
+     *(f"{f}.{ext}" for f in _FIGURES for ext in ("png", "svg"))}
+)  # fmt: skip
 """Every name a report may write. A folder without a manifest that holds only these is taken for a report."""
 
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.\w+\.tmp$")
@@ -572,6 +573,7 @@ def write_report(
     variants: bool | None = None,
     overwrite: bool = False,
     breakdowns: Sequence[str | Path] = (),
+    html: bool = False,
     include_contended: bool = False,
 ) -> tuple[str, list[Path], list[str]]:
     """Read the runs, write ``report.md``, the CSV tables and the figures into ``out_dir``.
@@ -583,6 +585,7 @@ def write_report(
             did not write (they are left alone). See :func:`check_report_folder`.
         breakdowns: ``vbench inspect --time --json`` files: their time by kind of work joins the
             "Why latency does not follow MACs" section and its figure.
+        html: Also write ``report.html``, the interactive page (:mod:`bench.report_html`; needs plotly).
         include_contended: Put latencies timed on a shared machine (``contended``) into the scaling fits and
             the latency Pareto front (by default they are shown, marked, and left out of both).
 
@@ -596,6 +599,10 @@ def write_report(
     """
     from bench.results import atomic_write_text, load_results
 
+    if html:
+        from bench.report_html import require_plotly
+
+        require_plotly()
     own = check_report_folder(out_dir, overwrite)
     measured = [load_evaluation(source) for source in sources if is_evaluation(source)]
     runs = [load_results(source) for source in sources if not is_evaluation(source)]
@@ -627,6 +634,7 @@ def write_report(
         out_dir.mkdir(parents=True, exist_ok=True)
         # First claim every name this report may write, so that an interrupted report is still ours.
         planned = {"report.md", *(f"{t}.csv" for t in _TABLES)} | (set(REPORT_FILES) if plots else set())
+        planned |= {"report.html"} if html else set()
         _write_manifest(out_dir, own | planned)
         for name, frame in frames.items():
             path = out_dir / f"{name}.csv"
@@ -651,6 +659,15 @@ def write_report(
         text += report_md.figures_markdown([p for p in written if p.suffix == ".png"], _COUNTED_AFRESH)
         md = out_dir / "report.md"
         atomic_write_text(md, text)
+        if html:
+            from bench.report_html import chart_points, report_html
+
+            page = out_dir / "report.html"
+            titles = {s.name: s.title for s in SECTIONS}
+            atomic_write_text(page, report_html(frames, chart_points(rows, accuracy), [str(s) for s in sources],
+                                                rooflines=_rooflines([e for _, e in runs]), breakdowns=kinds,
+                                                titles=titles, include_contended=include_contended))  # fmt: skip
+            written.append(page)
         # Files of an earlier report that this one did not rewrite stay (and stay listed): nothing is deleted.
         still = {name for name in own if (out_dir / name).is_file()}
         manifest = _write_manifest(out_dir, still | {md.name, *(p.name for p in written)})

@@ -20,7 +20,8 @@ views' softmax. The choices follow the references:
 
 Decoding (:func:`read_video`) runs in DataLoader worker processes: it counts
 the video's packets (a demux pass, cheap), decodes up to the last frame a view
-needs, keeps only those frames and resizes them. Cropping and normalising run
+needs, and keeps only those frames, resized a few at a time as they are
+decoded (memory follows the resized frames, not the source's resolution). Cropping and normalising run
 where the model is (:func:`make_views`), on the 8-bit frames, so a worker sends
 each needed frame once, small, whatever the number of views.
 
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "RESIZE_CHUNK",
     "SKIP_REASONS",
     "WHOLE_MAX_FRAMES",
     "DecodedVideo",
@@ -212,13 +214,39 @@ def _count_packets(path: Path) -> int:
         return sum(1 for packet in container.demux(stream) if packet.size)
 
 
-def _decode(path: Path, wanted: set[int], threads: int) -> tuple[dict[int, Any], int]:
-    """The frames at ``wanted`` indices as RGB arrays, and how many frames were decoded (stops after the last)."""
-    import av
+RESIZE_CHUNK = 8
+"""Frames decoded at the source's resolution before they are resized together: memory is bounded by the resized
+frames plus this many source frames (two copies of them: the arrays and the stacked batch), whatever the length."""
 
-    kept: dict[int, Any] = {}
+
+def _decode(
+    path: Path, wanted: set[int], threads: int, resize: int | tuple[int, int]
+) -> tuple[torch.Tensor | None, list[int], int, float]:
+    """The frames at ``wanted`` indices, resized as they are decoded (:data:`RESIZE_CHUNK` at a time) into one
+    uint8 ``(N, 3, h, w)`` tensor; the indices it holds, in order; how many frames were decoded (it stops after
+    the last wanted one); the seconds spent resizing."""
+    import av
+    import torch
+
+    out: torch.Tensor | None = None
+    got: list[int] = []
+    chunk: list[Any] = []
+    resize_s = 0.0
     last = max(wanted)
     n = 0
+
+    def flush() -> None:
+        nonlocal out, resize_s
+        t0 = time.perf_counter()
+        small = resize_frames(chunk, resize)
+        if out is None:
+            out = torch.empty((len(wanted), *small.shape[1:]), dtype=torch.uint8)
+        if small.shape[1:] != out.shape[1:]:
+            raise VideoError("corrupt", f"the frame size changes within the video ({tuple(small.shape[2:])})")
+        out[len(got) - len(chunk) : len(got)] = small
+        chunk.clear()
+        resize_s += time.perf_counter() - t0
+
     with av.open(str(path), metadata_errors="ignore") as container:
         stream = container.streams.video[0]
         if threads != 1:
@@ -226,11 +254,18 @@ def _decode(path: Path, wanted: set[int], threads: int) -> tuple[dict[int, Any],
         stream.codec_context.thread_count = max(threads, 0)
         for frame in container.decode(stream):
             if n in wanted:
-                kept[n] = frame.to_ndarray(format="rgb24")
+                chunk.append(frame.to_ndarray(format="rgb24"))
+                got.append(n)
+                if len(chunk) == RESIZE_CHUNK:
+                    flush()
             n += 1
             if n > last:
                 break
-    return kept, n
+    if chunk:
+        flush()
+    if out is not None and len(got) < len(wanted):
+        out = out[: len(got)].clone()
+    return out, got, n, resize_s
 
 
 def resize_frames(frames: Sequence[Any], resize: int | tuple[int, int]) -> torch.Tensor:
@@ -244,6 +279,8 @@ def resize_frames(frames: Sequence[Any], resize: int | tuple[int, int]) -> torch
     import torch.nn.functional as F
 
     height, width = frames[0].shape[:2]
+    if any(f.shape != frames[0].shape for f in frames):
+        raise VideoError("corrupt", "the frame size changes within the video")
     size = resized_size(height, width, resize)
     x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)  # NHWC memory: channels-last, as the kernel likes
     if x.shape[-2:] != size:
@@ -252,7 +289,10 @@ def resize_frames(frames: Sequence[Any], resize: int | tuple[int, int]) -> torch
 
 
 def read_video(path: str | Path, spec: ViewSpec, threads: int = 1) -> DecodedVideo:
-    """Decode the frames ``spec``'s views need and resize them; any failure is a :class:`VideoError`.
+    """Decode the frames ``spec``'s views need, resizing them as they come; any failure is a :class:`VideoError`.
+
+    Memory is bounded by the resized frames (plus :data:`RESIZE_CHUNK` frames at the source's resolution), so
+    a whole-video view of a long 1080p video costs what its 256-pixel frames cost.
 
     ``threads``: FFmpeg decoding threads (1 in DataLoader workers, which already run in parallel; 0 = FFmpeg's
     choice).
@@ -269,29 +309,28 @@ def read_video(path: str | Path, spec: ViewSpec, threads: int = 1) -> DecodedVid
         raise VideoError("too short", "no frames")
     clips = plan_frames(n_packets, spec)
     try:
-        kept, n_decoded = _decode(path, {i for c in clips for i in c}, threads)
+        frames, got, n_decoded, resize_s = _decode(path, {i for c in clips for i in c}, threads, spec.resize)
         if n_decoded < n_packets and max(i for c in clips for i in c) >= n_decoded:
             # Fewer frames than packets (packets that hold no picture): plan again on what decodes.
             n_packets = n_decoded
             clips = plan_frames(n_decoded, spec)
-            kept, n_decoded = _decode(path, {i for c in clips for i in c}, threads)
+            del frames
+            frames, got, n_decoded, resize_s = _decode(path, {i for c in clips for i in c}, threads, spec.resize)
     except VideoError:
         raise
     except Exception as e:
         raise VideoError("corrupt", _first_line(e)) from None
-    if any(i not in kept for c in clips for i in c):
+    position = {index: p for p, index in enumerate(got)}
+    if frames is None or any(i not in position for c in clips for i in c):
         wanted = len({i for c in clips for i in c})
-        raise VideoError("corrupt", f"only {len(kept)} of the {wanted} frames the views need decode")
-    decoded = time.perf_counter()
-    order = sorted(kept)
-    position = {index: p for p, index in enumerate(order)}
-    frames = resize_frames([kept[i] for i in order], spec.resize)
+        raise VideoError("corrupt", f"only {len(got)} of the {wanted} frames the views need decode")
+    total = time.perf_counter() - start
     return DecodedVideo(
         frames=frames,
         clips=[[position[i] for i in c] for c in clips],
         n_frames=n_packets,
-        decode_s=decoded - start,
-        resize_s=time.perf_counter() - decoded,
+        decode_s=total - resize_s,
+        resize_s=resize_s,
     )
 
 

@@ -57,6 +57,28 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
+def _why(b: dict) -> str:
+    """One sentence per breakdown, from its numbers: the slowest kind of work with MACs against the fastest, and
+    attention's share of time against its share of MACs where the model attends."""
+    rated = [k for k in b["kinds"] if k["gmacs_per_s"] and k["pct_macs"] >= 0.01]
+    if len(rated) < 2:
+        return ""
+    slow = min(rated, key=lambda k: k["gmacs_per_s"])
+    fast = max(rated, key=lambda k: k["gmacs_per_s"])
+    text = (
+        f"- **{b['arch']}** ({b['mode']}): {slow['kind']} work does {_pct(slow['pct_macs'])} of the MACs in "
+        f"{_pct(slow['pct_time'])} of the time, at {slow['gmacs_per_s']:.1f} GMAC/s, against "
+        f"{fast['gmacs_per_s']:.1f} GMAC/s for its {fast['kind']} work ({fast['gmacs_per_s'] / slow['gmacs_per_s']:.1f}x)."
+    )
+    attention = next((k for k in b["kinds"] if k["kind"] == "attention" and k["pct_time"] > 0), None)
+    if attention is not None:
+        text += (
+            f" Attention (its projections and the two matmuls) takes {_pct(attention['pct_time'])} of the time "
+            f"for {_pct(attention['pct_macs'])} of the MACs."
+        )
+    return text
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "breakdown" / "cpu")
@@ -64,6 +86,12 @@ def main() -> int:
     parser.add_argument("--dtype", default="fp32")
     parser.add_argument("--arch", nargs="*", default=None, help="default: every architecture")
     parser.add_argument("--train", nargs="*", default=["r2plus1d_18", "s3d_g", "i3d"])
+    parser.add_argument(
+        "--detail",
+        nargs="*",
+        default=None,
+        help="architectures whose tables by kind and stage are written (default: the --train ones)",
+    )
     parser.add_argument("--iterations", type=int, default=5)
     args = parser.parse_args()
 
@@ -91,7 +119,8 @@ def main() -> int:
         "",
         f"`python benchmarks/time_breakdown.py --out {os.path.relpath(args.out, ROOT)}` (torch {roof.torch_version}; "
         f"{took / 60:.1f} minutes on a shared machine). Small clips: {SMALL['resnet'][0]}x{SMALL['resnet'][1]}^2 "
-        f"for the ResNets, {SMALL['inception'][0]}x{SMALL['inception'][1]}^2 for the Inception nets; batch 1.",
+        f"where the paper's clip is under 224 pixels (the ResNets), {SMALL['inception'][0]}x{SMALL['inception'][1]}^2 "
+        "otherwise, or the smallest valid clip where that is larger; batch 1.",
         "",
         f"Measured roofline: peak {roof.peak_tflops:.3f} TFLOP/s (matmul {roof.matmul_tflops:.3f}, conv3d "
         f"{roof.conv3d_tflops:.3f}), copy bandwidth {roof.bandwidth_gbs:.1f} GB/s, ridge {roof.ridge:.1f} FLOP/byte.",
@@ -116,8 +145,12 @@ def main() -> int:
     ok_prof = sum(abs(b["profiler_ratio"] - 1) <= 0.05 for b in found)
     lines += ["", f"Sum check within 10 %: {ok_sum} of {len(found)}. Profiler check within 5 %: {ok_prof} of "
               f"{len(found)}.", ""]  # fmt: skip
+    detail = args.train if args.detail is None else args.detail
+    why = [line for b in found if b["arch"] in detail and (line := _why(b))]
+    if why:
+        lines += ["## Why the MACs run at different speeds", "", *why, ""]
     for b in found:
-        if b["arch"] not in args.train:
+        if b["arch"] not in detail:
             continue
         lines += [f"## {b['arch']}, {b['mode']}", "", "| kind | time (ms) | % time | GMACs | % MACs | GMAC/s |",
                   "|---|---:|---:|---:|---:|---:|"]  # fmt: skip

@@ -17,6 +17,8 @@ def test_every_design_key_is_registered():
         "r2plus1d_18", "r2plus1d_34", "r2plus1d_18_tv",
         "x3d_xs", "x3d_s", "x3d_m", "x3d_l", "ir_csn_152", "ip_csn_152",
         "slow_r50", "slowfast_r50", "slowfast_r50_4x16", "slowfast_r101", "tsm_r50",
+        "timesformer", "videomae_vit_s", "videomae_vit_b",
+        "mvit_v1_b", "mvit_v2_s", "mvit_v2_b", "swin3d_t", "swin3d_s", "swin3d_b",
     }  # fmt: skip
     assert set(archs.list_archs()) == expected
 

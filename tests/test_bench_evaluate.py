@@ -383,9 +383,9 @@ RUNNER = textwrap.dedent(
             m = ((x * 0.5 + 0.5) * 255).mean(dim=(1, 2, 3, 4))
             return -(m[:, None] - self.levels[None]).abs() / 35
 
-    def build(arch, weights):
+    def build(arch, weights, arch_kwargs=None):
         if os.environ.get("TOY_REAL"):
-            return real(arch, weights)
+            return real(arch, weights, arch_kwargs)
         pre = SimpleNamespace(mean=(0.5,) * 3, std=(0.5,) * 3, resize=32, crop=32, frames=4, frame_stride=2)
         model = Toy()
         model.pretrained_cfg = SimpleNamespace(layout="toy", source="toy weights", num_classes=6, preprocess=pre)
@@ -459,7 +459,7 @@ def _app() -> typer.Typer:
     return app
 
 
-def _toy_build(arch: str, weights: Path) -> Any:
+def _toy_build(arch: str, weights: Path, arch_kwargs: Any = None) -> Any:
     pre = Preprocess(mean=(0.5,) * 3, std=(0.5,) * 3, resize=32, crop=32, frames=4, frame_stride=2)
     model = Toy()
     model.pretrained_cfg = SimpleNamespace(layout="toy", source="toy", num_classes=6, preprocess=pre)  # type: ignore[assignment]

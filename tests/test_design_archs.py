@@ -341,8 +341,9 @@ def test_no_import_cycle_in_archs_or_bench():
 def test_family_files_know_neither_the_reader_nor_the_factory():
     """A family's file imports the leaves (blocks, registry, weights types); the reader and create_model sit above."""
     graph = _graph()
-    leaves = {"archs._blocks", "archs._registry", "archs._weights", "archs._published", "archs.inflate"}
+    leaves = {"archs._blocks", "archs._vit", "archs._registry", "archs._weights", "archs._published", "archs.inflate"}
     for module in archs._factory.FAMILY_MODULES:
         assert graph[module.__name__] <= leaves | {m.__name__ for m in archs._factory.FAMILY_MODULES}, module
     assert not graph["archs._weights"], "the weights types are a leaf"
+    assert not graph["archs._vit"], "the transformer blocks are a leaf"
     assert all("archs._factory" not in deps for deps in graph.values()), "nothing below imports the factory"
