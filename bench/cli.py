@@ -34,7 +34,18 @@ from bench.console import say as _say
 from bench.console import stdout_closed as _stdout_closed
 from bench.errors import UsageError, first_line
 from bench.lifetime import Interrupted
-from bench.records import COUNTERS, DEVICES, DTYPES, EXECUTORS, INPUTS, MODES, Request, Row, check_run_options
+from bench.records import (
+    COUNTERS,
+    DEVICES,
+    DTYPES,
+    EXECUTORS,
+    INPUTS,
+    MODES,
+    Request,
+    Row,
+    check_run_options,
+    finite_seconds,
+)
 
 try:
     from typer._click import ClickException  # typer vendors click
@@ -341,6 +352,19 @@ def profile_cmd(
         float,
         typer.Option(help="Kill a worker that produces no row for this many seconds.", rich_help_panel=_TIMING),
     ] = 900.0,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            help="Measure the plan N times, architectures interleaved; latency: median of the quiet rounds' medians.",
+            rich_help_panel=_TIMING,
+        ),
+    ] = 1,
+    settle: Annotated[
+        float,
+        typer.Option(
+            help="Wait at most this many seconds for a quiet machine before each round.", rich_help_panel=_TIMING
+        ),
+    ] = 0.0,
     max_memory: Annotated[
         str | None,
         typer.Option(
@@ -453,6 +477,11 @@ def profile_cmd(
         count_workers=count_workers, executor=executor, cluster=cluster, shard=shard, gpus=gpus,
         out_given=out is not None, only_missing=only_missing, overwrite=overwrite, allow_mixed=allow_mixed,
     )  # fmt: skip
+    if rounds < 1:
+        raise UsageError(f"--rounds must be 1 or more; got {rounds}")
+    finite_seconds(settle, "--settle")
+    if executor is not None and (rounds > 1 or settle > 0):
+        raise UsageError("--rounds and --settle run on this machine; they do not go with --executor")
     with signals_interrupt():  # from here, Ctrl-C is Interrupted: never taken for a plugin's or a model's
         plugins = load_plugins(plugin or [])
         workers = count_workers or (min(4, os.cpu_count() or 1) if gpus else 1)
@@ -510,6 +539,8 @@ def profile_cmd(
                         previous=sweep.previous,
                         extra_env={**sweep.environment, "options": options},
                         max_memory=run.max_memory,
+                        rounds=rounds,
+                        settle_s=settle,
                     )
                 rows, paths = result.rows, result.paths
                 if only_missing:
@@ -572,10 +603,13 @@ def _profile_on_cluster(
 
 
 def _print_results(console: Any, rows: list[Row], paths: dict[str, Path]) -> None:
-    from bench.report import summary_table
+    from bench.report import contended_footnote, summary_table
 
     try:
         console.print(summary_table(rows, width=console.width))
+        note = contended_footnote(rows)
+        if note:
+            _say(console, note)
         for path in paths.values():
             _say(console, f"wrote {path}")
     except BrokenPipeError:
@@ -874,7 +908,8 @@ def compare_cmd(
     ] = None,
     markdown: Annotated[Path | None, typer.Option(help="Also write the verdict to this Markdown file.")] = None,
 ) -> None:
-    """Regression verdicts of HEAD against BASE; exit 1 on a regression, 2 on bad input."""
+    """Regression verdicts of HEAD against BASE; exit 1 on a regression, 2 on bad input, 4 when a row was timed on a
+    shared machine (contended) and nothing regressed."""
     from bench.compare import compare_rows, load_compare_config, refresh_command
     from bench.config import default_config
     from bench.report import compare_markdown
@@ -902,8 +937,8 @@ def compare_cmd(
         except OSError as e:  # the verdict stands; only the summary is missing
             typer.echo(_one_line(f"vbench: warning: cannot append to GITHUB_STEP_SUMMARY '{summary}': {e.strerror}"),
                        err=True)  # fmt: skip
-    if comparison.regressions:
-        raise typer.Exit(code=1)
+    if comparison.exit_code:
+        raise typer.Exit(code=comparison.exit_code)
 
 
 @app.command("report")
@@ -937,6 +972,13 @@ def report_cmd(
         list[Path] | None,
         typer.Option("--breakdown", help="`vbench inspect --time --json` output: time by kind of work; repeatable."),
     ] = None,
+    include_contended: Annotated[
+        bool,
+        typer.Option(
+            "--include-contended",
+            help="Put rows timed on a shared machine (contended) into the scaling fits and the latency Pareto front.",
+        ),
+    ] = False,
     html: Annotated[
         bool, typer.Option("--html", help="Also write report.html, an interactive page that works offline (plotly).")
     ] = False,
@@ -951,7 +993,7 @@ def report_cmd(
     try:
         text, paths, notes = write_report(
             results, out_dir, accuracy_file=accuracy, published=published, plots=plots, variants=variants,
-            overwrite=overwrite, breakdowns=breakdown or [], html=html,
+            overwrite=overwrite, breakdowns=breakdown or [], html=html, include_contended=include_contended,
         )  # fmt: skip
     except UsageError:
         if made:

@@ -173,6 +173,38 @@ REGISTRY: tuple[Column, ...] = (
            "(activations at the dtype's width, fp32 weights)", fmt="{:.1f}"),
     Column("bound", "bound", "name?",
            "`compute` or `memory`: `intensity` against the measured roofline's ridge point"),
+    # Was the machine shared while the row was timed (`bench.contention`)?
+    Column("contended", "contended", "flag?",
+           "another workload took a material part of the machine while the row was timed (CPU: `cpu_share` "
+           "below 0.8; where no share is measured, the load beyond the run's threads at least one per core "
+           "before and after; CUDA: "
+           "another process on the GPU, or clocks throttled by heat or the board); `compare` calls such a row "
+           "inconclusive and `report` leaves it out of fits and Pareto fronts"),
+    Column("cpu_share", "CPU share", "amount?",
+           "CPU rows: the worker's CPU time / (wall time x `threads`, or the cores it may use when fewer) over "
+           "the timed samples (0-1; about 1 on a "
+           "quiet machine, 0.5 with its cores shared by as many busy threads)", fmt="{:.2f}"),
+    Column("load_before", "load before", "amount?", "1-minute load average before the row was measured",
+           fmt="{:.2f}"),
+    Column("load_after", "load after", "amount?", "1-minute load average after its timed samples", fmt="{:.2f}"),
+    Column("gpu_other_processes", "other GPU processes", "count?",
+           "CUDA rows, through NVML (`nvidia-ml-py`; empty without it): most other processes seen on the GPU "
+           "during the timed samples"),
+    Column("sm_clock_mhz", "SM clock (MHz)", "amount?", "CUDA rows: the lowest SM clock NVML sampled while timed",
+           fmt="{:.0f}"),
+    Column("throttle_reasons", "throttle reasons", "name?",
+           "CUDA rows: the clock event reasons NVML saw while timed, comma-separated (`sw_power_cap` is recorded; "
+           "`hw_slowdown`, `sw_thermal_slowdown`, `hw_thermal_slowdown`, `hw_power_brake_slowdown` make the row "
+           "contended)"),
+    # Rounds (`--rounds`, `--settle`; `bench.rounds`).
+    Column("rounds", "rounds", "count?",
+           "`--rounds`: times the plan was measured, architectures interleaved; `latency_ms` is then the median "
+           "of the medians of the rounds that were not contended (results.json keeps `round_latency_ms`, "
+           "`round_contended` and the contended rounds' samples in `contended_samples_ms`)"),
+    Column("settle_s", "settle (s)", "amount?", "`--settle`: seconds spent waiting for a quiet machine before "
+           "the rounds, all rounds together", fmt="{:.1f}"),
+    Column("settled", "settled", "flag?", "`--settle`: the machine got quiet before every round (false: a wait "
+           "ran out)"),
 )  # fmt: skip
 
 _BY_NAME = {c.name: c for c in REGISTRY}

@@ -19,6 +19,11 @@ The policy (``docs/compare.md``):
   so it gates on the ratio alone.
 - A status that gets worse (ok -> anything else) fails. New and removed rows
   are listed, not failed.
+- A row timed while the machine was shared (``contended`` in the base or the
+  head, :mod:`bench.contention`) has no latency verdict: it is *inconclusive*
+  (``?``), never a pass and never a regression, whatever its ratio. With no
+  regression, any inconclusive row makes the command exit
+  :data:`EXIT_INCONCLUSIVE` instead of 0.
 
 Everything here returns records; :func:`bench.report.compare_markdown` formats them.
 """
@@ -38,6 +43,7 @@ from typing import Any
 
 from bench import columns
 from bench.config import tool_table
+from bench.contention import is_contended
 from bench.errors import UsageError
 from bench.schema import clip_of, is_missing, row_key
 from bench.stats import mann_whitney_u
@@ -45,6 +51,7 @@ from bench.validate import show, show_path
 
 __all__ = [
     "EXACT_METRICS",
+    "EXIT_INCONCLUSIVE",
     "NOT_REFRESHED",
     "Change",
     "CompareConfig",
@@ -59,6 +66,10 @@ __all__ = [
 
 EXACT_METRICS = columns.EXACT_METRICS
 """Columns that must not change at all (those the column registry gates ``exact``)."""
+
+EXIT_INCONCLUSIVE = 4
+"""``vbench compare``'s exit code when nothing regressed but some row's latency could not be judged because
+it was timed on a shared machine (``contended``): not a pass (0), not a regression (1)."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,10 @@ class Change:
     def fails(self) -> bool:
         return self.mark in ("x", "!", "+")
 
+    @property
+    def inconclusive(self) -> bool:
+        return self.mark == "?"
+
 
 @dataclass
 class Comparison:
@@ -118,6 +133,19 @@ class Comparison:
     @property
     def regressions(self) -> list[Change]:
         return [c for c in self.changes if c.fails]
+
+    @property
+    def inconclusive(self) -> list[Change]:
+        """Rows whose latency has no verdict: timed while the machine was shared."""
+        return [c for c in self.changes if c.inconclusive]
+
+    @property
+    def exit_code(self) -> int:
+        """0: no regression and every row judged; 1: a regression; :data:`EXIT_INCONCLUSIVE`: no regression,
+        but some row was contended."""
+        if self.regressions:
+            return 1
+        return EXIT_INCONCLUSIVE if self.inconclusive else 0
 
     @property
     def counts_changed(self) -> bool:
@@ -300,6 +328,10 @@ def _latency_change(base: Mapping[str, Any], head: Mapping[str, Any], label: str
     if b_med is None or h_med is None or b_med <= 0:
         return None
     ratio = h_med / b_med
+    sides = [side for side, row in (("base", base), ("head", head)) if is_contended(row)]
+    if sides:  # whatever the ratio: a shared machine can hide a regression as well as fake one
+        note = f"{' and '.join(sides)} contended"
+        return Change(base["arch"], label, "latency_ms", b_med, h_med, "?", "inconclusive", ratio, None, note)
     if 1 - tol.latency <= ratio <= 1 + tol.latency:
         return None
     slower = ratio > 1

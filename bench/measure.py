@@ -11,7 +11,7 @@ import contextlib
 import gc
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import archs
+from bench.contention import GpuMonitor, GpuReport
 from bench.counting import Counts
 from bench.records import Config, Memory
 from bench.timing import Clock, CudaEventClock, HostClock, Measurement, SamplePolicy, sample
@@ -43,6 +44,8 @@ _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 class Result:
     measurement: Measurement
     memory: Memory
+    gpu: GpuReport | None = None
+    """What NVML saw on the device during the timed samples (None: not watched)."""
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -253,8 +256,11 @@ def measure_config(
     clock: Clock | None = None,
     expected_shape: tuple[int, ...] | None = None,
     weights: str | None = None,
+    monitor: GpuMonitor | None = None,
 ) -> Result:
     """Build the model of ``config`` on its device and time it under ``policy``.
+
+    ``monitor``, when given, samples the device (NVML) during the timed samples only.
 
     ``expected_shape``, when given, is checked against the first inference
     output (a model that returns the wrong thing is an error, not a latency).
@@ -275,7 +281,12 @@ def measure_config(
         else:
             rss.reset()
         timed = SamplePolicy(0, policy.repeats, policy.min_time, policy.max_time, policy.max_samples)
-        m = sample(fn, timed, clock or clock_for(config.device))
+        if monitor is not None:
+            monitor.start()
+        try:
+            m = sample(fn, timed, clock or clock_for(config.device))
+        finally:
+            gpu = monitor.stop() if monitor is not None else None
         if cuda:
             memory: Memory = {
                 "peak_mem_mib": torch.cuda.max_memory_allocated() / 2**20,
@@ -288,4 +299,4 @@ def measure_config(
         gc.collect()
         if cuda:
             torch.cuda.empty_cache()
-    return Result(measurement=Measurement(m.times_s, warmup=policy.warmup), memory=memory)
+    return Result(measurement=replace(m, warmup=policy.warmup), memory=memory, gpu=gpu)

@@ -286,6 +286,16 @@ class Row(_RequiredRow, total=False):
     mfu: float | None
     intensity: float | None
     bound: str | None
+    cpu_share: float | None
+    contended: bool | None
+    load_before: float | None
+    load_after: float | None
+    gpu_other_processes: int | None
+    sm_clock_mhz: float | None
+    throttle_reasons: str | None
+    rounds: int | None
+    settle_s: float | None
+    settled: bool | None
     samples_ms: list[float]
 
 

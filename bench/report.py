@@ -34,6 +34,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.columns import LABELS, SUMMARY_COLUMNS, Column, column
+from bench.contention import is_contended
 from bench.records import Row
 from bench.roofline import intensity
 from bench.schema import clip_of
@@ -41,6 +42,7 @@ from bench.schema import clip_of
 __all__ = [
     "arch_table",
     "compare_markdown",
+    "contended_footnote",
     "fmt_input",
     "inspect_table",
     "markdown_table",
@@ -397,9 +399,24 @@ def _value(row: Mapping[str, Any], name: str) -> str:
         v = v / col.divisor
     if name == "status" and v != "ok" and row.get("error"):
         return f"{v}: {str(row['error'])[:60]}"
-    if name == "latency_ms" and row.get("noisy"):
-        return col.fmt.format(v) + " (noisy)"
+    if name == "latency_ms":
+        marks = [m for m, on in (("noisy", row.get("noisy")), ("contended", is_contended(row))) if on]
+        return col.fmt.format(v) + (f" ({', '.join(marks)})" if marks else "")
     return col.fmt.format(v)
+
+
+def contended_footnote(rows: Sequence[Mapping[str, Any]]) -> str | None:
+    """The footnote under a table whose rows include contended ones (None when none is)."""
+    n = sum(is_contended(row) for row in rows)
+    if not n:
+        return None
+    return (
+        f"(contended): {n} row{'s were' if n != 1 else ' was'} timed while another workload took a material part "
+        "of the machine (CPU share below 0.8, or another process or throttled clocks on "
+        "the GPU: cpu_share, load_before/after, gpu_other_processes, throttle_reasons in results.csv); such a "
+        "row's latency is not the model's alone. compare calls such rows inconclusive; report leaves them out of "
+        "fits and Pareto fronts unless --include-contended."
+    )
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], left: Sequence[str] = ()) -> list[str]:
@@ -427,6 +444,9 @@ def summary_markdown(rows: Sequence[Row]) -> str:
             left=[c.header for c in _SUMMARY if not c.numeric],
         ),
     ]
+    note = contended_footnote(rows)
+    if note:
+        lines += ["", md_escape(note)]
     return "\n".join(lines) + "\n"
 
 
@@ -604,6 +624,7 @@ _MARKS = {
     "+": "worse beyond the tolerance, significantly (fails)",
     "-": "better beyond the tolerance, significantly (or fixed)",
     "~": "beyond the tolerance but not significant, or a failure that changed kind (shown, not failed)",
+    "?": "inconclusive: timed while another workload shared the machine (`contended`); neither passed nor failed",
 }
 
 
@@ -654,6 +675,9 @@ def compare_markdown(comparison: Any, base: str, head: str, refresh: str = "") -
     c = comparison
     n_fail = len(c.regressions)
     title = f"{n_fail} regression{'s' if n_fail != 1 else ''}" if n_fail else "no regression"
+    n_open = len(c.inconclusive)
+    if n_open:
+        title += f", {n_open} inconclusive"
     lines = [
         f"## vbench compare: {title}",
         "",
@@ -684,6 +708,14 @@ def compare_markdown(comparison: Any, base: str, head: str, refresh: str = "") -
         lines += markdown_table(header, body, left=("", "arch", "configuration", "metric", "verdict"))
         used = dict.fromkeys(ch.mark for ch in c.changes)
         lines += ["", "Marks: " + "; ".join(f"`{m}` {_MARKS[m]}" for m in _MARKS if m in used) + "."]
+    if n_open:
+        lines += [
+            "",
+            f"{n_open} latenc{'ies' if n_open != 1 else 'y'} could not be judged: the row was timed while another "
+            "workload took a material part of the machine (`contended`), so its latency can hide a regression as "
+            "well as fake one. Measure again on a quiet machine; until then the verdict is inconclusive "
+            "(exit 4 when nothing regressed).",
+        ]
     for what, items in (("New rows (not in the base)", c.new), ("Removed rows (not in the head)", c.removed)):
         if items:
             lines += ["", f"{what}:", *[f"- {md_escape(item)}" for item in items]]

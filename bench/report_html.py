@@ -278,7 +278,7 @@ function hoverText(p){
   return ['<b>'+esc(p.arch)+'</b>  '+esc(p.family),
     'input '+esc(p.input)+', '+esc(p.device+' '+p.dtype+' '+p.mode),
     'params '+num(p.params_m,function(v){return v.toFixed(2)+' M';})+', GMACs '+num(p.gmacs,function(v){return v.toFixed(2);}),
-    'latency '+num(p.latency_ms,function(v){return v.toFixed(2)+' ms';})+(p.noisy?' (noisy)':'')+', peak memory '+num(p.peak_mem_mib,function(v){return v.toFixed(0)+' MiB';}),
+    'latency '+num(p.latency_ms,function(v){return v.toFixed(2)+' ms';})+(p.noisy?' (noisy)':'')+(p.contended?' (contended)':'')+', peak memory '+num(p.peak_mem_mib,function(v){return v.toFixed(0)+' MiB';}),
     'MFU '+num(p.mfu,function(v){return (100*v).toFixed(1)+' %';}),
     'top-1 '+acc,
     'source: '+esc(p.accuracy_source||'-'),
@@ -299,7 +299,9 @@ function drawTradeoff(){
         line:{color:D.colours[fam],width:g.map(function(p){return p.accuracy_kind==='measured'?2:0.5;})},
         symbol:g.map(function(p){return D.symbols[p.input];})}});
   });
-  var front=pareto(drawn,cost).sort(function(a,b){return a[cost]-b[cost];});
+  // A latency timed on a shared machine is drawn, not ranked (unless --include-contended).
+  var ranked=drawn.filter(function(p){return D.include_contended||!p.contended||cost==='gmacs'||cost==='peak_mem_mib';});
+  var front=pareto(ranked,cost).sort(function(a,b){return a[cost]-b[cost];});
   traces.push({type:'scatter',mode:'lines',name:'Pareto front',x:front.map(function(p){return p[cost];}),
     y:front.map(function(p){return p.top1;}),line:{shape:spec.better==='high'?'vh':'hv',dash:'dash',color:'#666',width:1.2},hoverinfo:'skip'});
   Plotly.react('tradeoff',traces,{xaxis:{title:{text:spec.label},type:spec.log?'log':'linear',tickformat:spec.tickformat||''},
@@ -365,6 +367,7 @@ def report_html(
     rooflines: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
     breakdowns: Sequence[dict[str, Any]] = (),
     titles: Mapping[str, str] | None = None,
+    include_contended: bool = False,
 ) -> str:
     """The report as one self-contained HTML page.
 
@@ -375,6 +378,8 @@ def report_html(
         rooflines: (device, dtype) -> the measured roofline the runs recorded.
         breakdowns: ``inspect --time --json`` breakdowns (the time-by-kind chart and table).
         titles: Each section's title (by name); default the names.
+        include_contended: Points timed on a shared machine (``contended``) join the fronts of the costs
+            that come from their latency (latency, MFU); by default they are drawn but not on those fronts.
     """
     from bench.records import KIND_COLOURS, KINDS
 
@@ -399,6 +404,7 @@ def report_html(
     ]
     kinds = [k for k in KINDS if any(any(x["kind"] == k for x in b["kinds"]) for b in breakdowns)]
     data = {
+        "include_contended": include_contended,
         "points": _records(points),
         "families": families,
         "colours": colours,

@@ -55,6 +55,12 @@ def report_markdown(sections: Sequence[tuple[str, Sequence[str]]], sources: Sequ
     return "\n".join(lines) + "\n"
 
 
+def _marks(r: Any) -> str:
+    """`` (noisy)``, `` (contended)``, both or nothing, after a latency."""
+    marks = [m for m in ("noisy", "contended") if bool(getattr(r, m, False))]
+    return f" ({', '.join(marks)})" if marks else ""
+
+
 @dataclass(frozen=True)
 class TableText:
     """One table's cells as text (formatted, not escaped): what the Markdown and the HTML renderers both show."""
@@ -76,7 +82,7 @@ def tradeoff_table(trade: pd.DataFrame) -> TableText:
     order = trade.sort_values(["gmacs", "arch"], na_position="last")
     body = [
         [r.arch, r.input, _fmt(r.params_m, "{:.2f}"), _fmt(r.gmacs, "{:.2f}"),
-         _fmt(r.latency_ms, "{:.2f}") + (" (noisy)" if r.noisy else ""),
+         _fmt(r.latency_ms, "{:.2f}") + _marks(r),
          _fmt(r.peak_mem_mib, "{:.0f}"), _fmt(r.top1, "{:.1f}"), _fmt(r.top5, "{:.1f}"),
          _fmt(r.accuracy_kind) if not is_missing(r.top1) else "-", _fmt(r.top1_per_gmac, "{:.2f}"),
          _fmt(r.pareto_gmacs), _fmt(r.pareto_latency),

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -47,6 +48,7 @@ from bench.errors import OutputError
 from bench.lifetime import LIVE, become_subreaper, end_group, end_orphans
 from bench.records import Config, Job, Plan, Row
 from bench.results import ResultsWriter
+from bench.rounds import combine_rounds, round_robin, settle
 from bench.schema import config_key, make_row, row_key
 from bench.worker import BOOTSTRAP, encode_job
 
@@ -343,6 +345,8 @@ def run_plan(
     previous: Sequence[Row] = (),
     extra_env: Mapping[str, Any] | None = None,
     max_memory: int | None = None,
+    rounds: int = 1,
+    settle_s: float = 0.0,
 ) -> RunOutput:
     """Measure every job of ``plan``; rows go to ``out_dir`` as they finish.
 
@@ -364,6 +368,11 @@ def run_plan(
         previous: Rows of an earlier run to keep (``--only-missing``); they are written first.
         extra_env: More facts for the environment (the sweep and shard this run is, the options).
         max_memory: Bytes a configuration may be estimated to need (default: what the device has free).
+        rounds: Measure the plan this many times, the jobs round-robin, each in a fresh worker; one row per
+            configuration from all rounds (:mod:`bench.rounds`). Rows are written as the last round makes
+            them; an interruption before it keeps none of the measured ones. Several rounds run one worker
+            at a time, on the first slot.
+        settle_s: Before each round, wait at most this long for a quiet machine (:func:`bench.rounds.settle`).
     """
     env = environment(None)
     env.update(device=plan.device, command=list(command), plugins=list(plugins), host=platform.node())
@@ -374,6 +383,8 @@ def run_plan(
         weights = Path(plan.request.weights)
         env["weights"] = {"path": str(weights.resolve()), "sha256": file_sha256(weights)}
     env.update(extra_env or {})
+    if not plan.request.static and (rounds > 1 or settle_s > 0):
+        env.update(rounds=rounds, settle_s=settle_s)
     writer = ResultsWriter(out_dir, env)
     if not plan.request.static:
         become_subreaper()  # what a model detaches is re-parented to this process, and ended with its job
@@ -421,11 +432,41 @@ def run_plan(
             failures.append(e)
             stop.set()
 
+    def run_rounds(slot: str | None) -> None:
+        """The jobs round-robin, ``rounds`` times; the last round's rows are combined with the held ones and kept."""
+        held: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        waited: list[float] = []
+        quiet: list[bool] = []
+        for n, job in round_robin(plan.jobs, rounds):
+            if job is plan.jobs[0] and settle_s > 0:
+                w, ok = settle(settle_s)
+                waited.append(w)
+                quiet.append(ok)
+            worker_env: dict[str, Any] = {}
+            for row in _job_rows(
+                job, plan, env, functools.partial(measure, slot=slot, worker_env=worker_env), worker_env
+            ):
+                same = held.setdefault(row_key(row), [])
+                same.append(dict(row))
+                if n < rounds:
+                    continue
+                combined = combine_rounds(same, sum(waited) if waited else None, all(quiet) if quiet else None)
+                with lock:
+                    keep(combined)
+                    if on_row is not None:
+                        on_row(combined)
+            if n == rounds:
+                with lock, writing():
+                    writer.checkpoint()
+                    writer.environment.update(worker_env)
+
     threads: list[threading.Thread] = []
     try:
         for row in previous:
             keep(row)
-        if len(slots) <= 1 or len(plan.jobs) <= 1:
+        if not plan.request.static and (rounds > 1 or settle_s > 0):
+            run_rounds(slots[0] if slots else None)
+        elif len(slots) <= 1 or len(plan.jobs) <= 1:
             for job in plan.jobs:
                 run_job(job, slots[0] if slots else None)
         else:

@@ -75,10 +75,13 @@ def make_row(
     error: str = "",
     job_id: str = "",
     roofline: Roofline | None = None,
+    contention: Mapping[str, Any] | None = None,
 ) -> Row:
     """One results row; every column of :data:`COLUMNS` is present, in order (None where unknown).
 
     ``samples_ms`` holds the raw samples; it goes to results.json, not to the CSV.
+
+    ``contention``: the columns of :func:`bench.contention.contention_columns` for a timed row.
 
     Counts fill their columns whenever the model could be built and counted,
     whatever happened to the timing. The output shape is that of the batch.
@@ -130,9 +133,16 @@ def make_row(
         "warmup": None if m is None else m.warmup,
         "job_id": job_id or None,
         **_roofline_columns(config, c, m, roofline),  # type: ignore[typeddict-item]
+        **{k: (contention or {}).get(k) for k in _CONTENTION},
         "samples_ms": [t * 1e3 for t in m.times_s] if m is not None else [],
     }
     return row
+
+
+_CONTENTION = (
+    "contended", "cpu_share", "load_before", "load_after", "gpu_other_processes", "sm_clock_mhz", "throttle_reasons",
+    "rounds", "settle_s", "settled",
+)  # fmt: skip
 
 
 def _roofline_columns(

@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 __all__ = [
+    "CONTENDED_SHARE",
     "Clock",
     "CudaEventClock",
     "HostClock",
     "Measurement",
     "SamplePolicy",
+    "cpu_share",
     "median_ci",
     "quantile",
     "sample",
@@ -30,6 +32,11 @@ __all__ = [
 
 NOISY_IQR_RATIO = 0.1
 """A measurement whose IQR / median exceeds this is flagged noisy (torch.utils.benchmark's rule)."""
+
+CONTENDED_SHARE = 0.80
+"""A CPU row whose :func:`cpu_share` is below this is ``contended``: another workload took a material part
+of the cores its threads asked for. Chosen from a measurement on a 2-core machine, quiet against two busy
+processes side by side (``reports/benchmarks/contention_threshold.md``)."""
 
 
 class Clock(Protocol):
@@ -108,6 +115,10 @@ class Measurement:
 
     times_s: tuple[float, ...]
     warmup: int = 0
+    cpu_s: float | None = None
+    """Process CPU time (all threads) spent over the timed samples; None when not measured."""
+    wall_s: float | None = None
+    """Wall time of the timed samples, by the budget clock (the span :attr:`cpu_s` was taken over)."""
     metadata: dict[str, object] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -142,6 +153,24 @@ class Measurement:
     @property
     def noisy(self) -> bool:
         return self.iqr / self.median > NOISY_IQR_RATIO if self.median > 0 else False
+
+    def cpu_share(self, threads: int) -> float | None:
+        """:func:`cpu_share` of the timed samples with ``threads`` threads; None when not measured."""
+        if self.cpu_s is None or self.wall_s is None:
+            return None
+        return cpu_share(self.cpu_s, self.wall_s, threads)
+
+
+def cpu_share(cpu_s: float, wall_s: float, threads: int) -> float | None:
+    """The share of its threads' cores the process got: CPU time / (wall time x threads), clipped to [0, 1].
+
+    A process whose ``threads`` threads computed all along gets 1; one that had to share
+    its cores with another workload gets less (two busy processes on two cores: about a
+    half). None when the span is empty or the thread count unknown.
+    """
+    if wall_s <= 0 or threads < 1 or not math.isfinite(cpu_s) or not math.isfinite(wall_s):
+        return None
+    return min(1.0, max(0.0, cpu_s / (wall_s * threads)))
 
 
 def quantile(values: Sequence[float], q: float) -> float:
@@ -179,18 +208,27 @@ def median_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float,
 
 
 def sample(
-    fn: Callable[[], object], policy: SamplePolicy, clock: Clock, now: Callable[[], float] | None = None
+    fn: Callable[[], object],
+    policy: SamplePolicy,
+    clock: Clock,
+    now: Callable[[], float] | None = None,
+    cpu_clock: Callable[[], float] | None = None,
 ) -> Measurement:
     """Run ``fn`` ``policy.warmup`` times untimed, then time it until the policy says stop.
 
     Args:
         now: Clock for the time budget (defaults to ``time.perf_counter``); the
             budget counts the time spent in timed calls plus the loop's own.
+        cpu_clock: The process's CPU time, all threads (``time.process_time``
+            unless a test fakes it), read at the start and end of the timed
+            samples: with the wall span of ``now`` it gives the row's CPU share.
     """
     now = now or time.perf_counter
+    cpu_clock = cpu_clock or time.process_time
     for _ in range(policy.warmup):
         fn()
     times: list[float] = []
+    cpu_start = cpu_clock()
     start = now()
     while True:
         times.append(clock.time(fn))
@@ -200,4 +238,4 @@ def sample(
             break
         if n >= policy.repeats and spent >= policy.min_time:
             break
-    return Measurement(tuple(times), warmup=policy.warmup)
+    return Measurement(tuple(times), warmup=policy.warmup, cpu_s=cpu_clock() - cpu_start, wall_s=spent)

@@ -29,6 +29,7 @@ import pandas as pd
 import archs
 from bench import report_md
 from bench.analysis import fit_growth, pareto_front
+from bench.contention import is_contended
 from bench.errors import OutputError, UsageError
 from bench.schema import clip_of, is_missing
 from bench.validate import (
@@ -168,8 +169,14 @@ def _timing_row(group: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     return min(infer, key=lambda r: r["batch"]) if infer else None
 
 
-def tradeoff_frame(rows: Sequence[dict[str, Any]], accuracy: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """One row per (architecture, arch_kwargs, input): costs, accuracy, Pareto flags."""
+def tradeoff_frame(
+    rows: Sequence[dict[str, Any]], accuracy: Sequence[dict[str, Any]], include_contended: bool = False
+) -> pd.DataFrame:
+    """One row per (architecture, arch_kwargs, input): costs, accuracy, Pareto flags.
+
+    A latency timed on a shared machine (``contended``) is shown, marked, but has no place on the latency
+    Pareto front (its flag is empty) unless ``include_contended``.
+    """
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((_label(row), clip_of(row)), []).append(row)
@@ -189,6 +196,7 @@ def tradeoff_frame(rows: Sequence[dict[str, Any]], accuracy: Sequence[dict[str, 
                 "gmacs": gmacs,
                 "latency_ms": timed.get("latency_ms") if timed and timed.get("status") == "ok" else None,
                 "noisy": bool(timed and timed.get("noisy")),
+                "contended": bool(timed and is_contended(timed)),
                 "peak_mem_mib": timed.get("peak_mem_mib") if timed and timed.get("status") == "ok" else None,
                 "timing": _timing_label(timed),
                 "status": _status(group),
@@ -204,12 +212,12 @@ def tradeoff_frame(rows: Sequence[dict[str, Any]], accuracy: Sequence[dict[str, 
         )
     frame = pd.DataFrame.from_records(records, columns=_TRADEOFF_COLUMNS)
     frame["pareto_gmacs"] = _pareto(frame, "gmacs")
-    frame["pareto_latency"] = _pareto(frame, "latency_ms")
+    frame["pareto_latency"] = _pareto(frame, "latency_ms", skip=None if include_contended else frame["contended"])
     return frame
 
 
 _TRADEOFF_COLUMNS = [
-    "arch", "family", "input", "params_m", "gmacs", "latency_ms", "noisy", "peak_mem_mib", "timing", "status", "dataset",
+    "arch", "family", "input", "params_m", "gmacs", "latency_ms", "noisy", "contended", "peak_mem_mib", "timing", "status", "dataset",
     "top1", "top5", "views", "pretrain", "accuracy_source", "accuracy_kind", "top1_per_gmac",
 ]  # fmt: skip
 
@@ -225,10 +233,15 @@ def _status(group: Sequence[dict[str, Any]]) -> str:
     return "ok" if not bad else ", ".join(bad)
 
 
-def _pareto(frame: pd.DataFrame, cost: str) -> list[bool | None]:
-    """Pareto flags among the rows that have both the cost and a top-1 (None for the others)."""
+def _pareto(frame: pd.DataFrame, cost: str, skip: pd.Series | None = None) -> list[bool | None]:
+    """Pareto flags among the rows that have both the cost and a top-1, less those ``skip`` marks (None for the
+    others)."""
     have = [
-        i for i in range(len(frame)) if not is_missing(frame[cost].iloc[i]) and not is_missing(frame["top1"].iloc[i])
+        i
+        for i in range(len(frame))
+        if not is_missing(frame[cost].iloc[i])
+        and not is_missing(frame["top1"].iloc[i])
+        and not (skip is not None and bool(skip.iloc[i]))
     ]
     flags = pareto_front([(float(frame[cost].iloc[i]), float(frame["top1"].iloc[i])) for i in have])
     out: list[bool | None] = [None] * len(frame)
@@ -304,13 +317,14 @@ _AXIS_NAMES = {"frames": "T (frames)", "height": "H=W (size)", "batch": "batch"}
 _SCALING_METRICS = (("gmacs_per_iter", "MACs"), ("latency_ms", "latency"), ("peak_mem_mib", "peak memory"))
 
 
-def scaling_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+def scaling_frame(rows: Sequence[dict[str, Any]], include_contended: bool = False) -> pd.DataFrame:
     """Growth exponents of MACs (per iteration), latency and memory along each axis that varies.
 
     One fit per (architecture, arch_kwargs, mode, dtype, device) over all its
     rows, ``y ~ T^a H^b B^c`` (H = W). Expect MACs ~ T^1 H^2 B^1, with small
     departures from padding and fixed-size heads; where latency departs from
-    the MACs exponent by more than 0.2 the note says so.
+    the MACs exponent by more than 0.2 the note says so. Latencies timed on a shared machine
+    (``contended``) are left out of the fits unless ``include_contended``.
     """
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for row in rows:
@@ -321,6 +335,8 @@ def scaling_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
         item["gmacs_per_iter"] = (row.get("gmacs") or 0) * (row.get("batch") or 0) or None
         if row.get("status") != "ok":
             item["latency_ms"] = item["peak_mem_mib"] = None
+        elif is_contended(row) and not include_contended:
+            item["latency_ms"] = None
         groups.setdefault(key, []).append(item)
     records = []
     for (label, mode, dtype, device), group in groups.items():
@@ -390,25 +406,25 @@ class Section:
     Attributes:
         name: The CSV's stem (``tradeoff`` -> ``tradeoff.csv``).
         title: The Markdown section's title.
-        compute: ``(rows, accuracy records) -> frame``.
+        compute: ``(rows, accuracy records, include contended rows in fits and fronts) -> frame``.
         render: ``frame -> Markdown lines`` of the section's body; none leaves the section out.
     """
 
     name: str
     title: str
-    compute: Callable[[Sequence[dict[str, Any]], Sequence[dict[str, Any]]], pd.DataFrame]
+    compute: Callable[[Sequence[dict[str, Any]], Sequence[dict[str, Any]], bool], pd.DataFrame]
     render: Callable[[pd.DataFrame], list[str]]
 
 
 SECTIONS: tuple[Section, ...] = (
     Section("tradeoff", "Trade-off", tradeoff_frame, report_md.tradeoff_lines),
-    Section("failures", "Failures", lambda rows, _: failures_frame(rows), report_md.failures_lines),
-    Section("paper", "Ours beside the papers", lambda rows, _: paper_frame(rows), report_md.paper_lines),
-    Section("scaling", "Scaling", lambda rows, _: scaling_frame(rows), report_md.scaling_lines),
+    Section("failures", "Failures", lambda rows, _, __: failures_frame(rows), report_md.failures_lines),
+    Section("paper", "Ours beside the papers", lambda rows, _, __: paper_frame(rows), report_md.paper_lines),
+    Section("scaling", "Scaling", lambda rows, _, include: scaling_frame(rows, include), report_md.scaling_lines),
     Section(
         "throughput",
         "Why latency does not follow MACs",
-        lambda rows, _: throughput_frame(rows),
+        lambda rows, _, __: throughput_frame(rows),
         report_md.throughput_lines,
     ),
 )
@@ -558,6 +574,7 @@ def write_report(
     overwrite: bool = False,
     breakdowns: Sequence[str | Path] = (),
     html: bool = False,
+    include_contended: bool = False,
 ) -> tuple[str, list[Path], list[str]]:
     """Read the runs, write ``report.md``, the CSV tables and the figures into ``out_dir``.
 
@@ -569,6 +586,8 @@ def write_report(
         breakdowns: ``vbench inspect --time --json`` files: their time by kind of work joins the
             "Why latency does not follow MACs" section and its figure.
         html: Also write ``report.html``, the interactive page (:mod:`bench.report_html`; needs plotly).
+        include_contended: Put latencies timed on a shared machine (``contended``) into the scaling fits and
+            the latency Pareto front (by default they are shown, marked, and left out of both).
 
     Returns:
         The Markdown, the paths written (the manifest last), and notes for the user (e.g. plots skipped).
@@ -593,9 +612,22 @@ def write_report(
     user = load_accuracy(accuracy_file) if accuracy_file is not None else []
     kinds = [b for path in breakdowns for b in load_breakdowns(path)]
     accuracy = accuracy_records(user, published, measured)
-    frames = {s.name: s.compute(rows, accuracy) for s in SECTIONS}
+    frames = {s.name: s.compute(rows, accuracy, include_contended) for s in SECTIONS}
     notes = unjoined(accuracy, rows)
     text = _markdown(frames, [str(s) for s in sources], {"throughput": report_md.kinds_lines(kinds)})
+    n_contended = sum(is_contended(r) for r in rows)
+    if n_contended:
+        how = (
+            "included in the scaling fits and the latency Pareto front (--include-contended)"
+            if include_contended
+            else "left out of the scaling fits and the latency Pareto front (--include-contended puts them in)"
+        )
+        said = (
+            f"(contended): {n_contended} row{'s were' if n_contended != 1 else ' was'} timed while another workload "
+            f"took a material part of the machine; their latencies are marked and {how}."
+        )
+        text += "\n" + said + "\n"
+        notes.append(said)
 
     written: list[Path] = []
     try:
@@ -634,7 +666,7 @@ def write_report(
             titles = {s.name: s.title for s in SECTIONS}
             atomic_write_text(page, report_html(frames, chart_points(rows, accuracy), [str(s) for s in sources],
                                                 rooflines=_rooflines([e for _, e in runs]), breakdowns=kinds,
-                                                titles=titles))  # fmt: skip
+                                                titles=titles, include_contended=include_contended))  # fmt: skip
             written.append(page)
         # Files of an earlier report that this one did not rewrite stay (and stay listed): nothing is deleted.
         still = {name for name in own if (out_dir / name).is_file()}

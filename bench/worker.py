@@ -110,6 +110,7 @@ def main() -> int:
     import_plugins(spec.get("plugins", []))
 
     import archs
+    from bench.contention import contention_columns, gpu_monitor, load_average, usable_cores
     from bench.counting import Counts
     from bench.env import environment
     from bench.errors import first_line
@@ -131,6 +132,7 @@ def main() -> int:
     rooflines = _rooflines(device, sorted({c.dtype for c in configs if not unsupported(c)}))
     env["rooflines"] = {dtype: r.to_dict() for dtype, r in rooflines.items()}
     channel.send("env", {"env": env})
+    new_monitor = _monitor_factory(device, gpu_monitor)
 
     for config in configs:
         c = counts[(config.frames, config.height, config.width)]
@@ -147,10 +149,20 @@ def main() -> int:
             channel.send("row", {"row": row(status="skipped", error=_skip_reason(need, limit, spec))})
             continue
         try:
+            load_before = load_average()
             result = measure_config(
-                config, policy, expected_shape=(config.batch, *c.output_shape[1:]), weights=spec.get("weights")
+                config,
+                policy,
+                expected_shape=(config.batch, *c.output_shape[1:]),
+                weights=spec.get("weights"),
+                monitor=new_monitor(),
             )
-            out = row(measurement=result.measurement, memory=result.memory)
+            threads = env.get("torch_threads")
+            # The most CPU the worker can get: its threads, or the cores it may use when they are fewer.
+            most = min(threads, usable_cores() or threads) if threads else None
+            share = result.measurement.cpu_share(most) if device == "cpu" and most else None
+            contention = contention_columns(device, share, load_before, load_average(), threads, result.gpu)
+            out = row(measurement=result.measurement, memory=result.memory, contention=contention)
             if spec.get("trace_dir"):
                 _trace(config, spec["trace_dir"])
         except (Exception, SystemExit, KeyboardInterrupt) as e:  # the model's, never the parent's: it sends SIGKILL
@@ -160,6 +172,18 @@ def main() -> int:
             out = row(status=status, error=first_line(e)[:500])
         channel.send("row", {"row": out})
     return 0
+
+
+def _monitor_factory(device: str, gpu_monitor: Any) -> Any:
+    """A function that returns a fresh NVML monitor of the worker's GPU for each row (None off CUDA or
+    without NVML)."""
+    if device != "cuda":
+        return lambda: None
+    import torch
+
+    index = torch.cuda.current_device()
+    uuid = str(getattr(torch.cuda.get_device_properties(index), "uuid", "") or "") or None
+    return lambda: gpu_monitor(uuid, index)
 
 
 def _trace(config: Any, folder: str) -> None:

@@ -45,6 +45,9 @@ OLD_EXTRA = (
 )  # fmt: skip
 ROOFLINE_EXTRA = ("achieved_tflops", "mfu", "intensity", "bound")
 """Columns added after the registry (issue 13), at the end so that the CSV's older columns keep their places."""
+CONTENTION_EXTRA = ("contended", "cpu_share", "load_before", "load_after", "gpu_other_processes", "sm_clock_mhz",
+                    "throttle_reasons", "rounds", "settle_s", "settled")  # fmt: skip
+"""Columns of issue 23 (was the machine shared while timed?), after those."""
 OLD_KEY = (
     "arch", "arch_kwargs", "mode", "batch", "frames", "height", "width", "device", "dtype", "channels_last",
     "compiled", "cuda_graphs",
@@ -69,8 +72,8 @@ def test_the_registry_derives_the_old_tuples_exactly():
     from bench import compare, schema
 
     assert REQUIRED_COLUMNS == OLD_REQUIRED
-    assert columns.EXTRA_COLUMNS == OLD_EXTRA + ROOFLINE_EXTRA
-    assert COLUMNS == OLD_REQUIRED + OLD_EXTRA + ROOFLINE_EXTRA
+    assert columns.EXTRA_COLUMNS == OLD_EXTRA + ROOFLINE_EXTRA + CONTENTION_EXTRA
+    assert COLUMNS == OLD_REQUIRED + OLD_EXTRA + ROOFLINE_EXTRA + CONTENTION_EXTRA
     assert KEY_COLUMNS == OLD_KEY
     assert EXACT_METRICS == OLD_EXACT
     assert compare.EXACT_METRICS == OLD_EXACT
@@ -90,14 +93,17 @@ def test_the_type_checks_of_a_file_come_from_the_registry():
         **dict.fromkeys(("arch", "family", "mode", "device", "dtype"), v._NAME),
         **dict.fromkeys(("batch", "frames", "height", "width"), v._POSITIVE),
         **dict.fromkeys(("device_name", "torch_version", "vbench_version", "git_sha", "timestamp", "output_shape",
-                         "job_id"), v._NAME_OR_NONE),
+                         "job_id", "throttle_reasons"), v._NAME_OR_NONE),
         "error": v._TEXT_OR_NONE,
         **dict.fromkeys(("channels_last", "compiled", "cuda_graphs"), v._FLAG),
-        **dict.fromkeys(("noisy", "cudnn_benchmark"), v._FLAG_OR_NONE),
-        **dict.fromkeys(("params", "trainable_params", "n_samples", "warmup", "threads"), v._COUNT),
+        **dict.fromkeys(("noisy", "cudnn_benchmark", "contended", "settled"), v._FLAG_OR_NONE),
+        **dict.fromkeys(("params", "trainable_params", "n_samples", "warmup", "threads", "gpu_other_processes",
+                         "rounds"),
+                        v._COUNT),
         **dict.fromkeys(("gmacs", "gflops", "train_gmacs", "activations_m", "latency_ms", "latency_iqr_ms",
                          "latency_min_ms", "latency_ci_low_ms", "latency_ci_high_ms", "clips_per_s", "peak_mem_mib",
-                         "peak_mem_reserved_mib", "achieved_tflops", "mfu", "intensity"), v._AMOUNT),
+                         "peak_mem_reserved_mib", "achieved_tflops", "mfu", "intensity", "cpu_share", "load_before",
+                         "load_after", "sm_clock_mhz", "settle_s"), v._AMOUNT),
         "bound": v._NAME_OR_NONE,
     }  # fmt: skip
     assert set(v.ROW_CHECKS) == set(COLUMNS)
@@ -119,7 +125,7 @@ def test_the_docs_results_columns_table_is_rendered_from_the_registry():
 
 def test_row_is_typed_with_every_column():
     assert Row.__required_keys__ == frozenset(REQUIRED_COLUMNS)
-    assert Row.__optional_keys__ == frozenset((*OLD_EXTRA, *ROOFLINE_EXTRA, "samples_ms"))
+    assert Row.__optional_keys__ == frozenset((*OLD_EXTRA, *ROOFLINE_EXTRA, *CONTENTION_EXTRA, "samples_ms"))
 
 
 def test_make_row_fills_every_column_in_order():
