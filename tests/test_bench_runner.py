@@ -20,6 +20,8 @@ from bench.results import load_results
 from bench.runner import run_plan
 from bench.timing import SamplePolicy
 
+pytestmark = pytest.mark.slow  # worker processes and signals: the slow tier, which CI always runs
+
 PLUGINS = str(Path(__file__).parent / "plugins")
 FAST = ["--device", "cpu", "--warmup", "0", "--repeats", "2"]
 

@@ -22,6 +22,8 @@ from bench.runner import run_plan
 from bench.schema import make_row, row_key
 from bench.shard import assign_shards, parse_shard, prepare_sweep, remaining_plan, select_shard
 
+pytestmark = pytest.mark.slow  # worker processes and signals: the slow tier, which CI always runs
+
 runner = CliRunner()
 PLUGINS = str(Path(__file__).parent / "plugins")
 ROOT = Path(__file__).parent.parent

@@ -20,6 +20,8 @@ import typer
 from bench.cli import _CLUSTER_OPTIONS, NOT_RESUMED, app, path_parameters, profile_command, profile_options
 from bench.compare import NOT_REFRESHED
 
+pytestmark = pytest.mark.slow  # worker processes and signals: the slow tier, which CI always runs
+
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = str(Path(__file__).parent / "plugins")
 FAST = ["--device", "cpu", "--warmup", "0", "--repeats", "2"]

@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 from waiting import until
 
+pytestmark = pytest.mark.slow  # worker processes and signals: the slow tier, which CI always runs
+
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = str(Path(__file__).parent / "plugins")
 FAST = ["--device", "cpu", "--warmup", "0", "--repeats", "2"]
