@@ -446,11 +446,14 @@ def _breakdown_rows(
     kind_macs: dict[str, int] = defaultdict(int)
     for name, us in list(fwd_own.items()) + list(bwd_own.items()):
         kind_us[kinds.get(name, "other")] += us
-    leaf_macs = {n: macs.get(n, 0) for n, m in model.named_modules() if next(m.children(), None) is None}
-    for name, m in leaf_macs.items():
-        kind_macs[kinds[name]] += m
+    # Each module's own MACs (its total less its children's): the leaves' layers, and the work a composite
+    # module does itself (attention's two matmuls in the attention module's forward), each under its kind.
+    for name, module in model.named_modules():
+        prefix = f"{name}." if name else ""
+        own_macs = macs.get(name, 0) - sum(macs.get(prefix + child, 0) for child, _ in module.named_children())
+        kind_macs[kinds[name]] += own_macs
     kind_us["other"] += found.outside_us
-    leaf_total = max(sum(kind_macs.values()), 1)  # shares of the leaves' MACs: they add up to one exactly
+    leaf_total = max(sum(kind_macs.values()), 1)  # shares of the model's MACs: they add up to one exactly
     kind_rows = []
     for kind in KINDS:
         us, m = kind_us.get(kind, 0.0), kind_macs.get(kind, 0)
