@@ -196,7 +196,8 @@ def plot_tradeoff(frame: Any, cost: str, stem: Path) -> list[Path]:
         return []
     fig, ax = plt.subplots(figsize=(11, 8))
     items = []
-    markers = dict(zip(sorted(set(data["input"])), "os^DvP*X"))
+    # One marker per input clip; more clips than markers reuse them in turn (the post-2018 families bring many).
+    markers = dict(zip(sorted(set(data["input"])), itertools.cycle("os^DvP*X<>hp")))
     for family, group in data.groupby("family", sort=True):
         colour = _colour(family)
         ax.scatter([], [], color=colour, marker="o", label=_legend_label(family))

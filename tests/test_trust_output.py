@@ -481,3 +481,15 @@ def test_figure_labels_are_not_mathtext(tmp_path):
     accuracy = [{"arch": r["arch"], "input": "16x112x112", "top1": t, "source": "s"} for r, t in zip(rows, (50, 60))]
     paths = plot_tradeoff(tradeoff_frame(rows, accuracy), "gmacs", tmp_path / "fig")
     assert [p.suffix for p in paths] == [".png", ".svg"]
+
+
+def test_a_tradeoff_figure_of_more_clips_than_markers_is_drawn(tmp_path):
+    """The families since 2018 bring a dozen paper inputs: markers are reused, the figure is still drawn."""
+    pytest.importorskip("matplotlib")
+    from bench.plots import plot_tradeoff
+
+    rows = [_row(f"arch{i}", frames=4 + i, gmacs=10.0 + i, latency_ms=2.0, n_samples=3) for i in range(14)]
+    accuracy = [{"arch": r["arch"], "input": f"{r['frames']}x112x112", "top1": 50 + i, "source": "s"}
+                for i, r in enumerate(rows)]  # fmt: skip
+    paths = plot_tradeoff(tradeoff_frame(rows, accuracy), "gmacs", tmp_path / "fig")
+    assert [p.suffix for p in paths] == [".png", ".svg"] and all(p.stat().st_size > 0 for p in paths)
