@@ -379,3 +379,23 @@ class VideoClassifier(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+def init_resnet_weights(model: nn.Module, linear_std: float = 0.01) -> None:
+    """The ResNet families' random initialisation (torchvision's video ResNets, PySlowFast, pytorchvideo).
+
+    Convolutions (2D or 3D): Kaiming normal, fan-out, their bias (if any) zero;
+    BatchNorm: weight one, bias zero; linear layers: normal with ``linear_std``
+    (TSM's new fc: 0.001), bias zero.
+    """
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, linear_std)
+            nn.init.zeros_(m.bias)

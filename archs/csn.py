@@ -49,7 +49,7 @@ from typing import Any, Literal
 
 from torch import Tensor, nn
 
-from archs._blocks import ConvKind, Triple, VideoClassifier
+from archs._blocks import ConvKind, Triple, VideoClassifier, init_resnet_weights
 from archs._registry import Family, Shape, Stages, register_arch
 from archs._weights import KINETICS_MEAN, KINETICS_STD, Layout, Preprocess, Pretrained, Protocol, register_protocol
 from archs.resnet import Bottleneck
@@ -156,18 +156,7 @@ class CSN(VideoClassifier):
         self.fc = nn.Linear(in_ch, config.num_classes)
         self.num_classes = config.num_classes
         self.num_features = in_ch
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm3d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_resnet_weights(self)
 
     def forward_features(self, x: Tensor) -> Tensor:
         x = self.stem(x)

@@ -49,7 +49,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from archs._blocks import ConvKind, Triple, VideoClassifier
+from archs._blocks import ConvKind, Triple, VideoClassifier, init_resnet_weights
 from archs._registry import Family, Shape, Stages, Variant, register_arch
 from archs._weights import (
     KINETICS_MEAN,
@@ -255,18 +255,7 @@ class VideoResNet(VideoClassifier):
         self.fc = nn.Linear(in_ch, num_classes)
         self.num_classes = num_classes
         self.num_features = in_ch
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm3d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_resnet_weights(self)
 
     def forward_features(self, x: Tensor) -> Tensor:
         x = self.stem(x)

@@ -55,7 +55,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from archs._blocks import ConvKind, VideoClassifier
+from archs._blocks import ConvKind, VideoClassifier, init_resnet_weights
 from archs._registry import Family, Shape, Stages, register_arch
 from archs._weights import Layout, Preprocess, Pretrained
 
@@ -243,18 +243,7 @@ class SlowFastNet(VideoClassifier):
         self.fc = nn.Linear(features, num_classes)
         self.num_classes = num_classes
         self.num_features = features
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm3d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_resnet_weights(self)
 
     def _slow_index(self, frames: int, device: torch.device) -> Tensor:
         """:func:`slow_frame_indices` on ``device``, computed once per clip length and device.

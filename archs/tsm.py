@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from archs._blocks import ConvKind, VideoClassifier
+from archs._blocks import ConvKind, VideoClassifier, init_resnet_weights
 from archs._registry import Family, Shape, Stages, register_arch
 from archs._weights import IMAGENET_MEAN, IMAGENET_STD, Layout, Preprocess, Pretrained, Protocol, register_protocol
 
@@ -148,18 +148,7 @@ class TSMResNet(VideoClassifier):
         self.fc = nn.Linear(in_ch, num_classes)
         self.num_classes = num_classes
         self.num_features = in_ch
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):  # the authors' new_fc: std 0.001
-                nn.init.normal_(m.weight, 0, 0.001)
-                nn.init.zeros_(m.bias)
+        init_resnet_weights(self, linear_std=0.001)  # the authors' new_fc: std 0.001
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Clip (B, C, T, H, W), T = segments -> per-frame maps (B, 2048, T, h, w).

@@ -59,7 +59,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from archs._blocks import ConvKind, SqueezeExcitation, Swish, Triple, VideoClassifier
+from archs._blocks import ConvKind, SqueezeExcitation, Swish, Triple, VideoClassifier, init_resnet_weights
 from archs._registry import Family, Shape, Stages, register_arch
 from archs._weights import Layout, Preprocess, Pretrained, Protocol, register_protocol
 from archs.resnet import Bottleneck
@@ -231,20 +231,7 @@ class X3D(VideoClassifier):
         self.fc = nn.Linear(config.head_width, config.num_classes)
         self.num_classes = config.num_classes
         self.num_features = inner
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm3d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_resnet_weights(self)
 
     def forward_features(self, x: Tensor) -> Tensor:
         x = self.stem(x)
