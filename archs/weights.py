@@ -468,6 +468,10 @@ def save_weights(
         },
     }
     target = Path(path)
+    if target.is_symlink():  # written through: the link's target is replaced, the link kept
+        target = Path(os.path.realpath(target))
+    if target.exists() and not target.is_file():  # a device or FIFO is never replaced (as root: /dev/null)
+        raise WeightsError(f"{path}: not a regular file (a device, FIFO or socket); name a file")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
     os.close(fd)
     try:

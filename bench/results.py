@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
@@ -58,7 +59,17 @@ STATES = ("running", "interrupted", "complete")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
+    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written).
+
+    A symbolic link is written through (its target is replaced, the link kept); a
+    path that is something other than a regular file (a device such as
+    ``/dev/full``, a FIFO, a socket) is refused with :class:`OSError` (EINVAL),
+    never replaced: as root, the rename would destroy the device node.
+    """
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file():
+        raise OSError(errno.EINVAL, "not a regular file (a device, FIFO or socket); name a file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -331,3 +331,14 @@ def test_weights_names_are_exported():
     for name in ("Preprocess", "WeightsInfo", "WeightsError", "read_weights", "default_preprocess", "save_weights"):
         assert name in archs.__all__ and getattr(archs, name) is not None
     assert issubclass(archs.WeightsError, ValueError)
+
+
+def test_save_weights_never_replaces_a_device_or_fifo(tmp_path):
+    import os
+    import stat
+
+    fifo = tmp_path / "fifo.pt"
+    os.mkfifo(fifo)
+    with pytest.raises(WeightsError, match="not a regular file"):
+        archs.save_weights(archs.create_model("r2d_18", frames=1), "r2d_18", fifo)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)

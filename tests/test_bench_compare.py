@@ -243,6 +243,23 @@ def test_verdict_goes_to_the_step_summary_and_a_file(tmp_path):
     assert md.read_text() == result.stdout
 
 
+def test_markdown_never_replaces_a_device_or_fifo_and_writes_through_a_link(tmp_path):
+    """As root, a rename over /dev/full made it a regular file (a hostile tester's finding): refused instead."""
+    import os
+    import stat
+
+    base = _save(tmp_path / "base", [_row()])
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    result = _compare(base, base, "--markdown", str(fifo))
+    assert result.exit_code == 2 and "not a regular file" in result.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    target, link = tmp_path / "target.md", tmp_path / "link.md"
+    link.symlink_to(target)
+    assert _compare(base, base, "--markdown", str(link)).exit_code == 0
+    assert link.is_symlink() and target.read_text().startswith("## vbench compare: no regression")
+
+
 @pytest.mark.parametrize(
     ("setup", "message"),
     [
