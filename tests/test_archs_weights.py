@@ -340,5 +340,5 @@ def test_save_weights_never_replaces_a_device_or_fifo(tmp_path):
     fifo = tmp_path / "fifo.pt"
     os.mkfifo(fifo)
     with pytest.raises(WeightsError, match="not a regular file"):
-        archs.save_weights(archs.create_model("r2d_18", frames=1), "r2d_18", fifo)
+        archs.save_weights(archs.create_model("r2d_18", frames=1), "r2d_18", fifo, arch_kwargs={"frames": 1})
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
