@@ -521,7 +521,7 @@ _TORCHVISION_RENAMES = (
     (r"^(blocks\.\d+)\.proj\.", r"\1.project."),
     (r"^head\.", "head.1."),
 )
-TORCHVISION_KEYS = r"^(conv_proj|pos_encoding|blocks\.\d+|norm|head)\."
+TORCHVISION_KEYS = r"^(conv_proj|pos_encoding)\.|^blocks\.\d+\.attn\.(qkv|project|pool_[qkv]|rel_pos_[hwt])"
 """A regular expression torchvision's MViT keys match."""
 
 

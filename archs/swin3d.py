@@ -359,7 +359,7 @@ class SwinConfig:
 # (``clips_per_video=12``), the authors 4 clips x 3 crops (Video Swin README; config ``test_pipeline``: ``num_clips=4``,
 # ``ThreeCrop``, short side 224).
 
-TORCHVISION_KEYS = r"^(patch_embed|features\.\d+|norm|head)\."
+TORCHVISION_KEYS = r"^patch_embed\.(proj|norm)\.|^features\.\d+\.(\d+\.attn\.relative_position_bias_table|reduction\.)"
 """A regular expression torchvision's Swin3D keys match."""
 
 

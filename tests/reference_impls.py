@@ -363,3 +363,36 @@ def scale_preserving_init(model: nn.Module, seed: int) -> nn.Module:
             normal(m.running_mean, 0.1)
             uniform(m.running_var, 0.6, 1.6)
     return model
+
+
+def import_torchvision_if_installed() -> bool:
+    """Make an installed torchvision importable over the CPU build of torch; False when it is not installed.
+
+    The PyPI wheel of torchvision for a torch version is built against CUDA
+    torch; over the CPU build its C extension does not load, and ``import
+    torchvision`` fails registering fake kernels for ``torchvision::nms`` and
+    ``qnms``. Declaring those two schemas lets the import finish (the ops stay
+    unusable; the video models need none). Hugging Face's transformers imports
+    torchvision when it is installed, so its tests need this too.
+    """
+    import importlib.util
+    import sys
+
+    if importlib.util.find_spec("torchvision") is None:
+        return False
+    try:
+        import torchvision
+    except RuntimeError as error:
+        if "torchvision::nms" not in str(error):
+            raise
+        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+            del sys.modules[name]
+        lib = torch.library.Library("torchvision", "FRAGMENT")
+        for op in ("nms", "qnms"):
+            lib.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        _KEEP.append(lib)  # a Library unregisters its ops when collected
+        import torchvision  # noqa: F401
+    return True
+
+
+_KEEP: list[object] = []

@@ -7,11 +7,10 @@ installed (``pip install -e '.[test-refs]'``) and are skipped otherwise.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from types import ModuleType
 
 import pytest
+import reference_impls as ref_impls
 import torch
 
 import archs
@@ -66,20 +65,10 @@ def _tv_video() -> ModuleType:
     and ``qnms``. The video models need no C op: declaring those two schemas
     lets the import finish (the ops stay unusable, which the models never need).
     """
-    if importlib.util.find_spec("torchvision") is None:
+    if not ref_impls.import_torchvision_if_installed():
         pytest.skip("torchvision is not installed (pip install -e '.[test-refs]')")
-    try:
-        import torchvision.models.video as video
-    except RuntimeError as error:
-        if "torchvision::nms" not in str(error):
-            raise
-        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
-            del sys.modules[name]
-        lib = torch.library.Library("torchvision", "FRAGMENT")
-        for op in ("nms", "qnms"):
-            lib.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        _tv_video.lib = lib  # type: ignore[attr-defined]  # a Library unregisters its ops when collected
-        import torchvision.models.video as video
+    import torchvision.models.video as video
+
     return video
 
 

@@ -9,6 +9,7 @@ import functools
 import os
 
 import pytest
+import reference_impls as ref_impls
 import torch
 
 import archs
@@ -188,6 +189,7 @@ SMALL = {"videomae_vit_s": (4, 32), "videomae_vit_b": (4, 32), "timesformer": (2
 def _transformers():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the references are built from configs; nothing is downloaded
     pytest.importorskip("safetensors", reason="reading save_pretrained folders needs safetensors (test-refs extra)")
+    ref_impls.import_torchvision_if_installed()  # transformers imports an installed torchvision
     return pytest.importorskip("transformers", reason="the reference models come from transformers (test-refs extra)")
 
 
