@@ -817,6 +817,10 @@ def _check_time_options(mode: str, dtype: str, batch: int, iterations: int, trac
             raise UsageError(f"--trace {trace}: is a folder; give a file name such as trace.json")
         if trace.exists() and not trace.is_file():
             raise UsageError(f"--trace {trace}: is not a regular file")
+        try:  # torch's profiler takes the name as text: bytes that are not UTF-8 would fail after the timing
+            str(trace).encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(f"--trace {trace!s:.80}: the name is not valid UTF-8; choose another") from None
         probe_writable(trace.parent, "--trace's folder")  # before any measuring: a trace written nowhere is lost work
         existed = trace.exists()
         try:

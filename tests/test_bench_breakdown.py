@@ -648,3 +648,14 @@ def test_impossible_breakdowns_are_refused(tmp_path: Path, kinds: list, message:
     (tmp_path / "b.json").write_text(json.dumps(doc))
     with pytest.raises(UsageError, match=message):
         load_breakdowns(tmp_path / "b.json")
+
+
+def test_a_trace_name_that_is_not_utf8_is_one_line_and_exit_2_before_timing(tmp_path: Path) -> None:
+    """torch's profiler takes the trace's name as text; such a name used to fail after the timing, as exit 1."""
+    bad = os.fsencode(tmp_path) + b"/bad\xff\xfename.json"
+    cmd = [sys.executable.encode(), b"-m", b"bench.cli", b"inspect", b"r2d_18", b"--time", b"--frames", b"16",
+           b"--size", b"32", b"--iterations", b"1", b"--trace", bad]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert "not valid UTF-8" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not os.path.exists(bad)
