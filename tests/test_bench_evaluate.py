@@ -36,6 +36,10 @@ from bench.video import ViewSpec, clip_starts, crop_offsets, make_views, plan_fr
 
 PROTOCOLS = protocols()
 
+# Decoding workers are forked processes: under pytest-xdist a fork from a worker that runs execnet's threads hung
+# once on a lock the fork copied (futex wait, CI rehearsal); the slow tier runs these one at a time, as before.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 LEVELS = [30 + 35 * c for c in range(6)]
 """The grey level of each toy class."""
