@@ -92,24 +92,32 @@ class _Toy(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.light = _Matmuls(1)
-        self.heavy = _Matmuls(4)
+        self.heavy = _Matmuls(8)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.heavy(self.light(x))
 
 
 def test_a_toy_models_time_goes_to_its_modules_in_proportion_to_their_work() -> None:
+    # One thread, and work large enough that a time slice lost to another process (CI runs two
+    # test workers on two cores) moves the ratio little: heavy does 8x light's work, and the bounds
+    # are wide, since this checks that time lands in the right module, not how fast a matmul runs.
     torch.manual_seed(0)
     model = _Toy()
     x = torch.randn(384, 384)
-    with torch.inference_mode():
-        fn = lambda: model(x)  # noqa: E731
-        fn()
-        run = profile_model(model, fn, "cpu", iterations=10)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            fn = lambda: model(x)  # noqa: E731
+            fn()
+            run = profile_model(model, fn, "cpu", iterations=10)
+    finally:
+        torch.set_num_threads(threads)
     fwd = run.attribution.forward_us
     assert set(fwd) <= {"", "light", "heavy"}
     ratio = fwd["heavy"] / fwd["light"]
-    assert 2.0 < ratio < 8.0, f"heavy does 4x the work of light; attributed {ratio:.2f}x"
+    assert 2.5 < ratio < 25.0, f"heavy does 8x the work of light; attributed {ratio:.2f}x"
     # Everything the profiler saw, and only that, is attributed.
     assert run.attribution.total_us == pytest.approx(run.profiler_us, rel=1e-6)
     assert len(run.walls) == 10

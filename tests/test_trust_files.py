@@ -217,7 +217,7 @@ def test_deep_nesting_is_refused_before_parsing(tmp_path):
     start = time.monotonic()  # escaped quotes without an end: the depth scan stays linear
     _save(tmp_path / "quotes", None, '["' + '\\"[' * 500_000)
     _refused(lambda: load_results(tmp_path / "quotes"), "is not a vbench results file")
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 30  # linear: well under a second; quadratic: hours
     doc = _spoil_row("error", "[" * 10_000)  # brackets inside strings do not count
     assert load_results(_save(tmp_path / "fine", doc))[0][2]["error"] == "[" * 10_000
 
@@ -232,7 +232,7 @@ def test_a_fifo_is_refused_at_once(tmp_path):
     _refused(lambda: load_results(fifo), fifo, "is a FIFO, not a file")
     _refused(lambda: load_accuracy(fifo), "accuracy file", "FIFO")
     _refused(lambda: tool_table(fifo, "compare"), "config", "FIFO")
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 30  # opening a FIFO to read would block for ever
 
 
 def test_devices_and_folders_are_refused(tmp_path):
