@@ -693,6 +693,9 @@ def inspect_cmd(
     arch_kwargs: Annotated[list[str] | None, arch_kwargs_option()] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows instead of a table.")] = False,
     plugin: Annotated[list[str] | None, plugin_option()] = None,
+    tokens: Annotated[
+        bool, typer.Option("--tokens", help="Tokens per stage: each module's output grid, tokens and width.")
+    ] = False,
     time_: Annotated[
         bool,
         typer.Option("--time", help="Measure where the time goes: per-module latency, by kind, against the roofline."),
@@ -714,6 +717,9 @@ def inspect_cmd(
     gating), and the checks: the depth-1 lines against the uninstrumented
     latency, and against torch.profiler's own totals.
 
+    With --tokens, each module's output as tokens: the T x H x W grid of a feature
+    map or the length of a sequence, and its width (default depth 1: the stages).
+
     With a pattern, every matching architecture is shown (with --json: an object
     mapping each name to its rows).
     """
@@ -726,6 +732,8 @@ def inspect_cmd(
 
     if depth is not None and depth < 0:
         raise UsageError("--depth must be >= 0")
+    if time_ and tokens:
+        raise UsageError("--tokens and --time are separate views: give one")
     if time_:
         _check_time_options(mode, dtype, batch, iterations, trace)
     elif (device, mode, dtype, batch, iterations, trace) != ("cpu", "infer", "fp32", 1, 5, None):
@@ -747,6 +755,12 @@ def inspect_cmd(
     )
     if time_:
         _inspect_time(plan, name, depth, as_json, iterations, trace)
+        return
+    if tokens:
+        from bench.tokens import print_tokens
+
+        single = len(plan.jobs) == 1 and not any(ch in name for ch in "*?[")
+        print_tokens(list(_inspectable(plan)), depth, as_json, single, _console())
         return
     found = {
         job.arch: (
