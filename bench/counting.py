@@ -518,7 +518,7 @@ class MacAnalysis:
         """The record for results rows; ``train`` adds the training MACs (a second pass).
 
         What the memory estimate needs beyond it (``saved_activations``,
-        ``largest_output``) takes passes of its own: :func:`count` adds them.
+        ``largest_output``) takes passes of its own: :func:`count` adds them when asked.
         """
         total, trainable = param_count(self.model)
         macs = self.total()
@@ -580,14 +580,15 @@ def count_macs(model: nn.Module, shape: Sequence[int]) -> int:
     return MacAnalysis(model, shape).total()
 
 
-def count(arch: str, shape: InputShape, *, train: bool = False, **arch_kwargs: Any) -> Counts:
+def count(arch: str, shape: InputShape, *, train: bool = False, memory: bool = False, **arch_kwargs: Any) -> Counts:
     """Parameters, MACs (and, with ``train``, forward + backward MACs) of ``arch`` at ``shape``.
 
-    Nothing is computed: the model lives on the meta device. The memory estimate's figures come with it:
-    the largest tensor of an inference, and, with ``train``, what a training forward keeps for the backward
-    (:mod:`bench.held`, one more pass each).
+    Nothing is computed: the model lives on the meta device. With ``memory``, the memory estimate's figures
+    come with it (what a measured run needs): the largest tensor of an inference, and, with ``train``, what a
+    training forward keeps for the backward (:mod:`bench.held`, one more pass each).
     """
-    return _with_memory(MacAnalysis(build_meta(arch, **arch_kwargs), shape), train, saved=train)
+    analysis = MacAnalysis(build_meta(arch, **arch_kwargs), shape)
+    return _with_memory(analysis, train, saved=train) if memory else analysis.counts(train=train)
 
 
 def _with_memory(analysis: MacAnalysis, train: bool, *, saved: bool) -> Counts:
@@ -647,7 +648,7 @@ CPU (raises ``UsageError`` where fvcore is not installed).
 
 
 def count_with(
-    counter: str, arch: str, shape: InputShape, train: bool = False, memory: bool = True, **arch_kwargs: Any
+    counter: str, arch: str, shape: InputShape, train: bool = False, memory: bool = False, **arch_kwargs: Any
 ) -> Counts:
     """:func:`count`, with the forward MACs from the counter named ``counter``.
 

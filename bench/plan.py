@@ -210,7 +210,7 @@ def _check_input(arch: str, frames: int, height: int, width: int, kwargs: dict[s
 
 
 def _count(
-    arch: str, thw: tuple[int, int, int], train: bool, kwargs: dict[str, Any], counter: str, memory: bool = True
+    arch: str, thw: tuple[int, int, int], train: bool, kwargs: dict[str, Any], counter: str, memory: bool = False
 ) -> Counts | str:
     """The counts, or the error (one line) when a valid input fails: a broken model is not a usage error.
 

@@ -64,17 +64,16 @@ def read_tokens(shape: Sequence[int], clip: Sequence[int], batch: int = 1) -> tu
     if not shape:
         return (), 1, 1
     k = max(shape[0] // batch, 1)  # frames or sequences folded into the batch, per clip
-    t, h, w = clip
     if len(shape) == 5:
-        first, last = shape[2:], shape[1:4]
-        if _fits(first, clip) or not _fits(last, clip):
-            return first, first[0] * first[1] * first[2], shape[1]
-        return last, last[0] * last[1] * last[2], shape[4]
+        thw, thw_last = shape[2:], shape[1:4]
+        if _fits(thw, clip) or not _fits(thw_last, clip):
+            return thw, thw[0] * thw[1] * thw[2], shape[1]
+        return thw_last, thw_last[0] * thw_last[1] * thw_last[2], shape[4]
     if len(shape) == 4:
-        first, last = shape[2:], shape[1:3]
-        if _fits(first, (h, w)) or not _fits(last, (h, w)):
-            return (k, *first), k * first[0] * first[1], shape[1]
-        return (k, *last), k * last[0] * last[1], shape[3]
+        hw, hw_last = shape[2:], shape[1:3]
+        if _fits(hw, clip[1:]) or not _fits(hw_last, clip[1:]):
+            return (k, *hw), k * hw[0] * hw[1], shape[1]
+        return (k, *hw_last), k * hw_last[0] * hw_last[1], shape[3]
     if len(shape) == 3:
         return ((k, shape[1]) if k > 1 else (shape[1],)), k * shape[1], shape[2]
     return ((k,) if k > 1 else ()), k, shape[-1]

@@ -25,6 +25,7 @@ declares ``work_kind = "attention"``) are marked.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -84,7 +85,7 @@ def _estimates(arch: str, frames: int, size: int, batch: int, mode: str) -> tupl
     from bench.measure import estimate_bytes
     from bench.records import Config
 
-    counts = count(arch, (1, 3, frames, size, size), train=mode == "train")
+    counts = count(arch, (1, 3, frames, size, size), train=mode == "train", memory=True)
     config = Config(arch=arch, batch=batch, frames=frames, height=size, width=size, device="cpu", mode=mode)
     return estimate_bytes(counts, config), _estimate_before(counts, config)
 
@@ -132,30 +133,39 @@ def measured_table(frames: int, size: int, threads: int, raw: Path | None = None
 
 def static_table() -> list[str]:
     import archs
-    from bench.counting import build_meta, count
+    from bench.counting import MacAnalysis, build_meta
+    from bench.held import largest_output, saved_for_backward
     from bench.measure import estimate_bytes
     from bench.records import Config
 
     lines = [
-        "| arch | attention | paper input | params (M) | saved for backward per clip (M elements) "
-        "| estimate, train fp32, batch 1 (GiB) | batch 8 (GiB) |",
-        "|---|---|---|---|---|---|---|",
+        "| arch | attention | paper input | params (M) | leaf outputs per clip (M) | saved for backward per clip (M) "
+        "| CPU, batch 1 (GiB) | CPU, batch 8 (GiB) | GPU, batch 1 (GiB) | GPU, batch 8 (GiB) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for arch in archs.list_archs():
         _, frames, h, w = archs.get_arch(arch).default_input
         model = build_meta(arch)
         attention = any(getattr(type(m), "work_kind", None) == "attention" for m in model.modules())
-        counts = count(arch, (1, 3, frames, h, w), train=True)
+        shape = (1, 3, frames, h, w)
+        counts = dataclasses.replace(
+            MacAnalysis(model, shape).counts(),
+            saved_activations=saved_for_backward(model, shape),
+            largest_output=largest_output(model, shape),
+        )
         gib = [
             estimate_bytes(
-                counts, Config(arch=arch, batch=b, frames=frames, height=h, width=w, device="cpu", mode="train")
+                counts, Config(arch=arch, batch=b, frames=frames, height=h, width=w, device=device, mode="train")
             )
             / 2**30
+            for device in ("cpu", "cuda")
             for b in (1, 8)
         ]
         lines.append(
             f"| {arch} | {'yes' if attention else ''} | {frames}x{h}x{w} | {counts.params / 1e6:.1f} "
-            f"| {counts.saved_activations / 1e6:.0f} | {gib[0]:.1f} | {gib[1]:.1f} |"
+            f"| {counts.activations / 1e6:.0f} | {counts.saved_activations / 1e6:.0f} | "
+            + " | ".join(f"{g:.1f}" for g in gib)
+            + " |"
         )
         print(lines[-1], flush=True)
     return lines

@@ -78,3 +78,17 @@ def test_the_training_estimate_holds_attention_work_in_bytes(kernel, batch):
     without = dataclasses.replace(counts, saved_activations=LINEARS // B)  # what the leaf modules show
     # The attention term: fp32 bytes of what attention itself keeps, per clip, times the batch.
     assert estimate_bytes(counts, config) - estimate_bytes(without, config) == 4 * batch * ATTENTION[kernel] // B
+
+
+def test_a_measured_plan_counts_what_training_keeps_and_a_static_one_does_not():
+    from bench.counting import build_meta
+    from bench.plan import make_plan
+    from bench.records import Request
+
+    shape = (1, 3, 2, 16, 16)  # videomae_vit_s at its smallest clip: one tubelet of 2x16x16, one token
+    request = {"archs": ["videomae_vit_s"], "device": "cpu", "frames": [2], "sizes": [16], "mode": "train"}
+    measured = make_plan(Request(**request)).jobs[0].counts[(2, 16, 16)]
+    assert measured.saved_activations == saved_for_backward(build_meta("videomae_vit_s"), shape) > 0
+    assert measured.largest_output == largest_output(build_meta("videomae_vit_s"), shape) > 0
+    static = make_plan(Request(**request, static=True)).jobs[0].counts[(2, 16, 16)]
+    assert static.saved_activations == static.largest_output == 0  # a static run estimates nothing

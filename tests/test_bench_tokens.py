@@ -44,25 +44,26 @@ def test_videomae_vit_s_at_16x224_has_1568_tokens_of_384():
 
 
 def test_mvit_v2_s_pools_its_tokens_stage_by_stage():
-    # Patches 3x7x7, stride 2x4x4: 8x56x56 = 25088 tokens of 96, plus a class token. Each new stage pools the
-    # query by 1x2x2 (tokens / 4) and doubles the width: blocks 1, 3 and 14 start stages 2, 3 and 4.
-    got = _tokens("mvit_v2_s", "--depth", "2")
-    assert got["patch_embed"] == ((8, 56, 56), 25088, 96)
-    stages = {(1 + 8 * 56 * 56, 96): [0], (1 + 8 * 28 * 28, 192): [1, 2], (1 + 8 * 14 * 14, 384): list(range(3, 14))}
-    stages[(1 + 8 * 7 * 7, 768)] = [14, 15]
+    # At 4x64 (the paper's 16x224 takes longer; docs/inspect.md gives its figures): patches 3x7x7, stride
+    # 2x4x4, give 2x16x16 = 512 tokens of 96, plus a class token. Each new stage pools the query with stride
+    # 1x2x2 (16 -> 8 -> 4 -> 2) and doubles the width: blocks 1, 3 and 14 start stages 2, 3 and 4.
+    got = _tokens("mvit_v2_s", "--frames", "4", "--size", "64", "--depth", "2")
+    assert got["patch_embed"] == ((2, 16, 16), 512, 96)
+    stages = {(1 + 2 * 16 * 16, 96): [0], (1 + 2 * 8 * 8, 192): [1, 2], (1 + 2 * 4 * 4, 384): list(range(3, 14))}
+    stages[(1 + 2 * 2 * 2, 768)] = [14, 15]
     for (tokens, width), blocks in stages.items():
         for i in blocks:
             assert got[f"blocks.{i}"] == ((tokens,), tokens, width), i
 
 
 def test_a_container_never_called_shows_its_blocks_and_a_pattern_maps_names():
-    # TimeSformer's blocks are a ModuleList its forward walks: each block shows at depth 1's place. 8x224 in
-    # 16x16 patches: 8 x 196 tokens and one class token.
-    result = runner.invoke(app, ["inspect", "timesformer*", "--tokens", "--json"])
+    # TimeSformer's blocks are a ModuleList its forward walks: each block shows at depth 1's place. 8x112 in
+    # 16x16 patches: 8 x 7 x 7 tokens and one class token.
+    result = runner.invoke(app, ["inspect", "timesformer*", "--frames", "8", "--size", "112", "--tokens", "--json"])
     assert result.exit_code == 0, result.output
     rows = {r["name"]: r for r in json.loads(result.stdout)["timesformer"]}
     assert [n for n in rows if n.startswith("blocks")] == [f"blocks.{i}" for i in range(12)]
-    assert rows["blocks.11"]["tokens"] == 8 * 196 + 1 and rows["blocks.11"]["width"] == 768
+    assert rows["blocks.11"]["tokens"] == 8 * 49 + 1 and rows["blocks.11"]["width"] == 768
 
 
 def test_the_table_shows_the_grid():
