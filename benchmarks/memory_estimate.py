@@ -107,7 +107,7 @@ def measured_table(frames: int, size: int, threads: int, raw: Path | None = None
         "| ratio | before: estimate (MiB) | before: ratio |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    ratios: dict[str, list[float]] = {"CNN": [], "attention": []}
+    ratios: dict[tuple[str, str], list[float]] = {}
     for arch, kind in SMALL.items():
         for mode in ("infer", "train"):
             for batch in (1, 2):
@@ -119,15 +119,15 @@ def measured_table(frames: int, size: int, threads: int, raw: Path | None = None
                 got = kept[key]
                 taken = got["peak_mib"] - got["before_mib"]
                 estimate, old = (b / MIB for b in _estimates(arch, frames, size, batch, mode))
-                ratios[kind].append(estimate / taken)
+                ratios.setdefault((kind, mode), []).append(estimate / taken)
                 lines.append(
                     f"| {arch} | {kind} | {mode} | {batch} | {got['before_mib']:.0f} | {got['peak_mib']:.0f} "
                     f"| {taken:.0f} | {estimate:.0f} | {estimate / taken:.2f} | {old:.0f} | {old / taken:.2f} |"
                 )
                 print(lines[-1], flush=True)
     lines.append("")
-    for kind, r in ratios.items():
-        lines.append(f"- {kind}: estimate / taken from {min(r):.2f} to {max(r):.2f}")
+    for (kind, mode), r in ratios.items():
+        lines.append(f"- {kind}, {mode}: estimate / taken from {min(r):.2f} to {max(r):.2f}")
     return lines
 
 
