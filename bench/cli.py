@@ -524,6 +524,7 @@ def profile_cmd(
                     only_missing_in=out_dir if only_missing else None,
                     gpus=gpus,
                     allow_mixed=allow_mixed,
+                    rounds=rounds,
                 )
                 out_dir = _claim(out_dir, only_missing, overwrite)  # the plan is checked: now the folder
                 with _progress(console, sweep.plan.n_rows) as on_row:
@@ -619,7 +620,8 @@ def _print_results(console: Any, rows: list[Row], paths: dict[str, Path]) -> Non
 def _print_merge_notes(console: Any, merged: Any) -> None:
     for what, items in (("missing jobs (no rows; re-run with --only-missing)", merged.missing),
                         ("configurations held twice (the first kept)", merged.duplicated),
-                        ("jobs with error or timeout rows (re-run with --only-missing)", merged.failed)):  # fmt: skip
+                        ("jobs with error or timeout rows (re-run with --only-missing)", merged.failed),
+                        ("configurations some rounds lack (combined from the others)", merged.short)):  # fmt: skip
         if items:
             _say(console, f"{len(items)} {what}: {', '.join(items[:10])}{' ...' if len(items) > 10 else ''}")
     for warning in merged.warnings:
@@ -637,21 +639,29 @@ def merge_cmd(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace the run that --out holds (default: refuse).")
     ] = False,
+    rounds: Annotated[
+        bool,
+        typer.Option(
+            "--rounds",
+            help="Each run is one round of the same plan, in order: one row per configuration, combined as "
+            "profile --rounds combines its rounds.",
+        ),
+    ] = False,
 ) -> None:
     """Combine shard outputs into one results set; exit 1 if jobs are missing or held twice."""
-    from bench.merge import merge_runs, write_merged
+    from bench.merge import merge_rounds, merge_runs, write_merged
     from bench.report import summary_markdown
     from bench.rundir import check_out, claim
 
     out_dir = check_out(_folder(out), overwrite=overwrite)
     if any(Path(r).resolve() == out_dir.resolve() for r in runs):
         raise UsageError(f"--out '{out}' is one of the runs being merged; choose another folder")
-    merged = merge_runs(runs, allow_mixed=allow_mixed)
+    merged = (merge_rounds if rounds else merge_runs)(runs, allow_mixed=allow_mixed)
     claim(out_dir, overwrite=overwrite)
     console = _console()
     _print_results(console, merged.rows, write_merged(merged, out_dir, summary_markdown))
     _print_merge_notes(console, merged)
-    if merged.missing or merged.duplicated:
+    if merged.missing or merged.duplicated or merged.short:
         raise typer.Exit(code=1)
 
 

@@ -370,8 +370,9 @@ def run_plan(
         max_memory: Bytes a configuration may be estimated to need (default: what the device has free).
         rounds: Measure the plan this many times, the jobs round-robin, each in a fresh worker; one row per
             configuration from all rounds (:mod:`bench.rounds`). Rows are written as the last round makes
-            them; an interruption before it keeps none of the measured ones. Several rounds run one worker
-            at a time, on the first slot.
+            them; an interruption writes, for every configuration measured in fewer rounds, a row combined
+            from the rounds it finished (its ``rounds`` says how many). Several rounds run one worker at a
+            time, on the first slot.
         settle_s: Before each round, wait at most this long for a quiet machine (:func:`bench.rounds.settle`).
     """
     env = environment(None)
@@ -432,11 +433,16 @@ def run_plan(
             failures.append(e)
             stop.set()
 
+    held: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # every round's row of each configuration, in order
+    written: set[tuple[str, ...]] = set()
+    waited: list[float] = []
+    quiet: list[bool] = []
+
+    def combined(same: list[dict[str, Any]]) -> Any:
+        return combine_rounds(same, sum(waited) if waited else None, all(quiet) if quiet else None)
+
     def run_rounds(slot: str | None) -> None:
         """The jobs round-robin, ``rounds`` times; the last round's rows are combined with the held ones and kept."""
-        held: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        waited: list[float] = []
-        quiet: list[bool] = []
         for n, job in round_robin(plan.jobs, rounds):
             if job is plan.jobs[0] and settle_s > 0:
                 w, ok = settle(settle_s)
@@ -450,11 +456,12 @@ def run_plan(
                 same.append(dict(row))
                 if n < rounds:
                     continue
-                combined = combine_rounds(same, sum(waited) if waited else None, all(quiet) if quiet else None)
+                row = combined(same)
                 with lock:
-                    keep(combined)
+                    keep(row)
+                    written.add(row_key(row))
                     if on_row is not None:
-                        on_row(combined)
+                        on_row(row)
             if n == rounds:
                 with lock, writing():
                     writer.checkpoint()
@@ -489,6 +496,10 @@ def run_plan(
         LIVE.end_all()
         for t in threads:
             t.join(timeout=2)
+        with contextlib.suppress(OSError):  # rounds cut short: each configuration from the rounds it finished
+            for key, same in held.items():
+                if key not in written:
+                    writer.append(combined(same))
         writer.environment["finished_at"] = _now()
         with contextlib.suppress(OSError):
             writer.finish(markdown(writer.rows) if markdown else "", state="interrupted")
