@@ -552,8 +552,10 @@ def profile_cmd(
                 finish = profile_command(options, out_dir, "--only-missing", local=True)
                 if not finish.isprintable():  # a value with a line break: no command to paste on one line
                     finish = "the same command with --only-missing"
-                typer.echo(f"vbench: interrupted; kept {kept} rows in {_one_line(str(out_dir))}; finish with: {finish}",
-                           err=True)  # fmt: skip
+                short = getattr(e, "short_rounds", 0)
+                note = f" ({short} from fewer rounds than asked: measured again)" if short else ""
+                typer.echo(f"vbench: interrupted; kept {kept} rows{note} in {_one_line(str(out_dir))}; finish with: "
+                           f"{finish}", err=True)  # fmt: skip
             raise
     _print_results(console, rows, paths)
     failed = [r for r in rows if r["status"] != "ok"]

@@ -353,7 +353,8 @@ def run_plan(
     An interruption (:class:`~bench.lifetime.Interrupted`, ``KeyboardInterrupt``) or
     a failure to write ends every worker and their children, writes what finished
     (``results.json`` with ``"state": "interrupted"``) and re-raises; the exception
-    carries ``kept``, the number of rows on disk.
+    carries ``kept``, the number of rows on disk, and ``short_rounds``, how many of them
+    have fewer rounds than ``rounds``.
 
     Args:
         timeout: Seconds a worker may go without producing a row before it is killed (plus
@@ -496,14 +497,17 @@ def run_plan(
         LIVE.end_all()
         for t in threads:
             t.join(timeout=2)
+        short = 0
         with contextlib.suppress(OSError):  # rounds cut short: each configuration from the rounds it finished
             for key, same in held.items():
                 if key not in written:
                     writer.append(combined(same))
+                    short += 1
         writer.environment["finished_at"] = _now()
         with contextlib.suppress(OSError):
             writer.finish(markdown(writer.rows) if markdown else "", state="interrupted")
         e.kept = len(writer.rows)  # type: ignore[attr-defined]
+        e.short_rounds = short  # type: ignore[attr-defined]
         raise
     writer.rows[len(previous) :] = sorted(writer.rows[len(previous) :], key=_plan_order(plan))
     writer.environment["finished_at"] = _now()

@@ -74,6 +74,20 @@ def test_merge_rounds_combines_the_runs_as_profile_rounds_combines_its_rounds(tm
     assert [r["arch"] for r in json.loads((tmp_path / "m" / "results.json").read_text())["rows"]] == ["a", "b"]
 
 
+def test_base_and_head_merged_from_alternating_rounds_go_through_compare(tmp_path):
+    from bench.results import load_results
+
+    # Base rounds 1-3 and head rounds 1-3, as the workflow makes them; the head's round 2 drifted (+50 %).
+    base = [_run(tmp_path, f"base{i}", [_row("a", [t - 1, t, t + 1] * 4)]) for i, t in enumerate((10, 10.2, 9.9))]
+    head = [_run(tmp_path, f"head{i}", [_row("a", [t - 1, t, t + 1] * 4)]) for i, t in enumerate((10.1, 15, 10))]
+    for side, runs in (("base", base), ("head", head)):
+        assert runner.invoke(app, ["merge", "--rounds", *runs, "--out", str(tmp_path / side)]).exit_code == 0
+    rows, env = load_results(tmp_path / "head")  # the merged folder reads back as a checked run
+    assert rows[0]["latency_ms"] == 10.1 and env["rounds"] == 3  # the drifted round moves nothing
+    result = runner.invoke(app, ["compare", str(tmp_path / "base"), str(tmp_path / "head")])
+    assert result.exit_code == 0, result.output
+
+
 def test_merge_rounds_lists_a_configuration_some_rounds_lack_and_exits_1(tmp_path):
     a = _run(tmp_path, "r1", [_row("a", [9, 10, 11]), _row("b", [20, 21, 22])])
     b = _run(tmp_path, "r2", [_row("a", [11, 12, 13])])
@@ -130,7 +144,7 @@ def test_a_rounds_run_interrupted_in_round_2_keeps_each_configuration_from_its_f
     monkeypatch.setattr(bench.runner, "_run_worker", fake_worker)
     with pytest.raises(KeyboardInterrupt) as caught:
         run_plan(plan, tmp_path / "run", rounds=3)
-    assert caught.value.kept == 2  # type: ignore[attr-defined]
+    assert caught.value.kept == 2 and caught.value.short_rounds == 2  # type: ignore[attr-defined]
     doc = json.loads((tmp_path / "run" / "results.json").read_text())
     assert doc["state"] == "interrupted"
     rows = {r["arch"]: r for r in doc["rows"]}
@@ -177,7 +191,7 @@ def test_a_signal_in_round_2_keeps_the_finished_rounds_and_the_resume_command_fi
     assert doc["state"] == "interrupted" and set(rows) == {"fake_ok", "round_hang"}
     assert rows["fake_ok"]["rounds"] == 2 and rows["round_hang"]["rounds"] == 1
     assert len(rows["round_hang"]["samples_ms"]) == 2 and rows["round_hang"]["status"] == "ok"
-    assert "kept 2 rows" in err and "Traceback" not in err
+    assert "kept 2 rows (1 from fewer rounds than asked: measured again)" in err and "Traceback" not in err
     argv = shlex.split(err.split("finish with: ", 1)[1].strip())
     assert argv[:2] == ["vbench", "profile"] and "--only-missing" in argv and "--rounds" in argv
     env.pop("ROUND_HANG_MARK")
