@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,9 +33,9 @@ BASE = os.environ.get("VBENCH_GATE_BASE", "r3d_18")
 class Copy(nn.Module):
     """``BASE``'s model, an optional extra cost after it, and a forward count on disk."""
 
-    def __init__(self, name: str, extra: int = 0, **kw: object) -> None:
+    def __init__(self, name: str, extra: int = 0, **kw: Any) -> None:
         super().__init__()
-        self.inner = create_model(BASE, **kw)
+        self.inner: Any = create_model(BASE, **kw)
         self.num_classes = self.inner.num_classes
         self.classifier = self.inner.classifier
         self.extra = extra
@@ -65,20 +66,20 @@ class Copy(nn.Module):
 
 
 _spec = get_arch(BASE)
-_SPEC = {
-    "paper": f"{BASE}, copied for benchmarks/gate_power.py",
-    "default_input": _spec.default_input,
-    "min_input": _spec.min_input,
-    "stages": _spec.stages,
-}
 
 
 def _register(name: str, extra: int) -> None:
-    def build(**kw: object) -> nn.Module:
+    def build(**kw: Any) -> nn.Module:
         return Copy(name, extra, **kw)
 
     build.__name__ = name
-    register_arch(family="gate", **_SPEC)(build)
+    register_arch(
+        family="gate",
+        paper=f"{BASE}, copied for benchmarks/gate_power.py",
+        default_input=_spec.default_input,
+        min_input=_spec.min_input,
+        stages=_spec.stages,
+    )(build)
 
 
 for _i in range(int(os.environ.get("VBENCH_GATE_PAIRS", "60"))):

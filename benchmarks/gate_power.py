@@ -6,7 +6,7 @@
 code ``vbench compare`` runs (:func:`bench.compare.compare_rows`), with the project's tolerances
 (``[tool.vbench.compare]`` of pyproject.toml: latency 10 %, alpha 0.05).
 
-Three conditions, ``--pairs`` pairs each, every side timed in a worker of its own as ``vbench profile``
+Three conditions, the same number of pairs each, every side timed in a worker of its own as ``vbench profile``
 times it (the plugin ``benchmarks/gate_plugin.py`` registers copies of ``--arch`` under names of their
 own, so one ``vbench profile`` run holds every side, and the start-up of its parent is paid once):
 
@@ -28,12 +28,14 @@ the conditions are interleaved pair by pair, so drift of the machine falls on al
 are counts with a 95 % Wilson interval. With ``--reduced``, the report says it is a reduced run (its
 format checked, its numbers not to be read as the gate's rates).
 
-    python benchmarks/gate_power.py [--pairs 20] [--arch r3d_18] [--frames 8] [--size 32] [--repeats 20]
+    python benchmarks/gate_power.py [--pairs 40] [--budget 330] [--arch r3d_18] [--frames 8] [--size 32] [--repeats 20]
 
 Cost: 5 worker processes per pair (a few seconds each on 2 cores: importing torch dominates at this
-size), one ``vbench profile`` start and a short calibration; expected about 5 minutes for 20 pairs on a
-quiet 2-core machine (an estimate: workers of about 3 s; the reduced run's 10 workers took 171 s on a
-machine loaded 4x over). The wall time is in the report.
+size), in chunks of ``--chunk`` pairs, each chunk one ``vbench profile`` run; a chunk is started only
+while the ``--budget`` (330 s) can hold it, judged by the slowest chunk so far, so the whole script,
+calibration included, takes about 6 minutes and runs as many pairs (up to ``--pairs``) as the machine
+allows in that time: about 20 to 25 on a quiet 2-core machine, at about 3 s a worker (an estimate; the
+reduced run's 10 workers took 171 s on a machine loaded 4x over). The report says how many ran.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = Path(__file__).resolve().parent / "gate_plugin.py"
 TARGET = 0.10
 """The extra cost of the slow head, as a share of the model's forward time."""
+POLL_S = 0.005
+"""How often the busy processes' driver reads the forward counts (a forward at this size takes tens of ms)."""
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -95,10 +99,11 @@ def calibrate(arch: str, frames: int, size: int, n: int) -> tuple[int, float, fl
             out.append(time.perf_counter() - t)
         return statistics.median(out) * 1e3
 
-    def products(count: int) -> None:
+    def products(count: int) -> Any:
         z = a
         for _ in range(count):
             z = z @ b
+        return z
 
     with torch.inference_mode():
         for _ in range(3):
@@ -152,7 +157,12 @@ def _marks(folder: Path, name: str) -> int:
 
 
 def contend(
-    folder: Path, pairs: int, warmup: int, repeats: int, procs: Sequence[subprocess.Popen[bytes]], done: threading.Event
+    folder: Path,
+    pairs: Sequence[int],
+    warmup: int,
+    repeats: int,
+    procs: Sequence[subprocess.Popen[bytes]],
+    done: threading.Event,
 ) -> list[str]:
     """Run the busy processes from each contended head's first timed sample through its middle one.
 
@@ -160,13 +170,14 @@ def contend(
     failed, or samples too fast to catch).
     """
     missed = []
-    for i in range(pairs):
+    for i in pairs:
         name = f"gate_cb_{i}"
         start, stop = warmup, warmup + max(1, repeats // 2)
+        later = order(i + 1)
         while not done.is_set() and _marks(folder, name) < start:
-            if _marks(folder, f"gate_a_{i + 1}") >= 0:
+            if any(_marks(folder, n) >= 0 for n in later):
                 break  # the next pair has begun: this head never ran
-            time.sleep(0.002)
+            time.sleep(POLL_S)
         if done.is_set() or _marks(folder, name) < start:
             missed.append(f"{name}: never started")
             continue
@@ -176,19 +187,21 @@ def contend(
             if seen > start:
                 missed.append(f"{name}: busy from sample {seen - warmup + 1}, not 1")
             while not done.is_set() and _marks(folder, name) < stop:
-                if _marks(folder, f"gate_a_{i + 1}") >= 0:
+                if any(_marks(folder, n) >= 0 for n in later):
                     break
-                time.sleep(0.002)
+                time.sleep(POLL_S)
         finally:
             _hold(procs, False)
     return missed
 
 
-def run_pairs(args: argparse.Namespace, tmp: Path, extra: int) -> tuple[dict[str, dict[str, Any]], list[str], float]:
-    """One ``vbench profile`` run of every side of every pair, with the busy processes driven beside it."""
+def run_pairs(
+    args: argparse.Namespace, tmp: Path, extra: int, pairs: Sequence[int]
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """One ``vbench profile`` run of every side of ``pairs``, with the busy processes driven beside it."""
     forwards = tmp / "forwards"
-    forwards.mkdir()
-    names = [name for i in range(args.pairs) for name in order(i)]
+    forwards.mkdir(parents=True)
+    names = [name for i in pairs for name in order(i)]
     env = dict(os.environ, VBENCH_GATE_BASE=args.arch, VBENCH_GATE_EXTRA=str(extra), VBENCH_GATE_N=str(args.n),
                VBENCH_GATE_FORWARDS=str(forwards), VBENCH_GATE_PAIRS=str(args.pairs))  # fmt: skip
     cmd = [sys.executable, "-m", "bench.cli", "profile", "--plugin", str(PLUGIN), *[x for n in names for x in ("--arch", n)],
@@ -198,10 +211,9 @@ def run_pairs(args: argparse.Namespace, tmp: Path, extra: int) -> tuple[dict[str
     done = threading.Event()
     missed: list[str] = []
     monitor = threading.Thread(
-        target=lambda: missed.extend(contend(forwards, args.pairs, args.warmup, args.repeats, procs, done)),
+        target=lambda: missed.extend(contend(forwards, pairs, args.warmup, args.repeats, procs, done)),
         daemon=True,
     )
-    start = time.monotonic()
     try:
         monitor.start()
         subprocess.run(cmd, check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
@@ -213,9 +225,8 @@ def run_pairs(args: argparse.Namespace, tmp: Path, extra: int) -> tuple[dict[str
                 p.send_signal(signal.SIGCONT)
             p.kill()
             p.wait()
-    wall = time.monotonic() - start
     rows = json.loads((tmp / "run" / "results.json").read_text())["rows"]
-    return {r["arch"]: r for r in rows}, missed, wall
+    return {r["arch"]: r for r in rows}, missed
 
 
 def judge(base: dict[str, Any], head: dict[str, Any], arch: str, config: Any) -> tuple[str, int]:
@@ -241,7 +252,9 @@ CONDITIONS = {"A/A": ("a", "b"), "10 % slower": ("a", "s"), "A/A, head half cont
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pairs", type=int, default=20)
+    ap.add_argument("--pairs", type=int, default=40, help="at most this many pairs of each condition")
+    ap.add_argument("--budget", type=float, default=330, help="start no chunk of pairs that would end later (s)")
+    ap.add_argument("--chunk", type=int, default=4, help="pairs per vbench profile run")
     ap.add_argument("--arch", default="r3d_18")
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--size", type=int, default=32)
@@ -262,10 +275,24 @@ def main() -> int:
     extra, model_ms, unit_ms, check = calibrate(args.arch, args.frames, args.size, args.n)
     print(f"calibrated: model {model_ms:.2f} ms, product {unit_ms:.3f} ms -> {extra} products; in-process check "
           f"{check:.3f}x", flush=True)  # fmt: skip
+    rows: dict[str, dict[str, Any]] = {}
+    missed: list[str] = []
+    ran, walls = 0, list[float]()
     with tempfile.TemporaryDirectory() as tmp:
-        rows, missed, wall = run_pairs(args, Path(tmp), extra)
+        while ran < args.pairs:  # chunks of pairs, each one vbench profile run, while the budget allows another
+            n = min(args.chunk, args.pairs - ran)
+            if walls and time.monotonic() - began + max(walls) * n / args.chunk > args.budget:
+                break
+            start = time.monotonic()
+            got, lost = run_pairs(args, Path(tmp) / f"chunk{len(walls)}", extra, range(ran, ran + n))
+            walls.append(time.monotonic() - start)
+            rows.update(got)
+            missed += lost
+            ran += n
+            print(f"{ran} pairs in {time.monotonic() - began:.0f} s", flush=True)
+    wall = sum(walls)
     verdicts: dict[str, dict[str, list[Verdict]]] = {t: {c: [] for c in CONDITIONS} for t in configs}
-    for i in range(args.pairs):
+    for i in range(ran):
         for condition, (b, h) in CONDITIONS.items():
             base, head = rows.get(f"gate_{b}_{i}"), rows.get(f"gate_{h}_{i}")
             if not base or not head or base.get("status") != "ok" or head.get("status") != "ok":
@@ -276,7 +303,7 @@ def main() -> int:
                 mark, code = judge(base, head, args.arch, config)
                 verdicts[tol][condition].append((i, mark, code, ratio, *flags))
     total = time.monotonic() - began
-    lines = _report(args, verdicts, (extra, model_ms, unit_ms, check), missed, wall, total)
+    lines = _report(args, verdicts, (extra, model_ms, unit_ms, check), missed, wall, total, ran)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
@@ -301,10 +328,12 @@ def _report(
     missed: list[str],
     wall: float,
     total: float,
+    ran: int,
 ) -> list[str]:
     extra, model_ms, unit_ms, check = calibration
-    command = (f"python benchmarks/gate_power.py --pairs {args.pairs} --arch {args.arch} --frames {args.frames} "
-               f"--size {args.size} --repeats {args.repeats} --warmup {args.warmup}"
+    command = (f"python benchmarks/gate_power.py --pairs {args.pairs} --budget {args.budget:g} --chunk {args.chunk} "
+               f"--arch {args.arch} --frames {args.frames} --size {args.size} --repeats {args.repeats} "
+               f"--warmup {args.warmup}"
                + (" --reduced" if args.reduced else ""))  # fmt: skip
     lines = ["# The timing gate: A/A false alarms and power on a known 10 % slowdown", ""]
     if args.reduced:
@@ -315,7 +344,9 @@ def _report(
             "",
         ]
     lines += [
-        f"`{command}` on {os.cpu_count()} cores; {wall:.0f} s for the runs, {total:.0f} s in all. Each pair: a "
+        f"`{command}` on {os.cpu_count()} cores: {ran} pairs of each condition (at most {args.pairs}; no chunk of "
+        f"{args.chunk} pairs is started that the {args.budget:g} s budget would not hold), {wall:.0f} s for the "
+        f"runs, {total:.0f} s in all. Each pair: a "
         f"base and a head, each timed by `vbench profile` in a worker of its own ({args.arch}, 1x3x{args.frames}x"
         f"{args.size}x{args.size}, batch 1, inference, {args.warmup} warm-up forwards, {args.repeats} samples), "
         "judged by `vbench compare`'s gate (`bench.compare.compare_rows`). Latency verdicts: `+` slower beyond "
