@@ -650,7 +650,8 @@ def merge_cmd(
         ),
     ] = False,
 ) -> None:
-    """Combine shard outputs into one results set; exit 1 if jobs are missing or held twice."""
+    """Combine shard outputs (with --rounds: rounds) into one results set; exit 1 if jobs are missing or held
+    twice, or with --rounds, if a configuration is missing from a round."""
     from bench.merge import merge_rounds, merge_runs, write_merged
     from bench.report import summary_markdown
     from bench.rundir import check_out, claim
