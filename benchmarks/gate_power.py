@@ -318,7 +318,14 @@ def _summary(found: dict[str, list[Verdict]]) -> list[str]:
         f"inconclusive {sum(v[1] == '?' for v in half)} of {len(half)}.",
         f"- **Power on the 10 % slowdown**: {_rate(sum(v[1] == '+' for v in slow), len(slow))} of all pairs; "
         f"{_rate(sum(v[1] == '+' for v in judged), len(judged))} of those with a verdict (not `?`).",
+        f"- **The slowdown as the runs saw it** (pairs with neither side `contended`): {_quiet_ratio(slow)} for "
+        f"the 10 % pairs, {_quiet_ratio(aa)} for the A/A pairs.",
     ]
+
+
+def _quiet_ratio(found: list[Verdict]) -> str:
+    quiet = [v[3] for v in found if not (v[4] or v[5])]
+    return f"head/base median {statistics.median(quiet):.3f} over {len(quiet)}" if quiet else "no such pair"
 
 
 def _report(
