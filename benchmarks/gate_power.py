@@ -115,7 +115,8 @@ def calibrate(arch: str, frames: int, size: int, n: int) -> tuple[int, float, fl
             ratio = _alternate(lambda: model(x), lambda c=count: (model(x), products(c)), timed, 9)
             if abs(ratio - 1 - TARGET) < 0.01:
                 break
-            count = max(1, round(count * TARGET / max(ratio - 1, 0.01)))
+            if ratio > 1 + TARGET / 4:  # a ratio near or below 1 is noise (a busy machine), not a cost to scale
+                count = max(1, round(count * TARGET / (ratio - 1)))
         check = _alternate(lambda: model(x), lambda: (model(x), products(count)), timed, 15)
     return count, model_ms, unit_ms, check
 
@@ -363,7 +364,13 @@ def _report(
         f"**The slow head's extra cost**: {extra} products of {args.n}x{args.n} matrices after the model, "
         f"calibrated in this process to {TARGET:.0%} of the model's forward ({model_ms:.2f} ms; one product "
         f"{unit_ms:.3f} ms). Checked in this process (model, and model + extra, alternately, 15 each): "
-        f"{check:.3f}x; as the runs saw it: the head/base ratio of the 10 % pairs below, against the A/A pairs'.",
+        f"{check:.3f}x; as the runs saw it: the head/base ratio of the 10 % pairs below, against the A/A pairs'."
+        + (
+            " **The check is off by more than 3 points: the machine was busy while calibrating, and the slow head "
+            "is not a 10 % slowdown.**"
+            if abs(check - 1 - TARGET) > 0.03
+            else ""
+        ),
         "",
         "The gate asks whether the head is slower by *more than* the tolerance (`docs/compare.md`): at the "
         "project's 10 %, a slowdown of exactly 10 % is meant to pass (it fails at most about alpha of the time). "
