@@ -116,7 +116,8 @@ def calibrate(arch: str, frames: int, size: int, n: int) -> tuple[int, float, fl
             if abs(ratio - 1 - TARGET) < 0.01:
                 break
             if ratio > 1 + TARGET / 4:  # a ratio near or below 1 is noise (a busy machine), not a cost to scale
-                count = max(1, round(count * TARGET / (ratio - 1)))
+                scale = min(2.0, max(0.5, TARGET / (ratio - 1)))  # a step at most 2x: one noisy ratio cannot run away
+                count = max(1, round(count * scale))
         check = _alternate(lambda: model(x), lambda: (model(x), products(count)), timed, 15)
     return count, model_ms, unit_ms, check
 
