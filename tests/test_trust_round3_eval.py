@@ -292,6 +292,29 @@ def test_only_missing_retries_missing_unreadable_and_corrupt_videos_and_says_how
     assert doc["resumed"]["retried"] == 2
 
 
+@pytest.mark.slow
+def test_only_missing_removes_the_lines_of_videos_the_dataset_no_longer_lists(tmp_path, checkpoint):
+    """Found by a hostile tester: a video deleted from the dataset stayed counted (done 6 of 5 listed)."""
+    root = tmp_path / "videos"
+    for name, level in (("a", 60), ("b", 180), ("gone", 60)):
+        write_video(root / "c0" / f"{name}.mp4", level)
+    out = tmp_path / "e"
+    (tmp_path / "classes.txt").write_text("c0\nc1\n")
+    args = evaluate_args(root, checkpoint, out, "--classes", str(tmp_path / "classes.txt"))
+    assert vbench(*args).returncode == 0
+    assert sorted(r["video"] for r in lines(out)) == ["c0/a.mp4", "c0/b.mp4", "c0/gone.mp4"]
+    (root / "c0" / "gone.mp4").unlink()
+    write_video(root / "c0" / "new.mp4", 180)
+    again = vbench(*args, "--only-missing")
+    assert again.returncode == 0, again.stderr
+    assert "removed 1 lines of videos the dataset no longer lists" in again.stdout
+    assert "evaluating 1 videos" in again.stdout and "removed (no longer listed)" in again.stdout
+    assert sorted(r["video"] for r in lines(out)) == ["c0/a.mp4", "c0/b.mp4", "c0/new.mp4"]
+    doc = json.loads((out / "evaluation.json").read_text())
+    assert doc["counts"]["evaluated"] == 3 == doc["dataset"]["videos"]
+    assert doc["resumed"]["dropped_unlisted"] == 1 and doc["resumed"]["kept"] == 2
+
+
 # ---------------------------------------------------------------- 7. one file listed under three spellings
 
 
