@@ -149,6 +149,17 @@ def unjoined(records: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]) 
     ]
 
 
+def overridden(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Notes for the records of the user's file that an evaluation of the same configuration replaces."""
+    measured = {(r["config"], r["input"]): r for r in records if r["kind"] == "measured"}
+    return [
+        f"note: {_where(r)} gives {describe_config(r)} at {r['input']} top-1 {r.get('top1')}; "
+        f"{_where(measured[key])} measured it, and the measured accuracy is the one reported"
+        for r in records
+        if r["kind"] == "yours" and (key := (r["config"], r["input"])) in measured
+    ]
+
+
 def _row_config(row: Mapping[str, Any]) -> str:
     return config_key(row["arch"], json.loads(row.get("arch_kwargs") or "{}"))
 
@@ -613,7 +624,7 @@ def write_report(
     kinds = [b for path in breakdowns for b in load_breakdowns(path)]
     accuracy = accuracy_records(user, published, measured)
     frames = {s.name: s.compute(rows, accuracy, include_contended) for s in SECTIONS}
-    notes = unjoined(accuracy, rows)
+    notes = unjoined(accuracy, rows) + overridden(accuracy)
     text = _markdown(frames, [str(s) for s in sources], {"throughput": report_md.kinds_lines(kinds)})
     n_contended = sum(is_contended(r) for r in rows)
     if n_contended:
