@@ -172,6 +172,21 @@ def test_a_full_disk_behind_stdout_is_one_line_and_exit_2_after_the_work(tmp_pat
     assert done.returncode == 2 and done.stderr.startswith("vbench: error: cannot write standard output")
 
 
+@pytest.mark.slow
+def test_closed_standard_descriptors_change_neither_the_exit_code_nor_the_files(tmp_path):
+    """Found by a hostile tester: a closed stderr with a full stdout was an internal error (exit 3). A closed
+    descriptor is opened on /dev/null first, so no file vbench opens takes descriptor 2 (where C code's
+    warnings would land)."""
+    done = shell(f"{shlex.join([VBENCH, 'list'])} > /dev/full 2>&-")
+    assert done.returncode == 2  # the full stdout, said nowhere: stderr is closed
+    for closed in ("2>&-", ">&- 2>&-", "<&- >&-"):
+        out = tmp_path / closed.replace("&", "").replace(">", "o").replace("<", "i").replace(" ", "")
+        done = shell(f"{shlex.join([VBENCH, 'profile', '--arch', 'r2d_18', '--static', '--out', str(out)])} {closed}")
+        assert done.returncode == 0, (closed, done.stderr)
+        rows = json.loads((out / "results.json").read_text())["rows"]  # valid JSON: nothing else wrote into it
+        assert [r["status"] for r in rows] == ["ok"]
+
+
 # ---------------------------------------------------------------- 2. whole-video protocols: memory follows the resized frames
 
 
