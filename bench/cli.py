@@ -919,8 +919,12 @@ def compare_cmd(
     from bench.report import compare_markdown
     from bench.results import atomic_write_text, load_results
 
-    if markdown is not None and (markdown.is_dir() or str(markdown) == ""):
-        raise UsageError(f"--markdown '{markdown}' is a folder; name a file")
+    if markdown is not None:
+        from bench.rundir import probe_writable
+
+        if markdown.is_dir() or str(markdown) == "":
+            raise UsageError(f"--markdown '{markdown}' is a folder; name a file")
+        probe_writable(markdown.parent, f"--markdown '{markdown}': its folder")  # before the verdict is printed
     tolerances = load_compare_config(default_config(config), latency_tol, memory_tol, alpha)
     base_rows, base_env = load_results(base)
     head_rows, head_env = load_results(head)
