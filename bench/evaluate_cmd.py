@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bench.console import arch_kwargs_option, plugin_option
-from bench.errors import UsageError
+from bench.errors import UsageError, signal_exit_code
 
 if TYPE_CHECKING:
     from bench.evaluate import EvalResult, Protocol
@@ -353,7 +353,7 @@ def _run(
                         + evaluate_command(options, out_dir),
                         err=True,
                     )
-                    raise typer.Exit(code=128 + e.signum) from None
+                    raise typer.Exit(code=signal_exit_code(e.signum)) from None
                 raise
         except (Interrupted, KeyboardInterrupt):
             typer.echo(
