@@ -125,3 +125,16 @@ def test_the_html_page_carries_the_section(tmp_path):
     write_report([_save(tmp_path / "run", _conv_rows())], tmp_path / "out", plots=False, variants=False, html=True)
     page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     assert "<h2>How cost grows with clip length and frame size</h2>" in page and 'id="t-growth"' in page
+
+
+def test_the_growth_figure_draws_what_varies(tmp_path):
+    pytest.importorskip("matplotlib")
+    import xml.etree.ElementTree as ET
+
+    from bench.plots import plot_growth
+
+    rows = [*_conv_rows(), *[_row("vit", "attn", t, s, _attention_macs(t, s)) for t in FRAMES for s in SIZES]]
+    paths = plot_growth(rows, tmp_path / "growth")
+    assert [p.suffix for p in paths] == [".png", ".svg"] and paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert ET.parse(paths[1]).getroot().tag.endswith("svg")
+    assert plot_growth([_row("a", "x", 16, 112, 4.0)], tmp_path / "none") == []  # one clip: nothing to draw
