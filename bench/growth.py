@@ -94,6 +94,7 @@ def growth_frame(rows: Sequence[dict[str, Any]], include_contended: bool = False
 
     MACs are the forward's for inference rows and forward + backward for training rows (``train_gmacs``).
     Latency enters only from ``ok`` rows, and not from ``contended`` ones unless ``include_contended``.
+    A clip whose MACs several rows hold (a static run given beside a timed one) is one point of the MACs fits.
     Rows of non-square frames are left out (H = W is one axis). Sorted by setting, then by the MACs
     exponent in the voxels, so architectures that grow alike stand together.
     """
@@ -115,15 +116,19 @@ def growth_frame(rows: Sequence[dict[str, Any]], include_contended: bool = False
         )  # fmt: skip
     records = []
     for (label, family, mode, dtype, device, batch), group in groups.items():
-        macs_fit = fit_growth(group, ("frames", "height"), "macs")
+        # MACs are exact: a clip counted twice (a static run beside a timed one) is one point of the fit.
+        counted: dict[tuple[float, float], dict[str, Any]] = {}
+        for r in group:
+            if r["macs"] is not None:
+                counted.setdefault((r["frames"], r["height"]), r)
+        macs_fit = fit_growth(list(counted.values()), ("frames", "height"), "macs")
         if macs_fit is None:
             continue
-        macs_voxels = fit_growth(group, ("voxels",), "macs")
+        macs_voxels = fit_growth(list(counted.values()), ("voxels",), "macs")
         latency_fit = fit_growth(group, ("frames", "height"), "latency")
         latency_voxels = fit_growth(group, ("voxels",), "latency")
-        largest = max(r["height"] for r in group if r["macs"] is not None)
-        at_largest = end_to_end_exponent([(r["frames"], r["macs"]) for r in group
-                                          if r["height"] == largest and r["macs"] is not None])  # fmt: skip
+        largest = max(height for _, height in counted)
+        at_largest = end_to_end_exponent([(r["frames"], r["macs"]) for r in counted.values() if r["height"] == largest])
         g_voxels = macs_voxels.exponents.get("voxels") if macs_voxels else None
         records.append({
             "arch": label, "family": family, "mode": mode, "dtype": dtype, "device": device, "batch": batch,

@@ -54,6 +54,14 @@ def test_an_exact_power_law_gives_its_exponents_and_every_point():
     assert (r["frames"], r["sizes"], r["growth"]) == ("8,16,32", "112,160,224", "in proportion")
 
 
+def test_a_static_run_beside_a_timed_one_counts_each_clip_once():
+    static = [dict(r, latency_ms=None, n_samples=0) for r in _conv_rows()]
+    timed = _conv_rows()[:5]  # the timed run stopped early
+    r = _one(growth_frame([*static, *timed]), "conv")
+    assert (r["macs_n"], r["latency_n"], r["latency_timed"]) == (9, 5, 5)
+    assert r["macs_voxels"] == pytest.approx(1.0) and r["latency_size"] == pytest.approx(2.0)
+
+
 def test_attention_like_cost_grows_faster_than_the_clip():
     rows = [*_conv_rows(), *[_row("vit", "attn", t, s, _attention_macs(t, s)) for t in FRAMES for s in SIZES]]
     frame = growth_frame(rows)
@@ -85,7 +93,7 @@ def test_contended_rows_are_left_out_of_the_latency_fits_unless_included():
     rows = _conv_rows()
     for r in rows[:4]:  # timed beside another workload: ten times slower
         r.update(latency_ms=10 * r["latency_ms"], contended=True)
-    rows.append(_row("conv", "cnn", 8, 112, 1e-4 * 8 * 112**2, status="error", error="boom", latency_ms=None))
+    rows.append(_row("conv", "cnn", 8, 128, 1e-4 * 8 * 128**2, status="error", error="boom", latency_ms=None))
     quiet = _one(growth_frame(rows), "conv")
     assert (quiet["latency_n"], quiet["latency_timed"]) == (5, 9)
     assert quiet["latency_frames"] == pytest.approx(1.0) and quiet["latency_size"] == pytest.approx(2.0)
