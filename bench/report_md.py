@@ -195,7 +195,8 @@ def growth_table(growth: pd.DataFrame) -> TableText:
         [r.arch, _fmt(r.family), f"{r.mode} {r.dtype} {r.device} b{r.batch}", f"{r.frames} x {r.sizes}",
          _fmt(r.macs_frames, "{:.2f}"), _fmt(r.macs_size, "{:.2f}"), _fmt(r.macs_voxels, "{:.2f}"),
          _fmt(r.macs_frames_at_largest, "{:.2f}"), _fmt(r.latency_frames, "{:.2f}"), _fmt(r.latency_size, "{:.2f}"),
-         _fmt(r.latency_voxels, "{:.2f}"), f"{r.latency_n} of {r.latency_timed}", r.growth or "-"]
+         _fmt(r.latency_voxels, "{:.2f}"), f"{r.latency_n} of {r.latency_timed}" if r.latency_timed else "-",
+         r.growth or "-"]
         for r in growth.itertuples()
     ]  # fmt: skip
     return TableText(
