@@ -32,7 +32,7 @@ from bench.console import progress_bar as _bar
 from bench.console import recorded_options as _recorded_options
 from bench.console import say as _say
 from bench.console import stdout_closed as _stdout_closed
-from bench.errors import UsageError, first_line
+from bench.errors import ExitCode, UsageError, first_line
 from bench.lifetime import Interrupted
 from bench.records import (
     COUNTERS,
@@ -82,8 +82,8 @@ class _OneLineErrors(TyperGroup):
             sys.exit(e.exit_code)
         except typer.Abort:
             typer.echo("vbench: aborted", err=True)
-            sys.exit(1)
-        sys.exit(code if isinstance(code, int) else 0)
+            sys.exit(ExitCode.FAILED)
+        sys.exit(code if isinstance(code, int) else ExitCode.OK)
 
 
 app = typer.Typer(
@@ -98,7 +98,7 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
+def _fail(message: str, code: int = ExitCode.USAGE) -> typer.Exit:
     typer.echo(f"vbench: error: {message}", err=True)
     return typer.Exit(code=code)
 
@@ -113,7 +113,9 @@ def _crash_report(e: BaseException) -> typer.Exit:
     with os.fdopen(fd, "w") as f:
         f.write(f"vbench {' '.join(sys.argv[1:])}\n\n")
         traceback.print_exception(e, file=f)
-    return _fail(f"internal error: {type(e).__name__}: {_one_line(str(e))[:200]} (traceback in {path})", code=3)
+    return _fail(
+        f"internal error: {type(e).__name__}: {_one_line(str(e))[:200]} (traceback in {path})", code=ExitCode.INTERNAL
+    )
 
 
 PATH_METAVARS = ("DIR", "FILE", "PATH", "MODULE|FILE")
@@ -180,7 +182,7 @@ def _user_errors(fn: F) -> F:
         except Interrupted as e:
             raise typer.Exit(code=e.exit_code) from None
         except KeyboardInterrupt:
-            raise typer.Exit(code=130) from None
+            raise typer.Exit(code=ExitCode.INTERRUPTED) from None
         except Exception as e:
             if _unknown_arch(e):
                 raise _fail(_one_line(str(e))) from None
@@ -524,6 +526,7 @@ def profile_cmd(
                     only_missing_in=out_dir if only_missing else None,
                     gpus=gpus,
                     allow_mixed=allow_mixed,
+                    rounds=rounds,
                 )
                 out_dir = _claim(out_dir, only_missing, overwrite)  # the plan is checked: now the folder
                 with _progress(console, sweep.plan.n_rows) as on_row:
@@ -551,15 +554,17 @@ def profile_cmd(
                 finish = profile_command(options, out_dir, "--only-missing", local=True)
                 if not finish.isprintable():  # a value with a line break: no command to paste on one line
                     finish = "the same command with --only-missing"
-                typer.echo(f"vbench: interrupted; kept {kept} rows in {_one_line(str(out_dir))}; finish with: {finish}",
-                           err=True)  # fmt: skip
+                short = getattr(e, "short_rounds", 0)
+                note = f" ({short} from fewer rounds than asked: measured again)" if short else ""
+                typer.echo(f"vbench: interrupted; kept {kept} rows{note} in {_one_line(str(out_dir))}; finish with: "
+                           f"{finish}", err=True)  # fmt: skip
             raise
     _print_results(console, rows, paths)
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:
         _say(console, f"{len(failed)} of {len(rows)} rows did not finish ok")
         if fail_on_error:
-            raise typer.Exit(code=1)
+            raise typer.Exit(code=ExitCode.FAILED)
 
 
 def _claim(out_dir: Path | None, resume: bool, overwrite: bool) -> Path:
@@ -619,7 +624,8 @@ def _print_results(console: Any, rows: list[Row], paths: dict[str, Path]) -> Non
 def _print_merge_notes(console: Any, merged: Any) -> None:
     for what, items in (("missing jobs (no rows; re-run with --only-missing)", merged.missing),
                         ("configurations held twice (the first kept)", merged.duplicated),
-                        ("jobs with error or timeout rows (re-run with --only-missing)", merged.failed)):  # fmt: skip
+                        ("jobs with error or timeout rows (re-run with --only-missing)", merged.failed),
+                        ("configurations some rounds lack (combined from the others)", merged.short)):  # fmt: skip
         if items:
             _say(console, f"{len(items)} {what}: {', '.join(items[:10])}{' ...' if len(items) > 10 else ''}")
     for warning in merged.warnings:
@@ -637,22 +643,31 @@ def merge_cmd(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace the run that --out holds (default: refuse).")
     ] = False,
+    rounds: Annotated[
+        bool,
+        typer.Option(
+            "--rounds",
+            help="Each run is one round of the same plan, in order: one row per configuration, combined as "
+            "profile --rounds combines its rounds.",
+        ),
+    ] = False,
 ) -> None:
-    """Combine shard outputs into one results set; exit 1 if jobs are missing or held twice."""
-    from bench.merge import merge_runs, write_merged
+    """Combine shard outputs (with --rounds: rounds) into one results set; exit 1 if jobs are missing or held
+    twice, or with --rounds, if a configuration is missing from a round."""
+    from bench.merge import merge_rounds, merge_runs, write_merged
     from bench.report import summary_markdown
     from bench.rundir import check_out, claim
 
     out_dir = check_out(_folder(out), overwrite=overwrite)
     if any(Path(r).resolve() == out_dir.resolve() for r in runs):
         raise UsageError(f"--out '{out}' is one of the runs being merged; choose another folder")
-    merged = merge_runs(runs, allow_mixed=allow_mixed)
+    merged = (merge_rounds if rounds else merge_runs)(runs, allow_mixed=allow_mixed)
     claim(out_dir, overwrite=overwrite)
     console = _console()
     _print_results(console, merged.rows, write_merged(merged, out_dir, summary_markdown))
     _print_merge_notes(console, merged)
-    if merged.missing or merged.duplicated:
-        raise typer.Exit(code=1)
+    if merged.missing or merged.duplicated or merged.short:
+        raise typer.Exit(code=ExitCode.FAILED)
 
 
 @contextlib.contextmanager
@@ -890,7 +905,7 @@ def _inspect_time(plan: Any, name: str, depth: int | None, as_json: bool, iterat
                 )
         except (Exception, SystemExit) as e:  # the model's failure, not vbench's: one line, exit 1
             typer.echo(f"vbench: error: {job.arch}: the model failed: {type(e).__name__}: {first_line(e)}", err=True)
-            raise typer.Exit(code=1) from None
+            raise typer.Exit(code=ExitCode.FAILED) from None
     if as_json:
         out = {arch: b.to_dict(max_depth=depths[arch]) for arch, b in found.items()}
         single = len(out) == 1 and not any(ch in name for ch in "*?[")
@@ -933,8 +948,12 @@ def compare_cmd(
     from bench.report import compare_markdown
     from bench.results import atomic_write_text, load_results
 
-    if markdown is not None and (markdown.is_dir() or str(markdown) == ""):
-        raise UsageError(f"--markdown '{markdown}' is a folder; name a file")
+    if markdown is not None:
+        from bench.rundir import probe_writable
+
+        if markdown.is_dir() or str(markdown) == "":
+            raise UsageError(f"--markdown '{markdown}' is a folder; name a file")
+        probe_writable(markdown.parent, f"--markdown '{markdown}': its folder")  # before the verdict is printed
     tolerances = load_compare_config(default_config(config), latency_tol, memory_tol, alpha)
     base_rows, base_env = load_results(base)
     head_rows, head_env = load_results(head)
@@ -1102,10 +1121,10 @@ def main() -> None:  # pragma: no cover - console entry point
     try:
         app()
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     except SystemExit as e:
         if e.code in (0, None) and stdout_failure() is not None:
-            sys.exit(2)
+            sys.exit(ExitCode.USAGE)
         raise
 
 

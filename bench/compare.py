@@ -44,7 +44,7 @@ from typing import Any
 from bench import columns
 from bench.config import tool_table
 from bench.contention import is_contended
-from bench.errors import UsageError
+from bench.errors import ExitCode, UsageError
 from bench.schema import clip_of, is_missing, row_key
 from bench.stats import mann_whitney_u
 from bench.validate import show, show_path
@@ -67,7 +67,7 @@ __all__ = [
 EXACT_METRICS = columns.EXACT_METRICS
 """Columns that must not change at all (those the column registry gates ``exact``)."""
 
-EXIT_INCONCLUSIVE = 4
+EXIT_INCONCLUSIVE = ExitCode.INCONCLUSIVE
 """``vbench compare``'s exit code when nothing regressed but some row's latency could not be judged because
 it was timed on a shared machine (``contended``): not a pass (0), not a regression (1)."""
 
@@ -144,8 +144,8 @@ class Comparison:
         """0: no regression and every row judged; 1: a regression; :data:`EXIT_INCONCLUSIVE`: no regression,
         but some row was contended."""
         if self.regressions:
-            return 1
-        return EXIT_INCONCLUSIVE if self.inconclusive else 0
+            return ExitCode.FAILED
+        return ExitCode.INCONCLUSIVE if self.inconclusive else ExitCode.OK
 
     @property
     def counts_changed(self) -> bool:

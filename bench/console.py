@@ -89,6 +89,26 @@ class _GuardedStdout(io.FileIO):
         return memoryview(b).nbytes
 
 
+def _reopen_closed_descriptors() -> None:
+    """Descriptors 0-2 that the caller closed (``2>&-``) are opened on /dev/null, as a daemon does.
+
+    Otherwise the next file vbench opens (a results file) would take descriptor 2, and whatever writes to
+    standard error (torch's warnings, from C) would write into it; and ``sys.stderr`` would be None.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                opened = os.open(os.devnull, os.O_RDWR)
+                if opened != fd:  # a lower descriptor was free too: it is being handled in this loop
+                    os.dup2(opened, fd)
+                    os.close(opened)
+    if sys.stderr is None:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - the process's standard error, never closed
+
+
 def guard_stdout() -> None:
     """Replace ``sys.stdout`` (file descriptor 1) by one that a closed pipe or a full disk cannot stop.
 
@@ -96,6 +116,7 @@ def guard_stdout() -> None:
     place where a closed standard output stops the printing and never the work. A ``sys.stdout`` that is not
     descriptor 1 (a test runner's capture) is left alone.
     """
+    _reopen_closed_descriptors()
     current = sys.stdout
     if current is None or (
         isinstance(getattr(current, "buffer", None), io.BufferedWriter)

@@ -391,6 +391,8 @@ class EvalResult:
     doc: dict[str, Any] = field(default_factory=dict)
     retried: int = 0
     """Skipped videos of an earlier run tried again (``--only-missing``; :data:`RETRIED_REASONS`)."""
+    dropped: int = 0
+    """Lines of an earlier run for videos the dataset no longer lists, removed (``--only-missing``)."""
 
 
 class _Videos:
@@ -592,7 +594,7 @@ def evaluate(
     meta: Mapping[str, Any] | None = None,
     resume: bool = False,
     overwrite: bool = False,
-    on_start: Callable[[int, list[dict[str, Any]], int], None] | None = None,
+    on_start: Callable[[int, list[dict[str, Any]], int, int], None] | None = None,
     on_video: Callable[[dict[str, Any]], None] | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` (logits ``(B, len(classes))`` from ``(B, 3, T, H, W)``) on ``dataset``; write ``out_dir``.
@@ -603,9 +605,10 @@ def evaluate(
             ``sha256``, ...), ``protocol`` (``name``, ``source``), ``dataset`` extras, ``options``.
         resume: ``--only-missing``: keep the folder's prediction lines and evaluate only the other videos.
         overwrite: replace the evaluation the folder holds.
-        on_start: called once the folder is claimed with the number of videos to do, the lines kept and how many
+        on_start: called once the folder is claimed with the number of videos to do, the lines kept, how many
             skipped videos are retried (``--only-missing`` tries again those skipped for a reason that can change:
-            :data:`RETRIED_REASONS`).
+            :data:`RETRIED_REASONS`) and how many lines were removed because the dataset no longer lists their
+            video.
         on_video: called with each prediction or skip line as it is written.
 
     A signal (:class:`bench.lifetime.Interrupted`) or any other exception writes ``evaluation.json`` with
@@ -664,10 +667,13 @@ def evaluate(
     base["fingerprint"] = fingerprint({**meta, "dataset": base["dataset"]}, spec, classes, options.dtype)
     records = _load_previous(out, base["fingerprint"], num_classes) if resume else []
     retried = [r["video"] for r in records if r["status"] == "skipped" and r["reason"] in RETRIED_REASONS]
-    if retried:  # their lines go: the videos are tried again, and a new line is written for each
+    # A video the dataset no longer lists (its file and its line were removed) leaves the evaluation: its
+    # prediction would count in top-1 over videos that are not there.
+    gone = [r["video"] for r in records if r["video"] not in dataset.order]
+    if retried or gone:  # their lines go: retried videos are tried again, and a new line is written for each
         from bench.results import atomic_write_text
 
-        again = set(retried)
+        again = set(retried) | set(gone)
         records = [r for r in records if r["video"] not in again]
         try:
             atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in records))
@@ -676,7 +682,12 @@ def evaluate(
     kept = len(records)
     done = {r["video"] for r in records}
     if resume:
-        base["resumed"] = {"kept": kept, "retried": len(retried), "retried_reasons": list(RETRIED_REASONS)}
+        base["resumed"] = {
+            "kept": kept,
+            "retried": len(retried),
+            "retried_reasons": list(RETRIED_REASONS),
+            "dropped_unlisted": len(gone),
+        }
     writer = _Writer(out, base)
     timing = Timing(workers=options.workers)
     state = "interrupted"
@@ -694,7 +705,7 @@ def evaluate(
         missing += [(it, reason, detail) for it, reason, detail in dataset.unusable if it.key not in done]
         missing.sort(key=lambda m: dataset.order.get(m[0].key, 0))
         if on_start is not None:
-            on_start(len(todo) + len(missing), list(records), len(retried))
+            on_start(len(todo) + len(missing), list(records), len(retried), len(gone))
         for item, reason, detail in missing:
             write(_skip_record(item, reason, detail))
         started = time.perf_counter()
@@ -715,7 +726,7 @@ def evaluate(
             with contextlib.suppress(OSError):
                 writer.close()
     paths = {name.split(".")[0]: out / name for name in EVAL_FILES}
-    return EvalResult(out, state, metrics, timing, kept, paths, doc, retried=len(retried))
+    return EvalResult(out, state, metrics, timing, kept, paths, doc, retried=len(retried), dropped=len(gone))
 
 
 def _skip_record(item: VideoItem, reason: str, detail: str) -> dict[str, Any]:

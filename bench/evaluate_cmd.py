@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bench.console import arch_kwargs_option, plugin_option
-from bench.errors import UsageError
+from bench.errors import UsageError, signal_exit_code
 
 if TYPE_CHECKING:
     from bench.evaluate import EvalResult, Protocol
@@ -311,16 +311,17 @@ def _run(
     with signals_interrupt(), progress_bar(console, disable=not console.is_terminal) as bar:
         task = bar.add_task("evaluating", total=None)
 
-        def on_start(todo: int, previous: list[dict[str, Any]], retried: int) -> None:
+        def on_start(todo: int, previous: list[dict[str, Any]], retried: int, dropped: int) -> None:
             kept = {"ok": 0, "skipped": 0}
             for record in previous:
                 kept["ok" if record["status"] == "ok" else "skipped"] += 1
             bar.update(task, total=todo)
-            if previous or retried:
+            if previous or retried or dropped:
                 again = (
                     f"retrying {retried} skipped videos (missing, unreadable or corrupt before); " if retried else ""
                 )
-                say(console, f"kept {_kept(kept)} of {out_dir}; {again}evaluating {todo} videos")
+                gone = f"removed {dropped} lines of videos the dataset no longer lists; " if dropped else ""
+                say(console, f"kept {_kept(kept)} of {out_dir}; {gone}{again}evaluating {todo} videos")
 
         def on_video(record: dict[str, Any]) -> None:
             from rich.markup import escape
@@ -352,7 +353,7 @@ def _run(
                         + evaluate_command(options, out_dir),
                         err=True,
                     )
-                    raise typer.Exit(code=128 + e.signum) from None
+                    raise typer.Exit(code=signal_exit_code(e.signum)) from None
                 raise
         except (Interrupted, KeyboardInterrupt):
             typer.echo(
@@ -449,6 +450,7 @@ def summary_table(result: EvalResult) -> Any:
         ("mean class top-1 (%)", _fmt(m.mean_class_top1)),
         ("skipped", ", ".join(f"{n} {reason}" for reason, n in m.skipped_by_reason.items()) or "0"),
         *([("retried (skipped before)", str(result.retried))] if result.retried else []),
+        *([("removed (no longer listed)", str(result.dropped))] if result.dropped else []),
         ("decode", f"{_fmt(t['decode_s'], ' s')} ({_fmt(t['decode_clips_per_s'], ' clips/s', 1)})"),
         ("preprocess", f"{_fmt(t['preprocess_s'], ' s')} ({_fmt(t['preprocess_clips_per_s'], ' clips/s', 1)})"),
         ("model", f"{_fmt(t['model_s'], ' s')} ({_fmt(t['model_clips_per_s'], ' clips/s', 1)})"),

@@ -26,7 +26,7 @@ from bench.errors import UsageError
 if TYPE_CHECKING:
     from fvcore.nn import FlopCountAnalysis
 
-__all__ = ["NO_MAC_OPS", "fvcore_analysis", "fvcore_macs"]
+__all__ = ["NO_MAC_OPS", "fvcore_analysis"]
 
 NO_MAC_OPS = (
     "aten::batch_norm",
@@ -112,13 +112,3 @@ def fvcore_analysis(arch: str, shape: Sequence[int], **arch_kwargs: Any) -> Flop
     with torch.no_grad():
         analysis.total()  # the one trace; fvcore keeps its results
     return analysis
-
-
-def fvcore_macs(arch: str, shape: tuple[int, ...], **arch_kwargs: Any) -> tuple[int, dict[str, int]]:
-    """MACs of ``arch`` at ``shape`` by fvcore, and the operators fvcore could not count.
-
-    Raises:
-        UsageError: if fvcore is not installed.
-    """
-    analysis = fvcore_analysis(arch, shape, **arch_kwargs)
-    return int(analysis.total()), dict(analysis.unsupported_ops())

@@ -25,6 +25,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from bench.errors import signal_exit_code
+
 __all__ = [
     "LIVE",
     "Interrupted",
@@ -47,7 +49,7 @@ class Interrupted(BaseException):
 
     @property
     def exit_code(self) -> int:
-        return 128 + self.signum
+        return signal_exit_code(self.signum)
 
 
 @contextlib.contextmanager
@@ -190,7 +192,7 @@ def watch_parent(parent_pid: int, poll_s: float = 0.2) -> None:
                 try:
                     os.killpg(os.getpgid(0), signal.SIGKILL)
                 finally:
-                    os._exit(137)
+                    os._exit(signal_exit_code(signal.SIGKILL))
             time.sleep(poll_s)
 
     threading.Thread(target=watch, name="vbench-parent-watch", daemon=True).start()

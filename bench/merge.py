@@ -5,6 +5,12 @@ of the sweep and of their own. Merging checks that the runs were measured
 alike (device, CPU for CPU timing, torch and vbench versions), keeps the first
 row of every configuration, and reports the jobs that no shard ran and the
 rows that two shards both hold.
+
+``vbench merge --rounds RUN...`` takes each run as one round of the same plan
+(:func:`merge_rounds`), for runs timed in turns by separate commands, such as a
+CI job that times the base and the head of a pull request alternately: one row
+per configuration, combined as ``vbench profile --rounds`` combines its rounds
+(:func:`bench.rounds.combine_rounds`).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from bench.results import load_partial, write_rows
 from bench.schema import row_key
 from bench.validate import is_evaluation, show_path
 
-__all__ = ["MergeResult", "check_compatible", "merge_runs", "timed_concurrently", "write_merged"]
+__all__ = ["MergeResult", "check_compatible", "merge_rounds", "merge_runs", "timed_concurrently", "write_merged"]
 
 _ALWAYS = ("torch_version", "vbench_version")
 """Environment facts every merged run must share (counts depend on them)."""
@@ -41,6 +47,8 @@ class MergeResult:
     """Jobs with rows that are ``error`` or ``timeout``."""
     warnings: list[str] = field(default_factory=list)
     """Runs that were timed at the same time on one machine (their latencies may be too high)."""
+    short: list[str] = field(default_factory=list)
+    """With ``--rounds``: configurations that some of the rounds lack (combined from the rounds that hold them)."""
 
 
 def timed_concurrently(runs: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
@@ -79,13 +87,7 @@ def check_compatible(envs: Sequence[tuple[str, dict[str, Any]]], timed: bool) ->
             )
 
 
-def merge_runs(paths: Sequence[str | Path], allow_mixed: bool = False) -> MergeResult:
-    """Rows of every run, checked and de-duplicated; see the module docstring.
-
-    Raises:
-        UsageError: a run folder that does not exist, corrupt files, runs measured
-            differently (unless ``allow_mixed``), or no rows at all.
-    """
+def _load(paths: Sequence[str | Path]) -> list[tuple[str, list[Row], dict[str, Any]]]:
     loaded = []
     for p in paths:
         if not Path(p).is_dir():
@@ -95,6 +97,17 @@ def merge_runs(paths: Sequence[str | Path], allow_mixed: bool = False) -> MergeR
             raise UsageError(f"{show_path(p)} holds {what} (no results.json or results.jsonl); merge takes run folders")
         rows, env = load_partial(p)
         loaded.append((str(p), rows, env))
+    return loaded
+
+
+def merge_runs(paths: Sequence[str | Path], allow_mixed: bool = False) -> MergeResult:
+    """Rows of every run, checked and de-duplicated; see the module docstring.
+
+    Raises:
+        UsageError: a run folder that does not exist, corrupt files, runs measured
+            differently (unless ``allow_mixed``), or no rows at all.
+    """
+    loaded = _load(paths)
     if not any(rows for _, rows, _ in loaded):
         raise UsageError("nothing to merge: the runs hold no rows")
     timed = any(r.get("n_samples") for _, rows, _ in loaded for r in rows)
@@ -137,6 +150,70 @@ def merge_runs(paths: Sequence[str | Path], allow_mixed: bool = False) -> MergeR
         duplicated=duplicated,
         failed=failed,
         warnings=concurrent,
+    )
+
+
+def merge_rounds(paths: Sequence[str | Path], allow_mixed: bool = False) -> MergeResult:
+    """Each run one round of the same plan, in the order given: one row per configuration from all of them.
+
+    A configuration's row is :func:`bench.rounds.combine_rounds` of its rows in the runs that hold it (the
+    median of the quiet rounds' medians; every sample and each round's median kept); a run that was itself
+    timed in several rounds counts as one. Configurations that some runs lack are combined from the others
+    and listed in ``short``.
+
+    Raises:
+        UsageError: as :func:`merge_runs`; also fewer than two runs, the same run twice, or runs with no
+            timed row (counts need no rounds: merge them without ``--rounds``).
+    """
+    from bench.rounds import combine_rounds
+
+    if len(paths) < 2:
+        raise UsageError(f"--rounds combines two or more runs, each one round; got {len(paths)}")
+    resolved = [Path(p).resolve() for p in paths]
+    for k, p in enumerate(paths):
+        if resolved[k] in resolved[:k]:
+            raise UsageError(f"{show_path(p)} is given twice; each run is one round")
+    loaded = _load(paths)
+    if not any(r.get("n_samples") for _, rows, _ in loaded for r in rows):
+        raise UsageError("--rounds combines timed runs; these hold no timed row (merge counts without --rounds)")
+    if not allow_mixed:
+        check_compatible([(src, env) for src, _, env in loaded], timed=True)
+    concurrent = timed_concurrently([(src, env) for src, _, env in loaded])
+    concurrent += [f"{src}: {w}" for src, _, env in loaded for w in env.get("timed_concurrently") or []]
+    held: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for _, rows, _ in loaded:
+        for row in rows:
+            held.setdefault(row_key(row), []).append(dict(row))
+    merged: list[Row] = []
+    short: list[str] = []
+    for same in held.values():
+        waits = [float(r["settle_s"]) for r in same if isinstance(r.get("settle_s"), (int, float))]
+        settled = [bool(r["settled"]) for r in same if r.get("settled") is not None]
+        merged.append(combine_rounds(same, sum(waits) if waits else None, all(settled) if settled else None))
+        if len(same) < len(loaded):
+            short.append(f"{same[0].get('arch')} {row_label(same[0])} ({len(same)} of {len(loaded)})")
+    all_jobs: dict[str, None] = {}
+    for _, _, env in loaded:
+        all_jobs.update(dict.fromkeys(env.get("sweep", {}).get("all_jobs", [])))
+    environment = dict(next((env for _, _, env in loaded if env), {}))
+    environment.pop("command", None)
+    environment.update(merged_from=[src for src, _, _ in loaded], rounds=len(loaded))
+    environment.pop("started_at", None)  # the rounds' spans interleave with other runs' (the head's rounds)
+    environment.pop("finished_at", None)
+    if concurrent:
+        environment["timed_concurrently"] = concurrent
+    position = {j: i for i, j in enumerate(all_jobs)}
+    merged.sort(key=lambda r: position.get(str(r.get("job_id")), len(position)))  # stable: else the first run's order
+    present = {r.get("job_id") for r in merged}
+    return MergeResult(
+        rows=merged,
+        environment=environment,
+        missing=[j for j in all_jobs if j not in present],
+        failed=sorted(
+            {str(r.get("job_id") or r.get("arch")) for r in merged if r.get("status") in ("error", "timeout")}
+        ),
+        warnings=concurrent,
+        short=short,
     )
 
 

@@ -65,8 +65,24 @@ def _load_one(name: str) -> dict[str, Any]:
     return {"name": name, "module": name, "path": getattr(mod, "__file__", None), "locations": locations}
 
 
+class _HardExit(BaseException):
+    """``os._exit`` called by a plugin while it is imported: caught, where the real one would end vbench
+    at once, with the plugin's exit code and nothing said."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _hard_exit(code: int) -> None:
+    raise _HardExit(code)
+
+
 def _plugin_error(name: str, e: BaseException) -> UsageError:
-    why = f"it called exit({e.code!r})" if isinstance(e, SystemExit) else first_line(e)
+    if isinstance(e, _HardExit):
+        why = f"it called os._exit({e.code!r})"
+    else:
+        why = f"it called exit({e.code!r})" if isinstance(e, SystemExit) else first_line(e)
     return UsageError(f"cannot import plugin '{name}': {why}"[:500])
 
 
@@ -81,12 +97,15 @@ def load_plugins(names: Sequence[str] = ()) -> list[dict[str, Any]]:
     loaded = []
     for name in plugin_names(names):
         before = set(archs.list_archs())
+        real_exit, os._exit = os._exit, _hard_exit  # type: ignore[assignment]
         try:
             loaded.append(_load_one(name))
         except UsageError:
             raise
-        except (Exception, SystemExit, KeyboardInterrupt) as e:
+        except (Exception, SystemExit, KeyboardInterrupt, _HardExit) as e:
             raise _plugin_error(name, e) from None
+        finally:
+            os._exit = real_exit
         added = sorted(set(archs.list_archs()) - before)
         loaded[-1]["archs"] = added  # counted in another process: their builders are not vbench's code
         for arch in added:

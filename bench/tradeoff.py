@@ -8,6 +8,10 @@
   at the same input, with the difference in percent.
 - The scaling table: growth exponents of MACs, latency and memory along the
   frames, size and batch axes that a run varies.
+- The growth table (:mod:`bench.growth`): the same fits along clip length and
+  frame size, every architecture side by side, with the exponent in the clip's
+  voxels that tells growth faster than the clip (global attention) from growth
+  in proportion to it (convolution).
 
 Numbers come from :mod:`bench.analysis`; this module joins and selects (pandas
 frames). Their Markdown is :mod:`bench.report_md`'s. :data:`SECTIONS` lists the
@@ -31,6 +35,7 @@ from bench import report_md
 from bench.analysis import fit_growth, pareto_front
 from bench.contention import is_contended
 from bench.errors import OutputError, UsageError
+from bench.growth import growth_frame
 from bench.schema import clip_of, is_missing
 from bench.validate import (
     ACCURACY_COLUMNS,
@@ -146,6 +151,17 @@ def unjoined(records: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]) 
         "its accuracy is not in the report"
         for r in records
         if r["kind"] == "measured" and (r["config"], r["input"]) not in have
+    ]
+
+
+def overridden(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Notes for the records of the user's file that an evaluation of the same configuration replaces."""
+    measured = {(r["config"], r["input"]): r for r in records if r["kind"] == "measured"}
+    return [
+        f"note: {_where(r)} gives {describe_config(r)} at {r['input']} top-1 {r.get('top1')}; "
+        f"{_where(measured[key])} measured it, and the measured accuracy is the one reported"
+        for r in records
+        if r["kind"] == "yours" and (key := (r["config"], r["input"])) in measured
     ]
 
 
@@ -422,6 +438,12 @@ SECTIONS: tuple[Section, ...] = (
     Section("paper", "Ours beside the papers", lambda rows, _, __: paper_frame(rows), report_md.paper_lines),
     Section("scaling", "Scaling", lambda rows, _, include: scaling_frame(rows, include), report_md.scaling_lines),
     Section(
+        "growth",
+        "How cost grows with clip length and frame size",
+        lambda rows, _, include: growth_frame(rows, include),
+        report_md.growth_lines,
+    ),
+    Section(
         "throughput",
         "Why latency does not follow MACs",
         lambda rows, _, __: throughput_frame(rows),
@@ -438,11 +460,13 @@ def tradeoff_markdown(
     failures: pd.DataFrame,
     sources: Sequence[str],
     throughput: pd.DataFrame | None = None,
+    growth: pd.DataFrame | None = None,
 ) -> str:
     """The whole report as Markdown, from its frames: trade-off, failures, ours vs the papers, scaling and
-    (when given) throughput."""
+    (when given) growth with clip length and frame size, and throughput."""
     frames = {"tradeoff": trade, "paper": paper, "scaling": scaling, "failures": failures}
     frames["throughput"] = throughput if throughput is not None else throughput_frame([])
+    frames["growth"] = growth if growth is not None else growth_frame([])
     return _markdown(frames, sources)
 
 
@@ -477,7 +501,7 @@ MANIFEST = ".vbench-report.json"
 """Written into the report folder: the names of the files ``vbench report`` wrote there."""
 
 _TABLES = tuple(s.name for s in SECTIONS)
-_FIGURES = ("tradeoff_gmacs", "tradeoff_latency", "scaling", "mixed_variants", "roofline", "time_by_kind")
+_FIGURES = ("tradeoff_gmacs", "tradeoff_latency", "scaling", "growth", "mixed_variants", "roofline", "time_by_kind")
 _COUNTED_AFRESH = ("mixed_variants",)
 """Figures whose numbers ``vbench report`` counts with this checkout's models instead of reading them from the runs."""
 REPORT_FILES = frozenset(
@@ -613,7 +637,7 @@ def write_report(
     kinds = [b for path in breakdowns for b in load_breakdowns(path)]
     accuracy = accuracy_records(user, published, measured)
     frames = {s.name: s.compute(rows, accuracy, include_contended) for s in SECTIONS}
-    notes = unjoined(accuracy, rows)
+    notes = unjoined(accuracy, rows) + overridden(accuracy)
     text = _markdown(frames, [str(s) for s in sources], {"throughput": report_md.kinds_lines(kinds)})
     n_contended = sum(is_contended(r) for r in rows)
     if n_contended:
@@ -649,6 +673,7 @@ def write_report(
                 written += figures.plot_tradeoff(frames["tradeoff"], "gmacs", out_dir / "tradeoff_gmacs")
                 written += figures.plot_tradeoff(frames["tradeoff"], "latency_ms", out_dir / "tradeoff_latency")
                 written += figures.plot_scaling(rows, out_dir / "scaling")
+                written += figures.plot_growth(rows, out_dir / "growth")
                 written += figures.plot_roofline(frames["throughput"], _rooflines([e for _, e in runs]),
                                                  out_dir / "roofline")  # fmt: skip
                 written += figures.plot_time_by_kind(kinds, out_dir / "time_by_kind")

@@ -90,3 +90,29 @@ def test_input_paper_and_min_gives_both_clips_per_architecture(tmp_path):
     shapes = [(r["arch"], r["frames"], r["height"], r["output_shape"]) for r in rows]
     assert shapes == [("r3d_18", 16, 112, "1x400"), ("r3d_18", 8, 16, "1x400"),
                       ("i3d", 64, 224, "1x400"), ("i3d", 9, 193, "1x400")]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ("import os\nos._exit(0)\n", "it called os._exit(0)"),
+        ("import sys\nsys.exit(0)\n", "it called exit(0)"),
+        ("raise KeyboardInterrupt\n", "KeyboardInterrupt"),
+    ],
+    ids=["os._exit", "sys.exit", "KeyboardInterrupt"],
+)
+def test_a_plugin_that_exits_while_imported_is_one_line_and_exit_2(tmp_path, body, why):
+    """A hostile tester's finding: a plugin calling ``os._exit(0)`` at import ended vbench with exit 0, silently.
+    In a subprocess: were the fix undone, the plugin would end the test's own process."""
+    import subprocess
+    import sys
+
+    plugin = tmp_path / "hostile.py"
+    plugin.write_text(body)
+    for args in (["list"], ["profile", "--arch", "r3d_18", "--static", "--out", str(tmp_path / "out")]):
+        done = subprocess.run([sys.executable, "-m", "bench.cli", *args, "--plugin", str(plugin)],
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert done.stderr.strip() == f"vbench: error: cannot import plugin '{plugin}': {why}"
+    assert not (tmp_path / "out").exists()

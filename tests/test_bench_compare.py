@@ -292,3 +292,15 @@ def test_timed_runs_on_different_machines_are_flagged():
     comparison = compare_rows([_row(samples=samples)], [_row(samples=samples)], None, base_env, head_env)
     assert comparison.warnings == ["different devices: base NVIDIA H100, head NVIDIA A100"]
     assert "> warning: different devices" in compare_markdown(comparison, "b", "h")
+
+
+def test_a_markdown_path_under_a_file_is_one_line_before_the_verdict(tmp_path):
+    """A hostile tester's finding: ``--markdown a_file/x.md`` printed the verdict, then "File exists"."""
+    base = _save(tmp_path / "base", [_row()])
+    (tmp_path / "a_file").write_text("")
+    result = _compare(base, base, "--markdown", str(tmp_path / "a_file" / "x.md"))
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.strip() == (
+        f"vbench: error: --markdown '{tmp_path / 'a_file' / 'x.md'}': its folder '{tmp_path / 'a_file'}' "
+        "is a file, not a folder"
+    )

@@ -41,3 +41,21 @@ def test_the_readme_links_to_every_docs_page():
     links = {link.partition("#")[0] for link in _relative_links((ROOT / "README.md").read_text())}
     pages = {f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md") if p.name != "index.md"}
     assert pages <= links, sorted(pages - links)
+
+
+def test_every_exit_code_is_documented_and_no_command_spells_one_as_a_number():
+    from bench.errors import ExitCode
+
+    text = (ROOT / "docs" / "guarantees.md").read_text()
+    section = text.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    documented = {int(n) for n in re.findall(r"\*\*(\d+)\*\*", section)}
+    assert documented == {c.value for c in ExitCode if c != ExitCode.INTERRUPTED}
+    assert "128 + the signal" in section
+    literal = re.compile(r"(?:typer\.Exit\(code=|sys\.exit\(|os\._exit\()\d")
+    spelled = [
+        f"{path.name}:{n}"
+        for path in sorted((ROOT / "bench").glob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if literal.search(line)
+    ]
+    assert spelled == []

@@ -172,6 +172,21 @@ def test_a_full_disk_behind_stdout_is_one_line_and_exit_2_after_the_work(tmp_pat
     assert done.returncode == 2 and done.stderr.startswith("vbench: error: cannot write standard output")
 
 
+@pytest.mark.slow
+def test_closed_standard_descriptors_change_neither_the_exit_code_nor_the_files(tmp_path):
+    """Found by a hostile tester: a closed stderr with a full stdout was an internal error (exit 3). A closed
+    descriptor is opened on /dev/null first, so no file vbench opens takes descriptor 2 (where C code's
+    warnings would land)."""
+    done = shell(f"{shlex.join([VBENCH, 'list'])} > /dev/full 2>&-")
+    assert done.returncode == 2  # the full stdout, said nowhere: stderr is closed
+    for closed in ("2>&-", ">&- 2>&-", "<&- >&-"):
+        out = tmp_path / closed.replace("&", "").replace(">", "o").replace("<", "i").replace(" ", "")
+        done = shell(f"{shlex.join([VBENCH, 'profile', '--arch', 'r2d_18', '--static', '--out', str(out)])} {closed}")
+        assert done.returncode == 0, (closed, done.stderr)
+        rows = json.loads((out / "results.json").read_text())["rows"]  # valid JSON: nothing else wrote into it
+        assert [r["status"] for r in rows] == ["ok"]
+
+
 # ---------------------------------------------------------------- 2. whole-video protocols: memory follows the resized frames
 
 
@@ -290,6 +305,29 @@ def test_only_missing_retries_missing_unreadable_and_corrupt_videos_and_says_how
     doc = json.loads((out / "evaluation.json").read_text())
     assert doc["counts"]["evaluated"] == 4 and doc["counts"]["skipped_by_reason"] == {"too short": 1}
     assert doc["resumed"]["retried"] == 2
+
+
+@pytest.mark.slow
+def test_only_missing_removes_the_lines_of_videos_the_dataset_no_longer_lists(tmp_path, checkpoint):
+    """Found by a hostile tester: a video deleted from the dataset stayed counted (done 6 of 5 listed)."""
+    root = tmp_path / "videos"
+    for name, level in (("a", 60), ("b", 180), ("gone", 60)):
+        write_video(root / "c0" / f"{name}.mp4", level)
+    out = tmp_path / "e"
+    (tmp_path / "classes.txt").write_text("c0\nc1\n")
+    args = evaluate_args(root, checkpoint, out, "--classes", str(tmp_path / "classes.txt"))
+    assert vbench(*args).returncode == 0
+    assert sorted(r["video"] for r in lines(out)) == ["c0/a.mp4", "c0/b.mp4", "c0/gone.mp4"]
+    (root / "c0" / "gone.mp4").unlink()
+    write_video(root / "c0" / "new.mp4", 180)
+    again = vbench(*args, "--only-missing")
+    assert again.returncode == 0, again.stderr
+    assert "removed 1 lines of videos the dataset no longer lists" in again.stdout
+    assert "evaluating 1 videos" in again.stdout and "removed (no longer listed)" in again.stdout
+    assert sorted(r["video"] for r in lines(out)) == ["c0/a.mp4", "c0/b.mp4", "c0/new.mp4"]
+    doc = json.loads((out / "evaluation.json").read_text())
+    assert doc["counts"]["evaluated"] == 3 == doc["dataset"]["videos"]
+    assert doc["resumed"]["dropped_unlisted"] == 1 and doc["resumed"]["kept"] == 2
 
 
 # ---------------------------------------------------------------- 7. one file listed under three spellings

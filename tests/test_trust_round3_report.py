@@ -110,6 +110,20 @@ def test_a_user_accuracy_of_a_2_class_head_joins_its_row_only(tmp_path, runs):
     assert rows["r3d_18"]["accuracy_kind"] == "published"
 
 
+def test_a_number_of_the_accuracy_file_that_an_evaluation_replaces_is_said(tmp_path, runs):
+    """Found by a hostile tester: the file's number was dropped without a word when an evaluation measured the same
+    configuration. The measured one wins (it is what this machine measured), and the report says so."""
+    acc = tmp_path / "acc.csv"
+    acc.write_text("arch,input,top1,source\nr3d_18,16x112x112,42.0,my lab\n")
+    measured = _evaluation(tmp_path / "eval-a", top1=55.0, num_classes=400)
+    done = _vbench("report", runs["k400"], measured, "--accuracy", acc, "--out", tmp_path / "rep", "--no-plots")
+    assert done.returncode == 0, done.stderr
+    row = _tradeoff(tmp_path / "rep")["r3d_18"]
+    assert (row["top1"], row["accuracy_kind"]) == ("55.0", "measured")
+    note = next(line for line in done.stderr.splitlines() if "42.0" in line)
+    assert f"accuracy file '{acc}', record 1" in note and f"evaluation '{measured}' measured it" in note
+
+
 # ---------------------------------------------------------------- item 4: two evaluations of one configuration
 
 
