@@ -17,9 +17,13 @@ memory still available). The ratio is estimate / taken: >= 1 is an upper bound.
 alone, attention's own tensors unseen), from the same counts.
 
 Part 2 (static): :func:`bench.measure.estimate_bytes` at each architecture's paper
-input, training in fp32, batch 1 and 8, for every registered architecture; counted
-on the meta device, nothing measured. Architectures with attention (a module that
-declares ``work_kind = "attention"``) are marked.
+input, training in fp32, batch 1 and 8, for every registered architecture, with
+the CPU's rule and the GPU's (one copy of the weights fewer); counted on the meta
+device, nothing measured. Architectures with attention (a module that declares
+``work_kind = "attention"``) are marked.
+
+The measurements take about 30 minutes on 2 loaded cores; ``--raw`` keeps them, so
+that a change to the estimate is checked again in a minute.
 """
 
 from __future__ import annotations
