@@ -72,7 +72,7 @@ class _CpuAttention(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
-        if func is F.scaled_dot_product_attention or func is torch._C._nn.scaled_dot_product_attention:
+        if func is F.scaled_dot_product_attention and len(args) >= 3:  # q, k, v given by keyword: the math path
             q, k, v, *rest = args
             names = ("attn_mask", "dropout_p", "is_causal")
             given = dict(zip(names, rest, strict=False)) | kwargs
