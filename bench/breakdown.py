@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.records import KINDS
+from bench.results.records import KINDS
 
 __all__ = [
     "KINDS",
@@ -576,7 +576,7 @@ def time_breakdown(
     now: Callable[[], float] = time.perf_counter,
     expected_shape: tuple[int, ...] | None = None,
 ) -> Breakdown:
-    """Measure ``config`` (a :class:`bench.records.Config`) without, then with, instrumentation.
+    """Measure ``config`` (a :class:`bench.results.records.Config`) without, then with, instrumentation.
 
     The uninstrumented latency is the median of about ``2 x repeats`` iterations, timed
     as ``vbench profile`` times them, in rounds between the ``iterations`` profiled ones, which run under

@@ -34,7 +34,7 @@ from bench.console import say as _say
 from bench.console import stdout_closed as _stdout_closed
 from bench.errors import ExitCode, UsageError, first_line
 from bench.lifetime import Interrupted
-from bench.records import (
+from bench.results.records import (
     COUNTERS,
     DEVICES,
     DTYPES,
@@ -150,8 +150,8 @@ def _types(hint: Any) -> set[Any]:
 
 
 def _check_paths(paths: dict[str, str], kwargs: dict[str, Any]) -> None:
-    """Every path the user gave, checked in one place (:func:`bench.validate.check_path`) before any work."""
-    from bench.validate import check_path
+    """Every path the user gave, checked in one place (:func:`bench.results.validate.check_path`) before any work."""
+    from bench.results.validate import check_path
 
     for name, what in paths.items():
         value = kwargs.get(name)
@@ -585,9 +585,9 @@ def _profile_on_cluster(
 ) -> tuple[list[Row], dict[str, Path]]:
     """``--executor``: submit one array task per shard with a progress bar, then report and write the merge."""
     from bench.cluster import load_cluster_options, profile_on_cluster
-    from bench.config import default_config
-    from bench.merge import write_merged
     from bench.report import summary_markdown
+    from bench.results.config import default_config
+    from bench.results.merge import write_merged
 
     options = load_cluster_options(default_config(None), **cluster)
     with _bar(console, disable=not console.is_terminal) as bar:
@@ -641,8 +641,8 @@ def merge_cmd(
     ] = False,
 ) -> None:
     """Combine shard outputs into one results set; exit 1 if jobs are missing or held twice."""
-    from bench.merge import merge_runs, write_merged
     from bench.report import summary_markdown
+    from bench.results.merge import merge_runs, write_merged
     from bench.rundir import check_out, claim
 
     out_dir = check_out(_folder(out), overwrite=overwrite)
@@ -780,7 +780,7 @@ def roofline_cmd(
 ) -> None:
     """The device's measured roofline: peak TFLOP/s (matmul, conv3d), copy bandwidth, ridge point (cached)."""
     from bench.plan import resolve_device
-    from bench.records import choice
+    from bench.results.records import choice
     from bench.roofline import cache_path, is_cached, roofline_for
 
     chosen = resolve_device(device)
@@ -916,10 +916,10 @@ def compare_cmd(
 ) -> None:
     """Regression verdicts of HEAD against BASE; exit 1 on a regression, 2 on bad input, 4 when a row was timed on a
     shared machine (contended) and nothing regressed."""
-    from bench.compare import compare_rows, load_compare_config, refresh_command
-    from bench.config import default_config
     from bench.report import compare_markdown
-    from bench.results import atomic_write_text, load_results
+    from bench.results.compare import compare_rows, load_compare_config, refresh_command
+    from bench.results.config import default_config
+    from bench.results.store import atomic_write_text, load_results
 
     if markdown is not None:
         from bench.rundir import probe_writable

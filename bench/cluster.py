@@ -2,7 +2,7 @@
 
 Each array task plans the same sweep, keeps its shard (:mod:`bench.shard`) and
 measures it into its own folder; the parent waits, then merges the folders
-(:mod:`bench.merge`). submitit's local executor runs the same code path as
+(:mod:`bench.results.merge`). submitit's local executor runs the same code path as
 subprocesses of this machine, so the path is tested without SLURM. submitit is
 an optional extra: ``pip install 'vbench[cluster]'``.
 """
@@ -18,14 +18,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.config import tool_table
 from bench.errors import UsageError
 from bench.plan import Plan, Request
-from bench.records import EXECUTORS
-from bench.schema import row_key
+from bench.results.config import tool_table
+from bench.results.records import EXECUTORS
+from bench.results.schema import row_key
 
 if TYPE_CHECKING:
-    from bench.merge import MergeResult
+    from bench.results.merge import MergeResult
 
 __all__ = [
     "EXECUTORS",
@@ -189,7 +189,7 @@ def fill_failed_shards(plan: Plan, dirs: Sequence[Path], failures: Mapping[int, 
     configuration and ``--only-missing`` can re-run exactly those. Returns the
     number of rows added.
     """
-    from bench.results import load_partial, write_rows
+    from bench.results.store import load_partial, write_rows
     from bench.runner import status_rows
     from bench.shard import prepare_sweep, remaining_plan
 
@@ -228,8 +228,8 @@ def profile_on_cluster(
     Returns the merged results (written to ``out_dir`` by the caller), the
     failed tasks (shard index -> message) and the rows added for them.
     """
-    from bench.merge import merge_runs
     from bench.plan import make_plan
+    from bench.results.merge import merge_runs
 
     plan = make_plan(request)  # every usage error before anything is submitted
     options = replace(options, shards=min(options.shards, max(1, len(plan.jobs))))  # no empty array tasks
@@ -246,8 +246,8 @@ def profile_on_cluster(
 
 def _keep_interrupted(out_dir: Path, shards: int) -> int:
     """Write the rows the shard folders hold as ``out_dir``'s run, ``interrupted``; return how many."""
-    from bench.merge import merge_runs
-    from bench.results import ResultsWriter
+    from bench.results.merge import merge_runs
+    from bench.results.store import ResultsWriter
 
     dirs = [d for d in (out_dir / "shards" / f"{i}-of-{shards}" for i in range(1, shards + 1)) if d.is_dir()]
     try:

@@ -305,7 +305,7 @@ def _check_record(r: Any, num_classes: int) -> bool:
 def _read_predictions(path: Path, num_classes: int) -> tuple[list[dict[str, Any]], bool]:
     """The valid lines of a ``predictions.jsonl`` (a line cut short by a kill, or not ours, is dropped), and
     whether the file needs rewriting (it held such a line)."""
-    from bench.validate import RESULTS_CAP, parse_json, read_text
+    from bench.results.validate import RESULTS_CAP, parse_json, read_text
 
     if not path.is_file():
         return [], False
@@ -332,8 +332,8 @@ def _load_previous(out: Path, fingerprint: dict[str, Any], num_classes: int) -> 
         UsageError: the folder's evaluation was made with another arch, weights, protocol, input, dataset or
             class list.
     """
-    from bench.results import atomic_write_text
-    from bench.validate import SMALL_CAP, parse_json, read_text
+    from bench.results.store import atomic_write_text
+    from bench.results.validate import SMALL_CAP, parse_json, read_text
 
     summary = out / "evaluation.json"
     if summary.is_file():
@@ -473,7 +473,7 @@ class _Writer:
             raise OutputError(f"cannot write '{self.out / 'predictions.jsonl'}': {e.strerror or e}") from None
 
     def summary(self, state: str, metrics: Metrics, timing: Timing, classes: Sequence[str]) -> dict[str, Any]:
-        from bench.results import atomic_write_text
+        from bench.results.store import atomic_write_text
 
         doc = {**self.base, "state": state, **_summary_fields(metrics, timing, self.base)}
         try:
@@ -671,7 +671,7 @@ def evaluate(
     # prediction would count in top-1 over videos that are not there.
     gone = [r["video"] for r in records if r["video"] not in dataset.order]
     if retried or gone:  # their lines go: retried videos are tried again, and a new line is written for each
-        from bench.results import atomic_write_text
+        from bench.results.store import atomic_write_text
 
         again = set(retried) | set(gone)
         records = [r for r in records if r["video"] not in again]

@@ -202,7 +202,7 @@ def evaluate_cmd(
     from bench.evaluate import check_eval_out, remove_if_empty, resolve_protocol
     from bench.plan import parse_arch_kwargs
     from bench.plugins import load_plugins
-    from bench.records import DTYPES, choice
+    from bench.results.records import DTYPES, choice
 
     for value, what in ((clips, "--clips"), (crops, "--crops"), (frames, "--frames"), (size, "--size"),
                         (batch, "--batch"), (limit, "--limit")):  # fmt: skip

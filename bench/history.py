@@ -1,5 +1,5 @@
 """``vbench history``: each configuration's costs across runs, oldest commit first, judged as ``vbench compare``
-judges two runs (:func:`bench.compare.compare_rows`: the same marks, tolerances and tests).
+judges two runs (:func:`bench.results.compare.compare_rows`: the same marks, tolerances and tests).
 
 Numbers only; :func:`history_summary` is the text the command prints and :func:`bench.report_html.history_html`
 the page.
@@ -41,7 +41,7 @@ class History:
         frame: One row per (configuration, run) present: ``arch``, ``config``, ``run`` (index), each metric, and
             ``<metric>_mark`` / ``<metric>_verdict`` / ``<metric>_fails``: the change from the last earlier run
             that held the configuration (for latency and memory: that measured them), as
-            :func:`bench.compare.compare_rows` judges it (empty: no change).
+            :func:`bench.results.compare.compare_rows` judges it (empty: no change).
         notes: What the page should say besides.
     """
 
@@ -64,10 +64,10 @@ def history_frame(runs: Sequence[tuple[str, Sequence[dict[str, Any]], Mapping[st
 
     Args:
         runs: (path, rows, environment) of each run, in any order.
-        config: The tolerances (:class:`bench.compare.CompareConfig`).
+        config: The tolerances (:class:`bench.results.compare.CompareConfig`).
     """
-    from bench.compare import compare_rows, row_label
-    from bench.schema import is_missing
+    from bench.results.compare import compare_rows, row_label
+    from bench.results.schema import is_missing
 
     ordered = sorted(runs, key=lambda r: _run_order(r[1]))
     infos = []
@@ -146,12 +146,12 @@ def write_history(
     Raises:
         UsageError: fewer than two runs, a missing or malformed run or config, or an unwritable folder.
     """
-    from bench.compare import load_compare_config
-    from bench.config import default_config
     from bench.errors import OutputError, UsageError
-    from bench.results import atomic_write_text, load_results
+    from bench.results.compare import load_compare_config
+    from bench.results.config import default_config
+    from bench.results.store import atomic_write_text, load_results
+    from bench.results.validate import show_path
     from bench.rundir import new_run_dir, probe_writable
-    from bench.validate import show_path
 
     if len(sources) < 2:
         raise UsageError("history needs at least two runs")

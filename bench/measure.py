@@ -21,7 +21,7 @@ from torch import nn
 import archs
 from bench.contention import GpuMonitor, GpuReport
 from bench.counting import Counts
-from bench.records import Config, Memory
+from bench.results.records import Config, Memory
 from bench.timing import Clock, CudaEventClock, HostClock, Measurement, SamplePolicy, sample
 
 __all__ = [

@@ -10,7 +10,7 @@ and reused for every row, so counting also happens only once.
 
 The records themselves (:class:`Request`, :class:`Config`, :class:`Job`,
 :class:`Plan`) and the choices (:data:`DEVICES`, ...) live in the torch-free
-:mod:`bench.records` and are re-exported here; planning imports the registry
+:mod:`bench.results.records` and are re-exported here; planning imports the registry
 and the counter (torch).
 """
 
@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import archs
 from bench.counting import Counts, count_with
 from bench.errors import UsageError, first_line
-from bench.records import (
+from bench.results.records import (
     COUNTERS,
     DEVICES,
     DTYPES,

@@ -21,7 +21,7 @@ import matplotlib
 import numpy as np
 
 import archs
-from bench.records import KIND_COLOURS
+from bench.results.records import KIND_COLOURS
 
 matplotlib.use("Agg")
 

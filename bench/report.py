@@ -33,11 +33,11 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from bench.columns import LABELS, SUMMARY_COLUMNS, Column, column
 from bench.contention import is_contended
-from bench.records import Row
+from bench.results.columns import LABELS, SUMMARY_COLUMNS, Column, column
+from bench.results.records import Row
+from bench.results.schema import clip_of
 from bench.roofline import intensity
-from bench.schema import clip_of
 
 __all__ = [
     "arch_table",
@@ -388,7 +388,7 @@ _SUMMARY: tuple[Column, ...] = SUMMARY_COLUMNS
 
 
 def _value(row: Mapping[str, Any], name: str) -> str:
-    """The cell of column ``name`` (in :mod:`bench.columns`) for ``row``, as the summary shows it."""
+    """The cell of column ``name`` (in :mod:`bench.results.columns`) for ``row``, as the summary shows it."""
     if name == "input":
         return clip_of(row)
     col = column(name)
@@ -618,7 +618,7 @@ def _fmt_metric(metric: str, v: Any) -> str:
 
 
 _MARKS = {
-    # asv-style marks of `vbench compare` (which of them fail is bench.compare.Change.fails)
+    # asv-style marks of `vbench compare` (which of them fail is bench.results.compare.Change.fails)
     "x": "an exact count or the output shape changed (fails)",
     "!": "ok in the base, not ok in the head (fails)",
     "+": "worse beyond the tolerance, significantly (fails)",
@@ -666,7 +666,7 @@ def _tolerance_lines(config: Any) -> list[str]:
 
 
 def compare_markdown(comparison: Any, base: str, head: str, refresh: str = "") -> str:
-    """The verdict of ``vbench compare`` (a :class:`bench.compare.Comparison`) as Markdown.
+    """The verdict of ``vbench compare`` (a :class:`bench.results.compare.Comparison`) as Markdown.
 
     Every string from the runs (architecture names, configurations, values,
     error notes, warnings) and the paths are escaped: the verdict also goes to

@@ -100,7 +100,7 @@ def chart_points(rows: Sequence[dict[str, Any]], accuracy: Sequence[dict[str, An
     dtypes give one point per row and setting, which the page's filters choose between.
     """
     # The trade-off table's own grouping and choice of timing row, so that the MFU is the latency's row's.
-    from bench.schema import clip_of
+    from bench.results.schema import clip_of
     from bench.tradeoff import _label, _timing_row, tradeoff_frame
 
     settings: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
@@ -381,7 +381,7 @@ def report_html(
         include_contended: Points timed on a shared machine (``contended``) join the fronts of the costs
             that come from their latency (latency, MFU); by default they are drawn but not on those fronts.
     """
-    from bench.records import KIND_COLOURS, KINDS
+    from bench.results.records import KIND_COLOURS, KINDS
 
     titles = titles or {}
     families = sorted({str(f) for f in points["family"].dropna()}) if len(points) else []

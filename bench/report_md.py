@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from bench.records import KINDS
 from bench.report import markdown_table, md_code, md_escape, md_image
-from bench.schema import is_missing
+from bench.results.records import KINDS
+from bench.results.schema import is_missing
 
 __all__ = [
     "failures_lines",

@@ -46,10 +46,10 @@ import archs
 from bench.env import environment
 from bench.errors import OutputError
 from bench.lifetime import LIVE, become_subreaper, end_group, end_orphans
-from bench.records import Config, Job, Plan, Row
-from bench.results import ResultsWriter
+from bench.results.records import Config, Job, Plan, Row
+from bench.results.schema import config_key, make_row, row_key
+from bench.results.store import ResultsWriter
 from bench.rounds import combine_rounds, round_robin, settle
-from bench.schema import config_key, make_row, row_key
 from bench.worker import BOOTSTRAP, encode_job
 
 __all__ = ["STARTUP_S", "RunOutput", "job_row", "run_plan", "status_rows"]

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError
-from bench.records import Job, Plan, Request, Row
-from bench.schema import config_key, row_key
+from bench.results.records import Job, Plan, Request, Row
+from bench.results.schema import config_key, row_key
 
 __all__ = [
     "DONE_STATUSES",
@@ -133,7 +133,7 @@ def prepare_sweep(
             (other torch, vbench, CPU, GPU or thread count); refused otherwise.
     """
     from bench.plan import make_plan, resolve_device, resolve_gpus
-    from bench.results import load_partial
+    from bench.results.store import load_partial
 
     index, count = parse_shard(shard) if shard is not None else (1, 1)
     device = source.device if isinstance(source, Plan) else resolve_device(source.device)
@@ -147,7 +147,7 @@ def prepare_sweep(
         rows, env = load_partial(only_missing_in)
         if rows and not allow_mixed:
             from bench.env import environment
-            from bench.merge import check_compatible
+            from bench.results.merge import check_compatible
 
             timed = not full.request.static or any(r.get("n_samples") for r in rows)
             check_compatible([(str(only_missing_in), env), ("this run", environment(None))], timed)

@@ -31,8 +31,8 @@ from bench import report_md
 from bench.analysis import fit_growth, pareto_front
 from bench.contention import is_contended
 from bench.errors import OutputError, UsageError
-from bench.schema import clip_of, is_missing
-from bench.validate import (
+from bench.results.schema import clip_of, is_missing
+from bench.results.validate import (
     ACCURACY_COLUMNS,
     is_evaluation,
     load_accuracy,
@@ -562,7 +562,7 @@ def check_report_folder(out_dir: Path, overwrite: bool = False) -> set[str]:
 
 
 def _write_manifest(out_dir: Path, names: set[str]) -> Path:
-    from bench.results import atomic_write_text
+    from bench.results.store import atomic_write_text
 
     path = out_dir / MANIFEST
     atomic_write_text(path, json.dumps({"written_by": "vbench report", "files": sorted(names)}, indent=1) + "\n")
@@ -608,7 +608,7 @@ def write_report(
             report folder that is a file or holds other files (all before
             anything is written); OutputError: a folder that cannot be written.
     """
-    from bench.results import atomic_write_text, load_results
+    from bench.results.store import atomic_write_text, load_results
 
     if html:
         from bench.report_html import require_plotly

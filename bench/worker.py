@@ -115,8 +115,8 @@ def main() -> int:
     from bench.env import environment
     from bench.errors import first_line
     from bench.measure import device_free_bytes, estimate_bytes, is_oom, measure_config, setup_device, unsupported
-    from bench.records import Config, Status
-    from bench.schema import make_row
+    from bench.results.records import Config, Status
+    from bench.results.schema import make_row
     from bench.timing import SamplePolicy
 
     configs = [Config.from_dict(c) for c in spec["configs"]]

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from bench.measure import measure_config
-from bench.records import Config
+from bench.results.records import Config
 from bench.timing import CONTENDED_SHARE, SamplePolicy
 
 ROOT = Path(__file__).resolve().parent.parent

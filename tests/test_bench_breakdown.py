@@ -20,9 +20,9 @@ from torch import nn
 from archs._blocks import SqueezeExcitation, Swish
 from bench.breakdown import OUTSIDE, ROOT_OPS, SCOPE, Op, attribute, module_kind, profile_model
 from bench.counting import count
-from bench.records import Config
+from bench.results.records import Config
+from bench.results.schema import make_row
 from bench.roofline import ProbeSizes, Roofline, intensity, probe, roofline_for
-from bench.schema import make_row
 from bench.timing import Measurement
 
 BACKWARD = "autograd::engine::evaluate_function: "
@@ -649,7 +649,7 @@ def test_no_roofline_for_fp16_on_a_cpu() -> None:
 )  # fmt: skip
 def test_impossible_breakdowns_are_refused(tmp_path: Path, kinds: list, message: str) -> None:
     from bench.errors import UsageError
-    from bench.validate import load_breakdowns
+    from bench.results.validate import load_breakdowns
 
     doc = {"arch": "a", "mode": "infer", "device": "cpu", "dtype": "fp32", "input_shape": [1, 3, 8, 16, 16],
            "kinds": kinds}  # fmt: skip

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from bench.analysis import fit_growth, pareto_front
 from bench.cli import app
 from bench.errors import UsageError
-from bench.schema import COLUMNS, SCHEMA_VERSION
+from bench.results.schema import COLUMNS, SCHEMA_VERSION
 from bench.tradeoff import (
     accuracy_records,
     failures_frame,

@@ -15,11 +15,11 @@ from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.errors import UsageError
-from bench.merge import merge_runs
 from bench.plan import Config, Request, make_plan, resolve_gpus
-from bench.results import load_results
+from bench.results.merge import merge_runs
+from bench.results.schema import make_row, row_key
+from bench.results.store import load_results
 from bench.runner import run_plan
-from bench.schema import make_row, row_key
 from bench.shard import assign_shards, parse_shard, prepare_sweep, remaining_plan, select_shard
 
 pytestmark = pytest.mark.slow  # worker processes and signals: the slow tier, which CI always runs

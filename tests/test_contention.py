@@ -366,7 +366,7 @@ def test_the_run_summary_marks_contended_rows_with_a_footnote():
 def test_a_real_cpu_run_fills_the_contention_columns(tmp_path):
     from test_bench_runner import FAST, _vbench
 
-    from bench.results import load_results
+    from bench.results.store import load_results
 
     out = tmp_path / "run"
     proc = _vbench("profile", "--arch", "fake_ok", "--plugin", "fake_archs", *FAST, "--out", str(out))

@@ -16,10 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.compare import CompareConfig
 from bench.history import history_frame
-from bench.results import load_results
-from bench.schema import SCHEMA_VERSION, clip_of
+from bench.results.compare import CompareConfig
+from bench.results.schema import SCHEMA_VERSION, clip_of
+from bench.results.store import load_results
 from bench.tradeoff import accuracy_records, tradeoff_frame
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,7 +25,6 @@ from rich.cells import cell_len
 from rich.console import Console
 
 import archs
-from bench.compare import CompareConfig, Tolerances, compare_rows
 from bench.errors import UsageError
 from bench.report import (
     arch_table,
@@ -41,7 +40,8 @@ from bench.report import (
     summary_markdown,
     summary_table,
 )
-from bench.schema import COLUMNS, SCHEMA_VERSION
+from bench.results.compare import CompareConfig, Tolerances, compare_rows
+from bench.results.schema import COLUMNS, SCHEMA_VERSION
 from bench.tradeoff import (
     MANIFEST,
     check_report_folder,

@@ -18,7 +18,7 @@ import pytest
 import typer
 
 from bench.cli import _CLUSTER_OPTIONS, NOT_RESUMED, app, path_parameters, profile_command, profile_options
-from bench.compare import NOT_REFRESHED
+from bench.results.compare import NOT_REFRESHED
 
 pytestmark = pytest.mark.slow  # worker processes and signals: the slow tier, which CI always runs
 

@@ -7,7 +7,7 @@ what type its values have, and what it means. Everything else is derived from
 here: :data:`COLUMNS` (the CSV's columns, in order), :data:`REQUIRED_COLUMNS`,
 :data:`KEY_COLUMNS`, :data:`EXACT_METRICS`, the run summary table
 (:data:`SUMMARY_COLUMNS`), the metric names of the compare verdict
-(:data:`LABELS`), the type checks of :mod:`bench.validate` and the table of
+(:data:`LABELS`), the type checks of :mod:`bench.results.validate` and the table of
 ``docs/columns.md`` (:func:`readme_section`).
 
 Counting columns are **per clip** (batch 1), as published tables give them;
@@ -20,7 +20,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import Literal
 
-from bench.records import DEVICE_KINDS, DTYPES, ROW_MODES, STATUSES
+from bench.results.records import DEVICE_KINDS, DTYPES, ROW_MODES, STATUSES
 
 __all__ = [
     "COLUMNS",
@@ -43,7 +43,7 @@ Gate = Literal["exact", "ratio", "status", "none"]
 with ``significance``, only when the raw samples say so too), ``status`` (ok to not ok fails), ``none``."""
 
 Kind = Literal["name", "name?", "text?", "positive", "count?", "amount?", "flag", "flag?", "status", "json"]
-"""The type of a column's values (``?``: or null), as :mod:`bench.validate` checks it in a file:
+"""The type of a column's values (``?``: or null), as :mod:`bench.results.validate` checks it in a file:
 a string on one line, any string, a positive integer, a non-negative integer, a finite non-negative number,
 a boolean, a status, a JSON object as a string."""
 

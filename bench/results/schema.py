@@ -1,7 +1,7 @@
 """The results schema: one tidy row per (arch, batch, frames, height, width, device, dtype, mode, options).
 
-Rows are :class:`~bench.records.Row` dicts with the columns of the registry in
-:mod:`bench.columns` (re-exported here), holding raw-enough numbers
+Rows are :class:`~bench.results.records.Row` dicts with the columns of the registry in
+:mod:`bench.results.columns` (re-exported here), holding raw-enough numbers
 (milliseconds and MiB with full precision; nothing rounded). ``gmacs``,
 ``gflops``, ``train_gmacs`` and ``activations_m`` are **per clip** (batch 1),
 as published tables give them; latency is per iteration of the whole batch,
@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from bench.columns import COLUMNS, EXTRA_COLUMNS, KEY_COLUMNS, REQUIRED_COLUMNS
-from bench.records import STATUSES, Config, Memory, Row, Status
+from bench.results.columns import COLUMNS, EXTRA_COLUMNS, KEY_COLUMNS, REQUIRED_COLUMNS
+from bench.results.records import STATUSES, Config, Memory, Row, Status
 from bench.roofline import Roofline, intensity
 
 if TYPE_CHECKING:

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from bench.errors import UsageError
-from bench.records import Row
-from bench.schema import COLUMNS, SCHEMA_VERSION, is_missing
-from bench.validate import check_results_doc, load_results_doc, parse_json, read_text
+from bench.results.records import Row
+from bench.results.schema import COLUMNS, SCHEMA_VERSION, is_missing
+from bench.results.validate import check_results_doc, load_results_doc, parse_json, read_text
 
 __all__ = [
     "STATES",
@@ -207,7 +207,7 @@ def read_run(path: str | Path) -> tuple[list[Row], dict[str, Any], str]:
 def load_results(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows and environment of a saved run: its folder, its ``results.json`` or a file beside that.
 
-    The rows are checked results rows (:class:`~bench.records.Row`), typed here
+    The rows are checked results rows (:class:`~bench.results.records.Row`), typed here
     as plain dicts because :mod:`bench.tradeoff` hands them on to functions that
     take dicts; :func:`read_run` gives them typed.
 

@@ -260,12 +260,12 @@ class _RequiredRow(TypedDict):
 
 
 class Row(_RequiredRow, total=False):
-    """One results row: every column of :data:`bench.columns.COLUMNS`, plus the raw samples.
+    """One results row: every column of :data:`bench.results.columns.COLUMNS`, plus the raw samples.
 
-    The required columns (:data:`bench.columns.REQUIRED_COLUMNS`) are in every
-    row read back from a file; :func:`bench.schema.make_row` fills every column
+    The required columns (:data:`bench.results.columns.REQUIRED_COLUMNS`) are in every
+    row read back from a file; :func:`bench.results.schema.make_row` fills every column
     (None where unknown). ``samples_ms`` goes to ``results.json``, not to the CSV.
-    What each column means is in the column registry, :mod:`bench.columns`.
+    What each column means is in the column registry, :mod:`bench.results.columns`.
     """
 
     arch_kwargs: str | None

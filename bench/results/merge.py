@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.compare import row_label
 from bench.errors import UsageError
-from bench.records import Row
-from bench.results import load_partial, write_rows
-from bench.schema import row_key
-from bench.validate import is_evaluation, show_path
+from bench.results.compare import row_label
+from bench.results.records import Row
+from bench.results.schema import row_key
+from bench.results.store import load_partial, write_rows
+from bench.results.validate import is_evaluation, show_path
 
 __all__ = ["MergeResult", "check_compatible", "merge_runs", "timed_concurrently", "write_merged"]
 

@@ -2,8 +2,8 @@
 
 The policy (``docs/compare.md``):
 
-- Rows are matched on :data:`bench.columns.KEY_COLUMNS`; the column registry
-  (:mod:`bench.columns`) says how each column is gated.
+- Rows are matched on :data:`bench.results.columns.KEY_COLUMNS`; the column registry
+  (:mod:`bench.results.columns`) says how each column is gated.
 - Parameters, MACs, FLOPs and the output shape must be equal: any change
   fails, improvements included (a baseline is refreshed on purpose, never
   drifts).
@@ -41,13 +41,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench import columns
-from bench.config import tool_table
 from bench.contention import is_contended
 from bench.errors import ExitCode, UsageError
-from bench.schema import clip_of, is_missing, row_key
-from bench.stats import mann_whitney_u
-from bench.validate import show, show_path
+from bench.results import columns
+from bench.results.config import tool_table
+from bench.results.schema import clip_of, is_missing, row_key
+from bench.results.stats import mann_whitney_u
+from bench.results.validate import show, show_path
 
 __all__ = [
     "EXACT_METRICS",
@@ -386,8 +386,8 @@ def compare_rows(
 ) -> Comparison:
     """Match rows on their configuration and judge every metric.
 
-    The rows are results rows (:class:`~bench.records.Row`), of a run or read
-    back from a file (:func:`bench.results.load_results`); only the columns
+    The rows are results rows (:class:`~bench.results.records.Row`), of a run or read
+    back from a file (:func:`bench.results.store.load_results`); only the columns
     that match and are judged are read.
 
     Raises:

@@ -10,7 +10,7 @@ that a malformed, wrongly typed or hostile file is one line and exit code 2
 - :func:`parse_json` bounds the nesting depth before parsing and refuses
   integers that do not fit a float;
 - :func:`load_results_doc` checks every row of a ``results.json`` column by
-  column against :mod:`bench.schema`, and the environment facts that other
+  column against :mod:`bench.results.schema`, and the environment facts that other
   modules use;
 - :func:`load_accuracy` checks every record of a user's accuracy file.
 
@@ -33,10 +33,10 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
-from bench.columns import REGISTRY, REQUIRED_COLUMNS, Kind
 from bench.errors import UsageError
-from bench.records import KINDS, STATUSES, Row
-from bench.schema import SCHEMA_VERSION
+from bench.results.columns import REGISTRY, REQUIRED_COLUMNS, Kind
+from bench.results.records import KINDS, STATUSES, Row
+from bench.results.schema import SCHEMA_VERSION
 
 __all__ = [
     "ACCURACY_COLUMNS",
@@ -356,7 +356,7 @@ _KIND_CHECKS: dict[Kind, Check] = {
 }
 
 ROW_CHECKS: dict[str, Check] = {c.name: _KIND_CHECKS[c.kind] for c in REGISTRY if c.stored}
-"""The type of every column vbench writes (its ``kind`` in the column registry, :mod:`bench.columns`)."""
+"""The type of every column vbench writes (its ``kind`` in the column registry, :mod:`bench.results.columns`)."""
 
 _ENV_CHECKS: dict[str, Check] = {
     **{k: _NAME_OR_NONE for k in ("vbench_version", "git_sha", "torch_version", "python_version", "platform",
