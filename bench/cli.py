@@ -225,7 +225,7 @@ def list_cmd(
 ) -> None:
     """List registered architectures with their inputs, parameters and paper."""
     import archs
-    from bench.counting import build_meta, param_count
+    from bench.measure.counting import build_meta, param_count
     from bench.plugins import load_plugins
     from bench.report import arch_table
 
@@ -721,7 +721,7 @@ def inspect_cmd(
     """
     from dataclasses import asdict
 
-    from bench.counting import module_breakdown
+    from bench.measure.counting import module_breakdown
     from bench.plan import Request, make_plan
     from bench.plugins import load_plugins
     from bench.report import inspect_table
@@ -779,9 +779,9 @@ def roofline_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """The device's measured roofline: peak TFLOP/s (matmul, conv3d), copy bandwidth, ridge point (cached)."""
+    from bench.measure.roofline import cache_path, is_cached, roofline_for
     from bench.plan import resolve_device
     from bench.results.records import choice
-    from bench.roofline import cache_path, is_cached, roofline_for
 
     chosen = resolve_device(device)
     dtypes = [choice(d.strip(), DTYPES, "dtype") for d in dtype.split(",")]
@@ -850,9 +850,9 @@ def _inspectable(plan: Any) -> Iterator[tuple[Any, Any]]:
 
 def _inspect_time(plan: Any, name: str, depth: int | None, as_json: bool, iterations: int, trace: Path | None) -> None:
     """``inspect --time``: measure each planned architecture's breakdown, print tables or JSON."""
-    from bench.breakdown import time_breakdown
+    from bench.measure.breakdown import time_breakdown
+    from bench.measure.roofline import roofline_for
     from bench.report import breakdown_checks, fmt_input, kind_table, time_table
-    from bench.roofline import roofline_for
 
     todo = list(_inspectable(plan))
     if trace is not None and len(todo) > 1:
@@ -896,7 +896,7 @@ def _inspect_time(plan: Any, name: str, depth: int | None, as_json: bool, iterat
 
 
 def _module_names(job: Any) -> list[str]:
-    from bench.counting import build_meta
+    from bench.measure.counting import build_meta
 
     return [n for n, _ in build_meta(job.arch, **dict(job.configs[0].arch_kwargs)).named_modules() if n] or ["x"]
 

@@ -552,7 +552,7 @@ def _cell(value: float | None) -> str:
 def _environment(options: EvalOptions) -> dict[str, Any]:
     import av
 
-    from bench.env import environment
+    from bench.measure.environment import environment
 
     env = environment(options.device if options.device == "cuda" else None)
     env.update(

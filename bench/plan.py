@@ -26,8 +26,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 import archs
-from bench.counting import Counts, count_with
 from bench.errors import UsageError, first_line
+from bench.measure.counting import Counts, count_with
 from bench.results.records import (
     COUNTERS,
     DEVICES,

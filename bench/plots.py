@@ -379,7 +379,7 @@ def plot_roofline(frame: Any, rooflines: dict[tuple[str, str], dict[str, Any]], 
     under the measured roofs (the compute roof and the bandwidth slope meet at the ridge point).
 
     ``frame`` is :func:`bench.tradeoff.throughput_frame`'s (inference rows are drawn; the largest batch of
-    each architecture); ``rooflines`` maps (device, dtype) to :meth:`bench.roofline.Roofline.to_dict`.
+    each architecture); ``rooflines`` maps (device, dtype) to :meth:`bench.measure.roofline.Roofline.to_dict`.
     """
     if not len(frame):
         return []

@@ -1,7 +1,7 @@
 """Presentation: rich tables for the terminal and Markdown tables for files.
 
-Numbers arrive here already computed (by :mod:`bench.counting`,
-:mod:`bench.timing`, ...); this module only scales and formats them.
+Numbers arrive here already computed (by :mod:`bench.measure.counting`,
+:mod:`bench.measure.timing`, ...); this module only scales and formats them.
 
 Text that comes from outside (architecture names a plugin registered, a
 model's error message, strings read from a results or accuracy file, paths)
@@ -33,11 +33,11 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from bench.contention import is_contended
+from bench.measure.contention import is_contended
+from bench.measure.roofline import intensity
 from bench.results.columns import LABELS, SUMMARY_COLUMNS, Column, column
 from bench.results.records import Row
 from bench.results.schema import clip_of
-from bench.roofline import intensity
 
 __all__ = [
     "arch_table",
@@ -484,10 +484,10 @@ def row_line(row: Row) -> str:
 
 
 def inspect_table(rows: Sequence[Any], title: str, width: int | None = None) -> Table:
-    """``vbench inspect``: one row per module (``bench.counting.ModuleStats``), indented by depth.
+    """``vbench inspect``: one row per module (``bench.measure.counting.ModuleStats``), indented by depth.
 
     Arithmetic intensity is FLOPs per byte the module's leaf layers read and write
-    (fp32 inputs, outputs and weights, :func:`bench.roofline.intensity`): a rough
+    (fp32 inputs, outputs and weights, :func:`bench.measure.roofline.intensity`): a rough
     guide to whether a layer is bound by compute or by memory traffic.
 
     Args:
@@ -525,7 +525,7 @@ def _ms(v: float | None) -> str:
 
 
 def time_table(b: Any, title: str, max_depth: int, width: int | None = None) -> Table:
-    """``vbench inspect --time``: one row per module (``bench.breakdown.ModuleTime``) up to ``max_depth``.
+    """``vbench inspect --time``: one row per module (``bench.measure.breakdown.ModuleTime``) up to ``max_depth``.
 
     Columns left out first on a narrow terminal: bound, FLOP/B, type, params, GMAC/s, % MACs.
     """
@@ -560,7 +560,7 @@ def time_table(b: Any, title: str, max_depth: int, width: int | None = None) -> 
 
 
 def kind_table(b: Any, title: str, width: int | None = None) -> Table:
-    """Time and MACs by kind of work (``bench.breakdown.KindTime``): where a video net's time goes."""
+    """Time and MACs by kind of work (``bench.measure.breakdown.KindTime``): where a video net's time goes."""
     cells = [
         [k.kind, _ms(k.latency_ms), f"{100 * k.pct_time:.1f}", f"{k.gmacs:.3f}", f"{100 * k.pct_macs:.1f}",
          "-" if k.gmacs_per_s is None else f"{k.gmacs_per_s:.1f}"]

@@ -43,9 +43,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import archs
-from bench.env import environment
 from bench.errors import OutputError
 from bench.lifetime import LIVE, become_subreaper, end_group, end_orphans
+from bench.measure.environment import environment
 from bench.results.records import Config, Job, Plan, Row
 from bench.results.schema import config_key, make_row, row_key
 from bench.results.store import ResultsWriter

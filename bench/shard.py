@@ -146,7 +146,7 @@ def prepare_sweep(
     if only_missing_in is not None:
         rows, env = load_partial(only_missing_in)
         if rows and not allow_mixed:
-            from bench.env import environment
+            from bench.measure.environment import environment
             from bench.results.merge import check_compatible
 
             timed = not full.request.static or any(r.get("n_samples") for r in rows)

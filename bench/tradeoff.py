@@ -29,8 +29,8 @@ import pandas as pd
 import archs
 from bench import report_md
 from bench.analysis import fit_growth, pareto_front
-from bench.contention import is_contended
 from bench.errors import OutputError, UsageError
+from bench.measure.contention import is_contended
 from bench.results.schema import clip_of, is_missing
 from bench.results.validate import (
     ACCURACY_COLUMNS,

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import archs
-from bench.counting import count
+from bench.measure.counting import count
 
 __all__ = ["comparisons", "resnet_variants", "split_sweep"]
 

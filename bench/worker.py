@@ -110,14 +110,21 @@ def main() -> int:
     import_plugins(spec.get("plugins", []))
 
     import archs
-    from bench.contention import contention_columns, gpu_monitor, load_average, usable_cores
-    from bench.counting import Counts
-    from bench.env import environment
     from bench.errors import first_line
-    from bench.measure import device_free_bytes, estimate_bytes, is_oom, measure_config, setup_device, unsupported
+    from bench.measure.contention import contention_columns, gpu_monitor, load_average, usable_cores
+    from bench.measure.counting import Counts
+    from bench.measure.environment import environment
+    from bench.measure.latency import (
+        device_free_bytes,
+        estimate_bytes,
+        is_oom,
+        measure_config,
+        setup_device,
+        unsupported,
+    )
+    from bench.measure.timing import SamplePolicy
     from bench.results.records import Config, Status
     from bench.results.schema import make_row
-    from bench.timing import SamplePolicy
 
     configs = [Config.from_dict(c) for c in spec["configs"]]
     counts = {
@@ -193,8 +200,8 @@ def _trace(config: Any, folder: str) -> None:
     import re
     from pathlib import Path
 
-    from bench.breakdown import write_trace
     from bench.errors import first_line
+    from bench.measure.breakdown import write_trace
 
     flags = [f for f in ("channels_last", "compiled", "cuda_graphs") if getattr(config, f)]
     parts = [config.arch, config.mode, f"b{config.batch}", f"{config.frames}x{config.height}x{config.width}",
@@ -212,7 +219,7 @@ def _rooflines(device: str, dtypes: list[str]) -> dict[str, Any]:
     """The device's measured roofline for each dtype (cached across runs); one that cannot be
     measured is left out, and its rows have no ``mfu`` (said on the log, never a lost row)."""
     from bench.errors import first_line
-    from bench.roofline import roofline_for
+    from bench.measure.roofline import roofline_for
 
     found = {}
     for dtype in dtypes:

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from bench.datasets import load_dataset
-from bench.env import environment
 from bench.evaluate import EvalOptions, evaluate
+from bench.measure.environment import environment
 from bench.video import ViewSpec
 
 CONFIGS = {

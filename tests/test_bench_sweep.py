@@ -118,7 +118,7 @@ def test_gpu_slots_run_one_worker_each_and_a_crash_loses_nothing(tmp_path):
         from pathlib import Path
         from bench.plan import Request, make_plan
         from bench.runner import run_plan
-        from bench.timing import SamplePolicy
+        from bench.measure.timing import SamplePolicy
         plan = make_plan(Request(archs=["fake_slot1", "fake_slot2", "fake_crash", "fake_slot3", "fake_slot4"],
                                  device="cpu", batches=[1, 2], policy=SamplePolicy(warmup=0, repeats=3)))
         from bench.plugins import load_plugins

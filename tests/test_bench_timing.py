@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.timing import HostClock, Measurement, SamplePolicy, median_ci, quantile, sample
+from bench.measure.timing import HostClock, Measurement, SamplePolicy, median_ci, quantile, sample
 
 
 class FakeTime:

@@ -173,7 +173,7 @@ REGISTRY: tuple[Column, ...] = (
            "(activations at the dtype's width, fp32 weights)", fmt="{:.1f}"),
     Column("bound", "bound", "name?",
            "`compute` or `memory`: `intensity` against the measured roofline's ridge point"),
-    # Was the machine shared while the row was timed (`bench.contention`)?
+    # Was the machine shared while the row was timed (`bench.measure.contention`)?
     Column("contended", "contended", "flag?",
            "another workload took a material part of the machine while the row was timed (CPU: `cpu_share` "
            "below 0.8; where no share is measured, the load beyond the run's threads at least one per core "

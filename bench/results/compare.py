@@ -20,7 +20,7 @@ The policy (``docs/compare.md``):
 - A status that gets worse (ok -> anything else) fails. New and removed rows
   are listed, not failed.
 - A row timed while the machine was shared (``contended`` in the base or the
-  head, :mod:`bench.contention`) has no latency verdict: it is *inconclusive*
+  head, :mod:`bench.measure.contention`) has no latency verdict: it is *inconclusive*
   (``?``), never a pass and never a regression, whatever its ratio. With no
   regression, any inconclusive row makes the command exit
   :data:`EXIT_INCONCLUSIVE` instead of 0.
@@ -41,8 +41,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench.contention import is_contended
 from bench.errors import ExitCode, UsageError
+from bench.measure.contention import is_contended
 from bench.results import columns
 from bench.results.config import tool_table
 from bench.results.schema import clip_of, is_missing, row_key

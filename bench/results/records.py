@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, get_args
 
 from bench.errors import UsageError
-from bench.timing import SamplePolicy
+from bench.measure.timing import SamplePolicy
 
 if TYPE_CHECKING:
-    from bench.counting import Counts
+    from bench.measure.counting import Counts
 
 __all__ = [
     "CLUSTER_ONLY",

@@ -16,13 +16,13 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from bench.measure.roofline import Roofline, intensity
 from bench.results.columns import COLUMNS, EXTRA_COLUMNS, KEY_COLUMNS, REQUIRED_COLUMNS
 from bench.results.records import STATUSES, Config, Memory, Row, Status
-from bench.roofline import Roofline, intensity
 
 if TYPE_CHECKING:
-    from bench.counting import Counts
-    from bench.timing import Measurement
+    from bench.measure.counting import Counts
+    from bench.measure.timing import Measurement
 
 __all__ = [
     "COLUMNS",
@@ -81,7 +81,7 @@ def make_row(
 
     ``samples_ms`` holds the raw samples; it goes to results.json, not to the CSV.
 
-    ``contention``: the columns of :func:`bench.contention.contention_columns` for a timed row.
+    ``contention``: the columns of :func:`bench.measure.contention.contention_columns` for a timed row.
 
     Counts fill their columns whenever the model could be built and counted,
     whatever happened to the timing. The output shape is that of the batch.

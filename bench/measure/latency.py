@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import archs
-from bench.contention import GpuMonitor, GpuReport
-from bench.counting import Counts
+from bench.measure.contention import GpuMonitor, GpuReport
+from bench.measure.counting import Counts
+from bench.measure.timing import Clock, CudaEventClock, HostClock, Measurement, SamplePolicy, sample
 from bench.results.records import Config, Memory
-from bench.timing import Clock, CudaEventClock, HostClock, Measurement, SamplePolicy, sample
 
 __all__ = [
     "Result",

@@ -3,8 +3,8 @@
 A row is ``contended`` when another workload took a material part of the machine during its timed
 samples, so that its latency says more about the neighbours than about the model:
 
-- **CPU** (``device == "cpu"``): the worker's CPU share (:func:`bench.timing.cpu_share`: CPU time over
-  wall time x threads) is below :data:`bench.timing.CONTENDED_SHARE`. The 1-minute load average before
+- **CPU** (``device == "cpu"``): the worker's CPU share (:func:`bench.measure.timing.cpu_share`: CPU time over
+  wall time x threads) is below :data:`bench.measure.timing.CONTENDED_SHARE`. The 1-minute load average before
   and after is recorded; it decides only where no share was measured (``mps``): then a load beyond the
   worker's own threads of a whole machine's worth of cores (:data:`LOAD_EXCESS_PER_CORE`) at both ends
   flags the row. Measured (``reports/benchmarks/contention.md``): the load average lags by a minute, and
@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.timing import CONTENDED_SHARE
+from bench.measure.timing import CONTENDED_SHARE
 
 __all__ = [
     "LOAD_EXCESS_PER_CORE",

@@ -385,8 +385,8 @@ def _breakdown_rows(
     batch: int = 1,
 ) -> tuple[list[ModuleTime], list[KindTime], dict[str, ModuleTime]]:
     """Per-module lines (every module, children summed in), per-kind totals, and lines by name."""
-    from bench.counting import param_count
-    from bench.roofline import intensity
+    from bench.measure.counting import param_count
+    from bench.measure.roofline import intensity
 
     kinds = _kinds(model)
     per = 1000.0 * iterations  # microseconds over all iterations -> ms per iteration
@@ -536,7 +536,7 @@ def write_trace(config: Any, path: Path, iterations: int = 2) -> Path:
     """Run ``config`` for ``iterations`` under ``torch.profiler`` with module ranges; write a Chrome trace."""
     from torch.profiler import ProfilerActivity, profile
 
-    from bench.measure import prepare, step_fn
+    from bench.measure.latency import prepare, step_fn
 
     model, x = prepare(config)
     fn = step_fn(model, x, config)
@@ -584,9 +584,9 @@ def time_breakdown(
     attributed (:func:`attribute`) and averaged per iteration. ``trace`` writes
     the profiled iterations as a Chrome/Perfetto trace.
     """
-    from bench.counting import MacAnalysis, build_meta
-    from bench.measure import clock_for, prepare, step_fn
-    from bench.timing import Measurement, SamplePolicy, sample
+    from bench.measure.counting import MacAnalysis, build_meta
+    from bench.measure.latency import clock_for, prepare, step_fn
+    from bench.measure.timing import Measurement, SamplePolicy, sample
 
     train = config.mode == "train"
     analysis = MacAnalysis(build_meta(config.arch, **dict(config.arch_kwargs)), config.input_shape)

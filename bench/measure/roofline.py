@@ -60,7 +60,7 @@ def intensity(macs: int, traffic: int, params: int, dtype: str, batch: int = 1) 
     """Arithmetic intensity (FLOP/byte) of a forward of ``batch`` clips.
 
     ``macs`` and ``traffic`` (activation elements read and written by the leaf
-    modules, :attr:`bench.counting.Counts.traffic`) are per clip; activations move
+    modules, :attr:`bench.measure.counting.Counts.traffic`) are per clip; activations move
     at the dtype's width, weights (``params``) are read once per batch in fp32, as
     autocast keeps them.
     """
@@ -163,14 +163,14 @@ def probe(
     """Measure the roofs of ``device`` for ``dtype`` (medians of ``sizes.repeats`` timed runs each).
 
     Args:
-        clock: A :class:`bench.timing.Clock` (default: CUDA events on a GPU, the host
+        clock: A :class:`bench.measure.timing.Clock` (default: CUDA events on a GPU, the host
             clock with synchronisation elsewhere); tests pass a fake one.
     """
     import torch
     import torch.nn.functional as F
 
-    from bench.env import cpu_name
-    from bench.measure import clock_for
+    from bench.measure.environment import cpu_name
+    from bench.measure.latency import clock_for
 
     sizes = sizes or PROBE_SIZES.get(device, PROBE_SIZES["cpu"])
     dt = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
@@ -290,7 +290,7 @@ def roofline_for(device: str, dtype: str = "fp32", *, refresh: bool = False, pat
     """
     import torch
 
-    from bench.env import cpu_name
+    from bench.measure.environment import cpu_name
 
     path = path or cache_path()
     name = torch.cuda.get_device_name() if device == "cuda" else cpu_name()

@@ -605,9 +605,9 @@ def _torch_counter(arch: str, shape: Sequence[int], **arch_kwargs: Any) -> MacCo
 
 
 def _fvcore_counter(arch: str, shape: Sequence[int], **arch_kwargs: Any) -> MacCount:
-    # bench.fvcore_counter imports fvcore only inside its functions: importing this
+    # bench.measure.fvcore_counter imports fvcore only inside its functions: importing this
     # module never needs fvcore.
-    from bench.fvcore_counter import fvcore_analysis
+    from bench.measure.fvcore_counter import fvcore_analysis
 
     return fvcore_analysis(arch, shape, **arch_kwargs)
 

@@ -91,7 +91,7 @@ def fvcore_analysis(arch: str, shape: Sequence[int], **arch_kwargs: Any) -> Flop
     The model is built on the CPU with seeded random weights and traced once, under
     ``torch.no_grad()``; every view of the returned analysis (``.total()``,
     ``.by_module()``, ``.by_operator()``, ``.unsupported_ops()``) reads that trace.
-    This is the ``fvcore`` entry of :data:`bench.counting.COUNTERS`.
+    This is the ``fvcore`` entry of :data:`bench.measure.counting.COUNTERS`.
 
     Raises:
         UsageError: if fvcore is not installed.
