@@ -33,7 +33,6 @@ from bench.console import recorded_options as _recorded_options
 from bench.console import say as _say
 from bench.console import stdout_closed as _stdout_closed
 from bench.errors import ExitCode, UsageError, first_line
-from bench.lifetime import Interrupted
 from bench.results.records import (
     COUNTERS,
     DEVICES,
@@ -46,6 +45,7 @@ from bench.results.records import (
     check_run_options,
     finite_seconds,
 )
+from bench.run.lifetime import Interrupted
 
 try:
     from typer._click import ClickException  # typer vendors click
@@ -226,8 +226,8 @@ def list_cmd(
     """List registered architectures with their inputs, parameters and paper."""
     import archs
     from bench.measure.counting import build_meta, param_count
-    from bench.plugins import load_plugins
     from bench.report import arch_table
+    from bench.run.plugins import load_plugins
 
     load_plugins(plugin or [])
     names = archs.list_archs(pattern, family=family)
@@ -465,12 +465,12 @@ def profile_cmd(
     cpus_per_task: Annotated[int | None, typer.Option(help="CPUs per array task.", rich_help_panel=_CLUSTER)] = None,
 ) -> None:
     """Measure FLOPs, parameters, latency and memory; write results.csv, .md and .json."""
-    from bench.lifetime import signals_interrupt
-    from bench.plugins import load_plugins
     from bench.report import summary_markdown
-    from bench.rundir import check_out
-    from bench.runner import run_plan
-    from bench.shard import prepare_sweep
+    from bench.run.lifetime import signals_interrupt
+    from bench.run.plugins import load_plugins
+    from bench.run.rundir import check_out
+    from bench.run.runner import run_plan
+    from bench.run.shard import prepare_sweep
 
     cluster = {"shards": shards, "partition": partition, "time_min": time_min, "gpus_per_task": gpus_per_task,
                "cpus_per_task": cpus_per_task}  # fmt: skip
@@ -566,7 +566,7 @@ def profile_cmd(
 
 def _claim(out_dir: Path | None, resume: bool, overwrite: bool) -> Path:
     """Create and lock the run folder (a new one under reports/runs/ without --out)."""
-    from bench.rundir import claim, new_run_dir
+    from bench.run.rundir import claim, new_run_dir
 
     if out_dir is None:
         return claim(new_run_dir(), resume=True)  # a new folder: this only takes its lock
@@ -584,10 +584,10 @@ def _profile_on_cluster(
     request: Any, cluster: dict[str, Any], out_dir: Path, timeout: float, plugins: list[Any], console: Any
 ) -> tuple[list[Row], dict[str, Path]]:
     """``--executor``: submit one array task per shard with a progress bar, then report and write the merge."""
-    from bench.cluster import load_cluster_options, profile_on_cluster
     from bench.report import summary_markdown
     from bench.results.config import default_config
     from bench.results.merge import write_merged
+    from bench.run.cluster import load_cluster_options, profile_on_cluster
 
     options = load_cluster_options(default_config(None), **cluster)
     with _bar(console, disable=not console.is_terminal) as bar:
@@ -643,7 +643,7 @@ def merge_cmd(
     """Combine shard outputs into one results set; exit 1 if jobs are missing or held twice."""
     from bench.report import summary_markdown
     from bench.results.merge import merge_runs, write_merged
-    from bench.rundir import check_out, claim
+    from bench.run.rundir import check_out, claim
 
     out_dir = check_out(_folder(out), overwrite=overwrite)
     if any(Path(r).resolve() == out_dir.resolve() for r in runs):
@@ -722,9 +722,9 @@ def inspect_cmd(
     from dataclasses import asdict
 
     from bench.measure.counting import module_breakdown
-    from bench.plan import Request, make_plan
-    from bench.plugins import load_plugins
     from bench.report import inspect_table
+    from bench.run.plan import Request, make_plan
+    from bench.run.plugins import load_plugins
 
     if depth is not None and depth < 0:
         raise UsageError("--depth must be >= 0")
@@ -780,8 +780,8 @@ def roofline_cmd(
 ) -> None:
     """The device's measured roofline: peak TFLOP/s (matmul, conv3d), copy bandwidth, ridge point (cached)."""
     from bench.measure.roofline import cache_path, is_cached, roofline_for
-    from bench.plan import resolve_device
     from bench.results.records import choice
+    from bench.run.plan import resolve_device
 
     chosen = resolve_device(device)
     dtypes = [choice(d.strip(), DTYPES, "dtype") for d in dtype.split(",")]
@@ -806,7 +806,7 @@ def roofline_cmd(
 
 
 def _check_time_options(mode: str, dtype: str, batch: int, iterations: int, trace: Path | None) -> None:
-    from bench.rundir import probe_writable
+    from bench.run.rundir import probe_writable
 
     if mode not in ("infer", "train"):
         raise UsageError(f"--mode must be 'infer' or 'train' with --time, not {mode!r}")
@@ -922,7 +922,7 @@ def compare_cmd(
     from bench.results.store import atomic_write_text, load_results
 
     if markdown is not None:
-        from bench.rundir import probe_writable
+        from bench.run.rundir import probe_writable
 
         if markdown.is_dir() or str(markdown) == "":
             raise UsageError(f"--markdown '{markdown}' is a folder; name a file")
@@ -995,7 +995,7 @@ def report_cmd(
 ) -> None:
     """Trade-off (cost beside published accuracy, Pareto), ours vs the papers, scaling, and why latency does
     not follow MACs (achieved GMAC/s, the roofline), from saved runs."""
-    from bench.rundir import new_run_dir, probe_writable
+    from bench.run.rundir import new_run_dir, probe_writable
     from bench.tradeoff import write_report
 
     made = out is None

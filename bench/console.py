@@ -33,7 +33,7 @@ ARCH_KWARGS_HELP = "key=value passed to the builders; repeatable."
 
 
 def plugin_option(**kwargs: Any) -> Any:
-    """``--plugin``, as every command that builds models declares it (``bench.plugins.load_plugins`` reads it,
+    """``--plugin``, as every command that builds models declares it (``bench.run.plugins.load_plugins`` reads it,
     with ``VBENCH_PLUGINS``)."""
     import typer
 
@@ -41,7 +41,7 @@ def plugin_option(**kwargs: Any) -> Any:
 
 
 def arch_kwargs_option(**kwargs: Any) -> Any:
-    """``--arch-kwargs key=value``, as every command that builds models declares it (``bench.plan.parse_arch_kwargs``
+    """``--arch-kwargs key=value``, as every command that builds models declares it (``bench.run.plan.parse_arch_kwargs``
     reads it)."""
     import typer
 

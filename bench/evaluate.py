@@ -234,7 +234,7 @@ def check_eval_out(path: Path, *, resume: bool = False, overwrite: bool = False)
     Raises:
         UsageError: an unwritable path, a foreign folder, an evaluation without either flag.
     """
-    from bench.rundir import probe_writable
+    from bench.run.rundir import probe_writable
 
     probe_writable(path, "--out")
     if not path.is_dir():
@@ -256,7 +256,7 @@ def check_eval_out(path: Path, *, resume: bool = False, overwrite: bool = False)
 
 def _claim(path: Path, resume: bool, overwrite: bool) -> Path:
     """Create and lock ``path`` (the lock keeps a second run out), then check it again under the lock."""
-    from bench import rundir
+    from bench.run import rundir
 
     rundir.check_writable_dir(path, "--out")  # creates it; not rundir.claim, which refuses an evaluation folder
     with contextlib.suppress(ImportError):  # no fcntl: no lock
@@ -271,7 +271,7 @@ def _claim(path: Path, resume: bool, overwrite: bool) -> Path:
 def remove_if_empty(path: Path) -> bool:
     """Remove ``path`` if it holds nothing but this process's lock (a run that failed before writing anything):
     no empty run folder is left behind. Returns whether it was removed."""
-    from bench import rundir
+    from bench.run import rundir
 
     try:
         if {n for n in os.listdir(path) if not (n.startswith(".") and n.endswith(".tmp"))} - {_LOCK}:
@@ -611,7 +611,7 @@ def evaluate(
             video.
         on_video: called with each prediction or skip line as it is written.
 
-    A signal (:class:`bench.lifetime.Interrupted`) or any other exception writes ``evaluation.json`` with
+    A signal (:class:`bench.run.lifetime.Interrupted`) or any other exception writes ``evaluation.json`` with
     state ``interrupted`` (counts and accuracy of what finished) and is re-raised.
 
     Raises:

@@ -200,9 +200,9 @@ def evaluate_cmd(
     from bench.console import recorded_options
     from bench.datasets import load_class_file, load_dataset, resolve_classes
     from bench.evaluate import check_eval_out, remove_if_empty, resolve_protocol
-    from bench.plan import parse_arch_kwargs
-    from bench.plugins import load_plugins
     from bench.results.records import DTYPES, choice
+    from bench.run.plan import parse_arch_kwargs
+    from bench.run.plugins import load_plugins
 
     for value, what in ((clips, "--clips"), (crops, "--crops"), (frames, "--frames"), (size, "--size"),
                         (batch, "--batch"), (limit, "--limit")):  # fmt: skip
@@ -229,7 +229,7 @@ def evaluate_cmd(
         load_class_file(classes)
     dataset = load_dataset(data, video_root).limit(limit)
     check_eval_out(out_dir, resume=only_missing, overwrite=overwrite)
-    from bench.plan import resolve_device
+    from bench.run.plan import resolve_device
 
     chosen_device = resolve_device(device)
     model = _build_model(spec.name, weights, kwargs)
@@ -305,7 +305,7 @@ def _run(
     command that finishes it."""
     from bench.console import make_console, progress_bar, say, stdout_closed
     from bench.evaluate import DecoderDied, EvalOptions, evaluate
-    from bench.lifetime import Interrupted, signals_interrupt
+    from bench.run.lifetime import Interrupted, signals_interrupt
 
     console = make_console()
     with signals_interrupt(), progress_bar(console, disable=not console.is_terminal) as bar:

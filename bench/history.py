@@ -151,7 +151,7 @@ def write_history(
     from bench.results.config import default_config
     from bench.results.store import atomic_write_text, load_results
     from bench.results.validate import show_path
-    from bench.rundir import new_run_dir, probe_writable
+    from bench.run.rundir import new_run_dir, probe_writable
 
     if len(sources) < 2:
         raise UsageError("history needs at least two runs")

@@ -23,7 +23,7 @@ import archs
 from bench.measure.environment import environment
 from bench.measure.latency import measure_config
 from bench.measure.timing import SamplePolicy
-from bench.plan import Config
+from bench.run.plan import Config
 
 CASES = {  # (arch, frames, size): small enough on a CPU to take hundreds of samples
     "cpu": [("r2plus1d_18", 8, 32), ("mc3_18", 8, 32), ("r3d_18", 8, 32)],

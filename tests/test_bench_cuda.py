@@ -9,7 +9,7 @@ import torch
 
 from bench.measure.latency import is_oom, measure_config, setup_device
 from bench.measure.timing import SamplePolicy
-from bench.plan import Config
+from bench.run.plan import Config
 
 pytestmark = pytest.mark.cuda
 POLICY = SamplePolicy(warmup=2, repeats=5)

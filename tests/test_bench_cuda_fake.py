@@ -17,7 +17,7 @@ import torch
 import bench.measure.environment
 import bench.measure.latency
 from bench.measure.timing import CudaEventClock, SamplePolicy
-from bench.plan import Config
+from bench.run.plan import Config
 
 
 class FakeCuda:

@@ -14,7 +14,7 @@ import torch
 import archs
 from bench.measure.latency import measure_config
 from bench.measure.timing import SamplePolicy
-from bench.plan import Config
+from bench.run.plan import Config
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from bench.measure.timing import SamplePolicy
-from bench.plan import Request, make_plan
 from bench.results.store import load_results
-from bench.runner import run_plan
+from bench.run.plan import Request, make_plan
+from bench.run.runner import run_plan
 
 pytestmark = pytest.mark.slow  # worker processes and signals: the slow tier, which CI always runs
 

@@ -158,7 +158,7 @@ def test_the_enums_are_literals_and_their_tuples_are_derived():
 
 
 def test_executors_are_one_fact():
-    from bench import cluster
+    from bench.run import cluster
 
     assert cluster.EXECUTORS == records.EXECUTORS
 
@@ -243,7 +243,7 @@ def test_commands_that_read_saved_runs_import_no_torch(command, tmp_path):
 
 def test_the_records_import_no_torch():
     modules = "bench.results.records, bench.results.columns, bench.results.schema, bench.results.compare, bench.results.store, bench.results.merge, bench.report"
-    code = f"import sys, {modules}, bench.results.validate, bench.shard, bench.results.config; print('torch' in sys.modules)"
+    code = f"import sys, {modules}, bench.results.validate, bench.run.shard, bench.results.config; print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.stdout.strip() == "False", proc.stderr
 

@@ -1,6 +1,6 @@
 """Measure one configuration for real: build, warm up, time, read peak memory.
 
-Runs inside a worker process (:mod:`bench.worker`); returns plain records and
+Runs inside a worker process (:mod:`bench.run.worker`); returns plain records and
 never prints. Inference runs under ``torch.inference_mode()``; training is
 forward + cross-entropy + backward + SGD step. Reduced precision uses autocast.
 """

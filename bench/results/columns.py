@@ -196,7 +196,7 @@ REGISTRY: tuple[Column, ...] = (
            "CUDA rows: the clock event reasons NVML saw while timed, comma-separated (`sw_power_cap` is recorded; "
            "`hw_slowdown`, `sw_thermal_slowdown`, `hw_thermal_slowdown`, `hw_power_brake_slowdown` make the row "
            "contended)"),
-    # Rounds (`--rounds`, `--settle`; `bench.rounds`).
+    # Rounds (`--rounds`, `--settle`; `bench.run.rounds`).
     Column("rounds", "rounds", "count?",
            "`--rounds`: times the plan was measured, architectures interleaved; `latency_ms` is then the median "
            "of the medians of the rounds that were not contended (results.json keeps `round_latency_ms`, "

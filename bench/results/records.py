@@ -9,7 +9,7 @@ checks (:data:`DEVICES`, :data:`DTYPES`, ...) are derived from them.
 
 Plain data only: this module imports no torch (nor :mod:`archs`), so that the
 commands that only read saved runs (``compare``, ``merge``, ``report``) start
-fast. Making a plan (resolving names, counting) is :mod:`bench.plan`'s work;
+fast. Making a plan (resolving names, counting) is :mod:`bench.run.plan`'s work;
 counts are typed here only for the type checker.
 """
 
@@ -174,7 +174,7 @@ class Request:
     """What the user asked for; None for frames/sizes means each architecture's paper input.
 
     The strings are the user's text (a comma list where several values are
-    allowed), checked by :func:`bench.plan.make_plan`.
+    allowed), checked by :func:`bench.run.plan.make_plan`.
     """
 
     archs: Sequence[str] = ("all",)
@@ -205,7 +205,7 @@ class Request:
     count_workers: int = 1
     """CPU processes that count (params, MACs) in parallel while planning."""
     plugins: Sequence[dict[str, Any]] = ()
-    """Plugins the counting processes load (records of :func:`bench.plugins.load_plugins`)."""
+    """Plugins the counting processes load (records of :func:`bench.run.plugins.load_plugins`)."""
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,13 @@
 """Run a plan: one worker process per architecture, rows on disk as they finish.
 
 The parent never initialises CUDA: it counts on the meta device (in
-:func:`bench.plan.make_plan`) and leaves every real forward to workers. A
+:func:`bench.run.plan.make_plan`) and leaves every real forward to workers. A
 worker runs all configurations of one architecture, so a GPU sweep pays for
 process start and CUDA initialisation once per architecture.
 
 What a run guarantees (``docs/guarantees.md``):
 
-- Results come back on a private pipe (:mod:`bench.worker`); the model's stdout
+- Results come back on a private pipe (:mod:`bench.run.worker`); the model's stdout
   and stderr go to ``logs/<arch>.log`` in the run folder (capped at
   :data:`LOG_CAP_BYTES`) and are never parsed, so nothing a model prints can
   change, add or remove a row. An error row quotes the log's last lines.
@@ -44,13 +44,13 @@ from typing import IO, Any
 
 import archs
 from bench.errors import OutputError
-from bench.lifetime import LIVE, become_subreaper, end_group, end_orphans
 from bench.measure.environment import environment
 from bench.results.records import Config, Job, Plan, Row
 from bench.results.schema import config_key, make_row, row_key
 from bench.results.store import ResultsWriter
-from bench.rounds import combine_rounds, round_robin, settle
-from bench.worker import BOOTSTRAP, encode_job
+from bench.run.lifetime import LIVE, become_subreaper, end_group, end_orphans
+from bench.run.rounds import combine_rounds, round_robin, settle
+from bench.run.worker import BOOTSTRAP, encode_job
 
 __all__ = ["STARTUP_S", "RunOutput", "job_row", "run_plan", "status_rows"]
 
@@ -350,7 +350,7 @@ def run_plan(
 ) -> RunOutput:
     """Measure every job of ``plan``; rows go to ``out_dir`` as they finish.
 
-    An interruption (:class:`~bench.lifetime.Interrupted`, ``KeyboardInterrupt``) or
+    An interruption (:class:`~bench.run.lifetime.Interrupted`, ``KeyboardInterrupt``) or
     a failure to write ends every worker and their children, writes what finished
     (``results.json`` with ``"state": "interrupted"``) and re-raises; the exception
     carries ``kept``, the number of rows on disk.
@@ -358,7 +358,7 @@ def run_plan(
     Args:
         timeout: Seconds a worker may go without producing a row before it is killed (plus
             :data:`STARTUP_S` before its first message, for imports and CUDA initialisation).
-        plugins: Plugins the workers load first (:func:`bench.plugins.load_plugins`'s records).
+        plugins: Plugins the workers load first (:func:`bench.run.plugins.load_plugins`'s records).
         on_row: Called with each row as it arrives (progress display).
         markdown: Renders the final Markdown table (from :mod:`bench.report`).
         command: The command line that asked for the run, kept in the environment.
@@ -369,10 +369,10 @@ def run_plan(
         extra_env: More facts for the environment (the sweep and shard this run is, the options).
         max_memory: Bytes a configuration may be estimated to need (default: what the device has free).
         rounds: Measure the plan this many times, the jobs round-robin, each in a fresh worker; one row per
-            configuration from all rounds (:mod:`bench.rounds`). Rows are written as the last round makes
+            configuration from all rounds (:mod:`bench.run.rounds`). Rows are written as the last round makes
             them; an interruption before it keeps none of the measured ones. Several rounds run one worker
             at a time, on the first slot.
-        settle_s: Before each round, wait at most this long for a quiet machine (:func:`bench.rounds.settle`).
+        settle_s: Before each round, wait at most this long for a quiet machine (:func:`bench.run.rounds.settle`).
     """
     env = environment(None)
     env.update(device=plan.device, command=list(command), plugins=list(plugins), host=platform.node())

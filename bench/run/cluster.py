@@ -1,6 +1,6 @@
 """Running the shards of a sweep as a job array through submitit (``--executor slurm|local``).
 
-Each array task plans the same sweep, keeps its shard (:mod:`bench.shard`) and
+Each array task plans the same sweep, keeps its shard (:mod:`bench.run.shard`) and
 measures it into its own folder; the parent waits, then merges the folders
 (:mod:`bench.results.merge`). submitit's local executor runs the same code path as
 subprocesses of this machine, so the path is tested without SLURM. submitit is
@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.errors import UsageError
-from bench.plan import Plan, Request
 from bench.results.config import tool_table
 from bench.results.records import EXECUTORS
 from bench.results.schema import row_key
+from bench.run.plan import Plan, Request
 
 if TYPE_CHECKING:
     from bench.results.merge import MergeResult
@@ -80,11 +80,11 @@ def run_shard(
     request: Request, index: int, count: int, out_dir: str, timeout: float, plugins: Sequence[dict[str, Any]]
 ) -> str:
     """One array task: plan the sweep, keep shard ``index`` of ``count``, measure it into ``out_dir``."""
-    from bench.lifetime import signals_interrupt
-    from bench.plugins import import_plugins
     from bench.report import summary_markdown
-    from bench.runner import run_plan
-    from bench.shard import prepare_sweep
+    from bench.run.lifetime import signals_interrupt
+    from bench.run.plugins import import_plugins
+    from bench.run.runner import run_plan
+    from bench.run.shard import prepare_sweep
 
     import_plugins(list(plugins))
     sweep = prepare_sweep(request, shard=f"{index}/{count}")
@@ -190,8 +190,8 @@ def fill_failed_shards(plan: Plan, dirs: Sequence[Path], failures: Mapping[int, 
     number of rows added.
     """
     from bench.results.store import load_partial, write_rows
-    from bench.runner import status_rows
-    from bench.shard import prepare_sweep, remaining_plan
+    from bench.run.runner import status_rows
+    from bench.run.shard import prepare_sweep, remaining_plan
 
     added = 0
     n = len(dirs)
@@ -228,8 +228,8 @@ def profile_on_cluster(
     Returns the merged results (written to ``out_dir`` by the caller), the
     failed tasks (shard index -> message) and the rows added for them.
     """
-    from bench.plan import make_plan
     from bench.results.merge import merge_runs
+    from bench.run.plan import make_plan
 
     plan = make_plan(request)  # every usage error before anything is submitted
     options = replace(options, shards=min(options.shards, max(1, len(plan.jobs))))  # no empty array tasks

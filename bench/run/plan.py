@@ -237,7 +237,7 @@ def _count_task(task: tuple[Any, ...]) -> Counts | str:
 
 def _count_init(plugins: Sequence[dict[str, Any]]) -> None:
     """A counting process: what the models print goes nowhere; the plugins are loaded from their files."""
-    from bench.plugins import import_plugins
+    from bench.run.plugins import import_plugins
 
     devnull = os.open(os.devnull, os.O_WRONLY)
     for fd in (1, 2):

@@ -1,6 +1,6 @@
 """A worker process: measures every configuration of one architecture.
 
-Started by :mod:`bench.runner` through :data:`BOOTSTRAP`. It reads one job as
+Started by :mod:`bench.run.runner` through :data:`BOOTSTRAP`. It reads one job as
 JSON on stdin and sends its messages on a private pipe whose file descriptor
 is given on stdin: first the environment, then one results row per
 configuration as soon as it is measured, one JSON object a line. Whatever the
@@ -27,7 +27,7 @@ BOOTSTRAP = (
     "cwd = os.getcwd()\n"
     "sys.path[:] = [p for p in sys.path if p not in ('', '.', cwd)]\n"
     "sys.path.append(os.environ['VBENCH_ROOT'])\n"
-    "from bench.worker import main\n"
+    "from bench.run.worker import main\n"
     "sys.exit(main())\n"
 )
 """What ``python -c`` runs: the working directory leaves ``sys.path`` before anything is imported.
@@ -47,8 +47,8 @@ def encode_job(
     trace_dir: str | None = None,
     weights: str | None = None,
 ) -> str:
-    """The JSON a worker reads on stdin (``job`` is a :class:`bench.plan.Job`; plugins as
-    :func:`bench.plugins.load_plugins`; ``channel``: the result pipe's descriptor and the token
+    """The JSON a worker reads on stdin (``job`` is a :class:`bench.run.plan.Job`; plugins as
+    :func:`bench.run.plugins.load_plugins`; ``channel``: the result pipe's descriptor and the token
     every message must carry). Neither is in the environment, where a model would look first."""
     return json.dumps(
         {
@@ -101,11 +101,11 @@ def main() -> int:
     os.dup2(devnull, 0)  # a model that reads stdin gets end-of-file, not the parent's pipe
     os.close(devnull)
 
-    from bench.lifetime import watch_parent
+    from bench.run.lifetime import watch_parent
 
     watch_parent(int(os.environ.get("VBENCH_PARENT_PID", os.getppid())))
 
-    from bench.plugins import import_plugins
+    from bench.run.plugins import import_plugins
 
     import_plugins(spec.get("plugins", []))
 

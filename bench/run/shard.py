@@ -1,6 +1,6 @@
 """Splitting a sweep into shards, and finding what a partial run still lacks.
 
-A sweep is the list of jobs of a :class:`~bench.plan.Plan` (one per
+A sweep is the list of jobs of a :class:`~bench.run.plan.Plan` (one per
 architecture, all its configurations). Each job has a stable id, derived from
 what it measures, so that every process that builds the same plan agrees on
 it. ``--shard i/N`` keeps the jobs that a deterministic greedy balance (longest
@@ -122,7 +122,7 @@ def prepare_sweep(
 ) -> Sweep:
     """Narrow a full plan to this process's work; every check happens here, before any timing.
 
-    Given a :class:`~bench.plan.Request`, ``shard`` and ``gpus`` are checked
+    Given a :class:`~bench.run.plan.Request`, ``shard`` and ``gpus`` are checked
     before the plan is made (counting a big grid takes seconds).
 
     Args:
@@ -132,8 +132,8 @@ def prepare_sweep(
         allow_mixed: With ``only_missing_in``, keep rows measured in another environment
             (other torch, vbench, CPU, GPU or thread count); refused otherwise.
     """
-    from bench.plan import make_plan, resolve_device, resolve_gpus
     from bench.results.store import load_partial
+    from bench.run.plan import make_plan, resolve_device, resolve_gpus
 
     index, count = parse_shard(shard) if shard is not None else (1, 1)
     device = source.device if isinstance(source, Plan) else resolve_device(source.device)
