@@ -226,7 +226,7 @@ def list_cmd(
     """List registered architectures with their inputs, parameters and paper."""
     import archs
     from bench.measure.counting import build_meta, param_count
-    from bench.report import arch_table
+    from bench.report.tables import arch_table
     from bench.run.plugins import load_plugins
 
     load_plugins(plugin or [])
@@ -465,7 +465,7 @@ def profile_cmd(
     cpus_per_task: Annotated[int | None, typer.Option(help="CPUs per array task.", rich_help_panel=_CLUSTER)] = None,
 ) -> None:
     """Measure FLOPs, parameters, latency and memory; write results.csv, .md and .json."""
-    from bench.report import summary_markdown
+    from bench.report.tables import summary_markdown
     from bench.run.lifetime import signals_interrupt
     from bench.run.plugins import load_plugins
     from bench.run.rundir import check_out
@@ -584,7 +584,7 @@ def _profile_on_cluster(
     request: Any, cluster: dict[str, Any], out_dir: Path, timeout: float, plugins: list[Any], console: Any
 ) -> tuple[list[Row], dict[str, Path]]:
     """``--executor``: submit one array task per shard with a progress bar, then report and write the merge."""
-    from bench.report import summary_markdown
+    from bench.report.tables import summary_markdown
     from bench.results.config import default_config
     from bench.results.merge import write_merged
     from bench.run.cluster import load_cluster_options, profile_on_cluster
@@ -605,7 +605,7 @@ def _profile_on_cluster(
 
 
 def _print_results(console: Any, rows: list[Row], paths: dict[str, Path]) -> None:
-    from bench.report import contended_footnote, summary_table
+    from bench.report.tables import contended_footnote, summary_table
 
     try:
         console.print(summary_table(rows, width=console.width))
@@ -641,7 +641,7 @@ def merge_cmd(
     ] = False,
 ) -> None:
     """Combine shard outputs into one results set; exit 1 if jobs are missing or held twice."""
-    from bench.report import summary_markdown
+    from bench.report.tables import summary_markdown
     from bench.results.merge import merge_runs, write_merged
     from bench.run.rundir import check_out, claim
 
@@ -660,7 +660,7 @@ def merge_cmd(
 @contextlib.contextmanager
 def _progress(console: Any, total: int) -> Iterator[Callable[[Row], None]]:
     """A rich progress bar on a terminal; one plain line per row otherwise."""
-    from bench.report import row_line
+    from bench.report.tables import row_line
 
     if not console.is_terminal:
 
@@ -722,7 +722,7 @@ def inspect_cmd(
     from dataclasses import asdict
 
     from bench.measure.counting import module_breakdown
-    from bench.report import inspect_table
+    from bench.report.tables import inspect_table
     from bench.run.plan import Request, make_plan
     from bench.run.plugins import load_plugins
 
@@ -852,7 +852,7 @@ def _inspect_time(plan: Any, name: str, depth: int | None, as_json: bool, iterat
     """``inspect --time``: measure each planned architecture's breakdown, print tables or JSON."""
     from bench.measure.breakdown import time_breakdown
     from bench.measure.roofline import roofline_for
-    from bench.report import breakdown_checks, fmt_input, kind_table, time_table
+    from bench.report.tables import breakdown_checks, fmt_input, kind_table, time_table
 
     todo = list(_inspectable(plan))
     if trace is not None and len(todo) > 1:
@@ -916,7 +916,7 @@ def compare_cmd(
 ) -> None:
     """Regression verdicts of HEAD against BASE; exit 1 on a regression, 2 on bad input, 4 when a row was timed on a
     shared machine (contended) and nothing regressed."""
-    from bench.report import compare_markdown
+    from bench.report.tables import compare_markdown
     from bench.results.compare import compare_rows, load_compare_config, refresh_command
     from bench.results.config import default_config
     from bench.results.store import atomic_write_text, load_results
@@ -995,8 +995,8 @@ def report_cmd(
 ) -> None:
     """Trade-off (cost beside published accuracy, Pareto), ours vs the papers, scaling, and why latency does
     not follow MACs (achieved GMAC/s, the roofline), from saved runs."""
+    from bench.report.tradeoff import write_report
     from bench.run.rundir import new_run_dir, probe_writable
-    from bench.tradeoff import write_report
 
     made = out is None
     out_dir = probe_writable(_folder(out), "--out") if out is not None else new_run_dir(Path("reports/runs"), "report-")
@@ -1034,10 +1034,10 @@ def history_cmd(
 ) -> None:
     """Each configuration's params, GMACs, latency and memory across runs, oldest commit first, with the changes
     `vbench compare` would call regressions."""
-    from bench.history import history_summary, write_history
+    from bench.report.history import history_summary, write_history
 
     if html:
-        from bench.report_html import require_plotly
+        from bench.report.html import require_plotly
 
         require_plotly()
     elif out is not None:

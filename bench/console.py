@@ -167,7 +167,7 @@ def recorded_options(ctx: Any) -> dict[str, Any]:
 
 def say(console: Any, text: str) -> None:
     """Print one line literally (no rich markup), whatever it holds."""
-    from bench.report import plain
+    from bench.report.tables import plain
 
     console.print(plain(text), soft_wrap=True)
 

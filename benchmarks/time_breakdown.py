@@ -173,7 +173,7 @@ def main() -> int:
     try:
         import pandas as pd
 
-        from bench import plots
+        from bench.report import plots
     except ImportError:
         print("figures skipped: matplotlib is not installed")
         return 0

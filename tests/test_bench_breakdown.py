@@ -448,8 +448,8 @@ def _row(arch: str, gmacs: float, latency_ms: float, bound: str) -> dict:
 
 
 def test_throughput_is_ranked_by_gmacs_per_second_by_hand() -> None:
-    from bench.report_md import throughput_lines
-    from bench.tradeoff import throughput_frame
+    from bench.report.markdown import throughput_lines
+    from bench.report.tradeoff import throughput_frame
 
     # Per iteration (batch 2): a: 20 GMACs in 100 ms = 200 GMAC/s; b: 4 GMACs in 40 ms = 100 GMAC/s;
     # c: 1 GMAC in 50 ms = 20 GMAC/s. An error row is left out.

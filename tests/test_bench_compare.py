@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import bench.results.stats
 from bench.cli import app, profile_options
 from bench.errors import UsageError
-from bench.report import compare_markdown
+from bench.report.tables import compare_markdown
 from bench.results.compare import (
     CompareConfig,
     Tolerances,

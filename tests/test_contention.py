@@ -297,7 +297,7 @@ def test_a_contended_base_is_inconclusive_too_and_a_regression_elsewhere_still_f
 def test_a_contended_latency_is_off_the_pareto_front_unless_asked():
     from test_bench_report import ACC, _costs
 
-    from bench.tradeoff import tradeoff_frame
+    from bench.report.tradeoff import tradeoff_frame
 
     rows = _costs()
     rows[2]["contended"] = True  # "c": on the latency front when quiet (4 ms, 65 %)
@@ -313,7 +313,7 @@ def test_a_contended_latency_is_off_the_pareto_front_unless_asked():
 def test_contended_latencies_are_left_out_of_the_scaling_fits_unless_asked():
     from test_bench_report import _row
 
-    from bench.tradeoff import scaling_frame
+    from bench.report.tradeoff import scaling_frame
 
     rows = [_row("r", "x", frames=t, size=112, gmacs=0.01 * t, latency_ms=2.0 * t, n_samples=5) for t in (4, 8, 16)]
     rows.append(_row("r", "x", frames=32, size=112, gmacs=0.32, latency_ms=500.0, n_samples=5, contended=True))
@@ -351,7 +351,7 @@ def test_report_marks_contended_rows_and_include_contended_puts_them_back(tmp_pa
 def test_the_run_summary_marks_contended_rows_with_a_footnote():
     from test_bench_report import _row
 
-    from bench.report import row_line, summary_markdown
+    from bench.report.tables import row_line, summary_markdown
 
     quiet = _row("a", "x", latency_ms=5.0, n_samples=3, contended=False)
     shared = _row("b", "x", latency_ms=9.0, n_samples=3, contended=True, noisy=True)

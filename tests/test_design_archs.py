@@ -236,7 +236,7 @@ def new_family():
 
 def test_a_new_family_reaches_reports_through_the_registry(new_family):
     pytest.importorskip("matplotlib")
-    from bench import plots, tradeoff, variants
+    from bench.report import plots, tradeoff, variants
 
     spec = archs.get_arch("tiny_test_arch")
     assert spec.family == new_family.name and spec.config(width=8).width == 8

@@ -15,7 +15,7 @@ import typer
 
 import bench
 from bench.errors import UsageError
-from bench.report import _METRIC_NAMES, _SUMMARY, summary_markdown
+from bench.report.tables import _METRIC_NAMES, _SUMMARY, summary_markdown
 from bench.results import columns, records
 from bench.results.columns import COLUMNS, EXACT_METRICS, KEY_COLUMNS, REQUIRED_COLUMNS, readme_section
 from bench.results.records import Config, Row, check_run_options
@@ -242,7 +242,7 @@ def test_commands_that_read_saved_runs_import_no_torch(command, tmp_path):
 
 
 def test_the_records_import_no_torch():
-    modules = "bench.results.records, bench.results.columns, bench.results.schema, bench.results.compare, bench.results.store, bench.results.merge, bench.report"
+    modules = "bench.results.records, bench.results.columns, bench.results.schema, bench.results.compare, bench.results.store, bench.results.merge, bench.report.tables"
     code = f"import sys, {modules}, bench.results.validate, bench.run.shard, bench.results.config; print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.stdout.strip() == "False", proc.stderr

@@ -21,7 +21,7 @@ over the uninstrumented latency.
 :func:`attribute` is a pure function of a list of :class:`Op` records, so the
 bookkeeping is tested on hand-made event lists; :func:`time_breakdown` runs a
 model and reads the profiler into those records. Numbers only: formatting is
-in :mod:`bench.report`.
+in :mod:`bench.report.tables`.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ parameters, operators it could not count). :func:`count` and
 :func:`module_breakdown` are thin wrappers that build a registered architecture
 and read the analysis. The MAC counters themselves are a table,
 :data:`COUNTERS`, read by :func:`count_with`. The functions here return
-numbers; formatting lives in :mod:`bench.report`.
+numbers; formatting lives in :mod:`bench.report.tables`.
 """
 
 from __future__ import annotations

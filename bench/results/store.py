@@ -8,7 +8,7 @@ A run directory holds:
 - ``results.json``: schema version, environment, ``state`` and rows with their
   raw samples; written with ``"state": "running"`` and no rows when the run
   starts, and with every row when it ends (``complete``, or ``interrupted``);
-- ``results.md``: the Markdown table (written by :mod:`bench.report`);
+- ``results.md``: the Markdown table (written by :mod:`bench.report.tables`);
 - ``logs/``: what each architecture's model printed (capped).
 
 While a run is open, or after it was killed, ``results.jsonl`` is the record of
@@ -208,7 +208,7 @@ def load_results(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]
     """Rows and environment of a saved run: its folder, its ``results.json`` or a file beside that.
 
     The rows are checked results rows (:class:`~bench.results.records.Row`), typed here
-    as plain dicts because :mod:`bench.tradeoff` hands them on to functions that
+    as plain dicts because :mod:`bench.report.tradeoff` hands them on to functions that
     take dicts; :func:`read_run` gives them typed.
 
     Raises:

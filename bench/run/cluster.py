@@ -80,7 +80,7 @@ def run_shard(
     request: Request, index: int, count: int, out_dir: str, timeout: float, plugins: Sequence[dict[str, Any]]
 ) -> str:
     """One array task: plan the sweep, keep shard ``index`` of ``count``, measure it into ``out_dir``."""
-    from bench.report import summary_markdown
+    from bench.report.tables import summary_markdown
     from bench.run.lifetime import signals_interrupt
     from bench.run.plugins import import_plugins
     from bench.run.runner import run_plan

@@ -360,7 +360,7 @@ def run_plan(
             :data:`STARTUP_S` before its first message, for imports and CUDA initialisation).
         plugins: Plugins the workers load first (:func:`bench.run.plugins.load_plugins`'s records).
         on_row: Called with each row as it arrives (progress display).
-        markdown: Renders the final Markdown table (from :mod:`bench.report`).
+        markdown: Renders the final Markdown table (from :mod:`bench.report.tables`).
         command: The command line that asked for the run, kept in the environment.
         slots: Where workers run at the same time: one ``CUDA_VISIBLE_DEVICES`` value per GPU
             (``("0", "1")``), or ``(None,)`` for one worker at a time on what the process sees.

@@ -1,7 +1,7 @@
 """``vbench history``: each configuration's costs across runs, oldest commit first, judged as ``vbench compare``
 judges two runs (:func:`bench.results.compare.compare_rows`: the same marks, tolerances and tests).
 
-Numbers only; :func:`history_summary` is the text the command prints and :func:`bench.report_html.history_html`
+Numbers only; :func:`history_summary` is the text the command prints and :func:`bench.report.html.history_html`
 the page.
 """
 
@@ -165,7 +165,7 @@ def write_history(
     history = history_frame(runs, tolerances)
     if not html:
         return history, None
-    from bench.report_html import history_html
+    from bench.report.html import history_html
 
     page = history_html(history)
     folder = out_dir if out_dir is not None else new_run_dir(Path("reports/runs"), "history-")

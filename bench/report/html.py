@@ -1,13 +1,13 @@
 """The interactive page of ``vbench report --html`` and ``vbench history --html``: one self-contained HTML file.
 
-A third renderer beside :mod:`bench.report_md` (Markdown) and :mod:`bench.plots`
-(matplotlib): it shows the same frames (:data:`bench.tradeoff.SECTIONS`) and
-the same cells (:class:`bench.report_md.TableText`), with plotly's JavaScript
+A third renderer beside :mod:`bench.report.markdown` (Markdown) and :mod:`bench.report.plots`
+(matplotlib): it shows the same frames (:data:`bench.report.tradeoff.SECTIONS`) and
+the same cells (:class:`bench.report.markdown.TableText`), with plotly's JavaScript
 inlined, so that the page works offline, from a file, with no server.
 
 plotly is an optional extra (``pip install 'vbench[html]'``), imported only
 when a page is written (:func:`plotly_js`). Family colours are the registry's
-(:class:`archs.Family`), read as :mod:`bench.plots` reads them: only when a page
+(:class:`archs.Family`), read as :mod:`bench.report.plots` reads them: only when a page
 is drawn, never by the commands that read runs without ``--html``.
 
 Every string from a file (architecture names, sources, errors, paths) reaches
@@ -28,10 +28,10 @@ from typing import Any
 
 import pandas as pd
 
-from bench import report_md
 from bench.errors import UsageError
-from bench.history import HISTORY_METRICS, OTHER_MARKS, History
-from bench.report_md import TableText
+from bench.report import markdown as report_md
+from bench.report.history import HISTORY_METRICS, OTHER_MARKS, History
+from bench.report.markdown import TableText
 
 __all__ = [
     "chart_points",
@@ -93,15 +93,15 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def chart_points(rows: Sequence[dict[str, Any]], accuracy: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """The trade-off chart's points: the trade-off table (:func:`bench.tradeoff.tradeoff_frame`) of each
+    """The trade-off chart's points: the trade-off table (:func:`bench.report.tradeoff.tradeoff_frame`) of each
     setting (device, dtype, mode), with that setting and the timing row's MFU.
 
     A run of one setting (the usual case) gives exactly the trade-off table's rows; runs of several devices or
     dtypes give one point per row and setting, which the page's filters choose between.
     """
     # The trade-off table's own grouping and choice of timing row, so that the MFU is the latency's row's.
+    from bench.report.tradeoff import _label, _timing_row, tradeoff_frame
     from bench.results.schema import clip_of
-    from bench.tradeoff import _label, _timing_row, tradeoff_frame
 
     settings: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in rows:
@@ -372,7 +372,7 @@ def report_html(
     """The report as one self-contained HTML page.
 
     Args:
-        frames: The report's frames by section name (:data:`bench.tradeoff.SECTIONS`).
+        frames: The report's frames by section name (:data:`bench.report.tradeoff.SECTIONS`).
         points: :func:`chart_points` of the same rows and accuracies.
         sources: The runs' paths, as given.
         rooflines: (device, dtype) -> the measured roofline the runs recorded.

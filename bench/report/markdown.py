@@ -1,6 +1,6 @@
-"""The Markdown of ``vbench report``: each table of :mod:`bench.tradeoff` as text, and the document around them.
+"""The Markdown of ``vbench report``: each table of :mod:`bench.report.tradeoff` as text, and the document around them.
 
-Numbers are computed in :mod:`bench.tradeoff` (DataFrames); this module only
+Numbers are computed in :mod:`bench.report.tradeoff` (DataFrames); this module only
 formats them. Each ``*_lines`` function renders one table's section body (its
 title is added by :func:`report_markdown`); an empty list leaves the section out.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report import markdown_table, md_code, md_escape, md_image
+from bench.report.tables import markdown_table, md_code, md_escape, md_image
 from bench.results.records import KINDS
 from bench.results.schema import is_missing
 

@@ -2,7 +2,7 @@
 
 matplotlib is imported here only, with the Agg backend, so that a report can
 be drawn on a machine without a display. Every function takes plain records or
-a DataFrame from :mod:`bench.tradeoff` / :mod:`bench.variants` and returns the
+a DataFrame from :mod:`bench.report.tradeoff` / :mod:`bench.report.variants` and returns the
 paths it wrote. How an architecture is drawn (its family's colour, its place
 in a comparison of variants, its legend) is the registry's metadata
 (:class:`archs.Family`, :class:`archs.Variant`), so a new family is drawn
@@ -243,7 +243,7 @@ def plot_variants(sweep: Sequence[dict[str, Any]], resnets: Sequence[dict[str, A
 
     Labels, colours, series and order come from each architecture's
     :class:`archs.Variant` and :class:`archs.Family`; the records from
-    :mod:`bench.variants` give the numbers.
+    :mod:`bench.report.variants` give the numbers.
     """
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 6))
     variants = {r["arch"]: _variant(r["arch"]) for r in [*sweep, *resnets]}
@@ -378,7 +378,7 @@ def plot_roofline(frame: Any, rooflines: dict[tuple[str, str], dict[str, Any]], 
     """One panel per (device, dtype): each timed architecture at (arithmetic intensity, achieved TFLOP/s)
     under the measured roofs (the compute roof and the bandwidth slope meet at the ridge point).
 
-    ``frame`` is :func:`bench.tradeoff.throughput_frame`'s (inference rows are drawn; the largest batch of
+    ``frame`` is :func:`bench.report.tradeoff.throughput_frame`'s (inference rows are drawn; the largest batch of
     each architecture); ``rooflines`` maps (device, dtype) to :meth:`bench.measure.roofline.Roofline.to_dict`.
     """
     if not len(frame):

@@ -11,7 +11,7 @@ registry's metadata (:class:`archs.Variant` on each spec), not a list here:
   same input.
 
 Counted on the meta device (a few seconds) with this checkout's models; plain
-records, drawn by :mod:`bench.plots`.
+records, drawn by :mod:`bench.report.plots`.
 """
 
 from __future__ import annotations

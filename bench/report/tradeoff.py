@@ -9,8 +9,8 @@
 - The scaling table: growth exponents of MACs, latency and memory along the
   frames, size and batch axes that a run varies.
 
-Numbers come from :mod:`bench.analysis`; this module joins and selects (pandas
-frames). Their Markdown is :mod:`bench.report_md`'s. :data:`SECTIONS` lists the
+Numbers come from :mod:`bench.report.analysis`; this module joins and selects (pandas
+frames). Their Markdown is :mod:`bench.report.markdown`'s. :data:`SECTIONS` lists the
 report's tables, one entry each (CSV name, title, how it is computed, how it is
 rendered); :func:`write_report` writes them all, the figures and the manifest.
 """
@@ -27,10 +27,10 @@ from typing import Any
 import pandas as pd
 
 import archs
-from bench import report_md
-from bench.analysis import fit_growth, pareto_front
 from bench.errors import OutputError, UsageError
 from bench.measure.contention import is_contended
+from bench.report import markdown as report_md
+from bench.report.analysis import fit_growth, pareto_front
 from bench.results.schema import clip_of, is_missing
 from bench.results.validate import (
     ACCURACY_COLUMNS,
@@ -596,7 +596,7 @@ def write_report(
             did not write (they are left alone). See :func:`check_report_folder`.
         breakdowns: ``vbench inspect --time --json`` files: their time by kind of work joins the
             "Why latency does not follow MACs" section and its figure.
-        html: Also write ``report.html``, the interactive page (:mod:`bench.report_html`; needs plotly).
+        html: Also write ``report.html``, the interactive page (:mod:`bench.report.html`; needs plotly).
         include_contended: Put latencies timed on a shared machine (``contended``) into the scaling fits and
             the latency Pareto front (by default they are shown, marked, and left out of both).
 
@@ -611,7 +611,7 @@ def write_report(
     from bench.results.store import atomic_write_text, load_results
 
     if html:
-        from bench.report_html import require_plotly
+        from bench.report.html import require_plotly
 
         require_plotly()
     own = check_report_folder(out_dir, overwrite)
@@ -653,7 +653,7 @@ def write_report(
             written.append(path)
         if plots:
             try:
-                from bench import plots as figures
+                from bench.report import plots as figures
             except ImportError:
                 notes.append("plots skipped: matplotlib is not installed (pip install 'vbench[plot]')")
             else:
@@ -664,14 +664,14 @@ def write_report(
                                                  out_dir / "roofline")  # fmt: skip
                 written += figures.plot_time_by_kind(kinds, out_dir / "time_by_kind")
                 if variants or (variants is None and _holds_mixed_family(rows)):
-                    from bench.variants import resnet_variants, split_sweep
+                    from bench.report.variants import resnet_variants, split_sweep
 
                     written += figures.plot_variants(split_sweep(), resnet_variants(), out_dir / "mixed_variants")
         text += report_md.figures_markdown([p for p in written if p.suffix == ".png"], _COUNTED_AFRESH)
         md = out_dir / "report.md"
         atomic_write_text(md, text)
         if html:
-            from bench.report_html import chart_points, report_html
+            from bench.report.html import chart_points, report_html
 
             page = out_dir / "report.html"
             titles = {s.name: s.title for s in SECTIONS}

@@ -1,7 +1,7 @@
 """Numbers behind the reports: Pareto frontiers and growth exponents.
 
 Plain functions on plain values, so that they can be checked on tables worked
-out by hand; :mod:`bench.tradeoff` and :mod:`bench.plots` format and draw them.
+out by hand; :mod:`bench.report.tradeoff` and :mod:`bench.report.plots` format and draw them.
 """
 
 from __future__ import annotations
