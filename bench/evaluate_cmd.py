@@ -3,7 +3,7 @@
 The command is thin: check every option and file (one line and exit code 2
 on a mistake, before the model is built or a video decoded), build the model
 through the registry (``archs.create_model(name, weights=PATH)``), hand it to
-:func:`bench.evaluate.evaluate`, print the summary. Importing this module
+:func:`bench.evaluate.loop.evaluate`, print the summary. Importing this module
 imports neither torch nor PyAV, so ``vbench --help`` stays fast.
 """
 
@@ -21,8 +21,9 @@ from bench.console import arch_kwargs_option, plugin_option
 from bench.errors import UsageError, signal_exit_code
 
 if TYPE_CHECKING:
-    from bench.evaluate import EvalResult, Protocol
-    from bench.video import ViewSpec
+    from archs import Protocol
+    from bench.evaluate.loop import EvalResult
+    from bench.evaluate.video import ViewSpec
 
 __all__ = ["evaluate_cmd", "evaluate_command"]
 
@@ -60,7 +61,7 @@ def _view_spec(pre: Any, protocol: Protocol, frames: int | None, size: int | Non
 
     With ``--size`` the resize scales with the crop, so the crop keeps its share of the frame.
     """
-    from bench.video import ViewSpec
+    from bench.evaluate.video import ViewSpec
 
     crop = size or pre.crop
     resize = pre.resize
@@ -198,8 +199,9 @@ def evaluate_cmd(
     Ctrl-C keeps every finished prediction and prints the command that finishes the evaluation.
     """
     from bench.console import recorded_options
-    from bench.datasets import load_class_file, load_dataset, resolve_classes
-    from bench.evaluate import check_eval_out, remove_if_empty, resolve_protocol
+    from bench.evaluate.datasets import load_class_file, load_dataset, resolve_classes
+    from bench.evaluate.protocols import resolve_protocol
+    from bench.evaluate.store import check_eval_out, remove_if_empty
     from bench.results.records import DTYPES, choice
     from bench.run.plan import parse_arch_kwargs
     from bench.run.plugins import load_plugins
@@ -267,7 +269,7 @@ def _meta(
     arch: str, weights: str, info: Any, protocol: Protocol, classes_source: str, options: dict[str, Any]
 ) -> dict[str, Any]:
     import archs
-    from bench.evaluate import file_sha256
+    from bench.evaluate.store import file_sha256
 
     downloaded = weights in archs.publishers()  # a publisher's name, not a file
     return {
@@ -304,7 +306,7 @@ def _run(
     """The evaluation with a progress bar (a plain line per video off a terminal); an interruption prints the
     command that finishes it."""
     from bench.console import make_console, progress_bar, say, stdout_closed
-    from bench.evaluate import DecoderDied, EvalOptions, evaluate
+    from bench.evaluate.loop import DecoderDied, EvalOptions, evaluate
     from bench.run.lifetime import Interrupted, signals_interrupt
 
     console = make_console()

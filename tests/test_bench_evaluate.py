@@ -29,10 +29,13 @@ from typer.testing import CliRunner
 from waiting import until
 
 from archs import Preprocess
-from bench.datasets import kinetics400_classes, load_dataset
 from bench.errors import UsageError
-from bench.evaluate import EvalOptions, check_eval_out, compute_metrics, evaluate, protocols, resolve_protocol
-from bench.video import ViewSpec, clip_starts, crop_offsets, make_views, plan_frames, read_video, resized_size
+from bench.evaluate.datasets import kinetics400_classes, load_dataset
+from bench.evaluate.loop import EvalOptions, evaluate
+from bench.evaluate.metrics import compute_metrics
+from bench.evaluate.protocols import protocols, resolve_protocol
+from bench.evaluate.store import check_eval_out
+from bench.evaluate.video import ViewSpec, clip_starts, crop_offsets, make_views, plan_frames, read_video, resized_size
 
 PROTOCOLS = protocols()
 
@@ -294,7 +297,7 @@ def test_a_400_class_model_maps_folder_labels_through_the_kinetics_list(tmp_path
     for folder in ("abseiling", "air_drumming", "passing_American_football_(in_game)"):
         (tmp_path / "d" / folder).mkdir(parents=True)
         (tmp_path / "d" / folder / "v.mp4").write_bytes((videos / "c0" / "a.mp4").read_bytes())
-    from bench.datasets import resolve_classes
+    from bench.evaluate.datasets import resolve_classes
 
     dataset = load_dataset(tmp_path / "d")
     names, source = resolve_classes(None, dataset, 400)

@@ -378,7 +378,7 @@ def run_plan(
     env.update(device=plan.device, command=list(command), plugins=list(plugins), host=platform.node())
     env.update(started_at=_now(), max_memory=max_memory, counter=plan.request.counter)
     if plan.request.weights is not None:
-        from bench.evaluate import file_sha256  # the hash ``vbench evaluate`` records, so the two can be matched
+        from bench.evaluate.store import file_sha256  # the hash ``vbench evaluate`` records, so the two can be matched
 
         weights = Path(plan.request.weights)
         env["weights"] = {"path": str(weights.resolve()), "sha256": file_sha256(weights)}

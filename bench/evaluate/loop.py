@@ -1,7 +1,7 @@
 """``vbench evaluate``: top-1/top-5 of a model on the user's videos, by a named protocol, nothing lost.
 
 The loop (:func:`evaluate`): DataLoader workers decode and resize each video
-(:func:`bench.video.read_video`); this process cuts the views, runs the model
+(:func:`bench.evaluate.video.read_video`); this process cuts the views, runs the model
 on batches of views under ``torch.inference_mode()``, averages the softmax of
 a video's views, and appends the video's prediction line to
 ``predictions.jsonl`` (flushed to disk) the moment its last view is done.
@@ -20,10 +20,10 @@ An evaluation folder holds:
   per column), written at the end.
 
 Accuracy is computed over every ``ok`` line of the file, the ones an earlier
-run wrote included; numbers (:func:`compute_metrics`) are computed apart from
+run wrote included; numbers (:func:`bench.evaluate.metrics.compute_metrics`) are computed apart from
 their formatting (the CLI's).
 
-Protocols (:func:`protocols`) name the views the papers, model zoos and
+Protocols (:func:`bench.evaluate.protocols.protocols`) name the views the papers, model zoos and
 torchvision evaluate with; each family's file declares its own and says where
 it comes from.
 """
@@ -31,342 +31,39 @@ it comes from.
 from __future__ import annotations
 
 import contextlib
-import csv
-import dataclasses
-import hashlib
-import io
 import json
 import os
 import platform
 import socket
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import archs
-from bench.datasets import Dataset, VideoItem, class_indices
 from bench.errors import OutputError, UsageError, first_line
-from bench.video import SKIP_REASONS, DecodedVideo, VideoError, ViewSpec, make_views, read_video
+from bench.evaluate.datasets import Dataset, VideoItem, class_indices
+from bench.evaluate.video import DecodedVideo, VideoError, ViewSpec, make_views, read_video
 
 if TYPE_CHECKING:
     import torch
 
-    from archs import Protocol
 
-__all__ = [
-    "EVAL_FILES",
-    "RETRIED_REASONS",
-    "DecoderDied",
-    "EvalOptions",
-    "EvalResult",
-    "Metrics",
-    "Timing",
-    "check_eval_out",
-    "compute_metrics",
-    "evaluate",
-    "file_sha256",
-    "protocols",
-    "remove_if_empty",
-    "resolve_protocol",
-]
+__all__ = ["DecoderDied", "EvalOptions", "EvalResult", "evaluate"]
 
-SCHEMA_VERSION = 1
-EVAL_FILES = ("evaluation.json", "predictions.jsonl", "per_class.csv", "confusion.csv")
-"""What an evaluation folder holds; a folder with anything else in it is not written into."""
-_LOCK = ".vbench.lock"
-_TOP = 5
-
-
-# ---------------------------------------------------------------- protocols
-
-
-def protocols() -> dict[str, Protocol]:
-    """Every preset, by name: the ones each family's file declares (:func:`archs.list_protocols`)."""
-    return archs.list_protocols()
-
-
-RETRIED_REASONS = ("missing", "unreadable", "corrupt")
-"""Skips whose cause can change (the file is copied in, finishes downloading, is replaced): ``--only-missing``
-tries those videos again. A video too short, without a video stream or that made the model output NaN is not."""
-
-MAX_CLIPS = 300
-"""Most clips per video a protocol may take (the papers use 1 to 115; 300 is ten a second of a 30 s clip)."""
-
-
-def resolve_protocol(name: str, clips: int | None = None, crops: int | None = None) -> Protocol:
-    """The preset ``name`` with ``--clips``/``--crops`` overriding its counts (named ``custom`` then).
-
-    Raises:
-        UsageError: an unknown name, or clips/crops below 1.
-    """
-    presets = protocols()
-    if name not in presets:
-        raise UsageError(f"unknown protocol '{name}'; choose from {', '.join(presets)}")
-    for value, what, most in ((clips, "--clips", MAX_CLIPS), (crops, "--crops", 3)):
-        if value is not None and not 1 <= value <= most:
-            raise UsageError(f"{what} must be from 1 to {most}; got {value}")
-    base = presets[name]
-    if clips is None and crops is None:
-        return base
-    return dataclasses.replace(
-        base,
-        name="custom",
-        clips=clips if clips is not None else base.clips,
-        crops=crops if crops is not None else base.crops,
-        source=f"{name} with --clips/--crops",
-    )
-
-
-# ---------------------------------------------------------------- metrics (numbers only)
-
-
-@dataclass(frozen=True)
-class Metrics:
-    """Accuracy over the ``ok`` prediction lines; percentages, ``None`` where there is nothing to count.
-
-    ``confusion[t][p]`` counts videos of true class ``t`` predicted as ``p``; ``per_class`` has one entry per
-    class (``videos``, ``top1``, ``top5``); ``k`` is the top-k of ``top5`` (5, or the class count if smaller).
-    """
-
-    videos: int
-    skipped: int
-    skipped_by_reason: dict[str, int]
-    top1: float | None
-    top5: float | None
-    mean_class_top1: float | None
-    k: int
-    per_class: list[dict[str, Any]]
-    confusion: list[list[int]]
-
-
-def _pct(hits: int, n: int) -> float | None:
-    return 100.0 * hits / n if n else None
-
-
-def compute_metrics(records: Sequence[Mapping[str, Any]], num_classes: int) -> Metrics:
-    """Top-1, top-5, per-class accuracy and the confusion matrix of prediction lines."""
-    k = min(_TOP, num_classes)
-    confusion = [[0] * num_classes for _ in range(num_classes)]
-    n = [0] * num_classes
-    hit1 = [0] * num_classes
-    hit5 = [0] * num_classes
-    reasons: Counter[str] = Counter()
-    for r in records:
-        if r["status"] != "ok":
-            reasons[r["reason"]] += 1
-            continue
-        t, p = r["target"], r["pred"]
-        confusion[t][p] += 1
-        n[t] += 1
-        hit1[t] += p == t
-        hit5[t] += t in r["top5"][:k]
-    videos = sum(n)
-    per_class = [
-        {"index": c, "videos": n[c], "top1": _pct(hit1[c], n[c]), "top5": _pct(hit5[c], n[c])}
-        for c in range(num_classes)
-    ]
-    seen = [100.0 * hit1[c] / n[c] for c in range(num_classes) if n[c]]
-    return Metrics(
-        videos=videos,
-        skipped=sum(reasons.values()),
-        skipped_by_reason={reason: reasons[reason] for reason in SKIP_REASONS if reasons[reason]},
-        top1=_pct(sum(hit1), videos),
-        top5=_pct(sum(hit5), videos),
-        mean_class_top1=sum(seen) / len(seen) if seen else None,
-        k=k,
-        per_class=per_class,
-        confusion=confusion,
-    )
-
-
-@dataclass
-class Timing:
-    """Where this run's time went, seconds. Decoding and resizing happen in the workers (in parallel when
-    ``workers`` > 0); cutting views, normalising and the model happen here; ``wait_s`` is how long this
-    process waited for the loader: the loader is the bottleneck when it exceeds ``model_s``."""
-
-    workers: int = 0
-    videos: int = 0
-    clips: int = 0
-    decode_s: float = 0.0
-    resize_s: float = 0.0
-    views_s: float = 0.0
-    model_s: float = 0.0
-    wait_s: float = 0.0
-    wall_s: float = 0.0
-
-    def summary(self) -> dict[str, Any]:
-        def rate(seconds: float) -> float | None:
-            return self.clips / seconds if seconds > 0 and self.clips else None
-
-        preprocess_s = self.resize_s + self.views_s
-        return {
-            "videos": self.videos,
-            "clips": self.clips,
-            "workers": self.workers,
-            "decode_s": self.decode_s,
-            "preprocess_s": preprocess_s,
-            "model_s": self.model_s,
-            "loader_wait_s": self.wait_s,
-            "wall_s": self.wall_s,
-            "decode_clips_per_s": rate(self.decode_s),
-            "preprocess_clips_per_s": rate(preprocess_s),
-            "model_clips_per_s": rate(self.model_s),
-            "clips_per_s": rate(self.wall_s),
-            "bottleneck": None if not self.clips else "loader" if self.wait_s > self.model_s else "model",
-            "note": "decode and resize run in the loader workers (their seconds add up over workers); a clip is "
-            "one view the model sees; this run's work only",
-        }
-
-
-# ---------------------------------------------------------------- the output folder
-
-
-def check_eval_out(path: Path, *, resume: bool = False, overwrite: bool = False) -> Path:
-    """Before any work: could ``path`` take this evaluation? Creates nothing.
-
-    A new or empty folder is fine; one holding an evaluation needs ``--only-missing`` (finish it) or
-    ``--overwrite`` (replace it); one holding anything else (a profile run, your files) is refused.
-
-    Raises:
-        UsageError: an unwritable path, a foreign folder, an evaluation without either flag.
-    """
-    from bench.run.rundir import probe_writable
-
-    probe_writable(path, "--out")
-    if not path.is_dir():
-        return path
-    names = {n for n in os.listdir(path) if n != _LOCK and not (n.startswith(".") and n.endswith(".tmp"))}
-    foreign = sorted(names - set(EVAL_FILES))
-    if foreign:
-        shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
-        raise UsageError(
-            f"--out '{path}' holds files vbench evaluate did not write ({shown}); choose a new or empty folder"
-        )
-    if names and not (resume or overwrite):
-        raise UsageError(
-            f"--out '{path}' already holds an evaluation; pass --only-missing to finish it, --overwrite to "
-            "replace it, or choose another folder"
-        )
-    return path
-
-
-def _claim(path: Path, resume: bool, overwrite: bool) -> Path:
-    """Create and lock ``path`` (the lock keeps a second run out), then check it again under the lock."""
-    from bench.run import rundir
-
-    rundir.check_writable_dir(path, "--out")  # creates it; not rundir.claim, which refuses an evaluation folder
-    with contextlib.suppress(ImportError):  # no fcntl: no lock
-        rundir._lock(path)
-    check_eval_out(path, resume=resume, overwrite=overwrite)
-    if overwrite and not resume:
-        for name in EVAL_FILES:
-            (path / name).unlink(missing_ok=True)
-    return path
-
-
-def remove_if_empty(path: Path) -> bool:
-    """Remove ``path`` if it holds nothing but this process's lock (a run that failed before writing anything):
-    no empty run folder is left behind. Returns whether it was removed."""
-    from bench.run import rundir
-
-    try:
-        if {n for n in os.listdir(path) if not (n.startswith(".") and n.endswith(".tmp"))} - {_LOCK}:
-            return False
-        held = rundir._held.pop(path.resolve(), None)
-        if held is not None:
-            held.close()
-        for name in os.listdir(path):
-            (path / name).unlink()
-        path.rmdir()
-    except OSError:
-        return False
-    return True
-
-
-def _check_record(r: Any, num_classes: int) -> bool:
-    if not isinstance(r, dict) or not isinstance(r.get("video"), str):
-        return False
-    if r.get("status") == "skipped":
-        return r.get("reason") in SKIP_REASONS
-    if r.get("status") != "ok":
-        return False
-    target, pred, top5 = r.get("target"), r.get("pred"), r.get("top5")
-
-    def index(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < num_classes
-
-    return index(target) and index(pred) and isinstance(top5, list) and all(index(v) for v in top5)
-
-
-def _read_predictions(path: Path, num_classes: int) -> tuple[list[dict[str, Any]], bool]:
-    """The valid lines of a ``predictions.jsonl`` (a line cut short by a kill, or not ours, is dropped), and
-    whether the file needs rewriting (it held such a line)."""
-    from bench.results.validate import RESULTS_CAP, parse_json, read_text
-
-    if not path.is_file():
-        return [], False
-    records: dict[str, dict[str, Any]] = {}
-    dropped = False
-    text = read_text(path, "predictions file", RESULTS_CAP, errors="replace")
-    for line in text.splitlines():
-        try:
-            r = parse_json(line, f"'{path}'")
-        except UsageError:
-            dropped = True
-            continue
-        if _check_record(r, num_classes):
-            records.setdefault(r["video"], r)
-        else:
-            dropped = True
-    return list(records.values()), dropped or (bool(text) and not text.endswith("\n"))
-
-
-def _load_previous(out: Path, fingerprint: dict[str, Any], num_classes: int) -> list[dict[str, Any]]:
-    """The prediction lines an earlier run of the same evaluation left in ``out`` (for ``--only-missing``).
-
-    Raises:
-        UsageError: the folder's evaluation was made with another arch, weights, protocol, input, dataset or
-            class list.
-    """
-    from bench.results.store import atomic_write_text
-    from bench.results.validate import SMALL_CAP, parse_json, read_text
-
-    summary = out / "evaluation.json"
-    if summary.is_file():
-        doc = parse_json(read_text(summary, "evaluation file", SMALL_CAP), f"'{summary}' is not valid JSON")
-        before = doc.get("fingerprint") if isinstance(doc, dict) else None
-        if not isinstance(before, dict):
-            raise UsageError(f"'{summary}' is not a vbench evaluation; choose another --out")
-        changed = sorted(k for k in fingerprint.keys() | before.keys() if fingerprint.get(k) != before.get(k))
-        if changed:
-            raise UsageError(
-                f"--only-missing: '{out}' holds an evaluation with other settings ({', '.join(changed)}); "
-                "use the same options, --overwrite, or another --out"
-            )
-    records, rewrite = _read_predictions(out / "predictions.jsonl", num_classes)
-    if rewrite:
-        atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in records))
-    return records
-
-
-def _sha256_text(lines: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file (the weights), read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-# ---------------------------------------------------------------- the loop
+from bench.evaluate.metrics import TOP_K, Metrics, Timing, compute_metrics
+from bench.evaluate.store import (
+    EVAL_FILES,
+    RETRIED_REASONS,
+    SCHEMA_VERSION,
+    claim_eval_out,
+    confusion_csv,
+    fingerprint,
+    load_previous,
+    per_class_csv,
+    sha256_text,
+)
 
 
 @dataclass(frozen=True)
@@ -525,30 +222,6 @@ def _summary_fields(metrics: Metrics, timing: Timing, base: Mapping[str, Any]) -
     }
 
 
-def per_class_csv(metrics: Metrics, classes: Sequence[str]) -> str:
-    """``index,class,videos,top1,top5`` (percent; empty for a class without videos)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["index", "class", "videos", "top1", f"top{metrics.k}"])
-    for pc in metrics.per_class:
-        w.writerow([pc["index"], classes[pc["index"]], pc["videos"], _cell(pc["top1"]), _cell(pc["top5"])])
-    return buf.getvalue()
-
-
-def confusion_csv(metrics: Metrics, classes: Sequence[str]) -> str:
-    """Counts: one row per true class, one column per predicted class, both in class-index order."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["true \\ predicted", *classes])
-    for name, row in zip(classes, metrics.confusion):
-        w.writerow([name, *row])
-    return buf.getvalue()
-
-
-def _cell(value: float | None) -> str:
-    return "" if value is None else f"{value:.4f}"
-
-
 def _environment(options: EvalOptions) -> dict[str, Any]:
     import av
 
@@ -565,22 +238,6 @@ def _environment(options: EvalOptions) -> dict[str, Any]:
         machine=platform.machine(),
     )
     return env
-
-
-def fingerprint(meta: Mapping[str, Any], spec: ViewSpec, classes: Sequence[str], dtype: str) -> dict[str, Any]:
-    """What must match for ``--only-missing`` to add to an earlier evaluation's predictions."""
-    kwargs = {"arch_kwargs": dict(meta["arch_kwargs"])} if meta.get("arch_kwargs") else {}
-    return {
-        **kwargs,
-        "arch": meta.get("arch"),
-        "weights": (meta.get("weights") or {}).get("sha256") or (meta.get("weights") or {}).get("path"),
-        "views": [spec.clips, spec.crops],
-        "input": [spec.frames, spec.frame_stride, spec.crop, list(spec.resize) if isinstance(spec.resize, tuple)
-                  else spec.resize, list(spec.mean), list(spec.std)],
-        "dataset": (meta.get("dataset") or {}).get("path"),
-        "classes": _sha256_text(classes),
-        "dtype": dtype,
-    }  # fmt: skip
 
 
 def evaluate(
@@ -628,7 +285,7 @@ def evaluate(
     if options.workers < 0:
         raise UsageError(f"--workers must be >= 0; got {options.workers}")
     device = torch.device(options.device)
-    out = _claim(Path(out_dir), resume, overwrite)
+    out = claim_eval_out(Path(out_dir), resume, overwrite)
     protocol_meta = meta.get("protocol") or {}
     base: dict[str, Any] = {
         "schema": "vbench-evaluation",
@@ -660,12 +317,12 @@ def evaluate(
             "videos": dataset.listed,
             **(meta.get("dataset") or {}),
         },
-        "classes": {"source": meta.get("classes_source", ""), "count": num_classes, "sha256": _sha256_text(classes)},
+        "classes": {"source": meta.get("classes_source", ""), "count": num_classes, "sha256": sha256_text(classes)},
         "options": meta.get("options", {}),
         "environment": _environment(options),
     }
     base["fingerprint"] = fingerprint({**meta, "dataset": base["dataset"]}, spec, classes, options.dtype)
-    records = _load_previous(out, base["fingerprint"], num_classes) if resume else []
+    records = load_previous(out, base["fingerprint"], num_classes) if resume else []
     retried = [r["video"] for r in records if r["status"] == "skipped" and r["reason"] in RETRIED_REASONS]
     # A video the dataset no longer lists (its file and its line were removed) leaves the evaluation: its
     # prediction would count in top-1 over videos that are not there.
@@ -768,7 +425,7 @@ def _run(
         if not bool(torch.isfinite(probs).all()):  # never a prediction made of NaN: a skip, counted
             write(_skip_record(p.item, "non-finite output", "the model's logits hold NaN or infinity"))
             return
-        top = torch.topk(probs, min(_TOP, num_classes))
+        top = torch.topk(probs, min(TOP_K, num_classes))
         pred = int(top.indices[0])
         write({
             "video": p.item.key,
