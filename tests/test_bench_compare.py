@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 import bench.results.stats
-from bench.cli import app, profile_options
+from bench.cli import app
+from bench.commands.profile import profile_options
 from bench.errors import UsageError
 from bench.report.tables import compare_markdown
 from bench.results.compare import (

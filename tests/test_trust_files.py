@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from bench.cli import profile_options
+from bench.commands.profile import profile_options
 from bench.errors import UsageError
 from bench.results.compare import NOT_REFRESHED, compare_rows, load_compare_config, refresh_command
 from bench.results.config import tool_table

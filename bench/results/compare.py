@@ -439,7 +439,7 @@ NOT_REFRESHED: dict[str, str] = {
     "--cpus-per-task": "where the baseline ran, not what it measured",
 }
 """The options of ``vbench profile`` that a refreshed baseline does not repeat, each with why. Every other
-option the command declares is repeated (``bench.cli.profile_options`` reads them from the command itself)."""
+option the command declares is repeated (``bench.commands.profile.profile_options`` reads them from the command itself)."""
 _PLACEHOLDER = "<the options of the baseline run>"
 
 
@@ -495,7 +495,7 @@ def refresh_command(base_env: Mapping[str, Any], base_path: str | Path, declared
     """The command that re-creates the base where it lies, from the options it recorded.
 
     ``declared``: every option of ``vbench profile`` (its long name) and whether it is a flag, as the command
-    declares them (``bench.cli.profile_options()``); all are repeated but those in :data:`NOT_REFRESHED`.
+    declares them (``bench.commands.profile.profile_options()``); all are repeated but those in :data:`NOT_REFRESHED`.
 
     The base folder holds a run, so the command replaces it (``--overwrite``).
     The options come from a file, and the command is printed for people to

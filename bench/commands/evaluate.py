@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bench.console import arch_kwargs_option, plugin_option
+from bench.commands.console import arch_kwargs_option, plugin_option
 from bench.errors import UsageError, signal_exit_code
 
 if TYPE_CHECKING:
@@ -198,7 +198,7 @@ def evaluate_cmd(
     videos with reasons, decode/preprocess/model time, environment), per_class.csv and confusion.csv.
     Ctrl-C keeps every finished prediction and prints the command that finishes the evaluation.
     """
-    from bench.console import recorded_options
+    from bench.commands.console import recorded_options
     from bench.evaluate.datasets import load_class_file, load_dataset, resolve_classes
     from bench.evaluate.protocols import resolve_protocol
     from bench.evaluate.store import check_eval_out, remove_if_empty
@@ -305,7 +305,7 @@ def _run(
 ) -> EvalResult:
     """The evaluation with a progress bar (a plain line per video off a terminal); an interruption prints the
     command that finishes it."""
-    from bench.console import make_console, progress_bar, say, stdout_closed
+    from bench.commands.console import make_console, progress_bar, say, stdout_closed
     from bench.evaluate.loop import DecoderDied, EvalOptions, evaluate
     from bench.run.lifetime import Interrupted, signals_interrupt
 
@@ -416,7 +416,7 @@ def _worker_signal(e: RuntimeError) -> int | None:
 
 
 def _report(result: EvalResult, names: list[str]) -> None:
-    from bench.console import make_console, say, stdout_closed
+    from bench.commands.console import make_console, say, stdout_closed
 
     console = make_console()
     try:

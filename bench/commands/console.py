@@ -1,7 +1,7 @@
 """The terminal side shared by the commands: the console, plain lines, the progress bar, a closed stdout,
 and the options a command line gave (recorded so that a run's resume command is rebuilt, never pasted).
 
-Plain helpers with no torch: ``bench.cli`` and ``bench.evaluate_cmd`` both use them.
+Plain helpers with no torch: ``bench.cli`` and ``bench.commands.evaluate`` both use them.
 """
 
 from __future__ import annotations
