@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from bench.cli import app
 from bench.errors import UsageError
 from bench.report.analysis import fit_growth, pareto_front
+from bench.report.builder import write_report
 from bench.report.tradeoff import (
     accuracy_records,
     failures_frame,
@@ -17,7 +18,6 @@ from bench.report.tradeoff import (
     scaling_frame,
     tradeoff_frame,
     tradeoff_markdown,
-    write_report,
 )
 from bench.results.schema import COLUMNS, SCHEMA_VERSION
 
@@ -136,7 +136,8 @@ def test_failed_rows_are_listed_not_dropped():
 
 
 def test_report_sections_are_one_list_in_the_markdown_order():
-    from bench.report.tradeoff import REPORT_FILES, SECTIONS
+    from bench.report.builder import REPORT_FILES
+    from bench.report.tradeoff import SECTIONS
 
     assert [s.title for s in SECTIONS] == [
         "Trade-off", "Failures", "Ours beside the papers", "Scaling", "Why latency does not follow MACs",

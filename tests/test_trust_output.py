@@ -26,6 +26,7 @@ from rich.console import Console
 
 import archs
 from bench.errors import UsageError
+from bench.report.builder import MANIFEST, check_report_folder, write_report
 from bench.report.tables import (
     arch_table,
     compare_markdown,
@@ -40,16 +41,7 @@ from bench.report.tables import (
     summary_markdown,
     summary_table,
 )
-from bench.report.tradeoff import (
-    MANIFEST,
-    check_report_folder,
-    failures_frame,
-    paper_frame,
-    scaling_frame,
-    tradeoff_frame,
-    tradeoff_markdown,
-    write_report,
-)
+from bench.report.tradeoff import failures_frame, paper_frame, scaling_frame, tradeoff_frame, tradeoff_markdown
 from bench.results.compare import CompareConfig, Tolerances, compare_rows
 from bench.results.schema import COLUMNS, SCHEMA_VERSION
 

@@ -24,7 +24,8 @@ def history_cmd(
 ) -> None:
     """Each configuration's params, GMACs, latency and memory across runs, oldest commit first, with the changes
     `vbench compare` would call regressions."""
-    from bench.report.history import history_summary, write_history
+    from bench.report.builder import write_history
+    from bench.report.history import history_summary
 
     if html:
         from bench.report.html import require_plotly

@@ -55,7 +55,7 @@ def report_cmd(
 ) -> None:
     """Trade-off (cost beside published accuracy, Pareto), ours vs the papers, scaling, and why latency does
     not follow MACs (achieved GMAC/s, the roofline), from saved runs."""
-    from bench.report.tradeoff import write_report
+    from bench.report.builder import write_report
     from bench.run.rundir import new_run_dir, probe_writable
 
     made = out is None

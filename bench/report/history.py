@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["HISTORY_METRICS", "OTHER_MARKS", "History", "history_frame", "history_summary", "write_history"]
+__all__ = ["HISTORY_METRICS", "OTHER_MARKS", "History", "history_frame", "history_summary"]
 
 HISTORY_METRICS: tuple[tuple[str, str], ...] = (
     ("params", "params (M)"),
@@ -136,42 +135,3 @@ def history_summary(history: History) -> str:
         if len(fails) > 20:
             lines.append(f"    ... and {len(fails) - 20} more")
     return "\n".join(lines) + "\n"
-
-
-def write_history(
-    sources: Sequence[str | Path], out_dir: Path | None, html: bool, config_path: Path | None = None
-) -> tuple[History, Path | None]:
-    """Read the runs, judge them, and (``html``) write ``history.html`` into ``out_dir``.
-
-    Raises:
-        UsageError: fewer than two runs, a missing or malformed run or config, or an unwritable folder.
-    """
-    from bench.errors import OutputError, UsageError
-    from bench.results.compare import load_compare_config
-    from bench.results.config import default_config
-    from bench.results.store import atomic_write_text, load_results
-    from bench.results.validate import show_path
-    from bench.run.rundir import new_run_dir, probe_writable
-
-    if len(sources) < 2:
-        raise UsageError("history needs at least two runs")
-    if out_dir is not None and html:
-        probe_writable(out_dir, "--out")
-    tolerances = load_compare_config(default_config(config_path))
-    runs = []
-    for source in sources:
-        rows, env = load_results(source)
-        runs.append((str(source), rows, env))
-    history = history_frame(runs, tolerances)
-    if not html:
-        return history, None
-    from bench.report.html import history_html
-
-    page = history_html(history)
-    folder = out_dir if out_dir is not None else new_run_dir(Path("reports/runs"), "history-")
-    path = folder / "history.html"
-    try:
-        atomic_write_text(path, page)
-    except OSError as e:
-        raise OutputError(f"cannot write {show_path(path)}: {e.strerror or e}") from None
-    return history, path
