@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 from bench.measure.latency import measure_config
-from bench.measure.timing import CONTENDED_SHARE, SamplePolicy
-from bench.results.records import Config
+from bench.measure.timing import CONTENDED_SHARE
+from bench.results.records import Config, SamplePolicy
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,7 +22,7 @@ import torch
 import archs
 from bench.measure.environment import environment
 from bench.measure.latency import measure_config
-from bench.measure.timing import SamplePolicy
+from bench.results.records import SamplePolicy
 from bench.run.plan import Config
 
 CASES = {  # (arch, frames, size): small enough on a CPU to take hundreds of samples

@@ -21,9 +21,9 @@ from archs._blocks import SqueezeExcitation, Swish
 from bench.measure.breakdown import OUTSIDE, ROOT_OPS, SCOPE, Op, attribute, module_kind, profile_model
 from bench.measure.counting import count
 from bench.measure.roofline import ProbeSizes, Roofline, intensity, probe, roofline_for
+from bench.measure.rows import make_row
 from bench.measure.timing import Measurement
 from bench.results.records import Config
-from bench.results.schema import make_row
 
 BACKWARD = "autograd::engine::evaluate_function: "
 

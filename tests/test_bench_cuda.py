@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bench.measure.latency import is_oom, measure_config, setup_device
-from bench.measure.timing import SamplePolicy
+from bench.results.records import SamplePolicy
 from bench.run.plan import Config
 
 pytestmark = pytest.mark.cuda

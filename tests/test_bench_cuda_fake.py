@@ -16,7 +16,8 @@ import torch
 
 import bench.measure.environment
 import bench.measure.latency
-from bench.measure.timing import CudaEventClock, SamplePolicy
+from bench.measure.timing import CudaEventClock
+from bench.results.records import SamplePolicy
 from bench.run.plan import Config
 
 

@@ -13,7 +13,7 @@ import torch
 
 import archs
 from bench.measure.latency import measure_config
-from bench.measure.timing import SamplePolicy
+from bench.results.records import SamplePolicy
 from bench.run.plan import Config
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.measure.timing import SamplePolicy
+from bench.results.records import SamplePolicy
 from bench.results.store import load_results
 from bench.run.plan import Request, make_plan
 from bench.run.runner import run_plan

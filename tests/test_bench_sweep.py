@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.errors import UsageError
+from bench.measure.rows import make_row
 from bench.results.merge import merge_runs
-from bench.results.schema import make_row, row_key
+from bench.results.schema import row_key
 from bench.results.store import load_results
 from bench.run.plan import Config, Request, make_plan, resolve_gpus
 from bench.run.runner import run_plan
@@ -118,7 +119,7 @@ def test_gpu_slots_run_one_worker_each_and_a_crash_loses_nothing(tmp_path):
         from pathlib import Path
         from bench.run.plan import Request, make_plan
         from bench.run.runner import run_plan
-        from bench.measure.timing import SamplePolicy
+        from bench.results.records import SamplePolicy
         plan = make_plan(Request(archs=["fake_slot1", "fake_slot2", "fake_crash", "fake_slot3", "fake_slot4"],
                                  device="cpu", batches=[1, 2], policy=SamplePolicy(warmup=0, repeats=3)))
         from bench.run.plugins import load_plugins

@@ -13,14 +13,9 @@ from types import SimpleNamespace
 import pytest
 from waiting import until
 
-from bench.measure.contention import (
-    LOAD_EXCESS_PER_CORE,
-    contention_columns,
-    cpu_contended,
-    gpu_monitor,
-    reason_names,
-)
-from bench.measure.timing import CONTENDED_SHARE, Measurement, SamplePolicy, cpu_share, sample
+from bench.measure.contention import LOAD_EXCESS_PER_CORE, contention_columns, cpu_contended, gpu_monitor, reason_names
+from bench.measure.timing import CONTENDED_SHARE, Measurement, cpu_share, sample
+from bench.results.records import SamplePolicy
 
 # ---------------------------------------------------------------- the CPU share, against fake clocks
 

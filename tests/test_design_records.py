@@ -15,11 +15,11 @@ import typer
 
 import bench
 from bench.errors import UsageError
+from bench.measure.rows import make_row
 from bench.report.tables import _METRIC_NAMES, _SUMMARY, summary_markdown
 from bench.results import columns, records
 from bench.results.columns import COLUMNS, EXACT_METRICS, KEY_COLUMNS, REQUIRED_COLUMNS, readme_section
 from bench.results.records import Config, Row, check_run_options
-from bench.results.schema import make_row
 from bench.results.store import load_results
 
 try:

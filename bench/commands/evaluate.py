@@ -269,7 +269,7 @@ def _meta(
     arch: str, weights: str, info: Any, protocol: Protocol, classes_source: str, options: dict[str, Any]
 ) -> dict[str, Any]:
     import archs
-    from bench.evaluate.store import file_sha256
+    from bench.results.store import file_sha256
 
     downloaded = weights in archs.publishers()  # a publisher's name, not a file
     return {

@@ -372,7 +372,7 @@ def _profile_on_cluster(
         task = bar.add_task(f"{options.shards} {options.executor} tasks", total=options.shards)
         merged, failures, added = profile_on_cluster(
             request, options, out_dir, timeout=timeout, plugins=plugins,
-            on_progress=lambda done, n: bar.update(task, completed=done, total=n),
+            on_progress=lambda done, n: bar.update(task, completed=done, total=n), markdown=summary_markdown,
         )  # fmt: skip
     for index, why in failures.items():
         _say(console, f"shard {index} failed: {why}")

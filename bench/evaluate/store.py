@@ -27,7 +27,6 @@ __all__ = [
     "check_eval_out",
     "claim_eval_out",
     "confusion_csv",
-    "file_sha256",
     "fingerprint",
     "load_previous",
     "per_class_csv",
@@ -175,15 +174,6 @@ def load_previous(out: Path, fingerprint: dict[str, Any], num_classes: int) -> l
 
 def sha256_text(lines: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file (the weights), read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def per_class_csv(metrics: Metrics, classes: Sequence[str]) -> str:

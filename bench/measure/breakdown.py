@@ -586,7 +586,8 @@ def time_breakdown(
     """
     from bench.measure.counting import MacAnalysis, build_meta
     from bench.measure.latency import clock_for, prepare, step_fn
-    from bench.measure.timing import Measurement, SamplePolicy, sample
+    from bench.measure.timing import Measurement, sample
+    from bench.results.records import SamplePolicy
 
     train = config.mode == "train"
     analysis = MacAnalysis(build_meta(config.arch, **dict(config.arch_kwargs)), config.input_shape)

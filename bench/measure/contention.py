@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -241,8 +241,3 @@ def contention_columns(
     else:
         out["contended"] = cpu_contended(share, load_before, load_after, threads, cores)
     return out
-
-
-def is_contended(row: Mapping[str, Any]) -> bool:
-    """A row read back from a file (CSV cells spell the flag as text) says it was contended."""
-    return row.get("contended") in (True, "True", "true", 1)

@@ -21,8 +21,8 @@ from torch import nn
 import archs
 from bench.measure.contention import GpuMonitor, GpuReport
 from bench.measure.counting import Counts
-from bench.measure.timing import Clock, CudaEventClock, HostClock, Measurement, SamplePolicy, sample
-from bench.results.records import Config, Memory
+from bench.measure.timing import Clock, CudaEventClock, HostClock, Measurement, sample
+from bench.results.records import Config, Memory, SamplePolicy
 
 __all__ = [
     "Result",

@@ -17,13 +17,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bench.results.records import SamplePolicy
+
 __all__ = [
     "CONTENDED_SHARE",
     "Clock",
     "CudaEventClock",
     "HostClock",
     "Measurement",
-    "SamplePolicy",
     "cpu_share",
     "median_ci",
     "quantile",
@@ -83,30 +84,6 @@ class CudaEventClock:
         self._end.record()
         self._end.synchronize()
         return self._start.elapsed_time(self._end) / 1e3
-
-
-@dataclass(frozen=True)
-class SamplePolicy:
-    """When to stop sampling.
-
-    Sampling stops once ``repeats`` samples are taken and at least ``min_time``
-    seconds have been spent sampling, or as soon as ``max_time`` seconds have been
-    spent (with at least one sample). Warm-up iterations are not timed.
-    """
-
-    warmup: int = 3
-    repeats: int = 10
-    min_time: float = 0.0
-    max_time: float = 60.0
-    max_samples: int = 100_000
-
-    def __post_init__(self) -> None:
-        if not all(math.isfinite(v) for v in (self.min_time, self.max_time)):
-            raise ValueError("min_time and max_time must be finite numbers of seconds")
-        if self.warmup < 0 or self.repeats < 1 or self.min_time < 0 or self.max_time <= 0:
-            raise ValueError("warmup >= 0, repeats >= 1, min_time >= 0 and max_time > 0 are required")
-        if self.min_time > self.max_time:
-            raise ValueError(f"min_time ({self.min_time:g} s) cannot exceed max_time ({self.max_time:g} s)")
 
 
 @dataclass(frozen=True)

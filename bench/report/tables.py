@@ -33,11 +33,10 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from bench.measure.contention import is_contended
 from bench.measure.roofline import intensity
 from bench.results.columns import LABELS, SUMMARY_COLUMNS, Column, column
 from bench.results.records import Row
-from bench.results.schema import clip_of
+from bench.results.schema import clip_of, is_contended
 
 __all__ = [
     "arch_table",

@@ -42,10 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import ExitCode, UsageError
-from bench.measure.contention import is_contended
 from bench.results import columns
 from bench.results.config import tool_table
-from bench.results.schema import clip_of, is_missing, row_key
+from bench.results.schema import clip_of, is_contended, is_missing, row_key
 from bench.results.stats import mann_whitney_u
 from bench.results.validate import show, show_path
 

@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, get_args
 
 from bench.errors import UsageError
-from bench.measure.timing import SamplePolicy
 
 if TYPE_CHECKING:
     from bench.measure.counting import Counts
@@ -57,6 +56,7 @@ __all__ = [
     "Request",
     "Row",
     "RunOptions",
+    "SamplePolicy",
     "Status",
     "check_run_options",
     "choice",
@@ -108,6 +108,30 @@ def choice(value: str, allowed: tuple[_T, ...], what: str) -> _T:
 
 
 # ---------------------------------------------------------------- what a run measures
+
+
+@dataclass(frozen=True)
+class SamplePolicy:
+    """When to stop sampling.
+
+    Sampling stops once ``repeats`` samples are taken and at least ``min_time``
+    seconds have been spent sampling, or as soon as ``max_time`` seconds have been
+    spent (with at least one sample). Warm-up iterations are not timed.
+    """
+
+    warmup: int = 3
+    repeats: int = 10
+    min_time: float = 0.0
+    max_time: float = 60.0
+    max_samples: int = 100_000
+
+    def __post_init__(self) -> None:
+        if not all(math.isfinite(v) for v in (self.min_time, self.max_time)):
+            raise ValueError("min_time and max_time must be finite numbers of seconds")
+        if self.warmup < 0 or self.repeats < 1 or self.min_time < 0 or self.max_time <= 0:
+            raise ValueError("warmup >= 0, repeats >= 1, min_time >= 0 and max_time > 0 are required")
+        if self.min_time > self.max_time:
+            raise ValueError(f"min_time ({self.min_time:g} s) cannot exceed max_time ({self.max_time:g} s)")
 
 
 @dataclass(frozen=True)
@@ -263,7 +287,7 @@ class Row(_RequiredRow, total=False):
     """One results row: every column of :data:`bench.results.columns.COLUMNS`, plus the raw samples.
 
     The required columns (:data:`bench.results.columns.REQUIRED_COLUMNS`) are in every
-    row read back from a file; :func:`bench.results.schema.make_row` fills every column
+    row read back from a file; :func:`bench.measure.rows.make_row` fills every column
     (None where unknown). ``samples_ms`` goes to ``results.json``, not to the CSV.
     What each column means is in the column registry, :mod:`bench.results.columns`.
     """

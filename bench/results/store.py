@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import hashlib
 import io
 import json
 import os
@@ -38,6 +39,7 @@ __all__ = [
     "STATES",
     "ResultsWriter",
     "atomic_write_text",
+    "file_sha256",
     "load_partial",
     "load_results",
     "read_run",
@@ -231,3 +233,12 @@ def load_partial(path: str | Path) -> tuple[list[Row], dict[str, Any]]:
         return [], {}
     rows, env, _ = read_run(p)
     return rows, env
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file (the weights), read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.errors import UsageError
 from bench.results.config import tool_table
-from bench.results.records import EXECUTORS
+from bench.results.records import EXECUTORS, Row
 from bench.results.schema import row_key
 from bench.run.plan import Plan, Request
 
@@ -77,10 +77,16 @@ def load_cluster_options(path: Path | None, **cli: Any) -> ClusterOptions:
 
 
 def run_shard(
-    request: Request, index: int, count: int, out_dir: str, timeout: float, plugins: Sequence[dict[str, Any]]
+    request: Request,
+    index: int,
+    count: int,
+    out_dir: str,
+    timeout: float,
+    plugins: Sequence[dict[str, Any]],
+    markdown: Callable[[list[Row]], str] | None = None,
 ) -> str:
-    """One array task: plan the sweep, keep shard ``index`` of ``count``, measure it into ``out_dir``."""
-    from bench.report.tables import summary_markdown
+    """One array task: plan the sweep, keep shard ``index`` of ``count``, measure it into ``out_dir`` (with its
+    ``results.md`` rendered by ``markdown``, which the task receives pickled by reference)."""
     from bench.run.lifetime import signals_interrupt
     from bench.run.plugins import import_plugins
     from bench.run.runner import run_plan
@@ -89,7 +95,7 @@ def run_shard(
     import_plugins(list(plugins))
     sweep = prepare_sweep(request, shard=f"{index}/{count}")
     with signals_interrupt():  # a cancelled task ends its worker too, and keeps its finished rows
-        run_plan(sweep.plan, Path(out_dir), timeout=timeout, plugins=plugins, markdown=summary_markdown,
+        run_plan(sweep.plan, Path(out_dir), timeout=timeout, plugins=plugins, markdown=markdown,
                  extra_env=sweep.environment)  # fmt: skip
     return out_dir
 
@@ -126,6 +132,7 @@ def run_on_cluster(
     plugins: Sequence[dict[str, Any]] = (),
     on_progress: Callable[[int, int], None] | None = None,
     poll_s: float = 1.0,
+    markdown: Callable[[list[Row]], str] | None = None,
 ) -> tuple[list[Path], Mapping[int, str]]:
     """Submit one array task per shard, wait for all, and return the shard folders and the failures.
 
@@ -141,7 +148,7 @@ def run_on_cluster(
     executor = _executor(options, out_dir / "submitit")
     n = options.shards
     dirs = [shard_root / f"{i}-of-{n}" for i in range(1, n + 1)]
-    args = [(request, i, n, str(dirs[i - 1]), timeout, list(plugins)) for i in range(1, n + 1)]
+    args = [(request, i, n, str(dirs[i - 1]), timeout, list(plugins), markdown) for i in range(1, n + 1)]
     one_at_a_time = options.executor == "local" and not request.static
     jobs: list[Any] = []
     try:
@@ -222,6 +229,7 @@ def profile_on_cluster(
     timeout: float,
     plugins: Sequence[dict[str, Any]] = (),
     on_progress: Callable[[int, int], None] | None = None,
+    markdown: Callable[[list[Row]], str] | None = None,
 ) -> tuple[MergeResult, Mapping[int, str], int]:
     """The whole ``--executor`` path: check the sweep here, run the shards, record failed tasks, merge.
 
@@ -235,7 +243,7 @@ def profile_on_cluster(
     options = replace(options, shards=min(options.shards, max(1, len(plan.jobs))))  # no empty array tasks
     try:
         dirs, failures = run_on_cluster(
-            request, options, out_dir, timeout=timeout, plugins=plugins, on_progress=on_progress
+            request, options, out_dir, timeout=timeout, plugins=plugins, on_progress=on_progress, markdown=markdown
         )
     except BaseException as e:  # interrupted: the tasks are cancelled; keep what they finished
         e.kept = _keep_interrupted(out_dir, options.shards)  # type: ignore[attr-defined]

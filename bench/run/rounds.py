@@ -30,8 +30,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench.measure.contention import is_contended
 from bench.measure.timing import CONTENDED_SHARE, Measurement
+from bench.results.schema import is_contended
 
 __all__ = ["busy_fraction", "combine_rounds", "round_robin", "settle"]
 

@@ -45,8 +45,9 @@ from typing import IO, Any
 import archs
 from bench.errors import OutputError
 from bench.measure.environment import environment
+from bench.measure.rows import make_row
 from bench.results.records import Config, Job, Plan, Row
-from bench.results.schema import config_key, make_row, row_key
+from bench.results.schema import config_key, row_key
 from bench.results.store import ResultsWriter
 from bench.run.lifetime import LIVE, become_subreaper, end_group, end_orphans
 from bench.run.rounds import combine_rounds, round_robin, settle
@@ -378,7 +379,7 @@ def run_plan(
     env.update(device=plan.device, command=list(command), plugins=list(plugins), host=platform.node())
     env.update(started_at=_now(), max_memory=max_memory, counter=plan.request.counter)
     if plan.request.weights is not None:
-        from bench.evaluate.store import file_sha256  # the hash ``vbench evaluate`` records, so the two can be matched
+        from bench.results.store import file_sha256  # the hash ``vbench evaluate`` records, so the two can be matched
 
         weights = Path(plan.request.weights)
         env["weights"] = {"path": str(weights.resolve()), "sha256": file_sha256(weights)}

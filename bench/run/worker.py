@@ -122,9 +122,8 @@ def main() -> int:
         setup_device,
         unsupported,
     )
-    from bench.measure.timing import SamplePolicy
-    from bench.results.records import Config, Status
-    from bench.results.schema import make_row
+    from bench.measure.rows import make_row
+    from bench.results.records import Config, SamplePolicy, Status
 
     configs = [Config.from_dict(c) for c in spec["configs"]]
     counts = {
