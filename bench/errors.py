@@ -12,8 +12,8 @@ class ExitCode(enum.IntEnum):
 
     OK = 0
     FAILED = 1
-    """A regression (``compare``), missing or doubled jobs (``merge``), a failed row with ``--fail-on-error``, a
-    model that failed under ``inspect --time``."""
+    """A regression (``compare``), missing or doubled jobs (``merge``; with ``--rounds``, a configuration some
+    rounds lack), a failed row with ``--fail-on-error``, a model that failed under ``inspect --time``."""
     USAGE = 2
     """Bad usage or bad input: one line on stderr, before any work (also: standard output on a full disk)."""
     INTERNAL = 3

@@ -10,8 +10,8 @@ Writes ``reports/benchmarks/contention.md``: each row's latency, its ratio to th
 
     python benchmarks/contention.py [--arch r3d_18 --arch mc3_18 ...] [--frames 8] [--size 32] [--repeats 10]
 
-Not measured here (left for a quiet machine): the timing gate's A/A false-alarm rate and its power on a
-known 10 % slowdown, which need tens of runs each.
+The timing gate's A/A false-alarm rate (also with contention in half of a run) and its power on a known
+10 % slowdown need tens of runs each: ``benchmarks/gate_power.py``.
 """
 
 from __future__ import annotations

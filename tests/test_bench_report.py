@@ -140,7 +140,8 @@ def test_report_sections_are_one_list_in_the_markdown_order():
     from bench.report.tradeoff import SECTIONS
 
     assert [s.title for s in SECTIONS] == [
-        "Trade-off", "Failures", "Ours beside the papers", "Scaling", "Why latency does not follow MACs",
+        "Trade-off", "Failures", "Ours beside the papers", "Scaling", "How cost grows with clip length and frame size",
+        "Why latency does not follow MACs",
     ]  # fmt: skip
     assert {f"{s.name}.csv" for s in SECTIONS} <= REPORT_FILES
     rows = _costs()

@@ -428,7 +428,15 @@ def test_report_rewrites_its_own_folder_and_overwrite_keeps_the_rest(tmp_path):
     _, paths, _ = _report(tmp_path, out)
     assert paths[-1].name == MANIFEST
     manifest = json.loads((out / MANIFEST).read_text())["files"]
-    assert set(manifest) == {"report.md", "tradeoff.csv", "paper.csv", "scaling.csv", "failures.csv", "throughput.csv"}
+    assert set(manifest) == {
+        "report.md",
+        "tradeoff.csv",
+        "paper.csv",
+        "scaling.csv",
+        "growth.csv",
+        "failures.csv",
+        "throughput.csv",
+    }
     _report(tmp_path, out)  # its own: rewritten
     (out / "notes.txt").write_text("mine")
     with pytest.raises(UsageError, match=r"notes\.txt"):

@@ -92,7 +92,8 @@ def print_results(console: Any, rows: list[Row], paths: dict[str, Path]) -> None
 def print_merge_notes(console: Any, merged: Any) -> None:
     for what, items in (("missing jobs (no rows; re-run with --only-missing)", merged.missing),
                         ("configurations held twice (the first kept)", merged.duplicated),
-                        ("jobs with error or timeout rows (re-run with --only-missing)", merged.failed)):  # fmt: skip
+                        ("jobs with error or timeout rows (re-run with --only-missing)", merged.failed),
+                        ("configurations some rounds lack (combined from the others)", merged.short)):  # fmt: skip
         if items:
             _say(console, f"{len(items)} {what}: {', '.join(items[:10])}{' ...' if len(items) > 10 else ''}")
     for warning in merged.warnings:

@@ -29,6 +29,9 @@ def inspect_cmd(
     arch_kwargs: Annotated[list[str] | None, arch_kwargs_option()] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows instead of a table.")] = False,
     plugin: Annotated[list[str] | None, plugin_option()] = None,
+    tokens: Annotated[
+        bool, typer.Option("--tokens", help="Tokens per stage: each module's output grid, tokens and width.")
+    ] = False,
     time_: Annotated[
         bool,
         typer.Option("--time", help="Measure where the time goes: per-module latency, by kind, against the roofline."),
@@ -50,6 +53,9 @@ def inspect_cmd(
     gating), and the checks: the depth-1 lines against the uninstrumented
     latency, and against torch.profiler's own totals.
 
+    With --tokens, each module's output as tokens: the T x H x W grid of a feature
+    map or the length of a sequence, and its width (default depth 1: the stages).
+
     With a pattern, every matching architecture is shown (with --json: an object
     mapping each name to its rows).
     """
@@ -62,6 +68,8 @@ def inspect_cmd(
 
     if depth is not None and depth < 0:
         raise UsageError("--depth must be >= 0")
+    if time_ and tokens:
+        raise UsageError("--tokens and --time are separate views: give one")
     if time_:
         _check_time_options(mode, dtype, batch, iterations, trace)
     elif (device, mode, dtype, batch, iterations, trace) != ("cpu", "infer", "fp32", 1, 5, None):
@@ -83,6 +91,10 @@ def inspect_cmd(
     )
     if time_:
         _inspect_time(plan, name, depth, as_json, iterations, trace)
+        return
+    if tokens:
+        single = len(plan.jobs) == 1 and not any(ch in name for ch in "*?[")
+        _print_tokens(list(_inspectable(plan)), depth, as_json, single, _console())
         return
     found = {
         job.arch: (
@@ -198,3 +210,31 @@ def _module_names(job: Any) -> list[str]:
     from bench.measure.counting import build_meta
 
     return [n for n, _ in build_meta(job.arch, **dict(job.configs[0].arch_kwargs)).named_modules() if n] or ["x"]
+
+
+def _print_tokens(todo: list[tuple[Any, Any]], depth: int | None, as_json: bool, single: bool, console: Any) -> None:
+    """``inspect --tokens``: each planned (job, config)'s stages as a table, or JSON (a list of rows for one
+    architecture named exactly, else an object mapping each name to its rows)."""
+    from dataclasses import asdict
+
+    from bench.measure.counting import build_meta
+    from bench.measure.tokens import stage_tokens
+    from bench.report.tables import tokens_table
+
+    found = {
+        job.arch: (
+            config,
+            stage_tokens(
+                build_meta(job.arch, **dict(config.arch_kwargs)),
+                config.input_shape,
+                max_depth=1 if depth is None else max(depth, 1),
+            ),
+        )
+        for job, config in todo
+    }
+    if as_json:
+        docs = {arch: [asdict(r) for r in rows] for arch, (_, rows) in found.items()}
+        typer.echo(json.dumps(next(iter(docs.values())) if single and len(docs) == 1 else docs, indent=1))
+        return
+    for arch, (config, rows) in found.items():
+        console.print(tokens_table(rows, title=f"{arch} at 3x{config.frames}x{config.height}x{config.width}: tokens"))

@@ -311,6 +311,7 @@ def profile_cmd(
                     only_missing_in=out_dir if only_missing else None,
                     gpus=gpus,
                     allow_mixed=allow_mixed,
+                    rounds=rounds,
                 )
                 out_dir = _claim(out_dir, only_missing, overwrite)  # the plan is checked: now the folder
                 with _progress(console, sweep.plan.n_rows) as on_row:
@@ -338,8 +339,10 @@ def profile_cmd(
                 finish = profile_command(options, out_dir, "--only-missing", local=True)
                 if not finish.isprintable():  # a value with a line break: no command to paste on one line
                     finish = "the same command with --only-missing"
-                typer.echo(f"vbench: interrupted; kept {kept} rows in {one_line(str(out_dir))}; finish with: {finish}",
-                           err=True)  # fmt: skip
+                short = getattr(e, "short_rounds", 0)
+                note = f" ({short} from fewer rounds than asked: measured again)" if short else ""
+                typer.echo(f"vbench: interrupted; kept {kept} rows{note} in {one_line(str(out_dir))}; finish with: "
+                           f"{finish}", err=True)  # fmt: skip
             raise
     print_results(console, rows, paths)
     failed = [r for r in rows if r["status"] != "ok"]

@@ -81,6 +81,12 @@ class Counts:
     peak_activation: int = 0
     traffic: int = 0
     """Activation elements the leaf modules read and write in one forward (arithmetic intensity's bytes)."""
+    saved_activations: int = 0
+    """Elements a training forward keeps for the backward (autograd's saved tensors, attention's scores included
+    where the CPU's kernel keeps them; :func:`bench.measure.held.saved_for_backward`); 0 when not counted."""
+    largest_output: int = 0
+    """Elements of the largest tensor any operator writes in an inference forward, attention's own operators
+    included (:func:`bench.measure.held.largest_output`); 0 when not counted."""
 
     @property
     def flops(self) -> int:
@@ -509,7 +515,11 @@ class MacAnalysis:
     # -- records ------------------------------------------------------------------------
 
     def counts(self, *, train: bool = False) -> Counts:
-        """The record for results rows; ``train`` adds the training MACs (a second pass)."""
+        """The record for results rows; ``train`` adds the training MACs (a second pass).
+
+        What the memory estimate needs beyond it (``saved_activations``,
+        ``largest_output``) takes passes of its own: :func:`count` adds them when asked.
+        """
         total, trainable = param_count(self.model)
         macs = self.total()
         return Counts(
@@ -570,12 +580,28 @@ def count_macs(model: nn.Module, shape: Sequence[int]) -> int:
     return MacAnalysis(model, shape).total()
 
 
-def count(arch: str, shape: InputShape, *, train: bool = False, **arch_kwargs: Any) -> Counts:
+def count(arch: str, shape: InputShape, *, train: bool = False, memory: bool = False, **arch_kwargs: Any) -> Counts:
     """Parameters, MACs (and, with ``train``, forward + backward MACs) of ``arch`` at ``shape``.
 
-    Nothing is computed: the model lives on the meta device.
+    Nothing is computed: the model lives on the meta device. With ``memory``, the memory estimate's figures
+    come with it (what a measured run needs): the largest tensor of an inference, and, with ``train``, what a
+    training forward keeps for the backward (:mod:`bench.measure.held`, one more pass each).
     """
-    return MacAnalysis(build_meta(arch, **arch_kwargs), shape).counts(train=train)
+    analysis = MacAnalysis(build_meta(arch, **arch_kwargs), shape)
+    return _with_memory(analysis, train, saved=train) if memory else analysis.counts(train=train)
+
+
+def _with_memory(analysis: MacAnalysis, train: bool, *, saved: bool) -> Counts:
+    """``analysis.counts(train=train)`` with the figures of the memory estimate (:func:`count`); ``saved``: with
+    what a training forward keeps."""
+    from bench.measure.held import largest_output, saved_for_backward
+
+    counts = analysis.counts(train=train)
+    return dataclasses.replace(
+        counts,
+        saved_activations=saved_for_backward(analysis.model, analysis.shape) if saved else 0,
+        largest_output=largest_output(analysis.model, analysis.shape),
+    )
 
 
 def module_breakdown(
@@ -621,10 +647,13 @@ CPU (raises ``UsageError`` where fvcore is not installed).
 """
 
 
-def count_with(counter: str, arch: str, shape: InputShape, train: bool = False, **arch_kwargs: Any) -> Counts:
+def count_with(
+    counter: str, arch: str, shape: InputShape, train: bool = False, memory: bool = False, **arch_kwargs: Any
+) -> Counts:
     """:func:`count`, with the forward MACs from the counter named ``counter``.
 
-    Parameters, activations and output shape always come from the meta-device
+    Parameters, activations, output shape and, with ``memory``, the memory
+    estimate's figures (:func:`count`) always come from the meta-device
     analysis. A counter whose result is that analysis (``torch``) gives every
     field, training MACs included when ``train``; any other counter (``fvcore``)
     gives the forward MACs only, so ``train_macs`` is None.
@@ -636,6 +665,7 @@ def count_with(counter: str, arch: str, shape: InputShape, train: bool = False, 
         raise ValueError(f"unknown MAC counter {counter!r}; known: {', '.join(COUNTERS)}")
     result = COUNTERS[counter](arch, shape, **arch_kwargs)
     if isinstance(result, MacAnalysis):
-        return result.counts(train=train)
-    counts = count(arch, shape, **arch_kwargs)
+        return _with_memory(result, train, saved=train) if memory else result.counts(train=train)
+    analysis = MacAnalysis(build_meta(arch, **arch_kwargs), shape)
+    counts = _with_memory(analysis, False, saved=train) if memory else analysis.counts()
     return dataclasses.replace(counts, macs=int(result.total()), train_macs=None)

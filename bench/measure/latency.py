@@ -60,16 +60,34 @@ def estimate_bytes(counts: Counts, config: Config) -> int:
     """Memory one configuration needs, from its counts, before anything is allocated (a rough upper bound).
 
     Weights in fp32 (autocast keeps them so); activations in the dtype's width.
-    Inference holds the weights and about three of its largest layer outputs at
-    once (input, output and a residual branch); training holds the weights,
-    their gradients and the optimiser's momentum, and every activation the
-    backward pass needs.
+
+    Training holds the weights, their gradients and the optimiser's momentum; every
+    tensor the backward reads (autograd's saved tensors, :attr:`Counts.saved_activations`:
+    attention's probabilities where the CPU's kernel keeps them, only its O(N)
+    log-sum-exp where it does not); and the gradients the backward writes, one per
+    tensor the leaf modules wrote, counted as if none reused another's memory. Counts
+    without saved tensors (another counter) take the leaf modules' outputs for them.
+
+    Inference on a GPU holds the weights and about three of its largest tensors at
+    once (input, output and a residual branch; the caching allocator reuses the rest),
+    the largest being any operator's output, attention's scores and bias included
+    (:attr:`Counts.largest_output`). On the CPU the peak is the resident set, and the
+    C allocator keeps much of what a step frees: an inference counts every leaf
+    module's output and the largest tensor once more; a training step one more copy
+    of the weights, which the measured peaks show (the kernels' reordered weights and
+    gradients, what the allocator keeps). ``benchmarks/memory_estimate.py`` checks the
+    estimate against the CPU's measured peaks.
     """
     width = 2 if config.dtype in _AUTOCAST else 4
     weights = 4 * counts.params
+    largest = max(counts.peak_activation, counts.largest_output)
+    cpu = config.device == "cpu"
     if config.mode == "train":
-        return 3 * weights + width * config.batch * counts.activations
-    return weights + 3 * width * config.batch * counts.peak_activation
+        held = counts.saved_activations or counts.activations
+        return (4 if cpu else 3) * weights + width * config.batch * (held + counts.activations)
+    if cpu:
+        return weights + width * config.batch * (counts.activations + largest)
+    return weights + 3 * width * config.batch * largest
 
 
 def device_free_bytes(device: str) -> int | None:

@@ -29,13 +29,7 @@ __all__ = ["MANIFEST", "REPORT_FILES", "check_report_folder", "write_history", "
 
 # ---------------------------------------------------------------- accuracy
 from bench.report.history import History, history_frame
-from bench.report.tradeoff import (
-    SECTIONS,
-    _markdown,
-    accuracy_records,
-    overridden,
-    unjoined,
-)
+from bench.report.tradeoff import SECTIONS, _markdown, accuracy_records, overridden, unjoined
 
 
 def _rooflines(envs: Sequence[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -59,7 +53,7 @@ MANIFEST = ".vbench-report.json"
 """Written into the report folder: the names of the files ``vbench report`` wrote there."""
 
 _TABLES = tuple(s.name for s in SECTIONS)
-_FIGURES = ("tradeoff_gmacs", "tradeoff_latency", "scaling", "mixed_variants", "roofline", "time_by_kind")
+_FIGURES = ("tradeoff_gmacs", "tradeoff_latency", "scaling", "growth", "mixed_variants", "roofline", "time_by_kind")
 _COUNTED_AFRESH = ("mixed_variants",)
 """Figures whose numbers ``vbench report`` counts with this checkout's models instead of reading them from the runs."""
 REPORT_FILES = frozenset(
@@ -231,6 +225,7 @@ def write_report(
                 written += figures.plot_tradeoff(frames["tradeoff"], "gmacs", out_dir / "tradeoff_gmacs")
                 written += figures.plot_tradeoff(frames["tradeoff"], "latency_ms", out_dir / "tradeoff_latency")
                 written += figures.plot_scaling(rows, out_dir / "scaling")
+                written += figures.plot_growth(rows, out_dir / "growth")
                 written += figures.plot_roofline(frames["throughput"], _rooflines([e for _, e in runs]),
                                                  out_dir / "roofline")  # fmt: skip
                 written += figures.plot_time_by_kind(kinds, out_dir / "time_by_kind")

@@ -493,6 +493,7 @@ def _sections_html(
     for name, note, table in (
         ("paper", report_md.PAPER_NOTE, report_md.paper_table),
         ("scaling", report_md.SCALING_NOTE, report_md.scaling_table),
+        ("growth", report_md.GROWTH_NOTE, report_md.growth_table),
     ):
         frame = frames.get(name)
         if frame is not None and len(frame):

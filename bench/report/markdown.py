@@ -21,6 +21,9 @@ from bench.results.schema import is_missing
 __all__ = [
     "failures_lines",
     "figures_markdown",
+    "growth_lines",
+    "growth_summary",
+    "growth_table",
     "paper_lines",
     "report_markdown",
     "scaling_lines",
@@ -171,6 +174,61 @@ def scaling_table(scaling: pd.DataFrame) -> TableText:
         ["arch", "setting", "axis", "values", "metric", "exponent", "R²", "note"], body,
         ("arch", "setting", "axis", "values", "metric", "note"),
     )  # fmt: skip
+
+
+GROWTH_NOTE = ("Exponents of log-log least-squares fits, one per architecture and setting: cost ~ T^a along the "
+               "frames, ~ (H=W)^b along the frame's side (pixels per frame grow as its square, so b = 2 is cost in "
+               "proportion to the pixels) and ~ (T·H·W)^g along the clip's voxels, to which every patch-based token "
+               "count is proportional. A convolution's MACs grow as T^1 (H=W)^2 (T·H·W)^1. Self-attention over N "
+               "tokens adds N² terms to the linear layers' N, so global attention shows as g above 1, rising with "
+               "the clip; attention within windows or over pooled keys stays nearer 1. *T at largest size*: the "
+               "MACs exponent of T between the fewest and the most frames at the largest size, the slope where the "
+               "quadratic part weighs most. MACs are counted (exact); latency is measured, from ok rows not timed "
+               "on a shared machine (`--include-contended` puts those in): *points* is how many the latency fit "
+               "used of the timed rows. *Grows*: the MACs against the clip's voxels (g more than 0.05 from 1 is "
+               "faster or slower).")  # fmt: skip
+
+
+def growth_table(growth: pd.DataFrame) -> TableText:
+    """The growth exponents of MACs and latency along T, H = W and T x H x W, one row per architecture and setting."""
+    body = [
+        [r.arch, _fmt(r.family), f"{r.mode} {r.dtype} {r.device} b{r.batch}", f"{r.frames} x {r.sizes}",
+         _fmt(r.macs_frames, "{:.2f}"), _fmt(r.macs_size, "{:.2f}"), _fmt(r.macs_voxels, "{:.2f}"),
+         _fmt(r.macs_frames_at_largest, "{:.2f}"), _fmt(r.latency_frames, "{:.2f}"), _fmt(r.latency_size, "{:.2f}"),
+         _fmt(r.latency_voxels, "{:.2f}"), f"{r.latency_n} of {r.latency_timed}" if r.latency_timed else "-",
+         r.growth or "-"]
+        for r in growth.itertuples()
+    ]  # fmt: skip
+    return TableText(
+        ["arch", "family", "setting", "T x H=W", "MACs: T^a", "MACs: (H=W)^b", "MACs: (T·H·W)^g",
+         "MACs: T at largest size", "latency: T^a", "latency: (H=W)^b", "latency: (T·H·W)^g", "points",
+         "grows"], body, ("arch", "family", "setting", "T x H=W", "points", "grows"),
+    )  # fmt: skip
+
+
+def growth_summary(growth: pd.DataFrame) -> list[str]:
+    """One line per kind of growth: which architectures' MACs grow faster than the clip, in proportion or slower,
+    with their family and exponent in T x H x W (the largest where a configuration has several settings)."""
+    lines = []
+    for verdict in ("faster than the clip", "in proportion", "slower than the clip"):
+        rows = growth[growth["growth"] == verdict]
+        if not len(rows):
+            continue
+        best = rows.sort_values("macs_voxels", ascending=False).drop_duplicates("arch")
+        names = ", ".join(
+            f"{md_code(r.arch)} ({md_escape(r.family)}, {r.macs_voxels:.2f})" if r.family
+            else f"{md_code(r.arch)} ({r.macs_voxels:.2f})"
+            for r in best.sort_values(["macs_voxels", "arch"], ascending=[False, True]).itertuples()
+        )  # fmt: skip
+        lines.append(f"- MACs grow {verdict}: {names}.")
+    return lines
+
+
+def growth_lines(growth: pd.DataFrame) -> list[str]:
+    """How cost grows with clip length and frame size (nothing when no run varies the frames or the size)."""
+    if not len(growth):
+        return []
+    return [GROWTH_NOTE, "", *growth_summary(growth), "", *growth_table(growth).markdown()]
 
 
 THROUGHPUT_NOTE = ("MACs predict latency only where every architecture runs its MACs equally fast. They do not: "

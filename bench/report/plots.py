@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
 
-__all__ = ["plot_roofline", "plot_scaling", "plot_time_by_kind", "plot_tradeoff", "plot_variants"]
+__all__ = ["plot_growth", "plot_roofline", "plot_scaling", "plot_time_by_kind", "plot_tradeoff", "plot_variants"]
 
 _END_STYLES = ("-", ":", "--", "-.")
 """Line styles of the unswept members of a split sweep (I3D, I2D), in their order."""
@@ -350,6 +350,48 @@ def plot_scaling(rows: Sequence[dict[str, Any]], stem: Path) -> list[Path]:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle("Scaling along each axis (the other axes at their largest values)")
+    fig.tight_layout()
+    return _save(fig, stem)
+
+
+def plot_growth(rows: Sequence[dict[str, Any]], stem: Path) -> list[Path]:
+    """MACs per clip voxel against the clip's voxels (T x H x W), one colour and marker per architecture
+    (inference rows), a line joining the sizes of each clip length.
+
+    A convolution does fixed work per voxel, so its points lie flat (up to padding and a fixed-size head);
+    global attention's N^2 work over N tokens makes them rise. Each architecture is divided by its smallest
+    clip (log-log axes: a slope of 0 is cost in proportion to the clip, a slope of g - 1 cost ~ voxels^g).
+    Nothing where no architecture has two clip sizes.
+    """
+    series = {}
+    for label, group in _groups(rows).items():
+        pts = sorted({(r["frames"], r["height"], r["width"], r["gmacs"]) for r in group
+                      if isinstance(r.get("gmacs"), (int, float)) and r["gmacs"] > 0})  # fmt: skip
+        if len({t * h * w for t, h, w, _ in pts}) >= 2:
+            series[label] = (pts, group[0].get("family"))
+    if not series:
+        return []
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    markers = itertools.cycle("osD^v<>ph*")
+    for label, (pts, family) in series.items():
+        marker = next(markers)
+        smallest = min(pts, key=lambda p: p[0] * p[1] * p[2])
+        first = smallest[3] / (smallest[0] * smallest[1] * smallest[2])
+        for i, t in enumerate(sorted({p[0] for p in pts})):
+            line = [p for p in pts if p[0] == t]
+            voxels = [p[0] * p[1] * p[2] for p in line]
+            ax.plot([v / 1e6 for v in voxels], [p[3] / v / first for p, v in zip(line, voxels)], "-",
+                    marker=marker, ms=4, lw=1, color=_colour(family),
+                    label=_legend_label(label) if i == 0 else None)  # fmt: skip
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"x{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("clip voxels T x H x W (millions, log scale); a line joins the sizes of one clip length")
+    ax.set_ylabel("MACs per voxel, from the smallest clip (log scale)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("Cost per voxel as the clip grows: flat is in proportion to the clip")
     fig.tight_layout()
     return _save(fig, stem)
 

@@ -24,7 +24,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from rich.cells import cell_len
@@ -37,6 +37,9 @@ from bench.measure.roofline import intensity
 from bench.results.columns import LABELS, SUMMARY_COLUMNS, Column, column
 from bench.results.records import Row
 from bench.results.schema import clip_of, is_contended
+
+if TYPE_CHECKING:
+    from bench.measure.tokens import StageTokens
 
 __all__ = [
     "arch_table",
@@ -53,6 +56,7 @@ __all__ = [
     "row_line",
     "summary_markdown",
     "summary_table",
+    "tokens_table",
 ]
 
 
@@ -726,3 +730,20 @@ def compare_markdown(comparison: Any, base: str, head: str, refresh: str = "") -
             *md_fence(refresh),
         ]
     return "\n".join(lines) + "\n"
+
+
+def tokens_table(rows: Sequence[StageTokens], title: str) -> Table:
+    """The rows as a table: module (indented by depth), type, output shape, grid, tokens, width."""
+    table = Table(title=title)
+    for header in ("module", "type", "output", "grid", "tokens", "width"):
+        table.add_column(header, justify="left" if header in ("module", "type") else "right")
+    for r in rows:
+        table.add_row(
+            Text("  " * (r.depth - 1) + r.name.split(".")[-1]),
+            Text(r.type),
+            Text("x".join(map(str, r.shape))),
+            Text("x".join(map(str, r.grid)) or "-"),
+            Text(f"{r.tokens:,}"),
+            Text(str(r.width)),
+        )
+    return table

@@ -8,6 +8,10 @@
   at the same input, with the difference in percent.
 - The scaling table: growth exponents of MACs, latency and memory along the
   frames, size and batch axes that a run varies.
+- The growth table (:mod:`bench.report.growth`): the same fits along clip length and
+  frame size, every architecture side by side, with the exponent in the clip's
+  voxels that tells growth faster than the clip (global attention) from growth
+  in proportion to it (convolution).
 
 Numbers come from :mod:`bench.report.analysis`; this module joins and selects (pandas
 frames). Their Markdown is :mod:`bench.report.markdown`'s. :data:`SECTIONS` lists the
@@ -28,6 +32,7 @@ import archs
 from bench.errors import UsageError
 from bench.report import markdown as report_md
 from bench.report.analysis import fit_growth, pareto_front
+from bench.report.growth import growth_frame
 from bench.results.schema import clip_of, is_contended, is_missing
 from bench.results.validate import (
     ACCURACY_COLUMNS,
@@ -423,6 +428,12 @@ SECTIONS: tuple[Section, ...] = (
     Section("paper", "Ours beside the papers", lambda rows, _, __: paper_frame(rows), report_md.paper_lines),
     Section("scaling", "Scaling", lambda rows, _, include: scaling_frame(rows, include), report_md.scaling_lines),
     Section(
+        "growth",
+        "How cost grows with clip length and frame size",
+        lambda rows, _, include: growth_frame(rows, include),
+        report_md.growth_lines,
+    ),
+    Section(
         "throughput",
         "Why latency does not follow MACs",
         lambda rows, _, __: throughput_frame(rows),
@@ -439,11 +450,13 @@ def tradeoff_markdown(
     failures: pd.DataFrame,
     sources: Sequence[str],
     throughput: pd.DataFrame | None = None,
+    growth: pd.DataFrame | None = None,
 ) -> str:
     """The whole report as Markdown, from its frames: trade-off, failures, ours vs the papers, scaling and
-    (when given) throughput."""
+    (when given) growth with clip length and frame size, and throughput."""
     frames = {"tradeoff": trade, "paper": paper, "scaling": scaling, "failures": failures}
     frames["throughput"] = throughput if throughput is not None else throughput_frame([])
+    frames["growth"] = growth if growth is not None else growth_frame([])
     return _markdown(frames, sources)
 
 

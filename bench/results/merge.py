@@ -5,6 +5,12 @@ of the sweep and of their own. Merging checks that the runs were measured
 alike (device, CPU for CPU timing, torch and vbench versions), keeps the first
 row of every configuration, and reports the jobs that no shard ran and the
 rows that two shards both hold.
+
+``vbench merge --rounds RUN...`` takes each run as one round of the same plan
+(:func:`bench.run.rounds.merge_rounds`), for runs timed in turns by separate commands, such as a
+CI job that times the base and the head of a pull request alternately: one row
+per configuration, combined as ``vbench profile --rounds`` combines its rounds
+(:func:`bench.run.rounds.combine_rounds`).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from bench.results.schema import row_key
 from bench.results.store import load_partial, write_rows
 from bench.results.validate import is_evaluation, show_path
 
-__all__ = ["MergeResult", "check_compatible", "merge_runs", "timed_concurrently", "write_merged"]
+__all__ = ["MergeResult", "check_compatible", "load_runs", "merge_runs", "timed_concurrently", "write_merged"]
 
 _ALWAYS = ("torch_version", "vbench_version")
 """Environment facts every merged run must share (counts depend on them)."""
@@ -41,6 +47,8 @@ class MergeResult:
     """Jobs with rows that are ``error`` or ``timeout``."""
     warnings: list[str] = field(default_factory=list)
     """Runs that were timed at the same time on one machine (their latencies may be too high)."""
+    short: list[str] = field(default_factory=list)
+    """With ``--rounds``: configurations that some of the rounds lack (combined from the rounds that hold them)."""
 
 
 def timed_concurrently(runs: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
@@ -79,13 +87,7 @@ def check_compatible(envs: Sequence[tuple[str, dict[str, Any]]], timed: bool) ->
             )
 
 
-def merge_runs(paths: Sequence[str | Path], allow_mixed: bool = False) -> MergeResult:
-    """Rows of every run, checked and de-duplicated; see the module docstring.
-
-    Raises:
-        UsageError: a run folder that does not exist, corrupt files, runs measured
-            differently (unless ``allow_mixed``), or no rows at all.
-    """
+def load_runs(paths: Sequence[str | Path]) -> list[tuple[str, list[Row], dict[str, Any]]]:
     loaded = []
     for p in paths:
         if not Path(p).is_dir():
@@ -95,6 +97,17 @@ def merge_runs(paths: Sequence[str | Path], allow_mixed: bool = False) -> MergeR
             raise UsageError(f"{show_path(p)} holds {what} (no results.json or results.jsonl); merge takes run folders")
         rows, env = load_partial(p)
         loaded.append((str(p), rows, env))
+    return loaded
+
+
+def merge_runs(paths: Sequence[str | Path], allow_mixed: bool = False) -> MergeResult:
+    """Rows of every run, checked and de-duplicated; see the module docstring.
+
+    Raises:
+        UsageError: a run folder that does not exist, corrupt files, runs measured
+            differently (unless ``allow_mixed``), or no rows at all.
+    """
+    loaded = load_runs(paths)
     if not any(rows for _, rows, _ in loaded):
         raise UsageError("nothing to merge: the runs hold no rows")
     timed = any(r.get("n_samples") for _, rows, _ in loaded for r in rows)

@@ -209,14 +209,18 @@ def _check_input(arch: str, frames: int, height: int, width: int, kwargs: dict[s
         )
 
 
-def _count(arch: str, thw: tuple[int, int, int], train: bool, kwargs: dict[str, Any], counter: str) -> Counts | str:
+def _count(
+    arch: str, thw: tuple[int, int, int], train: bool, kwargs: dict[str, Any], counter: str, memory: bool = False
+) -> Counts | str:
     """The counts, or the error (one line) when a valid input fails: a broken model is not a usage error.
+
+    ``memory``: with the memory estimate's figures (a measured run needs them; a static one does not).
 
     Raises:
         UsageError: when ``--arch-kwargs`` are given and the builder refuses them.
     """
     try:
-        counts = count_with(counter, arch, (1, 3, *thw), train=train, **kwargs)
+        counts = count_with(counter, arch, (1, 3, *thw), train=train, memory=memory, **kwargs)
         expected = (1, kwargs.get("num_classes", DEFAULT_CLASSES))
         if len(counts.output_shape) != 2 or counts.output_shape != expected:
             shown = "x".join(map(str, counts.output_shape))
@@ -341,7 +345,11 @@ def make_plan(request: Request) -> Plan:
         for t, h, w in inputs[name]:
             _check_input(name, t, h, w, kwargs)  # every input of every architecture, before any counting
 
-    tasks = [(name, thw, "train" in modes, kwargs, request.counter) for name in names for thw in inputs[name]]
+    tasks = [
+        (name, thw, "train" in modes, kwargs, request.counter, not request.static)
+        for name in names
+        for thw in inputs[name]
+    ]
     counted = dict(zip([(t[0], t[1]) for t in tasks], _count_all(tasks, request.count_workers, request.plugins)))
     jobs = []
     for name in names:

@@ -30,10 +30,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bench.errors import UsageError
 from bench.measure.timing import CONTENDED_SHARE, Measurement
-from bench.results.schema import is_contended
+from bench.results.compare import row_label
+from bench.results.merge import MergeResult, check_compatible, load_runs, timed_concurrently
+from bench.results.records import Row
+from bench.results.schema import is_contended, row_key
+from bench.results.validate import show_path
 
-__all__ = ["busy_fraction", "combine_rounds", "round_robin", "settle"]
+__all__ = ["busy_fraction", "combine_rounds", "merge_rounds", "round_robin", "settle"]
 
 _J = TypeVar("_J")
 
@@ -131,3 +136,65 @@ def combine_rounds(rows: Sequence[dict[str, Any]], settle_s: float | None = None
         if out.get(name) is not None and scale is not None:
             out[name] = out[name] * scale
     return out
+
+
+def merge_rounds(paths: Sequence[str | Path], allow_mixed: bool = False) -> MergeResult:
+    """Each run one round of the same plan, in the order given: one row per configuration from all of them.
+
+    A configuration's row is :func:`combine_rounds` of its rows in the runs that hold it (the
+    median of the quiet rounds' medians; every sample and each round's median kept); a run that was itself
+    timed in several rounds counts as one. Configurations that some runs lack are combined from the others
+    and listed in ``short``.
+
+    Raises:
+        UsageError: as :func:`merge_runs`; also fewer than two runs, the same run twice, or runs with no
+            timed row (counts need no rounds: merge them without ``--rounds``).
+    """
+    if len(paths) < 2:
+        raise UsageError(f"--rounds combines two or more runs, each one round; got {len(paths)}")
+    resolved = [Path(p).resolve() for p in paths]
+    for k, p in enumerate(paths):
+        if resolved[k] in resolved[:k]:
+            raise UsageError(f"{show_path(p)} is given twice; each run is one round")
+    loaded = load_runs(paths)
+    if not any(r.get("n_samples") for _, rows, _ in loaded for r in rows):
+        raise UsageError("--rounds combines timed runs; these hold no timed row (merge counts without --rounds)")
+    if not allow_mixed:
+        check_compatible([(src, env) for src, _, env in loaded], timed=True)
+    concurrent = timed_concurrently([(src, env) for src, _, env in loaded])
+    concurrent += [f"{src}: {w}" for src, _, env in loaded for w in env.get("timed_concurrently") or []]
+    held: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for _, rows, _ in loaded:
+        for row in rows:
+            held.setdefault(row_key(row), []).append(dict(row))
+    merged: list[Row] = []
+    short: list[str] = []
+    for same in held.values():
+        waits = [float(r["settle_s"]) for r in same if isinstance(r.get("settle_s"), (int, float))]
+        settled = [bool(r["settled"]) for r in same if r.get("settled") is not None]
+        merged.append(combine_rounds(same, sum(waits) if waits else None, all(settled) if settled else None))
+        if len(same) < len(loaded):
+            short.append(f"{same[0].get('arch')} {row_label(same[0])} ({len(same)} of {len(loaded)})")
+    all_jobs: dict[str, None] = {}
+    for _, _, env in loaded:
+        all_jobs.update(dict.fromkeys(env.get("sweep", {}).get("all_jobs", [])))
+    environment = dict(next((env for _, _, env in loaded if env), {}))
+    environment.pop("command", None)
+    environment.update(merged_from=[src for src, _, _ in loaded], rounds=len(loaded))
+    environment.pop("started_at", None)  # the rounds' spans interleave with other runs' (the head's rounds)
+    environment.pop("finished_at", None)
+    if concurrent:
+        environment["timed_concurrently"] = concurrent
+    position = {j: i for i, j in enumerate(all_jobs)}
+    merged.sort(key=lambda r: position.get(str(r.get("job_id")), len(position)))  # stable: else the first run's order
+    present = {r.get("job_id") for r in merged}
+    return MergeResult(
+        rows=merged,
+        environment=environment,
+        missing=[j for j in all_jobs if j not in present],
+        failed=sorted(
+            {str(r.get("job_id") or r.get("arch")) for r in merged if r.get("status") in ("error", "timeout")}
+        ),
+        warnings=concurrent,
+        short=short,
+    )

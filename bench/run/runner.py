@@ -354,7 +354,8 @@ def run_plan(
     An interruption (:class:`~bench.run.lifetime.Interrupted`, ``KeyboardInterrupt``) or
     a failure to write ends every worker and their children, writes what finished
     (``results.json`` with ``"state": "interrupted"``) and re-raises; the exception
-    carries ``kept``, the number of rows on disk.
+    carries ``kept``, the number of rows on disk, and ``short_rounds``, how many of them
+    have fewer rounds than ``rounds``.
 
     Args:
         timeout: Seconds a worker may go without producing a row before it is killed (plus
@@ -371,8 +372,9 @@ def run_plan(
         max_memory: Bytes a configuration may be estimated to need (default: what the device has free).
         rounds: Measure the plan this many times, the jobs round-robin, each in a fresh worker; one row per
             configuration from all rounds (:mod:`bench.run.rounds`). Rows are written as the last round makes
-            them; an interruption before it keeps none of the measured ones. Several rounds run one worker
-            at a time, on the first slot.
+            them; an interruption writes, for every configuration measured in fewer rounds, a row combined
+            from the rounds it finished (its ``rounds`` says how many). Several rounds run one worker at a
+            time, on the first slot.
         settle_s: Before each round, wait at most this long for a quiet machine (:func:`bench.run.rounds.settle`).
     """
     env = environment(None)
@@ -433,11 +435,16 @@ def run_plan(
             failures.append(e)
             stop.set()
 
+    held: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # every round's row of each configuration, in order
+    written: set[tuple[str, ...]] = set()
+    waited: list[float] = []
+    quiet: list[bool] = []
+
+    def combined(same: list[dict[str, Any]]) -> Any:
+        return combine_rounds(same, sum(waited) if waited else None, all(quiet) if quiet else None)
+
     def run_rounds(slot: str | None) -> None:
         """The jobs round-robin, ``rounds`` times; the last round's rows are combined with the held ones and kept."""
-        held: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        waited: list[float] = []
-        quiet: list[bool] = []
         for n, job in round_robin(plan.jobs, rounds):
             if job is plan.jobs[0] and settle_s > 0:
                 w, ok = settle(settle_s)
@@ -451,11 +458,12 @@ def run_plan(
                 same.append(dict(row))
                 if n < rounds:
                     continue
-                combined = combine_rounds(same, sum(waited) if waited else None, all(quiet) if quiet else None)
+                row = combined(same)
                 with lock:
-                    keep(combined)
+                    keep(row)
+                    written.add(row_key(row))
                     if on_row is not None:
-                        on_row(combined)
+                        on_row(row)
             if n == rounds:
                 with lock, writing():
                     writer.checkpoint()
@@ -490,10 +498,17 @@ def run_plan(
         LIVE.end_all()
         for t in threads:
             t.join(timeout=2)
+        short = 0
+        with contextlib.suppress(OSError):  # rounds cut short: each configuration from the rounds it finished
+            for key, same in held.items():
+                if key not in written:
+                    writer.append(combined(same))
+                    short += 1
         writer.environment["finished_at"] = _now()
         with contextlib.suppress(OSError):
             writer.finish(markdown(writer.rows) if markdown else "", state="interrupted")
         e.kept = len(writer.rows)  # type: ignore[attr-defined]
+        e.short_rounds = short  # type: ignore[attr-defined]
         raise
     writer.rows[len(previous) :] = sorted(writer.rows[len(previous) :], key=_plan_order(plan))
     writer.environment["finished_at"] = _now()

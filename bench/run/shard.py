@@ -76,17 +76,28 @@ def select_shard(plan: Plan, index: int, count: int) -> Plan:
     return dataclasses.replace(plan, jobs=tuple(j for j in plan.jobs if shards[j.id] == index))
 
 
-def remaining_plan(plan: Plan, rows: Iterable[Row]) -> tuple[Plan, list[Row]]:
+def _rounds_of(row: Row) -> int:
+    n = row.get("rounds")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
+
+
+def remaining_plan(plan: Plan, rows: Iterable[Row], rounds: int = 1) -> tuple[Plan, list[Row]]:
     """What is left of ``plan`` after ``rows`` (an earlier, partial run), and the rows to keep.
 
     A configuration of the plan is done when a row for it has a status of
-    :data:`DONE_STATUSES`. Every row is kept except those the plan measures
-    again (its configurations that are not done), so that rows of other
-    configurations in the same folder are never lost.
+    :data:`DONE_STATUSES` and was measured in at least ``rounds`` rounds (a
+    ``--rounds`` run cut short keeps rows of fewer; they are measured again, every
+    round). Every row is kept except those the plan measures again (its
+    configurations that are not done), so that rows of other configurations in
+    the same folder are never lost.
     """
     keyed = [(row_key(r), r) for r in rows]
     wanted = {config_key(c) for j in plan.jobs for c in j.configs}
-    done = {key for key, r in keyed if r.get("status") in DONE_STATUSES}
+    done = {
+        key
+        for key, r in keyed
+        if r.get("status") in DONE_STATUSES and (r.get("status") != "ok" or _rounds_of(r) >= rounds)
+    }
     kept: dict[tuple[str, ...], Row] = {}
     for key, row in keyed:
         if key in wanted and key not in done:
@@ -119,6 +130,7 @@ def prepare_sweep(
     only_missing_in: Path | None = None,
     gpus: str | None = None,
     allow_mixed: bool = False,
+    rounds: int = 1,
 ) -> Sweep:
     """Narrow a full plan to this process's work; every check happens here, before any timing.
 
@@ -131,6 +143,7 @@ def prepare_sweep(
         gpus: ``"0,1"``: one worker per GPU at a time.
         allow_mixed: With ``only_missing_in``, keep rows measured in another environment
             (other torch, vbench, CPU, GPU or thread count); refused otherwise.
+        rounds: With ``only_missing_in``, the rounds a timed row needs to count as done.
     """
     from bench.results.store import load_partial
     from bench.run.plan import make_plan, resolve_device, resolve_gpus
@@ -151,5 +164,5 @@ def prepare_sweep(
 
             timed = not full.request.static or any(r.get("n_samples") for r in rows)
             check_compatible([(str(only_missing_in), env), ("this run", environment(None))], timed)
-        plan, previous = remaining_plan(mine, rows)
+        plan, previous = remaining_plan(mine, rows, 1 if full.request.static else rounds)
     return Sweep(plan=plan, previous=previous, slots=slots, environment={"sweep": sweep})
