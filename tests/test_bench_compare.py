@@ -312,3 +312,15 @@ def test_a_markdown_path_under_a_file_is_one_line_before_the_verdict(tmp_path):
         f"vbench: error: --markdown '{tmp_path / 'a_file' / 'x.md'}': its folder '{tmp_path / 'a_file'}' "
         "is a file, not a folder"
     )
+
+
+def test_the_ratio_is_of_the_rows_latencies_as_their_tables_show_them():
+    """A row of several rounds has the median of its rounds' medians as its latency, not its pooled samples'
+    median (found by the helper who wired ``merge --rounds``: 510 ms in the table, 536 ms in the verdict)."""
+    rounds = [[10.0, 10.0, 10.0], [10.0, 14.0, 14.0], [10.0, 14.0, 14.0]]  # medians 10, 14, 14: latency 14
+    pooled = [t for r in rounds for t in r]
+    assert statistics.median(pooled) == 10.0 != statistics.median(statistics.median(r) for r in rounds) == 14.0
+    base = _row(samples=pooled, latency_ms=14.0)
+    head = _row(samples=[t * 1.5 for t in pooled], latency_ms=21.0)
+    (change,) = [c for c in compare_rows([base], [head]).changes if c.metric == "latency_ms"]
+    assert (change.base, change.head, change.ratio) == (14.0, 21.0, 1.5)

@@ -398,11 +398,12 @@ RUNNER = textwrap.dedent(
         model.pretrained_cfg = SimpleNamespace(layout="toy", source="toy weights", num_classes=6, preprocess=pre)
         return model
 
-    real, ec._build_model = ec._build_model, build
-    if not any(c.name == "evaluate" for c in app.registered_commands):
-        app.command("evaluate")(_user_errors(ec.evaluate_cmd))
-    sys.argv[0] = "vbench"
-    main()
+    if __name__ == "__main__":  # the decoding workers start fresh (spawn) and import this script again
+        real, ec._build_model = ec._build_model, build
+        if not any(c.name == "evaluate" for c in app.registered_commands):
+            app.command("evaluate")(_user_errors(ec.evaluate_cmd))
+        sys.argv[0] = "vbench"
+        main()
     """
 )
 

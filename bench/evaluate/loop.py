@@ -268,6 +268,10 @@ def evaluate(
             video.
         on_video: called with each prediction or skip line as it is written.
 
+    The decoding workers (``options.workers`` > 0) are started with ``spawn``, never forked (a fork from a process
+    with threads can deadlock): a script that calls this needs the ``if __name__ == "__main__":`` guard, as for any
+    DataLoader with spawned workers.
+
     A signal (:class:`bench.run.lifetime.Interrupted`) or any other exception writes ``evaluation.json`` with
     state ``interrupted`` (counts and accuracy of what finished) and is re-raised.
 
@@ -415,6 +419,10 @@ def _run(
         collate_fn=_identity,
         worker_init_fn=_worker_init if options.workers else None,
         prefetch_factor=2 if options.workers else None,
+        # Started fresh, never forked: a fork copies whatever lock another thread of this process held at that
+        # moment (torch's thread pools, a progress bar's refresh, a test runner's), and the worker can wait on
+        # it for ever. Seen twice: two workers asleep in futex_wait, one under pytest-xdist, one under pytest.
+        multiprocessing_context="spawn" if options.workers else None,
     )
     queue: list[tuple[_Pending, int]] = []  # views waiting for the model, in video order
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)

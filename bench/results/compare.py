@@ -322,8 +322,10 @@ def _status_change(base: Mapping[str, Any], head: Mapping[str, Any], label: str)
 
 def _latency_change(base: Mapping[str, Any], head: Mapping[str, Any], label: str, tol: Tolerances) -> Change | None:
     b_samples, h_samples = _samples(base), _samples(head)
-    b_med = statistics.median(b_samples) if b_samples else _number(base.get("latency_ms"))
-    h_med = statistics.median(h_samples) if h_samples else _number(head.get("latency_ms"))
+    # The row's own latency, as its table shows it (with --rounds, the median of the quiet rounds' medians, which
+    # is not the median of the pooled samples); the samples' median only where a row has none.
+    b_med = _number(base.get("latency_ms")) or (statistics.median(b_samples) if b_samples else None)
+    h_med = _number(head.get("latency_ms")) or (statistics.median(h_samples) if h_samples else None)
     if b_med is None or h_med is None or b_med <= 0:
         return None
     ratio = h_med / b_med
