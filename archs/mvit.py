@@ -72,7 +72,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from archs._blocks import ConvKind, DropPath, Mlp, VideoClassifier
+from archs._blocks import ConvKind, DropPath, Mlp, VideoClassifier, on_meta
 from archs._registry import Family, Shape, Stages, register_arch
 from archs._weights import Layout, Preprocess, Pretrained, Protocol, register_protocol
 
@@ -384,6 +384,8 @@ class MViT(VideoClassifier):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        if on_meta(self):
+            return
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
