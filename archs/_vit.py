@@ -12,7 +12,7 @@ for ``q k^T`` and ``N^2 d`` for the weighted sum of ``v``), which vbench's
 counters charge to the fused operator.
 
 Each module states the kind of work it is (``work_kind``, read by
-``bench.breakdown``): ``attention``, ``mlp``, ``patch_embedding``.
+``bench.measure.breakdown``): ``attention``, ``mlp``, ``patch_embedding``.
 """
 
 from __future__ import annotations

@@ -379,7 +379,7 @@ _MIXED_I3D = Family("i3d_mixed", color="#17becf", mixed=True)
 
 # Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR 2017, sec. 2.4: "test using the whole videos,
 # averaging predictions temporally", one 224x224 centre crop (deepmind/kinetics-i3d). vbench runs the model once on
-# every frame of the video (at the weights' frame stride, at most bench.video.WHOLE_MAX_FRAMES), convolutionally in
+# every frame of the video (at the weights' frame stride, at most bench.evaluate.video.WHOLE_MAX_FRAMES), convolutionally in
 # time as the paper did; the model averages over time itself.
 WHOLE_VIDEO_I3D = register_protocol(
     Protocol(

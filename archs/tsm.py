@@ -76,7 +76,7 @@ class TemporalShift(nn.Module):
     """:func:`temporal_shift` as a module: no parameters, no multiply-accumulates."""
 
     work_kind = "shift"
-    """Its operators are data movement of their own kind in breakdowns (``bench/breakdown.py``)."""
+    """Its operators are data movement of their own kind in breakdowns (``bench/measure/breakdown.py``)."""
 
     def __init__(self, segments: int, fold_div: int = 8) -> None:
         super().__init__()

@@ -1,12 +1,12 @@
 """The CPU-share threshold of ``contended``, measured: quiet against two busy processes, side by side.
 
-Times one small configuration through the real timing path (:func:`bench.measure.measure_config`)
+Times one small configuration through the real timing path (:func:`bench.measure.latency.measure_config`)
 in alternating states, so that whatever else the machine does weighs on both alike:
 
 - ``quiet``: nothing started by this script;
 - ``busy``: two processes spinning ``while True: pass`` for the whole measurement.
 
-For each measurement it prints the CPU share (:func:`bench.timing.cpu_share`), the median latency and
+For each measurement it prints the CPU share (:func:`bench.measure.timing.cpu_share`), the median latency and
 the 1-minute load average before and after, and writes ``reports/benchmarks/contention_threshold.md``.
 
     python benchmarks/contention_threshold.py [--pairs 6] [--arch r3d_18] [--frames 8] [--size 64]
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from bench.measure import measure_config
-from bench.records import Config
-from bench.timing import CONTENDED_SHARE, SamplePolicy
+from bench.measure.latency import measure_config
+from bench.measure.timing import CONTENDED_SHARE
+from bench.results.records import Config, SamplePolicy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -120,7 +120,7 @@ def main() -> int:
         "",
         f"Quiet: share min {min(quiet):.3f}, median {statistics.median(quiet):.3f}, max {max(quiet):.3f}. "
         f"Busy: share min {min(busy):.3f}, median {statistics.median(busy):.3f}, max {max(busy):.3f}. "
-        f"Threshold in vbench (`bench.timing.CONTENDED_SHARE`): {CONTENDED_SHARE}.",
+        f"Threshold in vbench (`bench.measure.timing.CONTENDED_SHARE`): {CONTENDED_SHARE}.",
         "",
     ]
     Path(args.out).write_text("\n".join(lines))

@@ -4,7 +4,7 @@ python benchmarks/decode_memory.py --out reports/benchmarks/decode_memory.md
 
 Makes videos with PyAV (MPEG-4 part 2, 25 fps, a moving gradient) at 360p,
 720p and 1080p, 6 s and 12 s long, then decodes each with
-:func:`bench.video.read_video` as a DataLoader worker does (one FFmpeg thread,
+:func:`bench.evaluate.video.read_video` as a DataLoader worker does (one FFmpeg thread,
 one torch thread), once per protocol with the preprocessing of that protocol's
 reference weights. Each decode runs in a forked child of a process that has
 already imported torch and PyAV; the child resets its peak resident set
@@ -13,7 +13,7 @@ set before decoding: the memory decoding that one video took.
 
 The target (issue 19): at most twice the resized frames the views are cut
 from (what the worker hands over) plus a constant that does not grow with the
-video's length: :data:`bench.video.RESIZE_CHUNK` frames at the source's
+video's length: :data:`bench.evaluate.video.RESIZE_CHUNK` frames at the source's
 resolution, twice (the decoded arrays and their stacked batch), and 64 MiB for
 the decoder and the allocator.
 
@@ -85,7 +85,7 @@ def measure(path: Path, spec: Any) -> dict[str, Any]:
     if pid == 0:  # the child: decode once, report, leave without running the parent's clean-up
         os.close(read)
         try:
-            from bench.video import VideoError, read_video
+            from bench.evaluate.video import VideoError, read_video
 
             Path("/proc/self/clear_refs").write_text("5")  # the peak resident set restarts from now
             before = _status_kib("VmRSS")
@@ -123,11 +123,11 @@ def main() -> None:
     import av
     import torch
 
-    import bench.video
-    from bench.video import ViewSpec
+    import bench.evaluate.video
+    from bench.evaluate.video import ViewSpec
 
     torch.set_num_threads(1)
-    chunk = getattr(bench.video, "RESIZE_CHUNK", None)
+    chunk = getattr(bench.evaluate.video, "RESIZE_CHUNK", None)
     rows = []
     with tempfile.TemporaryDirectory(prefix="vbench-decode-memory-") as tmp:
         for res in args.resolutions.split(","):

@@ -3,7 +3,7 @@
 python benchmarks/decode_speed.py --videos 6 --repeats 3 --out reports/benchmarks/decode_speed.md
 
 Makes Kinetics-like videos with PyAV (10 s, 25 fps, 340x256, H.264), then runs
-:func:`bench.evaluate.evaluate` on them with a model that costs nothing, so
+:func:`bench.evaluate.loop.evaluate` on them with a model that costs nothing, so
 the time is the loader's: demuxing, decoding, colour conversion, resizing
 (in the DataLoader workers), cutting and normalising the views (in the main
 process), and writing the prediction lines. A clip is one view the model would
@@ -24,10 +24,10 @@ import av
 import numpy as np
 import torch
 
-from bench.datasets import load_dataset
-from bench.env import environment
-from bench.evaluate import EvalOptions, evaluate
-from bench.video import ViewSpec
+from bench.evaluate.datasets import load_dataset
+from bench.evaluate.loop import EvalOptions, evaluate
+from bench.evaluate.video import ViewSpec
+from bench.measure.environment import environment
 
 CONFIGS = {
     # torchvision's video ResNets: resize 128x171, 112 centre crop, 16 frames; 1 clip, and the 5 clips it evaluates with

@@ -61,7 +61,7 @@ def main() -> int:
     import torch
 
     import archs
-    from bench.datasets import kinetics400_classes
+    from bench.evaluate.datasets import kinetics400_classes
 
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "videos"

@@ -1,9 +1,9 @@
 """The timing gate's A/A false-alarm rate and its power on a known 10 % slowdown (issue 23, item 6).
 
 ``vbench compare`` fails a pull request when a row's latency grew beyond the tolerance *significantly*
-(:mod:`bench.compare`). How often does it fail when nothing changed, and how often does it catch a real
+(:mod:`bench.results.compare`). How often does it fail when nothing changed, and how often does it catch a real
 10 % slowdown? This script times many pairs of small runs and judges each pair with that gate, the
-code ``vbench compare`` runs (:func:`bench.compare.compare_rows`), with the project's tolerances
+code ``vbench compare`` runs (:func:`bench.results.compare.compare_rows`), with the project's tolerances
 (``[tool.vbench.compare]`` of pyproject.toml: latency 10 %, alpha 0.05).
 
 Three conditions, the same number of pairs each, every side timed in a worker of its own as ``vbench profile``
@@ -234,7 +234,7 @@ def run_pairs(
 def judge(base: dict[str, Any], head: dict[str, Any], arch: str, config: Any) -> tuple[str, int]:
     """The gate's latency verdict on one pair (``+`` slower, ``-`` faster, ``?`` inconclusive, ``=`` within the
     tolerance or not significant) and ``vbench compare``'s exit code, both sides named ``arch``."""
-    from bench.compare import compare_rows
+    from bench.results.compare import compare_rows
 
     comparison = compare_rows([{**base, "arch": arch}], [{**head, "arch": arch}], config)
     latency = [c for c in comparison.changes if c.metric == "latency_ms"]
@@ -267,7 +267,7 @@ def main() -> int:
     ap.add_argument("--reduced", action="store_true", help="mark the report as a reduced run (format check only)")
     ap.add_argument("--out", default=str(ROOT / "reports/benchmarks/gate_power.md"))
     args = ap.parse_args()
-    from bench.compare import load_compare_config
+    from bench.results.compare import load_compare_config
 
     configs = {
         "the project's (pyproject.toml)": load_compare_config(ROOT / "pyproject.toml"),
@@ -358,7 +358,7 @@ def _report(
         f"runs, {total:.0f} s in all. Each pair: a "
         f"base and a head, each timed by `vbench profile` in a worker of its own ({args.arch}, 1x3x{args.frames}x"
         f"{args.size}x{args.size}, batch 1, inference, {args.warmup} warm-up forwards, {args.repeats} samples), "
-        "judged by `vbench compare`'s gate (`bench.compare.compare_rows`). Latency verdicts: `+` slower beyond "
+        "judged by `vbench compare`'s gate (`bench.results.compare.compare_rows`). Latency verdicts: `+` slower beyond "
         "the tolerance and significant (the gate fails: exit 1), `?` inconclusive (a side `contended`: exit 4), "
         "`-` faster, `=` within the tolerance or not significant (pass). Intervals: 95 % Wilson.",
         "",

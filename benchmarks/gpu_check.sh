@@ -29,7 +29,7 @@ vb() { local limit=$1; shift; timeout "$limit" "$py" -m bench.cli "$@"; }
 # 0. Self-check: stop at once if this machine cannot run the rest.
 if ! timeout 20 "$py" - > "$out/selfcheck.txt" 2>&1 <<'PY'
 import torch, bench, archs
-from bench.env import environment
+from bench.measure.environment import environment
 assert torch.cuda.is_available(), "torch sees no CUDA device"
 env = environment("cuda")
 print(f"ok: {env['device_name']}, {env['device_memory_mib']} MiB, torch {env['torch_version']}, "

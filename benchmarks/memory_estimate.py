@@ -6,17 +6,17 @@ python benchmarks/memory_estimate.py --out reports/benchmarks/memory_estimate.md
 
 Part 1 (measured): for a handful of CNNs and transformers at a small clip (8x112
 by default), batch 1 and 2, inference and training, each configuration runs in a
-fresh process, as a vbench worker runs it: :func:`bench.measure.measure_config`
+fresh process, as a vbench worker runs it: :func:`bench.measure.latency.measure_config`
 (one warm-up, then timed iterations; the peak resident set, ``VmHWM``, is reset
 after the warm-up and read after the timed ones). The table gives that peak (what
 a row's ``peak_mem_mib`` shows) and the process's resident set before the model
 was built; what the configuration took is the difference, which is what
-:func:`bench.measure.estimate_bytes` estimates (the worker compares it with the
+:func:`bench.measure.latency.estimate_bytes` estimates (the worker compares it with the
 memory still available). The ratio is estimate / taken: >= 1 is an upper bound.
 "before" is the estimate as it was (main at 0f2d464: the leaf modules' outputs
 alone, attention's own tensors unseen), from the same counts.
 
-Part 2 (static): :func:`bench.measure.estimate_bytes` at each architecture's paper
+Part 2 (static): :func:`bench.measure.latency.estimate_bytes` at each architecture's paper
 input, training in fp32, batch 1 and 8, for every registered architecture, with
 the CPU's rule and the GPU's (one copy of the weights fewer); counted on the meta
 device, nothing measured. Architectures with attention (a module that declares
@@ -60,9 +60,8 @@ def _child(spec: dict[str, Any]) -> None:
     """One configuration in this fresh process: the resident set before, and the peak as a worker reads it."""
     import torch
 
-    from bench.measure import measure_config
-    from bench.records import Config
-    from bench.timing import SamplePolicy
+    from bench.measure.latency import measure_config
+    from bench.results.records import Config, SamplePolicy
 
     torch.set_num_threads(spec.pop("threads"))
     config = Config(**spec)
@@ -85,9 +84,9 @@ def _measure(arch: str, frames: int, size: int, batch: int, mode: str, threads: 
 
 def _estimates(arch: str, frames: int, size: int, batch: int, mode: str) -> tuple[int, int]:
     """(estimate, estimate before attention's own tensors counted), bytes."""
-    from bench.counting import count
-    from bench.measure import estimate_bytes
-    from bench.records import Config
+    from bench.measure.counting import count
+    from bench.measure.latency import estimate_bytes
+    from bench.results.records import Config
 
     counts = count(arch, (1, 3, frames, size, size), train=mode == "train", memory=True)
     config = Config(arch=arch, batch=batch, frames=frames, height=size, width=size, device="cpu", mode=mode)
@@ -137,10 +136,10 @@ def measured_table(frames: int, size: int, threads: int, raw: Path | None = None
 
 def static_table() -> list[str]:
     import archs
-    from bench.counting import MacAnalysis, build_meta
-    from bench.held import largest_output, saved_for_backward
-    from bench.measure import estimate_bytes
-    from bench.records import Config
+    from bench.measure.counting import MacAnalysis, build_meta
+    from bench.measure.held import largest_output, saved_for_backward
+    from bench.measure.latency import estimate_bytes
+    from bench.results.records import Config
 
     lines = [
         "| arch | attention | paper input | params (M) | leaf outputs per clip (M) | saved for backward per clip (M) "

@@ -1,7 +1,7 @@
 """Harness overhead: vbench's reported latency against a bare, hand-written timing loop.
 
 For each architecture, the same model and input are timed alternately by
-``bench.measure.measure_config`` (the code path every row goes through) and by
+``bench.measure.latency.measure_config`` (the code path every row goes through) and by
 a plain loop (perf_counter on CPU, CUDA events on GPU), in interleaved rounds
 inside one process so that drift and noise hit both alike. Reports the median
 of each and their ratio. Target: within 2 %.
@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 import archs
-from bench.env import environment
-from bench.measure import measure_config
-from bench.plan import Config
-from bench.timing import SamplePolicy
+from bench.measure.environment import environment
+from bench.measure.latency import measure_config
+from bench.results.records import SamplePolicy
+from bench.run.plan import Config
 
 CASES = {  # (arch, frames, size): small enough on a CPU to take hundreds of samples
     "cpu": [("r2plus1d_18", 8, 32), ("mc3_18", 8, 32), ("r3d_18", 8, 32)],

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.env import environment
+from bench.measure.environment import environment
 
 
 def main() -> None:

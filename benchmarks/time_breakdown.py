@@ -96,7 +96,7 @@ def main() -> int:
     args = parser.parse_args()
 
     import archs
-    from bench.roofline import roofline_for
+    from bench.measure.roofline import roofline_for
 
     names = args.arch or archs.list_archs()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -173,7 +173,7 @@ def main() -> int:
     try:
         import pandas as pd
 
-        from bench import plots
+        from bench.report import plots
     except ImportError:
         print("figures skipped: matplotlib is not installed")
         return 0

@@ -12,7 +12,7 @@ import torch
 import archs
 from archs.inception import SPLIT_POINTS
 from archs.resnet import midplanes
-from bench.counting import build_meta, count, param_count
+from bench.measure.counting import build_meta, count, param_count
 
 ALL = archs.list_archs()
 

@@ -15,7 +15,7 @@ import torch
 
 import archs
 from archs.mvit import block_settings
-from bench.counting import MacAnalysis, build_meta, count, module_breakdown
+from bench.measure.counting import MacAnalysis, build_meta, count, module_breakdown
 
 MVIT = ("mvit_v1_b", "mvit_v2_s", "mvit_v2_b")
 SWIN = ("swin3d_t", "swin3d_s", "swin3d_b")

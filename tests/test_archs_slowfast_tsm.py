@@ -6,7 +6,7 @@ norms not counted, at the paper's input):
 - Slow/SlowFast: pytorchvideo 0.1.5's ``hub.slow_r50``, ``hub.slowfast_r50``,
   ``hub.slowfast_r101`` and ``create_slowfast(slowfast_fusion_conv_kernel_size=(5,
   1, 1), slowfast_fusion_conv_stride=(8, 1, 1))`` (4x16), built on the meta device
-  with an adaptive head pool and counted by ``bench.counting`` at the 256 test
+  with an adaptive head pool and counted by ``bench.measure.counting`` at the 256 test
   crop, the crop the zoos' GFLOPs are given at (SlowFast#111). The zoos' figures
   they reproduce: PTV ``model_zoo.md`` Slow R50 8x8 32.45 M, 54.52 GMACs;
   SlowFast R50 8x8 34.57 M, 65.71; SlowFast R50 4x16 34.48 M, and the paper's
@@ -28,7 +28,7 @@ import torch
 import archs
 from archs.slowfast import slow_frame_indices
 from archs.tsm import TemporalShift, temporal_shift
-from bench.counting import count
+from bench.measure.counting import count
 
 # (params, MACs at the default input)
 REFERENCE = {

@@ -14,7 +14,7 @@ import torch
 
 import archs
 from archs._vit import Attention, sinusoid_table
-from bench.counting import count
+from bench.measure.counting import count
 
 # Parameters with 400 classes: transformers 5.25's TimesformerForVideoClassification (default config) and
 # VideoMAEForVideoClassification (ViT-S: hidden 384, 6 heads, MLP 1536; ViT-B: default config), built and counted.

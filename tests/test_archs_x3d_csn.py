@@ -4,7 +4,7 @@ Reference figures (pinned, with how they were obtained):
 
 - pytorchvideo 0.1.5 (PyPI), ``hub.x3d_xs/s/m/l()`` and ``create_csn(model_depth=152,
   stem_pool=nn.MaxPool3d, head_pool_kernel_size=(4, 7, 7))``, built on the meta device and
-  counted by vbench's counter (``bench.counting.MacAnalysis``: convolutions and linear
+  counted by vbench's counter (``bench.measure.counting.MacAnalysis``: convolutions and linear
   layers, norms not counted). fvcore's ``FlopCountAnalysis`` of the real ``x3d_xs`` at
   1x3x4x160x160 gives the same 605,256,512 once its ``batch_norm`` entry is taken out.
 - PySlowFast's MODEL_ZOO.md X3D GFLOPs (MACs, norms not counted, at the training crop):
@@ -28,7 +28,7 @@ import archs
 from archs import ConvKind
 from archs._blocks import SqueezeExcitation, Swish
 from archs.x3d import round_width
-from bench.counting import count
+from bench.measure.counting import count
 
 X3D = ("x3d_xs", "x3d_s", "x3d_m", "x3d_l")
 CSN = ("ir_csn_152", "ip_csn_152")

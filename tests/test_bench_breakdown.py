@@ -18,12 +18,12 @@ import torch
 from torch import nn
 
 from archs._blocks import SqueezeExcitation, Swish
-from bench.breakdown import OUTSIDE, ROOT_OPS, SCOPE, Op, attribute, module_kind, profile_model
-from bench.counting import count
-from bench.records import Config
-from bench.roofline import ProbeSizes, Roofline, intensity, probe, roofline_for
-from bench.schema import make_row
-from bench.timing import Measurement
+from bench.measure.breakdown import OUTSIDE, ROOT_OPS, SCOPE, Op, attribute, module_kind, profile_model
+from bench.measure.counting import count
+from bench.measure.roofline import ProbeSizes, Roofline, intensity, probe, roofline_for
+from bench.measure.rows import make_row
+from bench.measure.timing import Measurement
+from bench.results.records import Config
 
 BACKWARD = "autograd::engine::evaluate_function: "
 
@@ -168,8 +168,8 @@ def test_module_kinds(module: nn.Module, kind: str) -> None:
 
 
 def test_everything_inside_a_gating_module_is_gating() -> None:
-    from bench.breakdown import _kinds
-    from bench.counting import build_meta
+    from bench.measure.breakdown import _kinds
+    from bench.measure.counting import build_meta
 
     kinds = _kinds(build_meta("s3d_g"))
     gates = [name for name in kinds if name.endswith("gate") or "Gating" in name]
@@ -198,7 +198,7 @@ class _Block(nn.Module):
 
 
 def test_a_declared_kind_covers_what_is_inside_it() -> None:
-    from bench.breakdown import _kinds
+    from bench.measure.breakdown import _kinds
 
     kinds = _kinds(_Block())
     assert kinds["attn"] == kinds["attn.qkv"] == kinds["attn.proj"] == "attention"
@@ -209,7 +209,7 @@ def test_a_declared_kind_covers_what_is_inside_it() -> None:
 
 def test_a_composite_modules_own_macs_count_under_its_kind() -> None:
     """Attention's two matmuls run in the attention module's own forward, not in a leaf: they are attention's."""
-    from bench.breakdown import Attribution, _breakdown_rows
+    from bench.measure.breakdown import Attribution, _breakdown_rows
 
     block = _Block()
     # attention: 300 MACs in all, 100 of them its projections (leaves), 200 its own matmuls; the MLP 60.
@@ -234,8 +234,8 @@ def test_an_unknown_declared_kind_is_ignored() -> None:
 def test_everything_inside_a_module_that_declares_its_work_is_of_its_kind() -> None:
     """X3D's squeeze-excitations are "se" down to their 1x1x1 convolutions; its channel-wise convolutions are
     "channelwise", its swishes "swish", and no other module takes their kinds."""
-    from bench.breakdown import _kinds
-    from bench.counting import build_meta
+    from bench.measure.breakdown import _kinds
+    from bench.measure.counting import build_meta
 
     model = build_meta("x3d_xs")
     kinds = _kinds(model)
@@ -297,7 +297,7 @@ def test_roofline_arithmetic() -> None:
 
 
 def test_the_roofline_is_cached_per_device_dtype_and_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bench.roofline as roofline
+    import bench.measure.roofline as roofline
 
     probes = []
 
@@ -448,8 +448,8 @@ def _row(arch: str, gmacs: float, latency_ms: float, bound: str) -> dict:
 
 
 def test_throughput_is_ranked_by_gmacs_per_second_by_hand() -> None:
-    from bench.report_md import throughput_lines
-    from bench.tradeoff import throughput_frame
+    from bench.report.markdown import throughput_lines
+    from bench.report.tradeoff import throughput_frame
 
     # Per iteration (batch 2): a: 20 GMACs in 100 ms = 200 GMAC/s; b: 4 GMACs in 40 ms = 100 GMAC/s;
     # c: 1 GMAC in 50 ms = 20 GMAC/s. An error row is left out.
@@ -488,8 +488,8 @@ def test_roofline_command(tmp_path: Path) -> None:
     env = {**os.environ, "VBENCH_CACHE_DIR": str(tmp_path)}
     cached = {"device": "cpu", "device_name": "?", "dtype": "fp32", "torch_version": torch.__version__,
               "threads": torch.get_num_threads(), "matmul_tflops": 1.5, "conv3d_tflops": 2.0, "bandwidth_gbs": 40.0}  # fmt: skip
-    from bench.env import cpu_name
-    from bench.roofline import _key
+    from bench.measure.environment import cpu_name
+    from bench.measure.roofline import _key
 
     cached["device_name"] = cpu_name()
     key = _key("cpu", cpu_name(), torch.__version__, "fp32", torch.get_num_threads())
@@ -603,8 +603,8 @@ def test_a_model_that_fails_under_inspect_time_is_one_line_and_exit_1(
 
 
 def test_implausible_cached_roofs_are_measured_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bench.roofline as roofline
-    from bench.env import cpu_name
+    import bench.measure.roofline as roofline
+    from bench.measure.environment import cpu_name
 
     probes = []
 
@@ -649,7 +649,7 @@ def test_no_roofline_for_fp16_on_a_cpu() -> None:
 )  # fmt: skip
 def test_impossible_breakdowns_are_refused(tmp_path: Path, kinds: list, message: str) -> None:
     from bench.errors import UsageError
-    from bench.validate import load_breakdowns
+    from bench.results.validate import load_breakdowns
 
     doc = {"arch": "a", "mode": "infer", "device": "cpu", "dtype": "fp32", "input_shape": [1, 3, 8, 16, 16],
            "kinds": kinds}  # fmt: skip

@@ -9,13 +9,21 @@ import statistics
 import pytest
 from typer.testing import CliRunner
 
-import bench.stats
-from bench.cli import app, profile_options
-from bench.compare import CompareConfig, Tolerances, compare_rows, load_compare_config, parse_fraction, refresh_command
+import bench.results.stats
+from bench.cli import app
+from bench.commands.profile import profile_options
 from bench.errors import UsageError
-from bench.report import compare_markdown
-from bench.schema import COLUMNS, SCHEMA_VERSION
-from bench.stats import _u_counts, mann_whitney_u
+from bench.report.tables import compare_markdown
+from bench.results.compare import (
+    CompareConfig,
+    Tolerances,
+    compare_rows,
+    load_compare_config,
+    parse_fraction,
+    refresh_command,
+)
+from bench.results.schema import COLUMNS, SCHEMA_VERSION
+from bench.results.stats import _u_counts, mann_whitney_u
 
 runner = CliRunner()
 
@@ -47,9 +55,9 @@ def test_normal_approximation_agrees_with_the_exact_test(monkeypatch):
         x = [rng.gauss(0.4, 1) for _ in range(20)]
         y = [rng.gauss(0.0, 1) for _ in range(20)]
         exact = mann_whitney_u(x, y)
-        monkeypatch.setattr(bench.stats, "EXACT_MAX", 0)
+        monkeypatch.setattr(bench.results.stats, "EXACT_MAX", 0)
         approx = mann_whitney_u(x, y)
-        monkeypatch.setattr(bench.stats, "EXACT_MAX", 100)
+        monkeypatch.setattr(bench.results.stats, "EXACT_MAX", 100)
         assert exact.exact and not approx.exact
         assert approx.p == pytest.approx(exact.p, abs=0.01)
 

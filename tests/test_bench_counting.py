@@ -6,7 +6,7 @@ from torch import nn
 
 import archs
 from archs.resnet import midplanes
-from bench.counting import COUNTERS, count, count_macs, module_breakdown, param_count
+from bench.measure.counting import COUNTERS, count, count_macs, module_breakdown, param_count
 
 
 def _meta(module: nn.Module) -> nn.Module:
@@ -72,7 +72,7 @@ def test_fvcore_counts_fused_attention():
     pytest.importorskip("fvcore")
     from fvcore.nn import FlopCountAnalysis
 
-    from bench.fvcore_counter import _attention
+    from bench.measure.fvcore_counter import _attention
 
     analysis = FlopCountAnalysis(_SelfAttention(), torch.randn(3, 50, 32))
     analysis.set_op_handle(**{"aten::scaled_dot_product_attention": _attention})
@@ -82,7 +82,7 @@ def test_fvcore_counts_fused_attention():
 
 @pytest.mark.parametrize("device", ["meta", "cpu"])
 def test_training_counts_fused_attention_backward(device):
-    from bench.counting import MacAnalysis
+    from bench.measure.counting import MacAnalysis
 
     # backward of the two matmuls: two matmuls for each (grads of both operands), i.e. 2x forward
     assert MacAnalysis(_SelfAttention().to(device), (3, 50, 32)).train_total() == 3 * _ATTENTION_MACS
@@ -106,7 +106,7 @@ class _Pathways(nn.Module):
 
 
 def test_a_container_nobody_calls_holds_its_childrens_macs():
-    from bench.counting import MacAnalysis
+    from bench.measure.counting import MacAnalysis
 
     by_module = MacAnalysis(_Pathways().to("meta"), (2, 8)).by_module()
     assert by_module["path"] == 2 * (8 * 8 + 8 * 4) and by_module["blocks"] == 2 * 3 * 16
@@ -129,7 +129,7 @@ def test_training_macs_are_about_three_times_forward():
 
 def test_activations_are_the_elements_written_by_leaf_modules():
     model = nn.Sequential(nn.Conv3d(3, 8, 1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 2 * 4 * 4, 5))
-    from bench import counting
+    from bench.measure import counting
 
     with torch.device("meta"):
         m = model.to("meta")

@@ -7,9 +7,9 @@ machine with ``python -m pytest -m cuda`` or through ``benchmarks/gpu_check.sh``
 import pytest
 import torch
 
-from bench.measure import is_oom, measure_config, setup_device
-from bench.plan import Config
-from bench.timing import SamplePolicy
+from bench.measure.latency import is_oom, measure_config, setup_device
+from bench.results.records import SamplePolicy
+from bench.run.plan import Config
 
 pytestmark = pytest.mark.cuda
 POLICY = SamplePolicy(warmup=2, repeats=5)

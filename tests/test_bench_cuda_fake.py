@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 import torch
 
-import bench.env
-import bench.measure
-from bench.plan import Config
-from bench.timing import CudaEventClock, SamplePolicy
+import bench.measure.environment
+import bench.measure.latency
+from bench.measure.timing import CudaEventClock
+from bench.results.records import SamplePolicy
+from bench.run.plan import Config
 
 
 class FakeCuda:
@@ -81,11 +82,11 @@ def fake_cuda(monkeypatch: pytest.MonkeyPatch) -> FakeCuda:
     for name in ("Event", "synchronize", "reset_peak_memory_stats", "max_memory_allocated", "max_memory_reserved",
                  "empty_cache", "mem_get_info", "current_device", "get_device_properties"):  # fmt: skip
         monkeypatch.setattr(torch.cuda, name, getattr(fake, name))
-    # The model and its input live on the CPU: "cuda" devices become the CPU inside bench.measure only.
+    # The model and its input live on the CPU: "cuda" devices become the CPU inside bench.measure.latency only.
     real_device = torch.device
     proxy = types.SimpleNamespace(**{k: getattr(torch, k) for k in dir(torch) if not k.startswith("__")})
     proxy.device = lambda d: real_device("cpu") if str(d).startswith("cuda") else real_device(d)
-    monkeypatch.setattr(bench.measure, "torch", proxy)
+    monkeypatch.setattr(bench.measure.latency, "torch", proxy)
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     return fake
 
@@ -101,7 +102,7 @@ def test_the_event_clock_times_between_recorded_events(fake_cuda):
 
 
 def test_a_cuda_measurement_uses_events_and_resets_peak_memory_after_warmup(fake_cuda):
-    result = bench.measure.measure_config(_config(), SamplePolicy(warmup=2, repeats=4))
+    result = bench.measure.latency.measure_config(_config(), SamplePolicy(warmup=2, repeats=4))
     assert result.measurement.n == 4
     assert all(t == pytest.approx(0.0025) for t in result.measurement.times_s)
     assert result.memory == {"peak_mem_mib": 300.0, "peak_mem_reserved_mib": 512.0}
@@ -113,19 +114,19 @@ def test_a_cuda_measurement_uses_events_and_resets_peak_memory_after_warmup(fake
 
 
 def test_training_on_cuda_goes_through_the_same_wiring(fake_cuda):
-    result = bench.measure.measure_config(_config(mode="train", batch=2), SamplePolicy(warmup=1, repeats=2))
+    result = bench.measure.latency.measure_config(_config(mode="train", batch=2), SamplePolicy(warmup=1, repeats=2))
     assert result.measurement.n == 2 and result.memory["peak_mem_reserved_mib"] == 512.0
 
 
 def test_cuda_settings_environment_and_free_memory(fake_cuda):
-    bench.measure.setup_device("cuda")
+    bench.measure.latency.setup_device("cuda")
     assert torch.backends.cudnn.benchmark is True  # took effect, and is recorded in every row
-    env = bench.env.environment("cuda")
+    env = bench.measure.environment.environment("cuda")
     assert env["device_name"] == "NVIDIA Fake H200" and env["device_memory_mib"] == 141 * 1024
     assert env["device_capability"] == "9.0" and env["cudnn_benchmark"] is True
-    assert bench.measure.device_free_bytes("cuda") == 70 * 2**30
+    assert bench.measure.latency.device_free_bytes("cuda") == 70 * 2**30
 
 
 def test_the_cpu_path_never_touches_cuda(fake_cuda):
-    bench.measure.measure_config(_config(device="cpu"), SamplePolicy(warmup=1, repeats=2))
+    bench.measure.latency.measure_config(_config(device="cpu"), SamplePolicy(warmup=1, repeats=2))
     assert fake_cuda.calls == []

@@ -29,10 +29,13 @@ from typer.testing import CliRunner
 from waiting import until
 
 from archs import Preprocess
-from bench.datasets import kinetics400_classes, load_dataset
 from bench.errors import UsageError
-from bench.evaluate import EvalOptions, check_eval_out, compute_metrics, evaluate, protocols, resolve_protocol
-from bench.video import ViewSpec, clip_starts, crop_offsets, make_views, plan_frames, read_video, resized_size
+from bench.evaluate.datasets import kinetics400_classes, load_dataset
+from bench.evaluate.loop import EvalOptions, evaluate
+from bench.evaluate.metrics import compute_metrics
+from bench.evaluate.protocols import protocols, resolve_protocol
+from bench.evaluate.store import check_eval_out
+from bench.evaluate.video import ViewSpec, clip_starts, crop_offsets, make_views, plan_frames, read_video, resized_size
 
 PROTOCOLS = protocols()
 
@@ -294,7 +297,7 @@ def test_a_400_class_model_maps_folder_labels_through_the_kinetics_list(tmp_path
     for folder in ("abseiling", "air_drumming", "passing_American_football_(in_game)"):
         (tmp_path / "d" / folder).mkdir(parents=True)
         (tmp_path / "d" / folder / "v.mp4").write_bytes((videos / "c0" / "a.mp4").read_bytes())
-    from bench.datasets import resolve_classes
+    from bench.evaluate.datasets import resolve_classes
 
     dataset = load_dataset(tmp_path / "d")
     names, source = resolve_classes(None, dataset, 400)
@@ -370,7 +373,7 @@ RUNNER = textwrap.dedent(
     import os, sys, time
     from types import SimpleNamespace
     import torch
-    import bench.evaluate_cmd as ec
+    import bench.commands.evaluate as ec
     from bench.cli import _user_errors, app, main
 
     class Toy(torch.nn.Module):
@@ -452,7 +455,7 @@ def test_sigint_keeps_the_predictions_and_the_printed_command_finishes(tmp_path,
 
 def _app() -> typer.Typer:
     from bench.cli import _user_errors
-    from bench.evaluate_cmd import evaluate_cmd
+    from bench.commands.evaluate import evaluate_cmd
 
     app = typer.Typer(pretty_exceptions_enable=False)
 
@@ -472,7 +475,7 @@ def _toy_build(arch: str, weights: Path, arch_kwargs: Any = None) -> Any:
 
 
 def test_the_command_evaluates_and_prints_the_summary(tmp_path, videos, monkeypatch):
-    monkeypatch.setattr("bench.evaluate_cmd._build_model", _toy_build)
+    monkeypatch.setattr("bench.commands.evaluate._build_model", _toy_build)
     (tmp_path / "w.pt").write_bytes(b"x")
     result = CliRunner().invoke(_app(), ["evaluate", "--arch", "mc3_18", "--weights", str(tmp_path / "w.pt"),
                                          "--data", str(videos), "--protocol", "single", "--workers", "0",
@@ -502,7 +505,7 @@ def test_the_command_evaluates_and_prints_the_summary(tmp_path, videos, monkeypa
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, videos, monkeypatch, extra, message):
-    monkeypatch.setattr("bench.evaluate_cmd._build_model", _toy_build)
+    monkeypatch.setattr("bench.commands.evaluate._build_model", _toy_build)
     (tmp_path / "w.pt").write_bytes(b"x")
     (tmp_path / "empty" / "c0").mkdir(parents=True)
     (tmp_path / "gappy.txt").write_text("c0\n\nc1\n")
@@ -561,13 +564,13 @@ def test_a_vbench_checkpoint_is_evaluated_with_the_preprocessing_it_records(tmp_
 
 
 def test_importing_the_command_imports_neither_torch_nor_av():
-    code = "import sys, bench.evaluate_cmd; print(sorted(m for m in ('torch', 'av') if m in sys.modules))"
+    code = "import sys, bench.commands.evaluate; print(sorted(m for m in ('torch', 'av') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
 
 
 def test_size_scales_the_resize_and_the_default_protocol_follows_the_weights():
-    from bench.evaluate_cmd import _view_spec
+    from bench.commands.evaluate import _view_spec
 
     with pytest.raises(UsageError) as e:
         resolve_protocol("nope")
@@ -642,7 +645,7 @@ def test_clip_and_crop_counts_are_bounded():
 
 
 def test_a_decoding_worker_stopped_by_the_groups_signal_is_an_interruption():
-    from bench.evaluate_cmd import _worker_signal
+    from bench.commands.evaluate import _worker_signal
 
     assert _worker_signal(RuntimeError("DataLoader worker (pid 12) is killed by signal: Terminated. ")) == 15
     assert _worker_signal(RuntimeError("DataLoader worker (pid(s) 3, 4) is killed by signal: Interrupt. ")) == 2

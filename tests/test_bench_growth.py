@@ -1,4 +1,4 @@
-"""How cost grows with clip length and frame size (``bench.growth``): the fits on hand-made rows of known
+"""How cost grows with clip length and frame size (``bench.report.growth``): the fits on hand-made rows of known
 exponents, attention-like costs, contended rows, and the report section's presence and absence."""
 
 import json
@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from bench.growth import end_to_end_exponent, growth_frame, growth_verdict
-from bench.report_md import growth_lines
-from bench.schema import COLUMNS, SCHEMA_VERSION
-from bench.tradeoff import write_report
+from bench.report.builder import write_report
+from bench.report.growth import end_to_end_exponent, growth_frame, growth_verdict
+from bench.report.markdown import growth_lines
+from bench.results.schema import COLUMNS, SCHEMA_VERSION
 
 FRAMES = (8, 16, 32)
 SIZES = (112, 160, 224)
@@ -139,7 +139,7 @@ def test_the_growth_figure_draws_what_varies(tmp_path):
     pytest.importorskip("matplotlib")
     import xml.etree.ElementTree as ET
 
-    from bench.plots import plot_growth
+    from bench.report.plots import plot_growth
 
     rows = [*_conv_rows(), *[_row("vit", "attn", t, s, _attention_macs(t, s)) for t in FRAMES for s in SIZES]]
     paths = plot_growth(rows, tmp_path / "growth")

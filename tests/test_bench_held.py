@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.counting import MacAnalysis
-from bench.held import largest_output, saved_for_backward
-from bench.measure import estimate_bytes
-from bench.records import Config
+from bench.measure.counting import MacAnalysis
+from bench.measure.held import largest_output, saved_for_backward
+from bench.measure.latency import estimate_bytes
+from bench.results.records import Config
 
 B, H, N, D = 2, 2, 10, 8
 LINEARS = B * H * N * D + 3 * B * H * N * D  # x, and q, k, v
@@ -81,9 +81,9 @@ def test_the_training_estimate_holds_attention_work_in_bytes(kernel, batch):
 
 
 def test_a_measured_plan_counts_what_training_keeps_and_a_static_one_does_not():
-    from bench.counting import build_meta
-    from bench.plan import make_plan
-    from bench.records import Request
+    from bench.measure.counting import build_meta
+    from bench.results.records import Request
+    from bench.run.plan import make_plan
 
     shape = (1, 3, 2, 16, 16)  # videomae_vit_s at its smallest clip: one tubelet of 2x16x16, one token
     request = {"archs": ["videomae_vit_s"], "device": "cpu", "frames": [2], "sizes": [16], "mode": "train"}

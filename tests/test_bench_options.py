@@ -12,9 +12,9 @@ import pytest
 import torch
 
 import archs
-from bench.measure import measure_config
-from bench.plan import Config
-from bench.timing import SamplePolicy
+from bench.measure.latency import measure_config
+from bench.results.records import SamplePolicy
+from bench.run.plan import Config
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ import xml.etree.ElementTree as ET
 import pytest
 from typer.testing import CliRunner
 
-from bench.analysis import fit_growth, pareto_front
 from bench.cli import app
 from bench.errors import UsageError
-from bench.schema import COLUMNS, SCHEMA_VERSION
-from bench.tradeoff import (
+from bench.report.analysis import fit_growth, pareto_front
+from bench.report.builder import write_report
+from bench.report.tradeoff import (
     accuracy_records,
     failures_frame,
     load_accuracy,
@@ -18,8 +18,8 @@ from bench.tradeoff import (
     scaling_frame,
     tradeoff_frame,
     tradeoff_markdown,
-    write_report,
 )
+from bench.results.schema import COLUMNS, SCHEMA_VERSION
 
 runner = CliRunner()
 
@@ -136,7 +136,8 @@ def test_failed_rows_are_listed_not_dropped():
 
 
 def test_report_sections_are_one_list_in_the_markdown_order():
-    from bench.tradeoff import REPORT_FILES, SECTIONS
+    from bench.report.builder import REPORT_FILES
+    from bench.report.tradeoff import SECTIONS
 
     assert [s.title for s in SECTIONS] == [
         "Trade-off", "Failures", "Ours beside the papers", "Scaling", "How cost grows with clip length and frame size",
@@ -152,7 +153,7 @@ def test_report_sections_are_one_list_in_the_markdown_order():
 def test_figures_section_says_which_figures_are_counted_afresh():
     from pathlib import Path
 
-    from bench.report_md import figures_markdown
+    from bench.report.markdown import figures_markdown
 
     assert figures_markdown([]) == ""
     text = figures_markdown([Path("tradeoff_gmacs.png"), Path("mixed_variants.png")], ("mixed_variants",))
@@ -219,7 +220,7 @@ def test_report_writes_tables_and_valid_figures(tmp_path):
 
 def test_variants_figure_from_records(tmp_path):
     pytest.importorskip("matplotlib")
-    from bench.plots import plot_variants
+    from bench.report.plots import plot_variants
 
     sweep = [{"arch": v, "split": s, "gmacs": g} for v, base in (("i3d_bottom_heavy", 50), ("i3d_top_heavy", 90))
              for s, g in zip(("Conv_2c", "Mixed_3b"), (base, base + (10 if base == 50 else -10)))]  # fmt: skip

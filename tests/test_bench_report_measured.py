@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.tradeoff import accuracy_records, tradeoff_frame
-from bench.validate import load_evaluation
+from bench.report.tradeoff import accuracy_records, tradeoff_frame
+from bench.results.validate import load_evaluation
 
 
 def _evaluation(folder: Path, arch: str = "r3d_18", top1: float = 12.5, state: str = "complete") -> Path:

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.plan import Request, make_plan
-from bench.results import load_results
-from bench.runner import run_plan
-from bench.timing import SamplePolicy
+from bench.results.records import SamplePolicy
+from bench.results.store import load_results
+from bench.run.plan import Request, make_plan
+from bench.run.runner import run_plan
 
 pytestmark = pytest.mark.slow  # worker processes and signals: the slow tier, which CI always runs
 
@@ -139,7 +139,7 @@ def test_static_run_writes_all_files_without_workers(tmp_path):
     assert r["train_gmacs"] > 2.9 * r["gmacs"] and r["output_shape"] == "8x400"
     assert r["status"] == "ok" and r["latency_ms"] is None
     header = (tmp_path / "results.csv").read_text().splitlines()[0].split(",")
-    from bench.schema import REQUIRED_COLUMNS
+    from bench.results.schema import REQUIRED_COLUMNS
 
     assert set(REQUIRED_COLUMNS) <= set(header)
 

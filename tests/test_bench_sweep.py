@@ -15,12 +15,13 @@ from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.errors import UsageError
-from bench.merge import merge_runs
-from bench.plan import Config, Request, make_plan, resolve_gpus
-from bench.results import load_results
-from bench.runner import run_plan
-from bench.schema import make_row, row_key
-from bench.shard import assign_shards, parse_shard, prepare_sweep, remaining_plan, select_shard
+from bench.measure.rows import make_row
+from bench.results.merge import merge_runs
+from bench.results.schema import row_key
+from bench.results.store import load_results
+from bench.run.plan import Config, Request, make_plan, resolve_gpus
+from bench.run.runner import run_plan
+from bench.run.shard import assign_shards, parse_shard, prepare_sweep, remaining_plan, select_shard
 
 pytestmark = pytest.mark.slow  # worker processes and signals: the slow tier, which CI always runs
 
@@ -116,12 +117,12 @@ def test_gpu_slots_run_one_worker_each_and_a_crash_loses_nothing(tmp_path):
     script = textwrap.dedent(f"""
         import fake_archs
         from pathlib import Path
-        from bench.plan import Request, make_plan
-        from bench.runner import run_plan
-        from bench.timing import SamplePolicy
+        from bench.run.plan import Request, make_plan
+        from bench.run.runner import run_plan
+        from bench.results.records import SamplePolicy
         plan = make_plan(Request(archs=["fake_slot1", "fake_slot2", "fake_crash", "fake_slot3", "fake_slot4"],
                                  device="cpu", batches=[1, 2], policy=SamplePolicy(warmup=0, repeats=3)))
-        from bench.plugins import load_plugins
+        from bench.run.plugins import load_plugins
         run_plan(plan, Path({str(tmp_path / "run")!r}), slots=("0", "1"), plugins=load_plugins(["fake_archs"]))
     """)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([PLUGINS, str(ROOT)]), VBENCH_SLOT_LOG=str(log))

@@ -2,7 +2,8 @@
 
 import pytest
 
-from bench.timing import HostClock, Measurement, SamplePolicy, median_ci, quantile, sample
+from bench.measure.timing import HostClock, Measurement, median_ci, quantile, sample
+from bench.results.records import SamplePolicy
 
 
 class FakeTime:

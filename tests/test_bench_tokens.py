@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.tokens import read_tokens
+from bench.measure.tokens import read_tokens
 
 runner = CliRunner()
 

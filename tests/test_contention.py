@@ -13,14 +13,9 @@ from types import SimpleNamespace
 import pytest
 from waiting import until
 
-from bench.contention import (
-    LOAD_EXCESS_PER_CORE,
-    contention_columns,
-    cpu_contended,
-    gpu_monitor,
-    reason_names,
-)
-from bench.timing import CONTENDED_SHARE, Measurement, SamplePolicy, cpu_share, sample
+from bench.measure.contention import LOAD_EXCESS_PER_CORE, contention_columns, cpu_contended, gpu_monitor, reason_names
+from bench.measure.timing import CONTENDED_SHARE, Measurement, cpu_share, sample
+from bench.results.records import SamplePolicy
 
 # ---------------------------------------------------------------- the CPU share, against fake clocks
 
@@ -297,7 +292,7 @@ def test_a_contended_base_is_inconclusive_too_and_a_regression_elsewhere_still_f
 def test_a_contended_latency_is_off_the_pareto_front_unless_asked():
     from test_bench_report import ACC, _costs
 
-    from bench.tradeoff import tradeoff_frame
+    from bench.report.tradeoff import tradeoff_frame
 
     rows = _costs()
     rows[2]["contended"] = True  # "c": on the latency front when quiet (4 ms, 65 %)
@@ -313,7 +308,7 @@ def test_a_contended_latency_is_off_the_pareto_front_unless_asked():
 def test_contended_latencies_are_left_out_of_the_scaling_fits_unless_asked():
     from test_bench_report import _row
 
-    from bench.tradeoff import scaling_frame
+    from bench.report.tradeoff import scaling_frame
 
     rows = [_row("r", "x", frames=t, size=112, gmacs=0.01 * t, latency_ms=2.0 * t, n_samples=5) for t in (4, 8, 16)]
     rows.append(_row("r", "x", frames=32, size=112, gmacs=0.32, latency_ms=500.0, n_samples=5, contended=True))
@@ -351,7 +346,7 @@ def test_report_marks_contended_rows_and_include_contended_puts_them_back(tmp_pa
 def test_the_run_summary_marks_contended_rows_with_a_footnote():
     from test_bench_report import _row
 
-    from bench.report import row_line, summary_markdown
+    from bench.report.tables import row_line, summary_markdown
 
     quiet = _row("a", "x", latency_ms=5.0, n_samples=3, contended=False)
     shared = _row("b", "x", latency_ms=9.0, n_samples=3, contended=True, noisy=True)
@@ -366,7 +361,7 @@ def test_the_run_summary_marks_contended_rows_with_a_footnote():
 def test_a_real_cpu_run_fills_the_contention_columns(tmp_path):
     from test_bench_runner import FAST, _vbench
 
-    from bench.results import load_results
+    from bench.results.store import load_results
 
     out = tmp_path / "run"
     proc = _vbench("profile", "--arch", "fake_ok", "--plugin", "fake_archs", *FAST, "--out", str(out))
@@ -386,7 +381,7 @@ def test_a_real_cpu_run_fills_the_contention_columns(tmp_path):
 
 
 def test_round_robin_runs_every_job_once_per_round_rounds_in_turn():
-    from bench.rounds import round_robin
+    from bench.run.rounds import round_robin
 
     assert round_robin(["a", "b", "c"], 2) == [(1, "a"), (1, "b"), (1, "c"), (2, "a"), (2, "b"), (2, "c")]
     assert round_robin(["a"], 1) == [(1, "a")]
@@ -400,7 +395,7 @@ def _round(samples, contended=False, **over):
 
 
 def test_the_row_of_several_rounds_is_the_median_of_the_quiet_rounds_medians():
-    from bench.rounds import combine_rounds
+    from bench.run.rounds import combine_rounds
 
     rounds = [_round([9, 10, 11]), _round([11, 12, 13]), _round([39, 40, 41], contended=True)]
     row = combine_rounds(rounds, settle_s=1.5, settled=True)
@@ -414,21 +409,21 @@ def test_the_row_of_several_rounds_is_the_median_of_the_quiet_rounds_medians():
 
 
 def test_when_every_round_was_contended_all_make_the_number_and_the_row_says_contended():
-    from bench.rounds import combine_rounds
+    from bench.run.rounds import combine_rounds
 
     row = combine_rounds([_round([9, 10, 11], True), _round([19, 20, 21], True), _round([29, 30, 31], True)])
     assert row["latency_ms"] == 20.0 and row["contended"] is True and row["contended_samples_ms"] == []
 
 
 def test_a_round_that_failed_gives_its_row():
-    from bench.rounds import combine_rounds
+    from bench.run.rounds import combine_rounds
 
     bad = _round([1.0], status="oom", error="out of memory")
     assert combine_rounds([_round([9, 10, 11]), bad])["status"] == "oom"
 
 
 def test_settle_waits_for_a_quiet_machine_within_its_limit():
-    from bench.rounds import settle
+    from bench.run.rounds import settle
 
     clock = iter(range(100))  # one second a call: start 0, then a reading of the clock after each busy reading
     readings = iter([0.9, 0.7, 0.1])
@@ -440,9 +435,9 @@ def test_settle_waits_for_a_quiet_machine_within_its_limit():
 
 
 def test_rounds_interleave_the_architectures_in_fresh_workers(tmp_path, monkeypatch):
-    import bench.runner
-    from bench.plan import Request, make_plan
-    from bench.runner import job_row, run_plan
+    import bench.run.runner
+    from bench.run.plan import Request, make_plan
+    from bench.run.runner import job_row, run_plan
 
     plan = make_plan(Request(archs=("r3d_18", "mc3_18"), device="cpu", frames="8", sizes="32"))
     started: list[str] = []
@@ -456,7 +451,7 @@ def test_rounds_interleave_the_architectures_in_fresh_workers(tmp_path, monkeypa
         for config in job.configs:
             yield job_row(job, config, env, measurement=m, contention={"contended": job.arch == "r3d_18" and n == 1})
 
-    monkeypatch.setattr(bench.runner, "_run_worker", fake_worker)
+    monkeypatch.setattr(bench.run.runner, "_run_worker", fake_worker)
     seen = []
     out = run_plan(plan, tmp_path / "run", rounds=3, on_row=seen.append)
     assert started == ["r3d_18", "mc3_18"] * 3

@@ -236,13 +236,13 @@ def new_family():
 
 def test_a_new_family_reaches_reports_through_the_registry(new_family):
     pytest.importorskip("matplotlib")
-    from bench import plots, tradeoff, variants
+    from bench.report import builder, plots, variants
 
     spec = archs.get_arch("tiny_test_arch")
     assert spec.family == new_family.name and spec.config(width=8).width == 8
     assert archs.get_family(new_family.name) == new_family
     assert plots._colour(new_family.name) == "#123456"
-    assert tradeoff._holds_mixed_family([{"family": new_family.name}])
+    assert builder._holds_mixed_family([{"family": new_family.name}])
     assert [s.name for s in variants.comparisons()["A test comparison"]] == ["tiny_test_arch"]
 
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import archs
-from bench.counting import (
+from bench.measure.counting import (
     COUNTERS,
     MAC_FREE_OPS,
     MacAnalysis,
@@ -137,7 +137,7 @@ def test_the_counters_are_a_table():
 
 
 def test_importing_counting_does_not_import_fvcore():
-    code = "import sys, bench.counting; assert 'fvcore' not in sys.modules"
+    code = "import sys, bench.measure.counting; assert 'fvcore' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -151,7 +151,7 @@ def test_fvcore_counter_agrees_on_a_real_architecture():
     assert counts.params == count("r2plus1d_18", shape).params
 
 
-# Written down from bench.counting before it became one analysis: (params, trainable, macs,
+# Written down from bench.measure.counting before it became one analysis: (params, trainable, macs,
 # train_macs, activations, output_shape, peak_activation) at min_input, and the breakdown
 # (rows, then sums over every row of params, MACs, activations, then the depth <= 1 rows).
 BEFORE = {

@@ -14,13 +14,13 @@ import pytest
 import typer
 
 import bench
-from bench import columns, records
-from bench.columns import COLUMNS, EXACT_METRICS, KEY_COLUMNS, REQUIRED_COLUMNS, readme_section
 from bench.errors import UsageError
-from bench.records import Config, Row, check_run_options
-from bench.report import _METRIC_NAMES, _SUMMARY, summary_markdown
-from bench.results import load_results
-from bench.schema import make_row
+from bench.measure.rows import make_row
+from bench.report.tables import _METRIC_NAMES, _SUMMARY, summary_markdown
+from bench.results import columns, records
+from bench.results.columns import COLUMNS, EXACT_METRICS, KEY_COLUMNS, REQUIRED_COLUMNS, readme_section
+from bench.results.records import Config, Row, check_run_options
+from bench.results.store import load_results
 
 try:
     import tomllib
@@ -69,7 +69,7 @@ OLD_METRIC_NAMES = {
 
 
 def test_the_registry_derives_the_old_tuples_exactly():
-    from bench import compare, schema
+    from bench.results import compare, schema
 
     assert REQUIRED_COLUMNS == OLD_REQUIRED
     assert columns.EXTRA_COLUMNS == OLD_EXTRA + ROOFLINE_EXTRA + CONTENTION_EXTRA
@@ -87,7 +87,7 @@ def test_the_summary_table_and_the_metric_names_come_from_the_registry():
 
 
 def test_the_type_checks_of_a_file_come_from_the_registry():
-    from bench import validate as v
+    from bench.results import validate as v
 
     old = {
         **dict.fromkeys(("arch", "family", "mode", "device", "dtype"), v._NAME),
@@ -114,7 +114,10 @@ def test_the_type_checks_of_a_file_come_from_the_registry():
 
 def test_the_docs_results_columns_table_is_rendered_from_the_registry():
     text = (ROOT / "docs" / "columns.md").read_text()
-    begin, end = "<!-- generated from bench/columns.py: begin -->\n", "<!-- generated from bench/columns.py: end -->\n"
+    begin, end = (
+        "<!-- generated from bench/results/columns.py: begin -->\n",
+        "<!-- generated from bench/results/columns.py: end -->\n",
+    )
     assert text.count(begin) == text.count(end) == 1
     assert text.startswith("# Results columns\n")
     start = text.index(begin) + len(begin)
@@ -155,7 +158,7 @@ def test_the_enums_are_literals_and_their_tuples_are_derived():
 
 
 def test_executors_are_one_fact():
-    from bench import cluster
+    from bench.run import cluster
 
     assert cluster.EXECUTORS == records.EXECUTORS
 
@@ -239,8 +242,8 @@ def test_commands_that_read_saved_runs_import_no_torch(command, tmp_path):
 
 
 def test_the_records_import_no_torch():
-    modules = "bench.records, bench.columns, bench.schema, bench.compare, bench.results, bench.merge, bench.report"
-    code = f"import sys, {modules}, bench.validate, bench.shard, bench.config; print('torch' in sys.modules)"
+    modules = "bench.results.records, bench.results.columns, bench.results.schema, bench.results.compare, bench.results.store, bench.results.merge, bench.report.tables"
+    code = f"import sys, {modules}, bench.results.validate, bench.run.shard, bench.results.config; print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.stdout.strip() == "False", proc.stderr
 

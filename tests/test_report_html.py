@@ -16,11 +16,11 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.compare import CompareConfig
-from bench.history import history_frame
-from bench.results import load_results
-from bench.schema import SCHEMA_VERSION, clip_of
-from bench.tradeoff import accuracy_records, tradeoff_frame
+from bench.report.history import history_frame
+from bench.report.tradeoff import accuracy_records, tradeoff_frame
+from bench.results.compare import CompareConfig
+from bench.results.schema import SCHEMA_VERSION, clip_of
+from bench.results.store import load_results
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPER_RUN = ROOT / "reports" / "cpu-paper"
@@ -91,7 +91,7 @@ def html_escaped(s: str) -> str:
 
 
 def test_the_chart_points_are_the_tradeoff_rows_with_their_setting(fixture_rows):
-    from bench.report_html import chart_points
+    from bench.report.html import chart_points
 
     acc = accuracy_records()
     points = chart_points(fixture_rows, acc)
@@ -212,7 +212,7 @@ def test_the_page_in_a_headless_browser(browser, page, fixture_rows):
     # One point per trade-off row that has a top-1 (i2d has none: it is named under the chart instead).
     assert _points(pg) == len(with_top1) == len(KEEP)
     assert "i2d" in pg.locator("#tradeoff-missing").inner_text()
-    # The Pareto front is bench.analysis's: the rows flagged pareto_gmacs in the trade-off frame.
+    # The Pareto front is bench.report.analysis's: the rows flagged pareto_gmacs in the trade-off frame.
     trade = tradeoff_frame(fixture_rows, accuracy_records())
     front = sorted(trade[trade["pareto_gmacs"] == True]["arch"])  # noqa: E712
     shown = pg.locator("#tradeoff-count").inner_text().split("Pareto front: ")[1].rstrip(".").split(", ")

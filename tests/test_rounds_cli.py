@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 from waiting import until
 
 from bench.cli import app
-from bench.results import write_rows
-from bench.rounds import combine_rounds
+from bench.results.store import write_rows
+from bench.run.rounds import combine_rounds
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,7 +75,7 @@ def test_merge_rounds_combines_the_runs_as_profile_rounds_combines_its_rounds(tm
 
 
 def test_base_and_head_merged_from_alternating_rounds_go_through_compare(tmp_path):
-    from bench.results import load_results
+    from bench.results.store import load_results
 
     # Base rounds 1-3 and head rounds 1-3, as the workflow makes them; the head's round 2 drifted (+50 %).
     base = [_run(tmp_path, f"base{i}", [_row("a", [t - 1, t, t + 1] * 4)]) for i, t in enumerate((10, 10.2, 9.9))]
@@ -121,11 +121,11 @@ def test_merge_rounds_refuses_bad_input_in_one_line_with_exit_2(tmp_path):
 
 
 def test_a_rounds_run_interrupted_in_round_2_keeps_each_configuration_from_its_finished_rounds(tmp_path, monkeypatch):
-    import bench.runner
-    from bench.plan import Request
-    from bench.records import Config, Job, Plan
-    from bench.runner import job_row, run_plan
-    from bench.timing import Measurement
+    import bench.run.runner
+    from bench.measure.timing import Measurement
+    from bench.results.records import Config, Job, Plan
+    from bench.run.plan import Request
+    from bench.run.runner import job_row, run_plan
 
     def job(arch):  # planned by hand: counting on the meta device is not what this tests
         return Job(arch, (Config(arch=arch, batch=1, frames=8, height=32, width=32, device="cpu"),), {}, id=arch)
@@ -141,7 +141,7 @@ def test_a_rounds_run_interrupted_in_round_2_keeps_each_configuration_from_its_f
         for config in job.configs:
             yield job_row(job, config, env, measurement=Measurement((t, t, t)), contention={"contended": False})
 
-    monkeypatch.setattr(bench.runner, "_run_worker", fake_worker)
+    monkeypatch.setattr(bench.run.runner, "_run_worker", fake_worker)
     with pytest.raises(KeyboardInterrupt) as caught:
         run_plan(plan, tmp_path / "run", rounds=3)
     assert caught.value.kept == 2 and caught.value.short_rounds == 2  # type: ignore[attr-defined]
@@ -153,7 +153,7 @@ def test_a_rounds_run_interrupted_in_round_2_keeps_each_configuration_from_its_f
     assert rows["r3d_18"]["latency_ms"] == pytest.approx(20.0)
     assert rows["mc3_18"]["rounds"] == 1 and rows["mc3_18"]["latency_ms"] == pytest.approx(40.0)
     # --only-missing with the same --rounds measures them again: neither has 3 rounds.
-    from bench.shard import remaining_plan
+    from bench.run.shard import remaining_plan
 
     left, kept = remaining_plan(plan, doc["rows"], rounds=3)
     assert [j.arch for j in left.jobs] == ["r3d_18", "mc3_18"] and kept == []

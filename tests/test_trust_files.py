@@ -21,13 +21,13 @@ from typing import Any
 
 import pytest
 
-from bench.cli import profile_options
-from bench.compare import NOT_REFRESHED, compare_rows, load_compare_config, refresh_command
-from bench.config import tool_table
+from bench.commands.profile import profile_options
 from bench.errors import UsageError
-from bench.results import load_results
-from bench.stats import mann_whitney_u
-from bench.validate import MAX_DEPTH, check_results_doc, load_accuracy, load_results_doc, read_text
+from bench.results.compare import NOT_REFRESHED, compare_rows, load_compare_config, refresh_command
+from bench.results.config import tool_table
+from bench.results.stats import mann_whitney_u
+from bench.results.store import load_results
+from bench.results.validate import MAX_DEPTH, check_results_doc, load_accuracy, load_results_doc, read_text
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = ROOT / "reports" / "baselines" / "cpu-static" / "results.json"

@@ -25,9 +25,9 @@ from rich.cells import cell_len
 from rich.console import Console
 
 import archs
-from bench.compare import CompareConfig, Tolerances, compare_rows
 from bench.errors import UsageError
-from bench.report import (
+from bench.report.builder import MANIFEST, check_report_folder, write_report
+from bench.report.tables import (
     arch_table,
     compare_markdown,
     inspect_table,
@@ -41,17 +41,9 @@ from bench.report import (
     summary_markdown,
     summary_table,
 )
-from bench.schema import COLUMNS, SCHEMA_VERSION
-from bench.tradeoff import (
-    MANIFEST,
-    check_report_folder,
-    failures_frame,
-    paper_frame,
-    scaling_frame,
-    tradeoff_frame,
-    tradeoff_markdown,
-    write_report,
-)
+from bench.report.tradeoff import failures_frame, paper_frame, scaling_frame, tradeoff_frame, tradeoff_markdown
+from bench.results.compare import CompareConfig, Tolerances, compare_rows
+from bench.results.schema import COLUMNS, SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -482,7 +474,7 @@ def test_a_file_is_not_a_report_folder(tmp_path):
 
 def test_figure_labels_are_not_mathtext(tmp_path):
     pytest.importorskip("matplotlib")
-    from bench.plots import plot_tradeoff
+    from bench.report.plots import plot_tradeoff
 
     rows = [_row("a$\\frac$b", gmacs=10.0, latency_ms=2.0, n_samples=3),
             _row("_hidden", family="_nolegend_", gmacs=20.0, latency_ms=3.0, n_samples=3)]  # fmt: skip
@@ -494,7 +486,7 @@ def test_figure_labels_are_not_mathtext(tmp_path):
 def test_a_tradeoff_figure_of_more_clips_than_markers_is_drawn(tmp_path):
     """The families since 2018 bring a dozen paper inputs: markers are reused, the figure is still drawn."""
     pytest.importorskip("matplotlib")
-    from bench.plots import plot_tradeoff
+    from bench.report.plots import plot_tradeoff
 
     rows = [_row(f"arch{i}", frames=4 + i, gmacs=10.0 + i, latency_ms=2.0, n_samples=3) for i in range(14)]
     accuracy = [{"arch": r["arch"], "input": f"{r['frames']}x112x112", "top1": 50 + i, "source": "s"}

@@ -438,7 +438,7 @@ def test_evaluate_takes_arch_kwargs_plugins_and_vbench_plugins(tmp_path, data):
     plugin = ROOT / "tests" / "plugins" / "fake_archs.py"
     state = tmp_path / "fake_ok.pt"
     code = (
-        "import sys, torch; from bench.plugins import load_plugins; load_plugins([sys.argv[1]]); import archs; "
+        "import sys, torch; from bench.run.plugins import load_plugins; load_plugins([sys.argv[1]]); import archs; "
         "torch.manual_seed(0); torch.save(archs.create_model('fake_ok', num_classes=2).state_dict(), sys.argv[2])"
     )
     subprocess.run([sys.executable, "-c", code, str(plugin), str(state)], check=True, cwd=tmp_path, timeout=120)

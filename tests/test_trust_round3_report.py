@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 import typer
 
-from bench.cli import _CLUSTER_OPTIONS, NOT_RESUMED, app, path_parameters, profile_command, profile_options
-from bench.compare import NOT_REFRESHED
+from bench.cli import app
+from bench.commands.common import path_parameters
+from bench.commands.profile import _CLUSTER_OPTIONS, NOT_RESUMED, profile_command, profile_options
+from bench.results.compare import NOT_REFRESHED
 
 pytestmark = pytest.mark.slow  # worker processes and signals: the slow tier, which CI always runs
 

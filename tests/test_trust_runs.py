@@ -444,13 +444,13 @@ def test_merge_warns_when_runs_were_timed_at_the_same_time_on_one_machine(tmp_pa
 def test_an_internal_error_is_exit_3_with_the_traceback_in_a_file(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import bench.plan
+    import bench.run.plan
     from bench.cli import app
 
     def broken(*_a, **_k):
         raise RuntimeError("a bug [/] in vbench")
 
-    monkeypatch.setattr(bench.plan, "make_plan", broken)
+    monkeypatch.setattr(bench.run.plan, "make_plan", broken)
     result = CliRunner().invoke(app, ["inspect", "r3d_18"])
     assert result.exit_code == 3
     line = result.output.strip().splitlines()[-1]
@@ -461,7 +461,7 @@ def test_an_internal_error_is_exit_3_with_the_traceback_in_a_file(tmp_path, monk
 
 
 def test_a_worker_killed_by_the_kernel_oom_killer_is_an_oom_row(monkeypatch):
-    from bench import runner
+    from bench.run import runner
 
     monkeypatch.setattr(runner, "_oom_kills", lambda: 4)
     assert runner._exit_status(-signal.SIGKILL, 3)[0] == "oom"

@@ -4,11 +4,11 @@
 import os
 
 if os.environ.get("VBENCH_WORKER") == "1":
-    import bench.env
+    import bench.measure.environment
 
-    _real = bench.env.environment
+    _real = bench.measure.environment.environment
 
     def _reported(device=None):
         return {**_real(device), "device_name": "Fake GPU 9000", "torch_version": "0.0-fake"}
 
-    bench.env.environment = _reported
+    bench.measure.environment.environment = _reported

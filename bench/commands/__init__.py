@@ -1,0 +1,1 @@
+"""The ``vbench`` commands, one module per verb: Typer parameters in, library calls, printed output."""

@@ -1,0 +1,590 @@
+"""``vbench evaluate``: top-1/top-5 of a model on the user's videos, by a named protocol, nothing lost.
+
+The loop (:func:`evaluate`): DataLoader workers decode and resize each video
+(:func:`bench.evaluate.video.read_video`); this process cuts the views, runs the model
+on batches of views under ``torch.inference_mode()``, averages the softmax of
+a video's views, and appends the video's prediction line to
+``predictions.jsonl`` (flushed to disk) the moment its last view is done.
+The model runs in this process; the workers isolate decoding, and a video that
+cannot be read becomes a *skipped* line with its reason, never a crash.
+
+An evaluation folder holds:
+
+- ``predictions.jsonl``: one line per video, ``"status": "ok"`` (label, target,
+  prediction, top-5 with probabilities, views) or ``"skipped"`` (reason, detail);
+  the record of truth, read back by ``--only-missing``;
+- ``evaluation.json``: the summary (state ``running``, ``interrupted`` or
+  ``complete``; arch, weights, input, protocol, dataset, counts, accuracy,
+  timings, environment), written atomically at the start and at the end;
+- ``per_class.csv`` and ``confusion.csv`` (true class per row, predicted class
+  per column), written at the end.
+
+Accuracy is computed over every ``ok`` line of the file, the ones an earlier
+run wrote included; numbers (:func:`bench.evaluate.metrics.compute_metrics`) are computed apart from
+their formatting (the CLI's).
+
+Protocols (:func:`bench.evaluate.protocols.protocols`) name the views the papers, model zoos and
+torchvision evaluate with; each family's file declares its own and says where
+it comes from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import socket
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import archs
+from bench.errors import OutputError, UsageError, first_line
+from bench.evaluate.datasets import Dataset, VideoItem, class_indices
+from bench.evaluate.video import DecodedVideo, VideoError, ViewSpec, make_views, read_video
+
+if TYPE_CHECKING:
+    import torch
+
+
+__all__ = ["DecoderDied", "EvalOptions", "EvalResult", "evaluate"]
+
+from bench.evaluate.metrics import TOP_K, Metrics, Timing, compute_metrics
+from bench.evaluate.store import (
+    EVAL_FILES,
+    RETRIED_REASONS,
+    SCHEMA_VERSION,
+    claim_eval_out,
+    confusion_csv,
+    fingerprint,
+    load_previous,
+    per_class_csv,
+    sha256_text,
+)
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How to run (none of it changes the numbers, except ``dtype``)."""
+
+    batch: int = 8
+    device: str = "cpu"
+    dtype: str = "fp32"
+    workers: int = 0
+
+
+@dataclass
+class EvalResult:
+    out_dir: Path
+    state: str
+    metrics: Metrics
+    timing: Timing
+    kept: int
+    """Prediction lines an earlier run left (``--only-missing``)."""
+    paths: dict[str, Path] = field(default_factory=dict)
+    doc: dict[str, Any] = field(default_factory=dict)
+    retried: int = 0
+    """Skipped videos of an earlier run tried again (``--only-missing``; :data:`RETRIED_REASONS`)."""
+    dropped: int = 0
+    """Lines of an earlier run for videos the dataset no longer lists, removed (``--only-missing``)."""
+
+
+class _Videos:
+    """A map-style dataset for torch's DataLoader: item ``i`` is ``(i, DecodedVideo)`` or ``(i, (reason, detail))``."""
+
+    def __init__(self, items: Sequence[VideoItem], spec: ViewSpec) -> None:
+        self.items = list(items)
+        self.spec = spec
+        self.threads = 0  # FFmpeg's choice in this process; workers set 1 (they run side by side)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[int, DecodedVideo | tuple[str, str]]:
+        try:
+            return i, read_video(self.items[i].path, self.spec, threads=self.threads)
+        except VideoError as e:
+            return i, (e.reason, e.detail)
+        except Exception as e:  # a decoder bug must not end the worker: the video is skipped, with why
+            return i, ("corrupt", first_line(e)[:200])
+
+
+def _worker_init(_: int) -> None:
+    """A decoding worker: one torch thread, one FFmpeg thread (the workers run side by side), and deaf to
+    Ctrl-C and hang-ups: the main process hears them, writes what finished and shuts the workers down."""
+    import signal
+
+    import torch
+
+    for s in (signal.SIGINT, getattr(signal, "SIGHUP", None)):
+        if s is not None:
+            signal.signal(s, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    torch.set_num_threads(1)
+    info = torch.utils.data.get_worker_info()
+    if info is not None:
+        info.dataset.threads = 1  # type: ignore[attr-defined]
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+@dataclass
+class _Pending:
+    """A video whose views are being run: the mean of their softmax is its prediction."""
+
+    item: VideoItem
+    video: DecodedVideo
+    target: int
+    views: int
+    prob_sum: torch.Tensor | None = None
+    left: int = 0
+
+
+def _autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextManager[Any]:
+    import torch
+
+    if dtype == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if dtype == "bf16" else torch.float16)
+
+
+class _Writer:
+    """``predictions.jsonl`` appended line by line (flushed and synced), ``evaluation.json`` atomically."""
+
+    def __init__(self, out: Path, base: dict[str, Any]) -> None:
+        self.out = out
+        self.base = base
+        self.predictions = (out / "predictions.jsonl").open("a")
+
+    def line(self, record: dict[str, Any]) -> None:
+        try:
+            self.predictions.write(json.dumps(record) + "\n")
+            self.predictions.flush()
+            os.fsync(self.predictions.fileno())
+        except OSError as e:  # a full disk: one line; the lines written before stay
+            raise OutputError(f"cannot write '{self.out / 'predictions.jsonl'}': {e.strerror or e}") from None
+
+    def summary(self, state: str, metrics: Metrics, timing: Timing, classes: Sequence[str]) -> dict[str, Any]:
+        from bench.results.store import atomic_write_text
+
+        doc = {**self.base, "state": state, **_summary_fields(metrics, timing, self.base)}
+        try:
+            atomic_write_text(self.out / "evaluation.json", json.dumps(doc, indent=1, default=str) + "\n")
+            if state != "running":
+                atomic_write_text(self.out / "per_class.csv", per_class_csv(metrics, classes))
+                atomic_write_text(self.out / "confusion.csv", confusion_csv(metrics, classes))
+        except OSError as e:  # a full disk: one line; predictions.jsonl keeps what finished
+            raise OutputError(f"cannot write the summary in '{self.out}': {e.strerror or e}") from None
+        return doc
+
+    def close(self) -> None:
+        self.predictions.close()
+
+
+def _summary_fields(metrics: Metrics, timing: Timing, base: Mapping[str, Any]) -> dict[str, Any]:
+    listed = base["dataset"]["videos"]
+    done = metrics.videos + metrics.skipped
+    accuracy = {
+        "top1": metrics.top1,
+        "top5": metrics.top5,
+        "top5_k": metrics.k,
+        "mean_class_top1": metrics.mean_class_top1,
+    }
+    record = None
+    if metrics.top1 is not None:
+        spec = base["input"]
+        record = {
+            "arch": base["arch"],
+            "input": f"{spec['frames']}x{spec['size']}x{spec['size']}",
+            "top1": metrics.top1,
+            "top5": metrics.top5,
+            "views": base["protocol"]["describe"],
+            "dataset": base["dataset"]["name"],
+            "source": f"measured: vbench evaluate, protocol {base['protocol']['name']}, {metrics.videos} videos",
+        }
+    return {
+        "counts": {
+            "listed": listed,
+            "done": done,
+            "evaluated": metrics.videos,
+            "skipped": metrics.skipped,
+            "skipped_by_reason": metrics.skipped_by_reason,
+            "remaining": max(listed - done, 0),
+        },
+        "accuracy": accuracy,
+        "accuracy_record": record,
+        "timing": timing.summary(),
+    }
+
+
+def _environment(options: EvalOptions) -> dict[str, Any]:
+    import av
+
+    from bench.measure.environment import environment
+
+    env = environment(options.device if options.device == "cuda" else None)
+    env.update(
+        host=socket.gethostname(),
+        device=options.device,
+        dtype=options.dtype,
+        batch=options.batch,
+        workers=options.workers,
+        av_version=av.__version__,
+        machine=platform.machine(),
+    )
+    return env
+
+
+def evaluate(
+    model: Any,
+    spec: ViewSpec,
+    dataset: Dataset,
+    classes: Sequence[str],
+    out_dir: Path,
+    *,
+    options: EvalOptions = EvalOptions(),
+    meta: Mapping[str, Any] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    on_start: Callable[[int, list[dict[str, Any]], int, int], None] | None = None,
+    on_video: Callable[[dict[str, Any]], None] | None = None,
+) -> EvalResult:
+    """Evaluate ``model`` (logits ``(B, len(classes))`` from ``(B, 3, T, H, W)``) on ``dataset``; write ``out_dir``.
+
+    Args:
+        spec: frames, crops and pixels of the views (the weights' preprocessing and the protocol).
+        meta: recorded as they are in ``evaluation.json``: ``arch``, ``weights`` (``path``, ``source``,
+            ``sha256``, ...), ``protocol`` (``name``, ``source``), ``dataset`` extras, ``options``.
+        resume: ``--only-missing``: keep the folder's prediction lines and evaluate only the other videos.
+        overwrite: replace the evaluation the folder holds.
+        on_start: called once the folder is claimed with the number of videos to do, the lines kept, how many
+            skipped videos are retried (``--only-missing`` tries again those skipped for a reason that can change:
+            :data:`RETRIED_REASONS`) and how many lines were removed because the dataset no longer lists their
+            video.
+        on_video: called with each prediction or skip line as it is written.
+
+    The decoding workers (``options.workers`` > 0) are started with ``spawn``, never forked (a fork from a process
+    with threads can deadlock): a script that calls this needs the ``if __name__ == "__main__":`` guard, as for any
+    DataLoader with spawned workers.
+
+    A signal (:class:`bench.run.lifetime.Interrupted`) or any other exception writes ``evaluation.json`` with
+    state ``interrupted`` (counts and accuracy of what finished) and is re-raised.
+
+    Raises:
+        UsageError: a label outside ``classes``, an unusable or foreign ``out_dir``, an earlier evaluation of
+            other settings (with ``resume``), a model whose output does not have ``len(classes)`` logits.
+    """
+    import torch
+
+    meta = dict(meta or {})
+    num_classes = len(classes)
+    label_index = class_indices(dataset.labels, classes, meta.get("classes_source", "the class list"))
+    if options.batch < 1:
+        raise UsageError(f"--batch must be >= 1; got {options.batch}")
+    if options.workers < 0:
+        raise UsageError(f"--workers must be >= 0; got {options.workers}")
+    device = torch.device(options.device)
+    out = claim_eval_out(Path(out_dir), resume, overwrite)
+    protocol_meta = meta.get("protocol") or {}
+    base: dict[str, Any] = {
+        "schema": "vbench-evaluation",
+        "schema_version": SCHEMA_VERSION,
+        "arch": meta.get("arch", type(model).__name__),
+        "arch_kwargs": dict(meta.get("arch_kwargs") or {}),
+        "weights": meta.get("weights", {}),
+        "input": {
+            "frames": spec.frames,
+            "size": spec.crop,
+            "frame_stride": spec.frame_stride,
+            "resize": spec.resize,
+            "mean": spec.mean,
+            "std": spec.std,
+        },
+        "protocol": {
+            "name": protocol_meta.get("name", "custom"),
+            "clips": spec.clips,
+            "crops": spec.crops,
+            "views_per_video": spec.views,
+            "describe": archs.Protocol("", spec.clips, spec.crops).describe(),
+            "source": protocol_meta.get("source", ""),
+        },
+        "dataset": {
+            "path": str(Path(dataset.source).resolve()),
+            "name": Path(dataset.source).name,
+            "layout": dataset.layout,
+            "video_root": str(dataset.root),
+            "videos": dataset.listed,
+            **(meta.get("dataset") or {}),
+        },
+        "classes": {"source": meta.get("classes_source", ""), "count": num_classes, "sha256": sha256_text(classes)},
+        "options": meta.get("options", {}),
+        "environment": _environment(options),
+    }
+    base["fingerprint"] = fingerprint({**meta, "dataset": base["dataset"]}, spec, classes, options.dtype)
+    records = load_previous(out, base["fingerprint"], num_classes) if resume else []
+    retried = [r["video"] for r in records if r["status"] == "skipped" and r["reason"] in RETRIED_REASONS]
+    # A video the dataset no longer lists (its file and its line were removed) leaves the evaluation: its
+    # prediction would count in top-1 over videos that are not there.
+    gone = [r["video"] for r in records if r["video"] not in dataset.order]
+    if retried or gone:  # their lines go: retried videos are tried again, and a new line is written for each
+        from bench.results.store import atomic_write_text
+
+        again = set(retried) | set(gone)
+        records = [r for r in records if r["video"] not in again]
+        try:
+            atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+        except OSError as e:
+            raise OutputError(f"cannot write '{out / 'predictions.jsonl'}': {e.strerror or e}") from None
+    kept = len(records)
+    done = {r["video"] for r in records}
+    if resume:
+        base["resumed"] = {
+            "kept": kept,
+            "retried": len(retried),
+            "retried_reasons": list(RETRIED_REASONS),
+            "dropped_unlisted": len(gone),
+        }
+    writer = _Writer(out, base)
+    timing = Timing(workers=options.workers)
+    state = "interrupted"
+    try:
+        doc = writer.summary("running", compute_metrics(records, num_classes), timing, classes)
+
+        def write(record: dict[str, Any]) -> None:
+            writer.line(record)
+            records.append(record)
+            if on_video is not None:
+                on_video(record)
+
+        todo = [it for it in dataset.items if it.key not in done]
+        missing = [(it, "missing", f"no file at {it.path}") for it in dataset.missing if it.key not in done]
+        missing += [(it, reason, detail) for it, reason, detail in dataset.unusable if it.key not in done]
+        missing.sort(key=lambda m: dataset.order.get(m[0].key, 0))
+        if on_start is not None:
+            on_start(len(todo) + len(missing), list(records), len(retried), len(gone))
+        for item, reason, detail in missing:
+            write(_skip_record(item, reason, detail))
+        started = time.perf_counter()
+        try:
+            _run(model, spec, todo, label_index, device, options, timing, write, num_classes)
+        finally:
+            timing.wall_s = time.perf_counter() - started
+        state = "complete"
+    finally:
+        metrics = compute_metrics(records, num_classes)
+        try:
+            doc = writer.summary(state, metrics, timing, classes)
+        except OutputError:
+            if state == "complete":
+                raise
+            # otherwise the error already on its way says more
+        finally:
+            with contextlib.suppress(OSError):
+                writer.close()
+    paths = {name.split(".")[0]: out / name for name in EVAL_FILES}
+    return EvalResult(out, state, metrics, timing, kept, paths, doc, retried=len(retried), dropped=len(gone))
+
+
+def _skip_record(item: VideoItem, reason: str, detail: str) -> dict[str, Any]:
+    return {"video": item.key, "status": "skipped", "label": item.label, "reason": reason, "detail": detail}
+
+
+def _run(
+    model: Any,
+    spec: ViewSpec,
+    todo: Sequence[VideoItem],
+    label_index: Mapping[str, int],
+    device: torch.device,
+    options: EvalOptions,
+    timing: Timing,
+    write: Callable[[dict[str, Any]], None],
+    num_classes: int,
+) -> None:
+    import torch
+    from torch.utils.data import DataLoader
+
+    if not todo:
+        return
+    model.eval()
+    loader: DataLoader[Any] = DataLoader(
+        _Videos(todo, spec),  # type: ignore[arg-type]
+        batch_size=None,
+        shuffle=False,
+        num_workers=options.workers,
+        collate_fn=_identity,
+        worker_init_fn=_worker_init if options.workers else None,
+        prefetch_factor=2 if options.workers else None,
+        # Started fresh, never forked: a fork copies whatever lock another thread of this process held at that
+        # moment (torch's thread pools, a progress bar's refresh, a test runner's), and the worker can wait on
+        # it for ever. Seen twice: two workers asleep in futex_wait, one under pytest-xdist, one under pytest.
+        multiprocessing_context="spawn" if options.workers else None,
+    )
+    queue: list[tuple[_Pending, int]] = []  # views waiting for the model, in video order
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def finish(p: _Pending) -> None:
+        assert p.prob_sum is not None
+        probs = p.prob_sum / p.views
+        if not bool(torch.isfinite(probs).all()):  # never a prediction made of NaN: a skip, counted
+            write(_skip_record(p.item, "non-finite output", "the model's logits hold NaN or infinity"))
+            return
+        top = torch.topk(probs, min(TOP_K, num_classes))
+        pred = int(top.indices[0])
+        write({
+            "video": p.item.key,
+            "status": "ok",
+            "label": p.item.label,
+            "target": p.target,
+            "pred": pred,
+            "correct": pred == p.target,
+            "top5": [int(i) for i in top.indices],
+            "top5_prob": [round(float(v), 6) for v in top.values],
+            "views": p.views,
+            "frames": p.video.n_frames,
+            "frames_used": len({i for c in p.video.clips for i in c}),
+        })  # fmt: skip
+
+    def run_batch() -> None:
+        size = len(queue[0][0].video.clips[queue[0][1] // spec.crops])
+        n = 0
+        while n < min(options.batch, len(queue)):
+            p, v = queue[n]
+            if len(p.video.clips[v // spec.crops]) != size:
+                break  # whole-video views of different lengths do not share a batch
+            n += 1
+        batch = queue[:n]
+        del queue[:n]
+        t0 = time.perf_counter()
+        parts, owners = [], []
+        start = 0
+        while start < n:
+            end = start
+            while end < n and batch[end][0] is batch[start][0]:
+                end += 1
+            p = batch[start][0]
+            parts.append(make_views(p.video, spec, [v for _, v in batch[start:end]], device))
+            owners += [p] * (end - start)
+            start = end
+        x = parts[0] if len(parts) == 1 else torch.cat(parts)
+        sync()
+        t1 = time.perf_counter()
+        with torch.inference_mode(), _autocast(device, options.dtype):
+            logits = model(x)
+        if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (n, num_classes):
+            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+            raise UsageError(f"the model returned {shape} for a batch of {n} clips; expected ({n}, {num_classes})")
+        probs = logits.float().softmax(-1).cpu()
+        t2 = time.perf_counter()
+        timing.views_s += t1 - t0
+        timing.model_s += t2 - t1
+        timing.clips += n
+        for i, p in enumerate(owners):
+            p.prob_sum = probs[i].clone() if p.prob_sum is None else p.prob_sum + probs[i]
+            p.left -= 1
+            if p.left == 0:
+                finish(p)
+
+    iterator: Iterator[Any] = iter(loader)
+    finished = False
+    try:
+        _loop(iterator, todo, spec, options, label_index, timing, write, run_batch, queue)
+        finished = True
+    except RuntimeError as e:
+        died = _dead_worker(iterator, todo, e)
+        if died is None:
+            raise
+        raise died from None
+    finally:
+        shutdown = getattr(iterator, "_shutdown_workers", None)
+        try:
+            if shutdown is not None:
+                shutdown()
+        except RuntimeError as e:  # torch's SIGCHLD handler can report a worker's death while it is shut down
+            died = _dead_worker(iterator, todo, e)
+            if died is None:
+                raise
+            if not finished:  # every video has its line when it finished: the death cost nothing
+                raise died from None
+        del iterator
+
+
+class DecoderDied(RuntimeError):
+    """A decoding worker died of a signal (SIGKILL: most likely the kernel's out-of-memory killer).
+
+    ``signum``: the signal; ``video``: the key of the video it was decoding, where that is known. The message
+    is torch's own, so that the group's stop signals still read as an interruption.
+    """
+
+    def __init__(self, message: str, signum: int, video: str | None) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.video = video
+
+
+def _dead_worker(iterator: Any, todo: Sequence[VideoItem], e: RuntimeError) -> DecoderDied | None:
+    """torch's "DataLoader worker (pid N) is killed by signal" (or "exited unexpectedly") as :class:`DecoderDied`,
+    naming the video the dead worker held (the first task sent to it without an answer); None for any other error.
+    """
+    import signal
+
+    text = str(e)
+    if "DataLoader worker" not in text or ("killed by signal" not in text and "exited unexpectedly" not in text):
+        return None
+    workers = list(getattr(iterator, "_workers", None) or [])
+    dead = {}
+    for wid, w in enumerate(workers):
+        code = getattr(w, "exitcode", None)
+        if isinstance(code, int) and code < 0:
+            dead[wid] = -code
+    if not dead:  # the process is gone already: the signal's name in torch's message
+        names = {signal.strsignal(s) or s.name: int(s) for s in signal.Signals}
+        signum = next((n for name, n in names.items() if f"signal: {name}" in text), None)
+        return None if signum is None else DecoderDied(text, signum, None)
+    wid = min(dead)
+    tasks = getattr(iterator, "_task_info", None) or {}
+    held = sorted(i for i, info in tasks.items() if len(info) == 1 and info[0] == wid and 0 <= i < len(todo))
+    return DecoderDied(text, dead[wid], todo[held[0]].key if held else None)
+
+
+def _loop(
+    iterator: Iterator[Any],
+    todo: Sequence[VideoItem],
+    spec: ViewSpec,
+    options: EvalOptions,
+    label_index: Mapping[str, int],
+    timing: Timing,
+    write: Callable[[dict[str, Any]], None],
+    run_batch: Callable[[], None],
+    queue: list[tuple[_Pending, int]],
+) -> None:
+    """Take each decoded video from the loader, queue its views, run full batches, then the rest."""
+    while True:
+        t0 = time.perf_counter()
+        try:
+            index, got = next(iterator)
+        except StopIteration:
+            break
+        finally:
+            timing.wait_s += time.perf_counter() - t0
+        item = todo[index]
+        timing.videos += 1
+        if isinstance(got, tuple):
+            # Earlier videos still in the queue are written first: lines stay in dataset order.
+            while queue:
+                run_batch()
+            write(_skip_record(item, *got))
+            continue
+        timing.decode_s += got.decode_s
+        timing.resize_s += got.resize_s
+        views = len(got.clips) * spec.crops
+        pending = _Pending(item, got, label_index[item.label], views, left=views)
+        queue.extend((pending, v) for v in range(views))
+        while len(queue) >= options.batch:
+            run_batch()
+    while queue:
+        run_batch()

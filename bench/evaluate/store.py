@@ -1,0 +1,216 @@
+"""The evaluation folder: checked and claimed before any work, its prediction lines read back for
+``--only-missing``, its CSV files, and the fingerprint that an earlier evaluation must match to be finished.
+
+The folder's files are listed in :data:`EVAL_FILES`; :mod:`bench.evaluate.loop` writes them as it goes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.errors import UsageError
+from bench.evaluate.metrics import Metrics
+from bench.evaluate.video import SKIP_REASONS, ViewSpec
+
+__all__ = [
+    "EVAL_FILES",
+    "RETRIED_REASONS",
+    "SCHEMA_VERSION",
+    "check_eval_out",
+    "claim_eval_out",
+    "confusion_csv",
+    "fingerprint",
+    "load_previous",
+    "per_class_csv",
+    "remove_if_empty",
+    "sha256_text",
+]
+
+SCHEMA_VERSION = 1
+EVAL_FILES = ("evaluation.json", "predictions.jsonl", "per_class.csv", "confusion.csv")
+"""What an evaluation folder holds; a folder with anything else in it is not written into."""
+_LOCK = ".vbench.lock"
+
+RETRIED_REASONS = ("missing", "unreadable", "corrupt")
+"""Skips whose cause can change (the file is copied in, finishes downloading, is replaced): ``--only-missing``
+tries those videos again. A video too short, without a video stream or that made the model output NaN is not."""
+
+
+def check_eval_out(path: Path, *, resume: bool = False, overwrite: bool = False) -> Path:
+    """Before any work: could ``path`` take this evaluation? Creates nothing.
+
+    A new or empty folder is fine; one holding an evaluation needs ``--only-missing`` (finish it) or
+    ``--overwrite`` (replace it); one holding anything else (a profile run, your files) is refused.
+
+    Raises:
+        UsageError: an unwritable path, a foreign folder, an evaluation without either flag.
+    """
+    from bench.run.rundir import probe_writable
+
+    probe_writable(path, "--out")
+    if not path.is_dir():
+        return path
+    names = {n for n in os.listdir(path) if n != _LOCK and not (n.startswith(".") and n.endswith(".tmp"))}
+    foreign = sorted(names - set(EVAL_FILES))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+        raise UsageError(
+            f"--out '{path}' holds files vbench evaluate did not write ({shown}); choose a new or empty folder"
+        )
+    if names and not (resume or overwrite):
+        raise UsageError(
+            f"--out '{path}' already holds an evaluation; pass --only-missing to finish it, --overwrite to "
+            "replace it, or choose another folder"
+        )
+    return path
+
+
+def claim_eval_out(path: Path, resume: bool, overwrite: bool) -> Path:
+    """Create and lock ``path`` (the lock keeps a second run out), then check it again under the lock."""
+    from bench.run import rundir
+
+    rundir.check_writable_dir(path, "--out")  # creates it; not rundir.claim, which refuses an evaluation folder
+    with contextlib.suppress(ImportError):  # no fcntl: no lock
+        rundir._lock(path)
+    check_eval_out(path, resume=resume, overwrite=overwrite)
+    if overwrite and not resume:
+        for name in EVAL_FILES:
+            (path / name).unlink(missing_ok=True)
+    return path
+
+
+def remove_if_empty(path: Path) -> bool:
+    """Remove ``path`` if it holds nothing but this process's lock (a run that failed before writing anything):
+    no empty run folder is left behind. Returns whether it was removed."""
+    from bench.run import rundir
+
+    try:
+        if {n for n in os.listdir(path) if not (n.startswith(".") and n.endswith(".tmp"))} - {_LOCK}:
+            return False
+        held = rundir._held.pop(path.resolve(), None)
+        if held is not None:
+            held.close()
+        for name in os.listdir(path):
+            (path / name).unlink()
+        path.rmdir()
+    except OSError:
+        return False
+    return True
+
+
+def _check_record(r: Any, num_classes: int) -> bool:
+    if not isinstance(r, dict) or not isinstance(r.get("video"), str):
+        return False
+    if r.get("status") == "skipped":
+        return r.get("reason") in SKIP_REASONS
+    if r.get("status") != "ok":
+        return False
+    target, pred, top5 = r.get("target"), r.get("pred"), r.get("top5")
+
+    def index(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < num_classes
+
+    return index(target) and index(pred) and isinstance(top5, list) and all(index(v) for v in top5)
+
+
+def _read_predictions(path: Path, num_classes: int) -> tuple[list[dict[str, Any]], bool]:
+    """The valid lines of a ``predictions.jsonl`` (a line cut short by a kill, or not ours, is dropped), and
+    whether the file needs rewriting (it held such a line)."""
+    from bench.results.validate import RESULTS_CAP, parse_json, read_text
+
+    if not path.is_file():
+        return [], False
+    records: dict[str, dict[str, Any]] = {}
+    dropped = False
+    text = read_text(path, "predictions file", RESULTS_CAP, errors="replace")
+    for line in text.splitlines():
+        try:
+            r = parse_json(line, f"'{path}'")
+        except UsageError:
+            dropped = True
+            continue
+        if _check_record(r, num_classes):
+            records.setdefault(r["video"], r)
+        else:
+            dropped = True
+    return list(records.values()), dropped or (bool(text) and not text.endswith("\n"))
+
+
+def load_previous(out: Path, fingerprint: dict[str, Any], num_classes: int) -> list[dict[str, Any]]:
+    """The prediction lines an earlier run of the same evaluation left in ``out`` (for ``--only-missing``).
+
+    Raises:
+        UsageError: the folder's evaluation was made with another arch, weights, protocol, input, dataset or
+            class list.
+    """
+    from bench.results.store import atomic_write_text
+    from bench.results.validate import SMALL_CAP, parse_json, read_text
+
+    summary = out / "evaluation.json"
+    if summary.is_file():
+        doc = parse_json(read_text(summary, "evaluation file", SMALL_CAP), f"'{summary}' is not valid JSON")
+        before = doc.get("fingerprint") if isinstance(doc, dict) else None
+        if not isinstance(before, dict):
+            raise UsageError(f"'{summary}' is not a vbench evaluation; choose another --out")
+        changed = sorted(k for k in fingerprint.keys() | before.keys() if fingerprint.get(k) != before.get(k))
+        if changed:
+            raise UsageError(
+                f"--only-missing: '{out}' holds an evaluation with other settings ({', '.join(changed)}); "
+                "use the same options, --overwrite, or another --out"
+            )
+    records, rewrite = _read_predictions(out / "predictions.jsonl", num_classes)
+    if rewrite:
+        atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    return records
+
+
+def sha256_text(lines: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def per_class_csv(metrics: Metrics, classes: Sequence[str]) -> str:
+    """``index,class,videos,top1,top5`` (percent; empty for a class without videos)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["index", "class", "videos", "top1", f"top{metrics.k}"])
+    for pc in metrics.per_class:
+        w.writerow([pc["index"], classes[pc["index"]], pc["videos"], _cell(pc["top1"]), _cell(pc["top5"])])
+    return buf.getvalue()
+
+
+def confusion_csv(metrics: Metrics, classes: Sequence[str]) -> str:
+    """Counts: one row per true class, one column per predicted class, both in class-index order."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["true \\ predicted", *classes])
+    for name, row in zip(classes, metrics.confusion):
+        w.writerow([name, *row])
+    return buf.getvalue()
+
+
+def _cell(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def fingerprint(meta: Mapping[str, Any], spec: ViewSpec, classes: Sequence[str], dtype: str) -> dict[str, Any]:
+    """What must match for ``--only-missing`` to add to an earlier evaluation's predictions."""
+    kwargs = {"arch_kwargs": dict(meta["arch_kwargs"])} if meta.get("arch_kwargs") else {}
+    return {
+        **kwargs,
+        "arch": meta.get("arch"),
+        "weights": (meta.get("weights") or {}).get("sha256") or (meta.get("weights") or {}).get("path"),
+        "views": [spec.clips, spec.crops],
+        "input": [spec.frames, spec.frame_stride, spec.crop, list(spec.resize) if isinstance(spec.resize, tuple)
+                  else spec.resize, list(spec.mean), list(spec.std)],
+        "dataset": (meta.get("dataset") or {}).get("path"),
+        "classes": sha256_text(classes),
+        "dtype": dtype,
+    }  # fmt: skip

@@ -1,0 +1,1 @@
+"""Measuring inside a worker: counting, timing, latency, breakdown, roofline, contention, environment."""

@@ -1,0 +1,1 @@
+"""Presentation: terminal and Markdown tables, the report, its figures and analysis, history."""

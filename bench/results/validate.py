@@ -1,0 +1,720 @@
+"""Reading files that vbench did not necessarily write: results, accuracy records, settings.
+
+Everything read from disk is checked here before any other module sees it, so
+that a malformed, wrongly typed or hostile file is one line and exit code 2
+(:class:`~bench.errors.UsageError`), never a traceback or a wrong number:
+
+- :func:`read_text` reads regular files only (a FIFO or ``/dev/zero`` is
+  refused before it is opened), at most a size cap, as UTF-8 with or without a
+  byte-order mark (Excel writes one);
+- :func:`parse_json` bounds the nesting depth before parsing and refuses
+  integers that do not fit a float;
+- :func:`load_results_doc` checks every row of a ``results.json`` column by
+  column against :mod:`bench.results.schema`, and the environment facts that other
+  modules use;
+- :func:`load_accuracy` checks every record of a user's accuracy file.
+
+Messages are one line; values from a file are shown with :func:`show` (quoted,
+escaped, truncated), so that no file can break a message over lines.
+Plain values only: this module imports no torch itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+import stat
+from collections.abc import Callable, Mapping
+from itertools import accumulate
+from pathlib import Path
+from typing import Any
+
+from bench.errors import UsageError
+from bench.results.columns import REGISTRY, REQUIRED_COLUMNS, Kind
+from bench.results.records import KINDS, STATUSES, Row
+from bench.results.schema import SCHEMA_VERSION
+
+__all__ = [
+    "ACCURACY_COLUMNS",
+    "MAX_DEPTH",
+    "RESULTS_CAP",
+    "ROW_CHECKS",
+    "SMALL_CAP",
+    "check_path",
+    "check_results_doc",
+    "load_accuracy",
+    "load_results_doc",
+    "parse_json",
+    "read_text",
+    "show",
+    "show_path",
+]
+
+ACCURACY_COLUMNS = ("arch", "input", "top1", "source")
+"""Required columns of a user's accuracy file; ``dataset``, ``top5``, ``views``, ``pretrain`` are optional."""
+
+_OPTIONAL = ("dataset", "top5", "views", "pretrain", "model")
+"""Optional columns of an accuracy file besides ``arch_kwargs`` (the builder options, a JSON object; none: the
+defaults, as the published accuracies are)."""
+
+RESULTS_CAP = 256 * 2**20
+"""Largest ``results.json`` read (bytes); a full GPU grid with raw samples is a few MiB."""
+SMALL_CAP = 16 * 2**20
+"""Largest accuracy or settings file read (bytes)."""
+MAX_DEPTH = 32
+"""Deepest JSON nesting accepted; a results file nests four levels deep."""
+_MAX_DIGITS = 308
+"""Integers with more digits may not fit a float (10**308 does; 10**309 does not)."""
+_SHOW_MAX = 40
+
+# ---------------------------------------------------------------- showing values in one line
+
+
+class _HugeInt:
+    """What the JSON reader makes of an integer literal too large for a float (refused where it is found)."""
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"an integer of {self.digits} digits"
+
+
+def _clip(text: str, limit: int = _SHOW_MAX) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def show(value: Any) -> str:
+    """A value from a file as one short line: strings quoted and escaped, numbers and lists in JSON's spelling."""
+    if isinstance(value, str):
+        return _clip(repr(value[:100]))
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, int):
+        if value.bit_length() > 1000:  # str() of a huge int is slow, or refused beyond 4300 digits
+            return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+        return _clip(str(value))
+    if isinstance(value, float):
+        return json.dumps(value)  # NaN, Infinity, -Infinity as JSON spells them
+    if isinstance(value, (list, tuple)):
+        if len(value) > 8:
+            return f"a list of {len(value)} items"
+        return _clip("[" + ", ".join(show(v) for v in value) + "]")
+    if isinstance(value, Mapping):
+        return f"an object with {len(value)} keys" if value else "{}"
+    return _clip(repr(value) if isinstance(value, _HugeInt) else type(value).__name__)
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_control(text: str) -> bool:
+    return _CONTROL.search(text) is not None
+
+
+def show_path(path: str | Path) -> str:
+    """A path as typed, quoted; escaped where it holds control characters (it must not break the line)."""
+    text = os.fspath(path)
+    return f"'{text}'" if not _has_control(text) and _utf8(text) else repr(text)
+
+
+# ---------------------------------------------------------------- paths typed by the user
+
+PATH_MAX = 4096
+"""Longest path (bytes) the commands accept (Linux's PATH_MAX)."""
+
+
+def _name_max(text: str) -> int:
+    """NAME_MAX of the file system the path would be on: that of its nearest existing folder (255 if unknown)."""
+    folder = os.path.abspath(text)
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
+def check_path(value: str | os.PathLike[str], what: str) -> None:
+    """A path the user typed that no system call can take: one line (exit code 2) before any work.
+
+    Each name in it must fit the file system's NAME_MAX, the whole PATH_MAX, and it may hold no NUL
+    (otherwise every command would fail later, with ``ENAMETOOLONG`` or ``ValueError``, as an internal error).
+
+    Raises:
+        UsageError: naming the option (``what``) and the name that is too long.
+    """
+    text = os.fspath(value)
+    if "\0" in text:
+        raise UsageError(f"{what} {show_path(_clip(text, 60))}: a path cannot hold a NUL character")
+    raw = os.fsencode(text)
+    if len(raw) >= PATH_MAX:
+        raise UsageError(f"{what}: the path is {len(raw)} bytes long; at most {PATH_MAX - 1} are allowed (PATH_MAX)")
+    limit = _name_max(text)
+    for name in raw.split(b"/"):
+        if len(name) > limit:
+            shown = os.fsdecode(name[:20]) + "..."
+            raise UsageError(
+                f"{what}: the name {show_path(shown)} in the path is {len(name)} bytes long; "
+                f"at most {limit} are allowed (NAME_MAX)"
+            )
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def read_text(path: str | Path, what: str, cap: int = RESULTS_CAP, errors: str = "strict") -> str:
+    """The text of a regular file of at most ``cap`` bytes, UTF-8 with an optional byte-order mark.
+
+    The file is checked with ``stat`` before it is opened and opened
+    non-blocking, so that a FIFO (or one swapped in between) cannot hang the
+    read and a device cannot be read forever. ``what`` names the file in
+    messages ("results file", "config"); ``errors="replace"`` suits a
+    ``results.jsonl`` whose last line a kill may have cut inside a character.
+
+    Raises:
+        UsageError: missing, unreadable, not a regular file, too large, not UTF-8.
+    """
+    where = f"{what} {show_path(path)}"
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(f"{where} is {_kind(st.st_mode)}, not a file")
+        if st.st_size > cap:
+            raise UsageError(f"{where} is too large ({st.st_size} bytes; at most {cap} are read)")
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):  # swapped after the first look
+                raise UsageError(f"{where} is {_kind(st.st_mode)}, not a file")
+            chunks: list[bytes] = []
+            left = cap + 1
+            while left > 0:
+                chunk = os.read(fd, min(left, 1 << 20))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise UsageError(f"cannot read {where}: {e.strerror or type(e).__name__}") from None
+    data = b"".join(chunks)
+    if len(data) > cap:
+        raise UsageError(f"{where} is too large (more than {cap} bytes)")
+    try:
+        return data.decode("utf-8-sig", errors=errors)
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{where} is not UTF-8 text (byte {e.start})") from None
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+"""A JSON string, or what is left of the text after an unterminated one: a match never fails once
+started, so that no text (``"\\"\\"\\"...``) makes the scan quadratic."""
+_BRACKETS = re.compile(r"[^\[\]{}]+")
+_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def _depth(text: str) -> int:
+    """The deepest nesting of JSON text, counted without recursion (strings skipped)."""
+    brackets = _BRACKETS.sub("", _JSON_STRING.sub("", text)).encode("ascii")
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def _parse_int(text: str) -> int | _HugeInt:
+    digits = len(text) - text.startswith("-")
+    return int(text) if digits <= _MAX_DIGITS else _HugeInt(digits)
+
+
+def parse_json(text: str, fail: str) -> Any:
+    """JSON text parsed with its depth bounded; ``fail`` starts the message of every error.
+
+    ``NaN``, ``Infinity`` and float literals beyond range come back as floats
+    and integers too large for a float as a placeholder, so that the typed
+    checks can name the field that holds them.
+
+    Raises:
+        UsageError: not JSON, or nested deeper than :data:`MAX_DEPTH`.
+    """
+    if _depth(text) > MAX_DEPTH:
+        raise UsageError(f"{fail}: nested deeper than {MAX_DEPTH} levels")
+    try:
+        return json.loads(text, parse_int=_parse_int)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{fail}: {e.msg}: line {e.lineno} column {e.colno} (char {e.pos})") from None
+    except RecursionError:
+        raise UsageError(f"{fail}: nested too deeply") from None
+    except ValueError as e:  # pragma: no cover - a limit of the int parser
+        raise UsageError(f"{fail}: {_clip(str(e).splitlines()[0] if str(e) else 'bad value', 80)}") from None
+
+
+# ---------------------------------------------------------------- typed checks
+
+
+def _is_int(v: Any) -> bool:
+    """An integer that fits a float (documents parsed elsewhere may hold any Python int)."""
+    return isinstance(v, int) and not isinstance(v, bool) and v.bit_length() <= 1023
+
+
+def _is_number(v: Any) -> bool:
+    return _is_int(v) or (isinstance(v, float) and math.isfinite(v))
+
+
+def _utf8(v: str) -> bool:
+    """False for a lone surrogate (from a ``"\\ud800"`` escape): it cannot be printed or written."""
+    return v.isascii() or _SURROGATE.search(v) is None
+
+
+def _name(v: Any) -> bool:
+    return isinstance(v, str) and v != "" and not _has_control(v) and _utf8(v)
+
+
+def _name_or_none(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and not _has_control(v) and _utf8(v))
+
+
+def _text_or_none(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and _utf8(v))
+
+
+def _positive_int(v: Any) -> bool:
+    return _is_int(v) and v > 0
+
+
+def _count_or_none(v: Any) -> bool:
+    return v is None or (_is_int(v) and v >= 0)
+
+
+def _amount_or_none(v: Any) -> bool:
+    return v is None or (_is_number(v) and v >= 0)
+
+
+def _flag(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _flag_or_none(v: Any) -> bool:
+    return v is None or isinstance(v, bool)
+
+
+def _status(v: Any) -> bool:
+    return v in STATUSES and isinstance(v, str)
+
+
+def _kwargs_text(v: Any) -> bool:
+    if v is None or v == "" or v == "{}":
+        return True
+    if not isinstance(v, str) or _has_control(v) or not _utf8(v):
+        return False
+    try:
+        parsed = parse_json(v, "arch_kwargs")
+    except UsageError:
+        return False
+    return isinstance(parsed, dict) and _plain_error(parsed, "") is None
+
+
+Check = tuple[Callable[[Any], bool], str]
+
+_NAME: Check = (_name, "a non-empty string on one line")
+_NAME_OR_NONE: Check = (_name_or_none, "a string on one line or null")
+_TEXT_OR_NONE: Check = (_text_or_none, "a string or null")
+_POSITIVE: Check = (_positive_int, "a positive integer")
+_COUNT: Check = (_count_or_none, "a non-negative integer or null")
+_AMOUNT: Check = (_amount_or_none, "a finite non-negative number or null")
+_FLAG: Check = (_flag, "true or false")
+_FLAG_OR_NONE: Check = (_flag_or_none, "true, false or null")
+
+_KIND_CHECKS: dict[Kind, Check] = {
+    "name": _NAME,
+    "name?": _NAME_OR_NONE,
+    "text?": _TEXT_OR_NONE,
+    "positive": _POSITIVE,
+    "count?": _COUNT,
+    "amount?": _AMOUNT,
+    "flag": _FLAG,
+    "flag?": _FLAG_OR_NONE,
+    "status": (_status, f"one of {', '.join(STATUSES)}"),
+    "json": (_kwargs_text, "a JSON object as a string, such as '{\"depth\": 50}'"),
+}
+
+ROW_CHECKS: dict[str, Check] = {c.name: _KIND_CHECKS[c.kind] for c in REGISTRY if c.stored}
+"""The type of every column vbench writes (its ``kind`` in the column registry, :mod:`bench.results.columns`)."""
+
+_ENV_CHECKS: dict[str, Check] = {
+    **{k: _NAME_OR_NONE for k in ("vbench_version", "git_sha", "torch_version", "python_version", "platform",
+                                  "cpu_name", "device", "device_name", "cuda_version", "device_capability")},
+    **{k: _NAME_OR_NONE for k in ("host", "started_at", "finished_at")},
+    **{k: _COUNT for k in ("cpu_count", "torch_threads", "cudnn_version", "device_memory_mib", "max_memory")},
+    "cudnn_benchmark": _FLAG_OR_NONE,
+}  # fmt: skip
+"""Environment facts that compare and merge read (they must be plain, hashable values)."""
+
+
+def _scalar(v: Any) -> bool:
+    return v is None or isinstance(v, (str, bool)) or _is_int(v) or _is_number(v)
+
+
+def _plain_error(value: Any, where: str) -> str | None:
+    """Where in ``value`` a number is not finite, an integer is too large or a string is not Unicode, if anywhere."""
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        v, at = stack.pop()
+        if isinstance(v, dict):
+            for k, item in v.items():
+                if not _utf8(k):
+                    return f"{at} has a key that is not valid Unicode: {show(k)}"
+                stack.append((item, f"{at}.{k}" if re.fullmatch(r"[\w-]{1,40}", k) else f"{at}[{show(k)}]"))
+        elif isinstance(v, list):
+            stack.extend((item, f"{at}[{i}]") for i, item in enumerate(v))
+        elif isinstance(v, _HugeInt) or (isinstance(v, int) and v.bit_length() > 1023):
+            return f"{at} holds {show(v)}, too large for a float"
+        elif isinstance(v, float) and not math.isfinite(v):
+            return f"{at} must be finite; got {show(v)}"
+        elif isinstance(v, str) and not _utf8(v):
+            return f"{at} is not valid Unicode text; got {show(v)}"
+    return None
+
+
+def _row_label(i: int, row: Mapping[str, Any]) -> str:
+    arch = row.get("arch")
+    return f"row {i} ({_clip(arch)})" if isinstance(arch, str) and _name(arch) else f"row {i}"
+
+
+def _check_row(p: str, i: int, row: Any) -> None:
+    if not isinstance(row, dict):
+        raise UsageError(f"{p}: row {i} must be an object; got {show(row)}")
+    label = _row_label(i, row)
+    missing = [c for c in REQUIRED_COLUMNS if c not in row]
+    if missing:
+        raise UsageError(f"{p}: {label} lacks required columns: {', '.join(missing)}")
+    for column, value in row.items():
+        if not _utf8(column):
+            raise UsageError(f"{p}: {label}: a column name is not valid Unicode: {show(column)}")
+        check = ROW_CHECKS.get(column)
+        if check is not None:
+            if not check[0](value):
+                raise UsageError(f"{p}: {label}: {show(column)} must be {check[1]}; got {show(value)}")
+        elif column == "samples_ms":
+            _check_samples(p, label, value)
+        else:  # a column of a newer vbench or of the user's: plain values only
+            problem = _plain_error(value, show(column))
+            if problem:
+                raise UsageError(f"{p}: {label}: {problem}")
+            if not (_scalar(value) or (isinstance(value, list) and all(_scalar(v) for v in value))):
+                raise UsageError(
+                    f"{p}: {label}: {show(column)} must be a plain value or a list of them; got {show(value)}"
+                )
+
+
+def _check_samples(p: str, label: str, value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, list):
+        raise UsageError(f"{p}: {label}: 'samples_ms' must be a list of finite non-negative numbers; got {show(value)}")
+    try:
+        if set(map(type, value)) <= {float, int} and all(map(math.isfinite, value)) and min(value, default=0) >= 0:
+            return  # the common case, at C speed
+    except OverflowError:  # an integer beyond float range: found below
+        pass
+    for j, t in enumerate(value):
+        if not (_is_number(t) and t >= 0):
+            raise UsageError(f"{p}: {label}: 'samples_ms'[{j}] must be a finite non-negative number; got {show(t)}")
+
+
+def _check_environment(p: str, env: Any) -> dict[str, Any]:
+    if not isinstance(env, dict):
+        raise UsageError(f"{p}: 'environment' must be an object; got {show(env)}")
+    for key, check in _ENV_CHECKS.items():
+        if key in env and not check[0](env[key]):
+            raise UsageError(f"{p}: environment {show(key)} must be {check[1]}; got {show(env[key])}")
+    command = env.get("command")
+    if command is not None and not (isinstance(command, list) and all(isinstance(a, str) for a in command)):
+        raise UsageError(f"{p}: environment 'command' must be a list of strings; got {show(command)}")
+    options = env.get("options")
+    if options is not None:
+        if not isinstance(options, dict):
+            raise UsageError(f"{p}: environment 'options' must be an object; got {show(options)}")
+        for name, v in options.items():
+            if not (isinstance(v, bool) or (isinstance(v, list) and all(isinstance(a, str) for a in v))):
+                raise UsageError(
+                    f"{p}: environment 'options' {show(name)} must be true, false or a list of strings; got {show(v)}"
+                )
+    sweep = env.get("sweep")
+    if sweep is not None:
+        if not isinstance(sweep, dict):
+            raise UsageError(f"{p}: environment 'sweep' must be an object; got {show(sweep)}")
+        for key in ("jobs", "all_jobs"):
+            jobs = sweep.get(key, [])
+            if not (isinstance(jobs, list) and all(_name(j) for j in jobs)):
+                raise UsageError(f"{p}: environment 'sweep' {show(key)} must be a list of job ids; got {show(jobs)}")
+        if not _name_or_none(sweep.get("shard")):
+            raise UsageError(f"{p}: environment 'sweep' 'shard' must be a string or null; got {show(sweep['shard'])}")
+    for key in ("merged_from", "timed_concurrently"):
+        texts = env.get(key)
+        if texts is not None and not (isinstance(texts, list) and all(isinstance(t, str) for t in texts)):
+            raise UsageError(f"{p}: environment {show(key)} must be a list of strings; got {show(texts)}")
+    problem = _plain_error(env, "environment")
+    if problem:
+        raise UsageError(f"{p}: {problem}")
+    return env
+
+
+def check_results_doc(doc: Any, path: str | Path) -> tuple[list[Row], dict[str, Any], dict[str, Any]]:
+    """Rows, environment and the document itself, checked; ``path`` names the file in messages.
+
+    For documents put together from other sources too (the rows of a
+    ``results.jsonl``). The environment is ``{}`` where the document has none.
+
+    Raises:
+        UsageError: the first problem found, naming the row and the column.
+    """
+    rows, env = _check_doc(doc, show_path(path))
+    return rows, env, doc
+
+
+def _check_doc(doc: Any, p: str) -> tuple[list[Row], dict[str, Any]]:
+    if not isinstance(doc, dict) or "rows" not in doc:
+        raise UsageError(f"{p} is not a vbench results file (no 'rows')")
+    version = doc.get("schema_version")
+    if not _is_int(version):
+        raise UsageError(f"{p}: 'schema_version' must be the integer {SCHEMA_VERSION}; got {show(version)}")
+    if version != SCHEMA_VERSION:
+        raise UsageError(f"{p} has results schema version {show(version)}; this vbench reads version {SCHEMA_VERSION}")
+    rows: list[Row] = doc["rows"]  # each checked below, column by column
+    if not isinstance(rows, list):
+        raise UsageError(f"{p}: 'rows' must be a list of objects; got {show(rows)}")
+    for i, row in enumerate(rows, start=1):
+        _check_row(p, i, row)
+    env = _check_environment(p, doc.get("environment", {}))
+    for key, value in doc.items():
+        if key not in ("rows", "environment", "schema_version"):
+            problem = _plain_error(value, show(key))
+            if problem:
+                raise UsageError(f"{p}: {problem}")
+    return rows, env
+
+
+def load_results_doc(p: Path, shown: str | Path) -> tuple[list[Row], dict[str, Any], dict[str, Any]]:
+    """Rows, environment and the whole document of a ``results.json``, checked (it may hold no rows).
+
+    Raises:
+        UsageError: missing, unreadable or not a regular file, too large, not
+            JSON, of another schema version, or a value of the wrong type.
+    """
+    if not p.exists():
+        raise UsageError(f"no results at {show_path(shown)}")
+    name = show_path(p)
+    doc = parse_json(read_text(p, "results file", RESULTS_CAP), f"{name} is not a vbench results file")
+    rows, env = _check_doc(doc, name)
+    if "environment" not in doc:
+        doc["environment"] = env
+    return rows, env, doc
+
+
+# ---------------------------------------------------------------- accuracy files
+
+
+def _score(v: Any) -> float | None:
+    """A top-1/top-5 in percent from a CSV cell or a JSON value; None when it is not one."""
+    if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+        return None  # true/false, null, a list, an integer too large for a float
+    try:
+        x = float(v.strip()) if isinstance(v, str) else float(v)
+    except (ValueError, OverflowError):
+        return None
+    return x if math.isfinite(x) and 0 <= x <= 100 else None
+
+
+def _accuracy_record(where: str, r: dict[Any, Any]) -> dict[str, Any]:
+    if None in r:  # csv.DictReader puts cells beyond the header under None
+        raise UsageError(f"{where} has more cells than the header has columns")
+    for key in ("arch", "input", "source"):
+        if key not in r:
+            raise UsageError(f"{where}: {show(key)} is missing")
+        if not (_name(r[key]) and r[key].strip()):
+            raise UsageError(f"{where}: {show(key)} must be a non-empty string on one line; got {show(r[key])}")
+    if "top1" not in r:
+        raise UsageError(f"{where}: 'top1' is missing")
+    top1 = _score(r["top1"])
+    if top1 is None:
+        raise UsageError(f"{where}: top1/top5 must be numbers from 0 to 100; got {show(r['top1'])} for 'top1'")
+    top5 = None
+    if r.get("top5") not in (None, ""):
+        top5 = _score(r["top5"])
+        if top5 is None:
+            raise UsageError(f"{where}: top1/top5 must be numbers from 0 to 100; got {show(r['top5'])} for 'top5'")
+    optional: dict[str, Any] = {}
+    for k in _OPTIONAL:
+        if k == "top5":
+            continue
+        v = r.get(k)
+        if not (v is None or (isinstance(v, str) and _utf8(v)) or _is_number(v)):
+            raise UsageError(f"{where}: {show(k)} must be a string or a number; got {show(v)}")
+        optional[k] = v or ""
+    kwargs = r.get("arch_kwargs")
+    if isinstance(kwargs, str) and _kwargs_text(kwargs):
+        kwargs = parse_json(kwargs, "arch_kwargs") if kwargs.strip() else {}
+    if not (kwargs is None or (isinstance(kwargs, dict) and _plain_error(kwargs, "") is None)):
+        raise UsageError(
+            f"{where}: 'arch_kwargs' must be a JSON object such as '{{\"num_classes\": 2}}'; got {show(kwargs)}"
+        )
+    return {"arch": r["arch"], "input": r["input"], "top1": top1, "top5": top5, "source": r["source"], **optional,
+            "arch_kwargs": kwargs or {}, "where": where}  # fmt: skip
+
+
+def load_accuracy(path: str | Path) -> list[dict[str, Any]]:
+    """A user's accuracy records from a CSV or JSON (a list of objects) file, every record checked.
+
+    Raises:
+        UsageError: missing or unreadable file, missing columns, a record with a
+            missing or empty name, or a top-1/top-5 that is not a finite
+            percentage.
+    """
+    p = Path(path)
+    name = show_path(path)
+    text = read_text(p, "accuracy file", SMALL_CAP)
+    wheres: list[str] = []
+    if p.suffix.lower() == ".json":
+        records = parse_json(text, f"accuracy file {name} is not valid JSON")
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise UsageError(f"accuracy file {name} must hold a JSON list of objects")
+        wheres = [f"accuracy file {name}, record {i}" for i in range(1, len(records) + 1)]
+    else:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        records = []
+        try:
+            for r in reader:
+                records.append(r)
+                wheres.append(f"accuracy file {name}, record {len(records)} (line {reader.line_num})")
+        except csv.Error as e:
+            raise UsageError(f"accuracy file {name} is not valid CSV: line {reader.line_num}: {e}") from None
+        header = reader.fieldnames or []
+        missing = [c for c in ACCURACY_COLUMNS if c not in header]
+        if header and missing:
+            raise UsageError(
+                f"accuracy file {name} lacks columns: {', '.join(missing)} (needs {', '.join(ACCURACY_COLUMNS)})"
+            )
+    if not records:
+        raise UsageError(f"accuracy file {name} holds no records")
+    return [_accuracy_record(where, r) for where, r in zip(wheres, records)]
+
+
+_KIND_FIELDS = ("latency_ms", "pct_time", "gmacs", "pct_macs")
+_MAX_SIDE = 1 << 20
+
+
+def _breakdown(where: str, b: Any) -> dict[str, Any]:
+    """One ``inspect --time --json`` breakdown, its fields checked as the report reads them."""
+    if not isinstance(b, dict):
+        raise UsageError(f"{where}: a breakdown must be a JSON object")
+    for key in ("arch", "mode", "device", "dtype"):
+        if not _name(b.get(key)):
+            raise UsageError(f"{where}: {key!r} must be a name on one line, not {show(b.get(key))}")
+    shape = b.get("input_shape")
+    if not (isinstance(shape, list) and len(shape) == 5 and all(_positive_int(v) for v in shape)):
+        raise UsageError(f"{where}: 'input_shape' must be 5 positive integers (B, C, T, H, W)")
+    if any(v > _MAX_SIDE for v in shape):
+        raise UsageError(f"{where}: 'input_shape' {show(shape)} is not a clip anyone measured")
+    kinds = b.get("kinds")
+    if not isinstance(kinds, list) or not kinds:
+        raise UsageError(f"{where}: 'kinds' must be a non-empty list")
+    seen: set[str] = set()
+    for i, k in enumerate(kinds, 1):
+        if not isinstance(k, dict) or k.get("kind") not in KINDS:
+            raise UsageError(f"{where}, kind {i}: 'kind' must be one of {', '.join(KINDS)}")
+        if k["kind"] in seen:
+            raise UsageError(f"{where}, kind {i}: {k['kind']!r} is listed twice")
+        seen.add(k["kind"])
+        bad = [f for f in _KIND_FIELDS if not (_is_number(k.get(f)) and math.isfinite(k[f]) and k[f] >= 0)]
+        if bad:
+            raise UsageError(f"{where}, kind {i}: {bad[0]!r} must be a finite number >= 0, not {show(k.get(bad[0]))}")
+        over = [f for f in ("pct_time", "pct_macs") if k[f] > 1 + 1e-9]
+        if over:
+            raise UsageError(f"{where}, kind {i}: {over[0]!r} is a share from 0 to 1, not {show(k[over[0]])}")
+    for f in ("pct_time", "pct_macs"):
+        total = sum(k[f] for k in kinds)
+        if total > 1 + 1e-6:
+            raise UsageError(f"{where}: the kinds' {f!r} add up to {total:.4g}, more than the whole")
+    return b
+
+
+def load_breakdowns(path: str | Path) -> list[dict[str, Any]]:
+    """The breakdowns in an ``inspect --time --json`` file: one object, or an object of them by name.
+
+    Raises:
+        UsageError: a missing, unreadable or malformed file (its first problem, in one line).
+    """
+    name = show_path(path)
+    doc = parse_json(read_text(Path(path), "breakdown file", RESULTS_CAP), f"breakdown file {name} is not valid JSON")
+    if isinstance(doc, dict) and "kinds" not in doc and doc and all(isinstance(v, dict) for v in doc.values()):
+        return [_breakdown(f"breakdown file {name}, {show(k)}", v) for k, v in doc.items()]
+    return [_breakdown(f"breakdown file {name}", doc)]
+
+
+def is_evaluation(path: str | Path) -> bool:
+    """Whether ``path`` is a ``vbench evaluate`` output: its folder or its ``evaluation.json``."""
+    p = Path(path)
+    return p.name == "evaluation.json" or (p.is_dir() and (p / "evaluation.json").is_file())
+
+
+def load_evaluation(path: str | Path) -> dict[str, Any]:
+    """The measured accuracy of a ``vbench evaluate`` output, as an accuracy record tagged ``measured``.
+
+    The record carries the evaluation's state and how many videos it counted; an
+    interrupted evaluation's accuracy is over the videos it finished, and says so.
+
+    Raises:
+        UsageError: a missing or malformed file, or one without any evaluated video.
+    """
+    p = Path(path)
+    f = p if p.name == "evaluation.json" else p / "evaluation.json"
+    name = show_path(f)
+    doc = parse_json(read_text(f, "evaluation file", SMALL_CAP), f"evaluation file {name} is not valid JSON")
+    if not isinstance(doc, dict):
+        raise UsageError(f"evaluation file {name} must hold a JSON object")
+    record = doc.get("accuracy_record")
+    if record is None:
+        raise UsageError(f"evaluation file {name} holds no accuracy: no video was evaluated")
+    if not isinstance(record, dict):
+        raise UsageError(f"evaluation file {name}: 'accuracy_record' must be an object")
+    checked = _accuracy_record(f"evaluation file {name}", record)
+    state = doc.get("state")
+    counts: dict[str, Any] = doc["counts"] if isinstance(doc.get("counts"), dict) else {}
+    videos = counts.get("evaluated")
+    if state not in ("complete", "interrupted", "running") or not (videos is None or _count_or_none(videos)):
+        raise UsageError(f"evaluation file {name}: 'state' or 'counts' is malformed")
+    if state != "complete":
+        checked["source"] = f"{checked['source']} ({state}: {videos} of {counts.get('listed')} videos)"
+    return {**checked, "arch_kwargs": _evaluated_config(doc, name), "tag": "measured", "state": state,
+            "videos": videos, "path": str(f), "folder": str(f.parent)}  # fmt: skip
+
+
+def _evaluated_config(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    """The builder options of the evaluated model: its ``arch_kwargs`` and the class count of its weights."""
+    kwargs = doc.get("arch_kwargs") or {}
+    if not (isinstance(kwargs, dict) and _plain_error(kwargs, "") is None):
+        raise UsageError(f"evaluation file {name}: 'arch_kwargs' must be an object of plain values")
+    weights: dict[str, Any] = doc["weights"] if isinstance(doc.get("weights"), dict) else {}
+    classes: dict[str, Any] = doc["classes"] if isinstance(doc.get("classes"), dict) else {}
+    count = weights.get("num_classes", classes.get("count"))
+    if count is not None and not _positive_int(count):
+        raise UsageError(f"evaluation file {name}: the class count must be a positive integer; got {show(count)}")
+    return {**kwargs, "num_classes": count} if count is not None and "num_classes" not in kwargs else dict(kwargs)
