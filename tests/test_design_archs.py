@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from graphs import first_cycle
 from torch import nn
 
 import archs
@@ -322,20 +323,8 @@ def _graph() -> dict[str, set[str]]:
 
 def test_no_import_cycle_in_archs_or_bench():
     graph = _graph()
-    state: dict[str, int] = {}
-
-    def visit(node: str, trail: list[str]) -> None:
-        state[node] = 1
-        for nxt in sorted(graph[node]):
-            if state.get(nxt) == 1:
-                pytest.fail("import cycle: " + " -> ".join([*trail[trail.index(nxt) :], nxt]))
-            if nxt not in state:
-                visit(nxt, [*trail, nxt])
-        state[node] = 2
-
-    for node in sorted(graph):
-        if node not in state:
-            visit(node, [node])
+    cycle = first_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
 def test_family_files_know_neither_the_reader_nor_the_factory():

@@ -11,6 +11,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from graphs import first_cycle
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,20 +118,8 @@ def test_only_the_command_line_imports_typer(module):
 def test_no_import_cycle_anywhere():
     """Between modules, lazy imports included (the layers already rule out cycles between packages)."""
     graph = {m: sorted(i for i in imports(m) if i in MODULES and i != m) for m in MODULES}
-    state: dict[str, int] = {}
-
-    def visit(node: str, trail: list[str]) -> None:
-        state[node] = 1
-        for nxt in graph[node]:
-            if state.get(nxt) == 1:
-                pytest.fail("import cycle: " + " -> ".join([*trail[trail.index(nxt) :], nxt]))
-            if nxt not in state:
-                visit(nxt, [*trail, nxt])
-        state[node] = 2
-
-    for node in sorted(graph):
-        if node not in state:
-            visit(node, [node])
+    cycle = first_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
 def test_the_rules_see_lazy_imports():
