@@ -29,7 +29,7 @@ __all__ = ["MANIFEST", "REPORT_FILES", "check_report_folder", "write_history", "
 
 # ---------------------------------------------------------------- accuracy
 from bench.report.history import History, history_frame
-from bench.report.tradeoff import SECTIONS, _markdown, accuracy_records, overridden, unjoined
+from bench.report.tradeoff import SECTIONS, accuracy_records, overridden, report_frames, report_text, unjoined
 
 
 def _rooflines(envs: Sequence[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -188,9 +188,9 @@ def write_report(
     user = load_accuracy(accuracy_file) if accuracy_file is not None else []
     kinds = [b for path in breakdowns for b in load_breakdowns(path)]
     accuracy = accuracy_records(user, published, measured)
-    frames = {s.name: s.compute(rows, accuracy, include_contended) for s in SECTIONS}
+    frames = report_frames(rows, accuracy, include_contended)
     notes = unjoined(accuracy, rows) + overridden(accuracy)
-    text = _markdown(frames, [str(s) for s in sources], {"throughput": report_md.kinds_lines(kinds)})
+    text = report_text(frames, [str(s) for s in sources], {"throughput": report_md.kinds_lines(kinds)})
     n_contended = sum(is_contended(r) for r in rows)
     if n_contended:
         how = (

@@ -34,7 +34,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.measure.roofline import intensity
-from bench.results.columns import LABELS, SUMMARY_COLUMNS, Column, column
+from bench.results.columns import LABELS, SUMMARY_COLUMNS, column
 from bench.results.records import Row
 from bench.results.schema import clip_of, is_contended
 
@@ -386,10 +386,6 @@ def _short_paper(paper: str) -> str:
     return f"{parts[0]}, {parts[-1]}" if len(parts) > 2 else paper
 
 
-# The run summary's columns, headers, formats and ranks come from the column registry.
-_SUMMARY: tuple[Column, ...] = SUMMARY_COLUMNS
-
-
 def _value(row: Mapping[str, Any], name: str) -> str:
     """The cell of column ``name`` (in :mod:`bench.results.columns`) for ``row``, as the summary shows it."""
     if name == "input":
@@ -442,9 +438,9 @@ def summary_markdown(rows: Sequence[Row]) -> str:
         "Latency is the median per iteration of the whole batch.",
         "",
         *markdown_table(
-            [c.header for c in _SUMMARY],
-            [[_value(row, c.name) for c in _SUMMARY] for row in rows],
-            left=[c.header for c in _SUMMARY if not c.numeric],
+            [c.header for c in SUMMARY_COLUMNS],
+            [[_value(row, c.name) for c in SUMMARY_COLUMNS] for row in rows],
+            left=[c.header for c in SUMMARY_COLUMNS if not c.numeric],
         ),
     ]
     note = contended_footnote(rows)
@@ -465,7 +461,7 @@ def summary_table(rows: Sequence[Row], title: str = "vbench results", width: int
             when the table is printed, from the width it is printed at.
     """
     # Leave out columns that nothing filled (a --static run has no timing).
-    used = [c for c in _SUMMARY if any(_value(row, c.name) != "-" for row in rows)]
+    used = [c for c in SUMMARY_COLUMNS if any(_value(row, c.name) != "-" for row in rows)]
     columns = [
         _Column(
             c.header, tuple(_value(row, c.name) for row in rows), "right" if c.numeric else "left", c.summary_rank or 0
@@ -602,10 +598,6 @@ def breakdown_checks(b: Any) -> list[str]:
     return lines
 
 
-_METRIC_NAMES: dict[str, str] = LABELS
-"""Each metric's name in the verdict (from the column registry)."""
-
-
 def _fmt_metric(metric: str, v: Any) -> str:
     if v is None:
         return "-"
@@ -699,7 +691,7 @@ def compare_markdown(comparison: Any, base: str, head: str, refresh: str = "") -
                 ch.mark,
                 ch.arch,
                 ch.config,
-                _METRIC_NAMES.get(ch.metric, ch.metric),
+                LABELS.get(ch.metric, ch.metric),
                 _fmt_metric(ch.metric, ch.base),
                 _fmt_metric(ch.metric, ch.head),
                 _fmt_change(ch),

@@ -34,24 +34,19 @@ from bench.report import markdown as report_md
 from bench.report.analysis import fit_growth, pareto_front
 from bench.report.growth import growth_frame
 from bench.results.schema import clip_of, is_contended, is_missing
-from bench.results.validate import (
-    ACCURACY_COLUMNS,
-    load_accuracy,
-    show_path,
-)
+from bench.results.validate import show_path
 
 __all__ = [
-    "ACCURACY_COLUMNS",
     "SECTIONS",
     "Section",
     "accuracy_records",
     "failures_frame",
-    "load_accuracy",
     "paper_frame",
+    "report_frames",
+    "report_text",
     "scaling_frame",
     "throughput_frame",
     "tradeoff_frame",
-    "tradeoff_markdown",
 ]
 
 # ---------------------------------------------------------------- accuracy
@@ -443,27 +438,18 @@ SECTIONS: tuple[Section, ...] = (
 """The report's tables, in the order of the Markdown; a new table is one more entry."""
 
 
-def tradeoff_markdown(
-    trade: pd.DataFrame,
-    paper: pd.DataFrame,
-    scaling: pd.DataFrame,
-    failures: pd.DataFrame,
-    sources: Sequence[str],
-    throughput: pd.DataFrame | None = None,
-    growth: pd.DataFrame | None = None,
-) -> str:
-    """The whole report as Markdown, from its frames: trade-off, failures, ours vs the papers, scaling and
-    (when given) growth with clip length and frame size, and throughput."""
-    frames = {"tradeoff": trade, "paper": paper, "scaling": scaling, "failures": failures}
-    frames["throughput"] = throughput if throughput is not None else throughput_frame([])
-    frames["growth"] = growth if growth is not None else growth_frame([])
-    return _markdown(frames, sources)
+def report_frames(
+    rows: Sequence[dict[str, Any]], accuracy: Sequence[dict[str, Any]], include_contended: bool = False
+) -> dict[str, pd.DataFrame]:
+    """Every table of the report (:data:`SECTIONS`), by its CSV name, in the Markdown's order."""
+    return {s.name: s.compute(rows, accuracy, include_contended) for s in SECTIONS}
 
 
-def _markdown(
-    frames: dict[str, pd.DataFrame], sources: Sequence[str], extra: dict[str, list[str]] | None = None
+def report_text(
+    frames: Mapping[str, pd.DataFrame], sources: Sequence[str], extra: Mapping[str, list[str]] | None = None
 ) -> str:
-    """The report's Markdown; ``extra`` appends lines to a section's body (by the section's CSV name)."""
+    """The report's Markdown from its frames (:func:`report_frames`); ``extra`` appends lines to a section's body
+    (by the section's CSV name)."""
     extra = extra or {}
     return report_md.report_markdown(
         [(s.title, s.render(frames[s.name]) + extra.get(s.name, [])) for s in SECTIONS], sources
