@@ -13,7 +13,7 @@ import bench.results.stats
 from bench.cli import app
 from bench.commands.profile import profile_options
 from bench.errors import UsageError
-from bench.report.tables import compare_markdown
+from bench.report.verdict import compare_markdown
 from bench.results.columns import COLUMNS
 from bench.results.compare import (
     CompareConfig,

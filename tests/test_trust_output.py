@@ -27,21 +27,10 @@ from rich.console import Console
 import archs
 from bench.errors import UsageError
 from bench.report.builder import MANIFEST, check_report_folder, write_report
-from bench.report.tables import (
-    arch_table,
-    compare_markdown,
-    inspect_table,
-    markdown_table,
-    md_code,
-    md_escape,
-    md_fence,
-    md_image,
-    plain,
-    row_line,
-    summary_markdown,
-    summary_table,
-)
+from bench.report.escape import markdown_table, md_code, md_escape, md_fence, md_image
+from bench.report.tables import arch_table, inspect_table, plain, row_line, summary_markdown, summary_table
 from bench.report.tradeoff import paper_frame, report_frames, report_text, tradeoff_frame
+from bench.report.verdict import compare_markdown
 from bench.results.columns import COLUMNS
 from bench.results.compare import CompareConfig, Tolerances, compare_rows
 from bench.results.schema import SCHEMA_VERSION

@@ -557,16 +557,14 @@ drawHistory();
 _MARK_CLASS = {"x": "fail", "!": "fail", "+": "fail", "-": "better", "~": "shown"}
 
 
+_FORMATS = {"params": ".4f", "gmacs": ".4f", "latency_ms": ".2f"}
+"""How the history's tables write a value (the format spec, by metric); any other: ``.1f``."""
+
+
 def _fmt_value(metric: str, v: Any) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
-    if metric == "params":
-        return f"{v:.4f}"
-    if metric == "gmacs":
-        return f"{v:.4f}"
-    if metric == "latency_ms":
-        return f"{v:.2f}"
-    return f"{v:.1f}"
+    return format(v, _FORMATS.get(metric, ".1f"))
 
 
 def history_html(history: History) -> str:
