@@ -1,7 +1,7 @@
 """The report builder: ``vbench report`` and ``vbench history`` write their folders from saved runs.
 
 Numbers come from :mod:`bench.report.tradeoff` and :mod:`bench.report.history`; the Markdown from
-:mod:`bench.report.markdown`, the figures from :mod:`bench.report.plots`, the pages from :mod:`bench.report.html`.
+:mod:`bench.report.markdown`, the figures from :mod:`bench.report.plots`, the pages from :mod:`bench.report.html_report` and :mod:`bench.report.html_history`.
 This module reads the runs, checks the folder (never writing over files it did not write), and writes.
 """
 
@@ -161,7 +161,7 @@ def write_report(
             did not write (they are left alone). See :func:`check_report_folder`.
         breakdowns: ``vbench inspect --time --json`` files: their time by kind of work joins the
             "Why latency does not follow MACs" section and its figure.
-        html: Also write ``report.html``, the interactive page (:mod:`bench.report.html`; needs plotly).
+        html: Also write ``report.html``, the interactive page (:mod:`bench.report.html_report`; needs plotly).
         include_contended: Put latencies timed on a shared machine (``contended``) into the scaling fits and
             the latency Pareto front (by default they are shown, marked, and left out of both).
 
@@ -237,7 +237,7 @@ def write_report(
         md = out_dir / "report.md"
         atomic_write_text(md, text)
         if html:
-            from bench.report.html import chart_points, report_html
+            from bench.report.html_report import chart_points, report_html
 
             page = out_dir / "report.html"
             titles = {s.name: s.title for s in SECTIONS}
@@ -280,7 +280,7 @@ def write_history(
     history = history_frame(runs, tolerances)
     if not html:
         return history, None
-    from bench.report.html import history_html
+    from bench.report.html_history import history_html
 
     page = history_html(history)
     folder = out_dir if out_dir is not None else new_run_dir(Path("reports/runs"), "history-")
