@@ -26,7 +26,7 @@ def chart_points(rows: Sequence[dict[str, Any]], accuracy: Sequence[dict[str, An
     dtypes give one point per row and setting, which the page's filters choose between.
     """
     # The trade-off table's own grouping and choice of timing row, so that the MFU is the latency's row's.
-    from bench.report.tradeoff import _label, _timing_row, tradeoff_frame
+    from bench.report.tradeoff import config_label, timing_row, tradeoff_frame
     from bench.results.schema import clip_of
 
     settings: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
@@ -38,10 +38,10 @@ def chart_points(rows: Sequence[dict[str, Any]], accuracy: Sequence[dict[str, An
         frame = tradeoff_frame(group, accuracy)
         by_config: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for row in group:
-            by_config.setdefault((_label(row), clip_of(row)), []).append(row)
+            by_config.setdefault((config_label(row), clip_of(row)), []).append(row)
         mfu = []
         for r in frame.itertuples():
-            timed = _timing_row(by_config[(r.arch, r.input)])
+            timed = timing_row(by_config[(r.arch, r.input)])
             ok = timed is not None and timed.get("status") == "ok"
             mfu.append(timed.get("mfu") if ok and timed is not None else None)
         frame.insert(2, "device", device)

@@ -40,12 +40,14 @@ __all__ = [
     "SECTIONS",
     "Section",
     "accuracy_records",
+    "config_label",
     "failures_frame",
     "paper_frame",
     "report_frames",
     "report_text",
     "scaling_frame",
     "throughput_frame",
+    "timing_row",
     "tradeoff_frame",
 ]
 
@@ -157,12 +159,13 @@ def _row_config(row: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------- the trade-off table
 
 
-def _label(row: dict[str, Any]) -> str:
+def config_label(row: dict[str, Any]) -> str:
+    """``r3d_18`` or ``r3d_18(num_classes=2)``: a row's architecture with its builder options (a table's label)."""
     kwargs = json.loads(row.get("arch_kwargs") or "{}")
     return row["arch"] + ("(" + ", ".join(f"{k}={v}" for k, v in kwargs.items()) + ")" if kwargs else "")
 
 
-def _timing_row(group: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+def timing_row(group: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """The row whose latency stands for the configuration: inference at the smallest batch, first dtype."""
     infer = [r for r in group if r.get("mode") == "infer" and r.get("n_samples")] or [
         r for r in group if r.get("mode") == "infer" and r.get("status") != "ok"
@@ -180,11 +183,11 @@ def tradeoff_frame(
     """
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((_label(row), clip_of(row)), []).append(row)
+        groups.setdefault((config_label(row), clip_of(row)), []).append(row)
     records = []
     for (label, clip), group in groups.items():
         counted = next((r for r in group if r.get("gmacs") is not None), group[0])
-        timed = _timing_row(group)
+        timed = timing_row(group)
         acc = _accuracy_for(accuracy, _row_config(counted), clip) or {}
         gmacs = counted.get("gmacs")
         top1 = acc.get("top1")
@@ -254,7 +257,7 @@ def _pareto(frame: pd.DataFrame, cost: str, skip: pd.Series | None = None) -> li
 def failures_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Every row that did not finish ok, with its configuration and reason."""
     records = [
-        {"arch": _label(r), "mode": r.get("mode"), "batch": r.get("batch"), "input": clip_of(r), "dtype": r.get("dtype"),
+        {"arch": config_label(r), "mode": r.get("mode"), "batch": r.get("batch"), "input": clip_of(r), "dtype": r.get("dtype"),
          "device": r.get("device"), "status": r.get("status"), "error": r.get("error") or ""}
         for r in rows
         if r.get("status") != "ok"
@@ -331,7 +334,7 @@ def scaling_frame(rows: Sequence[dict[str, Any]], include_contended: bool = Fals
     for row in rows:
         if row.get("width") != row.get("height"):
             continue
-        key = (_label(row), row.get("mode"), row.get("dtype"), row.get("device"))
+        key = (config_label(row), row.get("mode"), row.get("dtype"), row.get("device"))
         item = dict(row)
         item["gmacs_per_iter"] = (row.get("gmacs") or 0) * (row.get("batch") or 0) or None
         if row.get("status") != "ok":
