@@ -20,8 +20,8 @@ from bench.report.tradeoff import (
     tradeoff_frame,
 )
 from bench.results.columns import COLUMNS
+from bench.results.report_inputs import load_accuracy
 from bench.results.schema import SCHEMA_VERSION
-from bench.results.validate import load_accuracy
 
 runner = CliRunner()
 

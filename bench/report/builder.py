@@ -22,14 +22,9 @@ from bench.errors import OutputError, UsageError
 from bench.report import markdown as report_md
 from bench.report.history import History, history_frame
 from bench.report.tradeoff import SECTIONS, accuracy_records, overridden, report_frames, report_text, unjoined
+from bench.results.report_inputs import is_evaluation, load_accuracy, load_breakdowns, load_evaluation
 from bench.results.schema import is_contended
-from bench.results.validate import (
-    is_evaluation,
-    load_accuracy,
-    load_breakdowns,
-    load_evaluation,
-    show_path,
-)
+from bench.results.validate import show_path
 
 __all__ = ["MANIFEST", "REPORT_FILES", "check_report_folder", "write_history", "write_report"]
 
