@@ -649,7 +649,7 @@ def test_no_roofline_for_fp16_on_a_cpu() -> None:
 )  # fmt: skip
 def test_impossible_breakdowns_are_refused(tmp_path: Path, kinds: list, message: str) -> None:
     from bench.errors import UsageError
-    from bench.results.validate import load_breakdowns
+    from bench.results.report_inputs import load_breakdowns
 
     doc = {"arch": "a", "mode": "infer", "device": "cpu", "dtype": "fp32", "input_shape": [1, 3, 8, 16, 16],
            "kinds": kinds}  # fmt: skip

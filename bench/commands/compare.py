@@ -27,7 +27,7 @@ def compare_cmd(
 ) -> None:
     """Regression verdicts of HEAD against BASE; exit 1 on a regression, 2 on bad input, 4 when a row was timed on a
     shared machine (contended) and nothing regressed."""
-    from bench.report.tables import compare_markdown
+    from bench.report.verdict import compare_markdown
     from bench.results.compare import compare_rows, load_compare_config, refresh_command
     from bench.results.config import default_config
     from bench.results.store import atomic_write_text, load_results

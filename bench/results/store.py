@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from bench.errors import UsageError
+from bench.results.columns import COLUMNS
 from bench.results.records import Row
-from bench.results.schema import COLUMNS, SCHEMA_VERSION, is_missing
+from bench.results.schema import SCHEMA_VERSION, is_missing
 from bench.results.validate import check_results_doc, load_results_doc, parse_json, read_text
 
 __all__ = [
