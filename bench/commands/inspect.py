@@ -117,7 +117,7 @@ def inspect_cmd(
 
 
 def _check_time_options(mode: str, dtype: str, batch: int, iterations: int, trace: Path | None) -> None:
-    from bench.run.rundir import probe_writable
+    from bench.results.io import probe_writable
 
     if mode not in ("infer", "train"):
         raise UsageError(f"--mode must be 'infer' or 'train' with --time, not {mode!r}")

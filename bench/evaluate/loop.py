@@ -170,7 +170,7 @@ class _Writer:
             raise OutputError(f"cannot write '{self.out / 'predictions.jsonl'}': {e.strerror or e}") from None
 
     def summary(self, state: str, metrics: Metrics, timing: Timing, classes: Sequence[str]) -> dict[str, Any]:
-        from bench.results.store import atomic_write_text
+        from bench.results.io import atomic_write_text
 
         doc = {**self.base, "state": state, **_summary_fields(metrics, timing, self.base)}
         try:
@@ -332,7 +332,7 @@ def evaluate(
     # prediction would count in top-1 over videos that are not there.
     gone = [r["video"] for r in records if r["video"] not in dataset.order]
     if retried or gone:  # their lines go: retried videos are tried again, and a new line is written for each
-        from bench.results.store import atomic_write_text
+        from bench.results.io import atomic_write_text
 
         again = set(retried) | set(gone)
         records = [r for r in records if r["video"] not in again]

@@ -6,7 +6,6 @@ The folder's files are listed in :data:`EVAL_FILES`; :mod:`bench.evaluate.loop` 
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
@@ -19,6 +18,7 @@ from typing import Any
 from bench.errors import UsageError
 from bench.evaluate.metrics import Metrics
 from bench.evaluate.video import SKIP_REASONS, ViewSpec
+from bench.results.io import LOCK, atomic_write_text, claim_dir, probe_writable, read_text, release_dir
 
 __all__ = [
     "EVAL_FILES",
@@ -37,7 +37,6 @@ __all__ = [
 SCHEMA_VERSION = 1
 EVAL_FILES = ("evaluation.json", "predictions.jsonl", "per_class.csv", "confusion.csv")
 """What an evaluation folder holds; a folder with anything else in it is not written into."""
-_LOCK = ".vbench.lock"
 
 RETRIED_REASONS = ("missing", "unreadable", "corrupt")
 """Skips whose cause can change (the file is copied in, finishes downloading, is replaced): ``--only-missing``
@@ -53,12 +52,10 @@ def check_eval_out(path: Path, *, resume: bool = False, overwrite: bool = False)
     Raises:
         UsageError: an unwritable path, a foreign folder, an evaluation without either flag.
     """
-    from bench.run.rundir import probe_writable
-
     probe_writable(path, "--out")
     if not path.is_dir():
         return path
-    names = {n for n in os.listdir(path) if n != _LOCK and not (n.startswith(".") and n.endswith(".tmp"))}
+    names = {n for n in os.listdir(path) if n != LOCK and not (n.startswith(".") and n.endswith(".tmp"))}
     foreign = sorted(names - set(EVAL_FILES))
     if foreign:
         shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
@@ -75,11 +72,7 @@ def check_eval_out(path: Path, *, resume: bool = False, overwrite: bool = False)
 
 def claim_eval_out(path: Path, resume: bool, overwrite: bool) -> Path:
     """Create and lock ``path`` (the lock keeps a second run out), then check it again under the lock."""
-    from bench.run import rundir
-
-    rundir.check_writable_dir(path, "--out")  # creates it; not rundir.claim, which refuses an evaluation folder
-    with contextlib.suppress(ImportError):  # no fcntl: no lock
-        rundir._lock(path)
+    claim_dir(path, "--out")  # not bench.run.rundir.claim, which refuses an evaluation folder
     check_eval_out(path, resume=resume, overwrite=overwrite)
     if overwrite and not resume:
         for name in EVAL_FILES:
@@ -90,14 +83,10 @@ def claim_eval_out(path: Path, resume: bool, overwrite: bool) -> Path:
 def remove_if_empty(path: Path) -> bool:
     """Remove ``path`` if it holds nothing but this process's lock (a run that failed before writing anything):
     no empty run folder is left behind. Returns whether it was removed."""
-    from bench.run import rundir
-
     try:
-        if {n for n in os.listdir(path) if not (n.startswith(".") and n.endswith(".tmp"))} - {_LOCK}:
+        if {n for n in os.listdir(path) if not (n.startswith(".") and n.endswith(".tmp"))} - {LOCK}:
             return False
-        held = rundir._held.pop(path.resolve(), None)
-        if held is not None:
-            held.close()
+        release_dir(path)
         for name in os.listdir(path):
             (path / name).unlink()
         path.rmdir()
@@ -124,7 +113,7 @@ def _check_record(r: Any, num_classes: int) -> bool:
 def _read_predictions(path: Path, num_classes: int) -> tuple[list[dict[str, Any]], bool]:
     """The valid lines of a ``predictions.jsonl`` (a line cut short by a kill, or not ours, is dropped), and
     whether the file needs rewriting (it held such a line)."""
-    from bench.results.validate import RESULTS_CAP, parse_json, read_text
+    from bench.results.validate import RESULTS_CAP, parse_json
 
     if not path.is_file():
         return [], False
@@ -151,8 +140,7 @@ def load_previous(out: Path, fingerprint: dict[str, Any], num_classes: int) -> l
         UsageError: the folder's evaluation was made with another arch, weights, protocol, input, dataset or
             class list.
     """
-    from bench.results.store import atomic_write_text
-    from bench.results.validate import SMALL_CAP, parse_json, read_text
+    from bench.results.validate import SMALL_CAP, parse_json
 
     summary = out / "evaluation.json"
     if summary.is_file():

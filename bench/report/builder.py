@@ -16,13 +16,13 @@ from typing import Any
 import archs
 from bench.errors import OutputError, UsageError
 from bench.report import markdown as report_md
+from bench.results.io import show_path
 from bench.results.schema import is_contended
 from bench.results.validate import (
     is_evaluation,
     load_accuracy,
     load_breakdowns,
     load_evaluation,
-    show_path,
 )
 
 __all__ = ["MANIFEST", "REPORT_FILES", "check_report_folder", "write_history", "write_report"]
@@ -127,7 +127,7 @@ def check_report_folder(out_dir: Path, overwrite: bool = False) -> set[str]:
 
 
 def _write_manifest(out_dir: Path, names: set[str]) -> Path:
-    from bench.results.store import atomic_write_text
+    from bench.results.io import atomic_write_text
 
     path = out_dir / MANIFEST
     atomic_write_text(path, json.dumps({"written_by": "vbench report", "files": sorted(names)}, indent=1) + "\n")
@@ -173,7 +173,8 @@ def write_report(
             report folder that is a file or holds other files (all before
             anything is written); OutputError: a folder that cannot be written.
     """
-    from bench.results.store import atomic_write_text, load_results
+    from bench.results.io import atomic_write_text
+    from bench.results.store import load_results
 
     if html:
         from bench.report.html import require_plotly
@@ -264,9 +265,9 @@ def write_history(
     from bench.errors import OutputError, UsageError
     from bench.results.compare import load_compare_config
     from bench.results.config import default_config
-    from bench.results.store import atomic_write_text, load_results
-    from bench.results.validate import show_path
-    from bench.run.rundir import new_run_dir, probe_writable
+    from bench.results.io import atomic_write_text, probe_writable
+    from bench.results.store import load_results
+    from bench.run.rundir import new_run_dir
 
     if len(sources) < 2:
         raise UsageError("history needs at least two runs")
