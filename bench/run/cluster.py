@@ -22,6 +22,7 @@ from bench.errors import UsageError
 from bench.results.config import tool_table
 from bench.results.records import EXECUTORS, Row
 from bench.results.schema import row_key
+from bench.run.lifetime import Interrupted, RunInterrupted
 from bench.run.plan import Plan, Request
 
 if TYPE_CHECKING:
@@ -246,7 +247,9 @@ def profile_on_cluster(
             request, options, out_dir, timeout=timeout, plugins=plugins, on_progress=on_progress, markdown=markdown
         )
     except BaseException as e:  # interrupted: the tasks are cancelled; keep what they finished
-        e.kept = _keep_interrupted(out_dir, options.shards)  # type: ignore[attr-defined]
+        kept = _keep_interrupted(out_dir, options.shards)
+        if isinstance(e, (Interrupted, KeyboardInterrupt)):
+            raise RunInterrupted.after(e, kept=kept) from e
         raise
     added = fill_failed_shards(plan, dirs, failures) if failures else 0
     return merge_runs(dirs), failures, added

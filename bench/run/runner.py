@@ -49,7 +49,7 @@ from bench.measure.rows import make_row
 from bench.results.records import Config, Job, Plan, Row
 from bench.results.schema import config_key, row_key
 from bench.results.store import ResultsWriter
-from bench.run.lifetime import LIVE, become_subreaper, end_group, end_orphans
+from bench.run.lifetime import LIVE, Interrupted, RunInterrupted, become_subreaper, end_group, end_orphans
 from bench.run.rounds import combine_rounds, round_robin, settle
 from bench.run.worker import BOOTSTRAP, encode_job
 
@@ -353,9 +353,9 @@ def run_plan(
 
     An interruption (:class:`~bench.run.lifetime.Interrupted`, ``KeyboardInterrupt``) or
     a failure to write ends every worker and their children, writes what finished
-    (``results.json`` with ``"state": "interrupted"``) and re-raises; the exception
-    carries ``kept``, the number of rows on disk, and ``short_rounds``, how many of them
-    have fewer rounds than ``rounds``.
+    (``results.json`` with ``"state": "interrupted"``) and raises: a failure as it is, an
+    interruption as :class:`~bench.run.lifetime.RunInterrupted`, which carries ``kept``, the
+    number of rows on disk, and ``short_rounds``, how many of them have fewer rounds than ``rounds``.
 
     Args:
         timeout: Seconds a worker may go without producing a row before it is killed (plus
@@ -507,8 +507,8 @@ def run_plan(
         writer.environment["finished_at"] = _now()
         with contextlib.suppress(OSError):
             writer.finish(markdown(writer.rows) if markdown else "", state="interrupted")
-        e.kept = len(writer.rows)  # type: ignore[attr-defined]
-        e.short_rounds = short  # type: ignore[attr-defined]
+        if isinstance(e, (Interrupted, KeyboardInterrupt)):
+            raise RunInterrupted.after(e, kept=len(writer.rows), short_rounds=short) from e
         raise
     writer.rows[len(previous) :] = sorted(writer.rows[len(previous) :], key=_plan_order(plan))
     writer.environment["finished_at"] = _now()
