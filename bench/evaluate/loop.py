@@ -54,9 +54,7 @@ __all__ = ["DecoderDied", "EvalOptions", "EvalResult", "evaluate"]
 
 from bench.evaluate.metrics import TOP_K, Metrics, Timing, compute_metrics
 from bench.evaluate.store import (
-    EVAL_FILES,
     RETRIED_REASONS,
-    SCHEMA_VERSION,
     claim_eval_out,
     confusion_csv,
     fingerprint,
@@ -64,6 +62,7 @@ from bench.evaluate.store import (
     per_class_csv,
     sha256_text,
 )
+from bench.results.evaluation import EVAL_FILES, SCHEMA_VERSION
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The evaluation folder: checked and claimed before any work, its prediction lines read back for
 ``--only-missing``, its CSV files, and the fingerprint that an earlier evaluation must match to be finished.
 
-The folder's files are listed in :data:`EVAL_FILES`; :mod:`bench.evaluate.loop` writes them as it goes.
+The folder's files are listed in :data:`bench.results.evaluation.EVAL_FILES`, which also reads them back;
+:mod:`bench.evaluate.loop` writes them as it goes.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,12 +18,11 @@ from typing import Any
 from bench.errors import UsageError
 from bench.evaluate.metrics import Metrics
 from bench.evaluate.video import SKIP_REASONS, ViewSpec
-from bench.results.io import LOCK, atomic_write_text, claim_dir, probe_writable, read_text, release_dir
+from bench.results.evaluation import EVAL_FILES, PREDICTIONS, SUMMARY, read_summary, rewrite_predictions
+from bench.results.io import LOCK, claim_dir, probe_writable, read_text, release_dir
 
 __all__ = [
-    "EVAL_FILES",
     "RETRIED_REASONS",
-    "SCHEMA_VERSION",
     "check_eval_out",
     "claim_eval_out",
     "confusion_csv",
@@ -34,9 +33,6 @@ __all__ = [
     "sha256_text",
 ]
 
-SCHEMA_VERSION = 1
-EVAL_FILES = ("evaluation.json", "predictions.jsonl", "per_class.csv", "confusion.csv")
-"""What an evaluation folder holds; a folder with anything else in it is not written into."""
 
 RETRIED_REASONS = ("missing", "unreadable", "corrupt")
 """Skips whose cause can change (the file is copied in, finishes downloading, is replaced): ``--only-missing``
@@ -140,11 +136,9 @@ def load_previous(out: Path, fingerprint: dict[str, Any], num_classes: int) -> l
         UsageError: the folder's evaluation was made with another arch, weights, protocol, input, dataset or
             class list.
     """
-    from bench.results.validate import SMALL_CAP, parse_json
-
-    summary = out / "evaluation.json"
+    summary = out / SUMMARY
     if summary.is_file():
-        doc = parse_json(read_text(summary, "evaluation file", SMALL_CAP), f"'{summary}' is not valid JSON")
+        doc = read_summary(summary, f"'{summary}' is not valid JSON")
         before = doc.get("fingerprint") if isinstance(doc, dict) else None
         if not isinstance(before, dict):
             raise UsageError(f"'{summary}' is not a vbench evaluation; choose another --out")
@@ -154,9 +148,9 @@ def load_previous(out: Path, fingerprint: dict[str, Any], num_classes: int) -> l
                 f"--only-missing: '{out}' holds an evaluation with other settings ({', '.join(changed)}); "
                 "use the same options, --overwrite, or another --out"
             )
-    records, rewrite = _read_predictions(out / "predictions.jsonl", num_classes)
+    records, rewrite = _read_predictions(out / PREDICTIONS, num_classes)
     if rewrite:
-        atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+        rewrite_predictions(out, records)
     return records
 
 

@@ -16,13 +16,12 @@ from typing import Any
 import archs
 from bench.errors import OutputError, UsageError
 from bench.report import markdown as report_md
+from bench.results.breakdowns import load_breakdowns
+from bench.results.evaluation import is_evaluation, load_evaluation
 from bench.results.io import show_path
 from bench.results.schema import is_contended
 from bench.results.validate import (
-    is_evaluation,
     load_accuracy,
-    load_breakdowns,
-    load_evaluation,
 )
 
 __all__ = ["MANIFEST", "REPORT_FILES", "check_report_folder", "write_history", "write_report"]

@@ -37,7 +37,7 @@ from bench.results.columns import REGISTRY, REQUIRED_COLUMNS, Kind
 from bench.results.io import has_control as _has_control
 from bench.results.io import is_utf8 as _utf8
 from bench.results.io import read_text, show_path
-from bench.results.records import KINDS, STATUSES, Row
+from bench.results.records import STATUSES, Row
 from bench.results.schema import SCHEMA_VERSION
 
 __all__ = [
@@ -538,106 +538,3 @@ def load_accuracy(path: str | Path) -> list[dict[str, Any]]:
     if not records:
         raise UsageError(f"accuracy file {name} holds no records")
     return [_accuracy_record(where, r) for where, r in zip(wheres, records)]
-
-
-_KIND_FIELDS = ("latency_ms", "pct_time", "gmacs", "pct_macs")
-_MAX_SIDE = 1 << 20
-
-
-def _breakdown(where: str, b: Any) -> dict[str, Any]:
-    """One ``inspect --time --json`` breakdown, its fields checked as the report reads them."""
-    if not isinstance(b, dict):
-        raise UsageError(f"{where}: a breakdown must be a JSON object")
-    for key in ("arch", "mode", "device", "dtype"):
-        if not _name(b.get(key)):
-            raise UsageError(f"{where}: {key!r} must be a name on one line, not {show(b.get(key))}")
-    shape = b.get("input_shape")
-    if not (isinstance(shape, list) and len(shape) == 5 and all(_positive_int(v) for v in shape)):
-        raise UsageError(f"{where}: 'input_shape' must be 5 positive integers (B, C, T, H, W)")
-    if any(v > _MAX_SIDE for v in shape):
-        raise UsageError(f"{where}: 'input_shape' {show(shape)} is not a clip anyone measured")
-    kinds = b.get("kinds")
-    if not isinstance(kinds, list) or not kinds:
-        raise UsageError(f"{where}: 'kinds' must be a non-empty list")
-    seen: set[str] = set()
-    for i, k in enumerate(kinds, 1):
-        if not isinstance(k, dict) or k.get("kind") not in KINDS:
-            raise UsageError(f"{where}, kind {i}: 'kind' must be one of {', '.join(KINDS)}")
-        if k["kind"] in seen:
-            raise UsageError(f"{where}, kind {i}: {k['kind']!r} is listed twice")
-        seen.add(k["kind"])
-        bad = [f for f in _KIND_FIELDS if not (_is_number(k.get(f)) and math.isfinite(k[f]) and k[f] >= 0)]
-        if bad:
-            raise UsageError(f"{where}, kind {i}: {bad[0]!r} must be a finite number >= 0, not {show(k.get(bad[0]))}")
-        over = [f for f in ("pct_time", "pct_macs") if k[f] > 1 + 1e-9]
-        if over:
-            raise UsageError(f"{where}, kind {i}: {over[0]!r} is a share from 0 to 1, not {show(k[over[0]])}")
-    for f in ("pct_time", "pct_macs"):
-        total = sum(k[f] for k in kinds)
-        if total > 1 + 1e-6:
-            raise UsageError(f"{where}: the kinds' {f!r} add up to {total:.4g}, more than the whole")
-    return b
-
-
-def load_breakdowns(path: str | Path) -> list[dict[str, Any]]:
-    """The breakdowns in an ``inspect --time --json`` file: one object, or an object of them by name.
-
-    Raises:
-        UsageError: a missing, unreadable or malformed file (its first problem, in one line).
-    """
-    name = show_path(path)
-    doc = parse_json(read_text(Path(path), "breakdown file", RESULTS_CAP), f"breakdown file {name} is not valid JSON")
-    if isinstance(doc, dict) and "kinds" not in doc and doc and all(isinstance(v, dict) for v in doc.values()):
-        return [_breakdown(f"breakdown file {name}, {show(k)}", v) for k, v in doc.items()]
-    return [_breakdown(f"breakdown file {name}", doc)]
-
-
-def is_evaluation(path: str | Path) -> bool:
-    """Whether ``path`` is a ``vbench evaluate`` output: its folder or its ``evaluation.json``."""
-    p = Path(path)
-    return p.name == "evaluation.json" or (p.is_dir() and (p / "evaluation.json").is_file())
-
-
-def load_evaluation(path: str | Path) -> dict[str, Any]:
-    """The measured accuracy of a ``vbench evaluate`` output, as an accuracy record tagged ``measured``.
-
-    The record carries the evaluation's state and how many videos it counted; an
-    interrupted evaluation's accuracy is over the videos it finished, and says so.
-
-    Raises:
-        UsageError: a missing or malformed file, or one without any evaluated video.
-    """
-    p = Path(path)
-    f = p if p.name == "evaluation.json" else p / "evaluation.json"
-    name = show_path(f)
-    doc = parse_json(read_text(f, "evaluation file", SMALL_CAP), f"evaluation file {name} is not valid JSON")
-    if not isinstance(doc, dict):
-        raise UsageError(f"evaluation file {name} must hold a JSON object")
-    record = doc.get("accuracy_record")
-    if record is None:
-        raise UsageError(f"evaluation file {name} holds no accuracy: no video was evaluated")
-    if not isinstance(record, dict):
-        raise UsageError(f"evaluation file {name}: 'accuracy_record' must be an object")
-    checked = _accuracy_record(f"evaluation file {name}", record)
-    state = doc.get("state")
-    counts: dict[str, Any] = doc["counts"] if isinstance(doc.get("counts"), dict) else {}
-    videos = counts.get("evaluated")
-    if state not in ("complete", "interrupted", "running") or not (videos is None or _count_or_none(videos)):
-        raise UsageError(f"evaluation file {name}: 'state' or 'counts' is malformed")
-    if state != "complete":
-        checked["source"] = f"{checked['source']} ({state}: {videos} of {counts.get('listed')} videos)"
-    return {**checked, "arch_kwargs": _evaluated_config(doc, name), "tag": "measured", "state": state,
-            "videos": videos, "path": str(f), "folder": str(f.parent)}  # fmt: skip
-
-
-def _evaluated_config(doc: dict[str, Any], name: str) -> dict[str, Any]:
-    """The builder options of the evaluated model: its ``arch_kwargs`` and the class count of its weights."""
-    kwargs = doc.get("arch_kwargs") or {}
-    if not (isinstance(kwargs, dict) and _plain_error(kwargs, "") is None):
-        raise UsageError(f"evaluation file {name}: 'arch_kwargs' must be an object of plain values")
-    weights: dict[str, Any] = doc["weights"] if isinstance(doc.get("weights"), dict) else {}
-    classes: dict[str, Any] = doc["classes"] if isinstance(doc.get("classes"), dict) else {}
-    count = weights.get("num_classes", classes.get("count"))
-    if count is not None and not _positive_int(count):
-        raise UsageError(f"evaluation file {name}: the class count must be a positive integer; got {show(count)}")
-    return {**kwargs, "num_classes": count} if count is not None and "num_classes" not in kwargs else dict(kwargs)

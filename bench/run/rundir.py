@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bench.errors import UsageError
+from bench.results.evaluation import PREDICTIONS, SUMMARY
 from bench.results.io import check_writable_dir, claim_dir, lock_dir, probe_writable
 
 __all__ = ["RUN_FILES", "check_out", "claim", "holds_run", "new_run_dir"]
@@ -42,7 +43,7 @@ def holds_run(path: Path) -> list[str]:
     return [name for name in RUN_FILES if (path / name).exists()]
 
 
-EVALUATION_FILES = ("evaluation.json", "predictions.jsonl")
+EVALUATION_FILES = (SUMMARY, PREDICTIONS)
 """What a ``vbench evaluate`` folder holds: a profile run never writes into one (a report would see only the
 evaluation), not even with ``--overwrite``."""
 
