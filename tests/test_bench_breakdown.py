@@ -210,14 +210,14 @@ def test_a_declared_kind_covers_what_is_inside_it() -> None:
 
 def test_a_composite_modules_own_macs_count_under_its_kind() -> None:
     """Attention's two matmuls run in the attention module's own forward, not in a leaf: they are attention's."""
-    from bench.measure.breakdown import Attribution, _breakdown_rows
+    from bench.measure.breakdown import Attribution, _breakdown_rows, _Lines
 
     block = _Block()
     # attention: 300 MACs in all, 100 of them its projections (leaves), 200 its own matmuls; the MLP 60.
     macs = {"": 360, "attn": 300, "attn.qkv": 75, "attn.proj": 25, "mlp": 60, "mlp.0": 30, "mlp.2": 30}
     found = Attribution(forward_us={"attn": 600.0, "attn.qkv": 150.0, "attn.proj": 50.0, "mlp.0": 100.0,
                                     "mlp.2": 100.0})  # fmt: skip
-    _, kinds, _ = _breakdown_rows(block, found, 1, macs, {}, "fp32", False, None)
+    _, kinds, _ = _breakdown_rows(block, found, _Lines(1, found.total_us, macs, {}, "fp32", False, None, 1))
     by_kind = {k.kind: k for k in kinds}
     assert by_kind["attention"].gmacs * 1e9 == pytest.approx(300)
     assert by_kind["attention"].pct_macs == pytest.approx(300 / 360)

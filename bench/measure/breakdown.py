@@ -393,19 +393,10 @@ def _kind_lines(model: nn.Module, found: Attribution, kinds: Mapping[str, str], 
 
 
 def _breakdown_rows(
-    model: nn.Module,
-    found: Attribution,
-    iterations: int,
-    macs: Mapping[str, int],
-    traffic: Mapping[str, int],
-    dtype: str,
-    train: bool,
-    roofline: Any,
-    batch: int = 1,
+    model: nn.Module, found: Attribution, make: _Lines
 ) -> tuple[list[ModuleTime], list[KindTime], dict[str, ModuleTime]]:
     """Per-module lines (every module, children summed in), per-kind totals, and lines by name."""
     kinds = _kinds(model)
-    make = _Lines(iterations, found.total_us, macs, traffic, dtype, train, roofline, batch)
     lines, by_name = _module_lines(model, found, kinds, make)
     return lines, _kind_lines(model, found, kinds, make), by_name
 
@@ -550,9 +541,8 @@ def time_breakdown(
     uninstrumented()
     whole = Measurement(tuple(times), warmup=warmup)
     found, walls, profiler_us = run.attribution, run.walls, run.profiler_us
-    lines, kinds, by_name = _breakdown_rows(
-        model, found, iterations, macs, traffic, config.dtype, train, roofline, config.batch
-    )
+    make = _Lines(iterations, found.total_us, macs, traffic, config.dtype, train, roofline, config.batch)
+    lines, kinds, by_name = _breakdown_rows(model, found, make)
     stages = [by_name[n] for n in _stage_names(model, analysis.by_module()) if n in by_name]
     walls.sort()
     return Breakdown(
