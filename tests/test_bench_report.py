@@ -19,8 +19,8 @@ from bench.report.tradeoff import (
     scaling_frame,
     tradeoff_frame,
 )
+from bench.results.accuracy import load_accuracy
 from bench.results.columns import COLUMNS
-from bench.results.report_inputs import load_accuracy
 from bench.results.schema import SCHEMA_VERSION
 
 runner = CliRunner()

@@ -30,10 +30,11 @@ def compare_cmd(
     from bench.report.verdict import compare_markdown
     from bench.results.compare import compare_rows, load_compare_config, refresh_command
     from bench.results.config import default_config
-    from bench.results.store import atomic_write_text, load_results
+    from bench.results.io import atomic_write_text
+    from bench.results.store import load_results
 
     if markdown is not None:
-        from bench.run.rundir import probe_writable
+        from bench.results.io import probe_writable
 
         if markdown.is_dir() or str(markdown) == "":
             raise UsageError(f"--markdown '{markdown}' is a folder; name a file")

@@ -33,7 +33,7 @@ from bench.results.records import (
     check_run_options,
     finite_seconds,
 )
-from bench.run.lifetime import Interrupted
+from bench.run.lifetime import RunInterrupted
 
 _CLUSTER_OPTIONS = ("--executor", "--shards", "--partition", "--time-min", "--gpus-per-task", "--cpus-per-task")
 
@@ -333,15 +333,14 @@ def profile_cmd(
                 rows, paths = result.rows, result.paths
                 if only_missing:
                     _say(console, f"kept {len(sweep.previous)} rows of the folder; measured {sweep.plan.n_rows}")
-        except (Interrupted, KeyboardInterrupt) as e:
-            kept = getattr(e, "kept", None)
-            if kept is not None and out_dir is not None:
+        except RunInterrupted as e:
+            if out_dir is not None:
                 finish = profile_command(options, out_dir, "--only-missing", local=True)
                 if not finish.isprintable():  # a value with a line break: no command to paste on one line
                     finish = "the same command with --only-missing"
-                short = getattr(e, "short_rounds", 0)
+                short = e.short_rounds
                 note = f" ({short} from fewer rounds than asked: measured again)" if short else ""
-                typer.echo(f"vbench: interrupted; kept {kept} rows{note} in {one_line(str(out_dir))}; finish with: "
+                typer.echo(f"vbench: interrupted; kept {e.kept} rows{note} in {one_line(str(out_dir))}; finish with: "
                            f"{finish}", err=True)  # fmt: skip
             raise
     print_results(console, rows, paths)

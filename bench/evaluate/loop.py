@@ -54,9 +54,7 @@ __all__ = ["DecoderDied", "EvalOptions", "EvalResult", "evaluate"]
 
 from bench.evaluate.metrics import TOP_K, Metrics, Timing, compute_metrics
 from bench.evaluate.store import (
-    EVAL_FILES,
     RETRIED_REASONS,
-    SCHEMA_VERSION,
     claim_eval_out,
     confusion_csv,
     fingerprint,
@@ -64,6 +62,7 @@ from bench.evaluate.store import (
     per_class_csv,
     sha256_text,
 )
+from bench.results.evaluation import EVAL_FILES, SCHEMA_VERSION
 
 
 @dataclass(frozen=True)
@@ -170,7 +169,7 @@ class _Writer:
             raise OutputError(f"cannot write '{self.out / 'predictions.jsonl'}': {e.strerror or e}") from None
 
     def summary(self, state: str, metrics: Metrics, timing: Timing, classes: Sequence[str]) -> dict[str, Any]:
-        from bench.results.store import atomic_write_text
+        from bench.results.io import atomic_write_text
 
         doc = {**self.base, "state": state, **_summary_fields(metrics, timing, self.base)}
         try:
@@ -332,7 +331,7 @@ def evaluate(
     # prediction would count in top-1 over videos that are not there.
     gone = [r["video"] for r in records if r["video"] not in dataset.order]
     if retried or gone:  # their lines go: retried videos are tried again, and a new line is written for each
-        from bench.results.store import atomic_write_text
+        from bench.results.io import atomic_write_text
 
         again = set(retried) | set(gone)
         records = [r for r in records if r["video"] not in again]

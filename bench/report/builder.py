@@ -22,9 +22,11 @@ from bench.errors import OutputError, UsageError
 from bench.report import markdown as report_md
 from bench.report.history import History, history_frame
 from bench.report.tradeoff import SECTIONS, accuracy_records, overridden, report_frames, report_text, unjoined
-from bench.results.report_inputs import is_evaluation, load_accuracy, load_breakdowns, load_evaluation
+from bench.results.accuracy import load_accuracy
+from bench.results.breakdowns import load_breakdowns
+from bench.results.evaluation import is_evaluation, load_evaluation
+from bench.results.io import show_path
 from bench.results.schema import is_contended
-from bench.results.validate import show_path
 
 __all__ = ["MANIFEST", "REPORT_FILES", "check_report_folder", "write_history", "write_report"]
 
@@ -124,7 +126,7 @@ def check_report_folder(out_dir: Path, overwrite: bool = False) -> set[str]:
 
 
 def _write_manifest(out_dir: Path, names: set[str]) -> Path:
-    from bench.results.store import atomic_write_text
+    from bench.results.io import atomic_write_text
 
     path = out_dir / MANIFEST
     atomic_write_text(path, json.dumps({"written_by": "vbench report", "files": sorted(names)}, indent=1) + "\n")
@@ -253,7 +255,7 @@ def _write_folder(
 ) -> tuple[str, list[Path]]:
     """Write the CSVs, the figures, report.md (``text`` and its figures), report.html and the manifest; return the
     Markdown and the paths written (report.md first, the manifest last). Notes for the user go into ``notes``."""
-    from bench.results.store import atomic_write_text
+    from bench.results.io import atomic_write_text
 
     written: list[Path] = []
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -319,9 +321,9 @@ def write_history(
     from bench.errors import OutputError, UsageError
     from bench.results.compare import load_compare_config
     from bench.results.config import default_config
-    from bench.results.store import atomic_write_text, load_results
-    from bench.results.validate import show_path
-    from bench.run.rundir import new_run_dir, probe_writable
+    from bench.results.io import atomic_write_text, probe_writable
+    from bench.results.store import load_results
+    from bench.run.rundir import new_run_dir
 
     if len(sources) < 2:
         raise UsageError("history needs at least two runs")

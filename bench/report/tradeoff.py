@@ -33,8 +33,8 @@ from bench.errors import UsageError
 from bench.report import markdown as report_md
 from bench.report.analysis import fit_growth, pareto_front
 from bench.report.growth import growth_frame
+from bench.results.io import show_path
 from bench.results.schema import clip_of, is_contended, is_missing
-from bench.results.validate import show_path
 
 __all__ = [
     "SECTIONS",

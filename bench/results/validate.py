@@ -1,13 +1,13 @@
 """Reading files that vbench did not necessarily write: results, settings, and the checks every reader uses.
 
 Everything read from disk is checked here (the report's other inputs in
-:mod:`bench.results.report_inputs`, with the checks of this module) before any other module sees it, so
+:mod:`bench.results.accuracy`, :mod:`bench.results.evaluation`, :mod:`bench.results.breakdowns`, with the checks of this module) before any other module sees it, so
 that a malformed, wrongly typed or hostile file is one line and exit code 2
 (:class:`~bench.errors.UsageError`), never a traceback or a wrong number:
 
-- :func:`read_text` reads regular files only (a FIFO or ``/dev/zero`` is
-  refused before it is opened), at most a size cap, as UTF-8 with or without a
-  byte-order mark (Excel writes one);
+- files are read with :func:`bench.results.io.read_text`: regular files only (a
+  FIFO or ``/dev/zero`` is refused before it is opened), at most a size cap, as
+  UTF-8 with or without a byte-order mark (Excel writes one);
 - :func:`parse_json` bounds the nesting depth before parsing and refuses
   integers that do not fit a float;
 - :func:`load_results_doc` checks every row of a ``results.json`` column by
@@ -16,7 +16,7 @@ that a malformed, wrongly typed or hostile file is one line and exit code 2
 - the typed checks (:func:`is_name`, :func:`plain_error` ...) serve every reader of such files.
 
 Messages are one line; values from a file are shown with :func:`show` (quoted,
-escaped, truncated), so that no file can break a message over lines.
+escaped, truncated) and paths with :func:`~bench.results.io.show_path`, so that no file can break a message over lines.
 Plain values only: this module imports no torch itself.
 """
 
@@ -26,7 +26,6 @@ import json
 import math
 import os
 import re
-import stat
 from collections.abc import Callable, Mapping
 from itertools import accumulate
 from pathlib import Path
@@ -34,6 +33,8 @@ from typing import Any
 
 from bench.errors import UsageError
 from bench.results.columns import REGISTRY, REQUIRED_COLUMNS, Kind
+from bench.results.io import has_control as _has_control
+from bench.results.io import is_utf8, read_text, show_path
 from bench.results.records import STATUSES, Row
 from bench.results.schema import SCHEMA_VERSION
 
@@ -49,13 +50,10 @@ __all__ = [
     "is_name",
     "is_number",
     "is_positive_int",
-    "is_utf8",
     "load_results_doc",
     "parse_json",
     "plain_error",
-    "read_text",
     "show",
-    "show_path",
 ]
 
 RESULTS_CAP = 256 * 2**20
@@ -106,20 +104,6 @@ def show(value: Any) -> str:
     return _clip(repr(value) if isinstance(value, _HugeInt) else type(value).__name__)
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _has_control(text: str) -> bool:
-    return _CONTROL.search(text) is not None
-
-
-def show_path(path: str | Path) -> str:
-    """A path as typed, quoted; escaped where it holds control characters (it must not break the line)."""
-    text = os.fspath(path)
-    return f"'{text}'" if not _has_control(text) and is_utf8(text) else repr(text)
-
-
 # ---------------------------------------------------------------- paths typed by the user
 
 PATH_MAX = 4096
@@ -163,64 +147,6 @@ def check_path(value: str | os.PathLike[str], what: str) -> None:
 
 
 # ---------------------------------------------------------------- reading
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
-
-
-def read_text(path: str | Path, what: str, cap: int = RESULTS_CAP, errors: str = "strict") -> str:
-    """The text of a regular file of at most ``cap`` bytes, UTF-8 with an optional byte-order mark.
-
-    The file is checked with ``stat`` before it is opened and opened
-    non-blocking, so that a FIFO (or one swapped in between) cannot hang the
-    read and a device cannot be read forever. ``what`` names the file in
-    messages ("results file", "config"); ``errors="replace"`` suits a
-    ``results.jsonl`` whose last line a kill may have cut inside a character.
-
-    Raises:
-        UsageError: missing, unreadable, not a regular file, too large, not UTF-8.
-    """
-    where = f"{what} {show_path(path)}"
-    try:
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):
-            raise UsageError(f"{where} is {_kind(st.st_mode)}, not a file")
-        if st.st_size > cap:
-            raise UsageError(f"{where} is too large ({st.st_size} bytes; at most {cap} are read)")
-        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
-        fd = os.open(path, flags)
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):  # swapped after the first look
-                raise UsageError(f"{where} is {_kind(st.st_mode)}, not a file")
-            chunks: list[bytes] = []
-            left = cap + 1
-            while left > 0:
-                chunk = os.read(fd, min(left, 1 << 20))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                left -= len(chunk)
-        finally:
-            os.close(fd)
-    except OSError as e:
-        raise UsageError(f"cannot read {where}: {e.strerror or type(e).__name__}") from None
-    data = b"".join(chunks)
-    if len(data) > cap:
-        raise UsageError(f"{where} is too large (more than {cap} bytes)")
-    try:
-        return data.decode("utf-8-sig", errors=errors)
-    except UnicodeDecodeError as e:
-        raise UsageError(f"{where} is not UTF-8 text (byte {e.start})") from None
 
 
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
@@ -273,11 +199,6 @@ def _is_int(v: Any) -> bool:
 
 def is_number(v: Any) -> bool:
     return _is_int(v) or (isinstance(v, float) and math.isfinite(v))
-
-
-def is_utf8(v: str) -> bool:
-    """False for a lone surrogate (from a ``"\\ud800"`` escape): it cannot be printed or written."""
-    return v.isascii() or _SURROGATE.search(v) is None
 
 
 def is_name(v: Any) -> bool:
