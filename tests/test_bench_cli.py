@@ -59,6 +59,9 @@ def test_static_profile_of_every_architecture(tmp_path):
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert [r["arch"] for r in rows] == archs.list_archs() and all(r["status"] == "ok" for r in rows)
+    for r in rows:  # each model counted on the meta device at its paper input gives 400 logits
+        assert r["output_shape"] == "1x400", r["arch"]
+        assert r["params"] == r["trainable_params"] > 0 and r["gmacs"] > 0 and r["gflops"] == 2 * r["gmacs"]
     md = (tmp_path / "results.md").read_text()
     assert "| GMACs/clip |" in md and "FLOPs = 2 x MACs" in md
     assert "wrote" in result.output
