@@ -25,8 +25,9 @@ from bench.report.tradeoff import SECTIONS, accuracy_records, overridden, report
 from bench.results.accuracy import load_accuracy
 from bench.results.breakdowns import load_breakdowns
 from bench.results.evaluation import is_evaluation, load_evaluation
-from bench.results.io import show_path
+from bench.results.io import read_text, show_path
 from bench.results.schema import is_contended
+from bench.results.validate import parse_json
 
 __all__ = ["MANIFEST", "REPORT_FILES", "check_report_folder", "write_history", "write_report"]
 
@@ -68,11 +69,11 @@ _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.\w+\.tmp$")
 def _read_manifest(folder: Path) -> set[str] | None:
     """The names a manifest lists; None where there is none or it is not one (then the names are the known ones)."""
     path = folder / MANIFEST
+    if path.is_symlink():
+        return None
     try:
-        if path.is_symlink() or not path.is_file() or path.stat().st_size > 1_000_000:
-            return None
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+        doc = parse_json(read_text(path, "report manifest", 1_000_000), "report manifest")
+    except UsageError:  # missing, not a regular file, too large, not JSON: not a manifest of ours
         return None
     files = doc.get("files") if isinstance(doc, dict) else doc
     if not isinstance(files, list) or not all(isinstance(f, str) for f in files):

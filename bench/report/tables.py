@@ -362,7 +362,7 @@ def _ms(v: float | None) -> str:
 
 
 def time_table(b: Any, title: str, max_depth: int, width: int | None = None) -> Table:
-    """``vbench inspect --time``: one row per module (``bench.measure.breakdown.ModuleTime``) up to ``max_depth``.
+    """``vbench inspect --time``: one row per module (``bench.results.breakdowns.ModuleTime``) up to ``max_depth``.
 
     Columns left out first on a narrow terminal: bound, FLOP/B, type, params, GMAC/s, % MACs.
     """
@@ -397,7 +397,7 @@ def time_table(b: Any, title: str, max_depth: int, width: int | None = None) -> 
 
 
 def kind_table(b: Any, title: str, width: int | None = None) -> Table:
-    """Time and MACs by kind of work (``bench.measure.breakdown.KindTime``): where a video net's time goes."""
+    """Time and MACs by kind of work (``bench.results.breakdowns.KindTime``): where a video net's time goes."""
     cells = [
         [k.kind, _ms(k.latency_ms), f"{100 * k.pct_time:.1f}", f"{k.gmacs:.3f}", f"{100 * k.pct_macs:.1f}",
          "-" if k.gmacs_per_s is None else f"{k.gmacs_per_s:.1f}"]
