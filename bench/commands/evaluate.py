@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bench.commands.console import arch_kwargs_option, plugin_option
+from bench.commands.common import arch_kwargs_option, choices, device_option, plugin_option
 from bench.errors import UsageError, signal_exit_code
+from bench.results.records import DTYPES
 
 if TYPE_CHECKING:
     from archs import Protocol
@@ -166,9 +167,9 @@ def evaluate_cmd(
     arch_kwargs: Annotated[list[str] | None, arch_kwargs_option(rich_help_panel=_WHAT)] = None,
     plugin: Annotated[list[str] | None, plugin_option(rich_help_panel=_WHAT)] = None,
     batch: Annotated[int, typer.Option(help="Clips per model call.", rich_help_panel=_RUN)] = 8,
-    device: Annotated[str, typer.Option(help="cpu, cuda, mps or auto.", rich_help_panel=_RUN)] = "auto",
+    device: Annotated[str, device_option(rich_help_panel=_RUN)] = "auto",
     dtype: Annotated[
-        str, typer.Option(help="fp32, bf16 or fp16 (the half types through autocast).", rich_help_panel=_RUN)
+        str, typer.Option(help=f"{choices(DTYPES)} (the half types through autocast).", rich_help_panel=_RUN)
     ] = "fp32",
     workers: Annotated[
         int | None,
@@ -202,7 +203,7 @@ def evaluate_cmd(
     from bench.evaluate.datasets import load_class_file, load_dataset, resolve_classes
     from bench.evaluate.protocols import resolve_protocol
     from bench.evaluate.store import check_eval_out, remove_if_empty
-    from bench.results.records import DTYPES, choice
+    from bench.results.records import choice
     from bench.run.plan import parse_arch_kwargs
     from bench.run.plugins import load_plugins
 

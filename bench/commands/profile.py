@@ -13,8 +13,17 @@ from typing import Annotated, Any
 
 import typer
 
-from bench.commands.common import choices, folder, one_line, print_merge_notes, print_results
-from bench.commands.console import arch_kwargs_option, plugin_option
+from bench.commands.common import (
+    arch_kwargs_option,
+    choices,
+    device_option,
+    folder,
+    one_line,
+    overwrite_option,
+    plugin_option,
+    print_merge_notes,
+    print_results,
+)
 from bench.commands.console import make_console as _console
 from bench.commands.console import progress_bar as _bar
 from bench.commands.console import recorded_options as _recorded_options
@@ -23,7 +32,6 @@ from bench.commands.console import stdout_closed as _stdout_closed
 from bench.errors import ExitCode, UsageError
 from bench.results.records import (
     COUNTERS,
-    DEVICES,
     DTYPES,
     EXECUTORS,
     INPUTS,
@@ -85,7 +93,7 @@ def profile_cmd(
             "--arch", "-a", help="'all', a name or a pattern such as 'r*_18'; repeatable.", rich_help_panel=_GRID
         ),
     ],
-    device: Annotated[str, typer.Option(help=f"{choices(DEVICES)}.", rich_help_panel=_GRID)] = "auto",
+    device: Annotated[str, device_option(rich_help_panel=_GRID)] = "auto",
     batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated.", rich_help_panel=_GRID)] = "1",
     frames: Annotated[
         str | None,
@@ -163,12 +171,7 @@ def profile_cmd(
         str | None,
         typer.Option(help="Output folder (default reports/runs/<timestamp>).", metavar="DIR", rich_help_panel=_OUTPUT),
     ] = None,
-    overwrite: Annotated[
-        bool,
-        typer.Option(
-            "--overwrite", help="Replace the run that --out holds (default: refuse).", rich_help_panel=_OUTPUT
-        ),
-    ] = False,
+    overwrite: Annotated[bool, overwrite_option(rich_help_panel=_OUTPUT)] = False,
     plugin: Annotated[list[str] | None, plugin_option(rich_help_panel=_MODELS)] = None,
     counter: Annotated[
         str,

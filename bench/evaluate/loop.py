@@ -362,7 +362,7 @@ def _base_doc(
 
 
 def _previous(
-    out: Path, fingerprint: str, dataset: Dataset, num_classes: int
+    out: Path, fingerprint: dict[str, Any], dataset: Dataset, num_classes: int
 ) -> tuple[list[dict[str, Any]], list[str], list[str]]:
     """``--only-missing``: the folder's lines that stay, the skipped videos tried again and the videos the
     dataset no longer lists (the lines of both are removed from ``predictions.jsonl``)."""
