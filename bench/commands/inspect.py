@@ -58,10 +58,6 @@ def inspect_cmd(
     With a pattern, every matching architecture is shown (with --json: an object
     mapping each name to its rows).
     """
-    from dataclasses import asdict
-
-    from bench.measure.counting import module_breakdown
-    from bench.report.tables import inspect_table
     from bench.run.plan import Request, make_plan
     from bench.run.plugins import load_plugins
 
@@ -90,11 +86,21 @@ def inspect_cmd(
     )
     if time_:
         _inspect_time(plan, name, depth, as_json, iterations, trace)
-        return
-    if tokens:
+    elif tokens:
         single = len(plan.jobs) == 1 and not any(ch in name for ch in "*?[")
         _print_tokens(list(_inspectable(plan)), depth, as_json, single, _console())
-        return
+    else:
+        _print_counts(plan, depth, as_json, name)
+
+
+def _print_counts(plan: Any, depth: int | None, as_json: bool, name: str) -> None:
+    """``inspect``: each planned architecture's modules with their parameters, MACs and activations, as a table
+    or JSON (a list of rows for one architecture named exactly, else an object mapping each name to its rows)."""
+    from dataclasses import asdict
+
+    from bench.measure.counting import module_breakdown
+    from bench.report.tables import inspect_table
+
     found = {
         job.arch: (
             config,

@@ -383,26 +383,22 @@ def _previous(
     return records, retried, gone
 
 
+@dataclass
 class _Evaluation:
     """One evaluation while it runs: its writer, its lines (those kept and those written), its timing, and at
     the end its state, metrics and summary."""
 
-    def __init__(
-        self,
-        writer: _Writer,
-        classes: Sequence[str],
-        records: list[dict[str, Any]],
-        timing: Timing,
-        on_video: Callable[[dict[str, Any]], None] | None,
-    ) -> None:
-        self.writer = writer
-        self.classes = classes
-        self.records = records
-        self.timing = timing
-        self.on_video = on_video
-        self.state = "interrupted"
-        self.metrics = compute_metrics(records, len(classes))
-        self.doc: dict[str, Any] = {}
+    writer: _Writer
+    classes: Sequence[str]
+    records: list[dict[str, Any]]
+    timing: Timing
+    on_video: Callable[[dict[str, Any]], None] | None
+    state: str = "interrupted"
+    doc: dict[str, Any] = field(default_factory=dict)
+    metrics: Metrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = compute_metrics(self.records, len(self.classes))
 
     def todo(self, dataset: Dataset) -> tuple[list[VideoItem], list[tuple[VideoItem, str, str]]]:
         """The videos to decode, and those without a line yet that cannot be (each with why), in dataset order."""
@@ -455,34 +451,21 @@ def _skip_record(item: VideoItem, reason: str, detail: str) -> dict[str, Any]:
     return {"video": item.key, "status": "skipped", "label": item.label, "reason": reason, "detail": detail}
 
 
+@dataclass
 class _Batches:
     """The loop of one evaluation: the DataLoader's decoded videos in, their views queued in video order and run
     through the model in batches, each video's line written (:meth:`_Evaluation.write`) when its last view is done.
     """
 
-    def __init__(
-        self,
-        model: Any,
-        spec: ViewSpec,
-        todo: Sequence[VideoItem],
-        label_index: Mapping[str, int],
-        device: torch.device,
-        options: EvalOptions,
-        run: _Evaluation,
-    ) -> None:
-        import torch
-
-        self.model = model
-        self.spec = spec
-        self.todo = todo
-        self.label_index = label_index
-        self.device = device
-        self.options = options
-        self.timing = run.timing
-        self.write = run.write
-        self.num_classes = len(run.classes)
-        self.queue: list[tuple[_Pending, int]] = []  # views waiting for the model, in video order
-        self.sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    model: Any
+    spec: ViewSpec
+    todo: Sequence[VideoItem]
+    label_index: Mapping[str, int]
+    device: torch.device
+    options: EvalOptions
+    evaluation: _Evaluation
+    queue: list[tuple[_Pending, int]] = field(default_factory=list)
+    """Views waiting for the model, in video order."""
 
     def run(self) -> None:
         """Every video of ``todo``; a decoding worker's death is :class:`DecoderDied` (unless every video had its
@@ -533,7 +516,7 @@ class _Batches:
 
     def _loop(self, iterator: Iterator[Any]) -> None:
         """Take each decoded video from the loader, queue its views, run full batches, then the rest."""
-        timing, queue = self.timing, self.queue
+        timing, queue = self.evaluation.timing, self.queue
         while True:
             t0 = time.perf_counter()
             try:
@@ -548,7 +531,7 @@ class _Batches:
                 # Earlier videos still in the queue are written first: lines stay in dataset order.
                 while queue:
                     self._run_batch()
-                self.write(_skip_record(item, *got))
+                self.evaluation.write(_skip_record(item, *got))
                 continue
             timing.decode_s += got.decode_s
             timing.resize_s += got.resize_s
@@ -598,8 +581,9 @@ class _Batches:
         batch = self._take()
         t0 = time.perf_counter()
         x, owners = self._views(batch)
-        n, num_classes = len(owners), self.num_classes
-        self.sync()
+        n, num_classes = len(owners), len(self.evaluation.classes)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
         t1 = time.perf_counter()
         with torch.inference_mode(), _autocast(self.device, self.options.dtype):
             logits = self.model(x)
@@ -608,9 +592,10 @@ class _Batches:
             raise UsageError(f"the model returned {shape} for a batch of {n} clips; expected ({n}, {num_classes})")
         probs = logits.float().softmax(-1).cpu()
         t2 = time.perf_counter()
-        self.timing.views_s += t1 - t0
-        self.timing.model_s += t2 - t1
-        self.timing.clips += n
+        timing = self.evaluation.timing
+        timing.views_s += t1 - t0
+        timing.model_s += t2 - t1
+        timing.clips += n
         for i, p in enumerate(owners):
             p.prob_sum = probs[i].clone() if p.prob_sum is None else p.prob_sum + probs[i]
             p.left -= 1
@@ -624,11 +609,11 @@ class _Batches:
         assert p.prob_sum is not None
         probs = p.prob_sum / p.views
         if not bool(torch.isfinite(probs).all()):  # never a prediction made of NaN: a skip, counted
-            self.write(_skip_record(p.item, "non-finite output", "the model's logits hold NaN or infinity"))
+            self.evaluation.write(_skip_record(p.item, "non-finite output", "the model's logits hold NaN or infinity"))
             return
-        top = torch.topk(probs, min(TOP_K, self.num_classes))
+        top = torch.topk(probs, min(TOP_K, len(self.evaluation.classes)))
         pred = int(top.indices[0])
-        self.write({
+        self.evaluation.write({
             "video": p.item.key,
             "status": "ok",
             "label": p.item.label,
