@@ -38,6 +38,7 @@ from bench.results.records import (
     MODES,
     Request,
     Row,
+    RunOptions,
     check_run_options,
     finite_seconds,
 )
@@ -312,7 +313,14 @@ class _Profiling:
     once the plan is), how it measures (here or on a cluster), and how to finish it when it is interrupted."""
 
     def __init__(
-        self, request: Request, run: Any, options: dict[str, Any], out: str | None, *, resume: bool, overwrite: bool
+        self,
+        request: Request,
+        run: RunOptions,
+        options: dict[str, Any],
+        out: str | None,
+        *,
+        resume: bool,
+        overwrite: bool,
     ) -> None:
         from bench.run.rundir import check_out
 
@@ -322,7 +330,13 @@ class _Profiling:
         self.console = _console()
 
     def _claim(self) -> Path:
-        self.out_dir = _claim(self.out_dir, self.resume, self.overwrite)
+        """Create and lock the run folder (a new one under reports/runs/ without --out)."""
+        from bench.run.rundir import claim, new_run_dir
+
+        if self.out_dir is None:
+            self.out_dir = claim(new_run_dir(), resume=True)  # a new folder: this only takes its lock
+        else:
+            self.out_dir = claim(self.out_dir, resume=self.resume, overwrite=self.overwrite)
         return self.out_dir
 
     def here(
@@ -396,15 +410,6 @@ class _Profiling:
         note = f" ({short} from fewer rounds than asked: measured again)" if short else ""
         typer.echo(f"vbench: interrupted; kept {kept} rows{note} in {one_line(str(self.out_dir))}; finish with: "
                    f"{finish}", err=True)  # fmt: skip
-
-
-def _claim(out_dir: Path | None, resume: bool, overwrite: bool) -> Path:
-    """Create and lock the run folder (a new one under reports/runs/ without --out)."""
-    from bench.run.rundir import claim, new_run_dir
-
-    if out_dir is None:
-        return claim(new_run_dir(), resume=True)  # a new folder: this only takes its lock
-    return claim(out_dir, resume=resume, overwrite=overwrite)
 
 
 @contextlib.contextmanager
