@@ -7,6 +7,7 @@ fake clock; the command through the CLI in subprocesses.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -209,14 +210,14 @@ def test_a_declared_kind_covers_what_is_inside_it() -> None:
 
 def test_a_composite_modules_own_macs_count_under_its_kind() -> None:
     """Attention's two matmuls run in the attention module's own forward, not in a leaf: they are attention's."""
-    from bench.measure.breakdown import Attribution, _breakdown_rows
+    from bench.measure.breakdown import Attribution, _breakdown_rows, _Lines
 
     block = _Block()
     # attention: 300 MACs in all, 100 of them its projections (leaves), 200 its own matmuls; the MLP 60.
     macs = {"": 360, "attn": 300, "attn.qkv": 75, "attn.proj": 25, "mlp": 60, "mlp.0": 30, "mlp.2": 30}
     found = Attribution(forward_us={"attn": 600.0, "attn.qkv": 150.0, "attn.proj": 50.0, "mlp.0": 100.0,
                                     "mlp.2": 100.0})  # fmt: skip
-    _, kinds, _ = _breakdown_rows(block, found, 1, macs, {}, "fp32", False, None)
+    _, kinds, _ = _breakdown_rows(block, found, _Lines(1, found.total_us, macs, {}, "fp32", False, None, 1))
     by_kind = {k.kind: k for k in kinds}
     assert by_kind["attention"].gmacs * 1e9 == pytest.approx(300)
     assert by_kind["attention"].pct_macs == pytest.approx(300 / 360)
@@ -649,13 +650,34 @@ def test_no_roofline_for_fp16_on_a_cpu() -> None:
 )  # fmt: skip
 def test_impossible_breakdowns_are_refused(tmp_path: Path, kinds: list, message: str) -> None:
     from bench.errors import UsageError
-    from bench.results.validate import load_breakdowns
+    from bench.results.breakdowns import load_breakdowns
 
     doc = {"arch": "a", "mode": "infer", "device": "cpu", "dtype": "fp32", "input_shape": [1, 3, 8, 16, 16],
            "kinds": kinds}  # fmt: skip
     (tmp_path / "b.json").write_text(json.dumps(doc))
     with pytest.raises(UsageError, match=message):
         load_breakdowns(tmp_path / "b.json")
+
+
+def test_the_breakdown_file_reads_back_what_it_wrote(tmp_path: Path) -> None:
+    """``inspect --time --json`` writes one breakdown (by name) or an object of them (a pattern); ``report
+    --breakdown`` reads either back, each with the module lines down to the depth that was asked."""
+    from bench.results.breakdowns import Breakdown, KindTime, ModuleTime, breakdowns_json, load_breakdowns
+
+    def line(module: str, depth: int) -> ModuleTime:
+        return ModuleTime(module, depth, "Conv3d", "3d", 10, 0.5, 2.0, None, 2.0, 0.5, 1.0, 250.0, None, None)
+
+    kinds = [KindTime("3d", 3.0, 0.75, 0.5, 1.0, 166.7), KindTime("norm", 1.0, 0.25, 0.0, 0.0, None)]
+    b = Breakdown("r3d_18", (1, 3, 8, 32, 32), "cpu", "fp32", "infer", 4.0, 0.1, 4.4, 2, 4.0, 4.0, 0.2,
+                  [line("R3D", 0), line("stem", 1), line("stem.0", 2)], kinds, [line("stem", 1)])  # fmt: skip
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    one.write_text(breakdowns_json({"r3d_18": b}, {"r3d_18": 1}, single=True))
+    two.write_text(breakdowns_json({"r3d_18": b, "other": b}, {"r3d_18": None, "other": 0}, single=False))
+    [read] = load_breakdowns(one)
+    assert read["kinds"] == [dataclasses.asdict(k) for k in kinds] and read["input_shape"] == [1, 3, 8, 32, 32]
+    assert [m["module"] for m in read["modules"]] == ["R3D", "stem"]  # depth 1
+    assert read["sum_ratio"] == 1.0 and read["overhead"] == pytest.approx(0.1)
+    assert [len(r["modules"]) for r in load_breakdowns(two)] == [3, 1]
 
 
 def test_a_trace_name_that_is_not_utf8_is_one_line_and_exit_2_before_timing(tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ import bench.results.stats
 from bench.cli import app
 from bench.commands.profile import profile_options
 from bench.errors import UsageError
-from bench.report.tables import compare_markdown
+from bench.report.verdict import compare_markdown
+from bench.results.columns import COLUMNS
 from bench.results.compare import (
     CompareConfig,
     Tolerances,
@@ -22,7 +23,7 @@ from bench.results.compare import (
     parse_fraction,
     refresh_command,
 )
-from bench.results.schema import COLUMNS, SCHEMA_VERSION
+from bench.results.schema import SCHEMA_VERSION
 from bench.results.stats import _u_counts, mann_whitney_u
 
 runner = CliRunner()

@@ -9,7 +9,8 @@ import pytest
 from bench.report.builder import write_report
 from bench.report.growth import end_to_end_exponent, growth_frame, growth_verdict
 from bench.report.markdown import growth_lines
-from bench.results.schema import COLUMNS, SCHEMA_VERSION
+from bench.results.columns import COLUMNS
+from bench.results.schema import SCHEMA_VERSION
 
 FRAMES = (8, 16, 32)
 SIZES = (112, 160, 224)

@@ -13,13 +13,15 @@ from bench.report.builder import write_report
 from bench.report.tradeoff import (
     accuracy_records,
     failures_frame,
-    load_accuracy,
     paper_frame,
+    report_frames,
+    report_text,
     scaling_frame,
     tradeoff_frame,
-    tradeoff_markdown,
 )
-from bench.results.schema import COLUMNS, SCHEMA_VERSION
+from bench.results.accuracy import load_accuracy
+from bench.results.columns import COLUMNS
+from bench.results.schema import SCHEMA_VERSION
 
 runner = CliRunner()
 
@@ -129,7 +131,7 @@ def test_failed_rows_are_listed_not_dropped():
     trade, failures = tradeoff_frame(rows, ACC), failures_frame(rows)
     assert set(trade["arch"]) == {"a", "b", "c", "d", "e", "f"}
     assert list(failures["status"]) == ["oom", "error"]
-    text = tradeoff_markdown(trade, paper_frame(rows), scaling_frame(rows), failures, ["run"])
+    text = report_text(report_frames(rows, ACC), ["run"])
     assert "## Failures" in text and "| e | infer | 8 | 16x112x112 | fp32 | cpu | oom | CUDA out of memory |" in text
     assert "| f | 16x112x112 | - | - |" in text  # in the trade-off table too, with its status
     assert "None: every row finished ok." not in text
@@ -144,10 +146,11 @@ def test_report_sections_are_one_list_in_the_markdown_order():
         "Why latency does not follow MACs",
     ]  # fmt: skip
     assert {f"{s.name}.csv" for s in SECTIONS} <= REPORT_FILES
-    rows = _costs()
-    text = tradeoff_markdown(tradeoff_frame(rows, ACC), paper_frame(rows), scaling_frame(rows), failures_frame(rows),
-                             ["run"])  # fmt: skip
-    assert [line[3:] for line in text.splitlines() if line.startswith("## ")] == ["Trade-off", "Failures"]
+    # No published count, no second clip size: the paper, scaling and growth sections have nothing to say.
+    text = report_text(report_frames(_costs(), ACC), ["run"])
+    assert [line[3:] for line in text.splitlines() if line.startswith("## ")] == [
+        "Trade-off", "Failures", "Why latency does not follow MACs",
+    ]  # fmt: skip
 
 
 def test_figures_section_says_which_figures_are_counted_afresh():

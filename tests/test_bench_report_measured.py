@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.report.tradeoff import accuracy_records, tradeoff_frame
-from bench.results.validate import load_evaluation
+from bench.results.evaluation import load_evaluation
 
 
 def _evaluation(folder: Path, arch: str = "r3d_18", top1: float = 12.5, state: str = "complete") -> Path:

@@ -139,7 +139,7 @@ def test_static_run_writes_all_files_without_workers(tmp_path):
     assert r["train_gmacs"] > 2.9 * r["gmacs"] and r["output_shape"] == "8x400"
     assert r["status"] == "ok" and r["latency_ms"] is None
     header = (tmp_path / "results.csv").read_text().splitlines()[0].split(",")
-    from bench.results.schema import REQUIRED_COLUMNS
+    from bench.results.columns import REQUIRED_COLUMNS
 
     assert set(REQUIRED_COLUMNS) <= set(header)
 

@@ -13,13 +13,13 @@ from torch import nn
 import archs
 from bench.measure.counting import (
     COUNTERS,
-    MAC_FREE_OPS,
     MacAnalysis,
     build_meta,
     count,
     count_with,
     module_breakdown,
 )
+from bench.measure.mac_rules import MAC_FREE_OPS
 
 SHAPE = (2, 3, 4, 6, 6)
 

@@ -16,9 +16,17 @@ import typer
 import bench
 from bench.errors import UsageError
 from bench.measure.rows import make_row
-from bench.report.tables import _METRIC_NAMES, _SUMMARY, summary_markdown
+from bench.report.tables import summary_markdown
 from bench.results import columns, records
-from bench.results.columns import COLUMNS, EXACT_METRICS, KEY_COLUMNS, REQUIRED_COLUMNS, readme_section
+from bench.results.columns import (
+    COLUMNS,
+    EXACT_METRICS,
+    KEY_COLUMNS,
+    LABELS,
+    REQUIRED_COLUMNS,
+    SUMMARY_COLUMNS,
+    readme_section,
+)
 from bench.results.records import Config, Row, check_run_options
 from bench.results.store import load_results
 
@@ -69,7 +77,7 @@ OLD_METRIC_NAMES = {
 
 
 def test_the_registry_derives_the_old_tuples_exactly():
-    from bench.results import compare, schema
+    from bench.results import compare
 
     assert REQUIRED_COLUMNS == OLD_REQUIRED
     assert columns.EXTRA_COLUMNS == OLD_EXTRA + ROOFLINE_EXTRA + CONTENTION_EXTRA
@@ -77,13 +85,12 @@ def test_the_registry_derives_the_old_tuples_exactly():
     assert KEY_COLUMNS == OLD_KEY
     assert EXACT_METRICS == OLD_EXACT
     assert compare.EXACT_METRICS == OLD_EXACT
-    assert (schema.COLUMNS, schema.REQUIRED_COLUMNS, schema.KEY_COLUMNS) == (COLUMNS, REQUIRED_COLUMNS, KEY_COLUMNS)
 
 
 def test_the_summary_table_and_the_metric_names_come_from_the_registry():
-    assert tuple((c.header, c.name, c.fmt, c.summary_rank) for c in _SUMMARY) == OLD_SUMMARY
-    assert {c.name for c in _SUMMARY if not c.numeric} == set(OLD_LEFT)
-    assert {k: _METRIC_NAMES[k] for k in OLD_METRIC_NAMES} == OLD_METRIC_NAMES
+    assert tuple((c.header, c.name, c.fmt, c.summary_rank) for c in SUMMARY_COLUMNS) == OLD_SUMMARY
+    assert {c.name for c in SUMMARY_COLUMNS if not c.numeric} == set(OLD_LEFT)
+    assert {k: LABELS[k] for k in OLD_METRIC_NAMES} == OLD_METRIC_NAMES
 
 
 def test_the_type_checks_of_a_file_come_from_the_registry():

@@ -91,7 +91,7 @@ def html_escaped(s: str) -> str:
 
 
 def test_the_chart_points_are_the_tradeoff_rows_with_their_setting(fixture_rows):
-    from bench.report.html import chart_points
+    from bench.report.html_report import chart_points
 
     acc = accuracy_records()
     points = chart_points(fixture_rows, acc)

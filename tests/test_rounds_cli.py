@@ -21,6 +21,7 @@ from waiting import until
 
 from bench.cli import app
 from bench.results.store import write_rows
+from bench.run.lifetime import RunInterrupted
 from bench.run.rounds import combine_rounds
 
 runner = CliRunner()
@@ -142,9 +143,10 @@ def test_a_rounds_run_interrupted_in_round_2_keeps_each_configuration_from_its_f
             yield job_row(job, config, env, measurement=Measurement((t, t, t)), contention={"contended": False})
 
     monkeypatch.setattr(bench.run.runner, "_run_worker", fake_worker)
-    with pytest.raises(KeyboardInterrupt) as caught:
+    with pytest.raises(RunInterrupted) as caught:
         run_plan(plan, tmp_path / "run", rounds=3)
-    assert caught.value.kept == 2 and caught.value.short_rounds == 2  # type: ignore[attr-defined]
+    assert caught.value.kept == 2 and caught.value.short_rounds == 2
+    assert caught.value.exit_code == 130  # Ctrl-C's, as before
     doc = json.loads((tmp_path / "run" / "results.json").read_text())
     assert doc["state"] == "interrupted"
     rows = {r["arch"]: r for r in doc["rows"]}

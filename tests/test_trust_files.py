@@ -23,11 +23,13 @@ import pytest
 
 from bench.commands.profile import profile_options
 from bench.errors import UsageError
+from bench.results.accuracy import load_accuracy
 from bench.results.compare import NOT_REFRESHED, compare_rows, load_compare_config, refresh_command
 from bench.results.config import tool_table
+from bench.results.io import read_text
 from bench.results.stats import mann_whitney_u
 from bench.results.store import load_results
-from bench.results.validate import MAX_DEPTH, check_results_doc, load_accuracy, load_results_doc, read_text
+from bench.results.validate import MAX_DEPTH, check_results_doc, load_results_doc
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = ROOT / "reports" / "baselines" / "cpu-static" / "results.json"

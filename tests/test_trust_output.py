@@ -27,23 +27,13 @@ from rich.console import Console
 import archs
 from bench.errors import UsageError
 from bench.report.builder import MANIFEST, check_report_folder, write_report
-from bench.report.tables import (
-    arch_table,
-    compare_markdown,
-    inspect_table,
-    markdown_table,
-    md_code,
-    md_escape,
-    md_fence,
-    md_image,
-    plain,
-    row_line,
-    summary_markdown,
-    summary_table,
-)
-from bench.report.tradeoff import failures_frame, paper_frame, scaling_frame, tradeoff_frame, tradeoff_markdown
+from bench.report.escape import markdown_table, md_code, md_escape, md_fence, md_image
+from bench.report.tables import arch_table, inspect_table, plain, row_line, summary_markdown, summary_table
+from bench.report.tradeoff import paper_frame, report_frames, report_text, tradeoff_frame
+from bench.report.verdict import compare_markdown
+from bench.results.columns import COLUMNS
 from bench.results.compare import CompareConfig, Tolerances, compare_rows
-from bench.results.schema import COLUMNS, SCHEMA_VERSION
+from bench.results.schema import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -279,10 +269,13 @@ def test_report_markdown_keeps_its_rows(tmp_path):
     def markdown(strings):
         rows = [_row(s, latency_ms=1.0, n_samples=3) for s in strings]
         accuracy = [{"arch": s, "input": "16x112x112", "top1": 1.0, "source": s} for s in strings]
-        trade = tradeoff_frame(rows, accuracy)
-        return tradeoff_markdown(trade, paper_frame([_row()]), scaling_frame(rows), failures_frame(rows), strings)
+        # the report's own tables, with a paper table of a row that has published counts
+        return report_text({**report_frames(rows, accuracy), "paper": paper_frame([_row()])}, strings)
 
-    _assert_safe(markdown(HOSTILE), markdown(_benign(HOSTILE)), [len(HOSTILE), len(paper_frame([_row()]))])
+    # the trade-off table, ours beside the papers, and the throughput ranking (one line per timed row)
+    _assert_safe(
+        markdown(HOSTILE), markdown(_benign(HOSTILE)), [len(HOSTILE), len(paper_frame([_row()])), len(HOSTILE)]
+    )
 
 
 def test_row_line_stays_one_line():

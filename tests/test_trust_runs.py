@@ -461,12 +461,12 @@ def test_an_internal_error_is_exit_3_with_the_traceback_in_a_file(tmp_path, monk
 
 
 def test_a_worker_killed_by_the_kernel_oom_killer_is_an_oom_row(monkeypatch):
-    from bench.run import runner
+    from bench.run import launch
 
-    monkeypatch.setattr(runner, "_oom_kills", lambda: 4)
-    assert runner._exit_status(-signal.SIGKILL, 3)[0] == "oom"
-    assert runner._exit_status(-signal.SIGKILL, 4) == ("error", "worker killed by SIGKILL (not by vbench)")
-    assert runner._exit_status(3, 4) == ("error", "worker exited with code 3")
+    monkeypatch.setattr(launch, "_oom_kills", lambda: 4)
+    assert launch._exit_status(-signal.SIGKILL, 3)[0] == "oom"
+    assert launch._exit_status(-signal.SIGKILL, 4) == ("error", "worker killed by SIGKILL (not by vbench)")
+    assert launch._exit_status(3, 4) == ("error", "worker exited with code 3")
 
 
 # ---------------------------------------------------------------- what a hostile tester found next

@@ -25,13 +25,14 @@ def compare_cmd(
 ) -> None:
     """Regression verdicts of HEAD against BASE; exit 1 on a regression, 2 on bad input, 4 when a row was timed on a
     shared machine (contended) and nothing regressed."""
-    from bench.report.tables import compare_markdown
+    from bench.report.verdict import compare_markdown
     from bench.results.compare import compare_rows, load_compare_config, refresh_command
     from bench.results.config import default_config
-    from bench.results.store import atomic_write_text, load_results
+    from bench.results.io import atomic_write_text
+    from bench.results.store import load_results
 
     if markdown is not None:
-        from bench.run.rundir import probe_writable
+        from bench.results.io import probe_writable
 
         if markdown.is_dir() or str(markdown) == "":
             raise UsageError(f"--markdown '{markdown}' is a folder; name a file")

@@ -122,7 +122,7 @@ def _print_counts(plan: Any, depth: int | None, as_json: bool, name: str) -> Non
 
 
 def _check_time_options(mode: str, dtype: str, batch: int, iterations: int, trace: Path | None) -> None:
-    from bench.run.rundir import probe_writable
+    from bench.results.io import probe_writable
 
     if mode not in ("infer", "train"):
         raise UsageError(f"--mode must be 'infer' or 'train' with --time, not {mode!r}")
@@ -169,6 +169,7 @@ def _inspect_time(plan: Any, name: str, depth: int | None, as_json: bool, iterat
     from bench.measure.breakdown import time_breakdown
     from bench.measure.roofline import roofline_for
     from bench.report.tables import breakdown_checks, fmt_input, kind_table, time_table
+    from bench.results.breakdowns import breakdowns_json
 
     todo = list(_inspectable(plan))
     if trace is not None and len(todo) > 1:
@@ -196,9 +197,8 @@ def _inspect_time(plan: Any, name: str, depth: int | None, as_json: bool, iterat
             typer.echo(f"vbench: error: {job.arch}: the model failed: {type(e).__name__}: {first_line(e)}", err=True)
             raise typer.Exit(code=ExitCode.FAILED) from None
     if as_json:
-        out = {arch: b.to_dict(max_depth=depths[arch]) for arch, b in found.items()}
-        single = len(out) == 1 and not any(ch in name for ch in "*?[")
-        typer.echo(json.dumps(next(iter(out.values())) if single else out, indent=1))
+        single = len(found) == 1 and not any(ch in name for ch in "*?[")
+        typer.echo(breakdowns_json(found, depths, single))
         return
     console = _console()
     for arch, b in found.items():

@@ -42,7 +42,7 @@ from bench.results.records import (
     check_run_options,
     finite_seconds,
 )
-from bench.run.lifetime import Interrupted
+from bench.run.lifetime import RunInterrupted
 
 _CLUSTER_OPTIONS = ("--executor", "--shards", "--partition", "--time-min", "--gpus-per-task", "--cpus-per-task")
 
@@ -280,7 +280,7 @@ def profile_cmd(
                 rows, paths = job.on_cluster({"executor": executor, **cluster})
             else:
                 rows, paths = job.here(shard=shard, gpus=gpus, allow_mixed=allow_mixed, rounds=rounds, settle=settle)
-        except (Interrupted, KeyboardInterrupt) as e:
+        except RunInterrupted as e:
             job.how_to_finish(e)
             raise
     print_results(job.console, rows, paths)
@@ -398,17 +398,16 @@ class _Profiling:
         print_merge_notes(console, merged)
         return merged.rows, write_merged(merged, out_dir, summary_markdown)
 
-    def how_to_finish(self, e: BaseException) -> None:
-        """An interruption that kept rows in a claimed folder: the rows kept and the command that finishes the run."""
-        kept = getattr(e, "kept", None)
-        if kept is None or self.out_dir is None:
+    def how_to_finish(self, e: RunInterrupted) -> None:
+        """An interrupted run: the rows it kept in its folder and the command that finishes it."""
+        if self.out_dir is None:
             return
         finish = profile_command(self.options, self.out_dir, "--only-missing", local=True)
         if not finish.isprintable():  # a value with a line break: no command to paste on one line
             finish = "the same command with --only-missing"
-        short = getattr(e, "short_rounds", 0)
+        short = e.short_rounds
         note = f" ({short} from fewer rounds than asked: measured again)" if short else ""
-        typer.echo(f"vbench: interrupted; kept {kept} rows{note} in {one_line(str(self.out_dir))}; finish with: "
+        typer.echo(f"vbench: interrupted; kept {e.kept} rows{note} in {one_line(str(self.out_dir))}; finish with: "
                    f"{finish}", err=True)  # fmt: skip
 
 

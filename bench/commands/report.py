@@ -56,7 +56,8 @@ def report_cmd(
     """Trade-off (cost beside published accuracy, Pareto), ours vs the papers, scaling, and why latency does
     not follow MACs (achieved GMAC/s, the roofline), from saved runs."""
     from bench.report.builder import write_report
-    from bench.run.rundir import new_run_dir, probe_writable
+    from bench.results.io import probe_writable
+    from bench.run.rundir import new_run_dir
 
     made = out is None
     out_dir = probe_writable(folder(out), "--out") if out is not None else new_run_dir(Path("reports/runs"), "report-")

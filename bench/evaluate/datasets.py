@@ -40,7 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError
-from bench.results.validate import show, show_path
+from bench.results.io import show_path
+from bench.results.validate import show
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -174,7 +175,7 @@ def _folder_dataset(root: Path) -> Dataset:
 
 
 def _read_csv(path: Path) -> list[list[str]]:
-    from bench.results.validate import read_text
+    from bench.results.io import read_text
 
     text = read_text(path, "dataset CSV", CSV_CAP)
     try:
@@ -358,7 +359,7 @@ def load_class_file(path: str | Path) -> list[str]:
     Raises:
         UsageError: a missing or unreadable file, an empty line inside, a name given twice, no names.
     """
-    from bench.results.validate import read_text
+    from bench.results.io import read_text
 
     return _names(read_text(path, "--classes file", CLASS_FILE_CAP), f"--classes file {show_path(path)}")
 

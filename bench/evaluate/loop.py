@@ -53,15 +53,14 @@ __all__ = ["DecoderDied", "EvalOptions", "EvalResult", "evaluate"]
 
 from bench.evaluate.metrics import TOP_K, Metrics, Timing, compute_metrics
 from bench.evaluate.store import (
-    EVAL_FILES,
     RETRIED_REASONS,
-    SCHEMA_VERSION,
     EvalWriter,
     claim_eval_out,
     fingerprint,
     keep_previous,
     sha256_text,
 )
+from bench.results.evaluation import EVAL_FILES, SCHEMA_VERSION
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,12 @@
 written as they come (:class:`EvalWriter`) and read back for ``--only-missing``, its summary and CSV files, and
 the fingerprint that an earlier evaluation must match to be finished.
 
-The folder's files are listed in :data:`EVAL_FILES`; :mod:`bench.evaluate.loop` calls the writer as it goes.
+The folder's files are listed in :data:`bench.results.evaluation.EVAL_FILES`, which also reads them back;
+:mod:`bench.evaluate.loop` calls the writer as it goes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
@@ -21,11 +21,11 @@ from bench.errors import OutputError, UsageError
 from bench.evaluate.datasets import Dataset
 from bench.evaluate.metrics import Metrics, Timing
 from bench.evaluate.video import SKIP_REASONS, ViewSpec
+from bench.results.evaluation import EVAL_FILES, PREDICTIONS, SUMMARY, read_summary, rewrite_predictions
+from bench.results.io import LOCK, atomic_write_text, claim_dir, probe_writable, read_text, release_dir
 
 __all__ = [
-    "EVAL_FILES",
     "RETRIED_REASONS",
-    "SCHEMA_VERSION",
     "EvalWriter",
     "check_eval_out",
     "claim_eval_out",
@@ -38,10 +38,6 @@ __all__ = [
     "sha256_text",
 ]
 
-SCHEMA_VERSION = 1
-EVAL_FILES = ("evaluation.json", "predictions.jsonl", "per_class.csv", "confusion.csv")
-"""What an evaluation folder holds; a folder with anything else in it is not written into."""
-_LOCK = ".vbench.lock"
 
 RETRIED_REASONS = ("missing", "unreadable", "corrupt")
 """Skips whose cause can change (the file is copied in, finishes downloading, is replaced): ``--only-missing``
@@ -57,12 +53,10 @@ def check_eval_out(path: Path, *, resume: bool = False, overwrite: bool = False)
     Raises:
         UsageError: an unwritable path, a foreign folder, an evaluation without either flag.
     """
-    from bench.run.rundir import probe_writable
-
     probe_writable(path, "--out")
     if not path.is_dir():
         return path
-    names = {n for n in os.listdir(path) if n != _LOCK and not (n.startswith(".") and n.endswith(".tmp"))}
+    names = {n for n in os.listdir(path) if n != LOCK and not (n.startswith(".") and n.endswith(".tmp"))}
     foreign = sorted(names - set(EVAL_FILES))
     if foreign:
         shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
@@ -79,11 +73,7 @@ def check_eval_out(path: Path, *, resume: bool = False, overwrite: bool = False)
 
 def claim_eval_out(path: Path, resume: bool, overwrite: bool) -> Path:
     """Create and lock ``path`` (the lock keeps a second run out), then check it again under the lock."""
-    from bench.run import rundir
-
-    rundir.check_writable_dir(path, "--out")  # creates it; not rundir.claim, which refuses an evaluation folder
-    with contextlib.suppress(ImportError):  # no fcntl: no lock
-        rundir._lock(path)
+    claim_dir(path, "--out")  # not bench.run.rundir.claim, which refuses an evaluation folder
     check_eval_out(path, resume=resume, overwrite=overwrite)
     if overwrite and not resume:
         for name in EVAL_FILES:
@@ -94,14 +84,10 @@ def claim_eval_out(path: Path, resume: bool, overwrite: bool) -> Path:
 def remove_if_empty(path: Path) -> bool:
     """Remove ``path`` if it holds nothing but this process's lock (a run that failed before writing anything):
     no empty run folder is left behind. Returns whether it was removed."""
-    from bench.run import rundir
-
     try:
-        if {n for n in os.listdir(path) if not (n.startswith(".") and n.endswith(".tmp"))} - {_LOCK}:
+        if {n for n in os.listdir(path) if not (n.startswith(".") and n.endswith(".tmp"))} - {LOCK}:
             return False
-        held = rundir._held.pop(path.resolve(), None)
-        if held is not None:
-            held.close()
+        release_dir(path)
         for name in os.listdir(path):
             (path / name).unlink()
         path.rmdir()
@@ -128,7 +114,7 @@ def _check_record(r: Any, num_classes: int) -> bool:
 def _read_predictions(path: Path, num_classes: int) -> tuple[list[dict[str, Any]], bool]:
     """The valid lines of a ``predictions.jsonl`` (a line cut short by a kill, or not ours, is dropped), and
     whether the file needs rewriting (it held such a line)."""
-    from bench.results.validate import RESULTS_CAP, parse_json, read_text
+    from bench.results.validate import RESULTS_CAP, parse_json
 
     if not path.is_file():
         return [], False
@@ -155,12 +141,9 @@ def load_previous(out: Path, fingerprint: dict[str, Any], num_classes: int) -> l
         UsageError: the folder's evaluation was made with another arch, weights, protocol, input, dataset or
             class list.
     """
-    from bench.results.store import atomic_write_text
-    from bench.results.validate import SMALL_CAP, parse_json, read_text
-
-    summary = out / "evaluation.json"
+    summary = out / SUMMARY
     if summary.is_file():
-        doc = parse_json(read_text(summary, "evaluation file", SMALL_CAP), f"'{summary}' is not valid JSON")
+        doc = read_summary(summary, f"'{summary}' is not valid JSON")
         before = doc.get("fingerprint") if isinstance(doc, dict) else None
         if not isinstance(before, dict):
             raise UsageError(f"'{summary}' is not a vbench evaluation; choose another --out")
@@ -170,9 +153,9 @@ def load_previous(out: Path, fingerprint: dict[str, Any], num_classes: int) -> l
                 f"--only-missing: '{out}' holds an evaluation with other settings ({', '.join(changed)}); "
                 "use the same options, --overwrite, or another --out"
             )
-    records, rewrite = _read_predictions(out / "predictions.jsonl", num_classes)
+    records, rewrite = _read_predictions(out / PREDICTIONS, num_classes)
     if rewrite:
-        atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+        rewrite_predictions(out, records)
     return records
 
 
@@ -187,14 +170,12 @@ def keep_previous(
     # prediction would count in top-1 over videos that are not there.
     gone = [r["video"] for r in records if r["video"] not in dataset.order]
     if retried or gone:  # their lines go: retried videos are tried again, and a new line is written for each
-        from bench.results.store import atomic_write_text
-
         again = set(retried) | set(gone)
         records = [r for r in records if r["video"] not in again]
         try:
-            atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+            rewrite_predictions(out, records)
         except OSError as e:
-            raise OutputError(f"cannot write '{out / 'predictions.jsonl'}': {e.strerror or e}") from None
+            raise OutputError(f"cannot write '{out / PREDICTIONS}': {e.strerror or e}") from None
     return records, retried, gone
 
 
@@ -204,7 +185,7 @@ class EvalWriter:
     def __init__(self, out: Path, base: dict[str, Any]) -> None:
         self.out = out
         self.base = base
-        self.predictions = (out / "predictions.jsonl").open("a")
+        self.predictions = (out / PREDICTIONS).open("a")
 
     def line(self, record: dict[str, Any]) -> None:
         try:
@@ -212,14 +193,12 @@ class EvalWriter:
             self.predictions.flush()
             os.fsync(self.predictions.fileno())
         except OSError as e:  # a full disk: one line; the lines written before stay
-            raise OutputError(f"cannot write '{self.out / 'predictions.jsonl'}': {e.strerror or e}") from None
+            raise OutputError(f"cannot write '{self.out / PREDICTIONS}': {e.strerror or e}") from None
 
     def summary(self, state: str, metrics: Metrics, timing: Timing, classes: Sequence[str]) -> dict[str, Any]:
-        from bench.results.store import atomic_write_text
-
         doc = {**self.base, "state": state, **_summary_fields(metrics, timing, self.base)}
         try:
-            atomic_write_text(self.out / "evaluation.json", json.dumps(doc, indent=1, default=str) + "\n")
+            atomic_write_text(self.out / SUMMARY, json.dumps(doc, indent=1, default=str) + "\n")
             if state != "running":
                 atomic_write_text(self.out / "per_class.csv", per_class_csv(metrics, classes))
                 atomic_write_text(self.out / "confusion.csv", confusion_csv(metrics, classes))

@@ -20,8 +20,8 @@ over the uninstrumented latency.
 
 :func:`attribute` is a pure function of a list of :class:`Op` records, so the
 bookkeeping is tested on hand-made event lists; :func:`time_breakdown` runs a
-model and reads the profiler into those records. Numbers only: formatting is
-in :mod:`bench.report.tables`.
+model and reads the profiler into those records. Numbers only: the records and
+their file are :mod:`bench.results.breakdowns`, formatting is in :mod:`bench.report.tables`.
 """
 
 from __future__ import annotations
@@ -31,13 +31,14 @@ import dataclasses
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from bench.results.breakdowns import Breakdown, KindTime, ModuleTime
 from bench.results.records import KINDS
 
 __all__ = [
@@ -46,9 +47,6 @@ __all__ = [
     "ROOT_OPS",
     "SCOPE",
     "Attribution",
-    "Breakdown",
-    "KindTime",
-    "ModuleTime",
     "Op",
     "ProfiledRun",
     "attribute",
@@ -267,99 +265,6 @@ def _ops(events: Sequence[Any], device: bool) -> list[Op]:
 # -- the breakdown ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ModuleTime:
-    """One module's share of an iteration (its children's included), per iteration of the batch."""
-
-    module: str
-    depth: int
-    type: str
-    kind: str
-    """The kind of its own operators (:data:`KINDS`); a composite module's children have their own."""
-    params: int
-    gmacs: float
-    """Forward MACs per clip / 1e9 (train: forward + backward), as every ``gmacs`` column is; ``gmacs_per_s``
-    is of the whole batch."""
-    forward_ms: float
-    backward_ms: float | None
-    latency_ms: float
-    """``forward_ms`` + ``backward_ms``."""
-    pct_time: float
-    pct_macs: float
-    gmacs_per_s: float | None
-    intensity: float | None
-    """Forward FLOPs per byte its leaf modules read and write."""
-    bound: str | None
-
-
-@dataclass(frozen=True)
-class KindTime:
-    """Time and MACs of one kind of work, summed over the model."""
-
-    kind: str
-    latency_ms: float
-    pct_time: float
-    gmacs: float
-    pct_macs: float
-    gmacs_per_s: float | None
-
-
-@dataclass(frozen=True)
-class Breakdown:
-    """Where one iteration's time goes, with its checks."""
-
-    arch: str
-    input_shape: tuple[int, ...]
-    device: str
-    dtype: str
-    mode: str
-    latency_ms: float
-    """Median of the uninstrumented iterations: the whole the lines add up to."""
-    latency_iqr_ms: float
-    profiled_ms: float
-    """Wall time of an instrumented iteration (median over the profiled ones)."""
-    iterations: int
-    attributed_ms: float
-    """Every operator's self time, per iteration: the sum of the depth-1 lines."""
-    profiler_ms: float
-    """The same total as ``torch.profiler``'s ``key_averages()`` gives it."""
-    annotation_ms: float
-    """Self time of the module ranges: Python between operators and the hooks' cost."""
-    modules: list[ModuleTime]
-    kinds: list[KindTime]
-    stages: list[ModuleTime]
-    roofline: dict[str, Any] | None = None
-
-    @property
-    def overhead(self) -> float:
-        """How much the instrumentation slows an iteration (profiled / uninstrumented - 1)."""
-        return self.profiled_ms / self.latency_ms - 1 if self.latency_ms else 0.0
-
-    @property
-    def sum_ratio(self) -> float:
-        """Sum of the depth-1 lines / uninstrumented latency (``docs/design.md``: within 10 % of 1)."""
-        return self.attributed_ms / self.latency_ms if self.latency_ms else 0.0
-
-    @property
-    def profiler_ratio(self) -> float:
-        """Attributed total / ``key_averages()`` total (within 5 % of 1)."""
-        return self.attributed_ms / self.profiler_ms if self.profiler_ms else 0.0
-
-    def to_dict(self, max_depth: int | None = None) -> dict[str, Any]:
-        """Plain data, with the module lines at most ``max_depth`` deep (all of them by default)."""
-        d = asdict(self)
-        if max_depth is not None:
-            d["modules"] = [m for m in d["modules"] if m["depth"] <= max_depth]
-        d.update(
-            overhead=self.overhead,
-            sum_ratio=self.sum_ratio,
-            sum_ok=abs(self.sum_ratio - 1) <= 0.10,
-            profiler_ratio=self.profiler_ratio,
-            profiler_ok=abs(self.profiler_ratio - 1) <= 0.05,
-        )
-        return d
-
-
 def _stage_names(model: nn.Module, macs: Mapping[str, int]) -> list[str]:
     """The model's stages: its children, with a child that holds most of the MACs opened up
     (Inception nets keep every stage inside one ``features`` module)."""
@@ -373,63 +278,90 @@ def _stage_names(model: nn.Module, macs: Mapping[str, int]) -> list[str]:
     return names
 
 
-def _breakdown_rows(
-    model: nn.Module,
-    found: Attribution,
-    iterations: int,
-    macs: Mapping[str, int],
-    traffic: Mapping[str, int],
-    dtype: str,
-    train: bool,
-    roofline: Any,
-    batch: int = 1,
-) -> tuple[list[ModuleTime], list[KindTime], dict[str, ModuleTime]]:
-    """Per-module lines (every module, children summed in), per-kind totals, and lines by name."""
-    from bench.measure.counting import param_count
-    from bench.measure.roofline import intensity
+def _with_children(own: Mapping[str, float]) -> dict[str, float]:
+    """Each module's time with its children's: every module's own time added to it and to all its ancestors."""
+    total: dict[str, float] = defaultdict(float)
+    for name, us in own.items():
+        parts = name.split(".") if name else []
+        for ancestor in {"", *(".".join(parts[: i + 1]) for i in range(len(parts)))}:
+            total[ancestor] += us
+    return total
 
-    kinds = _kinds(model)
-    per = 1000.0 * iterations  # microseconds over all iterations -> ms per iteration
-    fwd_own, bwd_own = found.forward_us, found.backward_us
-    fwd: dict[str, float] = defaultdict(float)
-    bwd: dict[str, float] = defaultdict(float)
-    for own, total in ((fwd_own, fwd), (bwd_own, bwd)):
-        for name, us in own.items():
-            parts = name.split(".") if name else []
-            for ancestor in {"", *(".".join(parts[: i + 1]) for i in range(len(parts)))}:
-                total[ancestor] += us
-    whole_ms = found.total_us / per
-    whole_macs = max(macs.get("", 0), 1)
 
-    def line(
-        name: str, shown: str, depth: int, typ: str, kind: str, f_us: float, b_us: float, params: int
+def _own_macs(model: nn.Module, macs: Mapping[str, int], kinds: Mapping[str, str]) -> dict[str, int]:
+    """MACs by kind, each module's own (its total less its children's): the leaves' layers, and the work a
+    composite module does itself (attention's two matmuls in the attention module's forward), each under its kind."""
+    kind_macs: dict[str, int] = defaultdict(int)
+    for name, module in model.named_modules():
+        prefix = f"{name}." if name else ""
+        own = macs.get(name, 0) - sum(macs.get(prefix + child, 0) for child, _ in module.named_children())
+        kind_macs[kinds[name]] += own
+    return kind_macs
+
+
+@dataclass(frozen=True)
+class _Lines:
+    """Makes the lines of one breakdown: microseconds over all iterations to milliseconds per iteration, MACs to
+    GMACs per clip, and shares of the whole."""
+
+    iterations: int
+    whole_us: float
+    macs: Mapping[str, int]
+    traffic: Mapping[str, int]
+    dtype: str
+    train: bool
+    roofline: Any
+    batch: int
+
+    def _ms(self, us: float) -> float:
+        return us / (1000.0 * self.iterations)
+
+    def _share(self, ms: float) -> float:
+        whole_ms = self._ms(self.whole_us)
+        return ms / whole_ms if whole_ms else 0.0
+
+    @staticmethod
+    def _rate(m: int, ms: float) -> float | None:
+        return m / 1e9 / (ms / 1e3) if ms > 0 and m else None
+
+    def module(
+        self, name: str, shown: str, depth: int, typ: str, kind: str, f_us: float, b_us: float, params: int
     ) -> ModuleTime:
-        m = macs.get(name, 0)
-        ms = (f_us + b_us) / per
-        flops_intensity = intensity(m, traffic.get(name, 0), params, dtype) if traffic.get(name) else None
-        return ModuleTime(
-            module=shown,
-            depth=depth,
-            type=typ,
-            kind=kind,
-            params=params,
-            gmacs=m / batch / 1e9,
-            forward_ms=f_us / per,
-            backward_ms=b_us / per if train else None,
-            latency_ms=ms,
-            pct_time=ms / whole_ms if whole_ms else 0.0,
-            pct_macs=m / whole_macs,
-            gmacs_per_s=m / 1e9 / (ms / 1e3) if ms > 0 and m else None,
-            intensity=flops_intensity,
-            bound=roofline.bound(flops_intensity) if roofline is not None and flops_intensity is not None else None,
-        )
+        from bench.measure.roofline import intensity
 
+        m = self.macs.get(name, 0)
+        ms = self._ms(f_us + b_us)
+        traffic = self.traffic.get(name)
+        flops_intensity = intensity(m, traffic, params, self.dtype) if traffic else None
+        bound = (
+            self.roofline.bound(flops_intensity) if self.roofline is not None and flops_intensity is not None else None
+        )
+        return ModuleTime(
+            module=shown, depth=depth, type=typ, kind=kind, params=params, gmacs=m / self.batch / 1e9,
+            forward_ms=self._ms(f_us), backward_ms=self._ms(b_us) if self.train else None, latency_ms=ms,
+            pct_time=self._share(ms), pct_macs=m / max(self.macs.get("", 0), 1), gmacs_per_s=self._rate(m, ms),
+            intensity=flops_intensity, bound=bound,
+        )  # fmt: skip
+
+    def kind(self, kind: str, us: float, m: int, all_macs: int) -> KindTime:
+        ms = self._ms(us)
+        return KindTime(kind=kind, latency_ms=ms, pct_time=self._share(ms), gmacs=m / self.batch / 1e9,
+                        pct_macs=m / all_macs, gmacs_per_s=self._rate(m, ms))  # fmt: skip
+
+
+def _module_lines(
+    model: nn.Module, found: Attribution, kinds: Mapping[str, str], make: _Lines
+) -> tuple[list[ModuleTime], dict[str, ModuleTime]]:
+    """Every module's line (its children summed in), in the model's order, and the lines by name."""
+    from bench.measure.counting import param_count
+
+    fwd, bwd = _with_children(found.forward_us), _with_children(found.backward_us)
     root_type = type(model).__name__
     by_name: dict[str, ModuleTime] = {}
     lines: list[ModuleTime] = []
     for name, module in model.named_modules():
         depth = 0 if name == "" else name.count(".") + 1
-        entry = line(
+        entry = make.module(
             name, name or root_type, depth, type(module).__name__, kinds[name], fwd[name], bwd[name],
             param_count(module)[0],
         )  # fmt: skip
@@ -438,39 +370,35 @@ def _breakdown_rows(
         if name == "":
             # The root's own operators and what runs outside the model are depth-1 lines of their own,
             # so that the depth-1 lines hold every operator's time.
-            lines.append(line("\0", ROOT_OPS, 1, root_type, "other", fwd_own.get("", 0.0), bwd_own.get("", 0.0), 0))
-            if train or found.outside_us:
-                lines.append(line("\0", OUTSIDE, 1, "", "other", found.outside_us, 0.0, 0))
+            own_f, own_b = found.forward_us.get("", 0.0), found.backward_us.get("", 0.0)
+            lines.append(make.module("\0", ROOT_OPS, 1, root_type, "other", own_f, own_b, 0))
+            if make.train or found.outside_us:
+                lines.append(make.module("\0", OUTSIDE, 1, "", "other", found.outside_us, 0.0, 0))
+    return lines, by_name
 
+
+def _kind_lines(model: nn.Module, found: Attribution, kinds: Mapping[str, str], make: _Lines) -> list[KindTime]:
+    """Time and MACs by kind of work, in :data:`KINDS` order (kinds with neither are left out)."""
     kind_us: dict[str, float] = defaultdict(float)
-    kind_macs: dict[str, int] = defaultdict(int)
-    for name, us in list(fwd_own.items()) + list(bwd_own.items()):
+    for name, us in list(found.forward_us.items()) + list(found.backward_us.items()):
         kind_us[kinds.get(name, "other")] += us
-    # Each module's own MACs (its total less its children's): the leaves' layers, and the work a composite
-    # module does itself (attention's two matmuls in the attention module's forward), each under its kind.
-    for name, module in model.named_modules():
-        prefix = f"{name}." if name else ""
-        own_macs = macs.get(name, 0) - sum(macs.get(prefix + child, 0) for child, _ in module.named_children())
-        kind_macs[kinds[name]] += own_macs
     kind_us["other"] += found.outside_us
-    leaf_total = max(sum(kind_macs.values()), 1)  # shares of the model's MACs: they add up to one exactly
-    kind_rows = []
-    for kind in KINDS:
-        us, m = kind_us.get(kind, 0.0), kind_macs.get(kind, 0)
-        if not us and not m:
-            continue
-        ms = us / per
-        kind_rows.append(
-            KindTime(
-                kind=kind,
-                latency_ms=ms,
-                pct_time=ms / whole_ms if whole_ms else 0.0,
-                gmacs=m / batch / 1e9,
-                pct_macs=m / leaf_total,
-                gmacs_per_s=m / 1e9 / (ms / 1e3) if ms > 0 and m else None,
-            )
-        )
-    return lines, kind_rows, by_name
+    kind_macs = _own_macs(model, make.macs, kinds)
+    all_macs = max(sum(kind_macs.values()), 1)  # shares of the model's MACs: they add up to one exactly
+    return [
+        make.kind(kind, kind_us.get(kind, 0.0), kind_macs.get(kind, 0), all_macs)
+        for kind in KINDS
+        if kind_us.get(kind, 0.0) or kind_macs.get(kind, 0)
+    ]
+
+
+def _breakdown_rows(
+    model: nn.Module, found: Attribution, make: _Lines
+) -> tuple[list[ModuleTime], list[KindTime], dict[str, ModuleTime]]:
+    """Per-module lines (every module, children summed in), per-kind totals, and lines by name."""
+    kinds = _kinds(model)
+    lines, by_name = _module_lines(model, found, kinds, make)
+    return lines, _kind_lines(model, found, kinds, make), by_name
 
 
 @dataclass(frozen=True)
@@ -613,9 +541,8 @@ def time_breakdown(
     uninstrumented()
     whole = Measurement(tuple(times), warmup=warmup)
     found, walls, profiler_us = run.attribution, run.walls, run.profiler_us
-    lines, kinds, by_name = _breakdown_rows(
-        model, found, iterations, macs, traffic, config.dtype, train, roofline, config.batch
-    )
+    make = _Lines(iterations, found.total_us, macs, traffic, config.dtype, train, roofline, config.batch)
+    lines, kinds, by_name = _breakdown_rows(model, found, make)
     stages = [by_name[n] for n in _stage_names(model, analysis.by_module()) if n in by_name]
     walls.sort()
     return Breakdown(

@@ -16,7 +16,8 @@ answers every question about it (total, by module, by operator, activations,
 parameters, operators it could not count). :func:`count` and
 :func:`module_breakdown` are thin wrappers that build a registered architecture
 and read the analysis. The MAC counters themselves are a table,
-:data:`COUNTERS`, read by :func:`count_with`. The functions here return
+:data:`COUNTERS`, read by :func:`count_with`; the counting rules (which operators are free,
+the formulas FlopCounterMode lacks) are :mod:`bench.measure.mac_rules`'s. The functions here return
 numbers; formatting lives in :mod:`bench.report.tables`.
 """
 
@@ -32,14 +33,12 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
-from torch.utils import flop_counter
-from torch.utils.flop_counter import FlopCounterMode
 
 import archs
+from bench.measure.mac_rules import MAC_FREE_OPS, RecordingCounter, counter_mode, total_macs
 
 __all__ = [
     "COUNTERS",
-    "MAC_FREE_OPS",
     "Counts",
     "MacAnalysis",
     "MacCount",
@@ -107,127 +106,6 @@ class ModuleStats:
     """Activation elements its leaf modules read and write."""
 
 
-# Operators seen in a forward that have no multiply-accumulates under the convention, by
-# why. Every other operator that FlopCounterMode does not count is reported by
-# ``MacAnalysis.unsupported_ops()`` (fvcore's rule: an operator is counted, declared free,
-# or reported); a test holds that list empty for every registered architecture, so an
-# architecture that brings a new operator either gets its rule here or shows its hole.
-_FREE_BY_KIND: dict[str, tuple[str, ...]] = {
-    "normalisation": (
-        "_native_batch_norm_legit_no_training",
-        "_native_batch_norm_legit",
-        "_native_batch_norm_legit_functional",
-        "native_batch_norm",
-        "cudnn_batch_norm",
-        "native_layer_norm",
-        "native_group_norm",
-    ),
-    "activation": (
-        "relu",
-        "relu_",
-        "sigmoid",
-        "sigmoid_",
-        "tanh",
-        "tanh_",
-        "gelu",
-        "silu",
-        "silu_",
-        "hardtanh",
-        "hardtanh_",
-        "hardswish",
-        "hardswish_",
-        "hardsigmoid",
-        "leaky_relu",
-        "leaky_relu_",
-        "elu",
-        "elu_",
-        "threshold",
-        "clamp",
-        "clamp_min",
-        "_softmax",
-        "_safe_softmax",
-        "_log_softmax",
-    ),
-    "pooling": (
-        "max_pool2d_with_indices",
-        "max_pool3d_with_indices",
-        "avg_pool2d",
-        "avg_pool3d",
-        "_adaptive_avg_pool2d",
-        "_adaptive_avg_pool3d",
-        "adaptive_max_pool2d",
-        "adaptive_max_pool3d",
-    ),
-    "elementwise": (
-        "add",
-        "add_",
-        "sub",
-        "sub_",
-        "mul",
-        "mul_",
-        "div",
-        "div_",
-        "neg",
-        "sqrt",
-        "rsqrt",
-        "pow",
-        "eq",
-        "ne",
-    ),
-    "reduction": ("mean", "sum", "amax", "max", "min"),
-    "memory": (
-        "empty",
-        "empty_like",
-        "zeros",
-        "ones",
-        "full",
-        "fill_",
-        "zero_",
-        "clone",
-        "copy_",
-        "_to_copy",
-        "detach",
-        "alias",
-        "lift_fresh",
-        "view",
-        "_unsafe_view",
-        "t",
-        "transpose",
-        "permute",
-        "unsqueeze",
-        "squeeze",
-        "expand",
-        "slice",
-        "select",
-        "split",
-        "split_with_sizes",
-        "index_select",
-        "linspace",
-        "index",
-        "roll",
-        "cat",
-        "stack",
-        "constant_pad_nd",
-        "native_dropout",
-        "bernoulli_",
-        "unbind",
-        "zeros_like",
-        "arange",
-    ),
-    # Position tables resized to another token grid (the video ViTs, MViT); nearest-neighbour is an index.
-    "resampling": (
-        "upsample_nearest1d",
-        "upsample_nearest2d",
-        "upsample_linear1d",
-        "upsample_bilinear2d",
-        "upsample_bicubic2d",
-        "_unsafe_index",
-    ),
-}
-MAC_FREE_OPS: dict[str, str] = {f"aten.{op}": kind for kind, ops in _FREE_BY_KIND.items() for op in ops}
-"""Operator name (``aten.relu_``) -> why it has no MACs; extend it for an operator of your own."""
-
-
 def param_count(model: nn.Module) -> tuple[int, int]:
     """(total, trainable) parameters; shared tensors are counted once."""
     seen: dict[int, nn.Parameter] = {id(p): p for p in model.parameters()}
@@ -241,12 +119,6 @@ def build_meta(arch: str, **arch_kwargs: Any) -> nn.Module:
     with torch.device("meta"):
         model = archs.create_model(arch, **arch_kwargs)
     return model.eval()
-
-
-def _macs(counter: FlopCounterMode) -> int:
-    # FlopCounterMode counts a multiply-add as 2 FLOPs for every operator it knows.
-    flops = counter.get_total_flops()
-    return int(flops) // 2
 
 
 @contextmanager
@@ -270,63 +142,6 @@ def _activation_hooks(model: nn.Module) -> Iterator[tuple[dict[str, int], dict[s
     finally:
         for h in handles:
             h.remove()
-
-
-def _cpu_attention_flops(query_shape: Any, key_shape: Any, value_shape: Any, *args: Any, **kwargs: Any) -> int:
-    return int(flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape))
-
-
-def _cpu_attention_backward_flops(
-    grad_out_shape: Any, query_shape: Any, key_shape: Any, value_shape: Any, *args: Any, **kwargs: Any
-) -> int:
-    # Each of the two matmuls has two gradients of its own size: twice the forward, as the math path
-    # (on the meta device) counts. torch's own backward formula also counts the fused kernel's
-    # recomputation of Q K^T (2.5x), which is not work of the model.
-    return 2 * _cpu_attention_flops(query_shape, key_shape, value_shape)
-
-
-def _attention_formulas() -> dict[Any, Any]:
-    """``scaled_dot_product_attention``'s CPU kernels, which FlopCounterMode does not know (pytorch#195460).
-
-    On the meta device SDPA falls back to its math path (two ``bmm``), which
-    FlopCounterMode counts; on the CPU it runs a fused kernel that it counts as
-    zero, so a model counted on the CPU (``--counter`` runs, ``inspect --time``)
-    would lose its attention matmuls. The formula is torch's own for the GPU
-    kernels: the two matmuls, Q K^T and the weights times V.
-    """
-    formulas: dict[Any, Any] = {}
-    aten = torch.ops.aten
-    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
-        formulas[aten._scaled_dot_product_flash_attention_for_cpu] = _cpu_attention_flops
-    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward"):
-        formulas[aten._scaled_dot_product_flash_attention_for_cpu_backward] = _cpu_attention_backward_flops
-    return formulas
-
-
-def counter_mode() -> FlopCounterMode:
-    """A ``FlopCounterMode`` that also counts the CPU's fused attention kernels (see :func:`_attention_formulas`)."""
-    return FlopCounterMode(display=False, custom_mapping=_attention_formulas())
-
-
-class _RecordingCounter(FlopCounterMode):
-    """FlopCounterMode that also keeps, per module, the operators it saw and did not count.
-
-    It overrides FlopCounterMode's private ``_count_flops`` (torch 2.x), the one call
-    every undecomposed operator reaches; ``tests/test_design_counting.py`` notices if a
-    torch release stops calling it.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(display=False, custom_mapping=_attention_formulas())
-        self.uncounted: dict[str, Counter[str]] = {}
-
-    def _count_flops(self, func_packet: Any, out: Any, args: Any, kwargs: Any) -> Any:
-        # Called once for every operator that reaches the counter undecomposed, counted or not.
-        if func_packet not in self.flop_registry:
-            op = str(func_packet)
-            for parent in self.mod_tracker.parents:
-                self.uncounted.setdefault(parent, Counter())[op] += 1
-        return super()._count_flops(func_packet, out, args, kwargs)
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -355,7 +170,7 @@ class MacAnalysis:
     def __init__(self, model: nn.Module, shape: Sequence[int]) -> None:
         self.model = model
         self.shape = tuple(shape)
-        self._counter: _RecordingCounter | None = None
+        self._counter: RecordingCounter | None = None
         self._written: dict[str, int] = {}
         self._read: dict[str, int] = {}
         self._output: torch.Size | str = ""
@@ -367,10 +182,10 @@ class MacAnalysis:
     def _input(self) -> torch.Tensor:
         return torch.empty(self.shape, device=_model_device(self.model))
 
-    def _forward(self) -> _RecordingCounter:
+    def _forward(self) -> RecordingCounter:
         if self._counter is None:
             x = self._input()
-            with _activation_hooks(self.model) as (written, read), torch.no_grad(), _RecordingCounter() as counter:
+            with _activation_hooks(self.model) as (written, read), torch.no_grad(), RecordingCounter() as counter:
                 out = self.model(x)
             self._written, self._read = written, read
             self._output = out.shape if isinstance(out, torch.Tensor) else type(out).__name__
@@ -388,7 +203,7 @@ class MacAnalysis:
             x = self._input()
             with counter_mode() as both:
                 self.model(x).sum().backward()
-            self._train_macs = _macs(both)
+            self._train_macs = total_macs(both)
         return self._train_macs
 
     # -- MACs ---------------------------------------------------------------------------
@@ -396,7 +211,7 @@ class MacAnalysis:
     def total(self, module: str = "") -> int:
         """Forward MACs of the whole batch, of the model or of one module (with its children)."""
         if module == "":
-            return _macs(self._forward())
+            return total_macs(self._forward())
         return self.by_module().get(module, 0)
 
     def _tracked(self) -> dict[str, dict[str, int]]:

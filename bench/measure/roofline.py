@@ -22,13 +22,14 @@ import contextlib
 import json
 import math
 import os
-import stat
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
+
+from bench.errors import UsageError
+from bench.results.io import atomic_write_text, read_text
 
 __all__ = [
     "DTYPE_BYTES",
@@ -240,19 +241,10 @@ _CACHE_CAP = 1 << 20
 
 def _read_cache(path: Path) -> dict[str, Any]:
     """The cache's entries; a missing, damaged, oversized or non-regular file reads as empty (measure again:
-    a cache is never a source of truth). Opened without blocking, so a FIFO cannot hang the run."""
+    a cache is never a source of truth). Read with :func:`~bench.results.io.read_text`: a FIFO cannot hang the run."""
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return {}
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                return {}
-            raw = f.read(_CACHE_CAP + 1)
-        if len(raw) > _CACHE_CAP:
-            return {}
-        data = json.loads(raw.decode("utf-8"))
-    except (OSError, ValueError, RecursionError):
+        data = json.loads(read_text(path, "roofline cache", _CACHE_CAP))
+    except (UsageError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -260,15 +252,7 @@ def _read_cache(path: Path) -> dict[str, Any]:
 def _write_cache(path: Path, data: dict[str, Any]) -> None:
     """Replace the cache atomically; a cache that cannot be written is not an error."""
     with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".roofline-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(data, f, indent=1, sort_keys=True)
-            os.replace(tmp, path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def is_cached(roofline: dict[str, Any], path: Path | None = None) -> bool:

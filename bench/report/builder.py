@@ -1,35 +1,34 @@
 """The report builder: ``vbench report`` and ``vbench history`` write their folders from saved runs.
 
 Numbers come from :mod:`bench.report.tradeoff` and :mod:`bench.report.history`; the Markdown from
-:mod:`bench.report.markdown`, the figures from :mod:`bench.report.plots`, the pages from :mod:`bench.report.html`.
-This module reads the runs, checks the folder (never writing over files it did not write), and writes.
+:mod:`bench.report.markdown`, the figures from :mod:`bench.report.plots`, the pages from
+:mod:`bench.report.html_report` and :mod:`bench.report.html_history`. This module reads the runs, checks the
+folder (never writing over files it did not write), and writes.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 import archs
 from bench.errors import OutputError, UsageError
 from bench.report import markdown as report_md
+from bench.report.history import History, history_frame
+from bench.report.tradeoff import SECTIONS, accuracy_records, overridden, report_frames, report_text, unjoined
+from bench.results.accuracy import load_accuracy
+from bench.results.breakdowns import load_breakdowns
+from bench.results.evaluation import is_evaluation, load_evaluation
+from bench.results.io import show_path
 from bench.results.schema import is_contended
-from bench.results.validate import (
-    is_evaluation,
-    load_accuracy,
-    load_breakdowns,
-    load_evaluation,
-    show_path,
-)
 
 __all__ = ["MANIFEST", "REPORT_FILES", "check_report_folder", "write_history", "write_report"]
-
-# ---------------------------------------------------------------- accuracy
-from bench.report.history import History, history_frame
-from bench.report.tradeoff import SECTIONS, _markdown, accuracy_records, overridden, unjoined
 
 
 def _rooflines(envs: Sequence[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -127,7 +126,7 @@ def check_report_folder(out_dir: Path, overwrite: bool = False) -> set[str]:
 
 
 def _write_manifest(out_dir: Path, names: set[str]) -> Path:
-    from bench.results.store import atomic_write_text
+    from bench.results.io import atomic_write_text
 
     path = out_dir / MANIFEST
     atomic_write_text(path, json.dumps({"written_by": "vbench report", "files": sorted(names)}, indent=1) + "\n")
@@ -161,7 +160,7 @@ def write_report(
             did not write (they are left alone). See :func:`check_report_folder`.
         breakdowns: ``vbench inspect --time --json`` files: their time by kind of work joins the
             "Why latency does not follow MACs" section and its figure.
-        html: Also write ``report.html``, the interactive page (:mod:`bench.report.html`; needs plotly).
+        html: Also write ``report.html``, the interactive page (:mod:`bench.report.html_report`; needs plotly).
         include_contended: Put latencies timed on a shared machine (``contended``) into the scaling fits and
             the latency Pareto front (by default they are shown, marked, and left out of both).
 
@@ -173,84 +172,142 @@ def write_report(
             report folder that is a file or holds other files (all before
             anything is written); OutputError: a folder that cannot be written.
     """
-    from bench.results.store import atomic_write_text, load_results
-
     if html:
         from bench.report.html import require_plotly
 
         require_plotly()
     own = check_report_folder(out_dir, overwrite)
+    inputs = _read_inputs(sources, accuracy_file, published, breakdowns)
+    frames = report_frames(inputs.rows, inputs.accuracy, include_contended)
+    notes = unjoined(inputs.accuracy, inputs.rows) + overridden(inputs.accuracy)
+    text = report_text(frames, [str(s) for s in sources], {"throughput": report_md.kinds_lines(inputs.kinds)})
+    said = _contended_note(inputs.rows, include_contended)
+    if said:
+        text += "\n" + said + "\n"
+        notes.append(said)
+    try:
+        text, written = _write_folder(out_dir, own, frames, text, inputs, plots=plots, variants=variants,
+                                      html=html, include_contended=include_contended, notes=notes)  # fmt: skip
+    except OSError as e:
+        raise OutputError(f"cannot write the report into {show_path(out_dir)}: {e.strerror or e}") from None
+    return text, written, notes
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What a report reads: the runs' rows and the rooflines they recorded, the accuracy records, the breakdowns."""
+
+    sources: list[str]
+    rows: list[dict[str, Any]]
+    rooflines: dict[tuple[str, str], dict[str, Any]]
+    accuracy: list[dict[str, Any]]
+    kinds: list[dict[str, Any]]
+
+
+def _read_inputs(
+    sources: Sequence[str | Path],
+    accuracy_file: str | Path | None,
+    published: bool,
+    breakdowns: Sequence[str | Path],
+) -> _Inputs:
+    """Read and check every input, before anything is written (where :func:`write_report` raises ``UsageError``)."""
+    from bench.results.store import load_results
+
     measured = [load_evaluation(source) for source in sources if is_evaluation(source)]
     runs = [load_results(source) for source in sources if not is_evaluation(source)]
     if not runs:
         raise UsageError("no profile run among the inputs: evaluations join the costs of a profile run")
-    rows = [row for run_rows, _ in runs for row in run_rows]
     user = load_accuracy(accuracy_file) if accuracy_file is not None else []
     kinds = [b for path in breakdowns for b in load_breakdowns(path)]
+    rows = [row for run_rows, _ in runs for row in run_rows]
     accuracy = accuracy_records(user, published, measured)
-    frames = {s.name: s.compute(rows, accuracy, include_contended) for s in SECTIONS}
-    notes = unjoined(accuracy, rows) + overridden(accuracy)
-    text = _markdown(frames, [str(s) for s in sources], {"throughput": report_md.kinds_lines(kinds)})
+    return _Inputs([str(s) for s in sources], rows, _rooflines([env for _, env in runs]), accuracy, kinds)
+
+
+def _contended_note(rows: Sequence[dict[str, Any]], include_contended: bool) -> str | None:
+    """The report's sentence on rows timed on a shared machine, None when there is none."""
     n_contended = sum(is_contended(r) for r in rows)
-    if n_contended:
-        how = (
-            "included in the scaling fits and the latency Pareto front (--include-contended)"
-            if include_contended
-            else "left out of the scaling fits and the latency Pareto front (--include-contended puts them in)"
-        )
-        said = (
-            f"(contended): {n_contended} row{'s were' if n_contended != 1 else ' was'} timed while another workload "
-            f"took a material part of the machine; their latencies are marked and {how}."
-        )
-        text += "\n" + said + "\n"
-        notes.append(said)
+    if not n_contended:
+        return None
+    how = (
+        "included in the scaling fits and the latency Pareto front (--include-contended)"
+        if include_contended
+        else "left out of the scaling fits and the latency Pareto front (--include-contended puts them in)"
+    )
+    return (
+        f"(contended): {n_contended} row{'s were' if n_contended != 1 else ' was'} timed while another workload "
+        f"took a material part of the machine; their latencies are marked and {how}."
+    )
+
+
+def _write_folder(
+    out_dir: Path,
+    own: set[str],
+    frames: Mapping[str, pd.DataFrame],
+    text: str,
+    inputs: _Inputs,
+    *,
+    plots: bool,
+    variants: bool | None,
+    html: bool,
+    include_contended: bool,
+    notes: list[str],
+) -> tuple[str, list[Path]]:
+    """Write the CSVs, the figures, report.md (``text`` and its figures), report.html and the manifest; return the
+    Markdown and the paths written (report.md first, the manifest last). Notes for the user go into ``notes``."""
+    from bench.results.io import atomic_write_text
 
     written: list[Path] = []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # First claim every name this report may write, so that an interrupted report is still ours.
+    planned = {"report.md", *(f"{t}.csv" for t in _TABLES)} | (set(REPORT_FILES) if plots else set())
+    planned |= {"report.html"} if html else set()
+    _write_manifest(out_dir, own | planned)
+    for name, frame in frames.items():
+        path = out_dir / f"{name}.csv"
+        atomic_write_text(path, frame.to_csv(index=False))
+        written.append(path)
+    if plots:
+        written += _draw_figures(out_dir, frames, inputs, variants, notes)
+    text += report_md.figures_markdown([p for p in written if p.suffix == ".png"], _COUNTED_AFRESH)
+    md = out_dir / "report.md"
+    atomic_write_text(md, text)
+    if html:
+        from bench.report.html_report import chart_points, report_html
+
+        page = out_dir / "report.html"
+        titles = {s.name: s.title for s in SECTIONS}
+        atomic_write_text(page, report_html(frames, chart_points(inputs.rows, inputs.accuracy), inputs.sources,
+                                            rooflines=inputs.rooflines, breakdowns=inputs.kinds, titles=titles,
+                                            include_contended=include_contended))  # fmt: skip
+        written.append(page)
+    # Files of an earlier report that this one did not rewrite stay (and stay listed): nothing is deleted.
+    still = {name for name in own if (out_dir / name).is_file()}
+    manifest = _write_manifest(out_dir, still | {md.name, *(p.name for p in written)})
+    return text, [md, *written, manifest]
+
+
+def _draw_figures(
+    out_dir: Path, frames: Mapping[str, pd.DataFrame], inputs: _Inputs, variants: bool | None, notes: list[str]
+) -> list[Path]:
+    """The report's figures (none, with a note, where matplotlib is not installed)."""
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        # First claim every name this report may write, so that an interrupted report is still ours.
-        planned = {"report.md", *(f"{t}.csv" for t in _TABLES)} | (set(REPORT_FILES) if plots else set())
-        planned |= {"report.html"} if html else set()
-        _write_manifest(out_dir, own | planned)
-        for name, frame in frames.items():
-            path = out_dir / f"{name}.csv"
-            atomic_write_text(path, frame.to_csv(index=False))
-            written.append(path)
-        if plots:
-            try:
-                from bench.report import plots as figures
-            except ImportError:
-                notes.append("plots skipped: matplotlib is not installed (pip install 'vbench[plot]')")
-            else:
-                written += figures.plot_tradeoff(frames["tradeoff"], "gmacs", out_dir / "tradeoff_gmacs")
-                written += figures.plot_tradeoff(frames["tradeoff"], "latency_ms", out_dir / "tradeoff_latency")
-                written += figures.plot_scaling(rows, out_dir / "scaling")
-                written += figures.plot_growth(rows, out_dir / "growth")
-                written += figures.plot_roofline(frames["throughput"], _rooflines([e for _, e in runs]),
-                                                 out_dir / "roofline")  # fmt: skip
-                written += figures.plot_time_by_kind(kinds, out_dir / "time_by_kind")
-                if variants or (variants is None and _holds_mixed_family(rows)):
-                    from bench.report.variants import resnet_variants, split_sweep
+        from bench.report import plots as figures
+    except ImportError:
+        notes.append("plots skipped: matplotlib is not installed (pip install 'vbench[plot]')")
+        return []
+    rows = inputs.rows
+    written = figures.plot_tradeoff(frames["tradeoff"], "gmacs", out_dir / "tradeoff_gmacs")
+    written += figures.plot_tradeoff(frames["tradeoff"], "latency_ms", out_dir / "tradeoff_latency")
+    written += figures.plot_scaling(rows, out_dir / "scaling")
+    written += figures.plot_growth(rows, out_dir / "growth")
+    written += figures.plot_roofline(frames["throughput"], inputs.rooflines, out_dir / "roofline")
+    written += figures.plot_time_by_kind(inputs.kinds, out_dir / "time_by_kind")
+    if variants or (variants is None and _holds_mixed_family(rows)):
+        from bench.report.variants import resnet_variants, split_sweep
 
-                    written += figures.plot_variants(split_sweep(), resnet_variants(), out_dir / "mixed_variants")
-        text += report_md.figures_markdown([p for p in written if p.suffix == ".png"], _COUNTED_AFRESH)
-        md = out_dir / "report.md"
-        atomic_write_text(md, text)
-        if html:
-            from bench.report.html import chart_points, report_html
-
-            page = out_dir / "report.html"
-            titles = {s.name: s.title for s in SECTIONS}
-            atomic_write_text(page, report_html(frames, chart_points(rows, accuracy), [str(s) for s in sources],
-                                                rooflines=_rooflines([e for _, e in runs]), breakdowns=kinds,
-                                                titles=titles, include_contended=include_contended))  # fmt: skip
-            written.append(page)
-        # Files of an earlier report that this one did not rewrite stay (and stay listed): nothing is deleted.
-        still = {name for name in own if (out_dir / name).is_file()}
-        manifest = _write_manifest(out_dir, still | {md.name, *(p.name for p in written)})
-    except OSError as e:
-        raise OutputError(f"cannot write the report into {show_path(out_dir)}: {e.strerror or e}") from None
-    return text, [md, *written, manifest], notes
+        written += figures.plot_variants(split_sweep(), resnet_variants(), out_dir / "mixed_variants")
+    return written
 
 
 def write_history(
@@ -264,9 +321,9 @@ def write_history(
     from bench.errors import OutputError, UsageError
     from bench.results.compare import load_compare_config
     from bench.results.config import default_config
-    from bench.results.store import atomic_write_text, load_results
-    from bench.results.validate import show_path
-    from bench.run.rundir import new_run_dir, probe_writable
+    from bench.results.io import atomic_write_text, probe_writable
+    from bench.results.store import load_results
+    from bench.run.rundir import new_run_dir
 
     if len(sources) < 2:
         raise UsageError("history needs at least two runs")
@@ -280,7 +337,7 @@ def write_history(
     history = history_frame(runs, tolerances)
     if not html:
         return history, None
-    from bench.report.html import history_html
+    from bench.report.html_history import history_html
 
     page = history_html(history)
     folder = out_dir if out_dir is not None else new_run_dir(Path("reports/runs"), "history-")

@@ -1,7 +1,7 @@
 """``vbench history``: each configuration's costs across runs, oldest commit first, judged as ``vbench compare``
 judges two runs (:func:`bench.results.compare.compare_rows`: the same marks, tolerances and tests).
 
-Numbers only; :func:`history_summary` is the text the command prints and :func:`bench.report.html.history_html`
+Numbers only; :func:`history_summary` is the text the command prints and :func:`bench.report.html_history.history_html`
 the page.
 """
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report.tables import markdown_table, md_code, md_escape, md_image
+from bench.report.escape import markdown_table, md_code, md_escape, md_image
 from bench.results.records import KINDS
 from bench.results.schema import is_missing
 

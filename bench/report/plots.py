@@ -339,16 +339,9 @@ def plot_scaling(rows: Sequence[dict[str, Any]], stem: Path) -> list[Path]:
                             label=None if per_iter else _legend_label(label))  # fmt: skip
         ax.plot([], [], "-", color="0.3", label="MACs per iteration")
         ax.plot([], [], "--", color="0.3", label="latency")
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log", base=2)
+        _growth_axes(ax, _AXIS_LABELS[axis] + " (log scale)", "growth from the smallest value (log scale)")
         ax.set_xticks(sorted(ticks), [f"{t:g}" for t in sorted(ticks)])
         ax.xaxis.set_minor_locator(NullLocator())
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"x{v:g}"))
-        ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel(_AXIS_LABELS[axis] + " (log scale)")
-        ax.set_ylabel("growth from the smallest value (log scale)")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
     fig.suptitle("Scaling along each axis (the other axes at their largest values)")
     fig.tight_layout()
     return _save(fig, stem)
@@ -383,17 +376,26 @@ def plot_growth(rows: Sequence[dict[str, Any]], stem: Path) -> list[Path]:
             ax.plot([v / 1e6 for v in voxels], [p[3] / v / first for p, v in zip(line, voxels)], "-",
                     marker=marker, ms=4, lw=1, color=_colour(family),
                     label=_legend_label(label) if i == 0 else None)  # fmt: skip
+    _growth_axes(
+        ax,
+        "clip voxels T x H x W (millions, log scale); a line joins the sizes of one clip length",
+        "MACs per voxel, from the smallest clip (log scale)",
+    )
+    ax.set_title("Cost per voxel as the clip grows: flat is in proportion to the clip")
+    fig.tight_layout()
+    return _save(fig, stem)
+
+
+def _growth_axes(ax: Axes, xlabel: str, ylabel: str) -> None:
+    """Log-2 axes for growth from a smallest value (y ticks ``x2``, ``x4``), labelled, with a grid and a legend."""
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"x{v:g}"))
     ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("clip voxels T x H x W (millions, log scale); a line joins the sizes of one clip length")
-    ax.set_ylabel("MACs per voxel, from the smallest clip (log scale)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
-    ax.set_title("Cost per voxel as the clip grows: flat is in proportion to the clip")
-    fig.tight_layout()
-    return _save(fig, stem)
 
 
 def _groups(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

@@ -1,31 +1,22 @@
-"""Presentation: rich tables for the terminal and Markdown tables for files.
+"""Presentation of a run's rows and of ``vbench inspect``: rich tables for the terminal, and the run's Markdown.
 
 Numbers arrive here already computed (by :mod:`bench.measure.counting`,
 :mod:`bench.measure.timing`, ...); this module only scales and formats them.
 
 Text that comes from outside (architecture names a plugin registered, a
-model's error message, strings read from a results or accuracy file, paths)
-is shown literally, whatever it holds (``docs/guarantees.md``, "Escaping"):
-
-- in Markdown it goes through :func:`md_escape` (table cells and inline text),
-  :func:`md_code` (an inline code span) or :func:`md_fence` (a fenced block),
-  so that it can neither add a table row or cell nor become HTML, a link, an
-  image, code or emphasis; :func:`markdown_table` escapes every cell itself;
-- in rich tables every cell is a :class:`rich.text.Text` (never parsed as
-  markup), and :func:`plain` makes such a Text of one line for the CLI.
-
-Both also replace control characters (a terminal escape sequence in an error
-message must not reach the terminal) and bidirectional-override characters.
+model's error message, strings read from a results file, paths) is shown
+literally, whatever it holds (``docs/guarantees.md``, "Escaping"): in rich
+tables every cell is a :class:`rich.text.Text` (never parsed as markup) of one
+line (:func:`bench.report.escape.one_line`), and :func:`plain` makes such a
+Text for the CLI; in Markdown it goes through :mod:`bench.report.escape`.
+The verdict of ``vbench compare`` is :mod:`bench.report.verdict`'s.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, JustifyMethod, RenderResult
@@ -34,7 +25,8 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.measure.roofline import intensity
-from bench.results.columns import LABELS, SUMMARY_COLUMNS, Column, column
+from bench.report.escape import markdown_table, md_escape, one_line
+from bench.results.columns import SUMMARY_COLUMNS, column
 from bench.results.records import Row
 from bench.results.schema import clip_of, is_contended
 
@@ -43,19 +35,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "arch_table",
-    "compare_markdown",
+    "breakdown_checks",
     "contended_footnote",
     "fmt_input",
     "inspect_table",
-    "markdown_table",
-    "md_code",
-    "md_escape",
-    "md_fence",
-    "md_image",
+    "kind_table",
     "plain",
     "row_line",
     "summary_markdown",
     "summary_table",
+    "time_table",
     "tokens_table",
 ]
 
@@ -65,151 +54,13 @@ def fmt_input(shape: Sequence[int]) -> str:
     return "x".join(str(v) for v in shape)
 
 
-# ---------------------------------------------------------------- text from outside
-
-_BREAKS = re.compile("\r\n|[\n\r\t\v\f\x1c-\x1f\x85\u2028\u2029]")
-_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def _one_line(value: object) -> str:
-    """``str(value)`` on one line: line breaks and tabs become spaces, other control characters ``\\xNN``.
-
-    Bidirectional overrides (which could make a name read as another) become U+FFFD.
-    """
-    text = str(value)
-    if text.isprintable():
-        return text
-    text = _BREAKS.sub(" ", text)
-    return "".join(
-        f"\\x{ord(c):02x}" if unicodedata.category(c) == "Cc" else "\ufffd" if c in _BIDI else c for c in text
-    )
-
-
 def plain(text: object) -> Text:
     """A line for ``console.print`` that shows ``text`` literally: no markup, no emoji codes, no highlighting.
 
     ``console.print(f"wrote {path}")`` parses the path as rich markup (``[/]``
     raises, ``[red]`` vanishes); ``console.print(plain(f"wrote {path}"))`` does not.
     """
-    return Text(_one_line(text))
-
-
-def _is_space(c: str) -> bool:
-    return c.isspace()
-
-
-def _is_punct(c: str) -> bool:
-    return unicodedata.category(c)[0] in "PS"
-
-
-def _delimiter_is_inert(run: str, before: str | None, after: str | None) -> bool:
-    """Whether a run of ``*``, ``_`` or ``~`` can neither open nor close emphasis (CommonMark flanking rules).
-
-    ``before``/``after``: the neighbouring characters; None where the run touches
-    the edge of the escaped text and what lies beyond is not known.
-    """
-    if before is None or after is None:
-        # Only an intraword underscore is inert whatever surrounds the text.
-        return False
-    left = not _is_space(after) and (not _is_punct(after) or _is_space(before) or _is_punct(before))
-    right = not _is_space(before) and (not _is_punct(before) or _is_space(after) or _is_punct(after))
-    if run[0] == "_":
-        opens = left and (not right or _is_punct(before))
-        closes = right and (not left or _is_punct(after))
-        return not (opens or closes)
-    return not (left or right)
-
-
-_DELIMITERS = re.compile(r"\*+|_+|~+")
-_BLOCK_START = re.compile(r"^(?:#{1,6}(?=\s|$)|[-+](?=\s|$)|(?:-[ \t]*){3,}$|\[)")
-"""What begins a heading, a list item, a thematic break or a link reference definition at the start of a line."""
-_LIST_NUMBER = re.compile(r"^(\d{1,9})([.)])(?=\s|$)")
-
-
-def md_escape(value: object, *, cell: bool = False) -> str:
-    """``value`` as Markdown text that renders literally (GitHub Flavored Markdown, which allows HTML).
-
-    Line breaks become spaces; ``\\``, ``|``, backticks and ``$`` (math) are
-    backslash-escaped; ``<``, ``>`` and an ``&`` that could start an entity
-    become entities; ``]`` before ``(`` or ``[`` (a link or image) is escaped,
-    and so is any ``*``, ``_`` or ``~`` that could open or close emphasis or
-    strike-through. What cannot do harm is left as it is, so that ordinary
-    names, numbers and sentences (``r2plus1d_18``, ``16x112x112``, ``Carreira &
-    Zisserman``, ``[P]``) come out unchanged.
-
-    Args:
-        cell: The value is a whole table cell (its own inline context, between
-            ``" | "``). Otherwise it may stand anywhere in a line, also at its
-            start: a leading block marker (``# ``, ``- ``, ``+ ``, ``1. ``,
-            ``---``, ``[``) is escaped, and so is a delimiter at its edges.
-            Never put ``(`` or ``[`` right after the escaped text.
-    """
-    return _md_escape(value, cell=cell, brackets=False)
-
-
-def _md_escape(value: object, *, cell: bool, brackets: bool) -> str:
-    """:func:`md_escape`; ``brackets``: escape every ``[`` and ``]`` (inside a link's or image's text)."""
-    text = _one_line(value).strip()
-    if not text:
-        return text
-    keep: set[int] = set()
-    for m in _DELIMITERS.finditer(text):
-        before: str | None
-        after: str | None
-        if cell:
-            before = text[m.start() - 1] if m.start() else " "
-            after = text[m.end()] if m.end() < len(text) else " "
-        else:
-            before = text[m.start() - 1] if m.start() else None
-            after = text[m.end()] if m.end() < len(text) else None
-        if m.group()[0] == "_" and before is not None and after is not None and before.isalnum() and after.isalnum():
-            keep.update(range(m.start(), m.end()))  # snake_case: never emphasis
-        elif _delimiter_is_inert(m.group(), before, after):
-            keep.update(range(m.start(), m.end()))
-    out = []
-    for i, c in enumerate(text):
-        nxt = text[i + 1] if i + 1 < len(text) else None
-        if c == "<":
-            out.append("&lt;")
-        elif c == ">":
-            out.append("&gt;")
-        elif c == "&" and nxt is not None and (nxt.isalnum() or nxt == "#"):
-            out.append("&amp;")
-        elif c == "[" and brackets:
-            out.append("\\[")
-        elif c == "]" and (brackets or nxt in ("(", "[")):
-            out.append("\\]")  # a link or an image needs ]( or ][
-        elif c in "\\|`$" or (c in "*_~" and i not in keep):
-            out.append("\\" + c)
-        else:
-            out.append(c)
-    escaped = "".join(out)
-    if not cell:
-        # At the start of a line (a list item) these would begin a heading, list, quote or link definition.
-        escaped = "\\" + escaped if _BLOCK_START.match(escaped) else _LIST_NUMBER.sub(r"\1\\\2", escaped)
-    return escaped
-
-
-def md_code(value: object) -> str:
-    """``value`` as an inline code span (for paths), outside tables: a run of backticks in it cannot close it."""
-    text = _one_line(value)
-    longest = max((len(run) for run in re.findall("`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    pad = not text.strip() or text[0] == "`" or text[-1] == "`" or (text[0] == " " and text[-1] == " ")
-    return f"{fence} {text} {fence}" if pad else f"{fence}{text}{fence}"
-
-
-def md_fence(text: str) -> list[str]:
-    """Lines of a fenced code block holding ``text`` (e.g. a command): the fence is longer than any backtick run."""
-    lines = [_one_line(line) for line in text.split("\n")]
-    longest = max((len(run) for run in re.findall("`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return [fence, *lines, fence]
-
-
-def md_image(alt: object, target: str) -> str:
-    """``![alt](target)``: the alt text escaped (brackets too), the target percent-encoded."""
-    return f"![{_md_escape(alt, cell=False, brackets=True)}]({quote(target, safe='/')})"
+    return Text(one_line(text))
 
 
 # ---------------------------------------------------------------- rich tables that fit the terminal
@@ -352,10 +203,10 @@ def _make_table(
     title: object, columns: Sequence[_Column], row_styles: Sequence[str | None], width: int | None
 ) -> Table:
     cleaned = tuple(
-        _Column(_one_line(c.header), tuple(_one_line(v) for v in c.cells), c.justify, c.rank, c.wrap, c.shrink)
+        _Column(one_line(c.header), tuple(one_line(v) for v in c.cells), c.justify, c.rank, c.wrap, c.shrink)
         for c in columns
     )
-    return _build_table(_TableSpec(_one_line(title), cleaned, tuple(row_styles)), width)
+    return _build_table(_TableSpec(one_line(title), cleaned, tuple(row_styles)), width)
 
 
 def arch_table(rows: Sequence[dict[str, Any]], width: int | None = None) -> Table:
@@ -384,10 +235,6 @@ def _short_paper(paper: str) -> str:
     """``"Tran et al., A Closer Look ..., CVPR 2018"`` -> ``"Tran et al., CVPR 2018"``."""
     parts = [p.strip() for p in paper.split(",")]
     return f"{parts[0]}, {parts[-1]}" if len(parts) > 2 else paper
-
-
-# The run summary's columns, headers, formats and ranks come from the column registry.
-_SUMMARY: tuple[Column, ...] = SUMMARY_COLUMNS
 
 
 def _value(row: Mapping[str, Any], name: str) -> str:
@@ -422,19 +269,6 @@ def contended_footnote(rows: Sequence[Mapping[str, Any]]) -> str | None:
     )
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], left: Sequence[str] = ()) -> list[str]:
-    """Lines of a Markdown table; columns named in ``left`` are left-aligned, the others right-aligned.
-
-    Every cell is escaped here (:func:`md_escape`), so pass raw text, not Markdown.
-    """
-    lines = [
-        "| " + " | ".join(md_escape(h, cell=True) for h in header) + " |",
-        "|" + "|".join("---" if h in left else "---:" for h in header) + "|",
-    ]
-    lines += ["| " + " | ".join(md_escape(c, cell=True) for c in row) + " |" for row in rows]
-    return lines
-
-
 def summary_markdown(rows: Sequence[Row]) -> str:
     """The run's rows as a Markdown table with units in the header (fit for a README or PR)."""
     lines = [
@@ -442,9 +276,9 @@ def summary_markdown(rows: Sequence[Row]) -> str:
         "Latency is the median per iteration of the whole batch.",
         "",
         *markdown_table(
-            [c.header for c in _SUMMARY],
-            [[_value(row, c.name) for c in _SUMMARY] for row in rows],
-            left=[c.header for c in _SUMMARY if not c.numeric],
+            [c.header for c in SUMMARY_COLUMNS],
+            [[_value(row, c.name) for c in SUMMARY_COLUMNS] for row in rows],
+            left=[c.header for c in SUMMARY_COLUMNS if not c.numeric],
         ),
     ]
     note = contended_footnote(rows)
@@ -465,7 +299,7 @@ def summary_table(rows: Sequence[Row], title: str = "vbench results", width: int
             when the table is printed, from the width it is printed at.
     """
     # Leave out columns that nothing filled (a --static run has no timing).
-    used = [c for c in _SUMMARY if any(_value(row, c.name) != "-" for row in rows)]
+    used = [c for c in SUMMARY_COLUMNS if any(_value(row, c.name) != "-" for row in rows)]
     columns = [
         _Column(
             c.header, tuple(_value(row, c.name) for row in rows), "right" if c.numeric else "left", c.summary_rank or 0
@@ -483,7 +317,7 @@ def row_line(row: Row) -> str:
         f"status={row['status']} gmacs={_value(row, 'gmacs')} "
         f"latency_ms={_value(row, 'latency_ms')} peak_mem_mib={_value(row, 'peak_mem_mib')}"
     )
-    return _one_line(line + (f" error={row['error']}" if row.get("error") else ""))
+    return one_line(line + (f" error={row['error']}" if row.get("error") else ""))
 
 
 def inspect_table(rows: Sequence[Any], title: str, width: int | None = None) -> Table:
@@ -600,136 +434,6 @@ def breakdown_checks(b: Any) -> list[str]:
             f"{r['bandwidth_gbs']:.1f} GB/s, ridge {r['ridge_flop_per_byte']:.1f} FLOP/byte"
         )
     return lines
-
-
-_METRIC_NAMES: dict[str, str] = LABELS
-"""Each metric's name in the verdict (from the column registry)."""
-
-
-def _fmt_metric(metric: str, v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, (bool, str)):
-        return str(v)
-    if isinstance(v, int):
-        return f"{v:,}"
-    if metric == "latency_ms":
-        return f"{v:.3f}"
-    if metric == "peak_mem_mib":
-        return f"{v:.1f}"
-    return f"{v:.6g}"
-
-
-_MARKS = {
-    # asv-style marks of `vbench compare` (which of them fail is bench.results.compare.Change.fails)
-    "x": "an exact count or the output shape changed (fails)",
-    "!": "ok in the base, not ok in the head (fails)",
-    "+": "worse beyond the tolerance, significantly (fails)",
-    "-": "better beyond the tolerance, significantly (or fixed)",
-    "~": "beyond the tolerance but not significant, or a failure that changed kind (shown, not failed)",
-    "?": "inconclusive: timed while another workload shared the machine (`contended`); neither passed nor failed",
-}
-
-
-def _fmt_change(ch: Any) -> str:
-    """Exact counts: the signed difference; latency and memory: the relative change."""
-    if isinstance(ch.base, (int, float)) and isinstance(ch.head, (int, float)) and ch.mark == "x":
-        diff = ch.head - ch.base
-        return f"{diff:+,}" if isinstance(diff, int) else f"{diff:+.6g}"
-    return "-" if ch.ratio is None else f"{ch.ratio - 1:+.1%}"
-
-
-def _pct(fraction: float) -> str:
-    """0.1 -> ``"10%"``, 0.155 -> ``"15.5%"``; above 100 % in bold with ``(!)``: a gate that hardly gates."""
-    text = f"{round(100 * fraction, 4):g}%"
-    return f"**{text} (!)**" if fraction > 1 else text
-
-
-def _tolerance_lines(config: Any) -> list[str]:
-    """The default tolerances, then every per-architecture value that differs from them (a config can loosen the
-    gate for some architectures only; the verdict must say so, not only the defaults)."""
-    tol = config.default
-    lines = [
-        f"Tolerances: latency {_pct(tol.latency)}, memory {_pct(tol.memory)}; latency is tested with a one-sided "
-        f"Mann-Whitney U test on the raw samples, alpha {tol.alpha:g}, against the tolerance. Params, MACs, FLOPs "
-        "and output shapes must be equal."
-    ]
-    overrides = []
-    for pattern, arch_tol in config.per_arch:
-        parts = [f"latency {_pct(arch_tol.latency)}"] if arch_tol.latency != tol.latency else []
-        parts += [f"memory {_pct(arch_tol.memory)}"] if arch_tol.memory != tol.memory else []
-        parts += [f"alpha {arch_tol.alpha:g}"] if arch_tol.alpha != tol.alpha else []
-        if parts:
-            overrides.append(f"{md_code(pattern)} {', '.join(parts)}")
-    if overrides:
-        lines.append("Per-architecture tolerances (the last pattern that matches wins): " + "; ".join(overrides) + ".")
-    if "(!)" in " ".join(lines):
-        lines.append("(!) above 100 %: a change of more than twice the base passes the gate.")
-    return lines
-
-
-def compare_markdown(comparison: Any, base: str, head: str, refresh: str = "") -> str:
-    """The verdict of ``vbench compare`` (a :class:`bench.results.compare.Comparison`) as Markdown.
-
-    Every string from the runs (architecture names, configurations, values,
-    error notes, warnings) and the paths are escaped: the verdict also goes to
-    ``$GITHUB_STEP_SUMMARY``, which GitHub renders with HTML.
-    """
-    c = comparison
-    n_fail = len(c.regressions)
-    title = f"{n_fail} regression{'s' if n_fail != 1 else ''}" if n_fail else "no regression"
-    n_open = len(c.inconclusive)
-    if n_open:
-        title += f", {n_open} inconclusive"
-    lines = [
-        f"## vbench compare: {title}",
-        "",
-        f"Base {md_code(base)}, head {md_code(head)}: {c.matched} configurations matched, {c.unchanged} unchanged; "
-        f"{len(c.new)} new, {len(c.removed)} removed.",
-        *_tolerance_lines(c.tolerances),
-        "",
-    ]
-    lines += [f"> warning: {md_escape(w)}" for w in c.warnings]
-    if c.warnings:
-        lines.append("")
-    if c.changes:
-        header = ["", "arch", "configuration", "metric", "base", "head", "change", "p", "verdict"]
-        body = [
-            [
-                ch.mark,
-                ch.arch,
-                ch.config,
-                _METRIC_NAMES.get(ch.metric, ch.metric),
-                _fmt_metric(ch.metric, ch.base),
-                _fmt_metric(ch.metric, ch.head),
-                _fmt_change(ch),
-                "-" if ch.p is None else f"{ch.p:.2g}",
-                ch.verdict + (f" ({ch.note})" if ch.note else ""),
-            ]
-            for ch in sorted(c.changes, key=lambda ch: (not ch.fails, ch.arch, ch.config, ch.metric))
-        ]
-        lines += markdown_table(header, body, left=("", "arch", "configuration", "metric", "verdict"))
-        used = dict.fromkeys(ch.mark for ch in c.changes)
-        lines += ["", "Marks: " + "; ".join(f"`{m}` {_MARKS[m]}" for m in _MARKS if m in used) + "."]
-    if n_open:
-        lines += [
-            "",
-            f"{n_open} latenc{'ies' if n_open != 1 else 'y'} could not be judged: the row was timed while another "
-            "workload took a material part of the machine (`contended`), so its latency can hide a regression as "
-            "well as fake one. Measure again on a quiet machine; until then the verdict is inconclusive "
-            "(exit 4 when nothing regressed).",
-        ]
-    for what, items in (("New rows (not in the base)", c.new), ("Removed rows (not in the head)", c.removed)):
-        if items:
-            lines += ["", f"{what}:", *[f"- {md_escape(item)}" for item in items]]
-    if c.counts_changed:
-        lines += [
-            "",
-            "Exact counts changed. If the change is intended, refresh the baseline and commit it:",
-            "",
-            *md_fence(refresh),
-        ]
-    return "\n".join(lines) + "\n"
 
 
 def tokens_table(rows: Sequence[StageTokens], title: str) -> Table:

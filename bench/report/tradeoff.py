@@ -33,25 +33,22 @@ from bench.errors import UsageError
 from bench.report import markdown as report_md
 from bench.report.analysis import fit_growth, pareto_front
 from bench.report.growth import growth_frame
+from bench.results.io import show_path
 from bench.results.schema import clip_of, is_contended, is_missing
-from bench.results.validate import (
-    ACCURACY_COLUMNS,
-    load_accuracy,
-    show_path,
-)
 
 __all__ = [
-    "ACCURACY_COLUMNS",
     "SECTIONS",
     "Section",
     "accuracy_records",
+    "config_label",
     "failures_frame",
-    "load_accuracy",
     "paper_frame",
+    "report_frames",
+    "report_text",
     "scaling_frame",
     "throughput_frame",
+    "timing_row",
     "tradeoff_frame",
-    "tradeoff_markdown",
 ]
 
 # ---------------------------------------------------------------- accuracy
@@ -162,12 +159,13 @@ def _row_config(row: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------- the trade-off table
 
 
-def _label(row: dict[str, Any]) -> str:
+def config_label(row: dict[str, Any]) -> str:
+    """``r3d_18`` or ``r3d_18(num_classes=2)``: a row's architecture with its builder options (a table's label)."""
     kwargs = json.loads(row.get("arch_kwargs") or "{}")
     return row["arch"] + ("(" + ", ".join(f"{k}={v}" for k, v in kwargs.items()) + ")" if kwargs else "")
 
 
-def _timing_row(group: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+def timing_row(group: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """The row whose latency stands for the configuration: inference at the smallest batch, first dtype."""
     infer = [r for r in group if r.get("mode") == "infer" and r.get("n_samples")] or [
         r for r in group if r.get("mode") == "infer" and r.get("status") != "ok"
@@ -185,11 +183,11 @@ def tradeoff_frame(
     """
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((_label(row), clip_of(row)), []).append(row)
+        groups.setdefault((config_label(row), clip_of(row)), []).append(row)
     records = []
     for (label, clip), group in groups.items():
         counted = next((r for r in group if r.get("gmacs") is not None), group[0])
-        timed = _timing_row(group)
+        timed = timing_row(group)
         acc = _accuracy_for(accuracy, _row_config(counted), clip) or {}
         gmacs = counted.get("gmacs")
         top1 = acc.get("top1")
@@ -259,7 +257,7 @@ def _pareto(frame: pd.DataFrame, cost: str, skip: pd.Series | None = None) -> li
 def failures_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Every row that did not finish ok, with its configuration and reason."""
     records = [
-        {"arch": _label(r), "mode": r.get("mode"), "batch": r.get("batch"), "input": clip_of(r), "dtype": r.get("dtype"),
+        {"arch": config_label(r), "mode": r.get("mode"), "batch": r.get("batch"), "input": clip_of(r), "dtype": r.get("dtype"),
          "device": r.get("device"), "status": r.get("status"), "error": r.get("error") or ""}
         for r in rows
         if r.get("status") != "ok"
@@ -336,7 +334,7 @@ def scaling_frame(rows: Sequence[dict[str, Any]], include_contended: bool = Fals
     for row in rows:
         if row.get("width") != row.get("height"):
             continue
-        key = (_label(row), row.get("mode"), row.get("dtype"), row.get("device"))
+        key = (config_label(row), row.get("mode"), row.get("dtype"), row.get("device"))
         item = dict(row)
         item["gmacs_per_iter"] = (row.get("gmacs") or 0) * (row.get("batch") or 0) or None
         if row.get("status") != "ok":
@@ -443,27 +441,18 @@ SECTIONS: tuple[Section, ...] = (
 """The report's tables, in the order of the Markdown; a new table is one more entry."""
 
 
-def tradeoff_markdown(
-    trade: pd.DataFrame,
-    paper: pd.DataFrame,
-    scaling: pd.DataFrame,
-    failures: pd.DataFrame,
-    sources: Sequence[str],
-    throughput: pd.DataFrame | None = None,
-    growth: pd.DataFrame | None = None,
-) -> str:
-    """The whole report as Markdown, from its frames: trade-off, failures, ours vs the papers, scaling and
-    (when given) growth with clip length and frame size, and throughput."""
-    frames = {"tradeoff": trade, "paper": paper, "scaling": scaling, "failures": failures}
-    frames["throughput"] = throughput if throughput is not None else throughput_frame([])
-    frames["growth"] = growth if growth is not None else growth_frame([])
-    return _markdown(frames, sources)
+def report_frames(
+    rows: Sequence[dict[str, Any]], accuracy: Sequence[dict[str, Any]], include_contended: bool = False
+) -> dict[str, pd.DataFrame]:
+    """Every table of the report (:data:`SECTIONS`), by its CSV name, in the Markdown's order."""
+    return {s.name: s.compute(rows, accuracy, include_contended) for s in SECTIONS}
 
 
-def _markdown(
-    frames: dict[str, pd.DataFrame], sources: Sequence[str], extra: dict[str, list[str]] | None = None
+def report_text(
+    frames: Mapping[str, pd.DataFrame], sources: Sequence[str], extra: Mapping[str, list[str]] | None = None
 ) -> str:
-    """The report's Markdown; ``extra`` appends lines to a section's body (by the section's CSV name)."""
+    """The report's Markdown from its frames (:func:`report_frames`); ``extra`` appends lines to a section's body
+    (by the section's CSV name)."""
     extra = extra or {}
     return report_md.report_markdown(
         [(s.title, s.render(frames[s.name]) + extra.get(s.name, [])) for s in SECTIONS], sources

@@ -44,9 +44,10 @@ from typing import Any
 from bench.errors import ExitCode, UsageError
 from bench.results import columns
 from bench.results.config import tool_table
+from bench.results.io import show_path
 from bench.results.schema import clip_of, is_contended, is_missing, row_key
 from bench.results.stats import mann_whitney_u
-from bench.results.validate import show, show_path
+from bench.results.validate import show
 
 __all__ = [
     "EXACT_METRICS",

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError
-from bench.results.validate import SMALL_CAP, read_text, show, show_path
+from bench.results.io import read_text, show_path
+from bench.results.validate import SMALL_CAP, show
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -22,10 +22,11 @@ from typing import Any
 
 from bench.errors import UsageError
 from bench.results.compare import row_label
+from bench.results.evaluation import is_evaluation
+from bench.results.io import show_path
 from bench.results.records import Row
 from bench.results.schema import row_key
 from bench.results.store import load_partial, write_rows
-from bench.results.validate import is_evaluation, show_path
 
 __all__ = ["MergeResult", "check_compatible", "load_runs", "merge_runs", "timed_concurrently", "write_merged"]
 

@@ -1,7 +1,7 @@
 """The results schema: one tidy row per (arch, batch, frames, height, width, device, dtype, mode, options).
 
 Rows are :class:`~bench.results.records.Row` dicts with the columns of the registry in
-:mod:`bench.results.columns` (re-exported here), holding raw-enough numbers
+:mod:`bench.results.columns`, holding raw-enough numbers
 (milliseconds and MiB with full precision; nothing rounded). ``gmacs``,
 ``gflops``, ``train_gmacs`` and ``activations_m`` are **per clip** (batch 1),
 as published tables give them; latency is per iteration of the whole batch,
@@ -13,22 +13,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bench.results.columns import COLUMNS, EXTRA_COLUMNS, KEY_COLUMNS, REQUIRED_COLUMNS
-from bench.results.records import STATUSES, Config, Row
-
-if TYPE_CHECKING:
-    pass
+from bench.results.columns import KEY_COLUMNS
+from bench.results.records import Config
 
 __all__ = [
-    "COLUMNS",
-    "EXTRA_COLUMNS",
-    "KEY_COLUMNS",
-    "REQUIRED_COLUMNS",
     "SCHEMA_VERSION",
-    "STATUSES",
-    "Row",
     "clip_of",
     "config_key",
     "is_contended",

@@ -18,27 +18,25 @@ truth: readers take the rows from it whenever ``results.json`` is not
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import errno
 import hashlib
 import io
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, cast
 
 from bench.errors import UsageError
+from bench.results.columns import COLUMNS
+from bench.results.io import atomic_write_text, read_text
 from bench.results.records import Row
-from bench.results.schema import COLUMNS, SCHEMA_VERSION, is_missing
-from bench.results.validate import check_results_doc, load_results_doc, parse_json, read_text
+from bench.results.schema import SCHEMA_VERSION, is_missing
+from bench.results.validate import RESULTS_CAP, check_results_doc, load_results_doc, parse_json
 
 __all__ = [
     "STATES",
     "ResultsWriter",
-    "atomic_write_text",
     "file_sha256",
     "load_partial",
     "load_results",
@@ -48,43 +46,7 @@ __all__ = [
 ]
 
 
-def _file_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-_MODE = _file_mode()
-"""What ``open`` would give a new file under this process's umask (``mkstemp`` makes them 0600)."""
-
 STATES = ("running", "interrupted", "complete")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written).
-
-    A symbolic link is written through (its target is replaced, the link kept); a
-    path that is something other than a regular file (a device such as
-    ``/dev/full``, a FIFO, a socket) is refused with :class:`OSError` (EINVAL),
-    never replaced: as root, the rename would destroy the device node.
-    """
-    if path.is_symlink():
-        path = Path(os.path.realpath(path))
-    if path.exists() and not path.is_file():
-        raise OSError(errno.EINVAL, "not a regular file (a device, FIFO or socket); name a file", str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, _MODE)
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _cell(value: Any) -> Any:
@@ -169,7 +131,7 @@ def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
     """Rows of a ``results.jsonl``; a last line cut short by a kill is skipped."""
     rows = []
     if path.is_file():
-        for line in read_text(path, "results file", errors="replace").splitlines():
+        for line in read_text(path, "results file", RESULTS_CAP, errors="replace").splitlines():
             try:
                 row = parse_json(line, f"'{path}'")
             except UsageError:

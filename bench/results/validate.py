@@ -1,33 +1,31 @@
-"""Reading files that vbench did not necessarily write: results, accuracy records, settings.
+"""Reading files that vbench did not necessarily write: results, settings, and the checks every reader uses.
 
-Everything read from disk is checked here before any other module sees it, so
+Everything read from disk is checked here (the report's other inputs in
+:mod:`bench.results.accuracy`, :mod:`bench.results.evaluation`, :mod:`bench.results.breakdowns`, with the checks of this module) before any other module sees it, so
 that a malformed, wrongly typed or hostile file is one line and exit code 2
 (:class:`~bench.errors.UsageError`), never a traceback or a wrong number:
 
-- :func:`read_text` reads regular files only (a FIFO or ``/dev/zero`` is
-  refused before it is opened), at most a size cap, as UTF-8 with or without a
-  byte-order mark (Excel writes one);
+- files are read with :func:`bench.results.io.read_text`: regular files only (a
+  FIFO or ``/dev/zero`` is refused before it is opened), at most a size cap, as
+  UTF-8 with or without a byte-order mark (Excel writes one);
 - :func:`parse_json` bounds the nesting depth before parsing and refuses
   integers that do not fit a float;
 - :func:`load_results_doc` checks every row of a ``results.json`` column by
   column against :mod:`bench.results.schema`, and the environment facts that other
   modules use;
-- :func:`load_accuracy` checks every record of a user's accuracy file.
+- the typed checks (:func:`is_name`, :func:`plain_error` ...) serve every reader of such files.
 
 Messages are one line; values from a file are shown with :func:`show` (quoted,
-escaped, truncated), so that no file can break a message over lines.
+escaped, truncated) and paths with :func:`~bench.results.io.show_path`, so that no file can break a message over lines.
 Plain values only: this module imports no torch itself.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
 import re
-import stat
 from collections.abc import Callable, Mapping
 from itertools import accumulate
 from pathlib import Path
@@ -35,31 +33,28 @@ from typing import Any
 
 from bench.errors import UsageError
 from bench.results.columns import REGISTRY, REQUIRED_COLUMNS, Kind
-from bench.results.records import KINDS, STATUSES, Row
+from bench.results.io import has_control as _has_control
+from bench.results.io import is_utf8, read_text, show_path
+from bench.results.records import STATUSES, Row
 from bench.results.schema import SCHEMA_VERSION
 
 __all__ = [
-    "ACCURACY_COLUMNS",
     "MAX_DEPTH",
     "RESULTS_CAP",
     "ROW_CHECKS",
     "SMALL_CAP",
     "check_path",
     "check_results_doc",
-    "load_accuracy",
+    "is_count_or_none",
+    "is_kwargs_text",
+    "is_name",
+    "is_number",
+    "is_positive_int",
     "load_results_doc",
     "parse_json",
-    "read_text",
+    "plain_error",
     "show",
-    "show_path",
 ]
-
-ACCURACY_COLUMNS = ("arch", "input", "top1", "source")
-"""Required columns of a user's accuracy file; ``dataset``, ``top5``, ``views``, ``pretrain`` are optional."""
-
-_OPTIONAL = ("dataset", "top5", "views", "pretrain", "model")
-"""Optional columns of an accuracy file besides ``arch_kwargs`` (the builder options, a JSON object; none: the
-defaults, as the published accuracies are)."""
 
 RESULTS_CAP = 256 * 2**20
 """Largest ``results.json`` read (bytes); a full GPU grid with raw samples is a few MiB."""
@@ -109,20 +104,6 @@ def show(value: Any) -> str:
     return _clip(repr(value) if isinstance(value, _HugeInt) else type(value).__name__)
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _has_control(text: str) -> bool:
-    return _CONTROL.search(text) is not None
-
-
-def show_path(path: str | Path) -> str:
-    """A path as typed, quoted; escaped where it holds control characters (it must not break the line)."""
-    text = os.fspath(path)
-    return f"'{text}'" if not _has_control(text) and _utf8(text) else repr(text)
-
-
 # ---------------------------------------------------------------- paths typed by the user
 
 PATH_MAX = 4096
@@ -166,64 +147,6 @@ def check_path(value: str | os.PathLike[str], what: str) -> None:
 
 
 # ---------------------------------------------------------------- reading
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
-
-
-def read_text(path: str | Path, what: str, cap: int = RESULTS_CAP, errors: str = "strict") -> str:
-    """The text of a regular file of at most ``cap`` bytes, UTF-8 with an optional byte-order mark.
-
-    The file is checked with ``stat`` before it is opened and opened
-    non-blocking, so that a FIFO (or one swapped in between) cannot hang the
-    read and a device cannot be read forever. ``what`` names the file in
-    messages ("results file", "config"); ``errors="replace"`` suits a
-    ``results.jsonl`` whose last line a kill may have cut inside a character.
-
-    Raises:
-        UsageError: missing, unreadable, not a regular file, too large, not UTF-8.
-    """
-    where = f"{what} {show_path(path)}"
-    try:
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):
-            raise UsageError(f"{where} is {_kind(st.st_mode)}, not a file")
-        if st.st_size > cap:
-            raise UsageError(f"{where} is too large ({st.st_size} bytes; at most {cap} are read)")
-        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
-        fd = os.open(path, flags)
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):  # swapped after the first look
-                raise UsageError(f"{where} is {_kind(st.st_mode)}, not a file")
-            chunks: list[bytes] = []
-            left = cap + 1
-            while left > 0:
-                chunk = os.read(fd, min(left, 1 << 20))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                left -= len(chunk)
-        finally:
-            os.close(fd)
-    except OSError as e:
-        raise UsageError(f"cannot read {where}: {e.strerror or type(e).__name__}") from None
-    data = b"".join(chunks)
-    if len(data) > cap:
-        raise UsageError(f"{where} is too large (more than {cap} bytes)")
-    try:
-        return data.decode("utf-8-sig", errors=errors)
-    except UnicodeDecodeError as e:
-        raise UsageError(f"{where} is not UTF-8 text (byte {e.start})") from None
 
 
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
@@ -274,37 +197,32 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v.bit_length() <= 1023
 
 
-def _is_number(v: Any) -> bool:
+def is_number(v: Any) -> bool:
     return _is_int(v) or (isinstance(v, float) and math.isfinite(v))
 
 
-def _utf8(v: str) -> bool:
-    """False for a lone surrogate (from a ``"\\ud800"`` escape): it cannot be printed or written."""
-    return v.isascii() or _SURROGATE.search(v) is None
-
-
-def _name(v: Any) -> bool:
-    return isinstance(v, str) and v != "" and not _has_control(v) and _utf8(v)
+def is_name(v: Any) -> bool:
+    return isinstance(v, str) and v != "" and not _has_control(v) and is_utf8(v)
 
 
 def _name_or_none(v: Any) -> bool:
-    return v is None or (isinstance(v, str) and not _has_control(v) and _utf8(v))
+    return v is None or (isinstance(v, str) and not _has_control(v) and is_utf8(v))
 
 
 def _text_or_none(v: Any) -> bool:
-    return v is None or (isinstance(v, str) and _utf8(v))
+    return v is None or (isinstance(v, str) and is_utf8(v))
 
 
-def _positive_int(v: Any) -> bool:
+def is_positive_int(v: Any) -> bool:
     return _is_int(v) and v > 0
 
 
-def _count_or_none(v: Any) -> bool:
+def is_count_or_none(v: Any) -> bool:
     return v is None or (_is_int(v) and v >= 0)
 
 
 def _amount_or_none(v: Any) -> bool:
-    return v is None or (_is_number(v) and v >= 0)
+    return v is None or (is_number(v) and v >= 0)
 
 
 def _flag(v: Any) -> bool:
@@ -319,25 +237,25 @@ def _status(v: Any) -> bool:
     return v in STATUSES and isinstance(v, str)
 
 
-def _kwargs_text(v: Any) -> bool:
+def is_kwargs_text(v: Any) -> bool:
     if v is None or v == "" or v == "{}":
         return True
-    if not isinstance(v, str) or _has_control(v) or not _utf8(v):
+    if not isinstance(v, str) or _has_control(v) or not is_utf8(v):
         return False
     try:
         parsed = parse_json(v, "arch_kwargs")
     except UsageError:
         return False
-    return isinstance(parsed, dict) and _plain_error(parsed, "") is None
+    return isinstance(parsed, dict) and plain_error(parsed, "") is None
 
 
 Check = tuple[Callable[[Any], bool], str]
 
-_NAME: Check = (_name, "a non-empty string on one line")
+_NAME: Check = (is_name, "a non-empty string on one line")
 _NAME_OR_NONE: Check = (_name_or_none, "a string on one line or null")
 _TEXT_OR_NONE: Check = (_text_or_none, "a string or null")
-_POSITIVE: Check = (_positive_int, "a positive integer")
-_COUNT: Check = (_count_or_none, "a non-negative integer or null")
+_POSITIVE: Check = (is_positive_int, "a positive integer")
+_COUNT: Check = (is_count_or_none, "a non-negative integer or null")
 _AMOUNT: Check = (_amount_or_none, "a finite non-negative number or null")
 _FLAG: Check = (_flag, "true or false")
 _FLAG_OR_NONE: Check = (_flag_or_none, "true, false or null")
@@ -352,7 +270,7 @@ _KIND_CHECKS: dict[Kind, Check] = {
     "flag": _FLAG,
     "flag?": _FLAG_OR_NONE,
     "status": (_status, f"one of {', '.join(STATUSES)}"),
-    "json": (_kwargs_text, "a JSON object as a string, such as '{\"depth\": 50}'"),
+    "json": (is_kwargs_text, "a JSON object as a string, such as '{\"depth\": 50}'"),
 }
 
 ROW_CHECKS: dict[str, Check] = {c.name: _KIND_CHECKS[c.kind] for c in REGISTRY if c.stored}
@@ -369,17 +287,17 @@ _ENV_CHECKS: dict[str, Check] = {
 
 
 def _scalar(v: Any) -> bool:
-    return v is None or isinstance(v, (str, bool)) or _is_int(v) or _is_number(v)
+    return v is None or isinstance(v, (str, bool)) or _is_int(v) or is_number(v)
 
 
-def _plain_error(value: Any, where: str) -> str | None:
+def plain_error(value: Any, where: str) -> str | None:
     """Where in ``value`` a number is not finite, an integer is too large or a string is not Unicode, if anywhere."""
     stack: list[tuple[Any, str]] = [(value, where)]
     while stack:
         v, at = stack.pop()
         if isinstance(v, dict):
             for k, item in v.items():
-                if not _utf8(k):
+                if not is_utf8(k):
                     return f"{at} has a key that is not valid Unicode: {show(k)}"
                 stack.append((item, f"{at}.{k}" if re.fullmatch(r"[\w-]{1,40}", k) else f"{at}[{show(k)}]"))
         elif isinstance(v, list):
@@ -388,14 +306,14 @@ def _plain_error(value: Any, where: str) -> str | None:
             return f"{at} holds {show(v)}, too large for a float"
         elif isinstance(v, float) and not math.isfinite(v):
             return f"{at} must be finite; got {show(v)}"
-        elif isinstance(v, str) and not _utf8(v):
+        elif isinstance(v, str) and not is_utf8(v):
             return f"{at} is not valid Unicode text; got {show(v)}"
     return None
 
 
 def _row_label(i: int, row: Mapping[str, Any]) -> str:
     arch = row.get("arch")
-    return f"row {i} ({_clip(arch)})" if isinstance(arch, str) and _name(arch) else f"row {i}"
+    return f"row {i} ({_clip(arch)})" if isinstance(arch, str) and is_name(arch) else f"row {i}"
 
 
 def _check_row(p: str, i: int, row: Any) -> None:
@@ -406,7 +324,7 @@ def _check_row(p: str, i: int, row: Any) -> None:
     if missing:
         raise UsageError(f"{p}: {label} lacks required columns: {', '.join(missing)}")
     for column, value in row.items():
-        if not _utf8(column):
+        if not is_utf8(column):
             raise UsageError(f"{p}: {label}: a column name is not valid Unicode: {show(column)}")
         check = ROW_CHECKS.get(column)
         if check is not None:
@@ -415,7 +333,7 @@ def _check_row(p: str, i: int, row: Any) -> None:
         elif column == "samples_ms":
             _check_samples(p, label, value)
         else:  # a column of a newer vbench or of the user's: plain values only
-            problem = _plain_error(value, show(column))
+            problem = plain_error(value, show(column))
             if problem:
                 raise UsageError(f"{p}: {label}: {problem}")
             if not (_scalar(value) or (isinstance(value, list) and all(_scalar(v) for v in value))):
@@ -435,7 +353,7 @@ def _check_samples(p: str, label: str, value: Any) -> None:
     except OverflowError:  # an integer beyond float range: found below
         pass
     for j, t in enumerate(value):
-        if not (_is_number(t) and t >= 0):
+        if not (is_number(t) and t >= 0):
             raise UsageError(f"{p}: {label}: 'samples_ms'[{j}] must be a finite non-negative number; got {show(t)}")
 
 
@@ -463,7 +381,7 @@ def _check_environment(p: str, env: Any) -> dict[str, Any]:
             raise UsageError(f"{p}: environment 'sweep' must be an object; got {show(sweep)}")
         for key in ("jobs", "all_jobs"):
             jobs = sweep.get(key, [])
-            if not (isinstance(jobs, list) and all(_name(j) for j in jobs)):
+            if not (isinstance(jobs, list) and all(is_name(j) for j in jobs)):
                 raise UsageError(f"{p}: environment 'sweep' {show(key)} must be a list of job ids; got {show(jobs)}")
         if not _name_or_none(sweep.get("shard")):
             raise UsageError(f"{p}: environment 'sweep' 'shard' must be a string or null; got {show(sweep['shard'])}")
@@ -471,7 +389,7 @@ def _check_environment(p: str, env: Any) -> dict[str, Any]:
         texts = env.get(key)
         if texts is not None and not (isinstance(texts, list) and all(isinstance(t, str) for t in texts)):
             raise UsageError(f"{p}: environment {show(key)} must be a list of strings; got {show(texts)}")
-    problem = _plain_error(env, "environment")
+    problem = plain_error(env, "environment")
     if problem:
         raise UsageError(f"{p}: {problem}")
     return env
@@ -506,7 +424,7 @@ def _check_doc(doc: Any, p: str) -> tuple[list[Row], dict[str, Any]]:
     env = _check_environment(p, doc.get("environment", {}))
     for key, value in doc.items():
         if key not in ("rows", "environment", "schema_version"):
-            problem = _plain_error(value, show(key))
+            problem = plain_error(value, show(key))
             if problem:
                 raise UsageError(f"{p}: {problem}")
     return rows, env
@@ -527,194 +445,3 @@ def load_results_doc(p: Path, shown: str | Path) -> tuple[list[Row], dict[str, A
     if "environment" not in doc:
         doc["environment"] = env
     return rows, env, doc
-
-
-# ---------------------------------------------------------------- accuracy files
-
-
-def _score(v: Any) -> float | None:
-    """A top-1/top-5 in percent from a CSV cell or a JSON value; None when it is not one."""
-    if isinstance(v, bool) or not isinstance(v, (str, int, float)):
-        return None  # true/false, null, a list, an integer too large for a float
-    try:
-        x = float(v.strip()) if isinstance(v, str) else float(v)
-    except (ValueError, OverflowError):
-        return None
-    return x if math.isfinite(x) and 0 <= x <= 100 else None
-
-
-def _accuracy_record(where: str, r: dict[Any, Any]) -> dict[str, Any]:
-    if None in r:  # csv.DictReader puts cells beyond the header under None
-        raise UsageError(f"{where} has more cells than the header has columns")
-    for key in ("arch", "input", "source"):
-        if key not in r:
-            raise UsageError(f"{where}: {show(key)} is missing")
-        if not (_name(r[key]) and r[key].strip()):
-            raise UsageError(f"{where}: {show(key)} must be a non-empty string on one line; got {show(r[key])}")
-    if "top1" not in r:
-        raise UsageError(f"{where}: 'top1' is missing")
-    top1 = _score(r["top1"])
-    if top1 is None:
-        raise UsageError(f"{where}: top1/top5 must be numbers from 0 to 100; got {show(r['top1'])} for 'top1'")
-    top5 = None
-    if r.get("top5") not in (None, ""):
-        top5 = _score(r["top5"])
-        if top5 is None:
-            raise UsageError(f"{where}: top1/top5 must be numbers from 0 to 100; got {show(r['top5'])} for 'top5'")
-    optional: dict[str, Any] = {}
-    for k in _OPTIONAL:
-        if k == "top5":
-            continue
-        v = r.get(k)
-        if not (v is None or (isinstance(v, str) and _utf8(v)) or _is_number(v)):
-            raise UsageError(f"{where}: {show(k)} must be a string or a number; got {show(v)}")
-        optional[k] = v or ""
-    kwargs = r.get("arch_kwargs")
-    if isinstance(kwargs, str) and _kwargs_text(kwargs):
-        kwargs = parse_json(kwargs, "arch_kwargs") if kwargs.strip() else {}
-    if not (kwargs is None or (isinstance(kwargs, dict) and _plain_error(kwargs, "") is None)):
-        raise UsageError(
-            f"{where}: 'arch_kwargs' must be a JSON object such as '{{\"num_classes\": 2}}'; got {show(kwargs)}"
-        )
-    return {"arch": r["arch"], "input": r["input"], "top1": top1, "top5": top5, "source": r["source"], **optional,
-            "arch_kwargs": kwargs or {}, "where": where}  # fmt: skip
-
-
-def load_accuracy(path: str | Path) -> list[dict[str, Any]]:
-    """A user's accuracy records from a CSV or JSON (a list of objects) file, every record checked.
-
-    Raises:
-        UsageError: missing or unreadable file, missing columns, a record with a
-            missing or empty name, or a top-1/top-5 that is not a finite
-            percentage.
-    """
-    p = Path(path)
-    name = show_path(path)
-    text = read_text(p, "accuracy file", SMALL_CAP)
-    wheres: list[str] = []
-    if p.suffix.lower() == ".json":
-        records = parse_json(text, f"accuracy file {name} is not valid JSON")
-        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-            raise UsageError(f"accuracy file {name} must hold a JSON list of objects")
-        wheres = [f"accuracy file {name}, record {i}" for i in range(1, len(records) + 1)]
-    else:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        records = []
-        try:
-            for r in reader:
-                records.append(r)
-                wheres.append(f"accuracy file {name}, record {len(records)} (line {reader.line_num})")
-        except csv.Error as e:
-            raise UsageError(f"accuracy file {name} is not valid CSV: line {reader.line_num}: {e}") from None
-        header = reader.fieldnames or []
-        missing = [c for c in ACCURACY_COLUMNS if c not in header]
-        if header and missing:
-            raise UsageError(
-                f"accuracy file {name} lacks columns: {', '.join(missing)} (needs {', '.join(ACCURACY_COLUMNS)})"
-            )
-    if not records:
-        raise UsageError(f"accuracy file {name} holds no records")
-    return [_accuracy_record(where, r) for where, r in zip(wheres, records)]
-
-
-_KIND_FIELDS = ("latency_ms", "pct_time", "gmacs", "pct_macs")
-_MAX_SIDE = 1 << 20
-
-
-def _breakdown(where: str, b: Any) -> dict[str, Any]:
-    """One ``inspect --time --json`` breakdown, its fields checked as the report reads them."""
-    if not isinstance(b, dict):
-        raise UsageError(f"{where}: a breakdown must be a JSON object")
-    for key in ("arch", "mode", "device", "dtype"):
-        if not _name(b.get(key)):
-            raise UsageError(f"{where}: {key!r} must be a name on one line, not {show(b.get(key))}")
-    shape = b.get("input_shape")
-    if not (isinstance(shape, list) and len(shape) == 5 and all(_positive_int(v) for v in shape)):
-        raise UsageError(f"{where}: 'input_shape' must be 5 positive integers (B, C, T, H, W)")
-    if any(v > _MAX_SIDE for v in shape):
-        raise UsageError(f"{where}: 'input_shape' {show(shape)} is not a clip anyone measured")
-    kinds = b.get("kinds")
-    if not isinstance(kinds, list) or not kinds:
-        raise UsageError(f"{where}: 'kinds' must be a non-empty list")
-    seen: set[str] = set()
-    for i, k in enumerate(kinds, 1):
-        if not isinstance(k, dict) or k.get("kind") not in KINDS:
-            raise UsageError(f"{where}, kind {i}: 'kind' must be one of {', '.join(KINDS)}")
-        if k["kind"] in seen:
-            raise UsageError(f"{where}, kind {i}: {k['kind']!r} is listed twice")
-        seen.add(k["kind"])
-        bad = [f for f in _KIND_FIELDS if not (_is_number(k.get(f)) and math.isfinite(k[f]) and k[f] >= 0)]
-        if bad:
-            raise UsageError(f"{where}, kind {i}: {bad[0]!r} must be a finite number >= 0, not {show(k.get(bad[0]))}")
-        over = [f for f in ("pct_time", "pct_macs") if k[f] > 1 + 1e-9]
-        if over:
-            raise UsageError(f"{where}, kind {i}: {over[0]!r} is a share from 0 to 1, not {show(k[over[0]])}")
-    for f in ("pct_time", "pct_macs"):
-        total = sum(k[f] for k in kinds)
-        if total > 1 + 1e-6:
-            raise UsageError(f"{where}: the kinds' {f!r} add up to {total:.4g}, more than the whole")
-    return b
-
-
-def load_breakdowns(path: str | Path) -> list[dict[str, Any]]:
-    """The breakdowns in an ``inspect --time --json`` file: one object, or an object of them by name.
-
-    Raises:
-        UsageError: a missing, unreadable or malformed file (its first problem, in one line).
-    """
-    name = show_path(path)
-    doc = parse_json(read_text(Path(path), "breakdown file", RESULTS_CAP), f"breakdown file {name} is not valid JSON")
-    if isinstance(doc, dict) and "kinds" not in doc and doc and all(isinstance(v, dict) for v in doc.values()):
-        return [_breakdown(f"breakdown file {name}, {show(k)}", v) for k, v in doc.items()]
-    return [_breakdown(f"breakdown file {name}", doc)]
-
-
-def is_evaluation(path: str | Path) -> bool:
-    """Whether ``path`` is a ``vbench evaluate`` output: its folder or its ``evaluation.json``."""
-    p = Path(path)
-    return p.name == "evaluation.json" or (p.is_dir() and (p / "evaluation.json").is_file())
-
-
-def load_evaluation(path: str | Path) -> dict[str, Any]:
-    """The measured accuracy of a ``vbench evaluate`` output, as an accuracy record tagged ``measured``.
-
-    The record carries the evaluation's state and how many videos it counted; an
-    interrupted evaluation's accuracy is over the videos it finished, and says so.
-
-    Raises:
-        UsageError: a missing or malformed file, or one without any evaluated video.
-    """
-    p = Path(path)
-    f = p if p.name == "evaluation.json" else p / "evaluation.json"
-    name = show_path(f)
-    doc = parse_json(read_text(f, "evaluation file", SMALL_CAP), f"evaluation file {name} is not valid JSON")
-    if not isinstance(doc, dict):
-        raise UsageError(f"evaluation file {name} must hold a JSON object")
-    record = doc.get("accuracy_record")
-    if record is None:
-        raise UsageError(f"evaluation file {name} holds no accuracy: no video was evaluated")
-    if not isinstance(record, dict):
-        raise UsageError(f"evaluation file {name}: 'accuracy_record' must be an object")
-    checked = _accuracy_record(f"evaluation file {name}", record)
-    state = doc.get("state")
-    counts: dict[str, Any] = doc["counts"] if isinstance(doc.get("counts"), dict) else {}
-    videos = counts.get("evaluated")
-    if state not in ("complete", "interrupted", "running") or not (videos is None or _count_or_none(videos)):
-        raise UsageError(f"evaluation file {name}: 'state' or 'counts' is malformed")
-    if state != "complete":
-        checked["source"] = f"{checked['source']} ({state}: {videos} of {counts.get('listed')} videos)"
-    return {**checked, "arch_kwargs": _evaluated_config(doc, name), "tag": "measured", "state": state,
-            "videos": videos, "path": str(f), "folder": str(f.parent)}  # fmt: skip
-
-
-def _evaluated_config(doc: dict[str, Any], name: str) -> dict[str, Any]:
-    """The builder options of the evaluated model: its ``arch_kwargs`` and the class count of its weights."""
-    kwargs = doc.get("arch_kwargs") or {}
-    if not (isinstance(kwargs, dict) and _plain_error(kwargs, "") is None):
-        raise UsageError(f"evaluation file {name}: 'arch_kwargs' must be an object of plain values")
-    weights: dict[str, Any] = doc["weights"] if isinstance(doc.get("weights"), dict) else {}
-    classes: dict[str, Any] = doc["classes"] if isinstance(doc.get("classes"), dict) else {}
-    count = weights.get("num_classes", classes.get("count"))
-    if count is not None and not _positive_int(count):
-        raise UsageError(f"evaluation file {name}: the class count must be a positive integer; got {show(count)}")
-    return {**kwargs, "num_classes": count} if count is not None and "num_classes" not in kwargs else dict(kwargs)

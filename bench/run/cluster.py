@@ -22,6 +22,7 @@ from bench.errors import UsageError
 from bench.results.config import tool_table
 from bench.results.records import EXECUTORS, Row
 from bench.results.schema import row_key
+from bench.run.lifetime import Interrupted, RunInterrupted
 from bench.run.plan import Plan, Request
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ __all__ = [
     "fill_failed_shards",
     "load_cluster_options",
     "profile_on_cluster",
-    "run_on_cluster",
     "run_shard",
 ]
 
@@ -123,41 +123,21 @@ def _executor(options: ClusterOptions, folder: Path) -> Any:
     return executor
 
 
-def run_on_cluster(
-    request: Request,
-    options: ClusterOptions,
-    out_dir: Path,
-    *,
-    timeout: float,
-    plugins: Sequence[dict[str, Any]] = (),
-    on_progress: Callable[[int, int], None] | None = None,
-    poll_s: float = 1.0,
-    markdown: Callable[[list[Row]], str] | None = None,
-) -> tuple[list[Path], Mapping[int, str]]:
-    """Submit one array task per shard, wait for all, and return the shard folders and the failures.
-
-    Shard folders are ``out_dir/shards/I-of-N``; a failed task leaves what it
-    measured there (rows are written as they finish) and its error in the
-    returned mapping (shard index -> message).
-
-    Timed sweeps on the local executor run one task at a time: tasks that time
-    models side by side on one machine would slow each other down. An
-    interruption (Ctrl-C) cancels every submitted task before it is re-raised.
-    """
-    shard_root = out_dir / "shards"
-    executor = _executor(options, out_dir / "submitit")
-    n = options.shards
-    dirs = [shard_root / f"{i}-of-{n}" for i in range(1, n + 1)]
-    args = [(request, i, n, str(dirs[i - 1]), timeout, list(plugins), markdown) for i in range(1, n + 1)]
-    one_at_a_time = options.executor == "local" and not request.static
+def _run_tasks(
+    executor: Any, tasks: list[tuple[Any, ...]], one_at_a_time: bool, on_progress: Callable[[int, int], None] | None,
+    poll_s: float,
+) -> dict[int, str]:  # fmt: skip
+    """Submit one array task per shard (:func:`run_shard`'s arguments), wait for all, and return the failures
+    (shard index -> message); an interruption (Ctrl-C) cancels every submitted task before it is re-raised."""
+    n = len(tasks)
     jobs: list[Any] = []
     try:
         if one_at_a_time:
-            for a in args:
+            for a in tasks:
                 jobs.append(executor.submit(run_shard, *a))
                 _wait(jobs, n, on_progress, poll_s, len(jobs))
         else:
-            jobs = executor.map_array(run_shard, *[list(col) for col in zip(*args)])
+            jobs = executor.map_array(run_shard, *[list(col) for col in zip(*tasks)])
             _wait(jobs, n, on_progress, poll_s, n)
     except BaseException:
         for job in jobs:
@@ -171,7 +151,7 @@ def run_on_cluster(
         except Exception as e:  # a failed or pre-empted task: keep going, report it
             lines = str(e).strip().splitlines()
             failures[i] = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
-    return dirs, failures
+    return failures
 
 
 def _wait(
@@ -230,8 +210,13 @@ def profile_on_cluster(
     plugins: Sequence[dict[str, Any]] = (),
     on_progress: Callable[[int, int], None] | None = None,
     markdown: Callable[[list[Row]], str] | None = None,
+    poll_s: float = 1.0,
 ) -> tuple[MergeResult, Mapping[int, str], int]:
     """The whole ``--executor`` path: check the sweep here, run the shards, record failed tasks, merge.
+
+    Each shard is an array task measuring into ``out_dir/shards/I-of-N``; a failed task leaves what it
+    measured there (rows are written as they finish). Timed sweeps on the local executor run one task at a
+    time: tasks that time models side by side on one machine would slow each other down.
 
     Returns the merged results (written to ``out_dir`` by the caller), the
     failed tasks (shard index -> message) and the rows added for them.
@@ -241,12 +226,17 @@ def profile_on_cluster(
 
     plan = make_plan(request)  # every usage error before anything is submitted
     options = replace(options, shards=min(options.shards, max(1, len(plan.jobs))))  # no empty array tasks
+    n = options.shards
+    dirs = [out_dir / "shards" / f"{i}-of-{n}" for i in range(1, n + 1)]
+    tasks = [(request, i, n, str(dirs[i - 1]), timeout, list(plugins), markdown) for i in range(1, n + 1)]
     try:
-        dirs, failures = run_on_cluster(
-            request, options, out_dir, timeout=timeout, plugins=plugins, on_progress=on_progress, markdown=markdown
-        )
+        executor = _executor(options, out_dir / "submitit")
+        one_at_a_time = options.executor == "local" and not request.static
+        failures = _run_tasks(executor, tasks, one_at_a_time, on_progress, poll_s)
     except BaseException as e:  # interrupted: the tasks are cancelled; keep what they finished
-        e.kept = _keep_interrupted(out_dir, options.shards)  # type: ignore[attr-defined]
+        kept = _keep_interrupted(out_dir, options.shards)
+        if isinstance(e, (Interrupted, KeyboardInterrupt)):
+            raise RunInterrupted.after(e, kept=kept) from e
         raise
     added = fill_failed_shards(plan, dirs, failures) if failures else 0
     return merge_runs(dirs), failures, added

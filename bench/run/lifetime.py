@@ -30,6 +30,7 @@ from bench.errors import signal_exit_code
 __all__ = [
     "LIVE",
     "Interrupted",
+    "RunInterrupted",
     "become_subreaper",
     "end_group",
     "end_orphans",
@@ -50,6 +51,25 @@ class Interrupted(BaseException):
     @property
     def exit_code(self) -> int:
         return signal_exit_code(self.signum)
+
+
+class RunInterrupted(Interrupted):
+    """A run was interrupted (a signal, or Ctrl-C) and wrote what had finished before it ended.
+
+    Attributes:
+        kept: Rows on disk, in the run folder's ``results.json`` (``"state": "interrupted"``).
+        short_rounds: How many of them were combined from fewer rounds than asked.
+    """
+
+    def __init__(self, signum: int, kept: int, short_rounds: int = 0) -> None:
+        super().__init__(signum)
+        self.kept = kept
+        self.short_rounds = short_rounds
+
+    @classmethod
+    def after(cls, e: Interrupted | KeyboardInterrupt, kept: int, short_rounds: int = 0) -> RunInterrupted:
+        """The run's interruption by ``e``; Ctrl-C (``KeyboardInterrupt``) is SIGINT, with its exit code."""
+        return cls(e.signum if isinstance(e, Interrupted) else signal.SIGINT, kept, short_rounds)
 
 
 @contextlib.contextmanager

@@ -33,10 +33,10 @@ from typing import Any, TypeVar
 from bench.errors import UsageError
 from bench.measure.timing import CONTENDED_SHARE, Measurement
 from bench.results.compare import row_label
+from bench.results.io import show_path
 from bench.results.merge import MergeResult, check_compatible, load_runs, timed_concurrently
 from bench.results.records import Row
 from bench.results.schema import is_contended, row_key
-from bench.results.validate import show_path
 
 __all__ = ["busy_fraction", "combine_rounds", "merge_rounds", "round_robin", "settle"]
 

@@ -9,7 +9,7 @@ What a run guarantees (``docs/guarantees.md``):
 
 - Results come back on a private pipe (:mod:`bench.run.worker`); the model's stdout
   and stderr go to ``logs/<arch>.log`` in the run folder (capped at
-  :data:`LOG_CAP_BYTES`) and are never parsed, so nothing a model prints can
+  :data:`~bench.run.launch.LOG_CAP_BYTES`) and are never parsed, so nothing a model prints can
   change, add or remove a row. An error row quotes the log's last lines.
 - A worker that crashes turns its unfinished rows into ``error`` rows (``oom``
   when the kernel's OOM killer ended it); one that produces no row for
@@ -24,23 +24,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
-import json
-import os
 import platform
 import queue
-import re
-import secrets
-import signal
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import archs
 from bench.errors import OutputError
@@ -49,11 +40,11 @@ from bench.measure.rows import make_row
 from bench.results.records import Config, Job, Plan, Row
 from bench.results.schema import config_key, row_key
 from bench.results.store import ResultsWriter
-from bench.run.lifetime import LIVE, become_subreaper, end_group, end_orphans
+from bench.run.launch import POLL_S, Worker
+from bench.run.lifetime import LIVE, Interrupted, RunInterrupted, become_subreaper
 from bench.run.rounds import combine_rounds, round_robin, settle
-from bench.run.worker import BOOTSTRAP, encode_job
 
-__all__ = ["STARTUP_S", "RunOutput", "job_row", "run_plan", "status_rows"]
+__all__ = ["RunOutput", "job_row", "run_plan", "status_rows"]
 
 RowCallback = Callable[[Row], None]
 
@@ -76,118 +67,6 @@ def status_rows(job: Job, configs: Sequence[Config], env: dict[str, Any], status
     return [job_row(job, c, env, status=status, error=error) for c in configs]
 
 
-STARTUP_S = 60.0
-"""Seconds a worker gets, beyond ``timeout``, to start: import torch and the plugins, initialise CUDA."""
-
-LOG_CAP_BYTES = 1 << 20
-"""What one architecture's log keeps of its model's output (the rest is counted, not kept)."""
-
-_POLL_S = 0.25
-
-
-def _worker_env(slot: str | None) -> dict[str, str]:
-    """The worker's environment: where vbench lives, the private channel, its GPU (no working directory)."""
-    env = dict(os.environ)
-    env["VBENCH_ROOT"] = str(Path(__file__).resolve().parent.parent)
-    env["VBENCH_PARENT_PID"] = str(os.getpid())
-    env["VBENCH_WORKER"] = "1"
-    env["PYTHONUNBUFFERED"] = "1"
-    if slot is not None:
-        env["CUDA_VISIBLE_DEVICES"] = slot
-    return env
-
-
-def log_name(arch: str) -> str:
-    """The log file of an architecture (plugin names may hold any character)."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", arch)[:100] + ".log"
-
-
-def _pump_log(stream: IO[bytes], path: Path, cap: int) -> None:
-    """Copy the model's stdout and stderr into ``path``, keeping at most ``cap`` bytes.
-
-    The pipe is always drained to its end (a worker blocked on a full pipe would
-    look like a hang), also when the log cannot be written (a full disk).
-    """
-    kept = dropped = 0
-    log: IO[bytes] | None = None
-    with contextlib.suppress(OSError):
-        log = path.open("ab")
-    with stream:
-        while chunk := stream.read1(65536):  # type: ignore[attr-defined]
-            room = max(cap - kept, 0) if log is not None else 0
-            if room:
-                try:
-                    log.write(chunk[:room])  # type: ignore[union-attr]
-                    log.flush()  # type: ignore[union-attr]
-                except OSError:
-                    room = 0
-            kept += min(room, len(chunk))
-            dropped += len(chunk) - min(room, len(chunk))
-    if log is not None:
-        with contextlib.suppress(OSError), log:
-            if dropped:
-                log.write(f"\n[vbench: {dropped} more bytes of output not kept]\n".encode())
-
-
-def _read_channel(fd: int, messages: queue.Queue[Any]) -> None:
-    """Parse the worker's private channel: one JSON object a line; ``None`` at its end.
-
-    Lines that are not JSON objects (or longer than :data:`_LINE_CAP`) are dropped
-    here: only vbench's worker code writes to the channel on purpose, and its
-    messages carry the job's token (checked by the reader of the queue).
-    """
-    with os.fdopen(fd, "rb") as f:
-        while line := f.readline(_LINE_CAP):
-            try:
-                msg = json.loads(line.decode())
-            except (UnicodeDecodeError, ValueError, RecursionError):
-                continue
-            if isinstance(msg, dict):
-                messages.put(msg)
-    messages.put(None)
-
-
-_LINE_CAP = 64 << 20
-"""The longest message a worker sends (a row with its raw samples) is far below this."""
-
-
-def _log_tail(path: Path, lines: int = 3) -> str:
-    """The last lines of a log, printable and on one line."""
-    try:
-        with path.open("rb") as f:
-            f.seek(max(0, path.stat().st_size - 4096))
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return ""
-    kept = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("[vbench:")]
-    tail = " | ".join(kept[-lines:])
-    return "".join(ch if ch.isprintable() else "?" for ch in tail)[:300]
-
-
-def _oom_kills() -> int | None:
-    """The kernel's count of OOM kills in this cgroup (cgroup v2), or None where it is not readable."""
-    try:
-        for line in Path("/sys/fs/cgroup/memory.events").read_text().splitlines():
-            key, _, value = line.partition(" ")
-            if key == "oom_kill":
-                return int(value)
-    except (OSError, ValueError):
-        return None
-    return None
-
-
-def _exit_status(code: int, oom_before: int | None) -> tuple[str, str]:
-    """The status and reason for a worker that ended on its own before finishing its job."""
-    if code == -signal.SIGKILL:
-        after = _oom_kills()
-        if oom_before is not None and after is not None and after > oom_before:
-            return "oom", "worker killed by the kernel's out-of-memory killer (SIGKILL)"
-        return "error", "worker killed by SIGKILL (not by vbench)"
-    if code < 0:
-        return "error", f"worker killed by {signal.Signals(-code).name}"
-    return "error", f"worker exited with code {code}"
-
-
 def _run_worker(
     job: Job,
     plan: Plan,
@@ -204,89 +83,19 @@ def _run_worker(
 
     Results come on a private pipe; the model's output goes to ``log_dir``.
     ``slot``, when given, becomes the worker's ``CUDA_VISIBLE_DEVICES`` (its GPU is then ``cuda:0``).
+    The worker's environment (the GPU's name, its torch) goes into ``env_out`` and stamps the failure rows too.
     """
-    log_path = log_dir / log_name(job.arch)
-    with contextlib.suppress(OSError):  # no log folder (a full disk): the log pump copes
-        log_dir.mkdir(parents=True, exist_ok=True)
-    read_fd, write_fd = os.pipe()
-    token = secrets.token_hex(16)
-    trace_dir = str(log_dir.parent / "traces") if plan.request.trace else None
-    payload = encode_job(
-        job, plan.request.policy, list(plugins), max_memory, (write_fd, token), trace_dir, plan.request.weights
-    ).encode()
-    oom_before = _oom_kills()
-    try:
-        with LIVE.starting():  # an orphan sweep never takes a starting worker for an orphan
-            proc = subprocess.Popen(
-                [sys.executable, "-c", BOOTSTRAP],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env=_worker_env(slot),
-                pass_fds=(write_fd,),
-                start_new_session=True,  # its own process group: one killpg ends it and what it forks
-            )
-            LIVE.add(proc)
-    finally:
-        os.close(write_fd)
-    messages: queue.Queue[Any] = queue.Queue()
-    assert proc.stdout is not None and proc.stdin is not None
-    threads = [
-        threading.Thread(target=_read_channel, args=(read_fd, messages), daemon=True),
-        threading.Thread(target=_pump_log, args=(proc.stdout, log_path, LOG_CAP_BYTES), daemon=True),
-    ]
-    for t in threads:
-        t.start()
+    worker, payload = Worker.launch(job, plan, plugins, log_dir, slot, max_memory)
     remaining = list(job.configs)
-
-    def failed(status: str, why: str) -> list[Row]:
-        tail = _log_tail(log_path)
-        where = f"log: {log_path.parent.name}/{log_path.name}"
-        error = f"{why}; last output: {tail} ({where})" if tail else f"{why} ({where})"
-        # Once the worker has reported its environment (the GPU's name, its torch), its rows say so, ok or not.
-        return status_rows(job, remaining, {**parent_env, **env_out}, status, error[:500])
-
     try:
-        try:
-            proc.stdin.write(payload)
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass  # the worker died at once; its exit code tells why
-        started = False  # until the worker reports its environment, it also has STARTUP_S to start
-        deadline = time.monotonic() + timeout + STARTUP_S
-        exited_at: float | None = None
-        while remaining:
-            if stop is not None and stop.is_set():
+        worker.send(payload)
+        for msg in worker.messages(timeout, stop):
+            if isinstance(msg, tuple):
+                status, why = msg
+                # Once the worker has reported its environment (the GPU's name, its torch), its rows say so too.
+                yield from status_rows(job, remaining, {**parent_env, **env_out}, status, worker.error(why))
                 return
-            try:
-                msg = messages.get(timeout=_POLL_S)
-            except queue.Empty:
-                now = time.monotonic()
-                if proc.poll() is not None:
-                    # The worker is gone; its channel ends at once unless a descendant kept it open.
-                    exited_at = exited_at or now
-                    if now - exited_at > 2.0:
-                        msg = None
-                    else:
-                        continue
-                elif now > deadline:
-                    end_group(proc)
-                    wait = timeout if started else timeout + STARTUP_S
-                    yield from failed("timeout", f"worker produced no row for {wait:g} s and was killed")
-                    return
-                else:
-                    continue
-            if msg is None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=5)  # its channel closed: let it finish exiting, so its own exit code tells why
-                end_group(proc)  # reap it, and anything it forked
-                status, why = _exit_status(proc.returncode, oom_before)
-                yield from failed(status, why)
-                return
-            if msg.get("token") != token:
-                continue  # not from vbench's worker code: a model writing to file descriptors forges nothing
             if msg.get("type") == "env" and isinstance(msg.get("env"), dict):
-                started = True
                 env_out.update(msg["env"])
             elif msg.get("type") == "row" and isinstance(msg.get("row"), dict):
                 row = msg["row"]
@@ -296,16 +105,11 @@ def _run_worker(
                     continue  # a row of no configuration this worker still owes: never kept
                 remaining.pop(match[0])
                 yield row
-            deadline = time.monotonic() + timeout
+            worker.heard(timeout)
+            if not remaining:
+                return
     finally:
-        if not remaining and proc.poll() is None:  # done: give it a moment to exit by itself
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)
-        end_group(proc)  # whatever the model forked dies with the job
-        LIVE.discard(proc)
-        end_orphans()  # and what it detached (setsid, double forks): re-parented to us, the subreaper
-        for t in threads:
-            t.join(timeout=2)
+        worker.close(done=not remaining)
 
 
 def _job_rows(
@@ -333,6 +137,157 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _run_environment(
+    plan: Plan, command: Sequence[str], plugins: Sequence[dict[str, Any]], max_memory: int | None,
+    extra_env: Mapping[str, Any] | None, rounds: int, settle_s: float,
+) -> dict[str, Any]:  # fmt: skip
+    """What ``results.json`` records of the run: the machine, the command, the weights' hash, the options."""
+    env = environment(None)
+    env.update(device=plan.device, command=list(command), plugins=list(plugins), host=platform.node())
+    env.update(started_at=_now(), max_memory=max_memory, counter=plan.request.counter)
+    if plan.request.weights is not None:
+        from bench.results.store import file_sha256  # the hash ``vbench evaluate`` records, so the two can be matched
+
+        weights = Path(plan.request.weights)
+        env["weights"] = {"path": str(weights.resolve()), "sha256": file_sha256(weights)}
+    env.update(extra_env or {})
+    if _in_rounds(plan, rounds, settle_s):
+        env.update(rounds=rounds, settle_s=settle_s)
+    return env
+
+
+def _in_rounds(plan: Plan, rounds: int, settle_s: float) -> bool:
+    return not plan.request.static and (rounds > 1 or settle_s > 0)
+
+
+@dataclass
+class _Run:
+    """The parent's side of one run: jobs handed to workers (one at a time, one per slot, or round-robin), their
+    rows kept as they come, and, when it is cut short, what finished written as ``interrupted``."""
+
+    plan: Plan
+    env: dict[str, Any]
+    """The run's environment as it started: the rows made in this process are stamped with it."""
+    writer: ResultsWriter
+    measure: Callable[[Job, str | None, dict[str, Any]], Iterator[Row]]
+    """A job's rows from a worker on a slot; the worker's environment goes into the dict."""
+    on_row: RowCallback | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+    held: dict[tuple[str, ...], list[dict[str, Any]]] = field(default_factory=dict)
+    """Every round's row of each configuration, in order."""
+    written: set[tuple[str, ...]] = field(default_factory=set)
+    waited: list[float] = field(default_factory=list)
+    quiet: list[bool] = field(default_factory=list)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as e:
+            raise OutputError(
+                f"cannot write to '{self.writer.out_dir}': {e.strerror or e}; the {len(self.writer.rows)} rows "
+                "finished before are in results.jsonl"
+            ) from None
+
+    def keep(self, row: Row) -> None:
+        with self.writing():
+            self.writer.append(row)
+
+    def show(self, row: Row) -> None:
+        if self.on_row is not None:
+            self.on_row(row)
+
+    def _on(self, slot: str | None, worker_env: dict[str, Any]) -> Callable[[Job], Iterator[Row]]:
+        return lambda job: self.measure(job, slot, worker_env)
+
+    def _job_done(self, worker_env: dict[str, Any]) -> None:
+        with self.lock, self.writing():
+            self.writer.checkpoint()
+            self.writer.environment.update(worker_env)
+
+    def run_job(self, job: Job, slot: str | None) -> None:
+        worker_env: dict[str, Any] = {}
+        for row in _job_rows(job, self.plan, self.env, self._on(slot, worker_env), worker_env):
+            with self.lock:
+                self.keep(row)
+                self.show(row)
+        self._job_done(worker_env)
+
+    def run_parallel(self, slots: Sequence[str | None]) -> None:
+        """One thread per slot, each taking the next job until none is left; a failure in one ends them all."""
+        todo: queue.Queue[Job] = queue.Queue()
+        for job in self.plan.jobs:
+            todo.put(job)
+        failures: list[BaseException] = []
+
+        def drain(slot: str | None) -> None:
+            try:
+                while not self.stop.is_set():
+                    try:
+                        job = todo.get_nowait()
+                    except queue.Empty:
+                        return
+                    self.run_job(job, slot)
+            except BaseException as e:  # handed to the main thread, which ends the run
+                failures.append(e)
+                self.stop.set()
+
+        self.threads = [
+            threading.Thread(target=drain, args=(slot,), name=f"vbench-slot-{slot}", daemon=True) for slot in slots
+        ]
+        for t in self.threads:
+            t.start()
+        while any(t.is_alive() for t in self.threads):
+            for t in self.threads:
+                t.join(timeout=POLL_S)  # short waits: a signal reaches this thread at once
+        if failures:
+            raise failures[0]
+
+    def combined(self, same: list[dict[str, Any]]) -> Row:
+        return combine_rounds(same, sum(self.waited) if self.waited else None, all(self.quiet) if self.quiet else None)
+
+    def run_rounds(self, slot: str | None, rounds: int, settle_s: float) -> None:
+        """The jobs round-robin, ``rounds`` times; the last round's rows are combined with the held ones and kept."""
+        for n, job in round_robin(self.plan.jobs, rounds):
+            if job is self.plan.jobs[0] and settle_s > 0:
+                w, ok = settle(settle_s)
+                self.waited.append(w)
+                self.quiet.append(ok)
+            worker_env: dict[str, Any] = {}
+            for row in _job_rows(job, self.plan, self.env, self._on(slot, worker_env), worker_env):
+                same = self.held.setdefault(row_key(row), [])
+                same.append(dict(row))
+                if n < rounds:
+                    continue
+                row = self.combined(same)
+                with self.lock:
+                    self.keep(row)
+                    self.written.add(row_key(row))
+                    self.show(row)
+            if n == rounds:
+                self._job_done(worker_env)
+
+    def cut_short(self, markdown: Callable[[list[Row]], str] | None) -> int:
+        """End every worker and write what finished as ``interrupted``; returns how many rows were combined from
+        fewer rounds than asked (each configuration from the rounds it finished)."""
+        self.stop.set()
+        LIVE.end_all()
+        for t in self.threads:
+            t.join(timeout=2)
+        short = 0
+        with contextlib.suppress(OSError):
+            for key, same in self.held.items():
+                if key not in self.written:
+                    self.writer.append(self.combined(same))
+                    short += 1
+        self.writer.environment["finished_at"] = _now()
+        with contextlib.suppress(OSError):
+            self.writer.finish(markdown(self.writer.rows) if markdown else "", state="interrupted")
+        return short
+
+
 def run_plan(
     plan: Plan,
     out_dir: Path,
@@ -353,13 +308,13 @@ def run_plan(
 
     An interruption (:class:`~bench.run.lifetime.Interrupted`, ``KeyboardInterrupt``) or
     a failure to write ends every worker and their children, writes what finished
-    (``results.json`` with ``"state": "interrupted"``) and re-raises; the exception
-    carries ``kept``, the number of rows on disk, and ``short_rounds``, how many of them
-    have fewer rounds than ``rounds``.
+    (``results.json`` with ``"state": "interrupted"``) and raises: a failure as it is, an
+    interruption as :class:`~bench.run.lifetime.RunInterrupted`, which carries ``kept``, the
+    number of rows on disk, and ``short_rounds``, how many of them have fewer rounds than ``rounds``.
 
     Args:
         timeout: Seconds a worker may go without producing a row before it is killed (plus
-            :data:`STARTUP_S` before its first message, for imports and CUDA initialisation).
+            :data:`~bench.run.launch.STARTUP_S` before its first message, for imports and CUDA initialisation).
         plugins: Plugins the workers load first (:func:`bench.run.plugins.load_plugins`'s records).
         on_row: Called with each row as it arrives (progress display).
         markdown: Renders the final Markdown table (from :mod:`bench.report.tables`).
@@ -377,138 +332,32 @@ def run_plan(
             time, on the first slot.
         settle_s: Before each round, wait at most this long for a quiet machine (:func:`bench.run.rounds.settle`).
     """
-    env = environment(None)
-    env.update(device=plan.device, command=list(command), plugins=list(plugins), host=platform.node())
-    env.update(started_at=_now(), max_memory=max_memory, counter=plan.request.counter)
-    if plan.request.weights is not None:
-        from bench.results.store import file_sha256  # the hash ``vbench evaluate`` records, so the two can be matched
-
-        weights = Path(plan.request.weights)
-        env["weights"] = {"path": str(weights.resolve()), "sha256": file_sha256(weights)}
-    env.update(extra_env or {})
-    if not plan.request.static and (rounds > 1 or settle_s > 0):
-        env.update(rounds=rounds, settle_s=settle_s)
+    env = _run_environment(plan, command, plugins, max_memory, extra_env, rounds, settle_s)
     writer = ResultsWriter(out_dir, env)
     if not plan.request.static:
         become_subreaper()  # what a model detaches is re-parented to this process, and ended with its job
-    lock = threading.Lock()
+
     stop = threading.Event()
-    failures: list[BaseException] = []
-
-    @contextlib.contextmanager
-    def writing() -> Iterator[None]:
-        try:
-            yield
-        except OSError as e:
-            raise OutputError(
-                f"cannot write to '{out_dir}': {e.strerror or e}; the {len(writer.rows)} rows finished "
-                "before are in results.jsonl"
-            ) from None
-
-    def keep(row: Row) -> None:
-        with writing():
-            writer.append(row)
 
     def measure(job: Job, slot: str | None, worker_env: dict[str, Any]) -> Iterator[Row]:
         return _run_worker(job, plan, timeout, plugins, env, worker_env, out_dir / "logs", slot, max_memory, stop)
 
-    def run_job(job: Job, slot: str | None) -> None:
-        worker_env: dict[str, Any] = {}
-        for row in _job_rows(job, plan, env, lambda j: measure(j, slot, worker_env), worker_env):
-            with lock:
-                keep(row)
-                if on_row is not None:
-                    on_row(row)
-        with lock, writing():
-            writer.checkpoint()
-            writer.environment.update(worker_env)
-
-    def drain(todo: queue.Queue[Job], slot: str | None) -> None:
-        try:
-            while not stop.is_set():
-                try:
-                    job = todo.get_nowait()
-                except queue.Empty:
-                    return
-                run_job(job, slot)
-        except BaseException as e:  # handed to the main thread, which ends the run
-            failures.append(e)
-            stop.set()
-
-    held: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # every round's row of each configuration, in order
-    written: set[tuple[str, ...]] = set()
-    waited: list[float] = []
-    quiet: list[bool] = []
-
-    def combined(same: list[dict[str, Any]]) -> Any:
-        return combine_rounds(same, sum(waited) if waited else None, all(quiet) if quiet else None)
-
-    def run_rounds(slot: str | None) -> None:
-        """The jobs round-robin, ``rounds`` times; the last round's rows are combined with the held ones and kept."""
-        for n, job in round_robin(plan.jobs, rounds):
-            if job is plan.jobs[0] and settle_s > 0:
-                w, ok = settle(settle_s)
-                waited.append(w)
-                quiet.append(ok)
-            worker_env: dict[str, Any] = {}
-            for row in _job_rows(
-                job, plan, env, functools.partial(measure, slot=slot, worker_env=worker_env), worker_env
-            ):
-                same = held.setdefault(row_key(row), [])
-                same.append(dict(row))
-                if n < rounds:
-                    continue
-                row = combined(same)
-                with lock:
-                    keep(row)
-                    written.add(row_key(row))
-                    if on_row is not None:
-                        on_row(row)
-            if n == rounds:
-                with lock, writing():
-                    writer.checkpoint()
-                    writer.environment.update(worker_env)
-
-    threads: list[threading.Thread] = []
+    run = _Run(plan, env, writer, measure, on_row, stop=stop)
+    first = slots[0] if slots else None
     try:
         for row in previous:
-            keep(row)
-        if not plan.request.static and (rounds > 1 or settle_s > 0):
-            run_rounds(slots[0] if slots else None)
+            run.keep(row)
+        if _in_rounds(plan, rounds, settle_s):
+            run.run_rounds(first, rounds, settle_s)
         elif len(slots) <= 1 or len(plan.jobs) <= 1:
             for job in plan.jobs:
-                run_job(job, slots[0] if slots else None)
+                run.run_job(job, first)
         else:
-            todo: queue.Queue[Job] = queue.Queue()
-            for job in plan.jobs:
-                todo.put(job)
-            threads = [
-                threading.Thread(target=drain, args=(todo, slot), name=f"vbench-slot-{slot}", daemon=True)
-                for slot in slots
-            ]
-            for t in threads:
-                t.start()
-            while any(t.is_alive() for t in threads):
-                for t in threads:
-                    t.join(timeout=_POLL_S)  # short waits: a signal reaches this thread at once
-            if failures:
-                raise failures[0]
+            run.run_parallel(slots)
     except BaseException as e:
-        stop.set()
-        LIVE.end_all()
-        for t in threads:
-            t.join(timeout=2)
-        short = 0
-        with contextlib.suppress(OSError):  # rounds cut short: each configuration from the rounds it finished
-            for key, same in held.items():
-                if key not in written:
-                    writer.append(combined(same))
-                    short += 1
-        writer.environment["finished_at"] = _now()
-        with contextlib.suppress(OSError):
-            writer.finish(markdown(writer.rows) if markdown else "", state="interrupted")
-        e.kept = len(writer.rows)  # type: ignore[attr-defined]
-        e.short_rounds = short  # type: ignore[attr-defined]
+        short = run.cut_short(markdown)
+        if isinstance(e, (Interrupted, KeyboardInterrupt)):
+            raise RunInterrupted.after(e, kept=len(writer.rows), short_rounds=short) from e
         raise
     writer.rows[len(previous) :] = sorted(writer.rows[len(previous) :], key=_plan_order(plan))
     writer.environment["finished_at"] = _now()

@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, BinaryIO
 
@@ -110,20 +111,12 @@ def main() -> int:
     import_plugins(spec.get("plugins", []))
 
     import archs
-    from bench.errors import first_line
-    from bench.measure.contention import contention_columns, gpu_monitor, load_average, usable_cores
+    from bench.measure.contention import gpu_monitor
     from bench.measure.counting import Counts
     from bench.measure.environment import environment
-    from bench.measure.latency import (
-        device_free_bytes,
-        estimate_bytes,
-        is_oom,
-        measure_config,
-        setup_device,
-        unsupported,
-    )
+    from bench.measure.latency import device_free_bytes, estimate_bytes, setup_device, unsupported
     from bench.measure.rows import make_row
-    from bench.results.records import Config, SamplePolicy, Status
+    from bench.results.records import Config, SamplePolicy
 
     configs = [Config.from_dict(c) for c in spec["configs"]]
     counts = {
@@ -154,30 +147,38 @@ def main() -> int:
         if limit is not None and need > limit:
             channel.send("row", {"row": row(status="skipped", error=_skip_reason(need, limit, spec))})
             continue
-        try:
-            load_before = load_average()
-            result = measure_config(
-                config,
-                policy,
-                expected_shape=(config.batch, *c.output_shape[1:]),
-                weights=spec.get("weights"),
-                monitor=new_monitor(),
-            )
-            threads = env.get("torch_threads")
-            # The most CPU the worker can get: its threads, or the cores it may use when they are fewer.
-            most = min(threads, usable_cores() or threads) if threads else None
-            share = result.measurement.cpu_share(most) if device == "cpu" and most else None
-            contention = contention_columns(device, share, load_before, load_average(), threads, result.gpu)
-            out = row(measurement=result.measurement, memory=result.memory, contention=contention)
-            if spec.get("trace_dir"):
-                _trace(config, spec["trace_dir"])
-        except (Exception, SystemExit, KeyboardInterrupt) as e:  # the model's, never the parent's: it sends SIGKILL
-            status: Status = "oom" if isinstance(e, Exception) and is_oom(e) else "error"
-            if status == "error":
-                traceback.print_exc(file=sys.stderr)
-            out = row(status=status, error=first_line(e)[:500])
-        channel.send("row", {"row": out})
+        channel.send("row", {"row": _measured(config, c, row, policy, spec, env, device, new_monitor)})
     return 0
+
+
+def _measured(config: Any, c: Any, row: Callable[..., Any], policy: Any, spec: dict[str, Any], env: dict[str, Any],
+              device: str, new_monitor: Callable[[], Any]) -> Any:  # fmt: skip
+    """The row of one configuration (``c``: its counts), measured: ``ok``, or the model's ``oom`` or ``error``."""
+    from bench.errors import first_line
+    from bench.measure.contention import contention_columns, load_average, usable_cores
+    from bench.measure.latency import is_oom, measure_config
+    from bench.results.records import Status
+
+    try:
+        load_before = load_average()
+        expected = (config.batch, *c.output_shape[1:])
+        result = measure_config(
+            config, policy, expected_shape=expected, weights=spec.get("weights"), monitor=new_monitor()
+        )
+        threads = env.get("torch_threads")
+        # The most CPU the worker can get: its threads, or the cores it may use when they are fewer.
+        most = min(threads, usable_cores() or threads) if threads else None
+        share = result.measurement.cpu_share(most) if device == "cpu" and most else None
+        contention = contention_columns(device, share, load_before, load_average(), threads, result.gpu)
+        out = row(measurement=result.measurement, memory=result.memory, contention=contention)
+        if spec.get("trace_dir"):
+            _trace(config, spec["trace_dir"])
+    except (Exception, SystemExit, KeyboardInterrupt) as e:  # the model's, never the parent's: it sends SIGKILL
+        status: Status = "oom" if isinstance(e, Exception) and is_oom(e) else "error"
+        if status == "error":
+            traceback.print_exc(file=sys.stderr)
+        out = row(status=status, error=first_line(e)[:500])
+    return out
 
 
 def _monitor_factory(device: str, gpu_monitor: Any) -> Any:
