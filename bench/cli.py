@@ -9,18 +9,14 @@ standard output (``vbench ... | head``) stops the printing, never the work.
 
 from __future__ import annotations
 
-import functools
-import os
 import sys
-import tempfile
-import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import wraps
 from typing import Annotated, Any, TypeVar
 
 import typer
-from typer.core import TyperGroup
 
+from bench.commands.boundary import OneLineErrors, crash_report, fail, unknown_arch
 from bench.commands.common import check_paths, one_line, path_parameters, std_streams
 from bench.commands.compare import compare_cmd
 from bench.commands.console import stdout_closed as _stdout_closed
@@ -35,48 +31,9 @@ from bench.commands.roofline import roofline_cmd
 from bench.errors import ExitCode, UsageError
 from bench.run.lifetime import Interrupted
 
-try:
-    from typer._click import ClickException  # typer vendors click
-except ImportError:  # pragma: no cover - a typer that uses click itself
-    from click import ClickException  # type: ignore[no-redef,assignment,unused-ignore]
-
-
-class _OneLineErrors(TyperGroup):
-    """The parser's own mistakes (a missing or unknown option, a value of the wrong type) on one line too,
-    naming the help to read, with exit code 2: no usage block, no box."""
-
-    def main(
-        self,
-        args: Sequence[str] | None = None,
-        prog_name: str | None = None,
-        complete_var: str | None = None,
-        standalone_mode: bool = True,
-        windows_expand_args: bool = True,
-        **extra: Any,
-    ) -> Any:
-        run = functools.partial(
-            super().main, args, prog_name, complete_var, False, windows_expand_args=windows_expand_args, **extra
-        )
-        if not standalone_mode:
-            return run()
-        try:
-            code = run()
-        except ClickException as e:
-            if type(e).__name__ == "NoArgsIsHelpError":  # `vbench` alone: the help is printed already
-                sys.exit(e.exit_code)
-            ctx = getattr(e, "ctx", None)
-            where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-            typer.echo(f"vbench: error: {one_line(e.format_message())}{where}", err=True)
-            sys.exit(e.exit_code)
-        except typer.Abort:
-            typer.echo("vbench: aborted", err=True)
-            sys.exit(ExitCode.FAILED)
-        sys.exit(code if isinstance(code, int) else ExitCode.OK)
-
-
 app = typer.Typer(
     name="vbench",
-    cls=_OneLineErrors,
+    cls=OneLineErrors,
     help="Benchmark and profile video action-recognition backbones.",
     no_args_is_help=True,
     add_completion=False,
@@ -84,22 +41,6 @@ app = typer.Typer(
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _fail(message: str, code: int = ExitCode.USAGE) -> typer.Exit:
-    typer.echo(f"vbench: error: {message}", err=True)
-    return typer.Exit(code=code)
-
-
-def _crash_report(e: BaseException) -> typer.Exit:
-    """An unexpected error: one line, the traceback in a file, exit code 3."""
-    fd, path = tempfile.mkstemp(prefix="vbench-crash-", suffix=".txt")
-    with os.fdopen(fd, "w") as f:
-        f.write(f"vbench {' '.join(sys.argv[1:])}\n\n")
-        traceback.print_exception(e, file=f)
-    return _fail(
-        f"internal error: {type(e).__name__}: {one_line(str(e))[:200]} (traceback in {path})", code=ExitCode.INTERNAL
-    )
 
 
 def _user_errors(fn: F) -> F:
@@ -115,7 +56,7 @@ def _user_errors(fn: F) -> F:
             check_paths(paths, kwargs)
             return fn(*args, **kwargs)
         except UsageError as e:
-            raise _fail(one_line(str(e))) from None
+            raise fail(one_line(str(e))) from None
         except typer.Exit:
             raise
         except BrokenPipeError:
@@ -126,17 +67,11 @@ def _user_errors(fn: F) -> F:
         except KeyboardInterrupt:
             raise typer.Exit(code=ExitCode.INTERRUPTED) from None
         except Exception as e:
-            if _unknown_arch(e):
-                raise _fail(one_line(str(e))) from None
-            raise _crash_report(e) from None
+            if unknown_arch(e):
+                raise fail(one_line(str(e))) from None
+            raise crash_report(e) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def _unknown_arch(e: Exception) -> bool:
-    """The registry's error for an unknown name; the registry (and torch) is not imported to ask."""
-    registry = sys.modules.get("archs")
-    return registry is not None and isinstance(e, registry.UnknownArchError)
 
 
 def _version(value: bool) -> None:

@@ -1,5 +1,6 @@
-"""Helpers shared by the commands and the app: one-line text, ``--out`` values, choices in help, run
-summaries, the path parameters checked before a command runs, the standard streams."""
+"""Helpers shared by the commands and the app: the options more than one command declares, one-line text,
+``--out`` values, choices in help, run summaries, the path parameters checked before a command runs, the
+standard streams."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import typer
 from bench.commands.console import say as _say
 from bench.commands.console import stdout_closed as _stdout_closed
 from bench.errors import UsageError
-from bench.results.records import Row
+from bench.results.records import DEVICES, Row
 
 
 def one_line(text: str) -> str:
@@ -73,6 +74,46 @@ def folder(text: str) -> Path:
     if not text.strip():
         raise UsageError("--out is empty; name a folder")
     return Path(text)
+
+
+# The options more than one command declares, each declared here once (as asv's ``commands/common_args.py``):
+# an ``Annotated`` alias where the commands declare it alike, a function where a command files it in a help
+# panel of its own (``rich_help_panel``) or words it for its context.
+
+PLUGIN_HELP = "Module or .py file to load first (registers more archs; runs as code); repeatable."
+ARCH_KWARGS_HELP = "key=value passed to the builders; repeatable."
+
+
+def plugin_option(**kwargs: Any) -> Any:
+    """``--plugin``, as every command that builds models declares it (``bench.run.plugins.load_plugins`` reads it,
+    with ``VBENCH_PLUGINS``)."""
+    return typer.Option("--plugin", help=PLUGIN_HELP, metavar="MODULE|FILE", **kwargs)
+
+
+def arch_kwargs_option(**kwargs: Any) -> Any:
+    """``--arch-kwargs key=value``, as every command that builds models declares it (``bench.run.plan.parse_arch_kwargs``
+    reads it)."""
+    return typer.Option("--arch-kwargs", help=ARCH_KWARGS_HELP, metavar="KEY=VALUE", **kwargs)
+
+
+def device_option(when: str = "", **kwargs: Any) -> Any:
+    """``--device``, its choices from :data:`bench.results.records.DEVICES`; ``when`` says when it applies."""
+    return typer.Option(help=f"{when}{choices(DEVICES)}.", **kwargs)
+
+
+def overwrite_option(**kwargs: Any) -> Any:
+    """``--overwrite`` of the commands that write a run folder (``profile``, ``merge``)."""
+    return typer.Option("--overwrite", help="Replace the run that --out holds (default: refuse).", **kwargs)
+
+
+Plugins = Annotated[list[str] | None, plugin_option()]
+ArchKwargs = Annotated[list[str] | None, arch_kwargs_option()]
+Device = Annotated[str, device_option()]
+Overwrite = Annotated[bool, overwrite_option()]
+CompareConfig = Annotated[
+    Path | None, typer.Option(help="TOML file with [tool.vbench.compare] (default: ./pyproject.toml if present).")
+]
+"""``--config`` of ``compare`` and ``history``: the thresholds of the regression verdicts."""
 
 
 def print_results(console: Any, rows: list[Row], paths: dict[str, Path]) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from bench.commands.common import one_line
+from bench.commands.common import CompareConfig, one_line
 from bench.commands.profile import profile_options
 from bench.errors import UsageError
 
@@ -20,9 +20,7 @@ def compare_cmd(
     latency_tol: Annotated[str | None, typer.Option(help="Accepted latency increase, e.g. 10% (default 10%).")] = None,
     memory_tol: Annotated[str | None, typer.Option(help="Accepted peak-memory increase (default 5%).")] = None,
     alpha: Annotated[float | None, typer.Option(help="Significance level of the latency test (default 0.05).")] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="TOML file with [tool.vbench.compare] (default: ./pyproject.toml if present).")
-    ] = None,
+    config: CompareConfig = None,
     markdown: Annotated[Path | None, typer.Option(help="Also write the verdict to this Markdown file.")] = None,
 ) -> None:
     """Regression verdicts of HEAD against BASE; exit 1 on a regression, 2 on bad input, 4 when a row was timed on a

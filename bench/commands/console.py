@@ -14,38 +14,14 @@ import sys
 from typing import Any
 
 __all__ = [
-    "ARCH_KWARGS_HELP",
-    "PLUGIN_HELP",
-    "arch_kwargs_option",
     "guard_stdout",
     "make_console",
-    "plugin_option",
     "progress_bar",
     "recorded_options",
     "say",
     "stdout_closed",
     "stdout_failure",
 ]
-
-
-PLUGIN_HELP = "Module or .py file to load first (registers more archs; runs as code); repeatable."
-ARCH_KWARGS_HELP = "key=value passed to the builders; repeatable."
-
-
-def plugin_option(**kwargs: Any) -> Any:
-    """``--plugin``, as every command that builds models declares it (``bench.run.plugins.load_plugins`` reads it,
-    with ``VBENCH_PLUGINS``)."""
-    import typer
-
-    return typer.Option("--plugin", help=PLUGIN_HELP, metavar="MODULE|FILE", **kwargs)
-
-
-def arch_kwargs_option(**kwargs: Any) -> Any:
-    """``--arch-kwargs key=value``, as every command that builds models declares it (``bench.run.plan.parse_arch_kwargs``
-    reads it)."""
-    import typer
-
-    return typer.Option("--arch-kwargs", help=ARCH_KWARGS_HELP, metavar="KEY=VALUE", **kwargs)
 
 
 def stdout_closed() -> None:

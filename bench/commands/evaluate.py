@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bench.commands.console import arch_kwargs_option, plugin_option
+from bench.commands.common import arch_kwargs_option, choices, device_option, folder, plugin_option
 from bench.errors import UsageError, signal_exit_code
+from bench.results.records import DTYPES
 
 if TYPE_CHECKING:
     from archs import Protocol
-    from bench.evaluate.loop import EvalResult
+    from bench.evaluate.loop import EvalOptions, EvalResult
     from bench.evaluate.video import ViewSpec
 
 __all__ = ["evaluate_cmd", "evaluate_command"]
@@ -166,9 +167,9 @@ def evaluate_cmd(
     arch_kwargs: Annotated[list[str] | None, arch_kwargs_option(rich_help_panel=_WHAT)] = None,
     plugin: Annotated[list[str] | None, plugin_option(rich_help_panel=_WHAT)] = None,
     batch: Annotated[int, typer.Option(help="Clips per model call.", rich_help_panel=_RUN)] = 8,
-    device: Annotated[str, typer.Option(help="cpu, cuda, mps or auto.", rich_help_panel=_RUN)] = "auto",
+    device: Annotated[str, device_option(rich_help_panel=_RUN)] = "auto",
     dtype: Annotated[
-        str, typer.Option(help="fp32, bf16 or fp16 (the half types through autocast).", rich_help_panel=_RUN)
+        str, typer.Option(help=f"{choices(DTYPES)} (the half types through autocast).", rich_help_panel=_RUN)
     ] = "fp32",
     workers: Annotated[
         int | None,
@@ -200,11 +201,59 @@ def evaluate_cmd(
     """
     from bench.commands.console import recorded_options
     from bench.evaluate.datasets import load_class_file, load_dataset, resolve_classes
-    from bench.evaluate.protocols import resolve_protocol
-    from bench.evaluate.store import check_eval_out, remove_if_empty
-    from bench.results.records import DTYPES, choice
-    from bench.run.plan import parse_arch_kwargs
+    from bench.evaluate.store import check_eval_out
+    from bench.run.plan import parse_arch_kwargs, resolve_device
     from bench.run.plugins import load_plugins
+
+    _check_options(clips=clips, crops=crops, frames=frames, size=size, batch=batch, limit=limit, workers=workers,
+                   only_missing=only_missing, overwrite=overwrite, dtype=dtype, protocol=protocol)  # fmt: skip
+    out_dir = folder(out)
+    kwargs = parse_arch_kwargs(arch_kwargs or [])
+    import archs
+
+    load_plugins(plugin or [])  # and VBENCH_PLUGINS: a plugin's architectures evaluate as the built-in ones
+    if weights not in archs.publishers():
+        _file(Path(weights), "--weights")
+    spec = archs.get_arch(arch)  # an unknown name is one line with suggestions
+    if classes is not None:
+        load_class_file(classes)
+    dataset = load_dataset(data, video_root).limit(limit)
+    check_eval_out(out_dir, resume=only_missing, overwrite=overwrite)
+    chosen_device = resolve_device(device)
+    model = _build_model(spec.name, weights, kwargs)
+    info = model.pretrained_cfg
+    built_with = {**dict(getattr(info, "arch_kwargs", None) or {}), **kwargs}
+    built_with.pop("num_classes", None)
+    chosen, view = _views(spec, info, built_with, protocol, clips=clips, crops=crops, frames=frames, size=size)
+    names, classes_source = resolve_classes(classes, dataset, info.num_classes)
+    options = recorded_options(ctx)
+    meta = {**_meta(spec.name, weights, info, chosen, classes_source, options), "arch_kwargs": built_with}
+    from bench.evaluate.loop import EvalOptions  # torch is imported by now (archs)
+
+    n_workers = min(4, os.cpu_count() or 1) if workers is None else workers
+    how = EvalOptions(batch=batch, device=chosen_device, dtype=dtype, workers=n_workers)
+    result = _run(model.to(chosen_device), view, dataset, names, out_dir, meta, options, how,
+                  resume=only_missing, overwrite=overwrite)  # fmt: skip
+    _report(result, names)
+
+
+def _check_options(
+    *,
+    clips: int | None,
+    crops: int | None,
+    frames: int | None,
+    size: int | None,
+    batch: int,
+    limit: int | None,
+    workers: int | None,
+    only_missing: bool,
+    overwrite: bool,
+    dtype: str,
+    protocol: str | None,
+) -> None:
+    """The options that need no file and no model, checked first."""
+    from bench.evaluate.protocols import resolve_protocol
+    from bench.results.records import choice
 
     for value, what in ((clips, "--clips"), (crops, "--crops"), (frames, "--frames"), (size, "--size"),
                         (batch, "--batch"), (limit, "--limit")):  # fmt: skip
@@ -215,30 +264,23 @@ def evaluate_cmd(
         raise UsageError("--only-missing keeps the evaluation in --out and --overwrite replaces it; pass one")
     choice(dtype, DTYPES, "dtype")
     resolve_protocol(protocol or "single", clips, crops)  # the counts' bounds, before any work
-    if not out.strip():
-        raise UsageError("--out is empty; name a folder")
-    out_dir = Path(out)
-    kwargs = parse_arch_kwargs(arch_kwargs or [])
-    import archs
 
-    load_plugins(plugin or [])  # and VBENCH_PLUGINS: a plugin's architectures evaluate as the built-in ones
-    downloaded = weights in archs.publishers()
-    if not downloaded:
-        _file(Path(weights), "--weights")
 
-    spec = archs.get_arch(arch)  # an unknown name is one line with suggestions
-    if classes is not None:
-        load_class_file(classes)
-    dataset = load_dataset(data, video_root).limit(limit)
-    check_eval_out(out_dir, resume=only_missing, overwrite=overwrite)
-    from bench.run.plan import resolve_device
+def _views(
+    spec: Any,
+    info: Any,
+    built_with: dict[str, Any],
+    protocol: str | None,
+    *,
+    clips: int | None,
+    crops: int | None,
+    frames: int | None,
+    size: int | None,
+) -> tuple[Protocol, ViewSpec]:
+    """The protocol (``--protocol``, else the weights' reference protocol, else the architecture's) and the views
+    it cuts, which the architecture must be able to take."""
+    from bench.evaluate.protocols import resolve_protocol
 
-    chosen_device = resolve_device(device)
-    model = _build_model(spec.name, weights, kwargs)
-    info = model.pretrained_cfg
-    built_with = {**dict(getattr(info, "arch_kwargs", None) or {}), **kwargs}
-    built_with.pop("num_classes", None)
-    # The weights' reference protocol; a model whose pretrained_cfg names none evaluates as its architecture's.
     chosen = resolve_protocol(
         protocol or getattr(info, "protocol", None) or spec.pretrained(**built_with).protocol, clips, crops
     )
@@ -248,21 +290,7 @@ def evaluate_cmd(
         raise UsageError(
             f"{spec.name} needs at least {min_t} frames of {min_h}x{min_h}; the views are {view.frames}x{view.crop}"
         )
-    names, classes_source = resolve_classes(classes, dataset, info.num_classes)
-    options = recorded_options(ctx)
-    meta = _meta(spec.name, weights, info, chosen, classes_source, options)
-    meta["arch_kwargs"] = built_with
-    n_workers = min(4, os.cpu_count() or 1) if workers is None else workers
-    made = not out_dir.exists()
-    try:
-        result = _run(model.to(chosen_device), view, dataset, names, out_dir, meta, options,
-                      batch=batch, device=chosen_device, dtype=dtype, workers=n_workers, resume=only_missing,
-                      overwrite=overwrite)  # fmt: skip
-    except BaseException:
-        if made:
-            remove_if_empty(out_dir)  # made for this run, which failed before writing anything
-        raise
-    _report(result, names)
+    return chosen, view
 
 
 def _meta(
@@ -295,75 +323,82 @@ def _run(
     out_dir: Path,
     meta: dict[str, Any],
     options: dict[str, Any],
+    how: EvalOptions,
     *,
-    batch: int,
-    device: str,
-    dtype: str,
-    workers: int,
     resume: bool,
     overwrite: bool,
 ) -> EvalResult:
     """The evaluation with a progress bar (a plain line per video off a terminal); an interruption prints the
-    command that finishes it."""
-    from bench.commands.console import make_console, progress_bar, say, stdout_closed
-    from bench.evaluate.loop import DecoderDied, EvalOptions, evaluate
+    command that finishes it; a folder made for it that it failed to write anything in is removed."""
+    from bench.commands.console import make_console, progress_bar
+    from bench.evaluate.loop import DecoderDied, evaluate
+    from bench.evaluate.store import remove_if_empty
     from bench.run.lifetime import Interrupted, signals_interrupt
 
-    console = make_console()
-    with signals_interrupt(), progress_bar(console, disable=not console.is_terminal) as bar:
-        task = bar.add_task("evaluating", total=None)
-
-        def on_start(todo: int, previous: list[dict[str, Any]], retried: int, dropped: int) -> None:
-            kept = {"ok": 0, "skipped": 0}
-            for record in previous:
-                kept["ok" if record["status"] == "ok" else "skipped"] += 1
-            bar.update(task, total=todo)
-            if previous or retried or dropped:
-                again = (
-                    f"retrying {retried} skipped videos (missing, unreadable or corrupt before); " if retried else ""
-                )
-                gone = f"removed {dropped} lines of videos the dataset no longer lists; " if dropped else ""
-                say(console, f"kept {_kept(kept)} of {out_dir}; {gone}{again}evaluating {todo} videos")
-
-        def on_video(record: dict[str, Any]) -> None:
-            from rich.markup import escape
-
-            if console.is_terminal:
-                bar.update(task, advance=1, description=escape(f"evaluating {record['video']}"[:60]))
-                return
-            what = (f"pred={names[record['pred']]} label={record['label']} views={record['views']}"
-                    if record["status"] == "ok" else f"skipped ({record['reason']}: {record['detail']})")  # fmt: skip
+    made = not out_dir.exists()
+    try:
+        console = make_console()
+        with signals_interrupt(), progress_bar(console, disable=not console.is_terminal) as bar:
+            shown = _Progress(console, bar, names, out_dir)
             try:
-                say(console, f"{record['video']} {what}")
-            except BrokenPipeError:
-                stdout_closed()
-
-        try:
-            try:
-                return evaluate(
-                    model, view, dataset, names, out_dir,
-                    options=EvalOptions(batch=batch, device=device, dtype=dtype, workers=workers),
-                    meta=meta, resume=resume, overwrite=overwrite, on_start=on_start, on_video=on_video,
-                )  # fmt: skip
-            except RuntimeError as e:
-                signum = _worker_signal(e)
-                if signum is not None:
-                    raise Interrupted(signum) from None  # the group's signal reached a decoding worker first
-                if isinstance(e, DecoderDied):
-                    typer.echo(
-                        f"vbench: error: {_died(e)}; kept {_kept(_written(out_dir))} in {out_dir}; finish with: "
-                        + evaluate_command(options, out_dir),
-                        err=True,
-                    )
-                    raise typer.Exit(code=signal_exit_code(e.signum)) from None
+                try:
+                    return evaluate(model, view, dataset, names, out_dir, options=how, meta=meta, resume=resume,
+                                    overwrite=overwrite, on_start=shown.on_start, on_video=shown.on_video)  # fmt: skip
+                except RuntimeError as e:
+                    signum = _worker_signal(e)
+                    if signum is not None:
+                        raise Interrupted(signum) from None  # the group's signal reached a decoding worker first
+                    if isinstance(e, DecoderDied):
+                        typer.echo(f"vbench: error: {_died(e)}; {_finish(options, out_dir)}", err=True)
+                        raise typer.Exit(code=signal_exit_code(e.signum)) from None
+                    raise
+            except (Interrupted, KeyboardInterrupt):
+                typer.echo(f"vbench: interrupted; {_finish(options, out_dir)}", err=True)
                 raise
-        except (Interrupted, KeyboardInterrupt):
-            typer.echo(
-                f"vbench: interrupted; kept {_kept(_written(out_dir))} in {out_dir}; finish with: "
-                + evaluate_command(options, out_dir),
-                err=True,
-            )
-            raise
+    except BaseException:
+        if made:
+            remove_if_empty(out_dir)  # made for this run, which failed before writing anything
+        raise
+
+
+def _finish(options: dict[str, Any], out_dir: Path) -> str:
+    """What an evaluation cut short kept, and the command that finishes it."""
+    return f"kept {_kept(_written(out_dir))} in {out_dir}; finish with: " + evaluate_command(options, out_dir)
+
+
+class _Progress:
+    """What the evaluation shows as it runs: a progress bar on a terminal, one plain line per video off one."""
+
+    def __init__(self, console: Any, bar: Any, names: list[str], out_dir: Path) -> None:
+        self.console, self.bar, self.names, self.out_dir = console, bar, names, out_dir
+        self.task = bar.add_task("evaluating", total=None)
+
+    def on_start(self, todo: int, previous: list[dict[str, Any]], retried: int, dropped: int) -> None:
+        from bench.commands.console import say
+
+        kept = {"ok": 0, "skipped": 0}
+        for record in previous:
+            kept["ok" if record["status"] == "ok" else "skipped"] += 1
+        self.bar.update(self.task, total=todo)
+        if previous or retried or dropped:
+            again = f"retrying {retried} skipped videos (missing, unreadable or corrupt before); " if retried else ""
+            gone = f"removed {dropped} lines of videos the dataset no longer lists; " if dropped else ""
+            say(self.console, f"kept {_kept(kept)} of {self.out_dir}; {gone}{again}evaluating {todo} videos")
+
+    def on_video(self, record: dict[str, Any]) -> None:
+        from rich.markup import escape
+
+        from bench.commands.console import say, stdout_closed
+
+        if self.console.is_terminal:
+            self.bar.update(self.task, advance=1, description=escape(f"evaluating {record['video']}"[:60]))
+            return
+        what = (f"pred={self.names[record['pred']]} label={record['label']} views={record['views']}"
+                if record["status"] == "ok" else f"skipped ({record['reason']}: {record['detail']})")  # fmt: skip
+        try:
+            say(self.console, f"{record['video']} {what}")
+        except BrokenPipeError:
+            stdout_closed()
 
 
 def _kept(counts: dict[str, int]) -> str:

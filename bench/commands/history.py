@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from bench.commands.common import folder
+from bench.commands.common import CompareConfig, folder
 from bench.errors import UsageError
 
 
@@ -18,9 +18,7 @@ def history_cmd(
     out: Annotated[
         str | None, typer.Option(help="Folder for history.html (default reports/runs/history-<time>).", metavar="DIR")
     ] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="TOML file with [tool.vbench.compare] (default: ./pyproject.toml if present).")
-    ] = None,
+    config: CompareConfig = None,
 ) -> None:
     """Each configuration's params, GMACs, latency and memory across runs, oldest commit first, with the changes
     `vbench compare` would call regressions."""

@@ -11,12 +11,11 @@ from typing import Annotated, Any
 
 import typer
 
-from bench.commands.common import choices, one_line
-from bench.commands.console import arch_kwargs_option, plugin_option
+from bench.commands.common import ArchKwargs, Plugins, choices, device_option, one_line
 from bench.commands.console import make_console as _console
 from bench.commands.console import say as _say
 from bench.errors import ExitCode, UsageError, first_line
-from bench.results.records import DEVICES, DTYPES
+from bench.results.records import DTYPES
 
 
 def inspect_cmd(
@@ -26,9 +25,9 @@ def inspect_cmd(
     depth: Annotated[
         int | None, typer.Option(help="Deepest module level shown (root = 0; default 2, or the model's depth).")
     ] = None,
-    arch_kwargs: Annotated[list[str] | None, arch_kwargs_option()] = None,
+    arch_kwargs: ArchKwargs = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows instead of a table.")] = False,
-    plugin: Annotated[list[str] | None, plugin_option()] = None,
+    plugin: Plugins = None,
     tokens: Annotated[
         bool, typer.Option("--tokens", help="Tokens per stage: each module's output grid, tokens and width.")
     ] = False,
@@ -36,7 +35,7 @@ def inspect_cmd(
         bool,
         typer.Option("--time", help="Measure where the time goes: per-module latency, by kind, against the roofline."),
     ] = False,
-    device: Annotated[str, typer.Option(help=f"With --time: {choices(DEVICES)}.")] = "cpu",
+    device: Annotated[str, device_option("With --time: ")] = "cpu",
     mode: Annotated[str, typer.Option(help="With --time: 'infer' or 'train' (forward + backward + step).")] = "infer",
     dtype: Annotated[str, typer.Option(help=f"With --time: {choices(DTYPES)}.")] = "fp32",
     batch: Annotated[int, typer.Option(help="With --time: clips per iteration.")] = 1,
@@ -59,10 +58,6 @@ def inspect_cmd(
     With a pattern, every matching architecture is shown (with --json: an object
     mapping each name to its rows).
     """
-    from dataclasses import asdict
-
-    from bench.measure.counting import module_breakdown
-    from bench.report.tables import inspect_table
     from bench.run.plan import Request, make_plan
     from bench.run.plugins import load_plugins
 
@@ -91,11 +86,21 @@ def inspect_cmd(
     )
     if time_:
         _inspect_time(plan, name, depth, as_json, iterations, trace)
-        return
-    if tokens:
+    elif tokens:
         single = len(plan.jobs) == 1 and not any(ch in name for ch in "*?[")
         _print_tokens(list(_inspectable(plan)), depth, as_json, single, _console())
-        return
+    else:
+        _print_counts(plan, depth, as_json, name)
+
+
+def _print_counts(plan: Any, depth: int | None, as_json: bool, name: str) -> None:
+    """``inspect``: each planned architecture's modules with their parameters, MACs and activations, as a table
+    or JSON (a list of rows for one architecture named exactly, else an object mapping each name to its rows)."""
+    from dataclasses import asdict
+
+    from bench.measure.counting import module_breakdown
+    from bench.report.tables import inspect_table
+
     found = {
         job.arch: (
             config,

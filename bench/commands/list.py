@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
+from bench.commands.common import Plugins
 from bench.commands.console import make_console as _console
-from bench.commands.console import plugin_option
 from bench.errors import UsageError
 
 
@@ -16,7 +16,7 @@ def list_cmd(
     pattern: Annotated[str, typer.Argument(help="Shell-style pattern, e.g. 'r*_18'.")] = "*",
     family: Annotated[str | None, typer.Option(help="Only this family (pattern).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per architecture.")] = False,
-    plugin: Annotated[list[str] | None, plugin_option()] = None,
+    plugin: Plugins = None,
 ) -> None:
     """List registered architectures with their inputs, parameters and paper."""
     import archs

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bench.commands.common import folder, print_merge_notes, print_results
+from bench.commands.common import Overwrite, folder, print_merge_notes, print_results
 from bench.commands.console import make_console as _console
 from bench.errors import ExitCode, UsageError
 
@@ -18,9 +18,7 @@ def merge_cmd(
     allow_mixed: Annotated[
         bool, typer.Option("--allow-mixed", help="Merge runs measured on different devices or versions.")
     ] = False,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace the run that --out holds (default: refuse).")
-    ] = False,
+    overwrite: Overwrite = False,
     rounds: Annotated[
         bool,
         typer.Option(

@@ -13,8 +13,17 @@ from typing import Annotated, Any
 
 import typer
 
-from bench.commands.common import choices, folder, one_line, print_merge_notes, print_results
-from bench.commands.console import arch_kwargs_option, plugin_option
+from bench.commands.common import (
+    arch_kwargs_option,
+    choices,
+    device_option,
+    folder,
+    one_line,
+    overwrite_option,
+    plugin_option,
+    print_merge_notes,
+    print_results,
+)
 from bench.commands.console import make_console as _console
 from bench.commands.console import progress_bar as _bar
 from bench.commands.console import recorded_options as _recorded_options
@@ -23,13 +32,13 @@ from bench.commands.console import stdout_closed as _stdout_closed
 from bench.errors import ExitCode, UsageError
 from bench.results.records import (
     COUNTERS,
-    DEVICES,
     DTYPES,
     EXECUTORS,
     INPUTS,
     MODES,
     Request,
     Row,
+    RunOptions,
     check_run_options,
     finite_seconds,
 )
@@ -85,7 +94,7 @@ def profile_cmd(
             "--arch", "-a", help="'all', a name or a pattern such as 'r*_18'; repeatable.", rich_help_panel=_GRID
         ),
     ],
-    device: Annotated[str, typer.Option(help=f"{choices(DEVICES)}.", rich_help_panel=_GRID)] = "auto",
+    device: Annotated[str, device_option(rich_help_panel=_GRID)] = "auto",
     batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated.", rich_help_panel=_GRID)] = "1",
     frames: Annotated[
         str | None,
@@ -163,12 +172,7 @@ def profile_cmd(
         str | None,
         typer.Option(help="Output folder (default reports/runs/<timestamp>).", metavar="DIR", rich_help_panel=_OUTPUT),
     ] = None,
-    overwrite: Annotated[
-        bool,
-        typer.Option(
-            "--overwrite", help="Replace the run that --out holds (default: refuse).", rich_help_panel=_OUTPUT
-        ),
-    ] = False,
+    overwrite: Annotated[bool, overwrite_option(rich_help_panel=_OUTPUT)] = False,
     plugin: Annotated[list[str] | None, plugin_option(rich_help_panel=_MODELS)] = None,
     counter: Annotated[
         str,
@@ -250,12 +254,8 @@ def profile_cmd(
     cpus_per_task: Annotated[int | None, typer.Option(help="CPUs per array task.", rich_help_panel=_CLUSTER)] = None,
 ) -> None:
     """Measure FLOPs, parameters, latency and memory; write results.csv, .md and .json."""
-    from bench.report.tables import summary_markdown
     from bench.run.lifetime import signals_interrupt
     from bench.run.plugins import load_plugins
-    from bench.run.rundir import check_out
-    from bench.run.runner import run_plan
-    from bench.run.shard import prepare_sweep
 
     cluster = {"shards": shards, "partition": partition, "time_min": time_min, "gpus_per_task": gpus_per_task,
                "cpus_per_task": cpus_per_task}  # fmt: skip
@@ -264,124 +264,151 @@ def profile_cmd(
         count_workers=count_workers, executor=executor, cluster=cluster, shard=shard, gpus=gpus,
         out_given=out is not None, only_missing=only_missing, overwrite=overwrite, allow_mixed=allow_mixed,
     )  # fmt: skip
+    _check_rounds(rounds, settle, executor)
+    with signals_interrupt():  # from here, Ctrl-C is Interrupted: never taken for a plugin's or a model's
+        plugins = load_plugins(plugin or [])
+        request = Request(
+            archs=arch, device=device, batches=batch, frames=frames, sizes=size, inputs=input_, dtype=dtype,
+            mode=mode, channels_last=channels_last, compiled=compile_, cuda_graphs=cuda_graphs,
+            arch_kwargs=arch_kwargs or [], static=static, counter=counter, trace=trace, weights=weights,
+            policy=run.policy, count_workers=count_workers or (min(4, os.cpu_count() or 1) if gpus else 1),
+            plugins=plugins,
+        )  # fmt: skip
+        job = _Profiling(request, run, _options(ctx, weights), out, resume=only_missing, overwrite=overwrite)
+        try:
+            if executor is not None:
+                rows, paths = job.on_cluster({"executor": executor, **cluster})
+            else:
+                rows, paths = job.here(shard=shard, gpus=gpus, allow_mixed=allow_mixed, rounds=rounds, settle=settle)
+        except RunInterrupted as e:
+            job.how_to_finish(e)
+            raise
+    print_results(job.console, rows, paths)
+    failed = [r for r in rows if r["status"] != "ok"]
+    if failed:
+        _say(job.console, f"{len(failed)} of {len(rows)} rows did not finish ok")
+        if fail_on_error:
+            raise typer.Exit(code=ExitCode.FAILED)
+
+
+def _check_rounds(rounds: int, settle: float, executor: str | None) -> None:
     if rounds < 1:
         raise UsageError(f"--rounds must be 1 or more; got {rounds}")
     finite_seconds(settle, "--settle")
     if executor is not None and (rounds > 1 or settle > 0):
         raise UsageError("--rounds and --settle run on this machine; they do not go with --executor")
-    with signals_interrupt():  # from here, Ctrl-C is Interrupted: never taken for a plugin's or a model's
-        plugins = load_plugins(plugin or [])
-        workers = count_workers or (min(4, os.cpu_count() or 1) if gpus else 1)
-        request = Request(
-            archs=arch,
-            device=device,
-            batches=batch,
-            frames=frames,
-            sizes=size,
-            inputs=input_,
-            dtype=dtype,
-            mode=mode,
-            channels_last=channels_last,
-            compiled=compile_,
-            cuda_graphs=cuda_graphs,
-            arch_kwargs=arch_kwargs or [],
-            static=static,
-            counter=counter,
-            trace=trace,
-            weights=weights,
-            policy=run.policy,
-            count_workers=workers,
-            plugins=plugins,
+
+
+def _options(ctx: typer.Context, weights: str | None) -> dict[str, Any]:
+    """The options given, as the run records them; ``--weights`` as an absolute path (a command rebuilt from
+    them may run elsewhere)."""
+    options = _recorded_options(ctx)
+    if weights is not None and "--weights" in options:
+        options["--weights"] = [str(Path(weights).resolve())]
+    return options
+
+
+class _Profiling:
+    """One ``vbench profile`` once its options are checked: where it writes (``--out``, checked here; claimed
+    once the plan is), how it measures (here or on a cluster), and how to finish it when it is interrupted."""
+
+    def __init__(
+        self,
+        request: Request,
+        run: RunOptions,
+        options: dict[str, Any],
+        out: str | None,
+        *,
+        resume: bool,
+        overwrite: bool,
+    ) -> None:
+        from bench.run.rundir import check_out
+
+        self.request, self.run, self.options = request, run, options
+        self.resume, self.overwrite = resume, overwrite
+        self.out_dir = check_out(folder(out), resume=resume, overwrite=overwrite) if out is not None else None
+        self.console = _console()
+
+    def _claim(self) -> Path:
+        """Create and lock the run folder (a new one under reports/runs/ without --out)."""
+        from bench.run.rundir import claim, new_run_dir
+
+        if self.out_dir is None:
+            self.out_dir = claim(new_run_dir(), resume=True)  # a new folder: this only takes its lock
+        else:
+            self.out_dir = claim(self.out_dir, resume=self.resume, overwrite=self.overwrite)
+        return self.out_dir
+
+    def here(
+        self, *, shard: str | None, gpus: str | None, allow_mixed: bool, rounds: int, settle: float
+    ) -> tuple[list[Row], dict[str, Path]]:
+        """The sweep (or one shard of it) on this machine, with a progress bar."""
+        from bench.report.tables import summary_markdown
+        from bench.run.runner import run_plan
+        from bench.run.shard import prepare_sweep
+
+        sweep = prepare_sweep(
+            self.request,
+            shard=shard,
+            only_missing_in=self.out_dir if self.resume else None,
+            gpus=gpus,
+            allow_mixed=allow_mixed,
+            rounds=rounds,
         )
-        options = _recorded_options(ctx)
-        if weights is not None and "--weights" in options:  # a command rebuilt from it may run elsewhere
-            options["--weights"] = [str(Path(weights).resolve())]
-        out_dir = check_out(folder(out), resume=only_missing, overwrite=overwrite) if out is not None else None
-        console = _console()
-        try:
-            if executor is not None:
-                out_dir = _claim(out_dir, only_missing, overwrite)
-                rows, paths = _profile_on_cluster(
-                    request, {"executor": executor, **cluster}, out_dir, run.timeout, plugins, console
-                )
-            else:
-                sweep = prepare_sweep(
-                    request,
-                    shard=shard,
-                    only_missing_in=out_dir if only_missing else None,
-                    gpus=gpus,
-                    allow_mixed=allow_mixed,
-                    rounds=rounds,
-                )
-                out_dir = _claim(out_dir, only_missing, overwrite)  # the plan is checked: now the folder
-                with _progress(console, sweep.plan.n_rows) as on_row:
-                    result = run_plan(
-                        sweep.plan,
-                        out_dir,
-                        timeout=run.timeout,
-                        plugins=plugins,
-                        on_row=on_row,
-                        markdown=summary_markdown,
-                        command=_command_line(),
-                        slots=sweep.slots,
-                        previous=sweep.previous,
-                        extra_env={**sweep.environment, "options": options},
-                        max_memory=run.max_memory,
-                        rounds=rounds,
-                        settle_s=settle,
-                    )
-                rows, paths = result.rows, result.paths
-                if only_missing:
-                    _say(console, f"kept {len(sweep.previous)} rows of the folder; measured {sweep.plan.n_rows}")
-        except RunInterrupted as e:
-            if out_dir is not None:
-                finish = profile_command(options, out_dir, "--only-missing", local=True)
-                if not finish.isprintable():  # a value with a line break: no command to paste on one line
-                    finish = "the same command with --only-missing"
-                short = e.short_rounds
-                note = f" ({short} from fewer rounds than asked: measured again)" if short else ""
-                typer.echo(f"vbench: interrupted; kept {e.kept} rows{note} in {one_line(str(out_dir))}; finish with: "
-                           f"{finish}", err=True)  # fmt: skip
-            raise
-    print_results(console, rows, paths)
-    failed = [r for r in rows if r["status"] != "ok"]
-    if failed:
-        _say(console, f"{len(failed)} of {len(rows)} rows did not finish ok")
-        if fail_on_error:
-            raise typer.Exit(code=ExitCode.FAILED)
+        out_dir = self._claim()  # the plan is checked: now the folder
+        with _progress(self.console, sweep.plan.n_rows) as on_row:
+            result = run_plan(
+                sweep.plan,
+                out_dir,
+                timeout=self.run.timeout,
+                plugins=self.request.plugins,
+                on_row=on_row,
+                markdown=summary_markdown,
+                command=_command_line(),
+                slots=sweep.slots,
+                previous=sweep.previous,
+                extra_env={**sweep.environment, "options": self.options},
+                max_memory=self.run.max_memory,
+                rounds=rounds,
+                settle_s=settle,
+            )
+        if self.resume:
+            _say(self.console, f"kept {len(sweep.previous)} rows of the folder; measured {sweep.plan.n_rows}")
+        return result.rows, result.paths
 
+    def on_cluster(self, cluster: dict[str, Any]) -> tuple[list[Row], dict[str, Path]]:
+        """``--executor``: submit one array task per shard with a progress bar, then report and write the merge."""
+        from bench.report.tables import summary_markdown
+        from bench.results.config import default_config
+        from bench.results.merge import write_merged
+        from bench.run.cluster import load_cluster_options, profile_on_cluster
 
-def _claim(out_dir: Path | None, resume: bool, overwrite: bool) -> Path:
-    """Create and lock the run folder (a new one under reports/runs/ without --out)."""
-    from bench.run.rundir import claim, new_run_dir
+        out_dir, console = self._claim(), self.console
+        options = load_cluster_options(default_config(None), **cluster)
+        with _bar(console, disable=not console.is_terminal) as bar:
+            task = bar.add_task(f"{options.shards} {options.executor} tasks", total=options.shards)
+            merged, failures, added = profile_on_cluster(
+                self.request, options, out_dir, timeout=self.run.timeout, plugins=self.request.plugins,
+                on_progress=lambda done, n: bar.update(task, completed=done, total=n), markdown=summary_markdown,
+            )  # fmt: skip
+        for index, why in failures.items():
+            _say(console, f"shard {index} failed: {why}")
+        if failures:
+            _say(console, f"{added} unfinished configurations of failed tasks recorded as error/timeout rows")
+        print_merge_notes(console, merged)
+        return merged.rows, write_merged(merged, out_dir, summary_markdown)
 
-    if out_dir is None:
-        return claim(new_run_dir(), resume=True)  # a new folder: this only takes its lock
-    return claim(out_dir, resume=resume, overwrite=overwrite)
-
-
-def _profile_on_cluster(
-    request: Any, cluster: dict[str, Any], out_dir: Path, timeout: float, plugins: list[Any], console: Any
-) -> tuple[list[Row], dict[str, Path]]:
-    """``--executor``: submit one array task per shard with a progress bar, then report and write the merge."""
-    from bench.report.tables import summary_markdown
-    from bench.results.config import default_config
-    from bench.results.merge import write_merged
-    from bench.run.cluster import load_cluster_options, profile_on_cluster
-
-    options = load_cluster_options(default_config(None), **cluster)
-    with _bar(console, disable=not console.is_terminal) as bar:
-        task = bar.add_task(f"{options.shards} {options.executor} tasks", total=options.shards)
-        merged, failures, added = profile_on_cluster(
-            request, options, out_dir, timeout=timeout, plugins=plugins,
-            on_progress=lambda done, n: bar.update(task, completed=done, total=n), markdown=summary_markdown,
-        )  # fmt: skip
-    for index, why in failures.items():
-        _say(console, f"shard {index} failed: {why}")
-    if failures:
-        _say(console, f"{added} unfinished configurations of failed tasks recorded as error/timeout rows")
-    print_merge_notes(console, merged)
-    return merged.rows, write_merged(merged, out_dir, summary_markdown)
+    def how_to_finish(self, e: RunInterrupted) -> None:
+        """An interrupted run: the rows it kept in its folder and the command that finishes it."""
+        if self.out_dir is None:
+            return
+        finish = profile_command(self.options, self.out_dir, "--only-missing", local=True)
+        if not finish.isprintable():  # a value with a line break: no command to paste on one line
+            finish = "the same command with --only-missing"
+        short = e.short_rounds
+        note = f" ({short} from fewer rounds than asked: measured again)" if short else ""
+        typer.echo(f"vbench: interrupted; kept {e.kept} rows{note} in {one_line(str(self.out_dir))}; finish with: "
+                   f"{finish}", err=True)  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -7,13 +7,13 @@ from typing import Annotated
 
 import typer
 
-from bench.commands.common import choices, one_line
+from bench.commands.common import Device, choices, one_line
 from bench.errors import UsageError
-from bench.results.records import DEVICES, DTYPES
+from bench.results.records import DTYPES
 
 
 def roofline_cmd(
-    device: Annotated[str, typer.Option(help=f"{choices(DEVICES)}.")] = "auto",
+    device: Device = "auto",
     dtype: Annotated[str, typer.Option(help=f"{choices(DTYPES)}, comma-separated.")] = "fp32",
     refresh: Annotated[bool, typer.Option("--refresh", help="Measure again instead of reading the cache.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,

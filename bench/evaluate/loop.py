@@ -31,8 +31,7 @@ it comes from.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
+import functools
 import platform
 import socket
 import time
@@ -55,11 +54,10 @@ __all__ = ["DecoderDied", "EvalOptions", "EvalResult", "evaluate"]
 from bench.evaluate.metrics import TOP_K, Metrics, Timing, compute_metrics
 from bench.evaluate.store import (
     RETRIED_REASONS,
+    EvalWriter,
     claim_eval_out,
-    confusion_csv,
     fingerprint,
-    load_previous,
-    per_class_csv,
+    keep_previous,
     sha256_text,
 )
 from bench.results.evaluation import EVAL_FILES, SCHEMA_VERSION
@@ -152,75 +150,6 @@ def _autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextMan
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if dtype == "bf16" else torch.float16)
 
 
-class _Writer:
-    """``predictions.jsonl`` appended line by line (flushed and synced), ``evaluation.json`` atomically."""
-
-    def __init__(self, out: Path, base: dict[str, Any]) -> None:
-        self.out = out
-        self.base = base
-        self.predictions = (out / "predictions.jsonl").open("a")
-
-    def line(self, record: dict[str, Any]) -> None:
-        try:
-            self.predictions.write(json.dumps(record) + "\n")
-            self.predictions.flush()
-            os.fsync(self.predictions.fileno())
-        except OSError as e:  # a full disk: one line; the lines written before stay
-            raise OutputError(f"cannot write '{self.out / 'predictions.jsonl'}': {e.strerror or e}") from None
-
-    def summary(self, state: str, metrics: Metrics, timing: Timing, classes: Sequence[str]) -> dict[str, Any]:
-        from bench.results.io import atomic_write_text
-
-        doc = {**self.base, "state": state, **_summary_fields(metrics, timing, self.base)}
-        try:
-            atomic_write_text(self.out / "evaluation.json", json.dumps(doc, indent=1, default=str) + "\n")
-            if state != "running":
-                atomic_write_text(self.out / "per_class.csv", per_class_csv(metrics, classes))
-                atomic_write_text(self.out / "confusion.csv", confusion_csv(metrics, classes))
-        except OSError as e:  # a full disk: one line; predictions.jsonl keeps what finished
-            raise OutputError(f"cannot write the summary in '{self.out}': {e.strerror or e}") from None
-        return doc
-
-    def close(self) -> None:
-        self.predictions.close()
-
-
-def _summary_fields(metrics: Metrics, timing: Timing, base: Mapping[str, Any]) -> dict[str, Any]:
-    listed = base["dataset"]["videos"]
-    done = metrics.videos + metrics.skipped
-    accuracy = {
-        "top1": metrics.top1,
-        "top5": metrics.top5,
-        "top5_k": metrics.k,
-        "mean_class_top1": metrics.mean_class_top1,
-    }
-    record = None
-    if metrics.top1 is not None:
-        spec = base["input"]
-        record = {
-            "arch": base["arch"],
-            "input": f"{spec['frames']}x{spec['size']}x{spec['size']}",
-            "top1": metrics.top1,
-            "top5": metrics.top5,
-            "views": base["protocol"]["describe"],
-            "dataset": base["dataset"]["name"],
-            "source": f"measured: vbench evaluate, protocol {base['protocol']['name']}, {metrics.videos} videos",
-        }
-    return {
-        "counts": {
-            "listed": listed,
-            "done": done,
-            "evaluated": metrics.videos,
-            "skipped": metrics.skipped,
-            "skipped_by_reason": metrics.skipped_by_reason,
-            "remaining": max(listed - done, 0),
-        },
-        "accuracy": accuracy,
-        "accuracy_record": record,
-        "timing": timing.summary(),
-    }
-
-
 def _environment(options: EvalOptions) -> dict[str, Any]:
     import av
 
@@ -281,7 +210,6 @@ def evaluate(
     import torch
 
     meta = dict(meta or {})
-    num_classes = len(classes)
     label_index = class_indices(dataset.labels, classes, meta.get("classes_source", "the class list"))
     if options.batch < 1:
         raise UsageError(f"--batch must be >= 1; got {options.batch}")
@@ -289,6 +217,38 @@ def evaluate(
         raise UsageError(f"--workers must be >= 0; got {options.workers}")
     device = torch.device(options.device)
     out = claim_eval_out(Path(out_dir), resume, overwrite)
+    base = _base_doc(model, spec, dataset, classes, meta, options)
+    records, retried, gone = keep_previous(out, base["fingerprint"], dataset, len(classes)) if resume else ([], [], [])
+    kept = len(records)
+    if resume:
+        base["resumed"] = {
+            "kept": kept,
+            "retried": len(retried),
+            "retried_reasons": list(RETRIED_REASONS),
+            "dropped_unlisted": len(gone),
+        }
+    run = _Evaluation(EvalWriter(out, base), classes, records, Timing(workers=options.workers), on_video)
+    todo, missing = run.todo(dataset)
+    announce = None
+    if on_start is not None:
+        announce = functools.partial(on_start, len(todo) + len(missing), list(records), len(retried), len(gone))
+    run.run(missing, _Batches(model, spec, todo, label_index, device, options, run), announce)
+    paths = {name.split(".")[0]: out / name for name in EVAL_FILES}
+    return EvalResult(
+        out, run.state, run.metrics, run.timing, kept, paths, run.doc, retried=len(retried), dropped=len(gone)
+    )
+
+
+def _base_doc(
+    model: Any,
+    spec: ViewSpec,
+    dataset: Dataset,
+    classes: Sequence[str],
+    meta: Mapping[str, Any],
+    options: EvalOptions,
+) -> dict[str, Any]:
+    """What ``evaluation.json`` records whatever the outcome: arch, weights, input, protocol, dataset, classes,
+    options, environment, and the fingerprint that ``--only-missing`` compares."""
     protocol_meta = meta.get("protocol") or {}
     base: dict[str, Any] = {
         "schema": "vbench-evaluation",
@@ -320,121 +280,245 @@ def evaluate(
             "videos": dataset.listed,
             **(meta.get("dataset") or {}),
         },
-        "classes": {"source": meta.get("classes_source", ""), "count": num_classes, "sha256": sha256_text(classes)},
+        "classes": {"source": meta.get("classes_source", ""), "count": len(classes), "sha256": sha256_text(classes)},
         "options": meta.get("options", {}),
         "environment": _environment(options),
     }
     base["fingerprint"] = fingerprint({**meta, "dataset": base["dataset"]}, spec, classes, options.dtype)
-    records = load_previous(out, base["fingerprint"], num_classes) if resume else []
-    retried = [r["video"] for r in records if r["status"] == "skipped" and r["reason"] in RETRIED_REASONS]
-    # A video the dataset no longer lists (its file and its line were removed) leaves the evaluation: its
-    # prediction would count in top-1 over videos that are not there.
-    gone = [r["video"] for r in records if r["video"] not in dataset.order]
-    if retried or gone:  # their lines go: retried videos are tried again, and a new line is written for each
-        from bench.results.io import atomic_write_text
+    return base
 
-        again = set(retried) | set(gone)
-        records = [r for r in records if r["video"] not in again]
-        try:
-            atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in records))
-        except OSError as e:
-            raise OutputError(f"cannot write '{out / 'predictions.jsonl'}': {e.strerror or e}") from None
-    kept = len(records)
-    done = {r["video"] for r in records}
-    if resume:
-        base["resumed"] = {
-            "kept": kept,
-            "retried": len(retried),
-            "retried_reasons": list(RETRIED_REASONS),
-            "dropped_unlisted": len(gone),
-        }
-    writer = _Writer(out, base)
-    timing = Timing(workers=options.workers)
-    state = "interrupted"
-    try:
-        doc = writer.summary("running", compute_metrics(records, num_classes), timing, classes)
 
-        def write(record: dict[str, Any]) -> None:
-            writer.line(record)
-            records.append(record)
-            if on_video is not None:
-                on_video(record)
+@dataclass
+class _Evaluation:
+    """One evaluation while it runs: its writer, its lines (those kept and those written), its timing, and at
+    the end its state, metrics and summary."""
 
+    writer: EvalWriter
+    classes: Sequence[str]
+    records: list[dict[str, Any]]
+    timing: Timing
+    on_video: Callable[[dict[str, Any]], None] | None
+    state: str = "interrupted"
+    doc: dict[str, Any] = field(default_factory=dict)
+    metrics: Metrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = compute_metrics(self.records, len(self.classes))
+
+    def todo(self, dataset: Dataset) -> tuple[list[VideoItem], list[tuple[VideoItem, str, str]]]:
+        """The videos to decode, and those without a line yet that cannot be (each with why), in dataset order."""
+        done = {r["video"] for r in self.records}
         todo = [it for it in dataset.items if it.key not in done]
         missing = [(it, "missing", f"no file at {it.path}") for it in dataset.missing if it.key not in done]
         missing += [(it, reason, detail) for it, reason, detail in dataset.unusable if it.key not in done]
         missing.sort(key=lambda m: dataset.order.get(m[0].key, 0))
-        if on_start is not None:
-            on_start(len(todo) + len(missing), list(records), len(retried), len(gone))
-        for item, reason, detail in missing:
-            write(_skip_record(item, reason, detail))
-        started = time.perf_counter()
+        return todo, missing
+
+    def write(self, record: dict[str, Any]) -> None:
+        """One prediction or skip line: on disk first, then counted, then told."""
+        self.writer.line(record)
+        self.records.append(record)
+        if self.on_video is not None:
+            self.on_video(record)
+
+    def run(
+        self, missing: list[tuple[VideoItem, str, str]], batches: _Batches, on_start: Callable[[], None] | None
+    ) -> None:
+        """The summary ``running``, the skip lines of the missing videos, the loop; whatever happens, the summary
+        of what finished (``complete`` or ``interrupted``) and the files closed."""
+        num_classes = len(self.classes)
         try:
-            _run(model, spec, todo, label_index, device, options, timing, write, num_classes)
+            self.doc = self.writer.summary("running", self.metrics, self.timing, self.classes)
+            if on_start is not None:
+                on_start()
+            for item, reason, detail in missing:
+                self.write(_skip_record(item, reason, detail))
+            started = time.perf_counter()
+            try:
+                batches.run()
+            finally:
+                self.timing.wall_s = time.perf_counter() - started
+            self.state = "complete"
         finally:
-            timing.wall_s = time.perf_counter() - started
-        state = "complete"
-    finally:
-        metrics = compute_metrics(records, num_classes)
-        try:
-            doc = writer.summary(state, metrics, timing, classes)
-        except OutputError:
-            if state == "complete":
-                raise
-            # otherwise the error already on its way says more
-        finally:
-            with contextlib.suppress(OSError):
-                writer.close()
-    paths = {name.split(".")[0]: out / name for name in EVAL_FILES}
-    return EvalResult(out, state, metrics, timing, kept, paths, doc, retried=len(retried), dropped=len(gone))
+            self.metrics = compute_metrics(self.records, num_classes)
+            try:
+                self.doc = self.writer.summary(self.state, self.metrics, self.timing, self.classes)
+            except OutputError:
+                if self.state == "complete":
+                    raise
+                # otherwise the error already on its way says more
+            finally:
+                with contextlib.suppress(OSError):
+                    self.writer.close()
 
 
 def _skip_record(item: VideoItem, reason: str, detail: str) -> dict[str, Any]:
     return {"video": item.key, "status": "skipped", "label": item.label, "reason": reason, "detail": detail}
 
 
-def _run(
-    model: Any,
-    spec: ViewSpec,
-    todo: Sequence[VideoItem],
-    label_index: Mapping[str, int],
-    device: torch.device,
-    options: EvalOptions,
-    timing: Timing,
-    write: Callable[[dict[str, Any]], None],
-    num_classes: int,
-) -> None:
-    import torch
-    from torch.utils.data import DataLoader
+@dataclass
+class _Batches:
+    """The loop of one evaluation: the DataLoader's decoded videos in, their views queued in video order and run
+    through the model in batches, each video's line written (:meth:`_Evaluation.write`) when its last view is done.
+    """
 
-    if not todo:
-        return
-    model.eval()
-    loader: DataLoader[Any] = DataLoader(
-        _Videos(todo, spec),  # type: ignore[arg-type]
-        batch_size=None,
-        shuffle=False,
-        num_workers=options.workers,
-        collate_fn=_identity,
-        worker_init_fn=_worker_init if options.workers else None,
-        prefetch_factor=2 if options.workers else None,
-        # Started fresh, never forked: a fork copies whatever lock another thread of this process held at that
-        # moment (torch's thread pools, a progress bar's refresh, a test runner's), and the worker can wait on
-        # it for ever. Seen twice: two workers asleep in futex_wait, one under pytest-xdist, one under pytest.
-        multiprocessing_context="spawn" if options.workers else None,
-    )
-    queue: list[tuple[_Pending, int]] = []  # views waiting for the model, in video order
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    model: Any
+    spec: ViewSpec
+    todo: Sequence[VideoItem]
+    label_index: Mapping[str, int]
+    device: torch.device
+    options: EvalOptions
+    evaluation: _Evaluation
+    queue: list[tuple[_Pending, int]] = field(default_factory=list)
+    """Views waiting for the model, in video order."""
 
-    def finish(p: _Pending) -> None:
+    def run(self) -> None:
+        """Every video of ``todo``; a decoding worker's death is :class:`DecoderDied` (unless every video had its
+        line by then), and the workers are shut down whatever happens."""
+        if not self.todo:
+            return
+        self.model.eval()
+        iterator: Iterator[Any] = iter(self._loader())
+        finished = False
+        try:
+            self._loop(iterator)
+            finished = True
+        except RuntimeError as e:
+            died = _dead_worker(iterator, self.todo, e)
+            if died is None:
+                raise
+            raise died from None
+        finally:
+            shutdown = getattr(iterator, "_shutdown_workers", None)
+            try:
+                if shutdown is not None:
+                    shutdown()
+            except RuntimeError as e:  # torch's SIGCHLD handler can report a worker's death while it is shut down
+                died = _dead_worker(iterator, self.todo, e)
+                if died is None:
+                    raise
+                if not finished:  # every video has its line when it finished: the death cost nothing
+                    raise died from None
+            del iterator
+
+    def _loader(self) -> Any:
+        from torch.utils.data import DataLoader
+
+        workers = self.options.workers
+        return DataLoader(
+            _Videos(self.todo, self.spec),  # type: ignore[arg-type]
+            batch_size=None,
+            shuffle=False,
+            num_workers=workers,
+            collate_fn=_identity,
+            worker_init_fn=_worker_init if workers else None,
+            prefetch_factor=2 if workers else None,
+            # Started fresh, never forked: a fork copies whatever lock another thread of this process held at that
+            # moment (torch's thread pools, a progress bar's refresh, a test runner's), and the worker can wait on
+            # it for ever. Seen twice: two workers asleep in futex_wait, one under pytest-xdist, one under pytest.
+            multiprocessing_context="spawn" if workers else None,
+        )
+
+    def _loop(self, iterator: Iterator[Any]) -> None:
+        """Take each decoded video from the loader, queue its views, run full batches, then the rest."""
+        timing, queue = self.evaluation.timing, self.queue
+        while True:
+            t0 = time.perf_counter()
+            try:
+                index, got = next(iterator)
+            except StopIteration:
+                break
+            finally:
+                timing.wait_s += time.perf_counter() - t0
+            item = self.todo[index]
+            timing.videos += 1
+            if isinstance(got, tuple):
+                # Earlier videos still in the queue are written first: lines stay in dataset order.
+                while queue:
+                    self._run_batch()
+                self.evaluation.write(_skip_record(item, *got))
+                continue
+            timing.decode_s += got.decode_s
+            timing.resize_s += got.resize_s
+            views = len(got.clips) * self.spec.crops
+            pending = _Pending(item, got, self.label_index[item.label], views, left=views)
+            queue.extend((pending, v) for v in range(views))
+            while len(queue) >= self.options.batch:
+                self._run_batch()
+        while queue:
+            self._run_batch()
+
+    def _take(self) -> list[tuple[_Pending, int]]:
+        """The next batch off the queue: up to ``options.batch`` views of one length (whole-video views of
+        different lengths do not share a batch)."""
+        queue, crops = self.queue, self.spec.crops
+        size = len(queue[0][0].video.clips[queue[0][1] // crops])
+        n = 0
+        while n < min(self.options.batch, len(queue)):
+            p, v = queue[n]
+            if len(p.video.clips[v // crops]) != size:
+                break
+            n += 1
+        batch = queue[:n]
+        del queue[:n]
+        return batch
+
+    def _views(self, batch: list[tuple[_Pending, int]]) -> tuple[torch.Tensor, list[_Pending]]:
+        """The batch's views as one tensor on the device (each video's views cut together), and the video
+        each view belongs to."""
+        import torch
+
+        parts, owners = [], []
+        start, n = 0, len(batch)
+        while start < n:
+            end = start
+            while end < n and batch[end][0] is batch[start][0]:
+                end += 1
+            p = batch[start][0]
+            parts.append(make_views(p.video, self.spec, [v for _, v in batch[start:end]], self.device))
+            owners += [p] * (end - start)
+            start = end
+        return (parts[0] if len(parts) == 1 else torch.cat(parts)), owners
+
+    def _run_batch(self) -> None:
+        import torch
+
+        batch = self._take()
+        t0 = time.perf_counter()
+        x, owners = self._views(batch)
+        n, num_classes = len(owners), len(self.evaluation.classes)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        t1 = time.perf_counter()
+        with torch.inference_mode(), _autocast(self.device, self.options.dtype):
+            logits = self.model(x)
+        if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (n, num_classes):
+            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+            raise UsageError(f"the model returned {shape} for a batch of {n} clips; expected ({n}, {num_classes})")
+        probs = logits.float().softmax(-1).cpu()
+        t2 = time.perf_counter()
+        timing = self.evaluation.timing
+        timing.views_s += t1 - t0
+        timing.model_s += t2 - t1
+        timing.clips += n
+        for i, p in enumerate(owners):
+            p.prob_sum = probs[i].clone() if p.prob_sum is None else p.prob_sum + probs[i]
+            p.left -= 1
+            if p.left == 0:
+                self._finish(p)
+
+    def _finish(self, p: _Pending) -> None:
+        """A video whose views are all done: its line, from the mean of their softmax (never made of NaN)."""
+        import torch
+
         assert p.prob_sum is not None
         probs = p.prob_sum / p.views
         if not bool(torch.isfinite(probs).all()):  # never a prediction made of NaN: a skip, counted
-            write(_skip_record(p.item, "non-finite output", "the model's logits hold NaN or infinity"))
+            self.evaluation.write(_skip_record(p.item, "non-finite output", "the model's logits hold NaN or infinity"))
             return
-        top = torch.topk(probs, min(TOP_K, num_classes))
+        top = torch.topk(probs, min(TOP_K, len(self.evaluation.classes)))
         pred = int(top.indices[0])
-        write({
+        self.evaluation.write({
             "video": p.item.key,
             "status": "ok",
             "label": p.item.label,
@@ -447,69 +531,6 @@ def _run(
             "frames": p.video.n_frames,
             "frames_used": len({i for c in p.video.clips for i in c}),
         })  # fmt: skip
-
-    def run_batch() -> None:
-        size = len(queue[0][0].video.clips[queue[0][1] // spec.crops])
-        n = 0
-        while n < min(options.batch, len(queue)):
-            p, v = queue[n]
-            if len(p.video.clips[v // spec.crops]) != size:
-                break  # whole-video views of different lengths do not share a batch
-            n += 1
-        batch = queue[:n]
-        del queue[:n]
-        t0 = time.perf_counter()
-        parts, owners = [], []
-        start = 0
-        while start < n:
-            end = start
-            while end < n and batch[end][0] is batch[start][0]:
-                end += 1
-            p = batch[start][0]
-            parts.append(make_views(p.video, spec, [v for _, v in batch[start:end]], device))
-            owners += [p] * (end - start)
-            start = end
-        x = parts[0] if len(parts) == 1 else torch.cat(parts)
-        sync()
-        t1 = time.perf_counter()
-        with torch.inference_mode(), _autocast(device, options.dtype):
-            logits = model(x)
-        if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (n, num_classes):
-            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-            raise UsageError(f"the model returned {shape} for a batch of {n} clips; expected ({n}, {num_classes})")
-        probs = logits.float().softmax(-1).cpu()
-        t2 = time.perf_counter()
-        timing.views_s += t1 - t0
-        timing.model_s += t2 - t1
-        timing.clips += n
-        for i, p in enumerate(owners):
-            p.prob_sum = probs[i].clone() if p.prob_sum is None else p.prob_sum + probs[i]
-            p.left -= 1
-            if p.left == 0:
-                finish(p)
-
-    iterator: Iterator[Any] = iter(loader)
-    finished = False
-    try:
-        _loop(iterator, todo, spec, options, label_index, timing, write, run_batch, queue)
-        finished = True
-    except RuntimeError as e:
-        died = _dead_worker(iterator, todo, e)
-        if died is None:
-            raise
-        raise died from None
-    finally:
-        shutdown = getattr(iterator, "_shutdown_workers", None)
-        try:
-            if shutdown is not None:
-                shutdown()
-        except RuntimeError as e:  # torch's SIGCHLD handler can report a worker's death while it is shut down
-            died = _dead_worker(iterator, todo, e)
-            if died is None:
-                raise
-            if not finished:  # every video has its line when it finished: the death cost nothing
-                raise died from None
-        del iterator
 
 
 class DecoderDied(RuntimeError):
@@ -548,42 +569,3 @@ def _dead_worker(iterator: Any, todo: Sequence[VideoItem], e: RuntimeError) -> D
     tasks = getattr(iterator, "_task_info", None) or {}
     held = sorted(i for i, info in tasks.items() if len(info) == 1 and info[0] == wid and 0 <= i < len(todo))
     return DecoderDied(text, dead[wid], todo[held[0]].key if held else None)
-
-
-def _loop(
-    iterator: Iterator[Any],
-    todo: Sequence[VideoItem],
-    spec: ViewSpec,
-    options: EvalOptions,
-    label_index: Mapping[str, int],
-    timing: Timing,
-    write: Callable[[dict[str, Any]], None],
-    run_batch: Callable[[], None],
-    queue: list[tuple[_Pending, int]],
-) -> None:
-    """Take each decoded video from the loader, queue its views, run full batches, then the rest."""
-    while True:
-        t0 = time.perf_counter()
-        try:
-            index, got = next(iterator)
-        except StopIteration:
-            break
-        finally:
-            timing.wait_s += time.perf_counter() - t0
-        item = todo[index]
-        timing.videos += 1
-        if isinstance(got, tuple):
-            # Earlier videos still in the queue are written first: lines stay in dataset order.
-            while queue:
-                run_batch()
-            write(_skip_record(item, *got))
-            continue
-        timing.decode_s += got.decode_s
-        timing.resize_s += got.resize_s
-        views = len(got.clips) * spec.crops
-        pending = _Pending(item, got, label_index[item.label], views, left=views)
-        queue.extend((pending, v) for v in range(views))
-        while len(queue) >= options.batch:
-            run_batch()
-    while queue:
-        run_batch()

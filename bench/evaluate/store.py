@@ -1,8 +1,9 @@
-"""The evaluation folder: checked and claimed before any work, its prediction lines read back for
-``--only-missing``, its CSV files, and the fingerprint that an earlier evaluation must match to be finished.
+"""The evaluation folder, written and read here: checked and claimed before any work, its prediction lines
+written as they come (:class:`EvalWriter`) and read back for ``--only-missing``, its summary and CSV files, and
+the fingerprint that an earlier evaluation must match to be finished.
 
 The folder's files are listed in :data:`bench.results.evaluation.EVAL_FILES`, which also reads them back;
-:mod:`bench.evaluate.loop` writes them as it goes.
+:mod:`bench.evaluate.loop` calls the writer as it goes.
 """
 
 from __future__ import annotations
@@ -10,23 +11,27 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UsageError
-from bench.evaluate.metrics import Metrics
+from bench.errors import OutputError, UsageError
+from bench.evaluate.datasets import Dataset
+from bench.evaluate.metrics import Metrics, Timing
 from bench.evaluate.video import SKIP_REASONS, ViewSpec
 from bench.results.evaluation import EVAL_FILES, PREDICTIONS, SUMMARY, read_summary, rewrite_predictions
-from bench.results.io import LOCK, claim_dir, probe_writable, read_text, release_dir
+from bench.results.io import LOCK, atomic_write_text, claim_dir, probe_writable, read_text, release_dir
 
 __all__ = [
     "RETRIED_REASONS",
+    "EvalWriter",
     "check_eval_out",
     "claim_eval_out",
     "confusion_csv",
     "fingerprint",
+    "keep_previous",
     "load_previous",
     "per_class_csv",
     "remove_if_empty",
@@ -152,6 +157,93 @@ def load_previous(out: Path, fingerprint: dict[str, Any], num_classes: int) -> l
     if rewrite:
         rewrite_predictions(out, records)
     return records
+
+
+def keep_previous(
+    out: Path, fingerprint: dict[str, Any], dataset: Dataset, num_classes: int
+) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """``--only-missing``: the folder's lines that stay, the skipped videos tried again and the videos the
+    dataset no longer lists (the lines of both are removed from ``predictions.jsonl``)."""
+    records = load_previous(out, fingerprint, num_classes)
+    retried = [r["video"] for r in records if r["status"] == "skipped" and r["reason"] in RETRIED_REASONS]
+    # A video the dataset no longer lists (its file and its line were removed) leaves the evaluation: its
+    # prediction would count in top-1 over videos that are not there.
+    gone = [r["video"] for r in records if r["video"] not in dataset.order]
+    if retried or gone:  # their lines go: retried videos are tried again, and a new line is written for each
+        again = set(retried) | set(gone)
+        records = [r for r in records if r["video"] not in again]
+        try:
+            rewrite_predictions(out, records)
+        except OSError as e:
+            raise OutputError(f"cannot write '{out / PREDICTIONS}': {e.strerror or e}") from None
+    return records, retried, gone
+
+
+class EvalWriter:
+    """``predictions.jsonl`` appended line by line (flushed and synced), ``evaluation.json`` atomically."""
+
+    def __init__(self, out: Path, base: dict[str, Any]) -> None:
+        self.out = out
+        self.base = base
+        self.predictions = (out / PREDICTIONS).open("a")
+
+    def line(self, record: dict[str, Any]) -> None:
+        try:
+            self.predictions.write(json.dumps(record) + "\n")
+            self.predictions.flush()
+            os.fsync(self.predictions.fileno())
+        except OSError as e:  # a full disk: one line; the lines written before stay
+            raise OutputError(f"cannot write '{self.out / PREDICTIONS}': {e.strerror or e}") from None
+
+    def summary(self, state: str, metrics: Metrics, timing: Timing, classes: Sequence[str]) -> dict[str, Any]:
+        doc = {**self.base, "state": state, **_summary_fields(metrics, timing, self.base)}
+        try:
+            atomic_write_text(self.out / SUMMARY, json.dumps(doc, indent=1, default=str) + "\n")
+            if state != "running":
+                atomic_write_text(self.out / "per_class.csv", per_class_csv(metrics, classes))
+                atomic_write_text(self.out / "confusion.csv", confusion_csv(metrics, classes))
+        except OSError as e:  # a full disk: one line; predictions.jsonl keeps what finished
+            raise OutputError(f"cannot write the summary in '{self.out}': {e.strerror or e}") from None
+        return doc
+
+    def close(self) -> None:
+        self.predictions.close()
+
+
+def _summary_fields(metrics: Metrics, timing: Timing, base: Mapping[str, Any]) -> dict[str, Any]:
+    listed = base["dataset"]["videos"]
+    done = metrics.videos + metrics.skipped
+    accuracy = {
+        "top1": metrics.top1,
+        "top5": metrics.top5,
+        "top5_k": metrics.k,
+        "mean_class_top1": metrics.mean_class_top1,
+    }
+    record = None
+    if metrics.top1 is not None:
+        spec = base["input"]
+        record = {
+            "arch": base["arch"],
+            "input": f"{spec['frames']}x{spec['size']}x{spec['size']}",
+            "top1": metrics.top1,
+            "top5": metrics.top5,
+            "views": base["protocol"]["describe"],
+            "dataset": base["dataset"]["name"],
+            "source": f"measured: vbench evaluate, protocol {base['protocol']['name']}, {metrics.videos} videos",
+        }
+    return {
+        "counts": {
+            "listed": listed,
+            "done": done,
+            "evaluated": metrics.videos,
+            "skipped": metrics.skipped,
+            "skipped_by_reason": metrics.skipped_by_reason,
+            "remaining": max(listed - done, 0),
+        },
+        "accuracy": accuracy,
+        "accuracy_record": record,
+        "timing": timing.summary(),
+    }
 
 
 def sha256_text(lines: Sequence[str]) -> str:
