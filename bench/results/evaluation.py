@@ -2,7 +2,7 @@
 
 - ``evaluation.json`` (:data:`SUMMARY`): the summary: schema version, state (``running``, ``interrupted``,
   ``complete``), counts, accuracy and its record, and the fingerprint ``--only-missing`` compares; rewritten
-  atomically as the evaluation goes (:mod:`bench.evaluate.loop`);
+  atomically as the evaluation goes (written by :mod:`bench.evaluate.store`, as :mod:`bench.evaluate.loop` drives it);
 - ``predictions.jsonl`` (:data:`PREDICTIONS`): one line per video, appended as each finishes, the record of
   truth (its lines are checked by :mod:`bench.evaluate.store`, which knows the skip reasons);
 - ``per_class.csv`` and ``confusion.csv``: when it ends (formatted by :mod:`bench.evaluate.store`).
