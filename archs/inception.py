@@ -7,6 +7,9 @@ References:
     Speed-Accuracy Trade-offs in Video Classification", ECCV 2018 (S3D, S3D-G,
     I2D, Bottom-Heavy and Top-Heavy I3D).
 
+The family is one file of about 600 lines, as timm's and torchvision's model files are: its
+configuration, blocks, weights layout and builders read together, and nothing else imports its parts.
+
 All of them are one network, :class:`InceptionNet`, built from one
 :class:`InceptionConfig`: the :class:`~archs._blocks.ConvKind` of each of the
 eleven conv blocks (3D, 2D or separable), a gating flag and a padding rule. A 2D

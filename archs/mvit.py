@@ -11,6 +11,9 @@ References:
     ``torchvision/models/video/mvit.py``, which ports the authors' v1-B and v2-S
     weights, is the reference the tests hold ``mvit_v1_b`` and ``mvit_v2_s`` equal to.
 
+The family is one file of about 600 lines, as timm's and torchvision's model files are: its
+configuration, blocks, weights layout and builders read together, and nothing else imports its parts.
+
 The network: a 3x7x7 convolution of stride (2, 4, 4) cuts the clip into
 patches (96 channels); a class token is prepended; a stack of multiscale
 blocks follows; the class token, layer-normed, feeds a linear classifier.
