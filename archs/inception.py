@@ -8,7 +8,7 @@ References:
     I2D, Bottom-Heavy and Top-Heavy I3D).
 
 The family is one file of about 600 lines, as timm's and torchvision's model files are: its
-configuration, blocks, weights layout and builders read together, and nothing else imports its parts.
+configuration, blocks, weights layout and builders are read together.
 
 All of them are one network, :class:`InceptionNet`, built from one
 :class:`InceptionConfig`: the :class:`~archs._blocks.ConvKind` of each of the

@@ -12,7 +12,7 @@ References:
     weights, is the reference the tests hold ``mvit_v1_b`` and ``mvit_v2_s`` equal to.
 
 The family is one file of about 600 lines, as timm's and torchvision's model files are: its
-configuration, blocks, weights layout and builders read together, and nothing else imports its parts.
+configuration, blocks, weights layout and builders are read together.
 
 The network: a 3x7x7 convolution of stride (2, 4, 4) cuts the clip into
 patches (96 channels); a class token is prepended; a stack of multiscale
