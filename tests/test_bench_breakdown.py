@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from clirun import vbench, vbench_here
 from torch import nn
 
 from archs._blocks import SqueezeExcitation, Swish
@@ -350,26 +351,9 @@ def test_intensity_by_hand() -> None:
 # -- through the CLI --------------------------------------------------------------------------------
 
 
-def _vbench(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
-        env={**os.environ, "COLUMNS": "200"},
-    )  # fmt: skip
-
-
-def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``vbench`` in this process (no interpreter and torch to start): its exit code, stdout and stderr."""
-    from typer.testing import CliRunner
-
-    from bench.cli import app
-
-    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200", **(env or {})})
-    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
-
-
 @pytest.fixture(scope="module")
 def r3d_train_json() -> dict:
-    done = _cli("inspect", "r3d_18", "--time", "--mode", "train", "--frames", "8", "--size", "32", "--json",
+    done = vbench_here("inspect", "r3d_18", "--time", "--mode", "train", "--frames", "8", "--size", "32", "--json",
                    "--iterations", "2", "--depth", "3")  # fmt: skip
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -397,7 +381,7 @@ def test_inspect_time_json_fields(r3d_train_json: dict) -> None:
 
 def test_inspect_time_prints_its_checks(tmp_path: Path) -> None:
     trace = tmp_path / "t" / "trace.json"
-    done = _cli("inspect", "r2plus1d_18", "--time", "--frames", "8", "--size", "16", "--iterations", "2",
+    done = vbench_here("inspect", "r2plus1d_18", "--time", "--frames", "8", "--size", "16", "--iterations", "2",
                    "--depth", "1", "--trace", str(trace))  # fmt: skip
     assert done.returncode == 0, done.stderr
     for text in ("time by module", "time by kind of work", "sum check:", "profiler check:", "instrumentation "
@@ -419,20 +403,20 @@ def test_inspect_time_prints_its_checks(tmp_path: Path) -> None:
     ],
 )
 def test_inspect_time_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
-    done = _cli("inspect", "r3d_18", "--time", "--frames", "8", "--size", "16", *args)
+    done = vbench_here("inspect", "r3d_18", "--time", "--frames", "8", "--size", "16", *args)
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
 
 
 def test_time_options_without_time_are_refused() -> None:
-    done = _cli("inspect", "r3d_18", "--mode", "train")
+    done = vbench_here("inspect", "r3d_18", "--mode", "train")
     assert done.returncode == 2 and "need --time" in done.stderr
 
 
 def test_profile_trace_writes_a_trace_per_configuration(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    done = _vbench("profile", "--arch", "r3d_18", "--input", "min", "--mode", "both", "--batch", "2", "--repeats",
+    done = vbench("profile", "--arch", "r3d_18", "--input", "min", "--mode", "both", "--batch", "2", "--repeats",
                    "2", "--warmup", "1", "--trace", "--out", str(out))  # fmt: skip
     assert done.returncode == 0, done.stderr
     traces = sorted(p.name for p in (out / "traces").iterdir())
@@ -446,7 +430,7 @@ def test_profile_trace_writes_a_trace_per_configuration(tmp_path: Path) -> None:
 
 
 def test_trace_with_static_is_refused() -> None:
-    done = _cli("profile", "--arch", "r3d_18", "--static", "--trace")
+    done = vbench_here("profile", "--arch", "r3d_18", "--static", "--trace")
     assert done.returncode == 2 and "--trace records timed iterations" in done.stderr
 
 
@@ -478,12 +462,12 @@ def test_throughput_is_ranked_by_gmacs_per_second_by_hand() -> None:
 
 def test_report_takes_breakdowns_and_refuses_a_bad_one(tmp_path: Path, r3d_train_json: dict) -> None:
     run = tmp_path / "run"
-    done = _vbench("profile", "--arch", "r3d_18", "--input", "min", "--repeats", "2", "--warmup", "1",
+    done = vbench("profile", "--arch", "r3d_18", "--input", "min", "--repeats", "2", "--warmup", "1",
                    "--out", str(run))  # fmt: skip
     assert done.returncode == 0, done.stderr
     good = tmp_path / "b.json"
     good.write_text(json.dumps(r3d_train_json))
-    done = _cli("report", str(run), "--breakdown", str(good), "--out", str(tmp_path / "rep"))
+    done = vbench_here("report", str(run), "--breakdown", str(good), "--out", str(tmp_path / "rep"))
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "rep" / "report.md").read_text()
     assert "## Why latency does not follow MACs" in text and "Share of time (and of MACs) by kind" in text
@@ -491,7 +475,7 @@ def test_report_takes_breakdowns_and_refuses_a_bad_one(tmp_path: Path, r3d_train
     assert (tmp_path / "rep" / "roofline.png").is_file() and (tmp_path / "rep" / "time_by_kind.png").is_file()
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({**r3d_train_json, "kinds": [{"kind": "3d", "pct_time": "x"}]}))
-    done = _cli("report", str(run), "--breakdown", str(bad), "--out", str(tmp_path / "rep2"))
+    done = vbench_here("report", str(run), "--breakdown", str(bad), "--out", str(tmp_path / "rep2"))
     assert done.returncode == 2 and "breakdown file" in done.stderr and "kind 1" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
@@ -506,11 +490,11 @@ def test_roofline_command(tmp_path: Path) -> None:
     cached["device_name"] = cpu_name()
     key = _key("cpu", cpu_name(), torch.__version__, "fp32", torch.get_num_threads())
     (tmp_path / "roofline.json").write_text(json.dumps({key: cached}))
-    done = _cli("roofline", "--device", "cpu", "--json", env=env)
+    done = vbench_here("roofline", "--device", "cpu", "--json", env=env)
     assert done.returncode == 0, done.stderr
     (r,) = json.loads(done.stdout)
     assert (r["peak_tflops"], r["bandwidth_gbs"], r["ridge_flop_per_byte"]) == (2.0, 40.0, 50.0)  # read, not probed
-    bad = _cli("roofline", "--dtype", "fp64", env=env)
+    bad = vbench_here("roofline", "--dtype", "fp64", env=env)
     assert bad.returncode == 2 and "unknown dtype 'fp64'" in bad.stderr
 
 
@@ -548,13 +532,13 @@ for mode in ("ok", "exit", "tuple"):
 
 
 def test_inspect_time_checks_every_depth_before_measuring() -> None:
-    done = _cli("inspect", "*[13]d_18", "--time", "--frames", "8", "--size", "16", "--depth", "5")
+    done = vbench_here("inspect", "*[13]d_18", "--time", "--frames", "8", "--size", "16", "--depth", "5")
     assert done.returncode == 2 and "--depth 5: r3d_18's modules are at most 4 deep" in done.stderr
     assert done.stdout == ""  # nothing was measured first and thrown away
 
 
 def test_inspect_time_with_a_pattern_gives_a_mapping_even_for_one_match() -> None:
-    done = _cli("inspect", "r3d_1*", "--time", "--frames", "8", "--size", "16", "--depth", "1", "--json",
+    done = vbench_here("inspect", "r3d_1*", "--time", "--frames", "8", "--size", "16", "--depth", "1", "--json",
                    "--iterations", "1")  # fmt: skip
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
@@ -562,7 +546,7 @@ def test_inspect_time_with_a_pattern_gives_a_mapping_even_for_one_match() -> Non
 
 
 def test_inspect_time_gmacs_are_per_clip(r3d_train_json: dict) -> None:
-    done = _cli("inspect", "r3d_18", "--time", "--frames", "8", "--size", "16", "--batch", "2", "--json",
+    done = vbench_here("inspect", "r3d_18", "--time", "--frames", "8", "--size", "16", "--batch", "2", "--json",
                    "--iterations", "1", "--depth", "0")  # fmt: skip
     assert done.returncode == 0, done.stderr
     (root,) = json.loads(done.stdout)["modules"]
@@ -574,7 +558,7 @@ def test_inspect_time_gmacs_are_per_clip(r3d_train_json: dict) -> None:
 def test_inspect_time_refuses_what_it_cannot_honour_before_measuring(tmp_path: Path, args: list[str]) -> None:
     if "/nonexistent-root-folder/x/t.json" in args and os.access("/", os.W_OK):
         args = ["--trace", str(_a_file(tmp_path) / "t.json")]  # as root every folder is writable: a file as folder
-    done = _cli("inspect", "r3d_18", "--time", "--frames", "8", "--size", "16", *args)
+    done = vbench_here("inspect", "r3d_18", "--time", "--frames", "8", "--size", "16", *args)
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert len(done.stderr.strip().splitlines()) == 1 and done.stdout == ""
 
@@ -594,7 +578,7 @@ def plugin_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_a_shallow_plugin_model_gets_the_default_depth_and_its_prints_stay_off_stdout(plugin_file: Path) -> None:
-    done = _vbench("inspect", "shallow_ok", "--plugin", str(plugin_file), "--time", "--json", "--iterations", "1",
+    done = vbench("inspect", "shallow_ok", "--plugin", str(plugin_file), "--time", "--json", "--iterations", "1",
                    timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
     b = json.loads(done.stdout)  # parseable: the model's prints went to stderr
@@ -606,7 +590,7 @@ def test_a_shallow_plugin_model_gets_the_default_depth_and_its_prints_stay_off_s
 def test_a_model_that_fails_under_inspect_time_is_one_line_and_exit_1(
     plugin_file: Path, arch: str, message: str
 ) -> None:
-    done = _vbench("inspect", arch, "--plugin", str(plugin_file), "--time", "--iterations", "1", timeout=120)
+    done = vbench("inspect", arch, "--plugin", str(plugin_file), "--time", "--iterations", "1", timeout=120)
     assert done.returncode == 1, (done.stdout, done.stderr)
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith(f"vbench: error: {arch}: the model failed") and message in last
@@ -643,7 +627,7 @@ def test_implausible_cached_roofs_are_measured_again(tmp_path: Path, monkeypatch
 def test_no_roofline_for_fp16_on_a_cpu() -> None:
     with pytest.raises(RuntimeError, match="fp16 on a CPU"):
         roofline_for("cpu", "fp16")
-    done = _cli("roofline", "--device", "cpu", "--dtype", "fp16")
+    done = vbench_here("roofline", "--device", "cpu", "--dtype", "fp16")
     assert done.returncode == 2 and "no roofline for fp16 on cpu" in done.stderr
 
 

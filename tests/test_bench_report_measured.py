@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clirun import vbench_here
 
 from bench.report.tradeoff import accuracy_records, tradeoff_frame
 from bench.results.evaluation import load_evaluation
@@ -23,15 +21,10 @@ def _evaluation(folder: Path, arch: str = "r3d_18", top1: float = 12.5, state: s
     return folder
 
 
-def _vbench(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "COLUMNS": "200"})  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def static_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "static"
-    done = _vbench("profile", "--arch", "r3d_18", "--arch", "mc3_18", "--static", "--out", str(out))
+    done = vbench_here("profile", "--arch", "r3d_18", "--arch", "mc3_18", "--static", "--out", str(out))
     assert done.returncode == 0, done.stderr
     return out
 
@@ -46,7 +39,7 @@ def test_a_measured_accuracy_wins_and_is_marked(tmp_path: Path, static_run: Path
     assert (frame.loc["r3d_18", "top1"], frame.loc["r3d_18", "accuracy_kind"]) == (12.5, "measured")
     assert frame.loc["mc3_18", "accuracy_kind"] == "published"  # torchvision's published mc3_18 at 16x112x112
 
-    done = _vbench("report", str(static_run), str(tmp_path / "eval"), "--out", str(tmp_path / "rep"), "--no-plots")
+    done = vbench_here("report", str(static_run), str(tmp_path / "eval"), "--out", str(tmp_path / "rep"), "--no-plots")
     assert done.returncode == 0, done.stderr
     table = (tmp_path / "rep" / "report.md").read_text()
     r3d = next(line for line in table.splitlines() if line.startswith("| r3d_18 "))
@@ -55,7 +48,7 @@ def test_a_measured_accuracy_wins_and_is_marked(tmp_path: Path, static_run: Path
     assert "| published |" in mc3
 
     # Only measured accuracies: the Pareto front is on them alone.
-    done = _vbench("report", str(static_run), str(tmp_path / "eval"), "--no-published", "--out",
+    done = vbench_here("report", str(static_run), str(tmp_path / "eval"), "--no-published", "--out",
                    str(tmp_path / "rep2"), "--no-plots")  # fmt: skip
     assert done.returncode == 0, done.stderr
     lines = (tmp_path / "rep2" / "report.md").read_text().splitlines()
@@ -82,11 +75,11 @@ def test_an_interrupted_evaluation_says_so(tmp_path: Path) -> None:
 def test_a_bad_evaluation_is_one_line_and_exit_2(tmp_path: Path, static_run: Path, doc: object, message: str) -> None:
     (tmp_path / "e").mkdir()
     (tmp_path / "e" / "evaluation.json").write_text(json.dumps(doc))
-    done = _vbench("report", str(static_run), str(tmp_path / "e"), "--out", str(tmp_path / "rep"), "--no-plots")
+    done = vbench_here("report", str(static_run), str(tmp_path / "e"), "--out", str(tmp_path / "rep"), "--no-plots")
     assert done.returncode == 2 and message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
 
 def test_evaluations_alone_are_refused(tmp_path: Path) -> None:
-    done = _vbench("report", str(_evaluation(tmp_path / "e")), "--out", str(tmp_path / "rep"), "--no-plots")
+    done = vbench_here("report", str(_evaluation(tmp_path / "e")), "--out", str(tmp_path / "rep"), "--no-plots")
     assert done.returncode == 2 and "no profile run among the inputs" in done.stderr

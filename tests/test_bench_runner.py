@@ -10,10 +10,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
+from clirun import PLUGINS, vbench
 
 from bench.results.records import SamplePolicy
 from bench.results.store import load_results
@@ -22,20 +22,11 @@ from bench.run.runner import run_plan
 
 pytestmark = pytest.mark.slow  # worker processes and signals: the slow tier, which CI always runs
 
-PLUGINS = str(Path(__file__).parent / "plugins")
 FAST = ["--device", "cpu", "--warmup", "0", "--repeats", "2"]
 
 
 def _vbench(*args, timeout=120):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([PLUGINS, os.environ.get("PYTHONPATH", "")]))
-    return subprocess.run(
-        [sys.executable, "-m", "bench.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=Path(__file__).parent.parent,
-    )
+    return vbench(*args, timeout=timeout, plugins=True)
 
 
 def _rows(out):

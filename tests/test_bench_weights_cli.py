@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+import pytest
+from clirun import vbench, vbench_here
 
 import archs
 from archs import save_weights
 
 
-def _vbench(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "COLUMNS": "200"})  # fmt: skip
-
-
+@pytest.mark.slow  # a worker process
 def test_profile_times_the_checkpoints_model(tmp_path: Path) -> None:
     path = tmp_path / "w.pt"
     save_weights(archs.create_model("r3d_18", num_classes=7), "r3d_18", path)
     out = tmp_path / "run"
-    done = _vbench("profile", "--arch", "r3d_18", "--input", "min", "--repeats", "2", "--warmup", "1",
+    done = vbench("profile", "--arch", "r3d_18", "--input", "min", "--repeats", "2", "--warmup", "1",
                    "--weights", str(path), "--out", str(out))  # fmt: skip
     assert done.returncode == 0, done.stderr
     (row,) = csv.DictReader((out / "results.csv").open())
@@ -41,7 +37,7 @@ def test_weights_that_do_not_fit_are_one_line_before_any_work(tmp_path: Path) ->
         (["--arch", "r3d_18", "--weights", str(garbage)], "--weights: "),
         (["--arch", "r3d_18", "--static", "--weights", str(path)], "--static times nothing"),
     ]:
-        done = _vbench("profile", *args, "--input", "min", "--out", str(tmp_path / "never"))
+        done = vbench_here("profile", *args, "--input", "min", "--out", str(tmp_path / "never"))
         assert done.returncode == 2 and message in done.stderr, (args, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1
         assert not (tmp_path / "never").exists()

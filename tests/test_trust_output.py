@@ -371,6 +371,7 @@ def _pty(command: str, width: int, cwd: Path) -> str:
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.stdout).replace("\r", "")
 
 
+@pytest.mark.slow  # real terminals: four vbench processes under `script`
 @pytest.mark.skipif(shutil.which("script") is None or sys.platform != "linux", reason="needs util-linux script")
 @pytest.mark.parametrize("width", [80, 60])
 def test_cli_in_a_terminal_shows_whole_names(width, tmp_path):
