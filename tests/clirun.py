@@ -20,6 +20,15 @@ PLUGINS = str(Path(__file__).parent / "plugins")
 """The folder of the test plugins (``fake_archs``): on ``PYTHONPATH`` where a test names them."""
 
 
+def vbench_env(env: Mapping[str, str] | None = None, plugins: bool = False) -> dict[str, str]:
+    """The environment :func:`vbench` gives its subprocess: this one's, 200 columns, ``env``, and the test
+    plugins on ``PYTHONPATH`` with ``plugins``."""
+    environ = {**os.environ, "COLUMNS": "200", **(env or {})}
+    if plugins:
+        environ["PYTHONPATH"] = os.pathsep.join([PLUGINS, os.environ.get("PYTHONPATH", "")])
+    return environ
+
+
 def vbench(
     *args: object,
     cwd: Path = ROOT,
@@ -28,12 +37,9 @@ def vbench(
     plugins: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """``vbench ARGS`` in a subprocess, 200 columns wide; ``plugins`` puts the test plugins on its path."""
-    environ = {**os.environ, "COLUMNS": "200", **(env or {})}
-    if plugins:
-        environ["PYTHONPATH"] = os.pathsep.join([PLUGINS, os.environ.get("PYTHONPATH", "")])
     return subprocess.run(
         [sys.executable, "-m", "bench.cli", *map(str, args)],
-        capture_output=True, text=True, timeout=timeout, env=environ, cwd=cwd,
+        capture_output=True, text=True, timeout=timeout, env=vbench_env(env, plugins), cwd=cwd,
     )  # fmt: skip
 
 

@@ -5,7 +5,6 @@ so that the fake architectures never enter this process's registry.
 """
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import time
 
 import pytest
 import torch
-from clirun import PLUGINS, vbench
+from clirun import vbench, vbench_env
 
 from bench.results.records import SamplePolicy
 from bench.results.store import load_results
@@ -100,7 +99,7 @@ def test_a_slow_worker_start_is_not_taken_for_a_hang(tmp_path, monkeypatch):
 
 
 def test_an_interrupted_run_keeps_every_finished_row(tmp_path):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([PLUGINS, os.environ.get("PYTHONPATH", "")]))
+    env = vbench_env(plugins=True)
     cmd = [sys.executable, "-m", "bench.cli", "profile", "--arch", "fake_ok", "--arch", "fake_hang",
            "--plugin", "fake_archs", *FAST, "--out", str(tmp_path)]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

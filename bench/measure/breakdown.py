@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -38,6 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench.measure.roofline import intensity
 from bench.results.breakdowns import Breakdown, KindTime, ModuleTime
 from bench.results.records import KINDS
 
@@ -317,8 +319,15 @@ class _Lines:
         return us / (1000.0 * self.iterations)
 
     def _share(self, ms: float) -> float:
-        whole_ms = self._ms(self.whole_us)
-        return ms / whole_ms if whole_ms else 0.0
+        return ms / self._whole_ms if self._whole_ms else 0.0
+
+    @functools.cached_property
+    def _whole_ms(self) -> float:
+        return self._ms(self.whole_us)
+
+    @functools.cached_property
+    def _whole_macs(self) -> int:
+        return max(self.macs.get("", 0), 1)
 
     @staticmethod
     def _rate(m: int, ms: float) -> float | None:
@@ -327,8 +336,6 @@ class _Lines:
     def module(
         self, name: str, shown: str, depth: int, typ: str, kind: str, f_us: float, b_us: float, params: int
     ) -> ModuleTime:
-        from bench.measure.roofline import intensity
-
         m = self.macs.get(name, 0)
         ms = self._ms(f_us + b_us)
         traffic = self.traffic.get(name)
@@ -339,7 +346,7 @@ class _Lines:
         return ModuleTime(
             module=shown, depth=depth, type=typ, kind=kind, params=params, gmacs=m / self.batch / 1e9,
             forward_ms=self._ms(f_us), backward_ms=self._ms(b_us) if self.train else None, latency_ms=ms,
-            pct_time=self._share(ms), pct_macs=m / max(self.macs.get("", 0), 1), gmacs_per_s=self._rate(m, ms),
+            pct_time=self._share(ms), pct_macs=m / self._whole_macs, gmacs_per_s=self._rate(m, ms),
             intensity=flops_intensity, bound=bound,
         )  # fmt: skip
 

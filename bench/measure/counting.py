@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 import archs
-from bench.measure.mac_rules import MAC_FREE_OPS, RecordingCounter, counter_mode, total_macs
+from bench.measure.mac_rules import MAC_FREE_OPS, RecordingCounter, counter_mode, macs_of, total_macs
 
 __all__ = [
     "COUNTERS",
@@ -243,7 +243,7 @@ class MacAnalysis:
     def by_module(self) -> dict[str, int]:
         """MACs of every module (every depth, in module order; 0 for a module without any)."""
         tracked = self._tracked()
-        return {name: sum(tracked.get(name, {}).values()) // 2 for name, _ in self.model.named_modules()}
+        return {name: macs_of(sum(tracked.get(name, {}).values())) for name, _ in self.model.named_modules()}
 
     def by_operator(self, module: str = "") -> dict[str, int]:
         """MACs by operator, of the model or of one module."""
@@ -251,11 +251,11 @@ class MacAnalysis:
             per_op = {str(op): int(f) for op, f in self._forward().get_flop_counts().get("Global", {}).items()}
         else:
             per_op = self._tracked().get(module, {})
-        return {op: f // 2 for op, f in per_op.items()}
+        return {op: macs_of(f) for op, f in per_op.items()}
 
     def by_module_and_operator(self) -> dict[str, dict[str, int]]:
         """MACs by operator for every module that has any."""
-        return {name: {op: f // 2 for op, f in per_op.items()} for name, per_op in self._tracked().items()}
+        return {name: {op: macs_of(f) for op, f in per_op.items()} for name, per_op in self._tracked().items()}
 
     def uncounted_ops(self, module: str = "") -> dict[str, int]:
         """Every operator seen and not counted, with how often it ran (MAC-free ones included)."""

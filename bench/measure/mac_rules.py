@@ -1,7 +1,7 @@
 """The counting rules, as data and small handles around ``torch.utils.flop_counter.FlopCounterMode``.
 
 Under the convention (``docs/design.md``, "The FLOP convention") an operator is counted (FlopCounterMode's
-formulas, and :func:`attention_formulas` for the CPU's fused attention kernels, which it does not know),
+formulas, and :func:`_attention_formulas` for the CPU's fused attention kernels, which it does not know),
 declared free (:data:`MAC_FREE_OPS`, by why), or reported as unsupported: :class:`RecordingCounter` keeps, per
 module, every operator it saw and did not count. :class:`bench.measure.counting.MacAnalysis` reads them.
 """
@@ -15,7 +15,7 @@ import torch
 from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["MAC_FREE_OPS", "RecordingCounter", "attention_formulas", "counter_mode", "total_macs"]
+__all__ = ["MAC_FREE_OPS", "RecordingCounter", "counter_mode", "macs_of", "total_macs"]
 
 # Operators seen in a forward that have no multiply-accumulates under the convention, by
 # why. Every other operator that FlopCounterMode does not count is reported by
@@ -138,11 +138,14 @@ MAC_FREE_OPS: dict[str, str] = {f"aten.{op}": kind for kind, ops in _FREE_BY_KIN
 """Operator name (``aten.relu_``) -> why it has no MACs; extend it for an operator of your own."""
 
 
+def macs_of(flops: int) -> int:
+    """MACs from FlopCounterMode's FLOPs: it counts a multiply-add as 2 FLOPs for every operator it knows."""
+    return int(flops) // 2
+
+
 def total_macs(counter: FlopCounterMode) -> int:
     """The MACs a counter saw: half its FLOPs."""
-    # FlopCounterMode counts a multiply-add as 2 FLOPs for every operator it knows.
-    flops = counter.get_total_flops()
-    return int(flops) // 2
+    return macs_of(counter.get_total_flops())
 
 
 def _cpu_attention_flops(query_shape: Any, key_shape: Any, value_shape: Any, *args: Any, **kwargs: Any) -> int:
@@ -158,7 +161,7 @@ def _cpu_attention_backward_flops(
     return 2 * _cpu_attention_flops(query_shape, key_shape, value_shape)
 
 
-def attention_formulas() -> dict[Any, Any]:
+def _attention_formulas() -> dict[Any, Any]:
     """``scaled_dot_product_attention``'s CPU kernels, which FlopCounterMode does not know (pytorch#195460).
 
     On the meta device SDPA falls back to its math path (two ``bmm``), which
@@ -177,8 +180,8 @@ def attention_formulas() -> dict[Any, Any]:
 
 
 def counter_mode() -> FlopCounterMode:
-    """A ``FlopCounterMode`` that also counts the CPU's fused attention kernels (see :func:`attention_formulas`)."""
-    return FlopCounterMode(display=False, custom_mapping=attention_formulas())
+    """A ``FlopCounterMode`` that also counts the CPU's fused attention kernels (see :func:`_attention_formulas`)."""
+    return FlopCounterMode(display=False, custom_mapping=_attention_formulas())
 
 
 class RecordingCounter(FlopCounterMode):
@@ -190,7 +193,7 @@ class RecordingCounter(FlopCounterMode):
     """
 
     def __init__(self) -> None:
-        super().__init__(display=False, custom_mapping=attention_formulas())
+        super().__init__(display=False, custom_mapping=_attention_formulas())
         self.uncounted: dict[str, Counter[str]] = {}
 
     def _count_flops(self, func_packet: Any, out: Any, args: Any, kwargs: Any) -> Any:

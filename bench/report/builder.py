@@ -181,7 +181,7 @@ def write_report(
     inputs = _read_inputs(sources, accuracy_file, published, breakdowns)
     frames = report_frames(inputs.rows, inputs.accuracy, include_contended)
     notes = unjoined(inputs.accuracy, inputs.rows) + overridden(inputs.accuracy)
-    text = report_text(frames, [str(s) for s in sources], {"throughput": report_md.kinds_lines(inputs.kinds)})
+    text = report_text(frames, inputs.sources, {"throughput": report_md.kinds_lines(inputs.kinds)})
     said = _contended_note(inputs.rows, include_contended)
     if said:
         text += "\n" + said + "\n"

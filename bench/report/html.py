@@ -33,7 +33,6 @@ from bench.errors import UsageError
 from bench.report.markdown import TableText
 
 __all__ = [
-    "EXTRA_HINT",
     "esc",
     "family_colours",
     "json_records",
@@ -45,7 +44,7 @@ __all__ = [
     "table_html",
 ]
 
-EXTRA_HINT = "--html needs plotly: pip install 'vbench[html]'"
+_EXTRA_HINT = "--html needs plotly: pip install 'vbench[html]'"
 
 
 def require_plotly() -> None:
@@ -57,7 +56,7 @@ def require_plotly() -> None:
     try:
         import plotly.offline  # noqa: F401
     except ImportError:
-        raise UsageError(EXTRA_HINT) from None
+        raise UsageError(_EXTRA_HINT) from None
 
 
 def plotly_js() -> str:
@@ -181,6 +180,7 @@ code{background:#f3f3f3;padding:0 3px}
 """
 
 _SORT_JS = """
+function esc(s){return String(s===null||s===undefined?'':s).replace(/&/g,'&amp;').replace(/</g,'&lt;').replace(/>/g,'&gt;');}
 function vbSortable(root){
   root.querySelectorAll('table.sortable').forEach(function(table){
     table.querySelectorAll('th').forEach(function(th){

@@ -17,7 +17,6 @@ __all__ = ["history_html"]
 
 _HISTORY_JS = r"""
 var D=JSON.parse(document.getElementById('vbench-data').textContent);
-function esc(s){return String(s===null||s===undefined?'':s).replace(/&/g,'&amp;').replace(/</g,'&lt;').replace(/>/g,'&gt;');}
 function drawHistory(){
   var metric=document.getElementById('metric').value, rel=document.getElementById('relative').checked;
   var only=document.getElementById('changed').checked, filt=document.getElementById('archfilter').value.toLowerCase();

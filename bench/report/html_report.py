@@ -88,7 +88,6 @@ function hoverText(p){
     'source: '+esc(p.accuracy_source||'-'),
     esc([p.dataset,p.views,p.pretrain].filter(function(x){return x;}).join(', '))].join('<br>');
 }
-function esc(s){return String(s===null||s===undefined?'':s).replace(/&/g,'&amp;').replace(/</g,'&lt;').replace(/>/g,'&gt;');}
 function drawTradeoff(){
   var cost=document.getElementById('cost').value, spec=COSTS[cost];
   var pts=visiblePoints(cost), drawn=pts.filter(function(p){return p[cost]!==null&&p.top1!==null;});

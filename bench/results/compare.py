@@ -25,7 +25,7 @@ The policy (``docs/compare.md``):
   regression, any inconclusive row makes the command exit
   :data:`EXIT_INCONCLUSIVE` instead of 0.
 
-Everything here returns records; :func:`bench.report.tables.compare_markdown` formats them.
+Everything here returns records; :func:`bench.report.verdict.compare_markdown` formats them.
 """
 
 from __future__ import annotations
