@@ -21,7 +21,7 @@ from bench.errors import OutputError, UsageError
 from bench.evaluate.datasets import Dataset
 from bench.evaluate.metrics import Metrics, Timing
 from bench.evaluate.video import SKIP_REASONS, ViewSpec
-from bench.results.evaluation import EVAL_FILES, PREDICTIONS, SUMMARY, read_summary, rewrite_predictions
+from bench.results.evaluation import EVAL_FILES, PREDICTIONS, SUMMARY, read_summary
 from bench.results.io import LOCK, atomic_write_text, claim_dir, probe_writable, read_text, release_dir
 
 __all__ = [
@@ -42,6 +42,11 @@ __all__ = [
 RETRIED_REASONS = ("missing", "unreadable", "corrupt")
 """Skips whose cause can change (the file is copied in, finishes downloading, is replaced): ``--only-missing``
 tries those videos again. A video too short, without a video stream or that made the model output NaN is not."""
+
+
+def rewrite_predictions(out: Path, records: Sequence[dict[str, Any]]) -> None:
+    """Replace the folder's ``predictions.jsonl`` with ``records``, one line each (atomically)."""
+    atomic_write_text(out / PREDICTIONS, "".join(json.dumps(r) + "\n" for r in records))
 
 
 def check_eval_out(path: Path, *, resume: bool = False, overwrite: bool = False) -> Path:
@@ -114,7 +119,8 @@ def _check_record(r: Any, num_classes: int) -> bool:
 def _read_predictions(path: Path, num_classes: int) -> tuple[list[dict[str, Any]], bool]:
     """The valid lines of a ``predictions.jsonl`` (a line cut short by a kill, or not ours, is dropped), and
     whether the file needs rewriting (it held such a line)."""
-    from bench.results.validate import RESULTS_CAP, parse_json
+    from bench.results.io import RESULTS_CAP
+    from bench.results.validate import parse_json
 
     if not path.is_file():
         return [], False

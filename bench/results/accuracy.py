@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError
-from bench.results.io import is_utf8, read_text, show_path
+from bench.results.io import SMALL_CAP, is_utf8, read_text, show_path
 from bench.results.validate import (
-    SMALL_CAP,
     is_kwargs_text,
     is_name,
     is_number,

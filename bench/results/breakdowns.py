@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError
-from bench.results.io import read_text, show_path
+from bench.results.io import RESULTS_CAP, read_text, show_path
 from bench.results.records import KINDS
-from bench.results.validate import RESULTS_CAP, is_name, is_number, is_positive_int, parse_json, show
+from bench.results.validate import is_name, is_number, is_positive_int, parse_json, show
 
 __all__ = ["Breakdown", "KindTime", "ModuleTime", "breakdowns_json", "load_breakdowns"]
 

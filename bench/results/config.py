@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError
-from bench.results.io import read_text, show_path
-from bench.results.validate import SMALL_CAP, show
+from bench.results.io import SMALL_CAP, read_text, show_path
+from bench.results.validate import show
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -7,21 +7,19 @@
   truth (its lines are checked by :mod:`bench.evaluate.store`, which knows the skip reasons);
 - ``per_class.csv`` and ``confusion.csv``: when it ends (formatted by :mod:`bench.evaluate.store`).
 
-:func:`load_evaluation` gives the measured accuracy to ``vbench report``; :func:`read_summary` and
-:func:`rewrite_predictions` serve ``--only-missing``.
+:func:`load_evaluation` gives the measured accuracy to ``vbench report``; :func:`read_summary` serves
+``--only-missing``.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError
 from bench.results.accuracy import accuracy_record
-from bench.results.io import atomic_write_text, read_text, show_path
-from bench.results.validate import SMALL_CAP, is_count_or_none, is_positive_int, parse_json, plain_error, show
+from bench.results.io import SMALL_CAP, read_text, show_path
+from bench.results.validate import is_count_or_none, is_positive_int, parse_json, plain_error, show
 
 __all__ = [
     "EVAL_FILES",
@@ -31,7 +29,6 @@ __all__ = [
     "is_evaluation",
     "load_evaluation",
     "read_summary",
-    "rewrite_predictions",
 ]
 
 SCHEMA_VERSION = 1
@@ -49,11 +46,6 @@ def read_summary(path: Path, fail: str) -> Any:
         UsageError: a missing, unreadable, oversized or malformed file.
     """
     return parse_json(read_text(path, "evaluation file", SMALL_CAP), fail)
-
-
-def rewrite_predictions(out: Path, records: Iterable[dict[str, Any]]) -> None:
-    """Replace the folder's ``predictions.jsonl`` with ``records``, one line each (atomically)."""
-    atomic_write_text(out / PREDICTIONS, "".join(json.dumps(r) + "\n" for r in records))
 
 
 def is_evaluation(path: str | Path) -> bool:
@@ -86,7 +78,7 @@ def load_evaluation(path: str | Path) -> dict[str, Any]:
     state = doc.get("state")
     counts: dict[str, Any] = doc["counts"] if isinstance(doc.get("counts"), dict) else {}
     videos = counts.get("evaluated")
-    if state not in ("complete", "interrupted", "running") or not (videos is None or is_count_or_none(videos)):
+    if state not in ("complete", "interrupted", "running") or not is_count_or_none(videos):
         raise UsageError(f"evaluation file {name}: 'state' or 'counts' is malformed")
     if state != "complete":
         checked["source"] = f"{checked['source']} ({state}: {videos} of {counts.get('listed')} videos)"

@@ -27,6 +27,8 @@ from bench.errors import UsageError
 
 __all__ = [
     "LOCK",
+    "RESULTS_CAP",
+    "SMALL_CAP",
     "atomic_write_bytes",
     "atomic_write_text",
     "check_writable_dir",
@@ -42,6 +44,11 @@ __all__ = [
 
 LOCK = ".vbench.lock"
 """The lock file of a claimed folder (it holds the owner's pid)."""
+
+RESULTS_CAP = 256 * 2**20
+"""Largest ``results.json`` read (bytes); a full GPU grid with raw samples is a few MiB."""
+SMALL_CAP = 16 * 2**20
+"""Largest accuracy or settings file read (bytes)."""
 
 _held: dict[Path, IO[str]] = {}  # open lock files: the locks last as long as this process
 

@@ -29,10 +29,10 @@ from typing import Any, cast
 
 from bench.errors import UsageError
 from bench.results.columns import COLUMNS
-from bench.results.io import atomic_write_text, read_text
+from bench.results.io import RESULTS_CAP, atomic_write_text, read_text
 from bench.results.records import Row
 from bench.results.schema import SCHEMA_VERSION, is_missing
-from bench.results.validate import RESULTS_CAP, check_results_doc, load_results_doc, parse_json
+from bench.results.validate import check_results_doc, load_results_doc, parse_json
 
 __all__ = [
     "STATES",

@@ -33,16 +33,14 @@ from typing import Any
 
 from bench.errors import UsageError
 from bench.results.columns import REGISTRY, REQUIRED_COLUMNS, Kind
+from bench.results.io import RESULTS_CAP, is_utf8, read_text, show_path
 from bench.results.io import has_control as _has_control
-from bench.results.io import is_utf8, read_text, show_path
 from bench.results.records import STATUSES, Row
 from bench.results.schema import SCHEMA_VERSION
 
 __all__ = [
     "MAX_DEPTH",
-    "RESULTS_CAP",
     "ROW_CHECKS",
-    "SMALL_CAP",
     "check_path",
     "check_results_doc",
     "is_count_or_none",
@@ -56,10 +54,6 @@ __all__ = [
     "show",
 ]
 
-RESULTS_CAP = 256 * 2**20
-"""Largest ``results.json`` read (bytes); a full GPU grid with raw samples is a few MiB."""
-SMALL_CAP = 16 * 2**20
-"""Largest accuracy or settings file read (bytes)."""
 MAX_DEPTH = 32
 """Deepest JSON nesting accepted; a results file nests four levels deep."""
 _MAX_DIGITS = 308

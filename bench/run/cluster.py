@@ -55,6 +55,10 @@ _FILE_KEYS = {
 }  # fmt: skip
 
 
+_POLL_S = 1.0
+"""How often (s) the executor's tasks are asked whether they finished."""
+
+
 def load_cluster_options(path: Path | None, **cli: Any) -> ClusterOptions:
     """Options from ``[tool.vbench.cluster]`` of a TOML file, then the command line's (None = not given)."""
     options = ClusterOptions()
@@ -210,7 +214,6 @@ def profile_on_cluster(
     plugins: Sequence[dict[str, Any]] = (),
     on_progress: Callable[[int, int], None] | None = None,
     markdown: Callable[[list[Row]], str] | None = None,
-    poll_s: float = 1.0,
 ) -> tuple[MergeResult, Mapping[int, str], int]:
     """The whole ``--executor`` path: check the sweep here, run the shards, record failed tasks, merge.
 
@@ -232,9 +235,9 @@ def profile_on_cluster(
     try:
         executor = _executor(options, out_dir / "submitit")
         one_at_a_time = options.executor == "local" and not request.static
-        failures = _run_tasks(executor, tasks, one_at_a_time, on_progress, poll_s)
+        failures = _run_tasks(executor, tasks, one_at_a_time, on_progress, _POLL_S)
     except BaseException as e:  # interrupted: the tasks are cancelled; keep what they finished
-        kept = _keep_interrupted(out_dir, options.shards)
+        kept = _keep_interrupted(out_dir, dirs)
         if isinstance(e, (Interrupted, KeyboardInterrupt)):
             raise RunInterrupted.after(e, kept=kept) from e
         raise
@@ -242,12 +245,12 @@ def profile_on_cluster(
     return merge_runs(dirs), failures, added
 
 
-def _keep_interrupted(out_dir: Path, shards: int) -> int:
+def _keep_interrupted(out_dir: Path, shard_dirs: Sequence[Path]) -> int:
     """Write the rows the shard folders hold as ``out_dir``'s run, ``interrupted``; return how many."""
     from bench.results.merge import merge_runs
     from bench.results.store import ResultsWriter
 
-    dirs = [d for d in (out_dir / "shards" / f"{i}-of-{shards}" for i in range(1, shards + 1)) if d.is_dir()]
+    dirs = [d for d in shard_dirs if d.is_dir()]
     try:
         merged = merge_runs(dirs, allow_mixed=True) if dirs else None
     except UsageError:  # no rows yet
