@@ -32,7 +32,6 @@ __all__ = [
     "confusion_csv",
     "fingerprint",
     "keep_previous",
-    "load_previous",
     "per_class_csv",
     "remove_if_empty",
     "sha256_text",
@@ -140,8 +139,9 @@ def _read_predictions(path: Path, num_classes: int) -> tuple[list[dict[str, Any]
     return list(records.values()), dropped or (bool(text) and not text.endswith("\n"))
 
 
-def load_previous(out: Path, fingerprint: dict[str, Any], num_classes: int) -> list[dict[str, Any]]:
-    """The prediction lines an earlier run of the same evaluation left in ``out`` (for ``--only-missing``).
+def _load_previous(out: Path, fingerprint: dict[str, Any], num_classes: int) -> tuple[list[dict[str, Any]], bool]:
+    """The prediction lines an earlier run of the same evaluation left in ``out`` (for ``--only-missing``), and
+    whether the file must be rewritten (it held lines cut off or repeated).
 
     Raises:
         UsageError: the folder's evaluation was made with another arch, weights, protocol, input, dataset or
@@ -159,10 +159,7 @@ def load_previous(out: Path, fingerprint: dict[str, Any], num_classes: int) -> l
                 f"--only-missing: '{out}' holds an evaluation with other settings ({', '.join(changed)}); "
                 "use the same options, --overwrite, or another --out"
             )
-    records, rewrite = _read_predictions(out / PREDICTIONS, num_classes)
-    if rewrite:
-        rewrite_predictions(out, records)
-    return records
+    return _read_predictions(out / PREDICTIONS, num_classes)
 
 
 def keep_previous(
@@ -170,7 +167,7 @@ def keep_previous(
 ) -> tuple[list[dict[str, Any]], list[str], list[str]]:
     """``--only-missing``: the folder's lines that stay, the skipped videos tried again and the videos the
     dataset no longer lists (the lines of both are removed from ``predictions.jsonl``)."""
-    records = load_previous(out, fingerprint, num_classes)
+    records, rewrite = _load_previous(out, fingerprint, num_classes)
     retried = [r["video"] for r in records if r["status"] == "skipped" and r["reason"] in RETRIED_REASONS]
     # A video the dataset no longer lists (its file and its line were removed) leaves the evaluation: its
     # prediction would count in top-1 over videos that are not there.
@@ -178,6 +175,7 @@ def keep_previous(
     if retried or gone:  # their lines go: retried videos are tried again, and a new line is written for each
         again = set(retried) | set(gone)
         records = [r for r in records if r["video"] not in again]
+    if rewrite or retried or gone:  # one rewrite, whatever made it needed
         try:
             rewrite_predictions(out, records)
         except OSError as e:
