@@ -11,6 +11,7 @@ from typing import Any
 
 from bench.report.escape import markdown_table, md_code, md_escape, md_fence
 from bench.results.columns import LABELS
+from bench.results.compare import rounds_needed
 
 __all__ = ["compare_markdown"]
 
@@ -60,7 +61,8 @@ def _tolerance_lines(config: Any) -> list[str]:
     tol = config.default
     lines = [
         f"Tolerances: latency {_pct(tol.latency)}, memory {_pct(tol.memory)}; latency is tested with a one-sided "
-        f"Mann-Whitney U test on the raw samples, alpha {tol.alpha:g}, against the tolerance. Params, MACs, FLOPs "
+        f"Mann-Whitney U test, alpha {tol.alpha:g}, against the tolerance, on the quiet rounds' medians where both "
+        f"sides have enough ({rounds_needed(tol.alpha)} a side), else on the raw samples. Params, MACs, FLOPs "
         "and output shapes must be equal."
     ]
     overrides = []

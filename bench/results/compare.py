@@ -8,13 +8,23 @@ The policy (``docs/compare.md``):
   fails, improvements included (a baseline is refreshed on purpose, never
   drifts).
 - Latency fails when the ratio of medians exceeds the tolerance **and** a
-  one-sided Mann-Whitney U test on the raw samples says, at level ``alpha``,
-  that the head is slower than the base *by more than the tolerance* (the head's
-  samples are divided by 1 + tolerance before the test). Testing against the
-  tolerance, not against zero, means a change the size of the tolerance fails
-  at most an ``alpha`` share of the time, so noisy machines do not fail pull
-  requests at random. Over the tolerance but not significant is shown, not
-  failed. "Better" is the mirror image.
+  one-sided Mann-Whitney U test says, at level ``alpha``, that the head is
+  slower than the base *by more than the tolerance* (the head's values are
+  divided by 1 + tolerance before the test). Testing against the tolerance, not
+  against zero, means a change the size of the tolerance fails at most an
+  ``alpha`` share of the time, so noisy machines do not fail pull requests at
+  random. Over the tolerance but not significant is shown, not failed. "Better"
+  is the mirror image.
+- The test's unit is the worker process where it can be: when both rows were
+  timed in rounds (``--rounds``, or ``merge --rounds``; each round a worker of
+  its own) with enough quiet rounds for a rank test to reach ``alpha``
+  (:func:`rounds_needed`), the values tested are the quiet rounds' medians.
+  Samples of one process are not independent of each other: a process keeps
+  its memory layout and its place on the machine for all its samples, and two
+  processes of the same code differ by more than their samples' spread
+  (``reports/benchmarks/gate_power.md``), so a test on pooled samples calls
+  that difference significant. Otherwise the raw samples are tested, and the
+  verdict's note says so.
 - Peak memory is one number per row (CUDA's allocator peak is deterministic),
   so it gates on the ratio alone.
 - A status that gets worse (ok -> anything else) fails. New and removed rows
@@ -61,6 +71,7 @@ __all__ = [
     "load_compare_config",
     "parse_fraction",
     "refresh_command",
+    "rounds_needed",
     "row_label",
 ]
 
@@ -297,6 +308,48 @@ def _samples(row: Mapping[str, Any]) -> list[float]:
     return [v for v in values if v is not None] if all(v is not None and v >= 0 for v in values) else []
 
 
+def _quiet_rounds(row: Mapping[str, Any]) -> list[float]:
+    """The medians of a row's rounds that were not ``contended`` (``round_latency_ms``, ``round_contended``).
+
+    Empty for a row of one round, and for lists that do not pair a positive finite median with a bool flag.
+    """
+    medians, flags = row.get("round_latency_ms"), row.get("round_contended")
+    if not isinstance(medians, list) or not isinstance(flags, list) or len(medians) != len(flags):
+        return []
+    if not all(isinstance(f, bool) for f in flags):
+        return []
+    values = [_number(m) for m in medians]
+    if any(v is None or v <= 0 for v in values):
+        return []
+    return [v for v, bad in zip(values, flags) if v is not None and not bad]
+
+
+def rounds_needed(alpha: float) -> int:
+    """The fewest rounds a side (equal on both sides) whose medians a one-sided rank test can call different at
+    ``alpha``: with ``m`` and ``n`` values and no ties, the smallest p-value is ``1 / C(m + n, m)``."""
+    n = 2
+    while 1 / math.comb(2 * n, n) >= alpha:
+        n += 1
+    return n
+
+
+def _tested(base: Mapping[str, Any], head: Mapping[str, Any], alpha: float) -> tuple[list[float], list[float], str]:
+    """The base's and the head's values for the latency test, and the note that names their unit.
+
+    Quiet round medians where both sides have enough of them to reach ``alpha`` (no ties: ``1 / C(m + n, m)``
+    below alpha); else the raw samples, with a note when rounds were there but too few.
+    """
+    b, h = _quiet_rounds(base), _quiet_rounds(head)
+    if len(b) >= 2 and len(h) >= 2 and 1 / math.comb(len(b) + len(h), len(b)) < alpha:
+        return b, h, f"{len(b)} and {len(h)} rounds"
+    note = ""
+    if len(b) > 1 and len(h) > 1:
+        note = f"samples: {len(b)} and {len(h)} quiet rounds are too few at alpha {alpha:g}"
+    elif len(b) > 1 or len(h) > 1:
+        note = f"samples: only the {'base' if len(b) > 1 else 'head'} has rounds"
+    return _samples(base), _samples(head), note
+
+
 def _exact_changes(base: Mapping[str, Any], head: Mapping[str, Any], label: str) -> list[Change]:
     changes = []
     for metric in EXACT_METRICS:
@@ -337,12 +390,13 @@ def _latency_change(base: Mapping[str, Any], head: Mapping[str, Any], label: str
     if 1 - tol.latency <= ratio <= 1 + tol.latency:
         return None
     slower = ratio > 1
-    note = "noisy" if base.get("noisy") or head.get("noisy") else ""
-    if not (b_samples and h_samples):
+    b_values, h_values, unit = _tested(base, head, tol.alpha)
+    note = "; ".join(n for n in ("noisy" if base.get("noisy") or head.get("noisy") else "", unit) if n)
+    if not (b_values and h_values):
         return Change(base["arch"], label, "latency_ms", b_med, h_med, "~", "no raw samples", ratio, None, note)
     # Is the head slower (faster) than the base by more than the tolerance?
     factor = 1 + tol.latency if slower else 1 - tol.latency
-    test = mann_whitney_u([t / factor for t in h_samples], b_samples, "greater" if slower else "less")
+    test = mann_whitney_u([t / factor for t in h_values], b_values, "greater" if slower else "less")
     if test.p >= tol.alpha:
         return Change(base["arch"], label, "latency_ms", b_med, h_med, "~", "not significant", ratio, test.p, note)
     mark, verdict = ("+", "slower") if slower else ("-", "faster")
