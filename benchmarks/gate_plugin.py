@@ -11,8 +11,9 @@ and the head of many pairs, each in its own worker, in any order:
   ``compare`` sees a change in latency alone;
 - ``gate_ca_<i>``, ``gate_cb_<i>``: base and head of the A/A pairs timed with contention in part of the head.
 
-With ``$VBENCH_GATE_FORWARDS`` set to a folder, every forward on a real device appends a byte to
-``<folder>/<name>``, so that the benchmark can start and stop its busy processes at a given sample.
+With ``$VBENCH_GATE_FORWARDS`` set to a folder, every forward on a real device appends a line with its
+process id to ``<folder>/<name>``, so that the benchmark can start and stop its busy processes at a given
+sample of a given round (each round of ``--rounds`` is a worker process of its own).
 ``$VBENCH_GATE_PAIRS`` (default 60) is how many pairs are registered.
 """
 
@@ -60,8 +61,8 @@ class Copy(nn.Module):
             if self.extra:
                 y = y + 0 * z[0, 0]  # the extra work feeds the output: nothing can drop it
             if self.marks is not None:
-                with self.marks.open("ab") as f:
-                    f.write(b".")
+                with self.marks.open("a") as f:
+                    f.write(f"{os.getpid()}\n")
         return y
 
 

@@ -20,17 +20,21 @@ own, so one ``vbench profile`` run holds every side, and the start-up of its par
 - **A/A, head half contended**: base and head are the architecture itself (``gate_ca_<i>``,
   ``gate_cb_<i>``); two busy processes (``while True: pass``, started at once and held stopped) run
   from the head's first timed sample through the middle one (the plugin counts forwards on disk), as
-  the issue's "contention in part of the run". A failure is a false alarm; ``inconclusive`` (the gate
-  saw ``contended``) is the wanted answer.
+  the issue's "contention in part of the run"; with ``--rounds R`` (R > 1), through every timed sample
+  of the head's first R // 2 rounds instead, the rest of its rounds quiet. A failure is a false alarm;
+  ``inconclusive`` (the gate saw ``contended``) or a pass on the quiet rounds is the wanted answer.
 
 The order of the sides changes from pair to pair (all six orders of a, b, s; ca and cb alternate) and
-the conditions are interleaved pair by pair, so drift of the machine falls on all of them alike. Rates
+the conditions are interleaved pair by pair, so drift of the machine falls on all of them alike. With ``--rounds R``, every side is timed in R rounds (``vbench profile --rounds``: one worker
+per side per round, every side of the chunk once per round), so the gate tests the rounds' medians
+where it can (``docs/compare.md``). Rates
 are counts with a 95 % Wilson interval. With ``--reduced``, the report says it is a reduced run (its
 format checked, its numbers not to be read as the gate's rates).
 
     python benchmarks/gate_power.py [--pairs 40] [--budget 330] [--arch r3d_18] [--frames 8] [--size 32] [--repeats 20]
+                                    [--rounds 1]
 
-Cost: 5 worker processes per pair (a few seconds each on 2 cores: importing torch dominates at this
+Cost: 5 worker processes per pair and round (a few seconds each on 2 cores: importing torch dominates at this
 size), in chunks of ``--chunk`` pairs, each chunk one ``vbench profile`` run; a chunk is started only
 while the ``--budget`` (330 s) can hold it, judged by the slowest chunk so far, so the whole script,
 calibration included, takes about 6 minutes and runs as many pairs (up to ``--pairs``) as the machine
@@ -151,46 +155,65 @@ def _hold(procs: Sequence[subprocess.Popen[bytes]], run: bool) -> None:
         p.send_signal(signal.SIGCONT if run else signal.SIGSTOP)
 
 
-def _marks(folder: Path, name: str) -> int:
+def _marks(folder: Path, name: str) -> tuple[int, int]:
+    """(round, forwards) of ``name`` so far: how many worker processes have run a forward of it, and how many
+    forwards the latest has run; (0, -1) before its first."""
     try:
-        return (folder / name).stat().st_size
+        pids = (folder / name).read_text().split()
     except OSError:
-        return -1  # its worker has not run a forward yet
+        return 0, -1
+    if not pids:
+        return 0, -1
+    last = len(pids) - next((k for k, pid in enumerate(reversed(pids)) if pid != pids[-1]), len(pids))
+    return len(dict.fromkeys(pids)), len(pids) - last
+
+
+def _windows(rounds: int, warmup: int, repeats: int) -> list[tuple[int, int, int]]:
+    """(round, first forward, last forward + 1) of a contended head's busy windows: the first timed sample through
+    the middle one with one round; every timed sample of the first ``rounds // 2`` rounds with more."""
+    if rounds == 1:
+        return [(1, warmup, warmup + max(1, repeats // 2))]
+    return [(r, warmup, warmup + repeats) for r in range(1, rounds // 2 + 1)]
 
 
 def contend(
     folder: Path,
-    pairs: Sequence[int],
-    warmup: int,
-    repeats: int,
+    sequence: Sequence[tuple[int, str]],
+    windows: Sequence[tuple[int, int, int]],
     procs: Sequence[subprocess.Popen[bytes]],
     done: threading.Event,
 ) -> list[str]:
-    """Run the busy processes from each contended head's first timed sample through its middle one.
+    """Run the busy processes through each contended head's ``windows``.
 
-    Follows the forward counts the plugin writes; returns a note for each head it missed (a worker that
-    failed, or samples too fast to catch).
+    ``sequence`` is every (round, side) of the run in the order the workers run. Follows the forward counts the
+    plugin writes; returns a note for each window it missed (a worker that failed, or samples too fast to catch).
     """
     missed = []
-    for i in pairs:
-        name = f"gate_cb_{i}"
-        start, stop = warmup, warmup + max(1, repeats // 2)
-        later = order(i + 1)
-        while not done.is_set() and _marks(folder, name) < start:
-            if any(_marks(folder, n) >= 0 for n in later):
-                break  # the next pair has begun: this head never ran
+    wanted = {(r, name): (start, stop) for r, name in sequence if name.startswith("gate_cb_")
+              for r2, start, stop in windows if r2 == r}  # fmt: skip
+    for k, (r, name) in enumerate(sequence):
+        if (r, name) not in wanted:
+            continue
+        start, stop = wanted[(r, name)]
+        later = sequence[k + 1 : k + 6]
+
+        def at(count: int, r: int = r, name: str = name, later: Sequence[tuple[int, str]] = later) -> bool:
+            """The head's worker of round ``r`` has run ``count`` forwards, or the run has gone past it."""
+            got_round, got = _marks(folder, name)
+            passed = got_round > r or any(_marks(folder, n)[0] >= rr for rr, n in later)
+            return done.is_set() or passed or (got_round == r and got >= count)
+
+        while not at(start):
             time.sleep(POLL_S)
-        if done.is_set() or _marks(folder, name) < start:
-            missed.append(f"{name}: never started")
+        if done.is_set() or _marks(folder, name) < (r, start):
+            missed.append(f"{name} round {r}: never started")
             continue
         _hold(procs, True)
         try:
-            seen = _marks(folder, name)
+            seen = _marks(folder, name)[1]
             if seen > start:
-                missed.append(f"{name}: busy from sample {seen - warmup + 1}, not 1")
-            while not done.is_set() and _marks(folder, name) < stop:
-                if any(_marks(folder, n) >= 0 for n in later):
-                    break
+                missed.append(f"{name} round {r}: busy from sample {seen - start + 1}, not 1")
+            while not at(stop):
                 time.sleep(POLL_S)
         finally:
             _hold(procs, False)
@@ -204,17 +227,18 @@ def run_pairs(
     forwards = tmp / "forwards"
     forwards.mkdir(parents=True)
     names = [name for i in pairs for name in order(i)]
+    sequence = [(r, name) for r in range(1, args.rounds + 1) for name in names]  # as --rounds runs them
     env = dict(os.environ, VBENCH_GATE_BASE=args.arch, VBENCH_GATE_EXTRA=str(extra), VBENCH_GATE_N=str(args.n),
                VBENCH_GATE_FORWARDS=str(forwards), VBENCH_GATE_PAIRS=str(args.pairs))  # fmt: skip
     cmd = [sys.executable, "-m", "bench.cli", "profile", "--plugin", str(PLUGIN), *[x for n in names for x in ("--arch", n)],
            "--device", "cpu", "--frames", str(args.frames), "--size", str(args.size), "--repeats", str(args.repeats),
-           "--warmup", str(args.warmup), "--out", str(tmp / "run")]  # fmt: skip
+           "--warmup", str(args.warmup), "--rounds", str(args.rounds), "--out", str(tmp / "run")]  # fmt: skip
     procs = _busy(2)
     done = threading.Event()
     missed: list[str] = []
+    windows = _windows(args.rounds, args.warmup, args.repeats)
     monitor = threading.Thread(
-        target=lambda: missed.extend(contend(forwards, pairs, args.warmup, args.repeats, procs, done)),
-        daemon=True,
+        target=lambda: missed.extend(contend(forwards, sequence, windows, procs, done)), daemon=True
     )
     try:
         monitor.start()
@@ -231,15 +255,18 @@ def run_pairs(
     return {r["arch"]: r for r in rows}, missed
 
 
-def judge(base: dict[str, Any], head: dict[str, Any], arch: str, config: Any) -> tuple[str, int]:
+def judge(base: dict[str, Any], head: dict[str, Any], arch: str, config: Any) -> tuple[str, int, str]:
     """The gate's latency verdict on one pair (``+`` slower, ``-`` faster, ``?`` inconclusive, ``=`` within the
-    tolerance or not significant) and ``vbench compare``'s exit code, both sides named ``arch``."""
+    tolerance or not significant), ``vbench compare``'s exit code and the verdict's note (what was tested), both
+    sides named ``arch``."""
     from bench.results.compare import compare_rows
 
     comparison = compare_rows([{**base, "arch": arch}], [{**head, "arch": arch}], config)
     latency = [c for c in comparison.changes if c.metric == "latency_ms"]
     mark = latency[0].mark if latency and latency[0].mark in "+-?" else "="
-    return mark, comparison.exit_code
+    others = [f"{c.metric} {c.mark}" for c in comparison.changes if c.fails and c.metric != "latency_ms"]
+    notes = [latency[0].note if latency else "", f"also failed: {', '.join(others)}" if others else ""]
+    return mark, comparison.exit_code, "; ".join(n for n in notes if n)
 
 
 def _rate(k: int, n: int) -> str:
@@ -247,8 +274,9 @@ def _rate(k: int, n: int) -> str:
     return f"{k}/{n} ({k / n:.0%}; 95 % CI {low:.0%}-{high:.0%})" if n else "0/0"
 
 
-Verdict = tuple[int, str, int, float, bool, bool]
-"""(pair, latency mark, compare's exit code, head/base ratio of medians, base contended, head contended)."""
+Verdict = tuple[int, str, int, float, bool, bool, str]
+"""(pair, latency mark, compare's exit code, head/base ratio of medians, base contended, head contended, the
+verdict's note: what the test tested, when the ratio was beyond the tolerance)."""
 CONDITIONS = {"A/A": ("a", "b"), "10 % slower": ("a", "s"), "A/A, head half contended": ("ca", "cb")}
 
 
@@ -262,6 +290,7 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=1, help="rounds a side (vbench profile --rounds)")
     ap.add_argument("--n", type=int, default=128, help="side of the extra cost's matrices")
     ap.add_argument("--also-tol", default="5%", help="judge the same pairs with this latency tolerance too")
     ap.add_argument("--reduced", action="store_true", help="mark the report as a reduced run (format check only)")
@@ -302,8 +331,8 @@ def main() -> int:
             ratio = head["latency_ms"] / base["latency_ms"]
             flags = bool(base.get("contended")), bool(head.get("contended"))
             for tol, config in configs.items():
-                mark, code = judge(base, head, args.arch, config)
-                verdicts[tol][condition].append((i, mark, code, ratio, *flags))
+                mark, code, note = judge(base, head, args.arch, config)
+                verdicts[tol][condition].append((i, mark, code, ratio, *flags, note))
     total = time.monotonic() - began
     lines = _report(args, verdicts, (extra, model_ms, unit_ms, check), missed, wall, total, ran)
     Path(args.out).write_text("\n".join(lines) + "\n")
@@ -343,6 +372,7 @@ def _report(
     command = (f"python benchmarks/gate_power.py --pairs {args.pairs} --budget {args.budget:g} --chunk {args.chunk} "
                f"--arch {args.arch} --frames {args.frames} --size {args.size} --repeats {args.repeats} "
                f"--warmup {args.warmup}"
+               + (f" --rounds {args.rounds}" if args.rounds > 1 else "")
                + (" --reduced" if args.reduced else ""))  # fmt: skip
     lines = ["# The timing gate: A/A false alarms and power on a known 10 % slowdown", ""]
     if args.reduced:
@@ -356,8 +386,15 @@ def _report(
         f"`{command}` on {os.cpu_count()} cores: {ran} pairs of each condition (at most {args.pairs}; no chunk of "
         f"{args.chunk} pairs is started that the {args.budget:g} s budget would not hold), {wall:.0f} s for the "
         f"runs, {total:.0f} s in all. Each pair: a "
-        f"base and a head, each timed by `vbench profile` in a worker of its own ({args.arch}, 1x3x{args.frames}x"
-        f"{args.size}x{args.size}, batch 1, inference, {args.warmup} warm-up forwards, {args.repeats} samples), "
+        f"base and a head, each timed by `vbench profile` "
+        + (
+            f"in {args.rounds} rounds, a worker of its own in each (`--rounds {args.rounds}`, every side of a chunk "
+            "once per round"
+            if args.rounds > 1
+            else "in a worker of its own ("
+        )
+        + f"{args.arch}, 1x3x{args.frames}x{args.size}x{args.size}, batch 1, inference, {args.warmup} warm-up "
+        f"forwards, {args.repeats} samples" + (" a round" if args.rounds > 1 else "") + "), "
         "judged by `vbench compare`'s gate (`bench.results.compare.compare_rows`). Latency verdicts: `+` slower beyond "
         "the tolerance and significant (the gate fails: exit 1), `?` inconclusive (a side `contended`: exit 4), "
         "`-` faster, `=` within the tolerance or not significant (pass). Intervals: 95 % Wilson.",
@@ -398,11 +435,11 @@ def _report(
         lines += ["", f"Contended heads the busy processes missed: {'; '.join(missed)}."]
     first = next(iter(verdicts.values()))
     lines += ["", "## Every pair (the project's tolerances)", "",
-              "| pair | condition | verdict | exit | head/base | base contended | head contended |",
-              "|---:|---|---|---:|---:|---|---|"]  # fmt: skip
+              "| pair | condition | verdict | exit | head/base | base contended | head contended | tested |",
+              "|---:|---|---|---:|---:|---|---|---|"]  # fmt: skip
     for condition, got in first.items():
-        for i, mark, code, ratio, bc, hc in got:
-            lines.append(f"| {i} | {condition} | `{mark}` | {code} | {ratio:.3f} | {bc} | {hc} |")
+        for i, mark, code, ratio, bc, hc, note in got:
+            lines.append(f"| {i} | {condition} | `{mark}` | {code} | {ratio:.3f} | {bc} | {hc} | {note or '-'} |")
     return lines
 
 
