@@ -9,6 +9,11 @@ Writes ``reports/benchmarks/contention.md``: each row's latency, its ratio to th
 ``contended`` flag, and whether every row is within 25 % of the quiet run or flagged (the issue's bar).
 
     python benchmarks/contention.py [--arch r3d_18 --arch mc3_18 ...] [--frames 8] [--size 32] [--repeats 10]
+                                    [--rounds 1]
+
+With ``--rounds N`` every run is ``vbench profile --rounds N`` (architectures interleaved, a worker each per
+round; a row's latency is the median of its quiet rounds' medians), and the table says how many of each
+row's rounds were quiet.
 
 The timing gate's A/A false-alarm rate (also with contention in half of a run) and its power on a known
 10 % slowdown need tens of runs each: ``benchmarks/gate_power.py``.
@@ -53,11 +58,17 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 def _profile(args: argparse.Namespace, out: Path) -> tuple[list[dict], float]:
     cmd = [sys.executable, "-m", "bench.cli", "profile", *[a for name in args.arch for a in ("--arch", name)],
            "--device", "cpu", "--frames", str(args.frames), "--size", str(args.size), "--repeats", str(args.repeats),
-           "--out", str(out)]  # fmt: skip
+           "--rounds", str(args.rounds), "--out", str(out)]  # fmt: skip
     start = time.monotonic()
     subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     wall = time.monotonic() - start
     return json.loads((out / "results.json").read_text())["rows"], wall
+
+
+def _quiet_rounds(row: dict) -> str:
+    """``k of n`` rounds not contended (a row of one round: 1 of 1, or 0 of 1)."""
+    flags = row.get("round_contended") or [bool(row.get("contended"))]
+    return f"{sum(not f for f in flags)} of {len(flags)}"
 
 
 def main() -> int:
@@ -66,6 +77,7 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=1, help="vbench profile --rounds")
     ap.add_argument("--out", default=str(ROOT / "reports/benchmarks/contention.md"))
     args = ap.parse_args()
     args.arch = args.arch or ["r3d_18", "mc3_18", "r2plus1d_18"]
@@ -99,13 +111,16 @@ def main() -> int:
         "# Contention: a plan quiet, beside two busy processes, beside them for half the run, quiet again",
         "",
         f"`python benchmarks/contention.py {' '.join('--arch ' + a for a in args.arch)} --frames {args.frames} "
-        f"--size {args.size} --repeats {args.repeats}` on {os.cpu_count()} cores. Ratio: latency / the reference, "
+        f"--size {args.size} --repeats {args.repeats}"
+        + (f" --rounds {args.rounds}" if args.rounds > 1 else "")
+        + f"` on {os.cpu_count()} cores. Ratio: latency / the reference, "
         "each architecture's row in the first run (quiet first) that was not `contended`: "
         + ", ".join(f"{a}: {reference[a]}" for a in reference)
         + ". Bar (issue 23): every row within 25 % of the reference, or `contended`.",
         "",
-        "| run | wall (s) | arch | latency (ms) | ratio | CPU share | load before | contended | meets the bar |",
-        "|---|---:|---|---:|---:|---:|---:|---|---|",
+        "| run | wall (s) | arch | latency (ms) | ratio | CPU share | load before | quiet rounds | contended "
+        "| meets the bar |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---|---|",
     ]
     verdicts = []
     for name, rows in runs.items():
@@ -116,7 +131,7 @@ def main() -> int:
             lines.append(
                 f"| {name} | {walls[name]:.0f} | {r['arch']} | {r['latency_ms']:.2f} | {ratio:.2f} | "
                 f"{r.get('cpu_share') or float('nan'):.2f} | {r.get('load_before') or float('nan'):.2f} | "
-                f"{r.get('contended')} | {'yes' if ok else 'NO'} |"
+                f"{_quiet_rounds(r)} | {r.get('contended')} | {'yes' if ok else 'NO'} |"
             )
     lines += ["", f"Rows meeting the bar: {sum(verdicts)} of {len(verdicts)}.", ""]
     Path(args.out).write_text("\n".join(lines))
