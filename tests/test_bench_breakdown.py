@@ -379,6 +379,19 @@ def test_inspect_time_json_fields(r3d_train_json: dict) -> None:
     assert b["roofline"]["peak_tflops"] > 0
 
 
+def test_training_on_one_value_per_channel_names_the_batch_option() -> None:
+    # r3d_18 at 8x16x16 pools to 1x1x1 before its last batch norm: one clip, one value per channel.
+    done = vbench_here("inspect", "r3d_18", "--time", "--mode", "train", "--frames", "8", "--size", "16",
+                       "--iterations", "1")  # fmt: skip
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert line == (
+        "vbench: error: r3d_18: the model failed: ValueError: Expected more than 1 value per channel when training, "
+        "got input size torch.Size([1, 512, 1, 1, 1]) (batch norm in training needs more than one value per "
+        "channel: try --batch 2)"
+    )
+
+
 def test_inspect_time_prints_its_checks(tmp_path: Path) -> None:
     trace = tmp_path / "t" / "trace.json"
     done = vbench_here("inspect", "r2plus1d_18", "--time", "--frames", "8", "--size", "16", "--iterations", "2",

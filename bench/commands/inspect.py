@@ -151,6 +151,14 @@ def _check_time_options(mode: str, dtype: str, batch: int, iterations: int, trac
             trace.unlink()
 
 
+def _batch_hint(e: BaseException, mode: str, batch: int) -> str:
+    """What to change when batch norm refused to train on one value per channel (a batch of one clip whose
+    feature map has shrunk to 1x1x1): torch's own message names neither the batch nor the option."""
+    if mode == "train" and batch == 1 and "more than 1 value per channel" in str(e):
+        return " (batch norm in training needs more than one value per channel: try --batch 2)"
+    return ""
+
+
 def _inspectable(plan: Any) -> Iterator[tuple[Any, Any]]:
     """Each planned architecture with its one configuration; one that cannot be built at the input is the
     error (for a single name) or a warning (for a pattern, whose other matches go on)."""
@@ -194,7 +202,8 @@ def _inspect_time(plan: Any, name: str, depth: int | None, as_json: bool, iterat
                     config, iterations=iterations, trace=trace, roofline=roofline, expected_shape=expected
                 )
         except (Exception, SystemExit) as e:  # the model's failure, not vbench's: one line, exit 1
-            typer.echo(f"vbench: error: {job.arch}: the model failed: {type(e).__name__}: {first_line(e)}", err=True)
+            hint = _batch_hint(e, config.mode, config.batch)
+            typer.echo(f"vbench: error: {job.arch}: the model failed: {first_line(e)}{hint}", err=True)
             raise typer.Exit(code=ExitCode.FAILED) from None
     if as_json:
         single = len(found) == 1 and not any(ch in name for ch in "*?[")
