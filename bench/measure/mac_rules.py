@@ -196,6 +196,16 @@ class RecordingCounter(FlopCounterMode):
         super().__init__(display=False, custom_mapping=_attention_formulas())
         self.uncounted: dict[str, Counter[str]] = {}
 
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        # FlopCounterMode decomposes every operator it has no formula for, in case a counted one hides inside.
+        # An operator declared free has none by the convention, and its decomposition is Python that costs
+        # more than the rest of the count (batch norm's on the meta device: about a third of a static run of
+        # every architecture): run it whole.
+        if str(func.overloadpacket) in MAC_FREE_OPS:
+            kwargs = kwargs or {}
+            return self._count_flops(func.overloadpacket, func(*args, **kwargs), args, kwargs)
+        return super().__torch_dispatch__(func, types, args, kwargs)
+
     def _count_flops(self, func_packet: Any, out: Any, args: Any, kwargs: Any) -> Any:
         # Called once for every operator that reaches the counter undecomposed, counted or not.
         if func_packet not in self.flop_registry:
