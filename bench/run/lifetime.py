@@ -29,6 +29,7 @@ from bench.errors import signal_exit_code
 
 __all__ = [
     "LIVE",
+    "STOP_SIGNALS",
     "Interrupted",
     "RunInterrupted",
     "become_subreaper",
@@ -38,7 +39,8 @@ __all__ = [
     "watch_parent",
 ]
 
-_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
+STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
+"""The signals that ask vbench to stop (:func:`signals_interrupt`), rather than report a crash."""
 
 
 class Interrupted(BaseException):
@@ -89,7 +91,7 @@ def signals_interrupt() -> Iterator[None]:
         fired.set()
         raise Interrupted(signum)
 
-    previous = {s: signal.signal(s, handler) for s in _SIGNALS}
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
     try:
         yield
     finally:
