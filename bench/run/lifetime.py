@@ -22,7 +22,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from bench.errors import signal_exit_code
@@ -35,6 +35,7 @@ __all__ = [
     "become_subreaper",
     "end_group",
     "end_orphans",
+    "keeping_what_finished",
     "signals_interrupt",
     "watch_parent",
 ]
@@ -72,6 +73,20 @@ class RunInterrupted(Interrupted):
     def after(cls, e: Interrupted | KeyboardInterrupt, kept: int, short_rounds: int = 0) -> RunInterrupted:
         """The run's interruption by ``e``; Ctrl-C (``KeyboardInterrupt``) is SIGINT, with its exit code."""
         return cls(e.signum if isinstance(e, Interrupted) else signal.SIGINT, kept, short_rounds)
+
+
+@contextlib.contextmanager
+def keeping_what_finished(keep: Callable[[], tuple[int, int]]) -> Iterator[None]:
+    """Whatever ends the block early, ``keep()`` first: it writes what finished and returns how many rows are on
+    disk and how many of them have fewer rounds than asked. Then an interruption (:class:`Interrupted`, Ctrl-C)
+    is raised as the :class:`RunInterrupted` that says so, and any other failure as it is."""
+    try:
+        yield
+    except BaseException as e:
+        kept, short = keep()
+        if isinstance(e, (Interrupted, KeyboardInterrupt)):
+            raise RunInterrupted.after(e, kept=kept, short_rounds=short) from e
+        raise
 
 
 @contextlib.contextmanager
