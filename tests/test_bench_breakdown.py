@@ -695,3 +695,19 @@ def test_a_trace_name_that_is_not_utf8_is_one_line_and_exit_2_before_timing(tmp_
     assert done.returncode == 2, done.stderr
     assert "not valid UTF-8" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not os.path.exists(bad)
+
+
+def test_the_printed_checks_and_the_files_flags_share_their_bounds() -> None:
+    """4.3 ms of lines against a 4.0 ms latency is 107.5 %: within the sum check's 10 %; 4.3 against the
+    profiler's 4.0 is out of its 5 %. The printed verdicts and the file's flags say the same."""
+    from bench.report.tables import breakdown_checks
+    from bench.results.breakdowns import Breakdown
+
+    b = Breakdown("r3d_18", (1, 3, 8, 32, 32), "cpu", "fp32", "infer", 4.0, 0.1, 4.4, 2, 4.3, 4.0, 0.2, [], [], [])
+    sums, profiler = breakdown_checks(b)[:2]
+    assert sums.endswith("= 107.5 % of the uninstrumented latency 4.00 ms (IQR 0.10); within 10 %: ok")
+    assert profiler == (
+        "profiler check: 107.50 % of torch.profiler's key_averages() total (4.00 ms); within 5 %: OUT OF BOUNDS"
+    )
+    d = b.to_dict()
+    assert (d["sum_ok"], d["profiler_ok"]) == (True, False)

@@ -11,6 +11,7 @@ never fixed sleeps.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import signal
 import subprocess
@@ -500,6 +501,8 @@ def test_the_command_evaluates_and_prints_the_summary(tmp_path, videos, monkeypa
         (["--classes", "{tmp}/other.txt"], "labels are not in --classes file"),
         (["--weights", "{tmp}/missing.pt"], "--weights '{tmp}/missing.pt' does not exist"),
         (["--frames", "0"], "--frames must be >= 1"),
+        (["--batch", "0"], "--batch must be >= 1; got 0"),
+        (["--workers", "-1"], "--workers must be >= 0; got -1"),
         (["--dtype", "fp8"], "unknown dtype 'fp8'"),
         (["--out", "{tmp}/taken"], "holds files vbench evaluate did not write"),
     ],
@@ -644,10 +647,29 @@ def test_clip_and_crop_counts_are_bounded():
         resolve_protocol("single", None, 4)
 
 
-def test_a_decoding_worker_stopped_by_the_groups_signal_is_an_interruption():
-    from bench.commands.evaluate import _worker_signal
+def test_the_evaluations_own_options_are_checked_in_one_place():
+    """The command line and a library caller of evaluate() meet the same check (check_eval_options)."""
+    from bench.evaluate.loop import check_eval_options
 
-    assert _worker_signal(RuntimeError("DataLoader worker (pid 12) is killed by signal: Terminated. ")) == 15
-    assert _worker_signal(RuntimeError("DataLoader worker (pid(s) 3, 4) is killed by signal: Interrupt. ")) == 2
-    assert _worker_signal(RuntimeError("DataLoader worker (pid 12) is killed by signal: Killed. ")) is None
-    assert _worker_signal(RuntimeError("something else")) is None
+    check_eval_options(batch=1, workers=None, resume=True, overwrite=False)
+    check_eval_options(batch=1, workers=0, resume=False, overwrite=True)
+    for options, message in (
+        ({"batch": 0, "workers": 0, "resume": False, "overwrite": False}, "--batch must be >= 1; got 0"),
+        ({"batch": 8, "workers": -2, "resume": False, "overwrite": False}, "--workers must be >= 0; got -2"),
+        ({"batch": 8, "workers": None, "resume": True, "overwrite": True}, "--overwrite replaces it; pass one"),
+    ):
+        with pytest.raises(UsageError, match=re.escape(message)):
+            check_eval_options(**options)
+
+
+def test_a_decoding_worker_stopped_by_the_groups_signal_is_an_interruption():
+    from bench.evaluate.loop import DecoderDied
+
+    def stop(text: str) -> int | None:
+        return DecoderDied(text, 9, None).stop_signal
+
+    assert stop("DataLoader worker (pid 12) is killed by signal: Terminated. ") == 15
+    assert stop("DataLoader worker (pid(s) 3, 4) is killed by signal: Interrupt. ") == 2
+    assert stop("DataLoader worker (pid 12) is killed by signal: Hangup. ") == 1
+    assert stop("DataLoader worker (pid 12) is killed by signal: Killed. ") is None
+    assert stop("DataLoader worker (pid(s) 12) exited unexpectedly") is None

@@ -206,6 +206,10 @@ def test_profile_help_lists_the_choices_from_their_constants_in_panels():
         ({"allow_mixed": True}, "--allow-mixed only applies with --only-missing"),
         ({"max_memory": "lots"}, "--max-memory takes a size such as 8GiB"),
         ({"max_memory": "0"}, "--max-memory must be above 0"),
+        ({"rounds": 0}, "--rounds must be 1 or more; got 0"),
+        ({"settle": -1.0}, "--settle must be a finite number of seconds; got -1.0"),
+        ({"executor": "slurm", "rounds": 3}, "--rounds and --settle run on this machine"),
+        ({"executor": "local", "settle": 2.0}, "--rounds and --settle run on this machine"),
     ],
 )
 def test_run_options_are_checked_in_the_library(options, message):

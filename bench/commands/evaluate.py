@@ -252,16 +252,14 @@ def _check_options(
     protocol: str | None,
 ) -> None:
     """The options that need no file and no model, checked first."""
+    from bench.evaluate.loop import check_eval_options
     from bench.evaluate.protocols import resolve_protocol
     from bench.results.records import choice
 
     for value, what in ((clips, "--clips"), (crops, "--crops"), (frames, "--frames"), (size, "--size"),
-                        (batch, "--batch"), (limit, "--limit")):  # fmt: skip
+                        (limit, "--limit")):  # fmt: skip
         _positive(value, what)
-    if workers is not None and workers < 0:
-        raise UsageError(f"--workers must be >= 0; got {workers}")
-    if only_missing and overwrite:
-        raise UsageError("--only-missing keeps the evaluation in --out and --overwrite replaces it; pass one")
+    check_eval_options(batch=batch, workers=workers, resume=only_missing, overwrite=overwrite)
     choice(dtype, DTYPES, "dtype")
     resolve_protocol(protocol or "single", clips, crops)  # the counts' bounds, before any work
 
@@ -344,14 +342,11 @@ def _run(
                 try:
                     return evaluate(model, view, dataset, names, out_dir, options=how, meta=meta, resume=resume,
                                     overwrite=overwrite, on_start=shown.on_start, on_video=shown.on_video)  # fmt: skip
-                except RuntimeError as e:
-                    signum = _worker_signal(e)
-                    if signum is not None:
-                        raise Interrupted(signum) from None  # the group's signal reached a decoding worker first
-                    if isinstance(e, DecoderDied):
-                        typer.echo(f"vbench: error: {_died(e)}; {_finish(options, out_dir)}", err=True)
-                        raise typer.Exit(code=signal_exit_code(e.signum)) from None
-                    raise
+                except DecoderDied as e:
+                    if e.stop_signal is not None:  # the group's signal reached a decoding worker first
+                        raise Interrupted(e.stop_signal) from None
+                    typer.echo(f"vbench: error: {_died(e)}; {_finish(options, out_dir)}", err=True)
+                    raise typer.Exit(code=signal_exit_code(e.signum)) from None
             except (Interrupted, KeyboardInterrupt):
                 typer.echo(f"vbench: interrupted; {_finish(options, out_dir)}", err=True)
                 raise
@@ -412,10 +407,13 @@ def _written(out_dir: Path) -> dict[str, int]:
     between a line written and the callback that counts it."""
     import json
 
+    from bench.results.evaluation import PREDICTIONS
+    from bench.results.io import RESULTS_CAP, read_text
+
     counts = {"ok": 0, "skipped": 0}
     try:
-        text = (out_dir / "predictions.jsonl").read_text(errors="replace")
-    except OSError:
+        text = read_text(out_dir / PREDICTIONS, "predictions file", RESULTS_CAP, errors="replace")
+    except UsageError:  # none, or not one to read: nothing kept to count
         return counts
     for line in text.splitlines():
         try:
@@ -435,19 +433,6 @@ def _died(e: Any) -> str:
     if e.signum == signal.SIGKILL:
         return f"a decoding worker was killed by SIGKILL{why}{where}"
     return f"a decoding worker died of {name}{where}"
-
-
-_WORKER_SIGNALS = {"Terminated": signal.SIGTERM, "Interrupt": signal.SIGINT, "Hangup": signal.SIGHUP}
-
-
-def _worker_signal(e: RuntimeError) -> int | None:
-    """The stop signal that killed a DataLoader worker, as torch reports it ("DataLoader worker (pid 12) is
-    killed by signal: Terminated."): a SIGTERM to the whole process group (``timeout``, SLURM, ``docker stop``)
-    reaches the workers too, and their death is the interruption, not a crash."""
-    text = str(e)
-    if "DataLoader worker" not in text or "killed by signal" not in text:
-        return None
-    return next((int(s) for name, s in _WORKER_SIGNALS.items() if f"signal: {name}" in text), None)
 
 
 def _report(result: EvalResult, names: list[str]) -> None:

@@ -29,7 +29,7 @@ from bench.commands.console import progress_bar as _bar
 from bench.commands.console import recorded_options as _recorded_options
 from bench.commands.console import say as _say
 from bench.commands.console import stdout_closed as _stdout_closed
-from bench.errors import ExitCode, UsageError
+from bench.errors import ExitCode
 from bench.results.records import (
     COUNTERS,
     DTYPES,
@@ -40,7 +40,6 @@ from bench.results.records import (
     Row,
     RunOptions,
     check_run_options,
-    finite_seconds,
 )
 from bench.run.lifetime import RunInterrupted
 
@@ -263,8 +262,8 @@ def profile_cmd(
         warmup=warmup, repeats=repeats, min_time=min_time, max_time=max_time, timeout=timeout, max_memory=max_memory,
         count_workers=count_workers, executor=executor, cluster=cluster, shard=shard, gpus=gpus,
         out_given=out is not None, only_missing=only_missing, overwrite=overwrite, allow_mixed=allow_mixed,
+        rounds=rounds, settle=settle,
     )  # fmt: skip
-    _check_rounds(rounds, settle, executor)
     with signals_interrupt():  # from here, Ctrl-C is Interrupted: never taken for a plugin's or a model's
         plugins = load_plugins(plugin or [])
         request = Request(
@@ -289,14 +288,6 @@ def profile_cmd(
         _say(job.console, f"{len(failed)} of {len(rows)} rows did not finish ok")
         if fail_on_error:
             raise typer.Exit(code=ExitCode.FAILED)
-
-
-def _check_rounds(rounds: int, settle: float, executor: str | None) -> None:
-    if rounds < 1:
-        raise UsageError(f"--rounds must be 1 or more; got {rounds}")
-    finite_seconds(settle, "--settle")
-    if executor is not None and (rounds > 1 or settle > 0):
-        raise UsageError("--rounds and --settle run on this machine; they do not go with --executor")
 
 
 def _options(ctx: typer.Context, weights: str | None) -> dict[str, Any]:

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     import torch
 
 
-__all__ = ["DecoderDied", "EvalOptions", "EvalResult", "evaluate"]
+__all__ = ["DecoderDied", "EvalOptions", "EvalResult", "check_eval_options", "evaluate"]
 
 from bench.evaluate.metrics import TOP_K, Metrics, Timing, compute_metrics
 from bench.evaluate.store import (
@@ -71,6 +71,21 @@ class EvalOptions:
     device: str = "cpu"
     dtype: str = "fp32"
     workers: int = 0
+
+
+def check_eval_options(*, batch: int, workers: int | None, resume: bool, overwrite: bool) -> None:
+    """The options of :func:`evaluate` that need no file, named by their ``--option`` (the command line checks
+    them with this before any work; ``workers`` None: its default).
+
+    Raises:
+        UsageError: the first problem found.
+    """
+    if batch < 1:
+        raise UsageError(f"--batch must be >= 1; got {batch}")
+    if workers is not None and workers < 0:
+        raise UsageError(f"--workers must be >= 0; got {workers}")
+    if resume and overwrite:
+        raise UsageError("--only-missing keeps the evaluation in --out and --overwrite replaces it; pass one")
 
 
 @dataclass
@@ -204,17 +219,14 @@ def evaluate(
     state ``interrupted`` (counts and accuracy of what finished) and is re-raised.
 
     Raises:
-        UsageError: a label outside ``classes``, an unusable or foreign ``out_dir``, an earlier evaluation of
+        UsageError: a label outside ``classes``, options :func:`check_eval_options` refuses, an unusable or foreign ``out_dir``, an earlier evaluation of
             other settings (with ``resume``), a model whose output does not have ``len(classes)`` logits.
     """
     import torch
 
     meta = dict(meta or {})
     label_index = class_indices(dataset.labels, classes, meta.get("classes_source", "the class list"))
-    if options.batch < 1:
-        raise UsageError(f"--batch must be >= 1; got {options.batch}")
-    if options.workers < 0:
-        raise UsageError(f"--workers must be >= 0; got {options.workers}")
+    check_eval_options(batch=options.batch, workers=options.workers, resume=resume, overwrite=overwrite)
     device = torch.device(options.device)
     out = claim_eval_out(Path(out_dir), resume, overwrite)
     base = _base_doc(model, spec, dataset, classes, meta, options)
@@ -545,13 +557,29 @@ class DecoderDied(RuntimeError):
         self.signum = signum
         self.video = video
 
+    @property
+    def stop_signal(self) -> int | None:
+        """The stop signal torch's message names (:data:`~bench.run.lifetime.STOP_SIGNALS`; "DataLoader worker
+        (pid 12) is killed by signal: Terminated."), else None: a SIGTERM to the whole process group (``timeout``,
+        SLURM, ``docker stop``) reaches the workers too, and their death is the interruption, not a crash."""
+        from bench.run.lifetime import STOP_SIGNALS
+
+        signum = _named_signal(str(self)) if "killed by signal" in str(self) else None
+        return signum if signum in STOP_SIGNALS else None
+
+
+def _named_signal(text: str) -> int | None:
+    """The signal torch's "... is killed by signal: <name>." names, by its description (``strsignal``)."""
+    import signal
+
+    names = {signal.strsignal(s) or s.name: int(s) for s in signal.Signals}
+    return next((n for name, n in names.items() if f"signal: {name}" in text), None)
+
 
 def _dead_worker(iterator: Any, todo: Sequence[VideoItem], e: RuntimeError) -> DecoderDied | None:
     """torch's "DataLoader worker (pid N) is killed by signal" (or "exited unexpectedly") as :class:`DecoderDied`,
     naming the video the dead worker held (the first task sent to it without an answer); None for any other error.
     """
-    import signal
-
     text = str(e)
     if "DataLoader worker" not in text or ("killed by signal" not in text and "exited unexpectedly" not in text):
         return None
@@ -562,8 +590,7 @@ def _dead_worker(iterator: Any, todo: Sequence[VideoItem], e: RuntimeError) -> D
         if isinstance(code, int) and code < 0:
             dead[wid] = -code
     if not dead:  # the process is gone already: the signal's name in torch's message
-        names = {signal.strsignal(s) or s.name: int(s) for s in signal.Signals}
-        signum = next((n for name, n in names.items() if f"signal: {name}" in text), None)
+        signum = _named_signal(text)
         return None if signum is None else DecoderDied(text, signum, None)
     wid = min(dead)
     tasks = getattr(iterator, "_task_info", None) or {}

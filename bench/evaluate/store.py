@@ -21,8 +21,16 @@ from bench.errors import OutputError, UsageError
 from bench.evaluate.datasets import Dataset
 from bench.evaluate.metrics import Metrics, Timing
 from bench.evaluate.video import SKIP_REASONS, ViewSpec
-from bench.results.evaluation import EVAL_FILES, PREDICTIONS, SUMMARY, read_summary
-from bench.results.io import LOCK, atomic_write_text, claim_dir, probe_writable, read_text, release_dir
+from bench.results.evaluation import CONFUSION, EVAL_FILES, PER_CLASS, PREDICTIONS, SUMMARY, read_summary
+from bench.results.io import (
+    LOCK,
+    atomic_write_text,
+    claim_dir,
+    is_temp_name,
+    probe_writable,
+    read_text,
+    release_dir,
+)
 
 __all__ = [
     "RETRIED_REASONS",
@@ -60,7 +68,7 @@ def check_eval_out(path: Path, *, resume: bool = False, overwrite: bool = False)
     probe_writable(path, "--out")
     if not path.is_dir():
         return path
-    names = {n for n in os.listdir(path) if n != LOCK and not (n.startswith(".") and n.endswith(".tmp"))}
+    names = {n for n in os.listdir(path) if n != LOCK and not is_temp_name(n)}
     foreign = sorted(names - set(EVAL_FILES))
     if foreign:
         shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
@@ -89,7 +97,7 @@ def remove_if_empty(path: Path) -> bool:
     """Remove ``path`` if it holds nothing but this process's lock (a run that failed before writing anything):
     no empty run folder is left behind. Returns whether it was removed."""
     try:
-        if {n for n in os.listdir(path) if not (n.startswith(".") and n.endswith(".tmp"))} - {LOCK}:
+        if {n for n in os.listdir(path) if not is_temp_name(n)} - {LOCK}:
             return False
         release_dir(path)
         for name in os.listdir(path):
@@ -204,8 +212,8 @@ class EvalWriter:
         try:
             atomic_write_text(self.out / SUMMARY, json.dumps(doc, indent=1, default=str) + "\n")
             if state != "running":
-                atomic_write_text(self.out / "per_class.csv", per_class_csv(metrics, classes))
-                atomic_write_text(self.out / "confusion.csv", confusion_csv(metrics, classes))
+                atomic_write_text(self.out / PER_CLASS, per_class_csv(metrics, classes))
+                atomic_write_text(self.out / CONFUSION, confusion_csv(metrics, classes))
         except OSError as e:  # a full disk: one line; predictions.jsonl keeps what finished
             raise OutputError(f"cannot write the summary in '{self.out}': {e.strerror or e}") from None
         return doc

@@ -187,8 +187,8 @@ def write_report(
         text += "\n" + said + "\n"
         notes.append(said)
     try:
-        text, written = _write_folder(out_dir, own, frames, text, inputs, plots=plots, variants=variants,
-                                      html=html, include_contended=include_contended, notes=notes)  # fmt: skip
+        choices = _Choices(plots=plots, variants=variants, html=html, include_contended=include_contended)
+        text, written = _write_folder(out_dir, own, frames, text, inputs, choices, notes)
     except OSError as e:
         raise OutputError(f"cannot write the report into {show_path(out_dir)}: {e.strerror or e}") from None
     return text, written, notes
@@ -203,6 +203,16 @@ class _Inputs:
     rooflines: dict[tuple[str, str], dict[str, Any]]
     accuracy: list[dict[str, Any]]
     kinds: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Choices:
+    """What the user chose a report to hold beyond report.md and its tables (:func:`write_report`'s options)."""
+
+    plots: bool
+    variants: bool | None
+    html: bool
+    include_contended: bool
 
 
 def _read_inputs(
@@ -247,11 +257,7 @@ def _write_folder(
     frames: Mapping[str, pd.DataFrame],
     text: str,
     inputs: _Inputs,
-    *,
-    plots: bool,
-    variants: bool | None,
-    html: bool,
-    include_contended: bool,
+    choices: _Choices,
     notes: list[str],
 ) -> tuple[str, list[Path]]:
     """Write the CSVs, the figures, report.md (``text`` and its figures), report.html and the manifest; return the
@@ -261,26 +267,26 @@ def _write_folder(
     written: list[Path] = []
     out_dir.mkdir(parents=True, exist_ok=True)
     # First claim every name this report may write, so that an interrupted report is still ours.
-    planned = {"report.md", *(f"{t}.csv" for t in _TABLES)} | (set(REPORT_FILES) if plots else set())
-    planned |= {"report.html"} if html else set()
+    planned = {"report.md", *(f"{t}.csv" for t in _TABLES)} | (set(REPORT_FILES) if choices.plots else set())
+    planned |= {"report.html"} if choices.html else set()
     _write_manifest(out_dir, own | planned)
     for name, frame in frames.items():
         path = out_dir / f"{name}.csv"
         atomic_write_text(path, frame.to_csv(index=False))
         written.append(path)
-    if plots:
-        written += _draw_figures(out_dir, frames, inputs, variants, notes)
+    if choices.plots:
+        written += _draw_figures(out_dir, frames, inputs, choices.variants, notes)
     text += report_md.figures_markdown([p for p in written if p.suffix == ".png"], _COUNTED_AFRESH)
     md = out_dir / "report.md"
     atomic_write_text(md, text)
-    if html:
+    if choices.html:
         from bench.report.html_report import chart_points, report_html
 
         page = out_dir / "report.html"
         titles = {s.name: s.title for s in SECTIONS}
         atomic_write_text(page, report_html(frames, chart_points(inputs.rows, inputs.accuracy), inputs.sources,
                                             rooflines=inputs.rooflines, breakdowns=inputs.kinds, titles=titles,
-                                            include_contended=include_contended))  # fmt: skip
+                                            include_contended=choices.include_contended))  # fmt: skip
         written.append(page)
     # Files of an earlier report that this one did not rewrite stay (and stay listed): nothing is deleted.
     still = {name for name in own if (out_dir / name).is_file()}

@@ -19,7 +19,21 @@ from bench.results.io import RESULTS_CAP, read_text, show_path
 from bench.results.records import KINDS
 from bench.results.validate import is_name, is_number, is_positive_int, parse_json, show
 
-__all__ = ["Breakdown", "KindTime", "ModuleTime", "breakdowns_json", "load_breakdowns"]
+__all__ = [
+    "PROFILER_TOLERANCE",
+    "SUM_TOLERANCE",
+    "Breakdown",
+    "KindTime",
+    "ModuleTime",
+    "breakdowns_json",
+    "load_breakdowns",
+]
+
+SUM_TOLERANCE = 0.10
+"""How far from 1 the sum check's ratio may be (``docs/design.md``: the depth-1 lines within 10 % of the
+uninstrumented latency)."""
+PROFILER_TOLERANCE = 0.05
+"""How far from 1 the profiler check's ratio may be (the attributed total within 5 % of ``key_averages()``'s)."""
 
 # ---------------------------------------------------------------- the records
 
@@ -94,13 +108,21 @@ class Breakdown:
 
     @property
     def sum_ratio(self) -> float:
-        """Sum of the depth-1 lines / uninstrumented latency (``docs/design.md``: within 10 % of 1)."""
+        """Sum of the depth-1 lines / uninstrumented latency (within :data:`SUM_TOLERANCE` of 1)."""
         return self.attributed_ms / self.latency_ms if self.latency_ms else 0.0
 
     @property
+    def sum_ok(self) -> bool:
+        return abs(self.sum_ratio - 1) <= SUM_TOLERANCE
+
+    @property
     def profiler_ratio(self) -> float:
-        """Attributed total / ``key_averages()`` total (within 5 % of 1)."""
+        """Attributed total / ``key_averages()`` total (within :data:`PROFILER_TOLERANCE` of 1)."""
         return self.attributed_ms / self.profiler_ms if self.profiler_ms else 0.0
+
+    @property
+    def profiler_ok(self) -> bool:
+        return abs(self.profiler_ratio - 1) <= PROFILER_TOLERANCE
 
     def to_dict(self, max_depth: int | None = None) -> dict[str, Any]:
         """Plain data, with the module lines at most ``max_depth`` deep (all of them by default)."""
@@ -110,9 +132,9 @@ class Breakdown:
         d.update(
             overhead=self.overhead,
             sum_ratio=self.sum_ratio,
-            sum_ok=abs(self.sum_ratio - 1) <= 0.10,
+            sum_ok=self.sum_ok,
             profiler_ratio=self.profiler_ratio,
-            profiler_ok=abs(self.profiler_ratio - 1) <= 0.05,
+            profiler_ok=self.profiler_ok,
         )
         return d
 

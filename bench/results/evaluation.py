@@ -5,7 +5,7 @@
   atomically as the evaluation goes (written by :mod:`bench.evaluate.store`, as :mod:`bench.evaluate.loop` drives it);
 - ``predictions.jsonl`` (:data:`PREDICTIONS`): one line per video, appended as each finishes, the record of
   truth (its lines are checked by :mod:`bench.evaluate.store`, which knows the skip reasons);
-- ``per_class.csv`` and ``confusion.csv``: when it ends (formatted by :mod:`bench.evaluate.store`).
+- ``per_class.csv`` (:data:`PER_CLASS`) and ``confusion.csv`` (:data:`CONFUSION`): when it ends (formatted by :mod:`bench.evaluate.store`).
 
 :func:`load_evaluation` gives the measured accuracy to ``vbench report``; :func:`read_summary` serves
 ``--only-missing``.
@@ -22,7 +22,10 @@ from bench.results.io import SMALL_CAP, read_text, show_path
 from bench.results.validate import is_count_or_none, is_positive_int, parse_json, plain_error, show
 
 __all__ = [
+    "CONFUSION",
     "EVAL_FILES",
+    "EVAL_MARKS",
+    "PER_CLASS",
     "PREDICTIONS",
     "SCHEMA_VERSION",
     "SUMMARY",
@@ -35,7 +38,12 @@ SCHEMA_VERSION = 1
 """Of ``evaluation.json``."""
 SUMMARY = "evaluation.json"
 PREDICTIONS = "predictions.jsonl"
-EVAL_FILES = (SUMMARY, PREDICTIONS, "per_class.csv", "confusion.csv")
+PER_CLASS = "per_class.csv"
+CONFUSION = "confusion.csv"
+EVAL_MARKS = (SUMMARY, PREDICTIONS)
+"""The files that make a folder an evaluation (written first; the CSVs only after them): a profile run never
+writes into a folder holding one (a report would see only the evaluation), not even with ``--overwrite``."""
+EVAL_FILES = (*EVAL_MARKS, PER_CLASS, CONFUSION)
 """What an evaluation folder holds; a folder with anything else in it is not written into."""
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "check_writable_dir",
     "claim_dir",
     "has_control",
+    "is_temp_name",
     "is_utf8",
     "lock_dir",
     "probe_writable",
@@ -87,6 +88,16 @@ _MODE = _file_mode()
 """What ``open`` would give a new file under this process's umask (``mkstemp`` makes them 0600)."""
 
 
+_TEMP_PREFIX, _TEMP_SUFFIX = ".", ".tmp"
+"""How the temporary file of :func:`atomic_write_bytes` is named: ``.<name>.<random>.tmp``."""
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is one of the temporary files :func:`atomic_write_bytes` writes through (one a kill
+    left behind, or one being written): never a file of a format."""
+    return name.startswith(_TEMP_PREFIX) and name.endswith(_TEMP_SUFFIX)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename (never half-written).
 
@@ -101,7 +112,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     if path.exists() and not path.is_file():
         raise OSError(errno.EINVAL, "not a regular file (a device, FIFO or socket); name a file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{_TEMP_PREFIX}{path.name}.", suffix=_TEMP_SUFFIX)
     try:
         os.fchmod(fd, _MODE)
         with os.fdopen(fd, "wb") as f:

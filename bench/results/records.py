@@ -413,6 +413,8 @@ def check_run_options(
     only_missing: bool = False,
     overwrite: bool = False,
     allow_mixed: bool = False,
+    rounds: int = 1,
+    settle: float = 0.0,
 ) -> RunOptions:
     """Check the options of a profile run that are not part of its :class:`Request`, before any work starts.
 
@@ -422,6 +424,8 @@ def check_run_options(
     Args:
         cluster: The executor's options by name (:data:`CLUSTER_ONLY`; None where not given).
         out_given: Whether ``--out`` names the run folder (``--only-missing`` completes it).
+        rounds, settle: ``--rounds`` and ``--settle`` (:func:`bench.run.runner.run_plan`'s ``rounds`` and
+            ``settle_s``): this machine's, never an executor's.
 
     Raises:
         UsageError: the first problem found.
@@ -446,4 +450,10 @@ def check_run_options(
         raise UsageError("--only-missing keeps the rows of --out and --overwrite replaces them: choose one")
     if allow_mixed and not only_missing:
         raise UsageError("--allow-mixed only applies with --only-missing")
-    return RunOptions(policy=policy, timeout=timeout, max_memory=memory_bytes(max_memory))
+    run = RunOptions(policy=policy, timeout=timeout, max_memory=memory_bytes(max_memory))
+    if rounds < 1:
+        raise UsageError(f"--rounds must be 1 or more; got {rounds}")
+    finite_seconds(settle, "--settle")
+    if executor is not None and (rounds > 1 or settle > 0):
+        raise UsageError("--rounds and --settle run on this machine; they do not go with --executor")
+    return run

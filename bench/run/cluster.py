@@ -22,7 +22,7 @@ from bench.errors import UsageError
 from bench.results.config import tool_table
 from bench.results.records import EXECUTORS, Row
 from bench.results.schema import row_key
-from bench.run.lifetime import Interrupted, RunInterrupted
+from bench.run.lifetime import keeping_what_finished
 from bench.run.plan import Plan, Request
 
 if TYPE_CHECKING:
@@ -232,15 +232,11 @@ def profile_on_cluster(
     n = options.shards
     dirs = [out_dir / "shards" / f"{i}-of-{n}" for i in range(1, n + 1)]
     tasks = [(request, i, n, str(dirs[i - 1]), timeout, list(plugins), markdown) for i in range(1, n + 1)]
-    try:
+    # Cut short (interrupted, or failed): the tasks are cancelled; what they finished is kept.
+    with keeping_what_finished(lambda: (_keep_interrupted(out_dir, dirs), 0)):
         executor = _executor(options, out_dir / "submitit")
         one_at_a_time = options.executor == "local" and not request.static
         failures = _run_tasks(executor, tasks, one_at_a_time, on_progress, _POLL_S)
-    except BaseException as e:  # interrupted: the tasks are cancelled; keep what they finished
-        kept = _keep_interrupted(out_dir, dirs)
-        if isinstance(e, (Interrupted, KeyboardInterrupt)):
-            raise RunInterrupted.after(e, kept=kept) from e
-        raise
     added = fill_failed_shards(plan, dirs, failures) if failures else 0
     return merge_runs(dirs), failures, added
 

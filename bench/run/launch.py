@@ -26,7 +26,7 @@ from bench.results.records import Job, Plan
 from bench.run.lifetime import LIVE, end_group, end_orphans
 from bench.run.worker import BOOTSTRAP, encode_job
 
-__all__ = ["LOG_CAP_BYTES", "POLL_S", "STARTUP_S", "Worker", "log_name"]
+__all__ = ["LOG_CAP_BYTES", "POLL_S", "STARTUP_S", "Worker", "log_name", "reported_env"]
 
 STARTUP_S = 60.0
 """Seconds a worker gets, beyond ``timeout``, to start: import torch and the plugins, initialise CUDA."""
@@ -140,18 +140,35 @@ def _exit_status(code: int, oom_before: int | None) -> tuple[str, str]:
     return "error", f"worker exited with code {code}"
 
 
+def reported_env(msg: dict[str, Any]) -> dict[str, Any] | None:
+    """The environment a worker reports once it has started (its GPU's name, its torch); None for any other
+    message."""
+    env = msg.get("env") if msg.get("type") == "env" else None
+    return env if isinstance(env, dict) else None
+
+
 class Worker:
     """One worker process measuring one job: started in its own session, its channel and its log read by threads.
 
-    :meth:`messages` gives what it sends, until it ends or misses its deadline (:meth:`heard` moves that on);
-    :meth:`close` ends it and all it forked.
+    :meth:`send` hands it its job; :meth:`messages` gives what it sends, until it ends or misses its deadline
+    (:meth:`heard` moves that on); :meth:`close` ends it and all it forked.
     """
 
     def __init__(
-        self, job: Job, proc: subprocess.Popen[bytes], channel: tuple[int, str], log_path: Path, oom_before: int | None
+        self,
+        job: Job,
+        proc: subprocess.Popen[bytes],
+        channel: tuple[int, str],
+        log_path: Path,
+        oom_before: int | None,
+        payload: bytes,
     ) -> None:
         self.job, self.proc, self.token, self.log_path, self.oom_before = job, proc, channel[1], log_path, oom_before
+        self.payload = payload
+        """The job as the worker reads it on its stdin."""
         self.deadline = 0.0
+        self.timeout = 0.0
+        """Seconds it may go without a message that counts (:meth:`messages` sets it)."""
         read_fd = channel[0]
         self._queue: queue.Queue[Any] = queue.Queue()
         assert proc.stdout is not None
@@ -164,8 +181,8 @@ class Worker:
 
     @classmethod
     def launch(cls, job: Job, plan: Plan, plugins: Sequence[dict[str, Any]], log_dir: Path, slot: str | None,
-               max_memory: int | None) -> tuple[Worker, bytes]:  # fmt: skip
-        """Start the worker of ``job``; returns it and the payload it waits for on its stdin (:meth:`send`)."""
+               max_memory: int | None) -> Worker:  # fmt: skip
+        """Start the worker of ``job``; it waits for its job on its stdin (:meth:`send`)."""
         log_path = log_dir / log_name(job.arch)
         with contextlib.suppress(OSError):  # no log folder (a full disk): the log pump copes
             log_dir.mkdir(parents=True, exist_ok=True)
@@ -190,12 +207,13 @@ class Worker:
                 LIVE.add(proc)
         finally:
             os.close(write_fd)
-        return cls(job, proc, (read_fd, token), log_path, oom_before), payload
+        return cls(job, proc, (read_fd, token), log_path, oom_before, payload)
 
-    def send(self, payload: bytes) -> None:
+    def send(self) -> None:
+        """Hand the worker its job."""
         assert self.proc.stdin is not None
         try:
-            self.proc.stdin.write(payload)
+            self.proc.stdin.write(self.payload)
             self.proc.stdin.close()
         except BrokenPipeError:
             pass  # the worker died at once; its exit code tells why
@@ -205,6 +223,7 @@ class Worker:
         end, why it ended as ``(status, why)``: it exited, or was not :meth:`heard` from for ``timeout`` s (and
         was killed)."""
         started = False  # until the worker reports its environment, it also has STARTUP_S to start
+        self.timeout = timeout
         self.deadline = time.monotonic() + timeout + STARTUP_S
         exited_at: float | None = None
         while stop is None or not stop.is_set():
@@ -229,12 +248,12 @@ class Worker:
                 return
             if msg.get("token") != self.token:
                 continue
-            started = started or (msg.get("type") == "env" and isinstance(msg.get("env"), dict))
+            started = started or reported_env(msg) is not None
             yield msg
 
-    def heard(self, timeout: float) -> None:
-        """The worker moved on (a message that counts): it has ``timeout`` s again for the next."""
-        self.deadline = time.monotonic() + timeout
+    def heard(self) -> None:
+        """The worker moved on (a message that counts): it has its ``timeout`` again for the next."""
+        self.deadline = time.monotonic() + self.timeout
 
     def _ended(self) -> tuple[str, str]:
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -22,23 +22,26 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from bench.errors import signal_exit_code
 
 __all__ = [
     "LIVE",
+    "STOP_SIGNALS",
     "Interrupted",
     "RunInterrupted",
     "become_subreaper",
     "end_group",
     "end_orphans",
+    "keeping_what_finished",
     "signals_interrupt",
     "watch_parent",
 ]
 
-_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
+STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
+"""The signals that ask vbench to stop (:func:`signals_interrupt`), rather than report a crash."""
 
 
 class Interrupted(BaseException):
@@ -73,6 +76,20 @@ class RunInterrupted(Interrupted):
 
 
 @contextlib.contextmanager
+def keeping_what_finished(keep: Callable[[], tuple[int, int]]) -> Iterator[None]:
+    """Whatever ends the block early, ``keep()`` first: it writes what finished and returns how many rows are on
+    disk and how many of them have fewer rounds than asked. Then an interruption (:class:`Interrupted`, Ctrl-C)
+    is raised as the :class:`RunInterrupted` that says so, and any other failure as it is."""
+    try:
+        yield
+    except BaseException as e:
+        kept, short = keep()
+        if isinstance(e, (Interrupted, KeyboardInterrupt)):
+            raise RunInterrupted.after(e, kept=kept, short_rounds=short) from e
+        raise
+
+
+@contextlib.contextmanager
 def signals_interrupt() -> Iterator[None]:
     """Within the block, SIGINT/SIGTERM/SIGHUP raise :class:`Interrupted` once; later ones are ignored.
 
@@ -89,7 +106,7 @@ def signals_interrupt() -> Iterator[None]:
         fired.set()
         raise Interrupted(signum)
 
-    previous = {s: signal.signal(s, handler) for s in _SIGNALS}
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
     try:
         yield
     finally:

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bench.errors import UsageError
-from bench.results.evaluation import PREDICTIONS, SUMMARY
+from bench.results.evaluation import EVAL_MARKS
 from bench.results.io import check_writable_dir, claim_dir, lock_dir, probe_writable
 
 __all__ = ["RUN_FILES", "check_out", "claim", "holds_run", "new_run_dir"]
@@ -43,14 +43,9 @@ def holds_run(path: Path) -> list[str]:
     return [name for name in RUN_FILES if (path / name).exists()]
 
 
-EVALUATION_FILES = (SUMMARY, PREDICTIONS)
-"""What a ``vbench evaluate`` folder holds: a profile run never writes into one (a report would see only the
-evaluation), not even with ``--overwrite``."""
-
-
 def _refuse_evaluation(path: Path) -> None:
     """Before anything is written there (the lock file too)."""
-    evaluation = [name for name in EVALUATION_FILES if (path / name).exists()]
+    evaluation = [name for name in EVAL_MARKS if (path / name).exists()]
     if evaluation:
         raise UsageError(
             f"--out '{path}' holds a vbench evaluation ({', '.join(evaluation)}), not a run; choose another folder"

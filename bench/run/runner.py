@@ -40,8 +40,8 @@ from bench.measure.rows import make_row
 from bench.results.records import Config, Job, Plan, Row
 from bench.results.schema import config_key, row_key
 from bench.results.store import ResultsWriter
-from bench.run.launch import POLL_S, Worker
-from bench.run.lifetime import LIVE, Interrupted, RunInterrupted, become_subreaper
+from bench.run.launch import POLL_S, Worker, reported_env
+from bench.run.lifetime import LIVE, become_subreaper, keeping_what_finished
 from bench.run.rounds import combine_rounds, round_robin, settle
 
 __all__ = ["RunOutput", "job_row", "run_plan", "status_rows"]
@@ -85,18 +85,19 @@ def _run_worker(
     ``slot``, when given, becomes the worker's ``CUDA_VISIBLE_DEVICES`` (its GPU is then ``cuda:0``).
     The worker's environment (the GPU's name, its torch) goes into ``env_out`` and stamps the failure rows too.
     """
-    worker, payload = Worker.launch(job, plan, plugins, log_dir, slot, max_memory)
+    worker = Worker.launch(job, plan, plugins, log_dir, slot, max_memory)
     remaining = list(job.configs)
     try:
-        worker.send(payload)
+        worker.send()
         for msg in worker.messages(timeout, stop):
             if isinstance(msg, tuple):
                 status, why = msg
                 # Once the worker has reported its environment (the GPU's name, its torch), its rows say so too.
                 yield from status_rows(job, remaining, {**parent_env, **env_out}, status, worker.error(why))
                 return
-            if msg.get("type") == "env" and isinstance(msg.get("env"), dict):
-                env_out.update(msg["env"])
+            reported = reported_env(msg)
+            if reported is not None:
+                env_out.update(reported)
             elif msg.get("type") == "row" and isinstance(msg.get("row"), dict):
                 row = msg["row"]
                 row.pop("token", None)
@@ -105,7 +106,7 @@ def _run_worker(
                     continue  # a row of no configuration this worker still owes: never kept
                 remaining.pop(match[0])
                 yield row
-            worker.heard(timeout)
+            worker.heard()
             if not remaining:
                 return
     finally:
@@ -171,9 +172,10 @@ class _Run:
     writer: ResultsWriter
     measure: Callable[[Job, str | None, dict[str, Any]], Iterator[Row]]
     """A job's rows from a worker on a slot; the worker's environment goes into the dict."""
+    stop: threading.Event
+    """Set when the run is cut short: the workers' message loops and the slots' threads end."""
     on_row: RowCallback | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
-    stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     held: dict[tuple[str, ...], list[dict[str, Any]]] = field(default_factory=dict)
     """Every round's row of each configuration, in order."""
@@ -269,9 +271,9 @@ class _Run:
             if n == rounds:
                 self._job_done(worker_env)
 
-    def cut_short(self, markdown: Callable[[list[Row]], str] | None) -> int:
-        """End every worker and write what finished as ``interrupted``; returns how many rows were combined from
-        fewer rounds than asked (each configuration from the rounds it finished)."""
+    def cut_short(self, markdown: Callable[[list[Row]], str] | None) -> tuple[int, int]:
+        """End every worker and write what finished as ``interrupted``; returns how many rows that is, and how
+        many of them were combined from fewer rounds than asked (each configuration from the rounds it finished)."""
         self.stop.set()
         LIVE.end_all()
         for t in self.threads:
@@ -285,7 +287,7 @@ class _Run:
         self.writer.environment["finished_at"] = _now()
         with contextlib.suppress(OSError):
             self.writer.finish(markdown(self.writer.rows) if markdown else "", state="interrupted")
-        return short
+        return len(self.writer.rows), short
 
 
 def run_plan(
@@ -342,9 +344,9 @@ def run_plan(
     def measure(job: Job, slot: str | None, worker_env: dict[str, Any]) -> Iterator[Row]:
         return _run_worker(job, plan, timeout, plugins, env, worker_env, out_dir / "logs", slot, max_memory, stop)
 
-    run = _Run(plan, env, writer, measure, on_row, stop=stop)
+    run = _Run(plan, env, writer, measure, stop, on_row)
     first = slots[0] if slots else None
-    try:
+    with keeping_what_finished(lambda: run.cut_short(markdown)):
         for row in previous:
             run.keep(row)
         if _in_rounds(plan, rounds, settle_s):
@@ -354,11 +356,6 @@ def run_plan(
                 run.run_job(job, first)
         else:
             run.run_parallel(slots)
-    except BaseException as e:
-        short = run.cut_short(markdown)
-        if isinstance(e, (Interrupted, KeyboardInterrupt)):
-            raise RunInterrupted.after(e, kept=len(writer.rows), short_rounds=short) from e
-        raise
     writer.rows[len(previous) :] = sorted(writer.rows[len(previous) :], key=_plan_order(plan))
     writer.environment["finished_at"] = _now()
     paths = writer.finish(markdown(writer.rows) if markdown else "")

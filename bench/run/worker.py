@@ -20,8 +20,13 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict
-from typing import Any, BinaryIO
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from bench.errors import first_line  # torch-free: nothing heavy is imported before the job's plugins
+
+if TYPE_CHECKING:
+    from bench.results.records import SamplePolicy, Status
 
 BOOTSTRAP = (
     "import os, sys\n"
@@ -131,7 +136,9 @@ def main() -> int:
     rooflines = _rooflines(device, sorted({c.dtype for c in configs if not unsupported(c)}))
     env["rooflines"] = {dtype: r.to_dict() for dtype, r in rooflines.items()}
     channel.send("env", {"env": env})
-    new_monitor = _monitor_factory(device, gpu_monitor)
+    how = _Measuring(
+        policy, env, device, spec.get("weights"), spec.get("trace_dir"), _monitor_factory(device, gpu_monitor)
+    )
 
     for config in configs:
         c = counts[(config.frames, config.height, config.width)]
@@ -147,32 +154,45 @@ def main() -> int:
         if limit is not None and need > limit:
             channel.send("row", {"row": row(status="skipped", error=_skip_reason(need, limit, spec))})
             continue
-        channel.send("row", {"row": _measured(config, c, row, policy, spec, env, device, new_monitor)})
+        channel.send("row", {"row": _measured(config, c, row, how)})
     return 0
 
 
-def _measured(config: Any, c: Any, row: Callable[..., Any], policy: Any, spec: dict[str, Any], env: dict[str, Any],
-              device: str, new_monitor: Callable[[], Any]) -> Any:  # fmt: skip
-    """The row of one configuration (``c``: its counts), measured: ``ok``, or the model's ``oom`` or ``error``."""
-    from bench.errors import first_line
+@dataclass(frozen=True)
+class _Measuring:
+    """What every configuration of the job is measured with, read from the job once."""
+
+    policy: SamplePolicy
+    env: dict[str, Any]
+    """The worker's environment (its ``torch_threads``)."""
+    device: str
+    weights: str | None
+    trace_dir: str | None
+    new_monitor: Callable[[], Any]
+    """A fresh GPU monitor for each row (:func:`_monitor_factory`)."""
+
+
+def _measured(config: Any, c: Any, row: Callable[..., Any], how: _Measuring) -> Any:
+    """The row of one configuration (``c``: its counts), measured: ``ok``, or the model's ``oom`` or ``error``.
+
+    Its imports are of modules :func:`main` has imported already (after the plugins): lookups, not loads."""
     from bench.measure.contention import contention_columns, load_average, usable_cores
     from bench.measure.latency import is_oom, measure_config
-    from bench.results.records import Status
 
     try:
         load_before = load_average()
         expected = (config.batch, *c.output_shape[1:])
         result = measure_config(
-            config, policy, expected_shape=expected, weights=spec.get("weights"), monitor=new_monitor()
+            config, how.policy, expected_shape=expected, weights=how.weights, monitor=how.new_monitor()
         )
-        threads = env.get("torch_threads")
+        threads = how.env.get("torch_threads")
         # The most CPU the worker can get: its threads, or the cores it may use when they are fewer.
         most = min(threads, usable_cores() or threads) if threads else None
-        share = result.measurement.cpu_share(most) if device == "cpu" and most else None
-        contention = contention_columns(device, share, load_before, load_average(), threads, result.gpu)
+        share = result.measurement.cpu_share(most) if how.device == "cpu" and most else None
+        contention = contention_columns(how.device, share, load_before, load_average(), threads, result.gpu)
         out = row(measurement=result.measurement, memory=result.memory, contention=contention)
-        if spec.get("trace_dir"):
-            _trace(config, spec["trace_dir"])
+        if how.trace_dir:
+            _trace(config, how.trace_dir)
     except (Exception, SystemExit, KeyboardInterrupt) as e:  # the model's, never the parent's: it sends SIGKILL
         status: Status = "oom" if isinstance(e, Exception) and is_oom(e) else "error"
         if status == "error":
@@ -200,7 +220,6 @@ def _trace(config: Any, folder: str) -> None:
     import re
     from pathlib import Path
 
-    from bench.errors import first_line
     from bench.measure.breakdown import write_trace
 
     flags = [f for f in ("channels_last", "compiled", "cuda_graphs") if getattr(config, f)]
@@ -218,7 +237,6 @@ def _trace(config: Any, folder: str) -> None:
 def _rooflines(device: str, dtypes: list[str]) -> dict[str, Any]:
     """The device's measured roofline for each dtype (cached across runs); one that cannot be
     measured is left out, and its rows have no ``mfu`` (said on the log, never a lost row)."""
-    from bench.errors import first_line
     from bench.measure.roofline import roofline_for
 
     found = {}
