@@ -204,7 +204,7 @@ class RecordingCounter(FlopCounterMode):
         if str(func.overloadpacket) in MAC_FREE_OPS:
             kwargs = kwargs or {}
             return self._count_flops(func.overloadpacket, func(*args, **kwargs), args, kwargs)
-        return super().__torch_dispatch__(func, types, args, kwargs)
+        return super().__torch_dispatch__(func, types, args, kwargs)  # type: ignore[misc]  # torch declares it untyped
 
     def _count_flops(self, func_packet: Any, out: Any, args: Any, kwargs: Any) -> Any:
         # Called once for every operator that reaches the counter undecomposed, counted or not.
