@@ -101,7 +101,8 @@ def history_html(history: History) -> str:
         '<div id="history" class="chart"></div><p class="note" id="history-count"></p>',
         '<p class="note">Marks as in <code>vbench compare</code>: <code>x</code> an exact count changed, <code>!</code> '
         "a new failure, <code>+</code> worse beyond the tolerance, significantly (these three are regressions); "
-        "<code>-</code> better; <code>~</code> beyond the tolerance but not significant.</p>",
+        "<code>-</code> better; <code>~</code> beyond the tolerance but not significant, or a CPU row's peak RSS within "
+        "its noise (shown, not failed).</p>",
     ]
     for metric, label in HISTORY_METRICS:
         header = ["arch", "configuration", *[f"#{i + 1} {r['git_sha']}" for i, r in enumerate(history.runs)]]

@@ -36,7 +36,8 @@ _MARKS = {
     "!": "ok in the base, not ok in the head (fails)",
     "+": "worse beyond the tolerance, significantly (fails)",
     "-": "better beyond the tolerance, significantly (or fixed)",
-    "~": "beyond the tolerance but not significant, or a failure that changed kind (shown, not failed)",
+    "~": "beyond the tolerance but not significant, a CPU row's peak RSS within its noise, or a failure that "
+    "changed kind (shown, not failed)",
     "?": "inconclusive: timed while another workload shared the machine (`contended`); neither passed nor failed",
 }
 

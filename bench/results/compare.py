@@ -26,7 +26,9 @@ The policy (``docs/compare.md``):
   that difference significant. Otherwise the raw samples are tested, and the
   verdict's note says so.
 - Peak memory is one number per row (CUDA's allocator peak is deterministic),
-  so it gates on the ratio alone.
+  so it gates on the ratio alone. On the CPU the number is the worker's peak
+  resident set, which separate processes of the same code do not reproduce
+  within the tolerance: growth up to :data:`RSS_NOISE` is shown (``~``), not failed.
 - A status that gets worse (ok -> anything else) fails. New and removed rows
   are listed, not failed.
 - A row timed while the machine was shared (``contended`` in the base or the
@@ -63,6 +65,8 @@ __all__ = [
     "EXACT_METRICS",
     "EXIT_INCONCLUSIVE",
     "NOT_REFRESHED",
+    "RSS_NOISE",
+    "RSS_NOTE",
     "Change",
     "CompareConfig",
     "Comparison",
@@ -81,6 +85,15 @@ EXACT_METRICS = columns.EXACT_METRICS
 EXIT_INCONCLUSIVE = ExitCode.INCONCLUSIVE
 """``vbench compare``'s exit code when nothing regressed but some row's latency could not be judged because
 it was timed on a shared machine (``contended``): not a pass (0), not a regression (1)."""
+
+
+RSS_NOISE = 0.25
+"""How far a CPU row's peak memory may grow before it fails, whatever the memory tolerance. A CPU worker's peak
+memory is its resident set, which separate processes of the same code do not reproduce: mc3_18 at 8x32x32 read
+301.5, 301.6, 301.6 and 327.1 MiB in four runs (8.5 %, beyond the 5 % tolerance), and the committed CPU runs
+differ by 9 and 17 % at 16x112x112 (``docs/compare.md``). CUDA's allocator peak is deterministic: it gates on
+the tolerance alone."""
+RSS_NOTE = "peak RSS: within its noise between processes"
 
 
 @dataclass(frozen=True)
@@ -409,6 +422,9 @@ def _memory_change(base: Mapping[str, Any], head: Mapping[str, Any], label: str,
         return None
     ratio = h / b
     if ratio > 1 + tol.memory:
+        rss = not str(base.get("device", "")).startswith("cuda")  # the CPU's figure is the worker's peak RSS
+        if rss and ratio <= 1 + RSS_NOISE:
+            return Change(base["arch"], label, "peak_mem_mib", b, h, "~", "more memory", ratio, None, RSS_NOTE)
         return Change(base["arch"], label, "peak_mem_mib", b, h, "+", "more memory", ratio)
     if ratio < 1 - tol.memory:
         return Change(base["arch"], label, "peak_mem_mib", b, h, "-", "less memory", ratio)
