@@ -13,18 +13,25 @@ counters charge to the fused operator.
 
 Each module states the kind of work it is (``work_kind``, read by
 ``bench.measure.breakdown``): ``attention``, ``mlp``, ``patch_embedding``.
+
+:class:`ViTConfig` is the configuration both families share: the same sizes,
+the same options and the same rule for the clip their position tables fit.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import ClassVar, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Attention", "Block", "Mlp", "PatchEmbed", "init_vit_weights", "key_map", "sinusoid_table"]
+from archs._registry import Shape
+
+__all__ = ["Attention", "Block", "Mlp", "PatchEmbed", "ViTConfig", "init_vit_weights", "key_map", "sinusoid_table"]
 
 
 class Attention(nn.Module):
@@ -186,3 +193,72 @@ def key_map(rules: Sequence[tuple[str, str]]) -> Callable[[str], str | None]:
         return None
 
     return to_ref
+
+
+_Config = TypeVar("_Config", bound="ViTConfig")
+
+
+@dataclass(frozen=True)
+class ViTConfig:
+    """What a video ViT of this package is built from: its sizes, the clip its position tables fit, its classes.
+
+    A family subclasses it, names its network in :attr:`model` (whose constructor
+    takes ``dim, depth, heads, mlp_dim, frames, size`` in that order and
+    ``num_classes`` by name) and the fewest frames its tokens need in
+    :attr:`min_frames`, and may give the sizes defaults. ``frames`` and ``size``
+    are options as well as sizes: a checkpoint trained on another clip brings
+    tables of another length, and that clip is then the default input.
+
+    Attributes:
+        dim: Token width.
+        depth: Blocks.
+        heads: Attention heads.
+        mlp_dim: MLP hidden width.
+        frames: Frames of the clip the position tables are sized for (an option).
+        size: Side of the frames the position tables are sized for (an option).
+        num_classes: Logits (an option).
+    """
+
+    dim: int
+    depth: int
+    heads: int
+    mlp_dim: int
+    frames: int
+    size: int
+    num_classes: int = 400
+
+    model: ClassVar[Callable[..., nn.Module]]
+    """The network this configuration builds."""
+    min_frames: ClassVar[int] = 1
+    """Frames of one token: the shortest clip, and the fewest frames the tables may be sized for."""
+    patch: ClassVar[int] = 16
+    """Side of a patch: the smallest frame."""
+
+    def __post_init__(self) -> None:
+        if self.frames < self.min_frames or self.size < self.patch:
+            raise ValueError(
+                f"frames must be at least {self.min_frames} and size at least {self.patch}, "
+                f"got {self.frames} and {self.size}"
+            )
+
+    def with_options(
+        self: _Config, *, num_classes: int | None = None, frames: int | None = None, size: int | None = None
+    ) -> _Config:
+        """The options every video ViT takes; any other keyword is a TypeError."""
+        given = {"num_classes": num_classes, "frames": frames, "size": size}
+        return replace(self, **{k: v for k, v in given.items() if v is not None})
+
+    @property
+    def default_input(self) -> Shape:
+        """The clip the position tables are sized for (C, T, H, W)."""
+        return (3, self.frames, self.size, self.size)
+
+    @property
+    def min_input(self) -> Shape:
+        """One token's clip: ``min_frames`` frames of one patch (the tables interpolated to it)."""
+        return (3, self.min_frames, self.patch, self.patch)
+
+    def build(self) -> nn.Module:
+        return self.model(
+            self.dim, self.depth, self.heads, self.mlp_dim, self.frames, self.size, num_classes=self.num_classes
+        )
