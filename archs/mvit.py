@@ -75,7 +75,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from archs._blocks import ConvKind, DropPath, Mlp, VideoClassifier, on_meta
+from archs._blocks import ConvKind, DropPath, Mlp, VideoClassifier, init_transformer_weights
 from archs._registry import Family, Shape, Stages, register_arch
 from archs._weights import Layout, Preprocess, Pretrained, Protocol, register_protocol
 
@@ -384,22 +384,8 @@ class MViT(VideoClassifier):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.num_features, num_classes)
         self.num_classes = num_classes
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        if on_meta(self):
-            return
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
         tables = ("cls_token", "pos_embed_spatial", "pos_embed_temporal", "pos_embed_class", "rel_pos_")
-        for name, p in self.named_parameters():
-            if name.rsplit(".", 1)[-1].startswith(tables):
-                nn.init.trunc_normal_(p, std=0.02)
+        init_transformer_weights(self, named_tables=tables)
 
     def _pos_embed(self, thw: THW) -> Tensor:
         """v1's absolute table for a (t, h, w) token grid, with the class token's first: (1 + t*h*w, C).

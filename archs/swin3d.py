@@ -59,7 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from archs._blocks import ConvKind, DropPath, Mlp, VideoClassifier, on_meta
+from archs._blocks import ConvKind, DropPath, Mlp, VideoClassifier, init_transformer_weights
 from archs._registry import Family, Shape, Stages, register_arch
 from archs._weights import IMAGENET_MEAN, IMAGENET_STD, Layout, Preprocess, Pretrained, Protocol, register_protocol
 
@@ -249,6 +249,11 @@ class SwinStage(nn.Module):
         return x if self.downsample is None else self.downsample(x)
 
 
+def _bias_table(module: nn.Module) -> tuple[Tensor, ...]:
+    """The learned table of a window attention (drawn where the initialisation walk meets it), none elsewhere."""
+    return (module.relative_position_bias_table,) if isinstance(module, WindowAttention3d) else ()
+
+
 class SwinTransformer3d(VideoClassifier):
     """A Video Swin Transformer (see the module docstring).
 
@@ -279,21 +284,7 @@ class SwinTransformer3d(VideoClassifier):
         self.norm = nn.LayerNorm(self.num_features)
         self.head = nn.Linear(self.num_features, num_classes)
         self.num_classes = num_classes
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        if on_meta(self):
-            return
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, WindowAttention3d):
-                nn.init.trunc_normal_(m.relative_position_bias_table, std=0.02)
+        init_transformer_weights(self, _bias_table)
 
     def forward_features(self, x: Tensor) -> Tensor:
         return self.norm(self.layers(self.patch_embed(x))).permute(0, 4, 1, 2, 3)
