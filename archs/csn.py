@@ -47,9 +47,9 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Literal
 
-from torch import Tensor, nn
+from torch import nn
 
-from archs._blocks import ConvKind, Triple, VideoClassifier, init_resnet_weights
+from archs._blocks import ConvKind, PooledResNet, Triple, channelwise_conv, init_resnet_weights
 from archs._registry import Family, Shape, Stages, register_arch
 from archs._weights import KINETICS_MEAN, KINETICS_STD, Layout, Preprocess, Pretrained, Protocol, register_protocol
 from archs.resnet import Bottleneck
@@ -110,11 +110,9 @@ class CSNConfig:
 
 def _middle(interaction: Interaction, norm: partial[nn.BatchNorm3d]) -> Any:
     """The middle convolution of a block: channel-wise 3x3x3, after a 1x1x1 and BN for ip-CSN."""
-    kind = ConvKind.CHANNELWISE
 
     def make(width: int, stride: Triple) -> nn.Module:
-        (part,) = kind.parts(3, stride)
-        channelwise = nn.Conv3d(width, width, *part, groups=kind.groups(width), bias=False)
+        channelwise = channelwise_conv(width, stride)
         if interaction == "ir":
             return channelwise
         pointwise = nn.Conv3d(width, width, 1, bias=False)
@@ -123,7 +121,7 @@ def _middle(interaction: Interaction, norm: partial[nn.BatchNorm3d]) -> Any:
     return make
 
 
-class CSN(VideoClassifier):
+class CSN(PooledResNet):
     """A channel-separated bottleneck ResNet (see the module docstring)."""
 
     def __init__(self, config: CSNConfig) -> None:
@@ -140,36 +138,13 @@ class CSN(VideoClassifier):
             )
         )
         middle = _middle(config.interaction, norm)
-        self.layer1: nn.Sequential
-        self.layer2: nn.Sequential
-        self.layer3: nn.Sequential
-        self.layer4: nn.Sequential
-        in_ch = 64
-        for i, (width, depth) in enumerate(zip(_WIDTHS, config.layers, strict=True)):
-            blocks = []
-            for j in range(depth):
-                stride = ConvKind.CHANNELWISE.stride(2) if (i > 0 and j == 0) else (1, 1, 1)
-                blocks.append(Bottleneck(in_ch, width // 4, width, stride, middle, norm))
-                in_ch = width
-            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
-        self.avgpool = nn.AdaptiveAvgPool3d(1)
-        self.fc = nn.Linear(in_ch, config.num_classes)
-        self.num_classes = config.num_classes
-        self.num_features = in_ch
+
+        def block(i: int, j: int, in_ch: int, width: int) -> Bottleneck:
+            stride = ConvKind.CHANNELWISE.stride(2) if (i > 0 and j == 0) else (1, 1, 1)
+            return Bottleneck(in_ch, width // 4, width, stride, middle, norm)
+
+        self.add_head(self.add_stages(64, _WIDTHS, config.layers, block), config.num_classes)
         init_resnet_weights(self)
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        x = self.stem(x)
-        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
-            x = stage(x)
-        return x
-
-    def forward_head(self, x: Tensor) -> Tensor:
-        return self.fc(self.avgpool(x).flatten(1))
-
-    @property
-    def classifier(self) -> nn.Module:
-        return self.fc
 
 
 # ------------------------------------------------------------------------------- weights: layouts and preprocessing

@@ -55,7 +55,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from archs._blocks import ConvKind, VideoClassifier, init_resnet_weights
+from archs._blocks import ConvKind, ResidualStages, VideoClassifier, init_resnet_weights
 from archs._registry import Family, Shape, Stages, register_arch
 from archs._weights import Layout, Preprocess, Pretrained
 
@@ -142,7 +142,7 @@ class Stem(nn.Module):
         return self.pool(self.relu(self.bn(self.conv(x))))
 
 
-class Pathway(nn.Module):
+class Pathway(ResidualStages):
     """One pathway: a stem and four stages of bottlenecks (``layer1``..``layer4`` = res2..res5).
 
     Args:
@@ -159,24 +159,13 @@ class Pathway(nn.Module):
     ) -> None:
         super().__init__()
         self.stem = Stem(width, stem_t)
-        self.layer1: nn.Sequential
-        self.layer2: nn.Sequential
-        self.layer3: nn.Sequential
-        self.layer4: nn.Sequential
-        in_ch = width
-        for i, (t, n, added) in enumerate(zip(kernels, depths, extra, strict=True)):
-            out_ch = width * 4 * 2**i
-            blocks = []
-            for j in range(n):
-                stride = 2 if (i > 0 and j == 0) else 1
-                blocks.append(Bottleneck(in_ch + (added if j == 0 else 0), out_ch // 4, out_ch, stride, t))
-                in_ch = out_ch
-            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
-        self.num_features = in_ch
 
-    @property
-    def stages(self) -> tuple[nn.Sequential, ...]:
-        return (self.layer1, self.layer2, self.layer3, self.layer4)
+        def block(i: int, j: int, in_ch: int, out_ch: int) -> Bottleneck:
+            stride = 2 if (i > 0 and j == 0) else 1
+            return Bottleneck(in_ch + (extra[i] if j == 0 else 0), out_ch // 4, out_ch, stride, kernels[i])
+
+        widths = [width * 4 * 2**i for i in range(len(depths))]
+        self.num_features = self.add_stages(width, widths, depths, block)
 
 
 class FastToSlow(nn.Module):
@@ -264,10 +253,7 @@ class SlowFastNet(VideoClassifier):
         is then the references' average of each pathway over space and time.
         """
         if self.fast is None or self.fuse is None or self.alpha is None:
-            slow = self.slow.stem(x)
-            for stage in self.slow.stages:
-                slow = stage(slow)
-            return slow
+            return self.slow.forward_stages(x)
         frames = int(x.shape[2])
         if frames % self.alpha:
             raise ValueError(

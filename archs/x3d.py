@@ -59,7 +59,15 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from archs._blocks import ConvKind, SqueezeExcitation, Swish, Triple, VideoClassifier, init_resnet_weights
+from archs._blocks import (
+    ConvKind,
+    ResidualStages,
+    SqueezeExcitation,
+    Swish,
+    VideoClassifier,
+    channelwise_conv,
+    init_resnet_weights,
+)
 from archs._registry import Family, Shape, Stages, register_arch
 from archs._weights import Layout, Preprocess, Pretrained, Protocol, register_protocol
 from archs.resnet import Bottleneck
@@ -163,13 +171,6 @@ class X3DConfig:
         return X3D(self)
 
 
-def _channelwise(width: int, stride: Triple) -> nn.Conv3d:
-    """The channel-wise 3x3x3 of a block, striding as given."""
-    kind = ConvKind.CHANNELWISE
-    (part,) = kind.parts(3, stride)
-    return nn.Conv3d(width, width, *part, groups=kind.groups(width), bias=False)
-
-
 def _stem(width: int, norm: partial[nn.BatchNorm3d]) -> nn.Sequential:
     """1x3x3 conv (stride 2 in space), then a channel-wise 5x1x1 conv, BN, ReLU."""
     kind = ConvKind.R2PLUS1D
@@ -184,7 +185,7 @@ def _stem(width: int, norm: partial[nn.BatchNorm3d]) -> nn.Sequential:
     )
 
 
-class X3D(VideoClassifier):
+class X3D(ResidualStages, VideoClassifier):
     """X3D as pytorchvideo builds it, returning logits and pooling adaptively (see the module docstring).
 
     ``forward_features`` ends after conv5 (its BN and ReLU): the last map,
@@ -196,30 +197,22 @@ class X3D(VideoClassifier):
         super().__init__()
         norm = partial(nn.BatchNorm3d, eps=BN_EPS)
         self.stem = _stem(config.stem_width, norm)
-        in_ch = config.stem_width
-        self.layer1: nn.Sequential
-        self.layer2: nn.Sequential
-        self.layer3: nn.Sequential
-        self.layer4: nn.Sequential
-        for i, (width, depth) in enumerate(zip(config.widths, config.depths, strict=True)):
+
+        def block(i: int, j: int, in_ch: int, width: int) -> Bottleneck:
             inner = int(config.bottleneck_factor * width)
-            blocks = []
-            for j in range(depth):
-                blocks.append(
-                    Bottleneck(
-                        in_ch,
-                        inner,
-                        width,
-                        (1, 2, 2) if j == 0 else (1, 1, 1),
-                        _channelwise,
-                        norm,
-                        se=SqueezeExcitation(inner, round_width(inner, 1 / 16)) if j % 2 == 0 else None,
-                        act2=Swish(),
-                        shortcut_norm=False,
-                    )
-                )
-                in_ch = width
-            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
+            return Bottleneck(
+                in_ch,
+                inner,
+                width,
+                (1, 2, 2) if j == 0 else (1, 1, 1),
+                channelwise_conv,
+                norm,
+                se=SqueezeExcitation(inner, round_width(inner, 1 / 16)) if j % 2 == 0 else None,
+                act2=Swish(),
+                shortcut_norm=False,
+            )
+
+        in_ch = self.add_stages(config.stem_width, config.widths, config.depths, block)
         inner = int(config.bottleneck_factor * in_ch)  # conv5 widens to res5's inner width (X3DHead dim_inner)
         self.conv5 = nn.Conv3d(in_ch, inner, 1, bias=False)
         self.bn5 = norm(inner)
@@ -234,10 +227,7 @@ class X3D(VideoClassifier):
         init_resnet_weights(self)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        x = self.stem(x)
-        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
-            x = stage(x)
-        return self.relu5(self.bn5(self.conv5(x)))
+        return self.relu5(self.bn5(self.conv5(self.forward_stages(x))))
 
     def forward_head(self, x: Tensor) -> Tensor:
         x = self.relu_lin5(self.lin5(self.avgpool(x)))
