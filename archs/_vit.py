@@ -29,8 +29,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from archs._registry import Shape
-
 __all__ = ["Attention", "Block", "Mlp", "PatchEmbed", "ViTConfig", "init_vit_weights", "key_map", "sinusoid_table"]
 
 
@@ -196,6 +194,8 @@ def key_map(rules: Sequence[tuple[str, str]]) -> Callable[[str], str | None]:
 
 
 _Config = TypeVar("_Config", bound="ViTConfig")
+_Shape = tuple[int, int, int, int]
+"""A clip's (C, T, H, W), as the registry's ``Shape`` (this module imports nothing of the package)."""
 
 
 @dataclass(frozen=True)
@@ -249,12 +249,12 @@ class ViTConfig:
         return replace(self, **{k: v for k, v in given.items() if v is not None})
 
     @property
-    def default_input(self) -> Shape:
+    def default_input(self) -> _Shape:
         """The clip the position tables are sized for (C, T, H, W)."""
         return (3, self.frames, self.size, self.size)
 
     @property
-    def min_input(self) -> Shape:
+    def min_input(self) -> _Shape:
         """One token's clip: ``min_frames`` frames of one patch (the tables interpolated to it)."""
         return (3, self.min_frames, self.patch, self.patch)
 
