@@ -43,14 +43,14 @@ script crops 256; at 256 pytorchvideo's ir-CSN-152 gives the zoo's 96.7).
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
 from torch import nn
 
 from archs._blocks import ConvKind, PooledResNet, Triple, channelwise_conv, init_resnet_weights
-from archs._registry import Family, Shape, Stages, register_arch
+from archs._registry import ClassesOption, CroppedClip, Family, Shape, Stages, register_arch
 from archs._weights import KINETICS_MEAN, KINETICS_STD, Layout, Preprocess, Pretrained, Protocol, register_protocol
 from archs.resnet import Bottleneck
 
@@ -68,7 +68,7 @@ Interaction = Literal["ir", "ip"]
 
 
 @dataclass(frozen=True)
-class CSNConfig:
+class CSNConfig(ClassesOption, CroppedClip):
     """One CSN: its blocks, the kind of its middle convolution, its BatchNorm and its paper input.
 
     Attributes:
@@ -86,14 +86,6 @@ class CSNConfig:
     frames: int = 32
     crop: int = 256
     num_classes: int = 400
-
-    def with_options(self, *, num_classes: int | None = None) -> CSNConfig:
-        """The options every CSN takes; any other keyword is a TypeError."""
-        return replace(self, num_classes=self.num_classes if num_classes is None else num_classes)
-
-    @property
-    def default_input(self) -> Shape:
-        return (3, self.frames, self.crop, self.crop)
 
     @property
     def min_input(self) -> Shape:

@@ -67,7 +67,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -76,7 +76,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from archs._blocks import ConvKind, DropPath, Mlp, VideoClassifier, init_transformer_weights
-from archs._registry import Family, Shape, Stages, register_arch
+from archs._registry import ClassesOption, Family, Shape, Stages, register_arch
 from archs._weights import Layout, Preprocess, Pretrained, Protocol, register_protocol
 
 __all__ = ["BlockSetting", "MViT", "MViTConfig", "MultiscaleBlock", "PoolingAttention", "block_settings"]
@@ -427,7 +427,7 @@ class MViT(VideoClassifier):
 
 
 @dataclass(frozen=True)
-class MViTConfig:
+class MViTConfig(ClassesOption):
     """One MViT: what :class:`MViT` is built from and what its spec says.
 
     Attributes:
@@ -445,10 +445,6 @@ class MViTConfig:
     frames: int
     drop_path: float
     num_classes: int = 400
-
-    def with_options(self, *, num_classes: int | None = None) -> MViTConfig:
-        """The options every MViT takes; any other keyword is a TypeError."""
-        return replace(self, num_classes=self.num_classes if num_classes is None else num_classes)
 
     @property
     def blocks(self) -> tuple[BlockSetting, ...]:

@@ -50,7 +50,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from archs._blocks import ConvKind, PooledResNet, Triple, init_resnet_weights
-from archs._registry import Family, Shape, Stages, Variant, register_arch
+from archs._registry import ClassesOption, Family, Shape, Stages, Variant, register_arch
 from archs._weights import (
     KINETICS_MEAN,
     KINETICS_STD,
@@ -249,7 +249,7 @@ class VideoResNet(PooledResNet):
 
 
 @dataclass(frozen=True)
-class ResNetConfig:
+class ResNetConfig(ClassesOption):
     """One video ResNet: what :class:`VideoResNet` is built from and what its spec says.
 
     Attributes:
@@ -273,10 +273,6 @@ class ResNetConfig:
     def __post_init__(self) -> None:
         if self.frames < 1:
             raise ValueError(f"frames must be a positive number of frames, got {self.frames}")
-
-    def with_options(self, *, num_classes: int | None = None) -> ResNetConfig:
-        """The options every ResNet takes; any other keyword is a TypeError."""
-        return replace(self, num_classes=self.num_classes if num_classes is None else num_classes)
 
     @property
     def default_input(self) -> Shape:

@@ -49,14 +49,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from archs._blocks import ConvKind, ResidualStages, VideoClassifier, init_resnet_weights
-from archs._registry import Family, Shape, Stages, register_arch
+from archs._registry import ClassesOption, CroppedClip, Family, Shape, Stages, register_arch
 from archs._weights import Layout, Preprocess, Pretrained
 
 __all__ = [
@@ -278,7 +278,7 @@ class SlowFastNet(VideoClassifier):
 
 
 @dataclass(frozen=True)
-class SlowFastConfig:
+class SlowFastConfig(ClassesOption, CroppedClip):
     """One Slow-only or SlowFast network: what :class:`SlowFastNet` is built from and what its spec says.
 
     Attributes:
@@ -296,14 +296,6 @@ class SlowFastConfig:
     frames: int = 32
     crop: int = 256
     num_classes: int = 400
-
-    def with_options(self, *, num_classes: int | None = None) -> SlowFastConfig:
-        """The options every Slow/SlowFast network takes; any other keyword is a TypeError."""
-        return replace(self, num_classes=self.num_classes if num_classes is None else num_classes)
-
-    @property
-    def default_input(self) -> Shape:
-        return (3, self.frames, self.crop, self.crop)
 
     @property
     def min_input(self) -> Shape:

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -60,7 +60,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from archs._blocks import ConvKind, DropPath, Mlp, VideoClassifier, init_transformer_weights
-from archs._registry import Family, Shape, Stages, register_arch
+from archs._registry import ClassesOption, Family, Shape, Stages, register_arch
 from archs._weights import IMAGENET_MEAN, IMAGENET_STD, Layout, Preprocess, Pretrained, Protocol, register_protocol
 
 __all__ = ["PatchMerging3d", "SwinBlock3d", "SwinConfig", "SwinTransformer3d", "WindowAttention3d"]
@@ -298,7 +298,7 @@ class SwinTransformer3d(VideoClassifier):
 
 
 @dataclass(frozen=True)
-class SwinConfig:
+class SwinConfig(ClassesOption):
     """One Video Swin: what :class:`SwinTransformer3d` is built from and what its spec says.
 
     Attributes:
@@ -314,10 +314,6 @@ class SwinConfig:
     heads: tuple[int, ...]
     drop_path: float = 0.1
     num_classes: int = 400
-
-    def with_options(self, *, num_classes: int | None = None) -> SwinConfig:
-        """The options every Swin takes; any other keyword is a TypeError."""
-        return replace(self, num_classes=self.num_classes if num_classes is None else num_classes)
 
     @property
     def default_input(self) -> Shape:

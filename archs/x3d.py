@@ -68,7 +68,7 @@ from archs._blocks import (
     channelwise_conv,
     init_resnet_weights,
 )
-from archs._registry import Family, Shape, Stages, register_arch
+from archs._registry import CroppedClip, Family, Shape, Stages, register_arch
 from archs._weights import Layout, Preprocess, Pretrained, Protocol, register_protocol
 from archs.resnet import Bottleneck
 
@@ -99,11 +99,12 @@ def round_width(width: float, multiplier: float, min_width: int = 8, divisor: in
 
 
 @dataclass(frozen=True)
-class X3DConfig:
+class X3DConfig(CroppedClip):
     """One X3D: its expansion factors and the training input that its published cost refers to.
 
     Attributes:
-        frames: Frames of the training clip.
+        frames: Frames of the training clip (with ``crop``, the default input: the clip whose MACs the
+            PySlowFast model zoo reports).
         crop: Side of the training crop.
         frame_stride: Sampling rate of the clips (every k-th decoded frame).
         test_crop: Side of the three crops of the 30-view test (the short side is resized to it).
@@ -151,11 +152,6 @@ class X3DConfig:
     @property
     def depths(self) -> tuple[int, ...]:
         return tuple(math.ceil(self.depth_factor * d) for d in _BASE_DEPTHS)
-
-    @property
-    def default_input(self) -> Shape:
-        """The training clip whose MACs the PySlowFast model zoo reports."""
-        return (3, self.frames, self.crop, self.crop)
 
     @property
     def min_input(self) -> Shape:
