@@ -28,6 +28,7 @@ __all__ = [
     "IMAGENET_STD",
     "KINETICS_MEAN",
     "KINETICS_STD",
+    "PYTORCHVIDEO_BOTTLENECK",
     "KeyMap",
     "Layout",
     "Preprocess",
@@ -130,6 +131,20 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 """ImageNet's mean (torchvision's image models; Video Swin)."""
 IMAGENET_STD = (0.229, 0.224, 0.225)
 """ImageNet's standard deviation."""
+
+PYTORCHVIDEO_BOTTLENECK = {
+    "conv1": "branch2.conv_a",
+    "bn1": "branch2.norm_a",
+    "conv2": "branch2.conv_b",
+    "bn2": "branch2.norm_b",
+    "conv3": "branch2.conv_c",
+    "bn3": "branch2.norm_c",
+    "downsample.0": "branch1_conv",
+    "downsample.1": "branch1_norm",
+}
+"""The children of a bottleneck block as the ResNet families here name them (``conv1``..``bn3`` on the residual
+branch, ``downsample.0``/``.1`` the projection shortcut's conv and BN) -> pytorchvideo's ``BottleneckBlock`` and
+``ResBlock`` names (``pytorchvideo/models/resnet.py``), which its CSN and SlowFast checkpoints are keyed by."""
 
 
 # ---------------------------------------------------------------------------------------- protocols

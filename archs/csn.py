@@ -51,7 +51,16 @@ from torch import nn
 
 from archs._blocks import ConvKind, PooledResNet, Triple, channelwise_conv, init_resnet_weights
 from archs._registry import ClassesOption, CroppedClip, Family, Shape, Stages, register_arch
-from archs._weights import KINETICS_MEAN, KINETICS_STD, Layout, Preprocess, Pretrained, Protocol, register_protocol
+from archs._weights import (
+    KINETICS_MEAN,
+    KINETICS_STD,
+    PYTORCHVIDEO_BOTTLENECK,
+    Layout,
+    Preprocess,
+    Pretrained,
+    Protocol,
+    register_protocol,
+)
 from archs.resnet import Bottleneck
 
 __all__ = ["CSN", "PROTOCOL", "PYTORCHVIDEO", "VMZ", "CSNConfig", "pytorchvideo_key"]
@@ -144,15 +153,6 @@ class CSN(PooledResNet):
 # Our keys: stem.{conv,bn}, layer<s>.<b>.{conv1,bn1,conv2,bn2,conv3,bn3,downsample.<0|1>}, fc
 # (ip-CSN: layer<s>.<b>.conv2.{pointwise,bn,channelwise}).
 
-_PTV_BLOCK = {
-    "conv1": "branch2.conv_a",
-    "bn1": "branch2.norm_a",
-    "conv2": "branch2.conv_b",
-    "bn2": "branch2.norm_b",
-    "conv3": "branch2.conv_c",
-    "bn3": "branch2.norm_c",
-}
-_PTV_SHORTCUT = {"0": "branch1_conv", "1": "branch1_norm"}
 _PTV_STEM = {"conv": "conv", "bn": "norm"}
 
 
@@ -172,10 +172,10 @@ def pytorchvideo_key(key: str) -> str | None:
         return None
     block = f"blocks.{first[len('layer') :]}.res_blocks.{rest[0]}"
     name, tail = rest[1], rest[2:]
-    if name in _PTV_BLOCK and (name != "conv2" or len(tail) == 1):  # ip-CSN's conv2 is a Sequential: no counterpart
-        return ".".join([block, _PTV_BLOCK[name], *tail])
-    if name == "downsample" and tail[0] in _PTV_SHORTCUT:
-        return ".".join([block, _PTV_SHORTCUT[tail[0]], *tail[1:]])
+    if name == "downsample":  # the shortcut's children are named with their index: downsample.0, downsample.1
+        name, tail = f"{name}.{tail[0]}", tail[1:]
+    if name in PYTORCHVIDEO_BOTTLENECK and (name != "conv2" or len(tail) == 1):  # ip-CSN's conv2 is a Sequential
+        return ".".join([block, PYTORCHVIDEO_BOTTLENECK[name], *tail])
     return None
 
 

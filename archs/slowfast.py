@@ -57,7 +57,7 @@ from torch import Tensor, nn
 
 from archs._blocks import ConvKind, ResidualStages, VideoClassifier, init_resnet_weights
 from archs._registry import ClassesOption, CroppedClip, Family, Shape, Stages, register_arch
-from archs._weights import Layout, Preprocess, Pretrained
+from archs._weights import PYTORCHVIDEO_BOTTLENECK, Layout, Preprocess, Pretrained
 
 __all__ = [
     "Bottleneck",
@@ -329,16 +329,6 @@ _OURS = re.compile(
     r"^(?:(?P<path>slow|fast)\.(?:stem\.(?P<stem>conv|bn)|layer(?P<stage>[1-4])\.(?P<block>\d+)\.(?P<part>conv[123]|bn[123]|downsample\.[01]))"
     r"|fuse\.(?P<fuse>[0-3])\.(?P<fpart>conv|bn)|(?P<fc>fc))\.(?P<leaf>\w+)$"
 )
-_PTV_BLOCK = {
-    "conv1": "branch2.conv_a",
-    "bn1": "branch2.norm_a",
-    "conv2": "branch2.conv_b",
-    "bn2": "branch2.norm_b",
-    "conv3": "branch2.conv_c",
-    "bn3": "branch2.norm_c",
-    "downsample.0": "branch1_conv",
-    "downsample.1": "branch1_norm",
-}
 _PYSF_BLOCK = {
     "conv1": "branch2.a",
     "bn1": "branch2.a_bn",
@@ -376,7 +366,7 @@ def pytorchvideo_key(key: str, two_pathways: bool = True) -> str | None:
     where = f"multipathway_blocks.{0 if m['path'] == 'slow' else 1}." if two_pathways else ""
     if m["stem"]:
         return f"blocks.0.{where}{'conv' if m['stem'] == 'conv' else 'norm'}.{leaf}"
-    return f"blocks.{m['stage']}.{where}res_blocks.{m['block']}.{_PTV_BLOCK[m['part']]}.{leaf}"
+    return f"blocks.{m['stage']}.{where}res_blocks.{m['block']}.{PYTORCHVIDEO_BOTTLENECK[m['part']]}.{leaf}"
 
 
 def pyslowfast_key(key: str) -> str | None:

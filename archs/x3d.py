@@ -69,7 +69,7 @@ from archs._blocks import (
     init_resnet_weights,
 )
 from archs._registry import CroppedClip, Family, Shape, Stages, register_arch
-from archs._weights import Layout, Preprocess, Pretrained, Protocol, register_protocol
+from archs._weights import PYTORCHVIDEO_BOTTLENECK, Layout, Preprocess, Pretrained, Protocol, register_protocol
 from archs.resnet import Bottleneck
 
 __all__ = [
@@ -240,18 +240,11 @@ class X3D(ResidualStages, VideoClassifier):
 # conv5, bn5, lin5, fc.
 
 _PTV_BLOCK = {
-    "conv1": "branch2.conv_a",
-    "bn1": "branch2.norm_a",
-    "conv2": "branch2.conv_b",
+    **PYTORCHVIDEO_BOTTLENECK,
     "bn2": "branch2.norm_b.0",  # norm_b is Sequential(BatchNorm3d, SqueezeExcitation or Identity)
-    "conv3": "branch2.conv_c",
-    "bn3": "branch2.norm_c",
+    "se.fc1": "branch2.norm_b.1.block.0",  # fvcore SE: (conv, ReLU, conv, sigmoid)
+    "se.fc2": "branch2.norm_b.1.block.2",
 }
-_PTV_SE = {
-    "fc1": "branch2.norm_b.1.block.0",
-    "fc2": "branch2.norm_b.1.block.2",
-}  # fvcore SE: (conv, ReLU, conv, sigmoid)
-_PTV_SHORTCUT = {"0": "branch1_conv", "1": "branch1_norm"}
 _PTV_STEM = {"spatial": "conv.conv_t", "temporal": "conv.conv_xy", "bn": "norm"}  # names swapped in create_x3d_stem
 _PTV_HEAD = {"conv5": "blocks.5.pool.pre_conv", "bn5": "blocks.5.pool.pre_norm", "lin5": "blocks.5.pool.post_conv"}
 
@@ -275,12 +268,10 @@ def pytorchvideo_key(key: str) -> str | None:
         return None
     block = f"blocks.{first[len('layer') :]}.res_blocks.{rest[0]}"
     name, tail = rest[1], rest[2:]
+    if name in ("downsample", "se"):  # their children are named in the map with the parent: se.fc1, downsample.0
+        name, tail = f"{name}.{tail[0]}", tail[1:]
     if name in _PTV_BLOCK:
         return ".".join([block, _PTV_BLOCK[name], *tail])
-    if name == "se" and tail[0] in _PTV_SE:
-        return ".".join([block, _PTV_SE[tail[0]], *tail[1:]])
-    if name == "downsample" and tail[0] in _PTV_SHORTCUT:
-        return ".".join([block, _PTV_SHORTCUT[tail[0]], *tail[1:]])
     return None
 
 
