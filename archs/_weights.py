@@ -39,6 +39,7 @@ __all__ = [
     "get_protocol",
     "identity",
     "list_protocols",
+    "pytorchvideo_net_key",
     "register_protocol",
 ]
 
@@ -145,6 +146,34 @@ PYTORCHVIDEO_BOTTLENECK = {
 """The children of a bottleneck block as the ResNet families here name them (``conv1``..``bn3`` on the residual
 branch, ``downsample.0``/``.1`` the projection shortcut's conv and BN) -> pytorchvideo's ``BottleneckBlock`` and
 ``ResBlock`` names (``pytorchvideo/models/resnet.py``), which its CSN and SlowFast checkpoints are keyed by."""
+
+
+def pytorchvideo_net_key(
+    key: str, stem: Mapping[str, str], block: Mapping[str, str], head: Mapping[str, str]
+) -> str | None:
+    """Our key -> the key of pytorchvideo's single-pathway ``Net`` (its CSN, X3D and ResNets), or None.
+
+    Both sides are a stem, four stages and a head. Our ``stem.<child>`` is
+    ``blocks.0.<stem[child]>``; our ``layer<s>.<b>.<child>`` (s from 1) is
+    ``blocks.<s>.res_blocks.<b>.<block[child]>``, where a child that has children
+    of its own is looked up with its first one (``downsample.0``, ``se.fc1``) and
+    what is left must be the parameter's own name; our top-level ``<m>`` after
+    the stages is ``head[m]``. A key that the tables do not name has no
+    counterpart.
+    """
+    first, *rest = key.split(".")
+    if first == "stem" and len(rest) >= 2 and rest[0] in stem:
+        return ".".join(["blocks.0", stem[rest[0]], *rest[1:]])
+    if first in head:
+        return ".".join([head[first], *rest])
+    if not first.startswith("layer") or len(rest) < 3:
+        return None
+    name, tail = rest[1], rest[2:]
+    if f"{name}.{tail[0]}" in block:
+        name, tail = f"{name}.{tail[0]}", tail[1:]
+    if name not in block or len(tail) != 1:
+        return None
+    return f"blocks.{first[len('layer') :]}.res_blocks.{rest[0]}.{block[name]}.{tail[0]}"
 
 
 # ---------------------------------------------------------------------------------------- protocols

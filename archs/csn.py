@@ -59,6 +59,7 @@ from archs._weights import (
     Preprocess,
     Pretrained,
     Protocol,
+    pytorchvideo_net_key,
     register_protocol,
 )
 from archs.resnet import Bottleneck
@@ -154,6 +155,7 @@ class CSN(PooledResNet):
 # (ip-CSN: layer<s>.<b>.conv2.{pointwise,bn,channelwise}).
 
 _PTV_STEM = {"conv": "conv", "bn": "norm"}
+_PTV_HEAD = {"fc": "blocks.5.proj"}
 
 
 def pytorchvideo_key(key: str) -> str | None:
@@ -163,20 +165,7 @@ def pytorchvideo_key(key: str) -> str | None:
     ``layer2.0.conv2.weight`` -> ``blocks.2.res_blocks.0.branch2.conv_b.weight`` (``BottleneckBlock``);
     ``layer2.0.downsample.1`` -> ``blocks.2.res_blocks.0.branch1_norm``; ``fc`` -> ``blocks.5.proj``.
     """
-    first, *rest = key.split(".")
-    if first == "stem" and len(rest) >= 2 and rest[0] in _PTV_STEM:
-        return ".".join(["blocks.0", _PTV_STEM[rest[0]], *rest[1:]])
-    if first == "fc":
-        return ".".join(["blocks.5.proj", *rest])
-    if not first.startswith("layer") or len(rest) < 3:
-        return None
-    block = f"blocks.{first[len('layer') :]}.res_blocks.{rest[0]}"
-    name, tail = rest[1], rest[2:]
-    if name == "downsample":  # the shortcut's children are named with their index: downsample.0, downsample.1
-        name, tail = f"{name}.{tail[0]}", tail[1:]
-    if name in PYTORCHVIDEO_BOTTLENECK and (name != "conv2" or len(tail) == 1):  # ip-CSN's conv2 is a Sequential
-        return ".".join([block, PYTORCHVIDEO_BOTTLENECK[name], *tail])
-    return None
+    return pytorchvideo_net_key(key, _PTV_STEM, PYTORCHVIDEO_BOTTLENECK, _PTV_HEAD)
 
 
 PYTORCHVIDEO_MEAN = (0.45, 0.45, 0.45)

@@ -69,7 +69,15 @@ from archs._blocks import (
     init_resnet_weights,
 )
 from archs._registry import CroppedClip, Family, Shape, Stages, register_arch
-from archs._weights import PYTORCHVIDEO_BOTTLENECK, Layout, Preprocess, Pretrained, Protocol, register_protocol
+from archs._weights import (
+    PYTORCHVIDEO_BOTTLENECK,
+    Layout,
+    Preprocess,
+    Pretrained,
+    Protocol,
+    pytorchvideo_net_key,
+    register_protocol,
+)
 from archs.resnet import Bottleneck
 
 __all__ = [
@@ -246,7 +254,12 @@ _PTV_BLOCK = {
     "se.fc2": "branch2.norm_b.1.block.2",
 }
 _PTV_STEM = {"spatial": "conv.conv_t", "temporal": "conv.conv_xy", "bn": "norm"}  # names swapped in create_x3d_stem
-_PTV_HEAD = {"conv5": "blocks.5.pool.pre_conv", "bn5": "blocks.5.pool.pre_norm", "lin5": "blocks.5.pool.post_conv"}
+_PTV_HEAD = {
+    "conv5": "blocks.5.pool.pre_conv",
+    "bn5": "blocks.5.pool.pre_norm",
+    "lin5": "blocks.5.pool.post_conv",
+    "fc": "blocks.5.proj",
+}
 
 
 def pytorchvideo_key(key: str) -> str | None:
@@ -257,22 +270,7 @@ def pytorchvideo_key(key: str) -> str | None:
     ``conv5`` / ``bn5`` / ``lin5`` -> ``blocks.5.pool.{pre_conv,pre_norm,post_conv}`` (its ``ProjectedPool``);
     ``fc`` -> ``blocks.5.proj``.
     """
-    first, *rest = key.split(".")
-    if first == "stem" and len(rest) >= 2 and rest[0] in _PTV_STEM:
-        return ".".join(["blocks.0", _PTV_STEM[rest[0]], *rest[1:]])
-    if first in _PTV_HEAD:
-        return ".".join([_PTV_HEAD[first], *rest])
-    if first == "fc":
-        return ".".join(["blocks.5.proj", *rest])
-    if not first.startswith("layer") or len(rest) < 3:
-        return None
-    block = f"blocks.{first[len('layer') :]}.res_blocks.{rest[0]}"
-    name, tail = rest[1], rest[2:]
-    if name in ("downsample", "se"):  # their children are named in the map with the parent: se.fc1, downsample.0
-        name, tail = f"{name}.{tail[0]}", tail[1:]
-    if name in _PTV_BLOCK:
-        return ".".join([block, _PTV_BLOCK[name], *tail])
-    return None
+    return pytorchvideo_net_key(key, _PTV_STEM, _PTV_BLOCK, _PTV_HEAD)
 
 
 _PYSF_BLOCK = {"conv1": "a", "bn1": "a_bn", "conv2": "b", "bn2": "b_bn", "conv3": "c", "bn3": "c_bn"}
