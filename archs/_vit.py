@@ -29,7 +29,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Attention", "Block", "Mlp", "PatchEmbed", "ViTConfig", "init_vit_weights", "key_map", "sinusoid_table"]
+__all__ = [
+    "Attention",
+    "Block",
+    "Mlp",
+    "PatchEmbed",
+    "ViTConfig",
+    "huggingface_layer_rules",
+    "init_vit_weights",
+    "key_map",
+    "sinusoid_table",
+]
 
 
 class Attention(nn.Module):
@@ -191,6 +201,20 @@ def key_map(rules: Sequence[tuple[str, str]]) -> Callable[[str], str | None]:
         return None
 
     return to_ref
+
+
+def huggingface_layer_rules(layer: str) -> list[tuple[str, str]]:
+    """:func:`key_map` rules for what a block here shares with Hugging Face's ViT layer, whose names its TimeSformer
+    and VideoMAE keep: ``norm1``, the attention's output projection, ``norm2`` and the MLP's two linear layers, for
+    the layers under ``layer`` (``"videomae.encoder.layer"``). The attention's input projection differs between the
+    two (fused or not), so each family maps it, and anything else it has, itself."""
+    return [
+        (r"blocks\.(\d+)\.norm1\.(\w+)", layer + r".\1.layernorm_before.\2"),
+        (r"blocks\.(\d+)\.attn\.proj\.(\w+)", layer + r".\1.attention.output.dense.\2"),
+        (r"blocks\.(\d+)\.norm2\.(\w+)", layer + r".\1.layernorm_after.\2"),
+        (r"blocks\.(\d+)\.mlp\.fc1\.(\w+)", layer + r".\1.intermediate.dense.\2"),
+        (r"blocks\.(\d+)\.mlp\.fc2\.(\w+)", layer + r".\1.output.dense.\2"),
+    ]
 
 
 _Config = TypeVar("_Config", bound="ViTConfig")

@@ -58,7 +58,7 @@ from torch import Tensor, nn
 
 from archs._blocks import ConvKind, VideoClassifier
 from archs._registry import Family, Stages, register_arch
-from archs._vit import Attention, Mlp, PatchEmbed, ViTConfig, init_vit_weights, key_map
+from archs._vit import Attention, Mlp, PatchEmbed, ViTConfig, huggingface_layer_rules, init_vit_weights, key_map
 from archs._weights import Layout, Preprocess, Pretrained, Protocol, identity, register_protocol
 
 __all__ = ["DividedBlock", "TemporalProjection", "TimeSformer", "TimeSformerConfig"]
@@ -223,12 +223,8 @@ to_huggingface = key_map(
         (r"blocks\.(\d+)\.temporal_attn\.qkv\.(\w+)", _HF_LAYER + r".\1.temporal_attention.attention.qkv.\2"),
         (r"blocks\.(\d+)\.temporal_attn\.proj\.(\w+)", _HF_LAYER + r".\1.temporal_attention.output.dense.\2"),
         (r"blocks\.(\d+)\.temporal_fc\.(\w+)", _HF_LAYER + r".\1.temporal_dense.\2"),
-        (r"blocks\.(\d+)\.norm1\.(\w+)", _HF_LAYER + r".\1.layernorm_before.\2"),
         (r"blocks\.(\d+)\.attn\.qkv\.(\w+)", _HF_LAYER + r".\1.attention.attention.qkv.\2"),
-        (r"blocks\.(\d+)\.attn\.proj\.(\w+)", _HF_LAYER + r".\1.attention.output.dense.\2"),
-        (r"blocks\.(\d+)\.norm2\.(\w+)", _HF_LAYER + r".\1.layernorm_after.\2"),
-        (r"blocks\.(\d+)\.mlp\.fc1\.(\w+)", _HF_LAYER + r".\1.intermediate.dense.\2"),
-        (r"blocks\.(\d+)\.mlp\.fc2\.(\w+)", _HF_LAYER + r".\1.output.dense.\2"),
+        *huggingface_layer_rules(_HF_LAYER),
         (r"norm\.(\w+)", r"timesformer.layernorm.\1"),
         (r"head\.(\w+)", r"classifier.\1"),
     ]

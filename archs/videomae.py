@@ -58,7 +58,7 @@ from torch import Tensor, nn
 
 from archs._blocks import ConvKind, VideoClassifier
 from archs._registry import Family, Stages, register_arch
-from archs._vit import Block, PatchEmbed, ViTConfig, init_vit_weights, key_map, sinusoid_table
+from archs._vit import Block, PatchEmbed, ViTConfig, huggingface_layer_rules, init_vit_weights, key_map, sinusoid_table
 from archs._weights import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -177,12 +177,8 @@ HF_PREFIX = "videomae.encoder.layer"
 to_huggingface = key_map(
     [
         (r"patch_embed\.proj\.(\w+)", r"videomae.embeddings.patch_embeddings.projection.\1"),
-        (r"blocks\.(\d+)\.norm1\.(\w+)", HF_PREFIX + r".\1.layernorm_before.\2"),
         (r"blocks\.(\d+)\.attn\.(qkv\.weight|q_bias|v_bias)", HF_PREFIX + r".\1.attention.attention.\2"),
-        (r"blocks\.(\d+)\.attn\.proj\.(\w+)", HF_PREFIX + r".\1.attention.output.dense.\2"),
-        (r"blocks\.(\d+)\.norm2\.(\w+)", HF_PREFIX + r".\1.layernorm_after.\2"),
-        (r"blocks\.(\d+)\.mlp\.fc1\.(\w+)", HF_PREFIX + r".\1.intermediate.dense.\2"),
-        (r"blocks\.(\d+)\.mlp\.fc2\.(\w+)", HF_PREFIX + r".\1.output.dense.\2"),
+        *huggingface_layer_rules(HF_PREFIX),
         (r"fc_norm\.(\w+)", r"fc_norm.\1"),
         (r"head\.(\w+)", r"classifier.\1"),
     ]
