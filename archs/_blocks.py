@@ -4,7 +4,7 @@ the transformers' MLP and stochastic depth, the model base class."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import NamedTuple
 
@@ -29,7 +29,6 @@ __all__ = [
     "Swish",
     "VideoClassifier",
     "channelwise_conv",
-    "init_transformer_weights",
     "same_padding",
     "triple",
 ]
@@ -495,40 +494,3 @@ def init_resnet_weights(model: nn.Module, linear_std: float = 0.01) -> None:
         elif isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, 0, linear_std)
             nn.init.zeros_(m.bias)
-
-
-def init_transformer_weights(
-    model: nn.Module,
-    module_tables: Callable[[nn.Module], Iterable[Tensor]] = lambda m: (),
-    named_tables: tuple[str, ...] = (),
-    std: float = 0.02,
-) -> None:
-    """The random initialisation of the hierarchical video transformers (MViT, Video Swin), after timm's ViT.
-
-    One walk over the modules in order: a linear layer's weight is drawn from a
-    truncated normal of std ``std``, its bias (if any) zeroed; a LayerNorm is made
-    the identity (weight one, bias zero); of any other module, the tensors
-    ``module_tables`` returns for it (learned tables such as a relative-position
-    bias) are drawn as the linear weights are, at their place in the walk. Then
-    every parameter whose own name (the last part of its dotted name) starts with
-    one of ``named_tables`` is drawn the same way. The order of the draws is
-    that of the walk, so a seeded model is the same model every time. Nothing
-    is drawn on the meta device (:func:`on_meta`).
-    """
-    if on_meta(model):
-        return
-    for m in model.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        else:
-            for table in module_tables(m):
-                nn.init.trunc_normal_(table, std=std)
-    if named_tables:
-        for name, p in model.named_parameters():
-            if name.rsplit(".", 1)[-1].startswith(named_tables):
-                nn.init.trunc_normal_(p, std=std)

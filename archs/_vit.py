@@ -14,6 +14,9 @@ counters charge to the fused operator.
 Each module states the kind of work it is (``work_kind``, read by
 ``bench.measure.breakdown``): ``attention``, ``mlp``, ``patch_embedding``.
 
+:func:`init_transformer_weights` is also the initialisation of the
+hierarchical transformers (MViT, Video Swin), with their own tables.
+
 :class:`ViTConfig` is the configuration both families share: the same sizes,
 the same options and the same rule for the clip their position tables fit.
 """
@@ -21,7 +24,7 @@ the same options and the same rule for the clip their position tables fit.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar, TypeVar
 
@@ -36,6 +39,7 @@ __all__ = [
     "PatchEmbed",
     "ViTConfig",
     "huggingface_layer_rules",
+    "init_transformer_weights",
     "init_vit_weights",
     "key_map",
     "sinusoid_table",
@@ -173,16 +177,46 @@ def init_vit_weights(module: nn.Module, std: float = 0.02) -> None:
     drawn in half the time. Nothing is drawn on the meta device (counting builds
     there, and the first draw there costs seconds of torch's set-up).
     """
+    init_transformer_weights(module, (nn.Linear, nn.Conv2d, nn.Conv3d), nn.init.normal_, std=std)
+
+
+def init_transformer_weights(
+    module: nn.Module,
+    layers: tuple[type[nn.Module], ...] = (nn.Linear,),
+    draw: Callable[..., Tensor] = nn.init.trunc_normal_,
+    module_tables: Callable[[nn.Module], Iterable[Tensor]] = lambda m: (),
+    named_tables: tuple[str, ...] = (),
+    std: float = 0.02,
+) -> None:
+    """The random initialisation of the transformers here, after timm's ViT; by default MViT's and Video Swin's.
+
+    One walk over the modules in order: the weight of each of ``layers`` is drawn
+    by ``draw`` with std ``std`` (a truncated normal by default), its bias (if
+    any) zeroed; a LayerNorm is made the identity (weight one, bias zero); of any
+    other module, the tensors ``module_tables`` returns for it (learned tables,
+    such as a window's relative-position bias) are drawn at their place in the
+    walk. Then each parameter whose own name (the last part of its dotted name)
+    starts with one of ``named_tables`` is drawn. The draws keep that order, so a
+    seeded build is the same model every time. Nothing is drawn on the meta
+    device.
+    """
     if any(p.is_meta for p in module.parameters()):
         return
     for m in module.modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)):
-            nn.init.normal_(m.weight, std=std)
-            if m.bias is not None:
+        if isinstance(m, layers):
+            draw(m.weight, std=std)
+            if isinstance(m.bias, Tensor):  # None where the layer has no bias
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+        else:
+            for table in module_tables(m):
+                draw(table, std=std)
+    if named_tables:
+        for name, p in module.named_parameters():
+            if name.rsplit(".", 1)[-1].startswith(named_tables):
+                draw(p, std=std)
 
 
 def key_map(rules: Sequence[tuple[str, str]]) -> Callable[[str], str | None]:

@@ -75,8 +75,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from archs._blocks import ConvKind, DropPath, Mlp, VideoClassifier, init_transformer_weights
+from archs._blocks import ConvKind, DropPath, Mlp, VideoClassifier
 from archs._registry import ClassesOption, Family, Shape, Stages, register_arch
+from archs._vit import init_transformer_weights
 from archs._weights import Layout, Preprocess, Pretrained, Protocol, register_protocol
 
 __all__ = ["BlockSetting", "MViT", "MViTConfig", "MultiscaleBlock", "PoolingAttention", "block_settings"]

@@ -59,8 +59,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from archs._blocks import ConvKind, DropPath, Mlp, VideoClassifier, init_transformer_weights
+from archs._blocks import ConvKind, DropPath, Mlp, VideoClassifier
 from archs._registry import ClassesOption, Family, Shape, Stages, register_arch
+from archs._vit import init_transformer_weights
 from archs._weights import IMAGENET_MEAN, IMAGENET_STD, Layout, Preprocess, Pretrained, Protocol, register_protocol
 
 __all__ = ["PatchMerging3d", "SwinBlock3d", "SwinConfig", "SwinTransformer3d", "WindowAttention3d"]
@@ -284,7 +285,7 @@ class SwinTransformer3d(VideoClassifier):
         self.norm = nn.LayerNorm(self.num_features)
         self.head = nn.Linear(self.num_features, num_classes)
         self.num_classes = num_classes
-        init_transformer_weights(self, _bias_table)
+        init_transformer_weights(self, module_tables=_bias_table)
 
     def forward_features(self, x: Tensor) -> Tensor:
         return self.norm(self.layers(self.patch_embed(x))).permute(0, 4, 1, 2, 3)
