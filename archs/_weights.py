@@ -16,6 +16,7 @@ file, the registry and the torch-free commands can import it without a cycle.
 from __future__ import annotations
 
 import math
+from collections import ChainMap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -149,18 +150,20 @@ branch, ``downsample.0``/``.1`` the projection shortcut's conv and BN) -> pytorc
 
 
 def pytorchvideo_net_key(
-    key: str, stem: Mapping[str, str], block: Mapping[str, str], head: Mapping[str, str]
+    key: str, stem: Mapping[str, str], head: Mapping[str, str], block: Mapping[str, str] | None = None
 ) -> str | None:
     """Our key -> the key of pytorchvideo's single-pathway ``Net`` (its CSN, X3D and ResNets), or None.
 
     Both sides are a stem, four stages and a head. Our ``stem.<child>`` is
-    ``blocks.0.<stem[child]>``; our ``layer<s>.<b>.<child>`` (s from 1) is
-    ``blocks.<s>.res_blocks.<b>.<block[child]>``, where a child that has children
-    of its own is looked up with its first one (``downsample.0``, ``se.fc1``) and
-    what is left must be the parameter's own name; our top-level ``<m>`` after
-    the stages is ``head[m]``. A key that the tables do not name has no
-    counterpart.
+    ``blocks.0.<stem[child]>``; our top-level ``<m>`` after the stages is
+    ``head[m]``; our ``layer<s>.<b>.<child>`` (s from 1) is
+    ``blocks.<s>.res_blocks.<b>.<name>``, with the name from ``block`` where it
+    has the child, else from :data:`PYTORCHVIDEO_BOTTLENECK`. A child that has
+    children of its own is looked up with its first one (``downsample.0``,
+    ``se.fc1``), and what is left must be the parameter's own name. A key that
+    the tables do not name has no counterpart.
     """
+    names = ChainMap(dict(block or {}), PYTORCHVIDEO_BOTTLENECK)
     first, *rest = key.split(".")
     if first == "stem" and len(rest) >= 2 and rest[0] in stem:
         return ".".join(["blocks.0", stem[rest[0]], *rest[1:]])
@@ -169,11 +172,11 @@ def pytorchvideo_net_key(
     if not first.startswith("layer") or len(rest) < 3:
         return None
     name, tail = rest[1], rest[2:]
-    if f"{name}.{tail[0]}" in block:
+    if f"{name}.{tail[0]}" in names:
         name, tail = f"{name}.{tail[0]}", tail[1:]
-    if name not in block or len(tail) != 1:
+    if name not in names or len(tail) != 1:
         return None
-    return f"blocks.{first[len('layer') :]}.res_blocks.{rest[0]}.{block[name]}.{tail[0]}"
+    return f"blocks.{first[len('layer') :]}.res_blocks.{rest[0]}.{names[name]}.{tail[0]}"
 
 
 # ---------------------------------------------------------------------------------------- protocols

@@ -54,7 +54,6 @@ from archs._registry import ClassesOption, CroppedClip, Family, Shape, Stages, r
 from archs._weights import (
     KINETICS_MEAN,
     KINETICS_STD,
-    PYTORCHVIDEO_BOTTLENECK,
     Layout,
     Preprocess,
     Pretrained,
@@ -165,7 +164,7 @@ def pytorchvideo_key(key: str) -> str | None:
     ``layer2.0.conv2.weight`` -> ``blocks.2.res_blocks.0.branch2.conv_b.weight`` (``BottleneckBlock``);
     ``layer2.0.downsample.1`` -> ``blocks.2.res_blocks.0.branch1_norm``; ``fc`` -> ``blocks.5.proj``.
     """
-    return pytorchvideo_net_key(key, _PTV_STEM, PYTORCHVIDEO_BOTTLENECK, _PTV_HEAD)
+    return pytorchvideo_net_key(key, _PTV_STEM, _PTV_HEAD)
 
 
 PYTORCHVIDEO_MEAN = (0.45, 0.45, 0.45)

@@ -69,15 +69,7 @@ from archs._blocks import (
     init_resnet_weights,
 )
 from archs._registry import CroppedClip, Family, Shape, Stages, register_arch
-from archs._weights import (
-    PYTORCHVIDEO_BOTTLENECK,
-    Layout,
-    Preprocess,
-    Pretrained,
-    Protocol,
-    pytorchvideo_net_key,
-    register_protocol,
-)
+from archs._weights import Layout, Preprocess, Pretrained, Protocol, pytorchvideo_net_key, register_protocol
 from archs.resnet import Bottleneck
 
 __all__ = [
@@ -247,8 +239,7 @@ class X3D(ResidualStages, VideoClassifier):
 # Our keys: stem.{spatial,temporal,bn}, layer<s>.<b>.{conv1,bn1,conv2,bn2,se.fc1,se.fc2,conv3,bn3,downsample.<0|1>},
 # conv5, bn5, lin5, fc.
 
-_PTV_BLOCK = {
-    **PYTORCHVIDEO_BOTTLENECK,
+_PTV_BLOCK = {  # where pytorchvideo's X3D block differs from PYTORCHVIDEO_BOTTLENECK, and its SE
     "bn2": "branch2.norm_b.0",  # norm_b is Sequential(BatchNorm3d, SqueezeExcitation or Identity)
     "se.fc1": "branch2.norm_b.1.block.0",  # fvcore SE: (conv, ReLU, conv, sigmoid)
     "se.fc2": "branch2.norm_b.1.block.2",
@@ -270,7 +261,7 @@ def pytorchvideo_key(key: str) -> str | None:
     ``conv5`` / ``bn5`` / ``lin5`` -> ``blocks.5.pool.{pre_conv,pre_norm,post_conv}`` (its ``ProjectedPool``);
     ``fc`` -> ``blocks.5.proj``.
     """
-    return pytorchvideo_net_key(key, _PTV_STEM, _PTV_BLOCK, _PTV_HEAD)
+    return pytorchvideo_net_key(key, _PTV_STEM, _PTV_HEAD, _PTV_BLOCK)
 
 
 _PYSF_BLOCK = {"conv1": "a", "bn1": "a_bn", "conv2": "b", "bn2": "b_bn", "conv3": "c", "bn3": "c_bn"}
