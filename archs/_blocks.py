@@ -4,7 +4,7 @@ the transformers' MLP and stochastic depth, the model base class."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import NamedTuple
 
@@ -19,6 +19,8 @@ __all__ = [
     "ConvUnit",
     "DropPath",
     "Mlp",
+    "PooledResNet",
+    "ResidualStages",
     "SameConv2d",
     "SameConv3d",
     "SameMaxPool2d",
@@ -26,6 +28,7 @@ __all__ = [
     "SqueezeExcitation",
     "Swish",
     "VideoClassifier",
+    "channelwise_conv",
     "same_padding",
     "triple",
 ]
@@ -379,6 +382,90 @@ class VideoClassifier(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+def channelwise_conv(width: int, stride: Triple, k: int = 3) -> nn.Conv3d:
+    """A k x k x k convolution of the channel-wise kind on ``width`` channels, no bias, striding as given.
+
+    Its shapes and groups are :class:`ConvKind` ``CHANNELWISE``'s (one group per
+    channel), so the X3D and CSN blocks that use it ask the kind, not a number.
+    """
+    kind = ConvKind.CHANNELWISE
+    (part,) = kind.parts(k, stride)
+    return nn.Conv3d(width, width, *part, groups=kind.groups(width), bias=False)
+
+
+BlockMaker = Callable[[int, int, int, int], nn.Module]
+"""``make(stage, index, in_ch, out_ch)``: block ``index`` of stage ``stage`` (both from 0), reading ``in_ch``."""
+
+
+class ResidualStages(nn.Module):
+    """A stem, then four stages of residual blocks named as torchvision's ResNets name them.
+
+    The children are ``stem`` (set by the subclass) and ``layer1`` to ``layer4``,
+    each an ``nn.Sequential`` of blocks, added by :meth:`add_stages` in that order;
+    the names are what the checkpoints of these families are keyed by.
+    :meth:`forward_stages` runs the stem and the four stages in order. The video
+    ResNets, CSN, X3D and each pathway of SlowFast are built on it; they differ
+    in their stems, their blocks and what follows the last stage.
+    """
+
+    stem: nn.Module
+    layer1: nn.Sequential
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
+    def add_stages(self, in_ch: int, widths: Sequence[int], depths: Sequence[int], make: BlockMaker) -> int:
+        """Adds ``layer1``... as ``depths[i]`` blocks of output width ``widths[i]``; returns the last stage's width.
+
+        Block j of stage i is ``make(i, j, c, widths[i])``, where ``c`` is ``in_ch``
+        for the first block of all and the previous block's output width after it.
+        """
+        for i, (width, depth) in enumerate(zip(widths, depths, strict=True)):
+            blocks = []
+            for j in range(depth):
+                blocks.append(make(i, j, in_ch, width))
+                in_ch = width
+            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
+        return in_ch
+
+    @property
+    def stages(self) -> tuple[nn.Sequential, ...]:
+        """The four stages, in order."""
+        return (self.layer1, self.layer2, self.layer3, self.layer4)
+
+    def forward_stages(self, x: Tensor) -> Tensor:
+        """The stem, then every stage."""
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        return x
+
+
+class PooledResNet(ResidualStages, VideoClassifier):
+    """A :class:`ResidualStages` network whose features are its last stage's map and whose head is a global
+    average pool and one linear layer, ``avgpool`` and ``fc`` (torchvision's video ResNets and CSN)."""
+
+    avgpool: nn.AdaptiveAvgPool3d
+    fc: nn.Linear
+
+    def add_head(self, in_ch: int, num_classes: int) -> None:
+        """Adds ``avgpool`` and ``fc`` after the stages (``in_ch`` features, ``num_classes`` logits)."""
+        self.avgpool = nn.AdaptiveAvgPool3d(1)
+        self.fc = nn.Linear(in_ch, num_classes)
+        self.num_classes = num_classes
+        self.num_features = in_ch
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.forward_stages(x)
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        return self.fc(self.avgpool(x).flatten(1))
+
+    @property
+    def classifier(self) -> nn.Module:
+        return self.fc
 
 
 def on_meta(module: nn.Module) -> bool:

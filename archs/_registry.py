@@ -48,8 +48,8 @@ import fnmatch
 import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from torch import nn
 
@@ -59,6 +59,8 @@ from archs._weights import KINETICS_MEAN, KINETICS_STD, Preprocess, Pretrained
 __all__ = [
     "ArchConfig",
     "ArchSpec",
+    "ClassesOption",
+    "CroppedClip",
     "Family",
     "UnknownArchError",
     "Variant",
@@ -76,6 +78,7 @@ Stages = tuple[tuple[str, str], ...]
 """``(stage_name, kind)`` pairs; kind is a :class:`~archs._blocks.ConvKind` value (``"3d"``, ``"2d"``...)."""
 
 Declaration = TypeVar("Declaration", bound=Callable[..., Any])
+_Options = TypeVar("_Options", bound="ClassesOption")
 
 
 @runtime_checkable
@@ -100,6 +103,33 @@ class ArchConfig(Protocol):
     def build(self) -> nn.Module:
         """The model (randomly initialised)."""
         ...
+
+
+class ClassesOption:
+    """For a configuration (a frozen dataclass with a ``num_classes`` field) whose one option is its classes.
+
+    Its :meth:`with_options` is what the architecture's declaring function passes
+    its keywords to, so that any other keyword is a TypeError there.
+    """
+
+    num_classes: int
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # the subclass is a dataclass, which replace() needs
+
+    def with_options(self: _Options, *, num_classes: int | None = None) -> _Options:
+        """This configuration with ``num_classes`` logits (unchanged when None); any other keyword is a TypeError."""
+        return replace(self, num_classes=self.num_classes if num_classes is None else num_classes)
+
+
+class CroppedClip:
+    """For a configuration whose paper input is ``frames`` RGB frames of ``crop`` x ``crop`` (its fields)."""
+
+    frames: int
+    crop: int
+
+    @property
+    def default_input(self) -> Shape:
+        """(3, frames, crop, crop)."""
+        return (3, self.frames, self.crop, self.crop)
 
 
 @dataclass(frozen=True)

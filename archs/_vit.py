@@ -13,18 +13,37 @@ counters charge to the fused operator.
 
 Each module states the kind of work it is (``work_kind``, read by
 ``bench.measure.breakdown``): ``attention``, ``mlp``, ``patch_embedding``.
+
+:func:`init_transformer_weights` is also the initialisation of the
+hierarchical transformers (MViT, Video Swin), with their own tables.
+
+:class:`ViTConfig` is the configuration both families share: the same sizes,
+the same options and the same rule for the clip their position tables fit.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import ClassVar, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Attention", "Block", "Mlp", "PatchEmbed", "init_vit_weights", "key_map", "sinusoid_table"]
+__all__ = [
+    "Attention",
+    "Block",
+    "Mlp",
+    "PatchEmbed",
+    "ViTConfig",
+    "huggingface_layer_rules",
+    "init_transformer_weights",
+    "init_vit_weights",
+    "key_map",
+    "sinusoid_table",
+]
 
 
 class Attention(nn.Module):
@@ -158,16 +177,46 @@ def init_vit_weights(module: nn.Module, std: float = 0.02) -> None:
     drawn in half the time. Nothing is drawn on the meta device (counting builds
     there, and the first draw there costs seconds of torch's set-up).
     """
+    init_transformer_weights(module, (nn.Linear, nn.Conv2d, nn.Conv3d), nn.init.normal_, std=std)
+
+
+def init_transformer_weights(
+    module: nn.Module,
+    layers: tuple[type[nn.Module], ...] = (nn.Linear,),
+    draw: Callable[..., Tensor] = nn.init.trunc_normal_,
+    module_tables: Callable[[nn.Module], Iterable[Tensor]] = lambda m: (),
+    named_tables: tuple[str, ...] = (),
+    std: float = 0.02,
+) -> None:
+    """The random initialisation of the transformers here, after timm's ViT; by default MViT's and Video Swin's.
+
+    One walk over the modules in order: the weight of each of ``layers`` is drawn
+    by ``draw`` with std ``std`` (a truncated normal by default), its bias (if
+    any) zeroed; a LayerNorm is made the identity (weight one, bias zero); of any
+    other module, the tensors ``module_tables`` returns for it (learned tables,
+    such as a window's relative-position bias) are drawn at their place in the
+    walk. Then each parameter whose own name (the last part of its dotted name)
+    starts with one of ``named_tables`` is drawn. The draws keep that order, so a
+    seeded build is the same model every time. Nothing is drawn on the meta
+    device.
+    """
     if any(p.is_meta for p in module.parameters()):
         return
     for m in module.modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)):
-            nn.init.normal_(m.weight, std=std)
-            if m.bias is not None:
+        if isinstance(m, layers):
+            draw(m.weight, std=std)
+            if isinstance(m.bias, Tensor):  # None where the layer has no bias
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+        else:
+            for table in module_tables(m):
+                draw(table, std=std)
+    if named_tables:
+        for name, p in module.named_parameters():
+            if name.rsplit(".", 1)[-1].startswith(named_tables):
+                draw(p, std=std)
 
 
 def key_map(rules: Sequence[tuple[str, str]]) -> Callable[[str], str | None]:
@@ -186,3 +235,88 @@ def key_map(rules: Sequence[tuple[str, str]]) -> Callable[[str], str | None]:
         return None
 
     return to_ref
+
+
+def huggingface_layer_rules(layer: str) -> list[tuple[str, str]]:
+    """:func:`key_map` rules for what a block here shares with Hugging Face's ViT layer, whose names its TimeSformer
+    and VideoMAE keep: ``norm1``, the attention's output projection, ``norm2`` and the MLP's two linear layers, for
+    the layers under ``layer`` (``"videomae.encoder.layer"``). The attention's input projection differs between the
+    two (fused or not), so each family maps it, and anything else it has, itself."""
+    return [
+        (r"blocks\.(\d+)\.norm1\.(\w+)", layer + r".\1.layernorm_before.\2"),
+        (r"blocks\.(\d+)\.attn\.proj\.(\w+)", layer + r".\1.attention.output.dense.\2"),
+        (r"blocks\.(\d+)\.norm2\.(\w+)", layer + r".\1.layernorm_after.\2"),
+        (r"blocks\.(\d+)\.mlp\.fc1\.(\w+)", layer + r".\1.intermediate.dense.\2"),
+        (r"blocks\.(\d+)\.mlp\.fc2\.(\w+)", layer + r".\1.output.dense.\2"),
+    ]
+
+
+_Config = TypeVar("_Config", bound="ViTConfig")
+_Shape = tuple[int, int, int, int]
+"""A clip's (C, T, H, W), as the registry's ``Shape`` (this module imports nothing of the package)."""
+
+
+@dataclass(frozen=True)
+class ViTConfig:
+    """What a video ViT of this package is built from: its sizes, the clip its position tables fit, its classes.
+
+    A family subclasses it, names its network in :attr:`model` (whose constructor
+    takes ``dim, depth, heads, mlp_dim, frames, size`` in that order and
+    ``num_classes`` by name) and the fewest frames its tokens need in
+    :attr:`min_frames`, and may give the sizes defaults. ``frames`` and ``size``
+    are options as well as sizes: a checkpoint trained on another clip brings
+    tables of another length, and that clip is then the default input.
+
+    Attributes:
+        dim: Token width.
+        depth: Blocks.
+        heads: Attention heads.
+        mlp_dim: MLP hidden width.
+        frames: Frames of the clip the position tables are sized for (an option).
+        size: Side of the frames the position tables are sized for (an option).
+        num_classes: Logits (an option).
+    """
+
+    dim: int
+    depth: int
+    heads: int
+    mlp_dim: int
+    frames: int
+    size: int
+    num_classes: int = 400
+
+    model: ClassVar[Callable[..., nn.Module]]
+    """The network this configuration builds."""
+    min_frames: ClassVar[int] = 1
+    """Frames of one token: the shortest clip, and the fewest frames the tables may be sized for."""
+    patch: ClassVar[int] = 16
+    """Side of a patch: the smallest frame."""
+
+    def __post_init__(self) -> None:
+        if self.frames < self.min_frames or self.size < self.patch:
+            raise ValueError(
+                f"frames must be at least {self.min_frames} and size at least {self.patch}, "
+                f"got {self.frames} and {self.size}"
+            )
+
+    def with_options(
+        self: _Config, *, num_classes: int | None = None, frames: int | None = None, size: int | None = None
+    ) -> _Config:
+        """The options every video ViT takes; any other keyword is a TypeError."""
+        given = {"num_classes": num_classes, "frames": frames, "size": size}
+        return replace(self, **{k: v for k, v in given.items() if v is not None})
+
+    @property
+    def default_input(self) -> _Shape:
+        """The clip the position tables are sized for (C, T, H, W)."""
+        return (3, self.frames, self.size, self.size)
+
+    @property
+    def min_input(self) -> _Shape:
+        """One token's clip: ``min_frames`` frames of one patch (the tables interpolated to it)."""
+        return (3, self.min_frames, self.patch, self.patch)
+
+    def build(self) -> nn.Module:
+        return self.model(
+            self.dim, self.depth, self.heads, self.mlp_dim, self.frames, self.size, num_classes=self.num_classes
+        )

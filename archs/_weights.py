@@ -16,6 +16,7 @@ file, the registry and the torch-free commands can import it without a cycle.
 from __future__ import annotations
 
 import math
+from collections import ChainMap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ __all__ = [
     "IMAGENET_STD",
     "KINETICS_MEAN",
     "KINETICS_STD",
+    "PYTORCHVIDEO_BOTTLENECK",
     "KeyMap",
     "Layout",
     "Preprocess",
@@ -38,6 +40,7 @@ __all__ = [
     "get_protocol",
     "identity",
     "list_protocols",
+    "pytorchvideo_net_key",
     "register_protocol",
 ]
 
@@ -130,6 +133,50 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 """ImageNet's mean (torchvision's image models; Video Swin)."""
 IMAGENET_STD = (0.229, 0.224, 0.225)
 """ImageNet's standard deviation."""
+
+PYTORCHVIDEO_BOTTLENECK = {
+    "conv1": "branch2.conv_a",
+    "bn1": "branch2.norm_a",
+    "conv2": "branch2.conv_b",
+    "bn2": "branch2.norm_b",
+    "conv3": "branch2.conv_c",
+    "bn3": "branch2.norm_c",
+    "downsample.0": "branch1_conv",
+    "downsample.1": "branch1_norm",
+}
+"""The children of a bottleneck block as the ResNet families here name them (``conv1``..``bn3`` on the residual
+branch, ``downsample.0``/``.1`` the projection shortcut's conv and BN) -> pytorchvideo's ``BottleneckBlock`` and
+``ResBlock`` names (``pytorchvideo/models/resnet.py``), which its CSN and SlowFast checkpoints are keyed by."""
+
+
+def pytorchvideo_net_key(
+    key: str, stem: Mapping[str, str], head: Mapping[str, str], block: Mapping[str, str] | None = None
+) -> str | None:
+    """Our key -> the key of pytorchvideo's single-pathway ``Net`` (its CSN, X3D and ResNets), or None.
+
+    Both sides are a stem, four stages and a head. Our ``stem.<child>`` is
+    ``blocks.0.<stem[child]>``; our top-level ``<m>`` after the stages is
+    ``head[m]``; our ``layer<s>.<b>.<child>`` (s from 1) is
+    ``blocks.<s>.res_blocks.<b>.<name>``, with the name from ``block`` where it
+    has the child, else from :data:`PYTORCHVIDEO_BOTTLENECK`. A child that has
+    children of its own is looked up with its first one (``downsample.0``,
+    ``se.fc1``), and what is left must be the parameter's own name. A key that
+    the tables do not name has no counterpart.
+    """
+    names = ChainMap(dict(block or {}), PYTORCHVIDEO_BOTTLENECK)
+    first, *rest = key.split(".")
+    if first == "stem" and len(rest) >= 2 and rest[0] in stem:
+        return ".".join(["blocks.0", stem[rest[0]], *rest[1:]])
+    if first in head:
+        return ".".join([head[first], *rest])
+    if not first.startswith("layer") or len(rest) < 3:
+        return None
+    name, tail = rest[1], rest[2:]
+    if f"{name}.{tail[0]}" in names:
+        name, tail = f"{name}.{tail[0]}", tail[1:]
+    if name not in names or len(tail) != 1:
+        return None
+    return f"blocks.{first[len('layer') :]}.res_blocks.{rest[0]}.{names[name]}.{tail[0]}"
 
 
 # ---------------------------------------------------------------------------------------- protocols

@@ -43,15 +43,24 @@ script crops 256; at 256 pytorchvideo's ir-CSN-152 gives the zoo's 96.7).
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
-from torch import Tensor, nn
+from torch import nn
 
-from archs._blocks import ConvKind, Triple, VideoClassifier, init_resnet_weights
-from archs._registry import Family, Shape, Stages, register_arch
-from archs._weights import KINETICS_MEAN, KINETICS_STD, Layout, Preprocess, Pretrained, Protocol, register_protocol
+from archs._blocks import ConvKind, PooledResNet, Triple, channelwise_conv, init_resnet_weights
+from archs._registry import ClassesOption, CroppedClip, Family, Shape, Stages, register_arch
+from archs._weights import (
+    KINETICS_MEAN,
+    KINETICS_STD,
+    Layout,
+    Preprocess,
+    Pretrained,
+    Protocol,
+    pytorchvideo_net_key,
+    register_protocol,
+)
 from archs.resnet import Bottleneck
 
 __all__ = ["CSN", "PROTOCOL", "PYTORCHVIDEO", "VMZ", "CSNConfig", "pytorchvideo_key"]
@@ -68,7 +77,7 @@ Interaction = Literal["ir", "ip"]
 
 
 @dataclass(frozen=True)
-class CSNConfig:
+class CSNConfig(ClassesOption, CroppedClip):
     """One CSN: its blocks, the kind of its middle convolution, its BatchNorm and its paper input.
 
     Attributes:
@@ -87,14 +96,6 @@ class CSNConfig:
     crop: int = 256
     num_classes: int = 400
 
-    def with_options(self, *, num_classes: int | None = None) -> CSNConfig:
-        """The options every CSN takes; any other keyword is a TypeError."""
-        return replace(self, num_classes=self.num_classes if num_classes is None else num_classes)
-
-    @property
-    def default_input(self) -> Shape:
-        return (3, self.frames, self.crop, self.crop)
-
     @property
     def min_input(self) -> Shape:
         """8 frames (res3 to res5 halve time) of 32x32 (the stem, its pool and three stages halve space)."""
@@ -110,11 +111,9 @@ class CSNConfig:
 
 def _middle(interaction: Interaction, norm: partial[nn.BatchNorm3d]) -> Any:
     """The middle convolution of a block: channel-wise 3x3x3, after a 1x1x1 and BN for ip-CSN."""
-    kind = ConvKind.CHANNELWISE
 
     def make(width: int, stride: Triple) -> nn.Module:
-        (part,) = kind.parts(3, stride)
-        channelwise = nn.Conv3d(width, width, *part, groups=kind.groups(width), bias=False)
+        channelwise = channelwise_conv(width, stride)
         if interaction == "ir":
             return channelwise
         pointwise = nn.Conv3d(width, width, 1, bias=False)
@@ -123,7 +122,7 @@ def _middle(interaction: Interaction, norm: partial[nn.BatchNorm3d]) -> Any:
     return make
 
 
-class CSN(VideoClassifier):
+class CSN(PooledResNet):
     """A channel-separated bottleneck ResNet (see the module docstring)."""
 
     def __init__(self, config: CSNConfig) -> None:
@@ -140,36 +139,13 @@ class CSN(VideoClassifier):
             )
         )
         middle = _middle(config.interaction, norm)
-        self.layer1: nn.Sequential
-        self.layer2: nn.Sequential
-        self.layer3: nn.Sequential
-        self.layer4: nn.Sequential
-        in_ch = 64
-        for i, (width, depth) in enumerate(zip(_WIDTHS, config.layers, strict=True)):
-            blocks = []
-            for j in range(depth):
-                stride = ConvKind.CHANNELWISE.stride(2) if (i > 0 and j == 0) else (1, 1, 1)
-                blocks.append(Bottleneck(in_ch, width // 4, width, stride, middle, norm))
-                in_ch = width
-            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
-        self.avgpool = nn.AdaptiveAvgPool3d(1)
-        self.fc = nn.Linear(in_ch, config.num_classes)
-        self.num_classes = config.num_classes
-        self.num_features = in_ch
+
+        def block(i: int, j: int, in_ch: int, width: int) -> Bottleneck:
+            stride = ConvKind.CHANNELWISE.stride(2) if (i > 0 and j == 0) else (1, 1, 1)
+            return Bottleneck(in_ch, width // 4, width, stride, middle, norm)
+
+        self.add_head(self.add_stages(64, _WIDTHS, config.layers, block), config.num_classes)
         init_resnet_weights(self)
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        x = self.stem(x)
-        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
-            x = stage(x)
-        return x
-
-    def forward_head(self, x: Tensor) -> Tensor:
-        return self.fc(self.avgpool(x).flatten(1))
-
-    @property
-    def classifier(self) -> nn.Module:
-        return self.fc
 
 
 # ------------------------------------------------------------------------------- weights: layouts and preprocessing
@@ -177,16 +153,8 @@ class CSN(VideoClassifier):
 # Our keys: stem.{conv,bn}, layer<s>.<b>.{conv1,bn1,conv2,bn2,conv3,bn3,downsample.<0|1>}, fc
 # (ip-CSN: layer<s>.<b>.conv2.{pointwise,bn,channelwise}).
 
-_PTV_BLOCK = {
-    "conv1": "branch2.conv_a",
-    "bn1": "branch2.norm_a",
-    "conv2": "branch2.conv_b",
-    "bn2": "branch2.norm_b",
-    "conv3": "branch2.conv_c",
-    "bn3": "branch2.norm_c",
-}
-_PTV_SHORTCUT = {"0": "branch1_conv", "1": "branch1_norm"}
 _PTV_STEM = {"conv": "conv", "bn": "norm"}
+_PTV_HEAD = {"fc": "blocks.5.proj"}
 
 
 def pytorchvideo_key(key: str) -> str | None:
@@ -196,20 +164,7 @@ def pytorchvideo_key(key: str) -> str | None:
     ``layer2.0.conv2.weight`` -> ``blocks.2.res_blocks.0.branch2.conv_b.weight`` (``BottleneckBlock``);
     ``layer2.0.downsample.1`` -> ``blocks.2.res_blocks.0.branch1_norm``; ``fc`` -> ``blocks.5.proj``.
     """
-    first, *rest = key.split(".")
-    if first == "stem" and len(rest) >= 2 and rest[0] in _PTV_STEM:
-        return ".".join(["blocks.0", _PTV_STEM[rest[0]], *rest[1:]])
-    if first == "fc":
-        return ".".join(["blocks.5.proj", *rest])
-    if not first.startswith("layer") or len(rest) < 3:
-        return None
-    block = f"blocks.{first[len('layer') :]}.res_blocks.{rest[0]}"
-    name, tail = rest[1], rest[2:]
-    if name in _PTV_BLOCK and (name != "conv2" or len(tail) == 1):  # ip-CSN's conv2 is a Sequential: no counterpart
-        return ".".join([block, _PTV_BLOCK[name], *tail])
-    if name == "downsample" and tail[0] in _PTV_SHORTCUT:
-        return ".".join([block, _PTV_SHORTCUT[tail[0]], *tail[1:]])
-    return None
+    return pytorchvideo_net_key(key, _PTV_STEM, _PTV_HEAD)
 
 
 PYTORCHVIDEO_MEAN = (0.45, 0.45, 0.45)

@@ -67,7 +67,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -75,8 +75,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from archs._blocks import ConvKind, DropPath, Mlp, VideoClassifier, on_meta
-from archs._registry import Family, Shape, Stages, register_arch
+from archs._blocks import ConvKind, DropPath, Mlp, VideoClassifier
+from archs._registry import ClassesOption, Family, Shape, Stages, register_arch
+from archs._vit import init_transformer_weights
 from archs._weights import Layout, Preprocess, Pretrained, Protocol, register_protocol
 
 __all__ = ["BlockSetting", "MViT", "MViTConfig", "MultiscaleBlock", "PoolingAttention", "block_settings"]
@@ -384,22 +385,8 @@ class MViT(VideoClassifier):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.num_features, num_classes)
         self.num_classes = num_classes
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        if on_meta(self):
-            return
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
         tables = ("cls_token", "pos_embed_spatial", "pos_embed_temporal", "pos_embed_class", "rel_pos_")
-        for name, p in self.named_parameters():
-            if name.rsplit(".", 1)[-1].startswith(tables):
-                nn.init.trunc_normal_(p, std=0.02)
+        init_transformer_weights(self, named_tables=tables)
 
     def _pos_embed(self, thw: THW) -> Tensor:
         """v1's absolute table for a (t, h, w) token grid, with the class token's first: (1 + t*h*w, C).
@@ -441,7 +428,7 @@ class MViT(VideoClassifier):
 
 
 @dataclass(frozen=True)
-class MViTConfig:
+class MViTConfig(ClassesOption):
     """One MViT: what :class:`MViT` is built from and what its spec says.
 
     Attributes:
@@ -459,10 +446,6 @@ class MViTConfig:
     frames: int
     drop_path: float
     num_classes: int = 400
-
-    def with_options(self, *, num_classes: int | None = None) -> MViTConfig:
-        """The options every MViT takes; any other keyword is a TypeError."""
-        return replace(self, num_classes=self.num_classes if num_classes is None else num_classes)
 
     @property
     def blocks(self) -> tuple[BlockSetting, ...]:

@@ -49,8 +49,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from archs._blocks import ConvKind, Triple, VideoClassifier, init_resnet_weights
-from archs._registry import Family, Shape, Stages, Variant, register_arch
+from archs._blocks import ConvKind, PooledResNet, Triple, init_resnet_weights
+from archs._registry import ClassesOption, Family, Shape, Stages, Variant, register_arch
 from archs._weights import (
     KINETICS_MEAN,
     KINETICS_STD,
@@ -211,7 +211,7 @@ def _stem(kind: ConvKind, frames: int, norm: Norm) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class VideoResNet(VideoClassifier):
+class VideoResNet(PooledResNet):
     """A ResNet of basic blocks on clips, with per-stage conv kinds.
 
     Args:
@@ -239,40 +239,17 @@ class VideoResNet(VideoClassifier):
             raise ValueError("kinds and layers need one entry per stage (4)")
         norm: Norm = partial(nn.BatchNorm3d, eps=bn_eps)
         self.stem = _stem(stem, frames, norm)
-        self.layer1: nn.Sequential
-        self.layer2: nn.Sequential
-        self.layer3: nn.Sequential
-        self.layer4: nn.Sequential
-        in_ch = 64
-        for i, (kind, n, width) in enumerate(zip(kinds, layers, _WIDTHS, strict=True)):
-            blocks = []
-            for j in range(n):
-                stride = 2 if (i > 0 and j == 0) else 1
-                blocks.append(BasicBlock(in_ch, width, kind, stride, mid_per_block, norm))
-                in_ch = width
-            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
-        self.avgpool = nn.AdaptiveAvgPool3d(1)
-        self.fc = nn.Linear(in_ch, num_classes)
-        self.num_classes = num_classes
-        self.num_features = in_ch
+
+        def block(i: int, j: int, in_ch: int, width: int) -> BasicBlock:
+            stride = 2 if (i > 0 and j == 0) else 1
+            return BasicBlock(in_ch, width, kinds[i], stride, mid_per_block, norm)
+
+        self.add_head(self.add_stages(64, _WIDTHS, layers, block), num_classes)
         init_resnet_weights(self)
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        x = self.stem(x)
-        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
-            x = stage(x)
-        return x
-
-    def forward_head(self, x: Tensor) -> Tensor:
-        return self.fc(self.avgpool(x).flatten(1))
-
-    @property
-    def classifier(self) -> nn.Module:
-        return self.fc
 
 
 @dataclass(frozen=True)
-class ResNetConfig:
+class ResNetConfig(ClassesOption):
     """One video ResNet: what :class:`VideoResNet` is built from and what its spec says.
 
     Attributes:
@@ -296,10 +273,6 @@ class ResNetConfig:
     def __post_init__(self) -> None:
         if self.frames < 1:
             raise ValueError(f"frames must be a positive number of frames, got {self.frames}")
-
-    def with_options(self, *, num_classes: int | None = None) -> ResNetConfig:
-        """The options every ResNet takes; any other keyword is a TypeError."""
-        return replace(self, num_classes=self.num_classes if num_classes is None else num_classes)
 
     @property
     def default_input(self) -> Shape:

@@ -49,15 +49,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from archs._blocks import ConvKind, VideoClassifier, init_resnet_weights
-from archs._registry import Family, Shape, Stages, register_arch
-from archs._weights import Layout, Preprocess, Pretrained
+from archs._blocks import ConvKind, ResidualStages, VideoClassifier, init_resnet_weights
+from archs._registry import ClassesOption, CroppedClip, Family, Shape, Stages, register_arch
+from archs._weights import PYTORCHVIDEO_BOTTLENECK, Layout, Preprocess, Pretrained
 
 __all__ = [
     "Bottleneck",
@@ -142,7 +142,7 @@ class Stem(nn.Module):
         return self.pool(self.relu(self.bn(self.conv(x))))
 
 
-class Pathway(nn.Module):
+class Pathway(ResidualStages):
     """One pathway: a stem and four stages of bottlenecks (``layer1``..``layer4`` = res2..res5).
 
     Args:
@@ -159,24 +159,13 @@ class Pathway(nn.Module):
     ) -> None:
         super().__init__()
         self.stem = Stem(width, stem_t)
-        self.layer1: nn.Sequential
-        self.layer2: nn.Sequential
-        self.layer3: nn.Sequential
-        self.layer4: nn.Sequential
-        in_ch = width
-        for i, (t, n, added) in enumerate(zip(kernels, depths, extra, strict=True)):
-            out_ch = width * 4 * 2**i
-            blocks = []
-            for j in range(n):
-                stride = 2 if (i > 0 and j == 0) else 1
-                blocks.append(Bottleneck(in_ch + (added if j == 0 else 0), out_ch // 4, out_ch, stride, t))
-                in_ch = out_ch
-            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
-        self.num_features = in_ch
 
-    @property
-    def stages(self) -> tuple[nn.Sequential, ...]:
-        return (self.layer1, self.layer2, self.layer3, self.layer4)
+        def block(i: int, j: int, in_ch: int, out_ch: int) -> Bottleneck:
+            stride = 2 if (i > 0 and j == 0) else 1
+            return Bottleneck(in_ch + (extra[i] if j == 0 else 0), out_ch // 4, out_ch, stride, kernels[i])
+
+        widths = [width * 4 * 2**i for i in range(len(depths))]
+        self.num_features = self.add_stages(width, widths, depths, block)
 
 
 class FastToSlow(nn.Module):
@@ -264,10 +253,7 @@ class SlowFastNet(VideoClassifier):
         is then the references' average of each pathway over space and time.
         """
         if self.fast is None or self.fuse is None or self.alpha is None:
-            slow = self.slow.stem(x)
-            for stage in self.slow.stages:
-                slow = stage(slow)
-            return slow
+            return self.slow.forward_stages(x)
         frames = int(x.shape[2])
         if frames % self.alpha:
             raise ValueError(
@@ -292,7 +278,7 @@ class SlowFastNet(VideoClassifier):
 
 
 @dataclass(frozen=True)
-class SlowFastConfig:
+class SlowFastConfig(ClassesOption, CroppedClip):
     """One Slow-only or SlowFast network: what :class:`SlowFastNet` is built from and what its spec says.
 
     Attributes:
@@ -310,14 +296,6 @@ class SlowFastConfig:
     frames: int = 32
     crop: int = 256
     num_classes: int = 400
-
-    def with_options(self, *, num_classes: int | None = None) -> SlowFastConfig:
-        """The options every Slow/SlowFast network takes; any other keyword is a TypeError."""
-        return replace(self, num_classes=self.num_classes if num_classes is None else num_classes)
-
-    @property
-    def default_input(self) -> Shape:
-        return (3, self.frames, self.crop, self.crop)
 
     @property
     def min_input(self) -> Shape:
@@ -351,16 +329,6 @@ _OURS = re.compile(
     r"^(?:(?P<path>slow|fast)\.(?:stem\.(?P<stem>conv|bn)|layer(?P<stage>[1-4])\.(?P<block>\d+)\.(?P<part>conv[123]|bn[123]|downsample\.[01]))"
     r"|fuse\.(?P<fuse>[0-3])\.(?P<fpart>conv|bn)|(?P<fc>fc))\.(?P<leaf>\w+)$"
 )
-_PTV_BLOCK = {
-    "conv1": "branch2.conv_a",
-    "bn1": "branch2.norm_a",
-    "conv2": "branch2.conv_b",
-    "bn2": "branch2.norm_b",
-    "conv3": "branch2.conv_c",
-    "bn3": "branch2.norm_c",
-    "downsample.0": "branch1_conv",
-    "downsample.1": "branch1_norm",
-}
 _PYSF_BLOCK = {
     "conv1": "branch2.a",
     "bn1": "branch2.a_bn",
@@ -398,7 +366,7 @@ def pytorchvideo_key(key: str, two_pathways: bool = True) -> str | None:
     where = f"multipathway_blocks.{0 if m['path'] == 'slow' else 1}." if two_pathways else ""
     if m["stem"]:
         return f"blocks.0.{where}{'conv' if m['stem'] == 'conv' else 'norm'}.{leaf}"
-    return f"blocks.{m['stage']}.{where}res_blocks.{m['block']}.{_PTV_BLOCK[m['part']]}.{leaf}"
+    return f"blocks.{m['stage']}.{where}res_blocks.{m['block']}.{PYTORCHVIDEO_BOTTLENECK[m['part']]}.{leaf}"
 
 
 def pyslowfast_key(key: str) -> str | None:

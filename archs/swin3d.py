@@ -52,15 +52,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from archs._blocks import ConvKind, DropPath, Mlp, VideoClassifier, on_meta
-from archs._registry import Family, Shape, Stages, register_arch
+from archs._blocks import ConvKind, DropPath, Mlp, VideoClassifier
+from archs._registry import ClassesOption, Family, Shape, Stages, register_arch
+from archs._vit import init_transformer_weights
 from archs._weights import IMAGENET_MEAN, IMAGENET_STD, Layout, Preprocess, Pretrained, Protocol, register_protocol
 
 __all__ = ["PatchMerging3d", "SwinBlock3d", "SwinConfig", "SwinTransformer3d", "WindowAttention3d"]
@@ -249,6 +250,11 @@ class SwinStage(nn.Module):
         return x if self.downsample is None else self.downsample(x)
 
 
+def _bias_table(module: nn.Module) -> tuple[Tensor, ...]:
+    """The learned table of a window attention (drawn where the initialisation walk meets it), none elsewhere."""
+    return (module.relative_position_bias_table,) if isinstance(module, WindowAttention3d) else ()
+
+
 class SwinTransformer3d(VideoClassifier):
     """A Video Swin Transformer (see the module docstring).
 
@@ -279,21 +285,7 @@ class SwinTransformer3d(VideoClassifier):
         self.norm = nn.LayerNorm(self.num_features)
         self.head = nn.Linear(self.num_features, num_classes)
         self.num_classes = num_classes
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        if on_meta(self):
-            return
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, WindowAttention3d):
-                nn.init.trunc_normal_(m.relative_position_bias_table, std=0.02)
+        init_transformer_weights(self, module_tables=_bias_table)
 
     def forward_features(self, x: Tensor) -> Tensor:
         return self.norm(self.layers(self.patch_embed(x))).permute(0, 4, 1, 2, 3)
@@ -307,7 +299,7 @@ class SwinTransformer3d(VideoClassifier):
 
 
 @dataclass(frozen=True)
-class SwinConfig:
+class SwinConfig(ClassesOption):
     """One Video Swin: what :class:`SwinTransformer3d` is built from and what its spec says.
 
     Attributes:
@@ -323,10 +315,6 @@ class SwinConfig:
     heads: tuple[int, ...]
     drop_path: float = 0.1
     num_classes: int = 400
-
-    def with_options(self, *, num_classes: int | None = None) -> SwinConfig:
-        """The options every Swin takes; any other keyword is a TypeError."""
-        return replace(self, num_classes=self.num_classes if num_classes is None else num_classes)
 
     @property
     def default_input(self) -> Shape:

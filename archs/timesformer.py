@@ -57,8 +57,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from archs._blocks import ConvKind, VideoClassifier
-from archs._registry import Family, Shape, Stages, register_arch
-from archs._vit import Attention, Mlp, PatchEmbed, init_vit_weights, key_map
+from archs._registry import Family, Stages, register_arch
+from archs._vit import Attention, Mlp, PatchEmbed, ViTConfig, huggingface_layer_rules, init_vit_weights, key_map
 from archs._weights import Layout, Preprocess, Pretrained, Protocol, identity, register_protocol
 
 __all__ = ["DividedBlock", "TemporalProjection", "TimeSformer", "TimeSformerConfig"]
@@ -184,17 +184,13 @@ class TimeSformer(VideoClassifier):
 
 
 @dataclass(frozen=True)
-class TimeSformerConfig:
-    """One TimeSformer: what :class:`TimeSformer` is built from and what its spec says.
+class TimeSformerConfig(ViTConfig):
+    """One TimeSformer (:class:`archs._vit.ViTConfig`): ViT-B/16's sizes by default.
 
-    Attributes:
-        dim: Token width.
-        depth: Blocks.
-        heads: Attention heads.
-        mlp_dim: MLP hidden width.
-        frames: Frames the time table is sized for (an option; 8, the paper's).
-        size: Side of the frames the spatial table is sized for (an option; 224).
-        num_classes: Logits (an option).
+    The tables are sized by default for the paper's clip, 8x224x224
+    (``TimeSformer_divST_8x32_224.yaml``); other ``frames`` and ``size`` fit other
+    checkpoints (TimeSformer-HR is 16x448, TimeSformer-L 96x224). The smallest
+    clip is one frame of one patch, 1x16x16.
     """
 
     dim: int = 768
@@ -203,43 +199,14 @@ class TimeSformerConfig:
     mlp_dim: int = 3072
     frames: int = 8
     size: int = 224
-    num_classes: int = 400
 
-    def __post_init__(self) -> None:
-        if self.frames < 1 or self.size < 16:
-            raise ValueError(f"frames must be at least 1 and size at least 16, got {self.frames} and {self.size}")
-
-    def with_options(
-        self, *, num_classes: int | None = None, frames: int | None = None, size: int | None = None
-    ) -> TimeSformerConfig:
-        """The options TimeSformer takes; any other keyword is a TypeError.
-
-        ``frames`` and ``size`` size the time and space tables (a checkpoint trained
-        on another clip: TimeSformer-HR is 16x448, TimeSformer-L 96x224); they are
-        also the default input.
-        """
-        given = {"num_classes": num_classes, "frames": frames, "size": size}
-        return replace(self, **{k: v for k, v in given.items() if v is not None})
-
-    @property
-    def default_input(self) -> Shape:
-        """The clip the tables are sized for; by default the paper's, 8x224x224 (``TimeSformer_divST_8x32_224.yaml``)."""
-        return (3, self.frames, self.size, self.size)
-
-    @property
-    def min_input(self) -> Shape:
-        """One frame of one patch, 1x16x16 (the tables interpolated to it)."""
-        return (3, 1, 16, 16)
+    model = TimeSformer
+    min_frames = 1
 
     @property
     def stages(self) -> Stages:
         """The patch embedding is 2D (per frame); the blocks factorise space and time as separable convolutions do ("sep")."""
         return (("patch_embed", ConvKind.TWO_D), ("blocks", ConvKind.SEPARABLE))
-
-    def build(self) -> TimeSformer:
-        return TimeSformer(
-            self.dim, self.depth, self.heads, self.mlp_dim, self.frames, self.size, num_classes=self.num_classes
-        )
 
 
 # ---------------------------------------------------------------------------------------- checkpoint layouts
@@ -256,12 +223,8 @@ to_huggingface = key_map(
         (r"blocks\.(\d+)\.temporal_attn\.qkv\.(\w+)", _HF_LAYER + r".\1.temporal_attention.attention.qkv.\2"),
         (r"blocks\.(\d+)\.temporal_attn\.proj\.(\w+)", _HF_LAYER + r".\1.temporal_attention.output.dense.\2"),
         (r"blocks\.(\d+)\.temporal_fc\.(\w+)", _HF_LAYER + r".\1.temporal_dense.\2"),
-        (r"blocks\.(\d+)\.norm1\.(\w+)", _HF_LAYER + r".\1.layernorm_before.\2"),
         (r"blocks\.(\d+)\.attn\.qkv\.(\w+)", _HF_LAYER + r".\1.attention.attention.qkv.\2"),
-        (r"blocks\.(\d+)\.attn\.proj\.(\w+)", _HF_LAYER + r".\1.attention.output.dense.\2"),
-        (r"blocks\.(\d+)\.norm2\.(\w+)", _HF_LAYER + r".\1.layernorm_after.\2"),
-        (r"blocks\.(\d+)\.mlp\.fc1\.(\w+)", _HF_LAYER + r".\1.intermediate.dense.\2"),
-        (r"blocks\.(\d+)\.mlp\.fc2\.(\w+)", _HF_LAYER + r".\1.output.dense.\2"),
+        *huggingface_layer_rules(_HF_LAYER),
         (r"norm\.(\w+)", r"timesformer.layernorm.\1"),
         (r"head\.(\w+)", r"classifier.\1"),
     ]

@@ -57,8 +57,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from archs._blocks import ConvKind, VideoClassifier
-from archs._registry import Family, Shape, Stages, register_arch
-from archs._vit import Block, PatchEmbed, init_vit_weights, key_map, sinusoid_table
+from archs._registry import Family, Stages, register_arch
+from archs._vit import Block, PatchEmbed, ViTConfig, huggingface_layer_rules, init_vit_weights, key_map, sinusoid_table
 from archs._weights import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -148,61 +148,25 @@ class VideoMAE(VideoClassifier):
 
 
 @dataclass(frozen=True)
-class VideoMAEConfig:
-    """One VideoMAE ViT: what :class:`VideoMAE` is built from and what its spec says.
+class VideoMAEConfig(ViTConfig):
+    """One VideoMAE ViT (:class:`archs._vit.ViTConfig`).
 
-    Attributes:
-        dim: Token width.
-        depth: Blocks.
-        heads: Attention heads.
-        mlp_dim: MLP hidden width.
-        frames: Frames of the clip the position table is sized for (an option; 16, the paper's).
-        size: Side of the frames the position table is sized for (an option; 224).
-        num_classes: Logits (an option).
+    The table is sized by default for the paper's clip, 16x224x224
+    (``--num_frames 16 --input_size 224``); other ``frames`` and ``size`` fit a
+    checkpoint fine-tuned on another clip. The smallest clip is one tubelet,
+    2x16x16 (one token).
     """
 
-    dim: int
-    depth: int
-    heads: int
-    mlp_dim: int
     frames: int = 16
     size: int = 224
-    num_classes: int = 400
 
-    def __post_init__(self) -> None:
-        if self.frames < 2 or self.size < 16:
-            raise ValueError(f"frames must be at least 2 and size at least 16, got {self.frames} and {self.size}")
-
-    def with_options(
-        self, *, num_classes: int | None = None, frames: int | None = None, size: int | None = None
-    ) -> VideoMAEConfig:
-        """The options every VideoMAE takes; any other keyword is a TypeError.
-
-        ``frames`` and ``size`` size the position table (a checkpoint fine-tuned on
-        another clip); they are also the default input.
-        """
-        given = {"num_classes": num_classes, "frames": frames, "size": size}
-        return replace(self, **{k: v for k, v in given.items() if v is not None})
-
-    @property
-    def default_input(self) -> Shape:
-        """The clip the table is sized for; by default the paper's, 16x224x224 (``--num_frames 16 --input_size 224``)."""
-        return (3, self.frames, self.size, self.size)
-
-    @property
-    def min_input(self) -> Shape:
-        """One tubelet, 2x16x16 (one token; the position table interpolated to it)."""
-        return (3, 2, 16, 16)
+    model = VideoMAE
+    min_frames = 2
 
     @property
     def stages(self) -> Stages:
         """The tubelet embedding is a 3D convolution; every block attends jointly over space and time (3D)."""
         return (("patch_embed", ConvKind.THREE_D), ("blocks", ConvKind.THREE_D))
-
-    def build(self) -> VideoMAE:
-        return VideoMAE(
-            self.dim, self.depth, self.heads, self.mlp_dim, self.frames, self.size, num_classes=self.num_classes
-        )
 
 
 # ---------------------------------------------------------------------------------------- checkpoint layouts
@@ -213,12 +177,8 @@ HF_PREFIX = "videomae.encoder.layer"
 to_huggingface = key_map(
     [
         (r"patch_embed\.proj\.(\w+)", r"videomae.embeddings.patch_embeddings.projection.\1"),
-        (r"blocks\.(\d+)\.norm1\.(\w+)", HF_PREFIX + r".\1.layernorm_before.\2"),
         (r"blocks\.(\d+)\.attn\.(qkv\.weight|q_bias|v_bias)", HF_PREFIX + r".\1.attention.attention.\2"),
-        (r"blocks\.(\d+)\.attn\.proj\.(\w+)", HF_PREFIX + r".\1.attention.output.dense.\2"),
-        (r"blocks\.(\d+)\.norm2\.(\w+)", HF_PREFIX + r".\1.layernorm_after.\2"),
-        (r"blocks\.(\d+)\.mlp\.fc1\.(\w+)", HF_PREFIX + r".\1.intermediate.dense.\2"),
-        (r"blocks\.(\d+)\.mlp\.fc2\.(\w+)", HF_PREFIX + r".\1.output.dense.\2"),
+        *huggingface_layer_rules(HF_PREFIX),
         (r"fc_norm\.(\w+)", r"fc_norm.\1"),
         (r"head\.(\w+)", r"classifier.\1"),
     ]

@@ -59,9 +59,17 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from archs._blocks import ConvKind, SqueezeExcitation, Swish, Triple, VideoClassifier, init_resnet_weights
-from archs._registry import Family, Shape, Stages, register_arch
-from archs._weights import Layout, Preprocess, Pretrained, Protocol, register_protocol
+from archs._blocks import (
+    ConvKind,
+    ResidualStages,
+    SqueezeExcitation,
+    Swish,
+    VideoClassifier,
+    channelwise_conv,
+    init_resnet_weights,
+)
+from archs._registry import CroppedClip, Family, Shape, Stages, register_arch
+from archs._weights import Layout, Preprocess, Pretrained, Protocol, pytorchvideo_net_key, register_protocol
 from archs.resnet import Bottleneck
 
 __all__ = [
@@ -91,11 +99,12 @@ def round_width(width: float, multiplier: float, min_width: int = 8, divisor: in
 
 
 @dataclass(frozen=True)
-class X3DConfig:
+class X3DConfig(CroppedClip):
     """One X3D: its expansion factors and the training input that its published cost refers to.
 
     Attributes:
-        frames: Frames of the training clip.
+        frames: Frames of the training clip (with ``crop``, the default input: the clip whose MACs the
+            PySlowFast model zoo reports).
         crop: Side of the training crop.
         frame_stride: Sampling rate of the clips (every k-th decoded frame).
         test_crop: Side of the three crops of the 30-view test (the short side is resized to it).
@@ -145,11 +154,6 @@ class X3DConfig:
         return tuple(math.ceil(self.depth_factor * d) for d in _BASE_DEPTHS)
 
     @property
-    def default_input(self) -> Shape:
-        """The training clip whose MACs the PySlowFast model zoo reports."""
-        return (3, self.frames, self.crop, self.crop)
-
-    @property
     def min_input(self) -> Shape:
         """One frame (nothing strides in time) of 32x32 (the stem and four stages halve space)."""
         return (3, 1, 32, 32)
@@ -161,13 +165,6 @@ class X3DConfig:
 
     def build(self) -> X3D:
         return X3D(self)
-
-
-def _channelwise(width: int, stride: Triple) -> nn.Conv3d:
-    """The channel-wise 3x3x3 of a block, striding as given."""
-    kind = ConvKind.CHANNELWISE
-    (part,) = kind.parts(3, stride)
-    return nn.Conv3d(width, width, *part, groups=kind.groups(width), bias=False)
 
 
 def _stem(width: int, norm: partial[nn.BatchNorm3d]) -> nn.Sequential:
@@ -184,7 +181,7 @@ def _stem(width: int, norm: partial[nn.BatchNorm3d]) -> nn.Sequential:
     )
 
 
-class X3D(VideoClassifier):
+class X3D(ResidualStages, VideoClassifier):
     """X3D as pytorchvideo builds it, returning logits and pooling adaptively (see the module docstring).
 
     ``forward_features`` ends after conv5 (its BN and ReLU): the last map,
@@ -196,30 +193,22 @@ class X3D(VideoClassifier):
         super().__init__()
         norm = partial(nn.BatchNorm3d, eps=BN_EPS)
         self.stem = _stem(config.stem_width, norm)
-        in_ch = config.stem_width
-        self.layer1: nn.Sequential
-        self.layer2: nn.Sequential
-        self.layer3: nn.Sequential
-        self.layer4: nn.Sequential
-        for i, (width, depth) in enumerate(zip(config.widths, config.depths, strict=True)):
+
+        def block(i: int, j: int, in_ch: int, width: int) -> Bottleneck:
             inner = int(config.bottleneck_factor * width)
-            blocks = []
-            for j in range(depth):
-                blocks.append(
-                    Bottleneck(
-                        in_ch,
-                        inner,
-                        width,
-                        (1, 2, 2) if j == 0 else (1, 1, 1),
-                        _channelwise,
-                        norm,
-                        se=SqueezeExcitation(inner, round_width(inner, 1 / 16)) if j % 2 == 0 else None,
-                        act2=Swish(),
-                        shortcut_norm=False,
-                    )
-                )
-                in_ch = width
-            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
+            return Bottleneck(
+                in_ch,
+                inner,
+                width,
+                (1, 2, 2) if j == 0 else (1, 1, 1),
+                channelwise_conv,
+                norm,
+                se=SqueezeExcitation(inner, round_width(inner, 1 / 16)) if j % 2 == 0 else None,
+                act2=Swish(),
+                shortcut_norm=False,
+            )
+
+        in_ch = self.add_stages(config.stem_width, config.widths, config.depths, block)
         inner = int(config.bottleneck_factor * in_ch)  # conv5 widens to res5's inner width (X3DHead dim_inner)
         self.conv5 = nn.Conv3d(in_ch, inner, 1, bias=False)
         self.bn5 = norm(inner)
@@ -234,10 +223,7 @@ class X3D(VideoClassifier):
         init_resnet_weights(self)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        x = self.stem(x)
-        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
-            x = stage(x)
-        return self.relu5(self.bn5(self.conv5(x)))
+        return self.relu5(self.bn5(self.conv5(self.forward_stages(x))))
 
     def forward_head(self, x: Tensor) -> Tensor:
         x = self.relu_lin5(self.lin5(self.avgpool(x)))
@@ -253,21 +239,18 @@ class X3D(VideoClassifier):
 # Our keys: stem.{spatial,temporal,bn}, layer<s>.<b>.{conv1,bn1,conv2,bn2,se.fc1,se.fc2,conv3,bn3,downsample.<0|1>},
 # conv5, bn5, lin5, fc.
 
-_PTV_BLOCK = {
-    "conv1": "branch2.conv_a",
-    "bn1": "branch2.norm_a",
-    "conv2": "branch2.conv_b",
+_PTV_BLOCK = {  # where pytorchvideo's X3D block differs from PYTORCHVIDEO_BOTTLENECK, and its SE
     "bn2": "branch2.norm_b.0",  # norm_b is Sequential(BatchNorm3d, SqueezeExcitation or Identity)
-    "conv3": "branch2.conv_c",
-    "bn3": "branch2.norm_c",
+    "se.fc1": "branch2.norm_b.1.block.0",  # fvcore SE: (conv, ReLU, conv, sigmoid)
+    "se.fc2": "branch2.norm_b.1.block.2",
 }
-_PTV_SE = {
-    "fc1": "branch2.norm_b.1.block.0",
-    "fc2": "branch2.norm_b.1.block.2",
-}  # fvcore SE: (conv, ReLU, conv, sigmoid)
-_PTV_SHORTCUT = {"0": "branch1_conv", "1": "branch1_norm"}
 _PTV_STEM = {"spatial": "conv.conv_t", "temporal": "conv.conv_xy", "bn": "norm"}  # names swapped in create_x3d_stem
-_PTV_HEAD = {"conv5": "blocks.5.pool.pre_conv", "bn5": "blocks.5.pool.pre_norm", "lin5": "blocks.5.pool.post_conv"}
+_PTV_HEAD = {
+    "conv5": "blocks.5.pool.pre_conv",
+    "bn5": "blocks.5.pool.pre_norm",
+    "lin5": "blocks.5.pool.post_conv",
+    "fc": "blocks.5.proj",
+}
 
 
 def pytorchvideo_key(key: str) -> str | None:
@@ -278,24 +261,7 @@ def pytorchvideo_key(key: str) -> str | None:
     ``conv5`` / ``bn5`` / ``lin5`` -> ``blocks.5.pool.{pre_conv,pre_norm,post_conv}`` (its ``ProjectedPool``);
     ``fc`` -> ``blocks.5.proj``.
     """
-    first, *rest = key.split(".")
-    if first == "stem" and len(rest) >= 2 and rest[0] in _PTV_STEM:
-        return ".".join(["blocks.0", _PTV_STEM[rest[0]], *rest[1:]])
-    if first in _PTV_HEAD:
-        return ".".join([_PTV_HEAD[first], *rest])
-    if first == "fc":
-        return ".".join(["blocks.5.proj", *rest])
-    if not first.startswith("layer") or len(rest) < 3:
-        return None
-    block = f"blocks.{first[len('layer') :]}.res_blocks.{rest[0]}"
-    name, tail = rest[1], rest[2:]
-    if name in _PTV_BLOCK:
-        return ".".join([block, _PTV_BLOCK[name], *tail])
-    if name == "se" and tail[0] in _PTV_SE:
-        return ".".join([block, _PTV_SE[tail[0]], *tail[1:]])
-    if name == "downsample" and tail[0] in _PTV_SHORTCUT:
-        return ".".join([block, _PTV_SHORTCUT[tail[0]], *tail[1:]])
-    return None
+    return pytorchvideo_net_key(key, _PTV_STEM, _PTV_HEAD, _PTV_BLOCK)
 
 
 _PYSF_BLOCK = {"conv1": "a", "bn1": "a_bn", "conv2": "b", "bn2": "b_bn", "conv3": "c", "bn3": "c_bn"}
