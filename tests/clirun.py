@@ -80,7 +80,7 @@ def made_once(
     base of its own in one folder of the session: the folder is made there, by the first process that asks,
     under a file lock; another process that asks meanwhile waits for it, then reads what it left (a module-
     scoped fixture alone runs again in every test process that runs one of its tests). A ``make`` that
-    raised leaves no folder: the next process to ask makes it again.
+    raised leaves no record of what it returned: the next process to ask makes the folder again.
     """
     import fcntl
 
