@@ -2,18 +2,15 @@
 
 import itertools
 import json
-import os
 import random
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from clirun import ROOT, vbench, vbench_env, vbench_here
 
-from bench.cli import app
 from bench.errors import UsageError
 from bench.measure.rows import make_row
 from bench.results.merge import merge_runs
@@ -25,9 +22,6 @@ from bench.run.shard import assign_shards, parse_shard, prepare_sweep, remaining
 
 pytestmark = pytest.mark.slow  # worker processes and signals: the slow tier, which CI always runs
 
-runner = CliRunner()
-PLUGINS = str(Path(__file__).parent / "plugins")
-ROOT = Path(__file__).parent.parent
 STATIC = Request(archs=["r3d_18", "mc3_18", "r2d_18", "rmc4_18", "fr2d_18"], device="cpu", static=True,
                  batches=[1, 2])  # fmt: skip
 
@@ -102,9 +96,9 @@ def test_only_missing_measures_only_what_a_run_lacks(tmp_path):
 
 def test_only_missing_through_the_command_line(tmp_path):
     args = ["profile", "--arch", "r3d_18", "--arch", "mc3_18", "--static", "--out", str(tmp_path)]
-    assert runner.invoke(app, [*args, "--shard", "1/2"]).exit_code == 0
-    result = runner.invoke(app, [*args, "--only-missing"])
-    assert result.exit_code == 0 and "kept 1 rows of the folder; measured 1" in result.output
+    assert vbench_here(*args, "--shard", "1/2").returncode == 0
+    result = vbench_here(*args, "--only-missing")
+    assert result.returncode == 0 and "kept 1 rows of the folder; measured 1" in result.stdout + result.stderr
     assert sorted(r["arch"] for r in load_results(tmp_path)[0]) == ["mc3_18", "r3d_18"]
 
 
@@ -125,7 +119,7 @@ def test_gpu_slots_run_one_worker_each_and_a_crash_loses_nothing(tmp_path):
         from bench.run.plugins import load_plugins
         run_plan(plan, Path({str(tmp_path / "run")!r}), slots=("0", "1"), plugins=load_plugins(["fake_archs"]))
     """)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([PLUGINS, str(ROOT)]), VBENCH_SLOT_LOG=str(log))
+    env = vbench_env({"VBENCH_SLOT_LOG": str(log)}, plugins=True, path=[ROOT])
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
     rows = load_results(tmp_path / "run")[0]
@@ -149,15 +143,20 @@ def test_counting_in_parallel_processes_gives_the_same_plan():
 
 
 def test_submitit_local_executor_runs_a_sharded_sweep_end_to_end(tmp_path):
+    """Also issue 19's item 12b: every shard folder gets its Markdown table (``run_shard`` left it empty)."""
     pytest.importorskip("submitit")
     out = tmp_path / "run"
-    result = runner.invoke(app, ["profile", "--arch", "r3d_18", "--arch", "mc3_18", "--static", "--executor", "local",
-                                 "--shards", "2", "--out", str(out)])  # fmt: skip
-    assert result.exit_code == 0, result.output
+    result = vbench_here("profile", "--arch", "r3d_18", "--arch", "mc3_18", "--static", "--executor", "local",
+                         "--shards", "2", "--out", out)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
     rows, env = load_results(out)
     assert sorted(r["arch"] for r in rows) == ["mc3_18", "r3d_18"] and all(r["status"] == "ok" for r in rows)
     assert sorted(p.name for p in (out / "shards").iterdir()) == ["1-of-2", "2-of-2"]
     assert len(env["merged_from"]) == 2
+    tables = {p.parent.name: p.read_text() for p in (out / "shards").glob("*/results.md")}
+    assert set(tables) == {"1-of-2", "2-of-2"}
+    held = [arch for text in tables.values() for arch in ("r3d_18", "mc3_18") if f"| {arch} |" in text]
+    assert sorted(held) == ["mc3_18", "r3d_18"]
 
 
 def test_a_killed_array_task_loses_no_other_task_rows_and_its_rest_becomes_error_rows(tmp_path):
@@ -167,9 +166,7 @@ def test_a_killed_array_task_loses_no_other_task_rows_and_its_rest_becomes_error
             "--plugin", "fake_archs", "--device", "cpu", "--warmup", "0", "--repeats", "2", "--batch", "1,2",
             "--executor", "local", "--shards", "2", "--out", str(out)]  # fmt: skip
     # In a subprocess, so that the fake architectures stay out of this process's registry.
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([PLUGINS, str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, "-m", "bench.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=300, cwd=tmp_path)  # fmt: skip
+    proc = vbench(*args, cwd=tmp_path, plugins=True, path=[ROOT])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "failed" in proc.stdout and "recorded as error/timeout rows" in proc.stdout
     rows = load_results(out)[0]
@@ -201,8 +198,8 @@ def test_a_killed_array_task_loses_no_other_task_rows_and_its_rest_becomes_error
 )
 def test_bad_sweep_options_exit_2_with_one_line(args, message, tmp_path):
     out = [] if "--only-missing" in args else ["--out", str(tmp_path / "out")]
-    result = runner.invoke(app, ["profile", "--arch", "r3d_18", "--static", "--device", "cpu", *args, *out])
-    assert result.exit_code == 2, result.output
+    result = vbench_here("profile", "--arch", "r3d_18", "--static", "--device", "cpu", *args, *out)
+    assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
@@ -228,11 +225,11 @@ def test_merging_runs_from_different_machines_is_refused(tmp_path):
 
     a = save("a", {"device_name": "NVIDIA H100", "torch_version": "2.13.0"})
     b = save("b", {"device_name": "NVIDIA A100", "torch_version": "2.13.0"})
-    result = runner.invoke(app, ["merge", a, b, "--out", str(tmp_path / "m")])
-    assert result.exit_code == 2 and "different device_name" in result.stderr and "--allow-mixed" in result.stderr
+    result = vbench_here("merge", a, b, "--out", tmp_path / "m")
+    assert result.returncode == 2 and "different device_name" in result.stderr and "--allow-mixed" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "m").exists()
-    result = runner.invoke(app, ["merge", a, b, "--out", str(tmp_path / "m"), "--allow-mixed"])
-    assert result.exit_code == 1  # merged, but both hold the same configuration
-    assert "configurations held twice" in result.output
-    missing = runner.invoke(app, ["merge", str(tmp_path / "nope"), "--out", str(tmp_path / "m2")])
-    assert missing.exit_code == 2 and "no run folder" in missing.stderr
+    result = vbench_here("merge", a, b, "--out", tmp_path / "m", "--allow-mixed")
+    assert result.returncode == 1  # merged, but both hold the same configuration
+    assert "configurations held twice" in result.stdout + result.stderr
+    missing = vbench_here("merge", tmp_path / "nope", "--out", tmp_path / "m2")
+    assert missing.returncode == 2 and "no run folder" in missing.stderr

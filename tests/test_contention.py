@@ -323,23 +323,19 @@ def test_contended_latencies_are_left_out_of_the_scaling_fits_unless_asked():
 
 
 def test_report_marks_contended_rows_and_include_contended_puts_them_back(tmp_path):
+    from clirun import vbench_here
     from test_bench_report import _costs, _save
-    from typer.testing import CliRunner
-
-    from bench.cli import app
 
     rows = _costs()
     rows[2]["contended"] = True
     run = _save(tmp_path / "run", rows)
-    result = CliRunner().invoke(app, ["report", str(run), "--out", str(tmp_path / "r"), "--no-plots"])
-    assert result.exit_code == 0, result.output
+    result = vbench_here("report", run, "--out", tmp_path / "r", "--no-plots")
+    assert result.returncode == 0, result.stdout + result.stderr
     text = (tmp_path / "r" / "report.md").read_text()
     assert "4.00 (contended)" in text
     assert "left out of the scaling fits and the latency Pareto front" in text
-    again = CliRunner().invoke(
-        app, ["report", str(run), "--out", str(tmp_path / "r2"), "--no-plots", "--include-contended"]
-    )
-    assert again.exit_code == 0, again.output
+    again = vbench_here("report", run, "--out", tmp_path / "r2", "--no-plots", "--include-contended")
+    assert again.returncode == 0, again.stdout + again.stderr
     assert "included in the scaling fits" in (tmp_path / "r2" / "report.md").read_text()
 
 
@@ -464,11 +460,9 @@ def test_rounds_interleave_the_architectures_in_fresh_workers(tmp_path, monkeypa
 
 
 def test_bad_rounds_or_settle_are_one_line_and_exit_2():
-    from typer.testing import CliRunner
-
-    from bench.cli import app
+    from clirun import vbench_here
 
     for args, message in ((["--rounds", "0"], "--rounds must be 1 or more"), (["--settle", "-1"], "--settle")):
-        result = CliRunner().invoke(app, ["profile", "--arch", "r3d_18", "--device", "cpu", *args])
-        assert result.exit_code == 2, result.output
+        result = vbench_here("profile", "--arch", "r3d_18", "--device", "cpu", *args)
+        assert result.returncode == 2, result.stdout + result.stderr
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -8,25 +8,19 @@ worker; the real signal test starts processes and is in the slow tier.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from clirun import ROOT, command, vbench, vbench_env, vbench_here
 from waiting import until
 
-from bench.cli import app
 from bench.results.store import write_rows
 from bench.run.lifetime import RunInterrupted
 from bench.run.rounds import combine_rounds
 
-runner = CliRunner()
-ROOT = Path(__file__).resolve().parent.parent
-PLUGINS = str(Path(__file__).parent / "plugins")
 ENV = {"torch_version": "2.13.0", "vbench_version": "0.1", "cpu_name": "test cpu", "torch_threads": 2,
        "device_name": "test cpu"}  # fmt: skip
 
@@ -57,8 +51,8 @@ def test_merge_rounds_combines_the_runs_as_profile_rounds_combines_its_rounds(tm
         [_row("a", [39, 40, 41], contended=True), _row("b", [22, 23, 24])],
     ]
     runs = [_run(tmp_path, f"r{i}", rows) for i, rows in enumerate(rounds)]
-    result = runner.invoke(app, ["merge", "--rounds", *runs, "--out", str(tmp_path / "m")])
-    assert result.exit_code == 0, result.output
+    result = vbench_here("merge", "--rounds", *runs, "--out", str(tmp_path / "m"))
+    assert result.returncode == 0, result.stdout + result.stderr
     rows = _merged(tmp_path / "m")
     # a: the median of the quiet rounds' medians, 10 and 12 (the contended round's 40 is left out).
     assert rows["a"]["latency_ms"] == 11.0 and rows["a"]["round_latency_ms"] == [10.0, 12.0, 40.0]
@@ -82,19 +76,20 @@ def test_base_and_head_merged_from_alternating_rounds_go_through_compare(tmp_pat
     base = [_run(tmp_path, f"base{i}", [_row("a", [t - 1, t, t + 1] * 4)]) for i, t in enumerate((10, 10.2, 9.9))]
     head = [_run(tmp_path, f"head{i}", [_row("a", [t - 1, t, t + 1] * 4)]) for i, t in enumerate((10.1, 15, 10))]
     for side, runs in (("base", base), ("head", head)):
-        assert runner.invoke(app, ["merge", "--rounds", *runs, "--out", str(tmp_path / side)]).exit_code == 0
+        assert vbench_here("merge", "--rounds", *runs, "--out", str(tmp_path / side)).returncode == 0
     rows, env = load_results(tmp_path / "head")  # the merged folder reads back as a checked run
     assert rows[0]["latency_ms"] == 10.1 and env["rounds"] == 3  # the drifted round moves nothing
-    result = runner.invoke(app, ["compare", str(tmp_path / "base"), str(tmp_path / "head")])
-    assert result.exit_code == 0, result.output
+    result = vbench_here("compare", str(tmp_path / "base"), str(tmp_path / "head"))
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_merge_rounds_lists_a_configuration_some_rounds_lack_and_exits_1(tmp_path):
     a = _run(tmp_path, "r1", [_row("a", [9, 10, 11]), _row("b", [20, 21, 22])])
     b = _run(tmp_path, "r2", [_row("a", [11, 12, 13])])
-    result = runner.invoke(app, ["merge", "--rounds", a, b, "--out", str(tmp_path / "m")])
-    assert result.exit_code == 1
-    assert "configurations some rounds lack" in result.output and "(1 of 2)" in result.output
+    result = vbench_here("merge", "--rounds", a, b, "--out", str(tmp_path / "m"))
+    assert result.returncode == 1
+    said = result.stdout + result.stderr
+    assert "configurations some rounds lack" in said and "(1 of 2)" in said
     rows = _merged(tmp_path / "m")
     assert rows["a"]["rounds"] == 2 and rows["b"]["rounds"] == 1 and rows["b"]["latency_ms"] == 21.0
 
@@ -112,8 +107,8 @@ def test_merge_rounds_refuses_bad_input_in_one_line_with_exit_2(tmp_path):
         ([a, b], "different cpu_name"),
         ([static, static2], "no timed row"),
     ):
-        result = runner.invoke(app, ["merge", "--rounds", *args, "--out", str(tmp_path / "m")])
-        assert result.exit_code == 2, (args, result.output)
+        result = vbench_here("merge", "--rounds", *args, "--out", str(tmp_path / "m"))
+        assert result.returncode == 2, (args, (result.stdout + result.stderr))
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert not (tmp_path / "m").exists()
 
@@ -165,21 +160,23 @@ def test_a_rounds_run_interrupted_in_round_2_keeps_each_configuration_from_its_f
 
 def test_rounds_with_an_executor_is_refused_in_one_line_with_exit_2():
     for extra in (["--rounds", "2"], ["--settle", "5"]):
-        result = runner.invoke(app, ["profile", "--arch", "r3d_18", "--device", "cpu", "--executor", "local", *extra])
-        assert result.exit_code == 2, result.output
+        result = vbench_here("profile", "--arch", "r3d_18", "--device", "cpu", "--executor", "local", *extra)
+        assert result.returncode == 2, result.stdout + result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "do not go with --executor" in lines[0], result.stderr
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_in_round_2_keeps_the_finished_rounds_and_the_resume_command_finishes_the_run(tmp_path, sig):
+def test_a_signal_in_round_2_keeps_the_finished_rounds_and_the_resume_command_finishes_the_run(tmp_path):
+    """SIGTERM to a real run in round 2. (Ctrl-C in round 2 is the in-process test above, exit 130; what a
+    signal does to every run, Ctrl-C's SIGINT and SIGTERM both, is test_trust_runs.py's signal test.)"""
+    sig = signal.SIGTERM
     out, mark = tmp_path / "run", tmp_path / "first"
-    env = dict(os.environ, PYTHONPATH=PLUGINS, ROUND_HANG_MARK=str(mark))
+    env = vbench_env({"ROUND_HANG_MARK": str(mark)}, plugins=True)
     args = ["profile", "--arch", "fake_ok", "--arch", "round_hang", "--plugin", "fake_archs", "--plugin",
             "round_archs", "--device", "cpu", "--warmup", "0", "--repeats", "2", "--rounds", "2", "--out", str(out)]  # fmt: skip
-    run = subprocess.Popen([sys.executable, "-m", "bench.cli", *args], cwd=ROOT, env=env, text=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    run = subprocess.Popen([*command(), *args], cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)  # fmt: skip
     try:
         # round_hang's second worker (round 2) hangs once it has noted its pid.
         until("round 2's hanging worker", lambda: mark.with_suffix(".hanging").exists(), 120)
@@ -196,9 +193,7 @@ def test_a_signal_in_round_2_keeps_the_finished_rounds_and_the_resume_command_fi
     assert "kept 2 rows (1 from fewer rounds than asked: measured again)" in err and "Traceback" not in err
     argv = shlex.split(err.split("finish with: ", 1)[1].strip())
     assert argv[:2] == ["vbench", "profile"] and "--only-missing" in argv and "--rounds" in argv
-    env.pop("ROUND_HANG_MARK")
-    done = subprocess.run([sys.executable, "-m", "bench.cli", *argv[1:]], cwd=ROOT, env=env, text=True,
-                          capture_output=True, timeout=300)  # fmt: skip
+    done = vbench(*argv[1:], plugins=True)  # without ROUND_HANG_MARK: no hang this time
     assert done.returncode == 0, done.stderr
     doc = json.loads((out / "results.json").read_text())
     assert doc["state"] == "complete"

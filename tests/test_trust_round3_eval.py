@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import av
+import clirun
 import numpy as np
 import pytest
+from clirun import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-VBENCH = str(Path(sys.executable).parent / "vbench")
+VBENCH = clirun.command(script=True)[0]
 
 
 # ---------------------------------------------------------------- helpers
@@ -44,9 +45,8 @@ def write_video(path: Path, level: int, n: int = 16, height: int = 32, width: in
 
 
 def vbench(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [VBENCH, *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout, env={**os.environ, **(env or {})}
-    )
+    """The installed ``vbench ARGS`` (:func:`clirun.vbench`), from the repository's root."""
+    return clirun.vbench(*args, env=env, timeout=timeout, script=True)
 
 
 def shell(command: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

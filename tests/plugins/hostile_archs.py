@@ -5,7 +5,7 @@ On the meta device (counting) they behave like a tiny network; on a real device:
 - ``hostile_spoof`` prints look-alikes of result messages, half lines, invalid
   UTF-8 and rich markup on stdout and stderr, and reads stdin;
 - ``hostile_markup`` raises an error full of markup, Markdown and HTML;
-- ``hostile_fork`` forks a child that sleeps (its pid goes to ``$HOSTILE_PIDS``);
+- ``hostile_fork`` forks a child that sleeps (its pid goes to ``$HOSTILE_PIDS``, a line ``PID fork``);
 - ``hostile_hang`` never returns while ``$HOSTILE_HANG`` is set (pid to ``$HOSTILE_PIDS``),
   and forks a sleeping child too;
 - ``hostile_none`` returns None; ``hostile_shape`` returns 7 classes, even on meta;
@@ -33,18 +33,19 @@ _SPEC = {"default_input": (3, 2, 4, 4), "min_input": (3, 1, 1, 1), "paper": "tes
 FAKE_ROW = {"arch": "spoofed", "status": "ok", "latency_ms": 0.001}
 
 
-def _note_pid(pid: int) -> None:
+def _note_pid(pid: int, behaviour: str) -> None:
+    """A line ``PID BEHAVIOUR`` in ``$HOSTILE_PIDS``: one run of several hostile models tells whose process it is."""
     if os.environ.get("HOSTILE_PIDS"):
         with open(os.environ["HOSTILE_PIDS"], "a") as f:
-            f.write(f"{pid}\n")
+            f.write(f"{pid} {behaviour}\n")
 
 
-def _sleeping_child() -> None:
+def _sleeping_child(behaviour: str) -> None:
     pid = os.fork()
     if pid == 0:  # the child: sleeps, holding whatever the parent had open
         time.sleep(300)
         os._exit(0)
-    _note_pid(pid)
+    _note_pid(pid, behaviour)
 
 
 class Hostile(nn.Module):
@@ -72,10 +73,10 @@ class Hostile(nn.Module):
             )
         if real and self.behaviour == "fork" and not self.done:
             self.done = True
-            _sleeping_child()
+            _sleeping_child("fork")
         if real and self.behaviour == "hang" and os.environ.get("HOSTILE_HANG"):
-            _sleeping_child()
-            _note_pid(os.getpid())
+            _sleeping_child("hang")
+            _note_pid(os.getpid(), "hang")
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -91,7 +92,7 @@ class Hostile(nn.Module):
             import subprocess
 
             child = subprocess.Popen(["sleep", "300"], start_new_session=True)
-            _note_pid(child.pid)
+            _note_pid(child.pid, "daemon")
             pid = os.fork()
             if pid == 0:
                 os.setsid()
@@ -99,7 +100,7 @@ class Hostile(nn.Module):
                 if grandchild == 0:
                     time.sleep(300)
                     os._exit(0)
-                _note_pid(grandchild)
+                _note_pid(grandchild, "daemon")
                 os._exit(0)
             os.waitpid(pid, 0)
         if real and self.behaviour == "exit":
