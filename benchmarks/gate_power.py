@@ -389,7 +389,7 @@ def _report(
         f"base and a head, each timed by `vbench profile` "
         + (
             f"in {args.rounds} rounds, a worker of its own in each (`--rounds {args.rounds}`, every side of a chunk "
-            "once per round"
+            "once per round; "
             if args.rounds > 1
             else "in a worker of its own ("
         )
