@@ -159,7 +159,7 @@ def _marks(folder: Path, name: str) -> tuple[int, int]:
     """(round, forwards) of ``name`` so far: how many worker processes have run a forward of it, and how many
     forwards the latest has run; (0, -1) before its first."""
     try:
-        pids = (folder / name).read_text().split()
+        pids = (folder / name).read_text().split("\n")[:-1]  # whole lines: a worker may be writing the last
     except OSError:
         return 0, -1
     if not pids:
@@ -205,7 +205,8 @@ def contend(
 
         while not at(start):
             time.sleep(POLL_S)
-        if done.is_set() or _marks(folder, name) < (r, start):
+        got_round, got = _marks(folder, name)
+        if done.is_set() or got_round != r or got < start:  # the run ended or went past this round
             missed.append(f"{name} round {r}: never started")
             continue
         _hold(procs, True)

@@ -181,6 +181,19 @@ def test_contended_rounds_are_left_out_of_the_round_test():
     assert change.p == pytest.approx(1 / math.comb(9, 4))
 
 
+def test_rounds_left_too_few_by_contention_are_inconclusive_not_tested_on_samples():
+    # Five rounds a side would reach alpha; four of the head's were contended, and the one quiet worker's samples
+    # are what rounds avoid testing. Whatever the ratio: within the tolerance too.
+    base = _rounds_row([10.0, 10.1, 10.2, 10.3, 10.4])
+    for medians in ([12.0, 30.0, 30.1, 30.2, 30.3], [10.1, 30.0, 30.1, 30.2, 30.3]):
+        head = _rounds_row(medians, contended=[False, True, True, True, True], seed=1)
+        comparison = compare_rows([base], [head])
+        (change,) = comparison.changes
+        assert (change.mark, change.verdict) == ("?", "inconclusive")
+        assert change.note == "too few quiet rounds: 5 of 5 and 1 of 5"
+        assert comparison.exit_code == 4
+
+
 def test_too_few_rounds_fall_back_to_the_samples_and_say_so():
     base = _rounds_row([10.0, 10.1, 10.2])
     head = _rounds_row([12.0, 12.1, 12.2], seed=1)
@@ -267,8 +280,10 @@ def test_a_cpu_rows_peak_rss_fails_only_beyond_its_noise_between_processes():
     assert (change.mark, change.verdict, change.fails) == ("~", "more memory", False)
     assert change.note == "peak RSS: within its noise between processes"
     assert compare_rows([base], [head]).exit_code == 0
-    (less,) = compare_rows([head], [base]).changes
-    assert (less.mark, less.fails) == ("-", False)
+    (less,) = compare_rows([head], [base]).changes  # noise is not an improvement either
+    assert (less.mark, less.verdict, less.fails) == ("~", "less memory", False)
+    (shrunk,) = compare_rows([base], [_row(peak_mem_mib=301.5 * 0.74)]).changes
+    assert (shrunk.mark, shrunk.fails) == ("-", False)
     # Beyond 25 %, the growth is a regression on the CPU too; on CUDA, beyond the tolerance (above).
     (grown,) = compare_rows([base], [_row(peak_mem_mib=301.5 * 1.26)]).changes
     assert (grown.mark, grown.fails, grown.note) == ("+", True, "")

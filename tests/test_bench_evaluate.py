@@ -662,6 +662,20 @@ def test_the_evaluations_own_options_are_checked_in_one_place():
             check_eval_options(**options)
 
 
+def test_the_groups_signal_reported_outside_the_loop_is_an_interruption_too(tmp_path, videos, monkeypatch):
+    # torch's SIGCHLD handler can raise the DataLoader's RuntimeError wherever the main thread is.
+    def dies(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("DataLoader worker (pid 12) is killed by signal: Terminated. ")
+
+    monkeypatch.setattr("bench.commands.evaluate._build_model", _toy_build)
+    monkeypatch.setattr("bench.evaluate.loop.evaluate", dies)
+    (tmp_path / "w.pt").write_bytes(b"x")
+    result = CliRunner().invoke(_app(), ["evaluate", "--arch", "mc3_18", "--weights", str(tmp_path / "w.pt"),
+                                         "--data", str(videos), "--workers", "0", "--out", str(tmp_path / "o")])  # fmt: skip
+    assert result.exit_code == 143, result.output
+    assert result.stderr.startswith("vbench: interrupted;")
+
+
 def test_a_decoding_worker_stopped_by_the_groups_signal_is_an_interruption():
     from bench.evaluate.loop import DecoderDied
 

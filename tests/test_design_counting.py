@@ -121,6 +121,22 @@ def test_operators_that_do_work_but_are_not_counted_are_reported():
     assert all(op in MAC_FREE_OPS for op in uncounted.keys() - a.unsupported_ops().keys())
 
 
+def test_free_operators_run_whole_and_count_what_the_decomposition_counts():
+    """Batch and layer norm reach the counter undecomposed (their Python decomposition on the meta device was most
+    of a static run's count), and the MACs are FlopCounterMode's own, which decomposes them."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = nn.Sequential(nn.Conv3d(3, 8, 3), nn.BatchNorm3d(8), nn.ReLU(), nn.AdaptiveAvgPool3d(1), nn.Flatten(),
+                          nn.LayerNorm(8), nn.Linear(8, 5)).eval().to("meta")  # fmt: skip
+    a = MacAnalysis(model, (1, 3, 4, 8, 8))
+    uncounted = a.uncounted_ops()
+    assert uncounted["aten.native_batch_norm"] == 1 and uncounted["aten.native_layer_norm"] == 1
+    assert "aten.rsqrt" not in uncounted  # what their decompositions would have left
+    with FlopCounterMode(display=False) as plain:
+        model(torch.empty(1, 3, 4, 8, 8, device="meta"))
+    assert a.total() == plain.get_total_flops() // 2 == 8 * 3 * 27 * 2 * 6 * 6 + 8 * 5
+
+
 @pytest.mark.parametrize("name", archs.list_archs())
 def test_no_registered_architecture_has_unsupported_operators(name):
     a = MacAnalysis(build_meta(name), (1, *archs.get_arch(name).min_input))

@@ -347,6 +347,11 @@ def _run(
                         raise Interrupted(e.stop_signal) from None
                     typer.echo(f"vbench: error: {_died(e)}; {_finish(options, out_dir)}", err=True)
                     raise typer.Exit(code=signal_exit_code(e.signum)) from None
+                except RuntimeError as e:  # the same death, where torch reports it outside the loop (SIGCHLD)
+                    stop = DecoderDied(str(e), 0, None).stop_signal if "DataLoader worker" in str(e) else None
+                    if stop is None:
+                        raise
+                    raise Interrupted(stop) from None
             except (Interrupted, KeyboardInterrupt):
                 typer.echo(f"vbench: interrupted; {_finish(options, out_dir)}", err=True)
                 raise

@@ -23,12 +23,14 @@ The policy (``docs/compare.md``):
   its memory layout and its place on the machine for all its samples, and two
   processes of the same code differ by more than their samples' spread
   (``reports/benchmarks/gate_power.md``), so a test on pooled samples calls
-  that difference significant. Otherwise the raw samples are tested, and the
-  verdict's note says so.
+  that difference significant. Where both had enough rounds but contended ones
+  left too few quiet, the latency is inconclusive, as for a contended row.
+  Otherwise the raw samples are tested, and the verdict's note says so.
 - Peak memory is one number per row (CUDA's allocator peak is deterministic),
   so it gates on the ratio alone. On the CPU the number is the worker's peak
   resident set, which separate processes of the same code do not reproduce
-  within the tolerance: growth up to :data:`RSS_NOISE` is shown (``~``), not failed.
+  within the tolerance: a change within :data:`RSS_NOISE`, either way, is shown (``~``), neither failed nor
+  called better.
 - A status that gets worse (ok -> anything else) fails. New and removed rows
   are listed, not failed.
 - A row timed while the machine was shared (``contended`` in the base or the
@@ -88,7 +90,8 @@ it was timed on a shared machine (``contended``): not a pass (0), not a regressi
 
 
 RSS_NOISE = 0.25
-"""How far a CPU row's peak memory may grow before it fails, whatever the memory tolerance. A CPU worker's peak
+"""How far a CPU row's peak memory may move (up or down) before it is a change, whatever the memory tolerance
+(any device but CUDA: its figure is the peak RSS). A CPU worker's peak
 memory is its resident set, which separate processes of the same code do not reproduce: mc3_18 at 8x32x32 read
 301.5, 301.6, 301.6 and 327.1 MiB in four runs (8.5 %, beyond the 5 % tolerance), and the committed CPU runs
 differ by 9 and 17 % at 16x112x112 (``docs/compare.md``). CUDA's allocator peak is deterministic: it gates on
@@ -321,46 +324,57 @@ def _samples(row: Mapping[str, Any]) -> list[float]:
     return [v for v in values if v is not None] if all(v is not None and v >= 0 for v in values) else []
 
 
-def _quiet_rounds(row: Mapping[str, Any]) -> list[float]:
-    """The medians of a row's rounds that were not ``contended`` (``round_latency_ms``, ``round_contended``).
-
-    Empty for a row of one round, and for lists that do not pair a positive finite median with a bool flag.
-    """
+def _rounds(row: Mapping[str, Any]) -> tuple[list[float], int]:
+    """The medians of a row's rounds that were not ``contended`` (``round_latency_ms``, ``round_contended``), and
+    how many rounds it had; ``([], 0)`` for a row without them, or with lists that do not pair a positive finite
+    median with a bool flag."""
     medians, flags = row.get("round_latency_ms"), row.get("round_contended")
     if not isinstance(medians, list) or not isinstance(flags, list) or len(medians) != len(flags):
-        return []
+        return [], 0
     if not all(isinstance(f, bool) for f in flags):
-        return []
+        return [], 0
     values = [_number(m) for m in medians]
     if any(v is None or v <= 0 for v in values):
-        return []
-    return [v for v, bad in zip(values, flags) if v is not None and not bad]
+        return [], 0
+    return [v for v, bad in zip(values, flags) if v is not None and not bad], len(values)
+
+
+def _reaches(m: int, n: int, alpha: float) -> bool:
+    """Whether a one-sided rank test of ``m`` against ``n`` values can reach ``alpha`` (at best ``1 / C(m + n, m)``)."""
+    return m >= 2 and n >= 2 and 1 / math.comb(m + n, m) < alpha
 
 
 def rounds_needed(alpha: float) -> int:
     """The fewest rounds a side (equal on both sides) whose medians a one-sided rank test can call different at
     ``alpha``: with ``m`` and ``n`` values and no ties, the smallest p-value is ``1 / C(m + n, m)``."""
     n = 2
-    while 1 / math.comb(2 * n, n) >= alpha:
+    while not _reaches(n, n, alpha):
         n += 1
     return n
 
 
-def _tested(base: Mapping[str, Any], head: Mapping[str, Any], alpha: float) -> tuple[list[float], list[float], str]:
-    """The base's and the head's values for the latency test, and the note that names their unit.
+def _tested(
+    base: Mapping[str, Any], head: Mapping[str, Any], alpha: float
+) -> tuple[list[float], list[float], str, bool]:
+    """The base's and the head's values for the latency test, the note that names their unit, and whether the
+    rows cannot be judged.
 
-    Quiet round medians where both sides have enough of them to reach ``alpha`` (no ties: ``1 / C(m + n, m)``
-    below alpha); else the raw samples, with a note when rounds were there but too few.
+    Quiet round medians where both sides have enough of them to reach ``alpha``. Where both had enough rounds but
+    contended ones left too few quiet: no values, and the rows cannot be judged (testing the pooled samples of
+    the few quiet workers is what rounds are for avoiding). Else the raw samples, with a note when rounds were
+    there but too few.
     """
-    b, h = _quiet_rounds(base), _quiet_rounds(head)
-    if len(b) >= 2 and len(h) >= 2 and 1 / math.comb(len(b) + len(h), len(b)) < alpha:
-        return b, h, f"{len(b)} and {len(h)} rounds"
+    (b, nb), (h, nh) = _rounds(base), _rounds(head)
+    if _reaches(len(b), len(h), alpha):
+        return b, h, f"{len(b)} and {len(h)} rounds", False
+    if _reaches(nb, nh, alpha):
+        return [], [], f"too few quiet rounds: {len(b)} of {nb} and {len(h)} of {nh}", True
     note = ""
-    if len(b) > 1 and len(h) > 1:
+    if nb > 1 and nh > 1:
         note = f"samples: {len(b)} and {len(h)} quiet rounds are too few at alpha {alpha:g}"
-    elif len(b) > 1 or len(h) > 1:
-        note = f"samples: only the {'base' if len(b) > 1 else 'head'} has rounds"
-    return _samples(base), _samples(head), note
+    elif nb > 1 or nh > 1:
+        note = f"samples: only the {'base' if nb > 1 else 'head'} has rounds"
+    return _samples(base), _samples(head), note, False
 
 
 def _exact_changes(base: Mapping[str, Any], head: Mapping[str, Any], label: str) -> list[Change]:
@@ -397,13 +411,13 @@ def _latency_change(base: Mapping[str, Any], head: Mapping[str, Any], label: str
         return None
     ratio = h_med / b_med
     sides = [side for side, row in (("base", base), ("head", head)) if is_contended(row)]
-    if sides:  # whatever the ratio: a shared machine can hide a regression as well as fake one
-        note = f"{' and '.join(sides)} contended"
+    b_values, h_values, unit, short = _tested(base, head, tol.alpha)
+    if sides or short:  # whatever the ratio: a shared machine can hide a regression as well as fake one
+        note = f"{' and '.join(sides)} contended" if sides else unit
         return Change(base["arch"], label, "latency_ms", b_med, h_med, "?", "inconclusive", ratio, None, note)
     if 1 - tol.latency <= ratio <= 1 + tol.latency:
         return None
     slower = ratio > 1
-    b_values, h_values, unit = _tested(base, head, tol.alpha)
     note = "; ".join(n for n in ("noisy" if base.get("noisy") or head.get("noisy") else "", unit) if n)
     if not (b_values and h_values):
         return Change(base["arch"], label, "latency_ms", b_med, h_med, "~", "no raw samples", ratio, None, note)
@@ -421,8 +435,10 @@ def _memory_change(base: Mapping[str, Any], head: Mapping[str, Any], label: str,
     if b is None or h is None or b <= 0:
         return None
     ratio = h / b
+    rss = not str(base.get("device", "")).startswith("cuda")  # off CUDA, the figure is the worker's peak RSS
+    if rss and 1 - tol.memory > ratio >= 1 - RSS_NOISE:
+        return Change(base["arch"], label, "peak_mem_mib", b, h, "~", "less memory", ratio, None, RSS_NOTE)
     if ratio > 1 + tol.memory:
-        rss = not str(base.get("device", "")).startswith("cuda")  # the CPU's figure is the worker's peak RSS
         if rss and ratio <= 1 + RSS_NOISE:
             return Change(base["arch"], label, "peak_mem_mib", b, h, "~", "more memory", ratio, None, RSS_NOTE)
         return Change(base["arch"], label, "peak_mem_mib", b, h, "+", "more memory", ratio)
