@@ -329,7 +329,7 @@ def _run(
     """The evaluation with a progress bar (a plain line per video off a terminal); an interruption prints the
     command that finishes it; a folder made for it that it failed to write anything in is removed."""
     from bench.commands.console import make_console, progress_bar
-    from bench.evaluate.loop import DecoderDied, evaluate
+    from bench.evaluate.loop import decoder_died, evaluate
     from bench.evaluate.store import remove_if_empty
     from bench.run.lifetime import Interrupted, signals_interrupt
 
@@ -342,16 +342,14 @@ def _run(
                 try:
                     return evaluate(model, view, dataset, names, out_dir, options=how, meta=meta, resume=resume,
                                     overwrite=overwrite, on_start=shown.on_start, on_video=shown.on_video)  # fmt: skip
-                except DecoderDied as e:
-                    if e.stop_signal is not None:  # the group's signal reached a decoding worker first
-                        raise Interrupted(e.stop_signal) from None
-                    typer.echo(f"vbench: error: {_died(e)}; {_finish(options, out_dir)}", err=True)
-                    raise typer.Exit(code=signal_exit_code(e.signum)) from None
-                except RuntimeError as e:  # the same death, where torch reports it outside the loop (SIGCHLD)
-                    stop = DecoderDied(str(e), 0, None).stop_signal if "DataLoader worker" in str(e) else None
-                    if stop is None:
+                except RuntimeError as e:  # a decoding worker's death, in the loop or reported outside it
+                    died = decoder_died(e)
+                    if died is None:
                         raise
-                    raise Interrupted(stop) from None
+                    if died.stop_signal is not None:  # the group's signal reached a decoding worker first
+                        raise Interrupted(died.stop_signal) from None
+                    typer.echo(f"vbench: error: {_died(died)}; {_finish(options, out_dir)}", err=True)
+                    raise typer.Exit(code=signal_exit_code(died.signum)) from None
             except (Interrupted, KeyboardInterrupt):
                 typer.echo(f"vbench: interrupted; {_finish(options, out_dir)}", err=True)
                 raise

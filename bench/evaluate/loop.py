@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     import torch
 
 
-__all__ = ["DecoderDied", "EvalOptions", "EvalResult", "check_eval_options", "evaluate"]
+__all__ = ["DecoderDied", "EvalOptions", "EvalResult", "check_eval_options", "decoder_died", "evaluate"]
 
 from bench.evaluate.metrics import TOP_K, Metrics, Timing, compute_metrics
 from bench.evaluate.store import (
@@ -574,6 +574,12 @@ def _named_signal(text: str) -> int | None:
 
     names = {signal.strsignal(s) or s.name: int(s) for s in signal.Signals}
     return next((n for name, n in names.items() if f"signal: {name}" in text), None)
+
+
+def decoder_died(e: RuntimeError) -> DecoderDied | None:
+    """torch's DataLoader-worker death in ``e``'s message as :class:`DecoderDied`, where it surfaced outside the loop
+    (torch's SIGCHLD handler raises wherever the main thread is) and no video can be named; None for other errors."""
+    return e if isinstance(e, DecoderDied) else _dead_worker(None, (), e)
 
 
 def _dead_worker(iterator: Any, todo: Sequence[VideoItem], e: RuntimeError) -> DecoderDied | None:
