@@ -354,7 +354,7 @@ def rounds_needed(alpha: float) -> int:
 
 
 def _tested(
-    base: Mapping[str, Any], head: Mapping[str, Any], alpha: float
+    base: Mapping[str, Any], head: Mapping[str, Any], alpha: float, samples: tuple[list[float], list[float]]
 ) -> tuple[list[float], list[float], str, bool]:
     """The base's and the head's values for the latency test, the note that names their unit, and whether the
     rows cannot be judged.
@@ -362,7 +362,7 @@ def _tested(
     Quiet round medians where both sides have enough of them to reach ``alpha``. Where both had enough rounds but
     contended ones left too few quiet: no values, and the rows cannot be judged (testing the pooled samples of
     the few quiet workers is what rounds are for avoiding). Else the raw samples, with a note when rounds were
-    there but too few.
+    there but too few (``samples``: the rows' raw samples, which the caller has read already).
     """
     (b, nb), (h, nh) = _rounds(base), _rounds(head)
     if _reaches(len(b), len(h), alpha):
@@ -374,7 +374,7 @@ def _tested(
         note = f"samples: {len(b)} and {len(h)} quiet rounds are too few at alpha {alpha:g}"
     elif nb > 1 or nh > 1:
         note = f"samples: only the {'base' if nb > 1 else 'head'} has rounds"
-    return _samples(base), _samples(head), note, False
+    return *samples, note, False
 
 
 def _exact_changes(base: Mapping[str, Any], head: Mapping[str, Any], label: str) -> list[Change]:
@@ -411,7 +411,7 @@ def _latency_change(base: Mapping[str, Any], head: Mapping[str, Any], label: str
         return None
     ratio = h_med / b_med
     sides = [side for side, row in (("base", base), ("head", head)) if is_contended(row)]
-    b_values, h_values, unit, short = _tested(base, head, tol.alpha)
+    b_values, h_values, unit, short = _tested(base, head, tol.alpha, (b_samples, h_samples))
     if sides or short:  # whatever the ratio: a shared machine can hide a regression as well as fake one
         note = f"{' and '.join(sides)} contended" if sides else unit
         return Change(base["arch"], label, "latency_ms", b_med, h_med, "?", "inconclusive", ratio, None, note)
